@@ -1,0 +1,114 @@
+"""What ecsop observes in ECS, as frozen values.
+
+The gateway (``ecsop.ecs``) turns boto3's dicts into these types and nothing
+else leaves it; the reconciler decides from them without ever seeing boto3.
+Keeping them plain and immutable is what lets the decision be a pure function
+that tests can feed with hand-built states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import NewType
+
+TaskDefinitionArn = NewType("TaskDefinitionArn", str)
+Fingerprint = NewType("Fingerprint", str)
+
+# Tags are ecsop's memory. ECS tag keys may contain ':' and values hold 256
+# characters, which fits a task definition ARN and a fingerprint.
+TAG_RELEASE = "ecsop:release"
+"""On task definitions ecsop registers and on services it manages: the release name."""
+TAG_FINGERPRINT = "ecsop:fingerprint"
+"""On task definitions ecsop registers: the release fingerprint they carry."""
+TAG_COMMIT = "ecsop:commit"
+"""On task definitions ecsop registers: the git commit of the spec directory."""
+TAG_LAST_GOOD = "ecsop:last-good"
+"""On the service: ARN of the last task definition proven good (completed and baked)."""
+TAG_FAILED_FINGERPRINT = "ecsop:failed-fingerprint"
+"""On the service: fingerprint of the last release that failed and was rolled back."""
+TAG_FAILED_REASON = "ecsop:failed-reason"
+"""On the service: short machine reason of that failure (``failed_tasks``, ``timeout``...)."""
+
+
+class DeploymentStatus(StrEnum):
+    PRIMARY = "PRIMARY"
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+
+
+class RolloutState(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One entry of ``service.deployments`` (rolling update controller)."""
+
+    id: str
+    status: DeploymentStatus
+    task_definition: TaskDefinitionArn
+    rollout_state: RolloutState | None
+    rollout_state_reason: str
+    desired_count: int
+    running_count: int
+    pending_count: int
+    failed_tasks: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    id: str
+    created_at: datetime
+    message: str
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """One ECS service as DescribeServices (with tags) reports it."""
+
+    arn: str
+    cluster: str
+    name: str
+    status: str
+    task_definition: TaskDefinitionArn
+    desired_count: int
+    running_count: int
+    deployments: tuple[Deployment, ...]
+    tags: Mapping[str, str] = field(default_factory=dict)
+    circuit_breaker_enabled: bool = False
+    circuit_breaker_rollback: bool = False
+    alarm_names: tuple[str, ...] = ()
+    has_load_balancers: bool = False
+    events: tuple[ServiceEvent, ...] = ()
+
+    @property
+    def primary(self) -> Deployment | None:
+        return next((d for d in self.deployments if d.status is DeploymentStatus.PRIMARY), None)
+
+
+@dataclass(frozen=True)
+class ServiceMissing:
+    """DescribeServices named this service in ``failures`` or reported it INACTIVE."""
+
+    cluster: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    """The parts of an (immutable) task definition revision the decision needs."""
+
+    arn: TaskDefinitionArn
+    family: str
+    revision: int
+    images: Mapping[str, str]
+    """Container name -> image reference, for every container in the revision."""
+    tags: Mapping[str, str] = field(default_factory=dict)
