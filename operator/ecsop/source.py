@@ -1,0 +1,488 @@
+"""Reading a spec directory into releases and per-file errors.
+
+The directory is the desired state, kept in sync with git by someone else
+(git-sync, a CI checkout, a mounted ConfigMap). This module turns it into
+valid ``ServiceRelease`` objects plus one ``SpecError`` per problem, each
+naming file, line and field, so that a person can fix it and so that one
+broken file never hides the releases of the others. It never raises on bad
+input: whatever the bytes on disk, the caller gets a result.
+
+Callers: ``ecsop validate`` / ``plan`` (once) and the controller (on every
+change the watcher reports). Watching itself lives in ``ecsop.watcher``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ecsop import spec
+from ecsop.spec import ServiceRelease
+
+MAX_FILE_BYTES = 1024 * 1024
+"""Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
+MAX_YAML_NODES = 100_000
+"""Refuse documents with more YAML nodes than this (alias bombs, runaway generators)."""
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class SpecError:
+    """One problem in the spec directory, as a person needs it to fix it."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    release: str | None = dataclasses.field(default=None, compare=False)
+    """The release name, when the broken document still says which release it is."""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+@dataclass(frozen=True)
+class LoadedRelease:
+    """A valid release and where it came from."""
+
+    release: ServiceRelease
+    file: str
+    line: int
+    region: str
+    """``spec.region``, or the daemon's default region when the spec does not say."""
+
+    @property
+    def name(self) -> str:
+        return self.release.name
+
+    @property
+    def target(self) -> tuple[str, str, str]:
+        """The ECS service this release manages: (region, cluster, service)."""
+        return (self.region, self.release.spec.cluster, self.release.spec.service)
+
+
+@dataclass(frozen=True)
+class SpecSet:
+    """The whole directory, read once: what the daemon reconciles toward."""
+
+    releases: dict[str, LoadedRelease]
+    errors: list[SpecError]
+    files: int
+    commit: str | None
+
+    @property
+    def invalid_releases(self) -> dict[str, list[SpecError]]:
+        """Errors of documents that still name their release, by release name."""
+        by_name: dict[str, list[SpecError]] = defaultdict(list)
+        for error in self.errors:
+            if error.release:
+                by_name[error.release].append(error)
+        return dict(by_name)
+
+
+def load(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    default_region: str = "",
+    allow_mutable_tags: bool = False,
+) -> SpecSet:
+    """Read every spec file under ``paths`` (directories or single files).
+
+    Cross-document rules (unique names, one release per ECS service) apply
+    across all the paths together, as they will for the daemon.
+    """
+    candidates: list[LoadedRelease] = []
+    errors: list[SpecError] = []
+    files = 0
+    for given in paths:
+        for display, real in _spec_files(Path(given), errors):
+            files += 1
+            found, problems = load_file(
+                real, display, default_region=default_region, allow_mutable_tags=allow_mutable_tags
+            )
+            candidates.extend(found)
+            errors.extend(problems)
+    releases, conflicts = _unique(candidates)
+    errors.extend(conflicts)
+    commit = git_commit(Path(paths[0])) if paths else None
+    return SpecSet(releases=releases, errors=sorted(errors), files=files, commit=commit)
+
+
+def load_file(
+    path: Path, display: str, *, default_region: str = "", allow_mutable_tags: bool = False
+) -> tuple[list[LoadedRelease], list[SpecError]]:
+    """Read one file: its valid releases and the errors of its other documents."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return [], [SpecError(display, None, "", f"file is {size} bytes; the limit is 1 MiB")]
+        data = path.read_bytes()
+    except OSError as exc:
+        return [], [SpecError(display, None, "", f"cannot read file: {exc.strerror or exc}")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        return [], [SpecError(display, line, "", f"file is not UTF-8 text (byte 0x{byte})")]
+
+    releases: list[LoadedRelease] = []
+    errors: list[SpecError] = []
+    documents = 0
+    context = {spec.ALLOW_MUTABLE_TAGS: allow_mutable_tags}
+    try:
+        for node, document in _documents(text):
+            if document is None:
+                continue  # empty document (a stray '---'), as kubectl treats it
+            documents += 1
+            lines = _line_map(node)
+            doc_line = node.start_mark.line + 1
+            name = _declared_name(document)
+            duplicates = _duplicate_keys(node)
+            if duplicates:
+                errors.extend(SpecError(display, ln, f, m, name) for ln, f, m in duplicates)
+                continue
+            if not isinstance(document, dict):
+                kind = type(document).__name__
+                msg = f"a document must be a ServiceRelease mapping, not a {kind}"
+                errors.append(SpecError(display, doc_line, "", msg))
+                continue
+            try:
+                release = ServiceRelease.model_validate(document, context=context)
+            except ValidationError as exc:
+                errors.extend(_spec_errors(exc, display, lines, doc_line, name))
+                continue
+            region = release.spec.region or default_region
+            releases.append(LoadedRelease(release, display, doc_line, region))
+    except yaml.YAMLError as exc:
+        return [], [_yaml_error(exc, display)]
+    except RecursionError:
+        return [], [SpecError(display, None, "", "YAML nesting is too deep")]
+    if documents == 0 and not errors:
+        errors.append(SpecError(display, None, "", "file holds no ServiceRelease document"))
+    return releases, errors
+
+
+def git_commit(path: Path) -> str | None:
+    """The commit checked out at ``path``, when it lies in a git work tree.
+
+    ``safe.directory`` is widened because git-sync's checkout is usually owned
+    by another user than the daemon, and git refuses such trees otherwise.
+    """
+    try:
+        directory = path.resolve()
+        if not directory.is_dir():
+            directory = directory.parent
+        result = subprocess.run(
+            ["git", "-c", "safe.directory=*", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and len(commit) >= 40 else None
+
+
+# --- files -----------------------------------------------------------------
+
+
+def _spec_files(given: Path, errors: list[SpecError]) -> Iterator[tuple[str, Path]]:
+    """Yield (display name, real path) of every spec file under ``given``.
+
+    Hidden entries are skipped (``.git``, and the ``..data``/``..<timestamp>``
+    directories of an atomic-writer volume), but a visible symlink is followed
+    when it resolves inside the directory: that is how a ConfigMap volume
+    (``api.yaml -> ..data/api.yaml``) and git-sync (``current -> .worktrees/x``)
+    present their files. Symlinks that leave the directory are refused, so a
+    spec repo cannot make the daemon read arbitrary files.
+    """
+    if not given.exists():
+        errors.append(SpecError(str(given), None, "", "no such file or directory"))
+        return
+    root = given.resolve()
+    if root.is_file():
+        yield str(given), root
+        return
+    seen: set[Path] = set()
+    yield from _walk(root, root, given, seen, errors)
+
+
+def _walk(
+    root: Path, directory: Path, display: Path, seen: set[Path], errors: list[SpecError]
+) -> Iterator[tuple[str, Path]]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        errors.append(SpecError(str(display), None, "", f"cannot list directory: {exc.strerror}"))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        shown = display / entry.name
+        real = Path(entry.path).resolve()
+        if entry.is_symlink() and not real.is_relative_to(root):
+            errors.append(
+                SpecError(
+                    str(shown), None, "", "symlink points outside the spec directory; refused"
+                )
+            )
+            continue
+        if real in seen:
+            continue
+        if real.is_dir():
+            seen.add(real)
+            yield from _walk(root, real, shown, seen, errors)
+        elif real.is_file() and entry.name.lower().endswith(SPEC_SUFFIXES):
+            seen.add(real)
+            yield str(shown), real
+
+
+# --- YAML --------------------------------------------------------------------
+
+
+def _documents(text: str) -> Iterator[tuple[yaml.Node, Any]]:
+    """``yaml.safe_load_all``, keeping each document's node tree for line numbers."""
+    loader = yaml.SafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            if _node_count(node) > MAX_YAML_NODES:
+                raise yaml.YAMLError(f"document has more than {MAX_YAML_NODES} YAML nodes")
+            yield node, loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _children(node: yaml.Node) -> Iterable[tuple[yaml.Node, yaml.Node | None]]:
+    if isinstance(node, yaml.MappingNode):
+        pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
+        return pairs
+    if isinstance(node, yaml.SequenceNode):
+        items: list[yaml.Node] = node.value
+        return ((item, None) for item in items)
+    return ()
+
+
+def _node_count(root: yaml.Node) -> int:
+    """Count nodes, visiting each alias target once (so a billion-laughs graph is cheap)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for first, second in _children(node):
+            stack.append(first)
+            if second is not None:
+                stack.append(second)
+    return len(seen)
+
+
+def _line_map(root: yaml.Node) -> dict[Path_, int]:
+    """Map each field path (``("spec", "containers", "api")``) to its 1-based line."""
+    lines: dict[Path_, int] = {(): root.start_mark.line + 1}
+    seen: set[int] = set()
+    stack: list[tuple[Path_, yaml.Node]] = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*path, str(key.value))
+                lines.setdefault(child, key.start_mark.line + 1)
+                stack.append((child, value))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines.setdefault((*path, index), item.start_mark.line + 1)
+                stack.append(((*path, index), item))
+    return lines
+
+
+def _duplicate_keys(root: yaml.Node) -> list[tuple[int, str, str]]:
+    """YAML silently keeps the last of two equal keys; a spec author never means that."""
+    found: list[tuple[int, str, str]] = []
+    seen: set[int] = set()
+    stack: list[tuple[Path_, yaml.Node]] = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                name = str(key.value)
+                line = key.start_mark.line + 1
+                if name in first:
+                    msg = f"duplicate key {name!r} (first at line {first[name]})"
+                    found.append((line, _dotted((*path, name)), msg))
+                first.setdefault(name, line)
+                stack.append(((*path, name), value))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(((*path, i), item) for i, item in enumerate(node.value))
+    return sorted(found)
+
+
+def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    detail = " ".join(str(p) for p in (context, problem) if p) or str(exc)
+    return SpecError(display, line, "", f"YAML syntax error: {detail}")
+
+
+def _declared_name(document: Any) -> str | None:
+    if isinstance(document, dict):
+        metadata = document.get("metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+            name: str = metadata["name"]
+            return name
+    return None
+
+
+# --- validation errors -------------------------------------------------------
+
+_TYPE_NAMES = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "model_type": "a mapping",
+    "int_from_float": "an integer",
+}
+_PATTERN_HINTS = {
+    "metadata.name": "lowercase letters, digits and '-', starting and ending with a "
+    "letter or digit, at most 63 characters",
+    "spec.roleArn": "an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>",
+    "spec.region": "an AWS region such as us-east-1",
+}
+
+
+def _spec_errors(
+    exc: ValidationError, display: str, lines: dict[Path_, int], doc_line: int, name: str | None
+) -> Iterator[SpecError]:
+    for error in exc.errors(include_url=False):
+        loc: Path_ = tuple(error["loc"])
+        dotted = _dotted(loc)
+        yield SpecError(display, _line_of(loc, lines, doc_line), dotted, _message(error, loc), name)
+
+
+def _line_of(loc: Path_, lines: dict[Path_, int], doc_line: int) -> int:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return doc_line
+
+
+def _dotted(loc: Path_) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(error: Any, loc: Path_) -> str:
+    kind: str = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(loc[:-1])
+        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        return f"unknown field {loc[-1]!r}{hint}"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"must be {expected} (got {given!r})"
+    if kind in _TYPE_NAMES:
+        return f"must be {_TYPE_NAMES[kind]} (got {_describe(given)})"
+    if kind == "string_pattern_mismatch":
+        hint = _PATTERN_HINTS.get(_dotted(loc), "the documented format")
+        return f"{given!r} is not valid: must be {hint}"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return str(error["msg"]).replace("Input should be", "must be") + f" (got {_describe(given)})"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}"
+
+
+def _allowed_fields(loc: Path_) -> list[str]:
+    """The field names a mapping at ``loc`` accepts, read from the pydantic models."""
+    model: type[BaseModel] = ServiceRelease
+    for part in loc:
+        nested = None
+        for name, info in model.model_fields.items():
+            if part in (name, info.alias):
+                annotation = info.annotation
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    nested = annotation
+        if nested is None:
+            return []
+        model = nested
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], list[SpecError]]:
+    """Apply the directory-wide rules: one document per name, one release per service.
+
+    Both sides of a conflict are reported and neither is managed: picking one
+    would let file order decide which images run in production.
+    """
+    errors: list[SpecError] = []
+    by_name: dict[str, list[LoadedRelease]] = defaultdict(list)
+    by_target: dict[tuple[str, str, str], list[LoadedRelease]] = defaultdict(list)
+    for loaded in candidates:
+        by_name[loaded.name].append(loaded)
+        by_target[loaded.target].append(loaded)
+    rejected: set[int] = set()
+    for name, group in by_name.items():
+        if len(group) > 1:
+            for loaded in group:
+                others = ", ".join(f"{o.file}:{o.line}" for o in group if o is not loaded)
+                msg = f"release name {name!r} is also defined at {others}"
+                errors.append(SpecError(loaded.file, loaded.line, "metadata.name", msg, name))
+                rejected.add(id(loaded))
+    for (region, cluster, service), group in by_target.items():
+        if len(group) > 1:
+            for loaded in group:
+                others = ", ".join(
+                    f"{o.name} ({o.file}:{o.line})" for o in group if o is not loaded
+                )
+                where = f"{region or 'the default region'}/{cluster}/{service}"
+                msg = f"service {where} is also managed by {others}"
+                errors.append(SpecError(loaded.file, loaded.line, "spec.service", msg, loaded.name))
+                rejected.add(id(loaded))
+    releases = {c.name: c for c in candidates if id(c) not in rejected}
+    return releases, errors

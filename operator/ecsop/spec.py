@@ -1,0 +1,215 @@
+"""The release spec: the pydantic models of a ``ServiceRelease`` and its fingerprint.
+
+This module is the contract users write against (``shared/DESIGN.md``, "The
+release spec"). Everything here is pure: it validates one already-parsed YAML
+document. Reading files, line numbers and cross-document rules (duplicate
+names, two releases on one service) belong to ``ecsop.source``.
+
+Field names are the camelCase ones users write; Python code reads the
+snake_case attributes. Models are frozen so a loaded spec can be shared across
+worker threads without copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "ecsop.dev/v1"
+KIND = "ServiceRelease"
+
+ALLOW_MUTABLE_TAGS = "allow_mutable_tags"
+"""Key of the pydantic validation context that relaxes digest pinning."""
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+DIGEST_PATTERN = re.compile(r"@sha256:[0-9a-f]{64}$")
+_DIGEST_LIKE = re.compile(r"@[A-Za-z0-9_+.-]+:")
+_IMAGE_PATTERN = re.compile(r"^[^\s@]+(@[^\s@]+)?$")
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d+$"
+
+
+def _check_image(image: str, info: ValidationInfo) -> str:
+    allow_tags = bool((info.context or {}).get(ALLOW_MUTABLE_TAGS, False))
+    problem = image_problem(image, allow_mutable_tags=allow_tags)
+    if problem:
+        raise ValueError(problem)
+    return image
+
+
+Image = Annotated[str, AfterValidator(_check_image)]
+"""An image reference, pinned by digest unless the validation context allows tags."""
+
+
+class _Model(BaseModel):
+    """Shared configuration: unknown fields are errors, YAML types are not coerced."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+class Metadata(_Model):
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=63,
+        description="Unique release name in the spec directory: lowercase letters, digits "
+        "and '-', at most 63 characters, starting and ending with a letter or digit.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Free-form labels, shown in status and logs."
+    )
+
+
+class Rollout(_Model):
+    """How a new revision is watched, and when it is declared good or failed."""
+
+    timeout_seconds: int = Field(
+        default=900,
+        ge=30,
+        le=86400,
+        description="Roll back when the rollout has not completed (and baked) this many "
+        "seconds after its deployment was created.",
+    )
+    bake_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=86400,
+        description="After ECS reports COMPLETED, every health gate must stay green this "
+        "long before the revision is recorded as last-good.",
+    )
+    max_failed_tasks: int = Field(
+        default=1,
+        ge=0,
+        description="Roll back when the new deployment's failedTasks goes above this "
+        "number; independent of the ECS deployment circuit breaker.",
+    )
+    alarms: list[str] = Field(
+        default_factory=list,
+        description="CloudWatch alarm names that must not be in ALARM during rollout and bake.",
+    )
+    target_health: bool | None = Field(
+        default=None,
+        description="Require the new tasks to be healthy in their load balancer target "
+        "groups. Default: on when the service has load balancers.",
+    )
+
+    @field_validator("alarms")
+    @classmethod
+    def _alarm_names(cls, alarms: list[str]) -> list[str]:
+        for alarm in alarms:
+            if not alarm or len(alarm) > 255:
+                raise ValueError("alarm names are 1 to 255 characters")
+        if len(set(alarms)) != len(alarms):
+            raise ValueError("alarm names must not repeat")
+        return alarms
+
+
+class Rollback(_Model):
+    automatic: bool = Field(
+        default=True,
+        description="Put the last-good revision back when a rollout fails. When false, "
+        "a failed rollout is reported (Degraded) and left as it is.",
+    )
+
+
+class ReleaseSpec(_Model):
+    region: str | None = Field(
+        default=None,
+        pattern=REGION_PATTERN,
+        description="AWS region of the service. Default: the daemon's region.",
+    )
+    role_arn: str | None = Field(
+        default=None,
+        pattern=ROLE_ARN_PATTERN,
+        description="IAM role to assume for this release (cross-account deploys).",
+    )
+    cluster: str = Field(min_length=1, max_length=255, description="ECS cluster name.")
+    service: str = Field(min_length=1, max_length=255, description="ECS service name.")
+    containers: dict[str, Image] = Field(
+        min_length=1,
+        description="Container name (as in the task definition) -> image pinned by digest "
+        "(repository@sha256:<64 hex>, optionally repository:tag@sha256:<64 hex>).",
+    )
+    rollout: Rollout = Field(default_factory=Rollout)
+    rollback: Rollback = Field(default_factory=Rollback)
+    suspend: bool = Field(
+        default=False, description="When true ecsop observes the service but changes nothing."
+    )
+
+    @field_validator("containers")
+    @classmethod
+    def _container_names(cls, containers: dict[str, str]) -> dict[str, str]:
+        for name in containers:
+            if not name or len(name) > 255:
+                raise ValueError(f"container name {name!r} must be 1 to 255 characters")
+        return containers
+
+
+class ServiceRelease(_Model):
+    """One release: an ECS service and the images it must run."""
+
+    api_version: Literal["ecsop.dev/v1"] = Field(description="Always ecsop.dev/v1.")
+    kind: Literal["ServiceRelease"] = Field(description="Always ServiceRelease.")
+    metadata: Metadata
+    spec: ReleaseSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.spec.containers)
+
+
+def image_problem(image: str, *, allow_mutable_tags: bool) -> str | None:
+    """Say what is wrong with an image reference, or None when it is acceptable.
+
+    A tag can be moved to other content after review; only a digest names
+    exactly what was reviewed and merged, so digests are required by default.
+    """
+    if not image or not _IMAGE_PATTERN.match(image):
+        return f"{image!r} is not an image reference (repository[:tag]@sha256:<64 hex>)"
+    if DIGEST_PATTERN.search(image):
+        return None
+    if "@" in image:
+        if not _DIGEST_LIKE.search(image) or "@sha256:" not in image:
+            return f"{image!r}: only sha256 digests are supported (@sha256:<64 hex>)"
+        return f"{image!r}: a sha256 digest is exactly 64 lowercase hex characters"
+    if allow_mutable_tags:
+        return None
+    return (
+        f"{image!r} is not pinned by digest: write repository@sha256:<64 hex> "
+        "(tags can move; the daemon accepts them only with --allow-mutable-tags)"
+    )
+
+
+def fingerprint(containers: dict[str, str]) -> str:
+    """A short, stable hash of everything ecsop changes in a task definition.
+
+    Today that is the container images. The same content gives the same
+    fingerprint whatever the key order, file or release name, so a reverted
+    spec finds the task definition revision it registered before.
+    """
+    canonical = json.dumps({"containers": containers}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a ServiceRelease document, for editors' YAML plugins."""
+    schema = ServiceRelease.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://ecsop.dev/schemas/v1/servicerelease.json"
+    schema["title"] = "ecsop ServiceRelease"
+    image = {"type": "string", "pattern": r"^[^\s@]+@sha256:[0-9a-f]{64}$"}
+    schema["$defs"]["ReleaseSpec"]["properties"]["containers"]["additionalProperties"] = image
+    return schema
