@@ -1,0 +1,521 @@
+"""The reconcile decision: (release, observed service, recorded history, now) -> one action.
+
+This is the whole of ecsop's judgement, and it is a pure function: no I/O, no
+clock reads, no globals. Everything it knows arrives as frozen values, so the
+same inputs always give the same decision, every branch is a table-driven unit
+test, and a daemon killed at any instant resumes correctly because the only
+history is what ``Observation`` reads back from AWS tags.
+
+It follows ``shared/DESIGN.md`` ("The reconcile decision") step by step:
+
+1. suspended: no action;
+2. a rollout in progress: ours -> judge its health (roll back on failure);
+   ECS's circuit breaker already rolling back -> record, do not fight; our own
+   rollback -> watch it, and if it fails stop acting; someone else's -> wait;
+3. steady on the desired fingerprint: bake, then record last-good once;
+4. steady elsewhere: failed before -> Degraded until spec change or retry;
+   otherwise deploy (or, for drift, self-heal when allowed).
+
+Callers: the controller (every pass) and ``ecsop plan`` (read-only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ecsop import spec as spec_model
+from ecsop.actions import (
+    Action,
+    Deploy,
+    Failure,
+    Phase,
+    Reason,
+    RecordFailure,
+    RecordLastGood,
+    Rollback,
+    Wait,
+)
+from ecsop.observed import (
+    TAG_FAILED_FINGERPRINT,
+    TAG_FAILED_REASON,
+    TAG_LAST_GOOD,
+    TAG_RELEASE,
+    Deployment,
+    DeploymentStatus,
+    Fingerprint,
+    RolloutState,
+    ServiceState,
+    TaskDefinition,
+    TaskDefinitionArn,
+)
+from ecsop.spec import ServiceRelease
+
+
+@dataclass(frozen=True)
+class Health:
+    """Signals from health probes beyond the ECS deployment (``ecsop.health``).
+
+    Empty means "nothing known to be wrong"; the controller fills it only for
+    releases that are rolling out or baking.
+    """
+
+    alarms_in_alarm: tuple[str, ...] = ()
+    unhealthy_targets: int = 0
+    failing_http_checks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything one pass saw, read fresh from AWS."""
+
+    service: ServiceState
+    task_definitions: Mapping[TaskDefinitionArn, TaskDefinition]
+    """At least the task definitions of every deployment of the service."""
+    health: Health = field(default_factory=Health)
+
+    @property
+    def last_good(self) -> TaskDefinitionArn | None:
+        value = self.service.tags.get(TAG_LAST_GOOD)
+        return TaskDefinitionArn(value) if value else None
+
+    @property
+    def failed_fingerprint(self) -> Fingerprint | None:
+        value = self.service.tags.get(TAG_FAILED_FINGERPRINT)
+        return Fingerprint(value) if value else None
+
+    @property
+    def failed_reason(self) -> str:
+        return self.service.tags.get(TAG_FAILED_REASON, "")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Daemon-wide switches that change decisions."""
+
+    self_heal: bool = True
+    active_poll_seconds: float = 5.0
+
+
+# --- the decision ------------------------------------------------------------------
+
+
+def fingerprint_of(release: ServiceRelease, task_definition: TaskDefinition | None) -> Fingerprint:
+    """The fingerprint a revision would carry for this release, from its images.
+
+    Computed from the images rather than read from ecsop's tag, so a revision
+    registered by hand with the right images counts as in sync, and a tag
+    cannot claim images a revision does not have.
+    """
+    if task_definition is None:
+        return Fingerprint("")
+    images = {}
+    for name in release.spec.containers:
+        if name not in task_definition.images:
+            return Fingerprint("")
+        images[name] = task_definition.images[name]
+    return Fingerprint(spec_model.fingerprint(images))
+
+
+def decide(
+    release: ServiceRelease, observed: Observation, now: datetime, options: Options
+) -> Action:
+    """Choose the one action this pass takes for ``release``."""
+    service = observed.service
+    if release.spec.suspend:
+        return Wait(Phase.SUSPENDED, Reason.SUSPENDED, "spec.suspend is true: observing only", None)
+    desired = Fingerprint(release.fingerprint())
+    primary = service.primary
+    if primary is None:  # ECS always has a PRIMARY; treat its absence as a transient read
+        return Wait(
+            Phase.PROGRESSING,
+            Reason.FOREIGN_DEPLOYMENT,
+            "service has no PRIMARY deployment yet",
+            options.active_poll_seconds,
+        )
+    if _in_progress(service, primary):
+        return _during_rollout(release, observed, primary, desired, now, options)
+    return _when_steady(release, observed, primary, desired, now, options)
+
+
+def _in_progress(service: ServiceState, primary: Deployment) -> bool:
+    if primary.rollout_state is RolloutState.IN_PROGRESS:
+        return True
+    if primary.rollout_state is None:  # services created before rolloutState existed
+        return len(service.deployments) > 1 or primary.running_count != primary.desired_count
+    return False
+
+
+def _failed_ecs_deployment(
+    observed: Observation, release: ServiceRelease, desired: Fingerprint
+) -> Deployment | None:
+    """An older deployment of the desired release that ECS marked FAILED."""
+    for deployment in observed.service.deployments:
+        if deployment.status is DeploymentStatus.PRIMARY:
+            continue
+        td = observed.task_definitions.get(deployment.task_definition)
+        if (
+            deployment.rollout_state is RolloutState.FAILED
+            and fingerprint_of(release, td) == desired
+        ):
+            return deployment
+    return None
+
+
+def _during_rollout(
+    release: ServiceRelease,
+    observed: Observation,
+    primary: Deployment,
+    desired: Fingerprint,
+    now: datetime,
+    options: Options,
+) -> Action:
+    poll = options.active_poll_seconds
+    primary_fp = fingerprint_of(release, observed.task_definitions.get(primary.task_definition))
+    last_good = observed.last_good
+
+    if primary_fp == desired:
+        if (
+            observed.failed_fingerprint == desired
+            and release.spec.rollback.automatic
+            and last_good
+            and last_good != primary.task_definition
+        ):
+            # We recorded the failure but did not get to UpdateService (crash,
+            # throttling): finish the rollback without judging health again.
+            return _rollback(
+                release,
+                observed,
+                desired,
+                Failure(observed.failed_reason or "failed_tasks"),
+                "resuming a rollback that was recorded but not yet issued",
+                poll,
+            )
+        failure = _rollout_failure(release, observed, primary, now)
+        if failure is None:
+            age = int((now - primary.created_at).total_seconds())
+            return Wait(
+                Phase.PROGRESSING,
+                Reason.ROLLOUT_IN_PROGRESS,
+                f"rolling out {desired}: {primary.running_count}/{primary.desired_count} running, "
+                f"{primary.failed_tasks} failed, {age}s of {release.spec.rollout.timeout_seconds}s",
+                poll,
+            )
+        kind, detail = failure
+        return _on_failure(release, observed, desired, kind, detail, poll)
+
+    ecs_failed = _failed_ecs_deployment(observed, release, desired)
+    if ecs_failed is not None:
+        detail = ecs_failed.rollout_state_reason or "ECS circuit breaker failed the deployment"
+        if observed.failed_fingerprint != desired:
+            return RecordFailure(
+                Phase.ROLLING_BACK,
+                Reason.ECS_ROLLING_BACK,
+                f"ECS is rolling back {desired}: {detail}",
+                poll,
+                failed_fingerprint=desired,
+                failure=Failure.ECS_ROLLBACK,
+                detail=detail,
+            )
+        return Wait(
+            Phase.ROLLING_BACK,
+            Reason.ECS_ROLLING_BACK,
+            f"ECS is rolling back {desired}: {detail}",
+            poll,
+        )
+
+    if last_good and primary.task_definition == last_good and observed.failed_fingerprint:
+        # Our own rollback (or ECS's, to the same revision) is under way.
+        if (
+            primary.rollout_state is RolloutState.FAILED
+            or primary.failed_tasks > release.spec.rollout.max_failed_tasks
+            or _age(primary, now) > release.spec.rollout.timeout_seconds
+        ):
+            return _rollback_failed(observed, primary, poll)
+        return Wait(
+            Phase.ROLLING_BACK,
+            Reason.ROLLING_BACK,
+            f"rolling back to {_short(last_good)} after {observed.failed_reason or 'a failure'} "
+            f"of {observed.failed_fingerprint}: "
+            f"{primary.running_count}/{primary.desired_count} running",
+            poll,
+        )
+
+    if _age(primary, now) > release.spec.rollout.timeout_seconds:
+        return Wait(
+            Phase.DEGRADED,
+            Reason.FOREIGN_DEPLOYMENT,
+            f"deployment {primary.id} ({_short(primary.task_definition)}), not started by ecsop "
+            f"for this spec, has not settled after {int(_age(primary, now))}s",
+            poll,
+        )
+    return Wait(
+        Phase.PROGRESSING,
+        Reason.FOREIGN_DEPLOYMENT,
+        f"waiting for deployment {primary.id} ({_short(primary.task_definition)}), "
+        "not started by ecsop for this spec, to settle",
+        poll,
+    )
+
+
+def _rollout_failure(
+    release: ServiceRelease, observed: Observation, primary: Deployment, now: datetime
+) -> tuple[Failure, str] | None:
+    rollout = release.spec.rollout
+    if primary.rollout_state is RolloutState.FAILED:
+        return Failure.CIRCUIT_BREAKER, primary.rollout_state_reason or "deployment FAILED"
+    if primary.failed_tasks > rollout.max_failed_tasks:
+        return Failure.FAILED_TASKS, (
+            f"{primary.failed_tasks} failed tasks (maxFailedTasks {rollout.max_failed_tasks})"
+        )
+    health = _health_failure(release, observed)
+    if health is not None:
+        return health
+    if _age(primary, now) > rollout.timeout_seconds:
+        return Failure.TIMEOUT, (
+            f"not completed {rollout.timeout_seconds}s after the deployment was created"
+        )
+    return None
+
+
+def _health_failure(release: ServiceRelease, observed: Observation) -> tuple[Failure, str] | None:
+    health = observed.health
+    watched = set(release.spec.rollout.alarms) | set(observed.service.alarm_names)
+    firing = [name for name in health.alarms_in_alarm if name in watched]
+    if firing:
+        return Failure.ALARM, f"alarm {firing[0]} is in ALARM"
+    target_health = release.spec.rollout.target_health
+    if target_health is None:
+        target_health = observed.service.has_load_balancers
+    if target_health and health.unhealthy_targets > 0:
+        return Failure.TARGET_HEALTH, f"{health.unhealthy_targets} targets unhealthy"
+    if health.failing_http_checks:
+        return Failure.HTTP_CHECK, f"HTTP check failing: {health.failing_http_checks[0]}"
+    return None
+
+
+def _on_failure(
+    release: ServiceRelease,
+    observed: Observation,
+    desired: Fingerprint,
+    failure: Failure,
+    detail: str,
+    poll: float,
+) -> Action:
+    if not release.spec.rollback.automatic:
+        if observed.failed_fingerprint == desired:
+            return Wait(
+                Phase.DEGRADED,
+                Reason.RELEASE_FAILED,
+                f"release {desired} failed ({failure}: {detail}); automatic rollback is off",
+                None,
+            )
+        return RecordFailure(
+            Phase.DEGRADED,
+            Reason.RELEASE_FAILED,
+            f"release {desired} failed ({failure}: {detail}); automatic rollback is off",
+            poll,
+            failed_fingerprint=desired,
+            failure=failure,
+            detail=detail,
+        )
+    return _rollback(release, observed, desired, failure, detail, poll)
+
+
+def _rollback(
+    release: ServiceRelease,
+    observed: Observation,
+    desired: Fingerprint,
+    failure: Failure,
+    detail: str,
+    poll: float,
+) -> Action:
+    last_good = observed.last_good
+    if last_good is None:
+        message = (
+            f"release {desired} failed ({failure}: {detail}) and there is no last-good revision"
+        )
+        if observed.failed_fingerprint == desired:
+            return Wait(Phase.DEGRADED, Reason.NO_LAST_GOOD, message, None)
+        return RecordFailure(
+            Phase.DEGRADED,
+            Reason.NO_LAST_GOOD,
+            message,
+            poll,
+            failed_fingerprint=desired,
+            failure=failure,
+            detail=detail,
+        )
+    return Rollback(
+        Phase.ROLLING_BACK,
+        Reason.ROLLING_BACK,
+        f"rolling back {desired} to {_short(last_good)}: {failure}: {detail}",
+        poll,
+        to=last_good,
+        failed_fingerprint=desired,
+        failure=failure,
+        detail=detail,
+    )
+
+
+def _rollback_failed(observed: Observation, primary: Deployment, poll: float) -> Action:
+    message = (
+        f"rollback to {_short(primary.task_definition)} is failing "
+        f"({primary.failed_tasks} failed tasks, "
+        f"{primary.rollout_state_reason or 'not completing'}); "
+        "ecsop has stopped acting on this release"
+    )
+    if observed.failed_reason == Failure.ROLLBACK_FAILED:
+        return Wait(Phase.DEGRADED, Reason.ROLLBACK_FAILED, message, None)
+    failed = observed.failed_fingerprint or Fingerprint("")
+    return RecordFailure(
+        Phase.DEGRADED,
+        Reason.ROLLBACK_FAILED,
+        message,
+        poll,
+        failed_fingerprint=failed,
+        failure=Failure.ROLLBACK_FAILED,
+        detail=primary.rollout_state_reason,
+    )
+
+
+def _when_steady(
+    release: ServiceRelease,
+    observed: Observation,
+    primary: Deployment,
+    desired: Fingerprint,
+    now: datetime,
+    options: Options,
+) -> Action:
+    service = observed.service
+    running_td = observed.task_definitions.get(service.task_definition)
+    running_fp = fingerprint_of(release, running_td)
+    last_good = observed.last_good
+    if running_td is not None:
+        unknown = sorted(set(release.spec.containers) - set(running_td.images))
+        if unknown:
+            return Wait(
+                Phase.INVALID,
+                Reason.UNKNOWN_CONTAINER,
+                f"spec.containers names {', '.join(unknown)}, not in the service's task "
+                f"definition {_short(running_td.arn)} "
+                f"(containers: {', '.join(sorted(running_td.images))})",
+                None,
+            )
+
+    if running_fp == desired:
+        return _bake(release, observed, primary, desired, now, options)
+
+    if last_good is None:
+        return RecordLastGood(
+            Phase.PROGRESSING,
+            Reason.ADOPTED,
+            f"first sight of the service: adopting {_short(service.task_definition)} as last-good",
+            0,
+            task_definition=service.task_definition,
+            clear_failure=False,
+        )
+    if observed.failed_fingerprint == desired:
+        if observed.failed_reason == Failure.ROLLBACK_FAILED:
+            reason, what = Reason.ROLLBACK_FAILED, "its rollback failed too"
+        else:
+            reason, what = (
+                Reason.RELEASE_FAILED,
+                f"it failed ({observed.failed_reason or 'unknown'})",
+            )
+        return Wait(
+            Phase.DEGRADED,
+            reason,
+            f"release {desired} is not deployed again: {what}; change the spec or run "
+            f"`ecsop retry {release.name}`",
+            None,
+        )
+    ours = service.task_definition == last_good or (
+        running_td is not None and running_td.tags.get(TAG_RELEASE) == release.name
+    )
+    if ours:
+        return _deploy(release, desired, service, Reason.DEPLOYING, options)
+    if options.self_heal:
+        return _deploy(release, desired, service, Reason.SELF_HEAL, options)
+    return Wait(
+        Phase.DEGRADED,
+        Reason.DRIFTED,
+        f"service runs {_short(service.task_definition)}, changed outside ecsop; "
+        "self-heal is off, so it is reported only",
+        None,
+    )
+
+
+def _bake(
+    release: ServiceRelease,
+    observed: Observation,
+    primary: Deployment,
+    desired: Fingerprint,
+    now: datetime,
+    options: Options,
+) -> Action:
+    service = observed.service
+    if observed.last_good == service.task_definition and observed.failed_fingerprint != desired:
+        return Wait(Phase.SYNCED, Reason.IN_SYNC, f"running {desired}", None)
+    rollout = release.spec.rollout
+    failure: tuple[Failure, str] | None = None
+    if primary.rollout_state is RolloutState.FAILED:
+        failure = (Failure.CIRCUIT_BREAKER, primary.rollout_state_reason or "deployment FAILED")
+    elif primary.failed_tasks > rollout.max_failed_tasks:
+        failure = (
+            Failure.FAILED_TASKS,
+            f"{primary.failed_tasks} failed tasks during bake "
+            f"(maxFailedTasks {rollout.max_failed_tasks})",
+        )
+    else:
+        failure = _health_failure(release, observed)
+    if failure is not None and observed.last_good and observed.last_good != service.task_definition:
+        return _on_failure(
+            release, observed, desired, failure[0], failure[1], options.active_poll_seconds
+        )
+    baked = (now - primary.updated_at).total_seconds()
+    if observed.last_good is not None and baked < rollout.bake_seconds:
+        remaining = rollout.bake_seconds - baked
+        return Wait(
+            Phase.PROGRESSING,
+            Reason.BAKING,
+            f"running {desired}; baking, {int(remaining)}s of {rollout.bake_seconds}s left",
+            min(options.active_poll_seconds, max(remaining, 0.1)),
+        )
+    return RecordLastGood(
+        Phase.SYNCED,
+        Reason.BAKED,
+        f"running {desired}; healthy for {rollout.bake_seconds}s, recorded as last-good",
+        None,
+        task_definition=service.task_definition,
+        clear_failure=observed.failed_fingerprint == desired,
+    )
+
+
+def _deploy(
+    release: ServiceRelease,
+    desired: Fingerprint,
+    service: ServiceState,
+    reason: Reason,
+    options: Options,
+) -> Deploy:
+    verb = "self-healing drift" if reason is Reason.SELF_HEAL else "deploying"
+    return Deploy(
+        Phase.PROGRESSING,
+        reason,
+        f"{verb}: {_short(service.task_definition)} -> {desired}",
+        options.active_poll_seconds,
+        fingerprint=desired,
+        images=dict(release.spec.containers),
+        base=service.task_definition,
+    )
+
+
+def _age(deployment: Deployment, now: datetime) -> float:
+    return (now - deployment.created_at).total_seconds()
+
+
+def _short(arn: str) -> str:
+    """``arn:aws:ecs:...:task-definition/api:42`` -> ``api:42``."""
+    return arn.rsplit("/", 1)[-1]

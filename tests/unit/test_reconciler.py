@@ -1,0 +1,497 @@
+"""The reconcile decision, branch by branch (shared/DESIGN.md, "The reconcile decision")."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ecsop import actions, reconciler
+from ecsop.actions import Failure, Phase, Reason
+from ecsop.observed import (
+    TAG_FAILED_FINGERPRINT,
+    TAG_FAILED_REASON,
+    TAG_LAST_GOOD,
+    TAG_RELEASE,
+    Deployment,
+    DeploymentStatus,
+    RolloutState,
+    ServiceState,
+    TaskDefinition,
+    TaskDefinitionArn,
+)
+from ecsop.reconciler import Health, Observation, Options
+from ecsop.spec import ServiceRelease, fingerprint
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+OLD = "repo/api@sha256:" + "0" * 64
+NEW = "repo/api@sha256:" + "1" * 64
+OTHER = "repo/api@sha256:" + "2" * 64
+SIDE = "repo/log@sha256:" + "9" * 64
+
+
+def arn(revision: int) -> TaskDefinitionArn:
+    return TaskDefinitionArn(f"arn:aws:ecs:us-east-1:111122223333:task-definition/api:{revision}")
+
+
+TD_OLD = TaskDefinition(arn(1), "api", 1, {"api": OLD, "log": SIDE})
+TD_NEW = TaskDefinition(arn(2), "api", 2, {"api": NEW, "log": SIDE}, {TAG_RELEASE: "api-prod"})
+TD_OTHER = TaskDefinition(arn(3), "api", 3, {"api": OTHER, "log": SIDE})
+TDS = {td.arn: td for td in (TD_OLD, TD_NEW, TD_OTHER)}
+FP_NEW = fingerprint({"api": NEW})
+FP_OLD = fingerprint({"api": OLD})
+
+
+def release(image: str = NEW, suspend: bool = False, **rollout: Any) -> ServiceRelease:
+    spec: dict[str, Any] = {
+        "cluster": "prod",
+        "service": "api",
+        "containers": {"api": image},
+        "suspend": suspend,
+    }
+    spec["rollout"] = {"timeoutSeconds": 600, "bakeSeconds": 60, "maxFailedTasks": 1, **rollout}
+    return ServiceRelease.model_validate(
+        {
+            "apiVersion": "ecsop.dev/v1",
+            "kind": "ServiceRelease",
+            "metadata": {"name": "api-prod"},
+            "spec": spec,
+        }
+    )
+
+
+def deployment(
+    td: TaskDefinition,
+    state: RolloutState = RolloutState.COMPLETED,
+    status: DeploymentStatus = DeploymentStatus.PRIMARY,
+    age: float = 3600,
+    updated_ago: float = 3000,
+    failed: int = 0,
+    reason: str = "",
+) -> Deployment:
+    return Deployment(
+        id=f"ecs-svc/{td.revision}{status.value}",
+        status=status,
+        task_definition=td.arn,
+        rollout_state=state,
+        rollout_state_reason=reason,
+        desired_count=2,
+        running_count=2,
+        pending_count=0,
+        failed_tasks=failed,
+        created_at=NOW - timedelta(seconds=age),
+        updated_at=NOW - timedelta(seconds=updated_ago),
+    )
+
+
+def observe(*deployments: Deployment, health: Health | None = None, **tags: str) -> Observation:
+    names = {
+        "last_good": TAG_LAST_GOOD,
+        "failed": TAG_FAILED_FINGERPRINT,
+        "reason": TAG_FAILED_REASON,
+    }
+    service = ServiceState(
+        arn="arn:aws:ecs:us-east-1:111122223333:service/prod/api",
+        cluster="prod",
+        name="api",
+        status="ACTIVE",
+        task_definition=deployments[0].task_definition,
+        desired_count=2,
+        running_count=2,
+        deployments=deployments,
+        tags={names[k]: v for k, v in tags.items()},
+    )
+    return Observation(service=service, task_definitions=TDS, health=health or Health())
+
+
+def decide(rel: ServiceRelease, obs: Observation, *, self_heal: bool = True) -> actions.Action:
+    return reconciler.decide(rel, obs, NOW, Options(self_heal=self_heal, active_poll_seconds=5))
+
+
+STEADY_OLD = deployment(TD_OLD)
+ROLLING_NEW = deployment(TD_NEW, RolloutState.IN_PROGRESS, age=60, updated_ago=10)
+ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
+
+
+@pytest.mark.parametrize(
+    ("rel", "obs", "expected"),
+    [
+        # 1. suspended
+        pytest.param(
+            release(suspend=True),
+            observe(STEADY_OLD, last_good=arn(1)),
+            ("Wait", Phase.SUSPENDED, Reason.SUSPENDED),
+            id="suspended",
+        ),
+        # 2. rollout in progress, ours
+        pytest.param(
+            release(),
+            observe(ROLLING_NEW, ACTIVE_OLD, last_good=arn(1)),
+            ("Wait", Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS),
+            id="ours-healthy",
+        ),
+        pytest.param(
+            release(),
+            observe(replace(ROLLING_NEW, failed_tasks=2), ACTIVE_OLD, last_good=arn(1)),
+            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="ours-failed-tasks",
+        ),
+        pytest.param(
+            release(),
+            observe(replace(ROLLING_NEW, failed_tasks=1), ACTIVE_OLD, last_good=arn(1)),
+            ("Wait", Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS),
+            id="ours-at-threshold",
+        ),
+        pytest.param(
+            release(),
+            observe(
+                replace(ROLLING_NEW, created_at=NOW - timedelta(seconds=601)),
+                ACTIVE_OLD,
+                last_good=arn(1),
+            ),
+            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="ours-timeout",
+        ),
+        pytest.param(
+            release(),
+            observe(
+                replace(
+                    ROLLING_NEW,
+                    rollout_state=RolloutState.FAILED,
+                    rollout_state_reason="circuit breaker",
+                ),
+                ACTIVE_OLD,
+                last_good=arn(1),
+            ),
+            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="ours-breaker-failed",
+        ),
+        pytest.param(
+            release(alarms=["api-5xx"]),
+            observe(
+                ROLLING_NEW,
+                ACTIVE_OLD,
+                last_good=arn(1),
+                health=Health(alarms_in_alarm=("api-5xx",)),
+            ),
+            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="ours-alarm",
+        ),
+        pytest.param(
+            release(alarms=["api-5xx"]),
+            observe(
+                ROLLING_NEW,
+                ACTIVE_OLD,
+                last_good=arn(1),
+                health=Health(alarms_in_alarm=("unrelated",)),
+            ),
+            ("Wait", Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS),
+            id="ours-unwatched-alarm",
+        ),
+        pytest.param(
+            release(targetHealth=True),
+            observe(ROLLING_NEW, ACTIVE_OLD, last_good=arn(1), health=Health(unhealthy_targets=1)),
+            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="ours-target-health",
+        ),
+        pytest.param(
+            release(),
+            observe(replace(ROLLING_NEW, failed_tasks=5), ACTIVE_OLD),
+            ("RecordFailure", Phase.DEGRADED, Reason.NO_LAST_GOOD),
+            id="ours-failed-no-last-good",
+        ),
+        pytest.param(
+            release(),
+            observe(
+                replace(ROLLING_NEW, failed_tasks=5),
+                ACTIVE_OLD,
+                failed=FP_NEW,
+                reason="failed_tasks",
+            ),
+            ("Wait", Phase.DEGRADED, Reason.NO_LAST_GOOD),
+            id="ours-failed-no-last-good-recorded",
+        ),
+        pytest.param(
+            release(),
+            observe(ROLLING_NEW, ACTIVE_OLD, last_good=arn(1), failed=FP_NEW, reason="timeout"),
+            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="resume-recorded-rollback",
+        ),
+        # 2. ECS's circuit breaker is rolling back our release
+        pytest.param(
+            release(),
+            observe(
+                deployment(TD_OLD, RolloutState.IN_PROGRESS, age=10),
+                deployment(
+                    TD_NEW,
+                    RolloutState.FAILED,
+                    DeploymentStatus.ACTIVE,
+                    reason="tasks failed to start",
+                ),
+                last_good=arn(1),
+            ),
+            ("RecordFailure", Phase.ROLLING_BACK, Reason.ECS_ROLLING_BACK),
+            id="ecs-rollback",
+        ),
+        pytest.param(
+            release(),
+            observe(
+                deployment(TD_OLD, RolloutState.IN_PROGRESS, age=10),
+                deployment(TD_NEW, RolloutState.FAILED, DeploymentStatus.ACTIVE),
+                last_good=arn(1),
+                failed=FP_NEW,
+                reason="ecs_rollback",
+            ),
+            ("Wait", Phase.ROLLING_BACK, Reason.ECS_ROLLING_BACK),
+            id="ecs-rollback-recorded",
+        ),
+        # 2. our own rollback in progress, and failing
+        pytest.param(
+            release(),
+            observe(
+                deployment(TD_OLD, RolloutState.IN_PROGRESS, age=10),
+                deployment(TD_NEW, status=DeploymentStatus.ACTIVE),
+                last_good=arn(1),
+                failed=FP_NEW,
+                reason="failed_tasks",
+            ),
+            ("Wait", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="our-rollback",
+        ),
+        pytest.param(
+            release(),
+            observe(
+                deployment(TD_OLD, RolloutState.IN_PROGRESS, age=10, failed=3),
+                deployment(TD_NEW, status=DeploymentStatus.ACTIVE),
+                last_good=arn(1),
+                failed=FP_NEW,
+                reason="failed_tasks",
+            ),
+            ("RecordFailure", Phase.DEGRADED, Reason.ROLLBACK_FAILED),
+            id="rollback-failing",
+        ),
+        pytest.param(
+            release(),
+            observe(
+                deployment(TD_OLD, RolloutState.IN_PROGRESS, age=10, failed=3),
+                deployment(TD_NEW, status=DeploymentStatus.ACTIVE),
+                last_good=arn(1),
+                failed=FP_NEW,
+                reason="rollback_failed",
+            ),
+            ("Wait", Phase.DEGRADED, Reason.ROLLBACK_FAILED),
+            id="rollback-failed-recorded",
+        ),
+        # 2. someone else's deployment
+        pytest.param(
+            release(),
+            observe(
+                deployment(TD_OTHER, RolloutState.IN_PROGRESS, age=10), ACTIVE_OLD, last_good=arn(1)
+            ),
+            ("Wait", Phase.PROGRESSING, Reason.FOREIGN_DEPLOYMENT),
+            id="foreign",
+        ),
+        pytest.param(
+            release(),
+            observe(
+                deployment(TD_OTHER, RolloutState.IN_PROGRESS, age=700),
+                ACTIVE_OLD,
+                last_good=arn(1),
+            ),
+            ("Wait", Phase.DEGRADED, Reason.FOREIGN_DEPLOYMENT),
+            id="foreign-stuck",
+        ),
+        # 3. steady on the desired fingerprint
+        pytest.param(
+            release(),
+            observe(deployment(TD_NEW, updated_ago=30), last_good=arn(1)),
+            ("Wait", Phase.PROGRESSING, Reason.BAKING),
+            id="baking",
+        ),
+        pytest.param(
+            release(),
+            observe(deployment(TD_NEW, updated_ago=61), last_good=arn(1)),
+            ("RecordLastGood", Phase.SYNCED, Reason.BAKED),
+            id="baked",
+        ),
+        pytest.param(
+            release(),
+            observe(deployment(TD_NEW, updated_ago=30, failed=2), last_good=arn(1)),
+            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="bake-failed-tasks",
+        ),
+        pytest.param(
+            release(alarms=["api-5xx"]),
+            observe(
+                deployment(TD_NEW, updated_ago=30),
+                last_good=arn(1),
+                health=Health(alarms_in_alarm=("api-5xx",)),
+            ),
+            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="bake-alarm",
+        ),
+        pytest.param(
+            release(),
+            observe(deployment(TD_NEW, RolloutState.FAILED, failed=1), last_good=arn(1)),
+            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="breaker-failed-no-rollback",
+        ),
+        pytest.param(
+            release(),
+            observe(deployment(TD_NEW), last_good=arn(2)),
+            ("Wait", Phase.SYNCED, Reason.IN_SYNC),
+            id="synced",
+        ),
+        pytest.param(
+            release(),
+            observe(deployment(TD_NEW)),
+            ("RecordLastGood", Phase.SYNCED, Reason.BAKED),
+            id="adopt-when-already-desired",
+        ),
+        pytest.param(
+            release(),
+            observe(
+                deployment(TD_NEW, updated_ago=61),
+                last_good=arn(1),
+                failed=FP_NEW,
+                reason="failed_tasks",
+            ),
+            ("RecordLastGood", Phase.SYNCED, Reason.BAKED),
+            id="retried-release-baked",
+        ),
+        # 4. steady elsewhere
+        pytest.param(
+            release(),
+            observe(STEADY_OLD),
+            ("RecordLastGood", Phase.PROGRESSING, Reason.ADOPTED),
+            id="adopt-first-sight",
+        ),
+        pytest.param(
+            release(),
+            observe(STEADY_OLD, last_good=arn(1)),
+            ("Deploy", Phase.PROGRESSING, Reason.DEPLOYING),
+            id="deploy",
+        ),
+        pytest.param(
+            release(),
+            observe(STEADY_OLD, last_good=arn(1), failed=FP_NEW, reason="failed_tasks"),
+            ("Wait", Phase.DEGRADED, Reason.RELEASE_FAILED),
+            id="failed-not-retried",
+        ),
+        pytest.param(
+            release(OTHER),
+            observe(STEADY_OLD, last_good=arn(1), failed=FP_NEW, reason="timeout"),
+            ("Deploy", Phase.PROGRESSING, Reason.DEPLOYING),
+            id="spec-changed-after-failure",
+        ),
+        pytest.param(
+            release(OLD),
+            observe(STEADY_OLD, last_good=arn(1), failed=FP_NEW),
+            ("Wait", Phase.SYNCED, Reason.IN_SYNC),
+            id="reverted-to-last-good",
+        ),
+        pytest.param(
+            release(OLD),
+            observe(deployment(TD_OTHER), last_good=arn(1)),
+            ("Deploy", Phase.PROGRESSING, Reason.SELF_HEAL),
+            id="drift-self-heal",
+        ),
+        pytest.param(
+            release(OLD),
+            observe(deployment(TD_NEW), last_good=arn(1)),
+            ("Deploy", Phase.PROGRESSING, Reason.DEPLOYING),
+            id="running-our-older-revision",
+        ),
+        pytest.param(
+            release("repo/x@sha256:" + "3" * 64),
+            observe(STEADY_OLD, last_good=arn(1), failed=FP_OLD, reason="rollback_failed"),
+            ("Deploy", Phase.PROGRESSING, Reason.DEPLOYING),
+            id="new-spec-after-rollback-failed",
+        ),
+    ],
+)
+def test_decision(
+    rel: ServiceRelease,
+    obs: Observation,
+    expected: tuple[str, Phase, Reason],
+) -> None:
+    action = decide(rel, obs)
+    assert (type(action).__name__, action.phase, action.reason) == expected, action.message
+
+
+def test_drift_without_self_heal_is_reported_only() -> None:
+    action = decide(release(OLD), observe(deployment(TD_OTHER), last_good=arn(1)), self_heal=False)
+    assert (type(action), action.phase, action.reason) == (
+        actions.Wait,
+        Phase.DEGRADED,
+        Reason.DRIFTED,
+    )
+
+
+def test_deploy_carries_images_and_base() -> None:
+    action = decide(release(), observe(STEADY_OLD, last_good=arn(1)))
+    assert isinstance(action, actions.Deploy)
+    assert (action.fingerprint, dict(action.images), action.base) == (FP_NEW, {"api": NEW}, arn(1))
+    assert action.requeue_after == 5
+
+
+def test_rollback_targets_last_good_and_records_the_failure() -> None:
+    obs = observe(replace(ROLLING_NEW, failed_tasks=2), ACTIVE_OLD, last_good=arn(1))
+    action = decide(release(), obs)
+    assert isinstance(action, actions.Rollback)
+    assert (action.to, action.failed_fingerprint, action.failure) == (
+        arn(1),
+        FP_NEW,
+        Failure.FAILED_TASKS,
+    )
+    assert "2 failed tasks" in action.detail
+
+
+def test_no_automatic_rollback_records_failure_only() -> None:
+    rel = release()
+    rel = rel.model_copy(
+        update={
+            "spec": rel.spec.model_copy(
+                update={"rollback": rel.spec.rollback.model_copy(update={"automatic": False})}
+            )
+        }
+    )
+    obs = observe(replace(ROLLING_NEW, failed_tasks=2), ACTIVE_OLD, last_good=arn(1))
+    action = decide(rel, obs)
+    assert isinstance(action, actions.RecordFailure) and action.phase is Phase.DEGRADED
+    recorded = observe(
+        replace(ROLLING_NEW, failed_tasks=2),
+        ACTIVE_OLD,
+        last_good=arn(1),
+        failed=FP_NEW,
+        reason="failed_tasks",
+    )
+    assert isinstance(decide(rel, recorded), actions.Wait)
+
+
+def test_unknown_container_is_invalid_not_deployed() -> None:
+    rel = ServiceRelease.model_validate(
+        {
+            "apiVersion": "ecsop.dev/v1",
+            "kind": "ServiceRelease",
+            "metadata": {"name": "api-prod"},
+            "spec": {"cluster": "prod", "service": "api", "containers": {"app": NEW}},
+        }
+    )
+    action = decide(rel, observe(STEADY_OLD, last_good=arn(1)))
+    assert (action.phase, action.reason) == (Phase.INVALID, Reason.UNKNOWN_CONTAINER)
+    assert "app" in action.message and "api, log" in action.message
+
+
+def test_bake_requeues_when_bake_ends() -> None:
+    action = decide(
+        release(bakeSeconds=60), observe(deployment(TD_NEW, updated_ago=58), last_good=arn(1))
+    )
+    assert action.reason is Reason.BAKING and action.requeue_after == pytest.approx(2)
+
+
+def test_decide_is_pure() -> None:
+    obs = observe(replace(ROLLING_NEW, failed_tasks=2), ACTIVE_OLD, last_good=arn(1))
+    assert decide(release(), obs) == decide(release(), obs)
