@@ -44,6 +44,8 @@ class Reason(StrEnum):
     DRIFTED = "Drifted"
     SELF_HEAL = "SelfHeal"
     UNKNOWN_CONTAINER = "UnknownContainer"
+    SERVICE_NOT_FOUND = "ServiceNotFound"
+    INVALID_SPEC = "InvalidSpec"
 
 
 class Failure(StrEnum):
@@ -86,6 +88,8 @@ class Deploy(Action):
     fingerprint: Fingerprint
     images: Mapping[str, str]
     base: TaskDefinitionArn
+    reuse: TaskDefinitionArn | None = None
+    """A known revision that already carries ``fingerprint`` (e.g. last-good on a revert)."""
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,13 @@ class ServiceState:
     alarm_names: tuple[str, ...] = ()
     has_load_balancers: bool = False
     events: tuple[ServiceEvent, ...] = ()
+    observed_at: datetime | None = None
+    """AWS's clock when this was read (the response's Date header).
+
+    Decisions compare deployment timestamps with this rather than the local
+    clock: it is immune to skew on the daemon's host, and in the sandbox it is
+    the simulator's (faster) clock.
+    """
 
     @property
     def primary(self) -> Deployment | None:

@@ -435,9 +435,9 @@ def _when_steady(
         running_td is not None and running_td.tags.get(TAG_RELEASE) == release.name
     )
     if ours:
-        return _deploy(release, desired, service, Reason.DEPLOYING, options)
+        return _deploy(release, observed, desired, Reason.DEPLOYING, options)
     if options.self_heal:
-        return _deploy(release, desired, service, Reason.SELF_HEAL, options)
+        return _deploy(release, observed, desired, Reason.SELF_HEAL, options)
     return Wait(
         Phase.DEGRADED,
         Reason.DRIFTED,
@@ -485,7 +485,7 @@ def _bake(
         )
     return RecordLastGood(
         Phase.SYNCED,
-        Reason.BAKED,
+        Reason.BAKED if observed.last_good else Reason.ADOPTED,
         f"running {desired}; healthy for {rollout.bake_seconds}s, recorded as last-good",
         None,
         task_definition=service.task_definition,
@@ -495,12 +495,17 @@ def _bake(
 
 def _deploy(
     release: ServiceRelease,
+    observed: Observation,
     desired: Fingerprint,
-    service: ServiceState,
     reason: Reason,
     options: Options,
 ) -> Deploy:
+    service = observed.service
     verb = "self-healing drift" if reason is Reason.SELF_HEAL else "deploying"
+    last_good = observed.last_good
+    reuse = None
+    if last_good and fingerprint_of(release, observed.task_definitions.get(last_good)) == desired:
+        reuse = last_good  # a revert: the proven revision is right there
     return Deploy(
         Phase.PROGRESSING,
         reason,
@@ -509,6 +514,7 @@ def _deploy(
         fingerprint=desired,
         images=dict(release.spec.containers),
         base=service.task_definition,
+        reuse=reuse,
     )
 
 

@@ -347,7 +347,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
         pytest.param(
             release(),
             observe(deployment(TD_NEW)),
-            ("RecordLastGood", Phase.SYNCED, Reason.BAKED),
+            ("RecordLastGood", Phase.SYNCED, Reason.ADOPTED),
             id="adopt-when-already-desired",
         ),
         pytest.param(

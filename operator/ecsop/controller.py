@@ -1,0 +1,459 @@
+"""The control loop: a work queue of release names, workers, resync, watching.
+
+Shaped like controller-runtime: triggers (the spec watcher, the periodic
+resync, requeues) put release *names* on a de-duplicating queue; a bounded
+pool of workers takes one name at a time, observes afresh, asks the pure
+``reconciler.decide`` for one action, has ``executor`` carry it out, and
+requeues: after ``requeue_after`` when the decision asks, with per-release
+exponential backoff after an error, or on the next resync otherwise.
+
+Callers: ``ecsop run`` builds one ``Controller`` and runs it until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from ecsop import executor, source
+from ecsop.actions import (
+    Action,
+    Deploy,
+    Failure,
+    Phase,
+    Reason,
+    RecordFailure,
+    RecordLastGood,
+    Rollback,
+    Wait,
+)
+from ecsop.aws import AwsError
+from ecsop.metrics import Metrics
+from ecsop.observed import ServiceMissing, ServiceState, TaskDefinitionArn
+from ecsop.observer import GatewayFor, ServiceObserver, observation_of
+from ecsop.reconciler import Observation, Options, decide, fingerprint_of
+from ecsop.source import LoadedRelease, SpecSet
+from ecsop.status import ReleaseStatus, Rollout, StatusStore
+from ecsop.watcher import SpecWatcher
+from ecsop.workqueue import RateLimitingQueue
+
+log = structlog.get_logger("ecsop.controller")
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    specs: Path
+    """The spec directory (may be, or be under, git-sync's symlink)."""
+    default_region: str
+    """Region of releases whose spec does not name one."""
+    resync_seconds: float = 30.0
+    """Every release is observed (in batches) and reconciled this often."""
+    active_poll_seconds: float = 5.0
+    """Releases with a rollout in progress are observed this often."""
+    workers: int = 4
+    """Releases reconciled at once; each holds at most one AWS call in flight."""
+    self_heal: bool = True
+    """Put back services changed outside ecsop (else report them only)."""
+    allow_mutable_tags: bool = False
+    """Accept images pinned by tag only."""
+    debounce_seconds: float = 0.05
+    """Quiet time after a burst of file events before the directory is read."""
+    shutdown_grace_seconds: float = 30.0
+    """On SIGTERM, how long to wait for reconciles in flight to finish."""
+
+
+class Controller:
+    def __init__(
+        self,
+        settings: ControllerSettings,
+        gateway_for: GatewayFor,
+        metrics: Metrics,
+        statuses: StatusStore | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.statuses = statuses or StatusStore()
+        self.queue = RateLimitingQueue(
+            on_depth=metrics.workqueue_depth.set, on_retry=metrics.workqueue_retries.inc
+        )
+        self.observer = ServiceObserver(gateway_for, max_age_seconds=settings.resync_seconds)
+        self._gateway_for = gateway_for
+        self._clock = clock
+        self._options = Options(
+            self_heal=settings.self_heal, active_poll_seconds=settings.active_poll_seconds
+        )
+        self._load_lock = threading.Lock()
+        self._specs = SpecSet(releases={}, errors=[], files=0, commit=None)
+        self._last_valid: dict[str, LoadedRelease] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._watcher: SpecWatcher | None = None
+        self.specs_loaded = threading.Event()
+        self.aws_reachable = threading.Event()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.reload_specs()
+        self._watcher = SpecWatcher(
+            self.settings.specs,
+            on_change=self.reload_specs,
+            debounce_seconds=self.settings.debounce_seconds,
+        )
+        self._watcher.start()
+        for index in range(self.settings.workers):
+            self._spawn(self._work, f"ecsop-worker-{index}")
+        self._spawn(self._resync_forever, "ecsop-resync")
+        log.info(
+            "controller started", specs=str(self.settings.specs), workers=self.settings.workers
+        )
+
+    def stop(self) -> None:
+        """Stop taking work; let reconciles in flight finish their AWS call."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.stop()
+        self.queue.shutdown()
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        log.info("controller stopped")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # --- triggers --------------------------------------------------------------------
+
+    def reload_specs(self) -> None:
+        """Read the directory; queue the releases whose spec changed, appeared or vanished."""
+        with self._load_lock:
+            fresh = source.load(
+                [self.settings.specs],
+                default_region=self.settings.default_region,
+                allow_mutable_tags=self.settings.allow_mutable_tags,
+            )
+            before = self._specs
+            self._specs = fresh
+            self._last_valid.update(fresh.releases)
+            for name in list(self._last_valid):
+                if name not in fresh.releases and name not in fresh.invalid_releases:
+                    del self._last_valid[name]
+        self.metrics.set_specs([e.file for e in fresh.errors], len(fresh.errors), fresh.commit)
+        if fresh.errors and [str(e) for e in fresh.errors] != [str(e) for e in before.errors]:
+            for error in fresh.errors:
+                log.warning(
+                    "invalid spec",
+                    file=error.file,
+                    line=error.line,
+                    field=error.field,
+                    error=error.message,
+                    release=error.release,
+                )
+        changed = {
+            name
+            for name, loaded in fresh.releases.items()
+            if name not in before.releases or before.releases[name].release != loaded.release
+        }
+        vanished = set(before.releases) - set(fresh.releases)
+        invalid = set(fresh.invalid_releases) - set(before.invalid_releases)
+        for name in sorted(changed | vanished | invalid):
+            loaded = fresh.releases.get(name) or self._last_valid.get(name)
+            if loaded is not None:
+                self.observer.invalidate(loaded)
+            self.queue.add(name)
+        if fresh.commit != before.commit or changed:
+            log.info(
+                "specs loaded",
+                commit=fresh.commit,
+                releases=len(fresh.releases),
+                errors=len(fresh.errors),
+                changed=sorted(changed),
+            )
+        self.specs_loaded.set()
+
+    def _resync_forever(self) -> None:
+        while not self._stop.is_set():
+            self.resync()
+            self._stop.wait(self.settings.resync_seconds)
+
+    def resync(self) -> None:
+        """Re-read the directory (in case an event was missed), observe everything, queue it all."""
+        self.reload_specs()
+        with self._load_lock:
+            releases = dict(self._last_valid)
+            names = set(self._specs.releases) | set(self._specs.invalid_releases)
+        errors = self.observer.refresh(releases.values())
+        if errors:
+            self.aws_reachable.clear()
+            log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
+        elif releases:
+            self.aws_reachable.set()
+        for name in sorted(names):
+            self.queue.add(name)
+
+    # --- workers ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            name = self.queue.get()
+            if name is None:
+                return
+            started = time.perf_counter()
+            try:
+                requeue = self.reconcile(name)
+            except Exception as exc:  # any failure: back off this release only
+                self._on_error(name, exc)
+                self.queue.add_rate_limited(name)
+                self.metrics.reconciles.labels(name, "error").inc()
+            else:
+                self.queue.forget(name)
+                if requeue is not None and not self._stop.is_set():
+                    self.queue.add_after(name, requeue)
+                self.metrics.reconciles.labels(
+                    name, "requeue" if requeue is not None else "success"
+                ).inc()
+            finally:
+                self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+                self.queue.done(name)
+
+    def reconcile(self, name: str) -> float | None:
+        """One pass for one release. Returns seconds until the next pass, or None."""
+        with self._load_lock:
+            specs = self._specs
+            loaded = specs.releases.get(name)
+            problems = specs.invalid_releases.get(name, [])
+            last_valid = self._last_valid.get(name)
+        if loaded is None and problems and last_valid is not None:
+            return self._reconcile(last_valid, specs.commit, problems=[str(p) for p in problems])
+        if loaded is None:
+            if problems:
+                self._put_invalid(name, problems)
+                return None
+            self.statuses.remove(name)
+            self.metrics.forget_release(name)
+            log.info(
+                "release left the spec directory; no longer managed (nothing is deleted)",
+                release=name,
+            )
+            return None
+        return self._reconcile(loaded, specs.commit, problems=[])
+
+    def _reconcile(
+        self, loaded: LoadedRelease, commit: str | None, problems: list[str]
+    ) -> float | None:
+        spec = loaded.release.spec
+        gateway = self._gateway_for(loaded.region, spec.role_arn)
+        state = self.observer.observe(loaded)
+        self.aws_reachable.set()
+        if isinstance(state, ServiceMissing):
+            action: Action = Wait(
+                Phase.DEGRADED,
+                Reason.SERVICE_NOT_FOUND,
+                f"service {state.cluster}/{state.name} not found: {state.reason}",
+                None,
+            )
+            self._record(loaded, commit, action, None)
+            return None
+        observation = observation_of(gateway, state)
+        now = state.observed_at or self._clock()
+        action = decide(loaded.release, observation, now, self._options)
+        if problems and isinstance(action, Deploy):
+            action = Wait(
+                Phase.INVALID,
+                Reason.INVALID_SPEC,
+                f"spec is invalid, not deploying: {problems[0]}",
+                None,
+            )
+        elif problems and action.phase in (Phase.SYNCED, Phase.PROGRESSING):
+            action = Wait(
+                Phase.INVALID,
+                Reason.INVALID_SPEC,
+                f"spec is invalid (last valid spec still watched): {problems[0]}",
+                action.requeue_after,
+            )
+        applied = executor.execute(action, gateway, state, loaded.name, commit)
+        if not isinstance(action, Wait):
+            self.observer.invalidate(loaded)
+        self._count(loaded, action, observation, now)
+        self._record(loaded, commit, action, observation, applied.task_definition)
+        return action.requeue_after
+
+    # --- status, metrics, logs ----------------------------------------------------------
+
+    def _record(
+        self,
+        loaded: LoadedRelease,
+        commit: str | None,
+        action: Action,
+        observation: Observation | None,
+        applied_td: TaskDefinitionArn | None = None,
+    ) -> None:
+        spec = loaded.release.spec
+        service: ServiceState | None = observation.service if observation else None
+        running = (
+            observation.task_definitions.get(service.task_definition)
+            if observation and service
+            else None
+        )
+        desired_fp = loaded.release.fingerprint()
+        running_fp = fingerprint_of(loaded.release, running) if running else ""
+        previous = self.statuses.get(loaded.name)
+        last_rollout = previous.last_rollout if previous else None
+        rollout = _rollout_of(action, self._clock())
+        if rollout is not None:
+            last_rollout = rollout
+        status = ReleaseStatus(
+            name=loaded.name,
+            region=loaded.region,
+            cluster=spec.cluster,
+            service=spec.service,
+            file=loaded.file,
+            commit=commit,
+            phase=action.phase,
+            reason=action.reason.value,
+            message=action.message,
+            desired_fingerprint=desired_fp,
+            desired_images=dict(spec.containers),
+            running_fingerprint=running_fp,
+            running_images={c: running.images[c] for c in spec.containers if c in running.images}
+            if running
+            else {},
+            running_task_definition=service.task_definition if service else "",
+            deployment_id=service.primary.id if service and service.primary else "",
+            last_good=observation.last_good or "" if observation else "",
+            failed_fingerprint=observation.failed_fingerprint or "" if observation else "",
+            failed_reason=observation.failed_reason if observation else "",
+            last_rollout=last_rollout,
+        )
+        self.statuses.put(status, self._clock())
+        self.metrics.set_release(
+            loaded.name,
+            spec.cluster,
+            spec.service,
+            loaded.region,
+            action.phase,
+            bool(running_fp) and running_fp == desired_fp,
+        )
+        changed = previous is None or (previous.phase, previous.reason) != (
+            action.phase,
+            action.reason.value,
+        )
+        if changed or not isinstance(action, Wait):
+            log.info(
+                action.message,
+                release=loaded.name,
+                cluster=spec.cluster,
+                service=spec.service,
+                fingerprint=desired_fp,
+                commit=commit,
+                deployment=status.deployment_id,
+                action=type(action).__name__,
+                reason=action.reason.value,
+                phase=action.phase.value,
+                task_definition=applied_td,
+            )
+
+    def _put_invalid(self, name: str, problems: list[source.SpecError]) -> None:
+        first = problems[0]
+        status = ReleaseStatus(
+            name=name,
+            region="",
+            cluster="",
+            service="",
+            file=first.file,
+            commit=self._specs.commit,
+            phase=Phase.INVALID,
+            reason=Reason.INVALID_SPEC.value,
+            message=str(first),
+        )
+        previous = self.statuses.get(name)
+        self.statuses.put(status, self._clock())
+        self.metrics.set_release(name, "", "", "", Phase.INVALID, False)
+        if previous is None or previous.phase is not Phase.INVALID:
+            log.warning(
+                "release spec is invalid",
+                release=name,
+                error=str(first),
+                action="Wait",
+                reason=Reason.INVALID_SPEC.value,
+            )
+
+    def _count(
+        self, loaded: LoadedRelease, action: Action, observation: Observation, now: datetime
+    ) -> None:
+        name = loaded.name
+        if isinstance(action, Rollback):
+            self.metrics.deployments.labels(name, "rolled_back").inc()
+            self.metrics.rollbacks.labels(name, action.failure.value).inc()
+        elif isinstance(action, RecordFailure):
+            if action.failure is Failure.ECS_ROLLBACK:
+                self.metrics.deployments.labels(name, "rolled_back").inc()
+                self.metrics.rollbacks.labels(name, action.failure.value).inc()
+            else:
+                self.metrics.deployments.labels(name, "failed").inc()
+        elif isinstance(action, RecordLastGood) and action.reason is Reason.BAKED:
+            primary = observation.service.primary
+            self.metrics.deployments.labels(name, "succeeded").inc()
+            if primary is not None:
+                self.metrics.deployment_duration.labels(name).observe(
+                    max(0.0, (now - primary.created_at).total_seconds())
+                )
+            self.metrics.last_success.labels(name).set(time.time())
+
+    def _on_error(self, name: str, exc: Exception) -> None:
+        code = exc.code if isinstance(exc, AwsError) else type(exc).__name__
+        message = exc.message if isinstance(exc, AwsError) else str(exc)
+        previous = self.statuses.get(name)
+        with self._load_lock:
+            loaded = self._specs.releases.get(name) or self._last_valid.get(name)
+        text = f"{code}: {message}"
+        if previous is None or previous.message != text:
+            log.error(
+                "reconcile failed",
+                release=name,
+                error_code=code,
+                error=message,
+                action="Error",
+                reason=code,
+                exc_info=not isinstance(exc, AwsError),
+            )
+        if loaded is None:
+            return
+        spec = loaded.release.spec
+        base = previous or ReleaseStatus(
+            name=name,
+            region=loaded.region,
+            cluster=spec.cluster,
+            service=spec.service,
+            file=loaded.file,
+            commit=self._specs.commit,
+            phase=Phase.DEGRADED,
+            reason=code,
+            message=text,
+        )
+        self.statuses.put(
+            replace(base, phase=Phase.DEGRADED, reason=code, message=text), self._clock()
+        )
+        self.metrics.set_release(
+            name, spec.cluster, spec.service, loaded.region, Phase.DEGRADED, False
+        )
+
+
+def _rollout_of(action: Action, now: datetime) -> Rollout | None:
+    if isinstance(action, Rollback):
+        return Rollout("rolled_back", action.failure.value, action.detail, now)
+    if isinstance(action, RecordFailure):
+        outcome = "rolled_back" if action.failure is Failure.ECS_ROLLBACK else "failed"
+        return Rollout(outcome, action.failure.value, action.detail, now)
+    if isinstance(action, RecordLastGood) and action.reason is Reason.BAKED:
+        return Rollout("succeeded", "baked", action.message, now)
+    return None

@@ -1,0 +1,68 @@
+"""``ecsop status``: a running daemon's ``/status`` as a table that fits 80 columns."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+
+def main(url: str, *, as_json: bool) -> int:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/status", timeout=10) as response:
+            body = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"ecsop status: cannot read {url}/status: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print(render(body.get("releases", []), datetime.now(UTC)))
+    return 0
+
+
+def render(releases: list[dict[str, Any]], now: datetime) -> str:
+    """One block per release: a fixed-width summary line, then the message wrapped below."""
+    header = f"{'RELEASE':<24} {'SERVICE':<20} {'PHASE':<11} {'RUNNING':<8} {'DESIRED':<8} AGE"
+    lines = [header]
+    for item in releases:
+        target = f"{item.get('cluster', '')}/{item.get('service', '')}"
+        running = _short(item.get("runningImages", {}))
+        desired = _short(item.get("desiredImages", {}))
+        lines.append(
+            f"{_cut(item['name'], 24):<24} {_cut(target, 20):<20} {item['phase']:<11} "
+            f"{running:<8} {desired:<8} {_age(item.get('lastChange'), now)}"
+        )
+        message = item.get("message", "")
+        rollout = item.get("lastRollout") or {}
+        if rollout.get("outcome") and rollout.get("outcome") != "succeeded":
+            message += f" [last rollout {rollout['outcome']}: {rollout.get('reason', '')}]"
+        for start in range(0, min(len(message), 300), 76):
+            lines.append(f"    {message[start : start + 76]}")
+    return "\n".join(lines)
+
+
+def _short(images: dict[str, str]) -> str:
+    """The first container's digest, 7 hex characters, as git shows commits."""
+    for image in images.values():
+        if "@sha256:" in image:
+            return image.split("@sha256:", 1)[1][:7]
+        return image.rsplit(":", 1)[-1][:7]
+    return "-"
+
+
+def _age(when: str | None, now: datetime) -> str:
+    if not when:
+        return "-"
+    seconds = int((now - datetime.fromisoformat(when)).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

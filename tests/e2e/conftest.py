@@ -1,0 +1,275 @@
+"""End-to-end harness: the sandbox endpoint and the daemon, each a real process.
+
+Specs live in a real git repository that tests commit to; the daemon watches
+it like a git-sync checkout. Time is the simulator's: the sandbox runs its
+clock fast, and the daemon reads AWS time from responses, so a 60-second bake
+takes a fraction of a real second and nothing here sleeps long.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+REGISTRY = "111122223333.dkr.ecr.us-east-1.amazonaws.com/shop"
+
+
+def digest(label: str) -> str:
+    import hashlib
+
+    return f"{REGISTRY}@sha256:{hashlib.sha256(label.encode()).hexdigest()}"
+
+
+GOOD_V1 = digest("v1")
+GOOD_V2 = digest("v2")
+GOOD_V3 = digest("v3")
+CRASH = digest("crash")
+SIDECAR = digest("sidecar")
+
+
+def scenario(clock_speed: float = 20.0, throttle: float = 0.0) -> dict[str, Any]:
+    def service(desired: int, breaker: bool) -> dict[str, Any]:
+        return {
+            "desiredCount": desired,
+            "deploymentConfiguration": {
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+                "deploymentCircuitBreaker": {"enable": breaker, "rollback": breaker},
+            },
+            "taskDefinition": {
+                "family": "shop",
+                "containerDefinitions": [
+                    {"name": "app", "image": GOOD_V1, "essential": True,
+                     "secrets": [{"name": "DB_PASSWORD",
+                                  "valueFrom": "arn:aws:ssm:us-east-1:111122223333:parameter/db"}]},
+                    {"name": "sidecar", "image": SIDECAR, "essential": False},
+                ],
+                "tags": [{"key": "team", "value": "shop"}],
+            },
+        }
+
+    return {
+        "region": "us-east-1",
+        "clockSpeed": clock_speed,
+        "seed": 7,
+        "images": {
+            GOOD_V1: {"behavior": "healthy", "startSeconds": 5},
+            GOOD_V2: {"behavior": "healthy", "startSeconds": 5},
+            GOOD_V3: {"behavior": "healthy", "startSeconds": 5},
+            SIDECAR: {"behavior": "healthy", "startSeconds": 1},
+            CRASH: {"behavior": "crashloop", "exitCode": 1, "crashAfterSeconds": 5},
+        },
+        "clusters": {"prod": {"services": {
+            "shop": service(2, breaker=False),
+            "shop-breaker": {**service(2, breaker=True),
+                             "taskDefinition": {**service(2, True)["taskDefinition"],
+                                                "family": "shop-breaker"}},
+        }}},
+        "faults": {"throttleRate": throttle, "errorRate": 0.0},
+    }
+
+
+def release_doc(name: str, service: str, image: str, **rollout: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "ecsop.dev/v1",
+        "kind": "ServiceRelease",
+        "metadata": {"name": name},
+        "spec": {
+            "cluster": "prod",
+            "service": service,
+            "containers": {"app": image},
+            "rollout": {"timeoutSeconds": 600, "bakeSeconds": 30, "maxFailedTasks": 1, **rollout},
+        },
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # the endpoint may be starting, or throttling
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+class Sandbox:
+    def __init__(self, tmp: Path, config: dict[str, Any]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        path = tmp / "scenario.yaml"
+        path.write_text(yaml.safe_dump(config))
+        self.log = (tmp / "sandbox.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ecsop", "sandbox", "--scenario", str(path), "--port", str(self.port)],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: self.control("GET", "clock"), 30, "sandbox endpoint")
+        self.ecs = boto3.client("ecs", endpoint_url=self.url, region_name="us-east-1",
+                                aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}/_sandbox/{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def calls(self, operation: str) -> int:
+        found = self.control("GET", "calls")["calls"]
+        return sum(c["count"] for c in found if c["operation"] == operation)
+
+    def service(self, name: str) -> dict[str, Any]:
+        svc: dict[str, Any] = self.ecs.describe_services(cluster="prod", services=[name], include=["TAGS"])["services"][0]
+        return svc
+
+    def tags(self, name: str) -> dict[str, str]:
+        return {t["key"]: t["value"] for t in self.service(name).get("tags", [])}
+
+    def image_of(self, name: str) -> str:
+        arn = self.service(name)["taskDefinition"]
+        td = self.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        return next(c["image"] for c in td["containerDefinitions"] if c["name"] == "app")
+
+    def steady_on(self, name: str, image: str) -> bool:
+        svc = self.service(name)
+        deployments = svc["deployments"]
+        return (len(deployments) == 1 and deployments[0].get("rolloutState") == "COMPLETED"
+                and self.image_of(name) == image)
+
+    def revisions(self, family: str) -> int:
+        return len(self.ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class SpecRepo:
+    """A real git repository of release specs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir()
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str) -> str:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
+               "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}
+        out = subprocess.run(["git", *args], cwd=self.path, env=env, check=True, capture_output=True)
+        return out.stdout.decode().strip()
+
+    def commit(self, files: dict[str, Any], message: str) -> str:
+        for name, content in files.items():
+            text = content if isinstance(content, str) else yaml.safe_dump_all(
+                content if isinstance(content, list) else [content])
+            (self.path / name).write_text(text)
+        self.git("add", "-A")
+        self.git("commit", "-qm", message)
+        return self.git("rev-parse", "HEAD")
+
+
+class Daemon:
+    def __init__(self, tmp: Path, sandbox: Sandbox, specs: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / f"daemon-{self.port}.log"
+        self.log = self.log_path.open("w")
+        env = {**os.environ, "AWS_ENDPOINT_URL": sandbox.url, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ecsop", "run", "--specs", str(specs), "--metrics-host", "127.0.0.1",
+             "--metrics-port", str(self.port), "--resync-interval", "2", "--active-poll-interval", "0.25",
+             "--log-format", "json", "--workers", "2", *extra],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env,
+        )
+        wait_for(lambda: self.get("/healthz"), 30, "daemon /healthz")
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as response:
+            body = response.read()
+            return json.loads(body) if path == "/status" else body.decode()
+
+    def release(self, name: str) -> dict[str, Any]:
+        releases = self.get("/status")["releases"]
+        return next((r for r in releases if r["name"] == name), {})
+
+    def logs(self) -> list[dict[str, Any]]:
+        lines = self.log_path.read_text().splitlines()
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = -9
+        self.log.close()
+        return code
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    box = Sandbox(tmp_path, scenario())
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> SpecRepo:
+    return SpecRepo(tmp_path / "specs")
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path, sandbox: Sandbox, repo: SpecRepo) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
+
+    def start(*extra: str) -> Daemon:
+        daemon = Daemon(tmp_path, sandbox, repo.path, *extra)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.stop()

@@ -1,0 +1,184 @@
+"""The daemon as a process against the sandbox endpoint, specs in a real git repo."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ecsop.spec import fingerprint
+
+from .conftest import (
+    CRASH,
+    GOOD_V1,
+    GOOD_V2,
+    GOOD_V3,
+    SIDECAR,
+    Daemon,
+    Sandbox,
+    SpecRepo,
+    release_doc,
+    scenario,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+StartDaemon = Callable[..., Daemon]
+
+
+def synced(daemon: Daemon, name: str) -> bool:
+    return daemon.release(name).get("phase") == "Synced"
+
+
+def last_good_runs(sandbox: Sandbox, service: str, image: str) -> bool:
+    svc = sandbox.service(service)
+    tags = {t["key"]: t["value"] for t in svc.get("tags", [])}
+    return sandbox.steady_on(service, image) and tags.get("ecsop:last-good") == svc["taskDefinition"]
+
+
+def test_deploy_rollback_revert_and_redeploy(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V1)}, "adopt shop")
+    daemon = start_daemon()
+    wait_for(lambda: synced(daemon, "shop"), 20, "shop adopted and synced")
+    assert sandbox.tags("shop")["ecsop:last-good"] == sandbox.service("shop")["taskDefinition"]
+
+    # A commit changing the digest deploys it, and it becomes last-good after bake.
+    commit = repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V2)}, "shop v2")
+    wait_for(lambda: last_good_runs(sandbox, "shop", GOOD_V2), 30, "v2 deployed and baked")
+    td = sandbox.ecs.describe_task_definition(
+        taskDefinition=sandbox.service("shop")["taskDefinition"], include=["TAGS"]
+    )
+    containers = {c["name"]: c for c in td["taskDefinition"]["containerDefinitions"]}
+    assert containers["sidecar"]["image"] == SIDECAR
+    assert containers["app"]["secrets"][0]["name"] == "DB_PASSWORD"
+    tags = {t["key"]: t["value"] for t in td["tags"]}
+    assert tags["team"] == "shop"
+    assert tags["ecsop:release"] == "shop"
+    assert tags["ecsop:fingerprint"] == fingerprint({"app": GOOD_V2})
+    assert tags["ecsop:commit"] == commit
+    v2_arn = sandbox.service("shop")["taskDefinition"]
+
+    # A crash-looping digest is rolled back to last-good and then left alone.
+    repo.commit({"shop.yaml": release_doc("shop", "shop", CRASH)}, "shop crash")
+    wait_for(
+        lambda: sandbox.tags("shop").get("ecsop:failed-fingerprint") == fingerprint({"app": CRASH}),
+        30, "failure recorded",
+    )
+    wait_for(lambda: sandbox.steady_on("shop", GOOD_V2), 30, "rolled back to v2")
+    assert sandbox.service("shop")["taskDefinition"] == v2_arn
+    status = wait_for(lambda: daemon.release("shop") if daemon.release("shop")["phase"] == "Degraded"
+                      else None, 10, "Degraded status")
+    assert status["lastRollout"]["outcome"] == "rolled_back"
+    assert status["lastRollout"]["reason"] == "failed_tasks"
+    assert sandbox.tags("shop")["ecsop:failed-reason"] == "failed_tasks"
+
+    updates, registers = sandbox.calls("UpdateService"), sandbox.calls("RegisterTaskDefinition")
+    time.sleep(3.5)  # over a minute of simulated time at 20x
+    assert (sandbox.calls("UpdateService"), sandbox.calls("RegisterTaskDefinition")) == (
+        updates, registers,
+    ), "a failed release must not be retried"
+
+    # Reverting the commit leaves the service on last-good, with no new revision.
+    revisions = sandbox.revisions("shop")
+    repo.git("revert", "--no-edit", "HEAD")
+    wait_for(lambda: synced(daemon, "shop"), 20, "synced after revert")
+    time.sleep(1)
+    assert sandbox.calls("RegisterTaskDefinition") == registers
+    assert sandbox.calls("UpdateService") == updates
+    assert sandbox.revisions("shop") == revisions
+    assert sandbox.service("shop")["taskDefinition"] == v2_arn
+
+    # A healthy commit after that deploys.
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V3)}, "shop v3")
+    wait_for(lambda: last_good_runs(sandbox, "shop", GOOD_V3), 30, "v3 deployed and baked")
+    assert daemon.stop() == 0
+
+
+def test_kill_9_mid_rollout_converges_without_duplicates(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    slow = GOOD_V2
+    sandbox.control("POST", "images", {slow: {"behavior": "slow", "startSeconds": 120}})
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V1)}, "adopt")
+    daemon = start_daemon()
+    wait_for(lambda: synced(daemon, "shop"), 20, "adopted")
+    repo.commit({"shop.yaml": release_doc("shop", "shop", slow)}, "slow v2")
+    wait_for(lambda: len(sandbox.service("shop")["deployments"]) > 1, 10, "rollout started")
+    daemon.kill()
+    registers = sandbox.calls("RegisterTaskDefinition")
+    restarted = start_daemon()
+    wait_for(lambda: last_good_runs(sandbox, "shop", slow), 60, "rollout finished after restart")
+    assert sandbox.calls("RegisterTaskDefinition") == registers == 1
+    assert sandbox.revisions("shop") == 2
+    assert sandbox.calls("UpdateService") == 1
+    assert restarted.stop() == 0
+
+
+def test_ecs_circuit_breaker_rollback_is_recorded_not_fought(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    repo.commit({"shop.yaml": release_doc("breaker", "shop-breaker", GOOD_V1, maxFailedTasks=50)}, "a")
+    daemon = start_daemon()
+    wait_for(lambda: synced(daemon, "breaker"), 20, "adopted")
+    original = sandbox.service("shop-breaker")["taskDefinition"]
+    repo.commit({"shop.yaml": release_doc("breaker", "shop-breaker", CRASH, maxFailedTasks=50)}, "b")
+    wait_for(
+        lambda: sandbox.tags("shop-breaker").get("ecsop:failed-reason") == "ecs_rollback", 40,
+        "ECS rollback recorded",
+    )
+    wait_for(lambda: sandbox.steady_on("shop-breaker", GOOD_V1), 40, "ECS rolled back")
+    assert sandbox.service("shop-breaker")["taskDefinition"] == original
+    assert sandbox.calls("UpdateService") == 1, "ecsop deployed once and let ECS roll back"
+    wait_for(lambda: daemon.release("breaker")["phase"] == "Degraded", 10, "Degraded")
+
+
+def test_broken_spec_does_not_stop_the_others(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    broken = release_doc("breaker", "shop-breaker", "shop:latest")
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V2), "broken.yaml": broken,
+                 "garbage.yaml": "spec: [unclosed\n"}, "mixed")
+    daemon = start_daemon()
+    wait_for(lambda: last_good_runs(sandbox, "shop", GOOD_V2), 30, "good release deployed")
+    status = wait_for(lambda: daemon.release("breaker"), 10, "broken release in status")
+    assert status["phase"] == "Invalid"
+    assert "not pinned by digest" in status["message"]
+    metrics = daemon.get("/metrics")
+    assert "ecsop_spec_errors 2.0" in metrics
+
+
+def test_service_changed_by_hand_is_put_back(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V1)}, "adopt")
+    daemon = start_daemon()
+    wait_for(lambda: synced(daemon, "shop"), 20, "adopted")
+    base = sandbox.ecs.describe_task_definition(taskDefinition="shop")["taskDefinition"]
+    manual = sandbox.ecs.register_task_definition(
+        family="shop",
+        containerDefinitions=[{**c, "image": GOOD_V3} if c["name"] == "app" else c
+                              for c in base["containerDefinitions"]],
+    )["taskDefinition"]["taskDefinitionArn"]
+    sandbox.ecs.update_service(cluster="prod", service="shop", taskDefinition=manual)
+    wait_for(lambda: sandbox.steady_on("shop", GOOD_V3), 30, "manual change rolled out")
+    wait_for(lambda: last_good_runs(sandbox, "shop", GOOD_V1), 40, "put back to the spec")
+
+
+def test_twenty_percent_throttling_still_converges(tmp_path: Path) -> None:
+    box = Sandbox(tmp_path, scenario(throttle=0.2))
+    repo = SpecRepo(tmp_path / "specs")
+    try:
+        repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V2)}, "v2")
+        daemon = Daemon(tmp_path, box, repo.path)
+        try:
+            wait_for(lambda: last_good_runs(box, "shop", GOOD_V2), 60, "converged under throttling")
+            metrics = daemon.get("/metrics")
+            assert 'code="ThrottlingException"' in metrics
+        finally:
+            daemon.stop()
+    finally:
+        box.stop()
