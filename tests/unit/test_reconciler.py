@@ -495,3 +495,14 @@ def test_bake_requeues_when_bake_ends() -> None:
 def test_decide_is_pure() -> None:
     obs = observe(replace(ROLLING_NEW, failed_tasks=2), ACTIVE_OLD, last_good=arn(1))
     assert decide(release(), obs) == decide(release(), obs)
+
+
+def test_self_heal_back_to_last_good_reuses_it() -> None:
+    action = decide(release(OLD), observe(deployment(TD_OTHER), last_good=arn(1)))
+    assert isinstance(action, actions.Deploy)
+    assert action.reuse == arn(1)
+
+
+def test_new_images_do_not_reuse_last_good() -> None:
+    action = decide(release(), observe(STEADY_OLD, last_good=arn(1)))
+    assert isinstance(action, actions.Deploy) and action.reuse is None
