@@ -483,10 +483,16 @@ def _bake(
             f"running {desired}; baking, {int(remaining)}s of {rollout.bake_seconds}s left",
             min(options.active_poll_seconds, max(remaining, 0.1)),
         )
+    if observed.last_good is None:
+        reason = Reason.ADOPTED
+        message = f"first sight of the service, already running {desired}: adopted as last-good"
+    else:
+        reason = Reason.BAKED
+        message = f"running {desired}; healthy for {rollout.bake_seconds}s, recorded as last-good"
     return RecordLastGood(
         Phase.SYNCED,
-        Reason.BAKED if observed.last_good else Reason.ADOPTED,
-        f"running {desired}; healthy for {rollout.bake_seconds}s, recorded as last-good",
+        reason,
+        message,
         None,
         task_definition=service.task_definition,
         clear_failure=observed.failed_fingerprint == desired,

@@ -52,10 +52,19 @@ def scenario(clock_speed: float = 20.0, throttle: float = 0.0) -> dict[str, Any]
             "taskDefinition": {
                 "family": "shop",
                 "containerDefinitions": [
-                    {"name": "app", "image": GOOD_V1, "essential": True,
-                     "secrets": [{"name": "DB_PASSWORD",
-                                  "valueFrom": "arn:aws:ssm:us-east-1:111122223333:parameter/db"}]},
-                    {"name": "sidecar", "image": SIDECAR, "essential": False},
+                    {
+                        "name": "app",
+                        "image": GOOD_V1,
+                        "essential": True,
+                        "memory": 256,
+                        "secrets": [
+                            {
+                                "name": "DB_PASSWORD",
+                                "valueFrom": "arn:aws:ssm:us-east-1:111122223333:parameter/db",
+                            }
+                        ],
+                    },
+                    {"name": "sidecar", "image": SIDECAR, "essential": False, "memory": 64},
                 ],
                 "tags": [{"key": "team", "value": "shop"}],
             },
@@ -72,12 +81,20 @@ def scenario(clock_speed: float = 20.0, throttle: float = 0.0) -> dict[str, Any]
             SIDECAR: {"behavior": "healthy", "startSeconds": 1},
             CRASH: {"behavior": "crashloop", "exitCode": 1, "crashAfterSeconds": 5},
         },
-        "clusters": {"prod": {"services": {
-            "shop": service(2, breaker=False),
-            "shop-breaker": {**service(2, breaker=True),
-                             "taskDefinition": {**service(2, True)["taskDefinition"],
-                                                "family": "shop-breaker"}},
-        }}},
+        "clusters": {
+            "prod": {
+                "services": {
+                    "shop": service(2, breaker=False),
+                    "shop-breaker": {
+                        **service(2, breaker=True),
+                        "taskDefinition": {
+                            **service(2, True)["taskDefinition"],
+                            "family": "shop-breaker",
+                        },
+                    },
+                }
+            }
+        },
         "faults": {"throttleRate": throttle, "errorRate": 0.0},
     }
 
@@ -125,17 +142,36 @@ class Sandbox:
         path.write_text(yaml.safe_dump(config))
         self.log = (tmp / "sandbox.log").open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ecsop", "sandbox", "--scenario", str(path), "--port", str(self.port)],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "ecsop",
+                "sandbox",
+                "--scenario",
+                str(path),
+                "--port",
+                str(self.port),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         wait_for(lambda: self.control("GET", "clock"), 30, "sandbox endpoint")
-        self.ecs = boto3.client("ecs", endpoint_url=self.url, region_name="us-east-1",
-                                aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.ecs = boto3.client(
+            "ecs",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.url}/_sandbox/{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/_sandbox/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.load(response)
 
@@ -144,7 +180,9 @@ class Sandbox:
         return sum(c["count"] for c in found if c["operation"] == operation)
 
     def service(self, name: str) -> dict[str, Any]:
-        svc: dict[str, Any] = self.ecs.describe_services(cluster="prod", services=[name], include=["TAGS"])["services"][0]
+        svc: dict[str, Any] = self.ecs.describe_services(
+            cluster="prod", services=[name], include=["TAGS"]
+        )["services"][0]
         return svc
 
     def tags(self, name: str) -> dict[str, str]:
@@ -158,8 +196,11 @@ class Sandbox:
     def steady_on(self, name: str, image: str) -> bool:
         svc = self.service(name)
         deployments = svc["deployments"]
-        return (len(deployments) == 1 and deployments[0].get("rolloutState") == "COMPLETED"
-                and self.image_of(name) == image)
+        return (
+            len(deployments) == 1
+            and deployments[0].get("rolloutState") == "COMPLETED"
+            and self.image_of(name) == image
+        )
 
     def revisions(self, family: str) -> int:
         return len(self.ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"])
@@ -182,15 +223,25 @@ class SpecRepo:
         self.git("init", "-q", "-b", "main")
 
     def git(self, *args: str) -> str:
-        env = {**os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
-               "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@example.com"}
-        out = subprocess.run(["git", *args], cwd=self.path, env=env, check=True, capture_output=True)
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "dev",
+            "GIT_AUTHOR_EMAIL": "dev@example.com",
+            "GIT_COMMITTER_NAME": "dev",
+            "GIT_COMMITTER_EMAIL": "dev@example.com",
+        }
+        out = subprocess.run(
+            ["git", *args], cwd=self.path, env=env, check=True, capture_output=True
+        )
         return out.stdout.decode().strip()
 
     def commit(self, files: dict[str, Any], message: str) -> str:
         for name, content in files.items():
-            text = content if isinstance(content, str) else yaml.safe_dump_all(
-                content if isinstance(content, list) else [content])
+            text = (
+                content
+                if isinstance(content, str)
+                else yaml.safe_dump_all(content if isinstance(content, list) else [content])
+            )
             (self.path / name).write_text(text)
         self.git("add", "-A")
         self.git("commit", "-qm", message)
@@ -203,13 +254,38 @@ class Daemon:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"daemon-{self.port}.log"
         self.log = self.log_path.open("w")
-        env = {**os.environ, "AWS_ENDPOINT_URL": sandbox.url, "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": sandbox.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ecsop", "run", "--specs", str(specs), "--metrics-host", "127.0.0.1",
-             "--metrics-port", str(self.port), "--resync-interval", "2", "--active-poll-interval", "0.25",
-             "--log-format", "json", "--workers", "2", *extra],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "ecsop",
+                "run",
+                "--specs",
+                str(specs),
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(self.port),
+                "--resync-interval",
+                "2",
+                "--active-poll-interval",
+                "0.25",
+                "--log-format",
+                "json",
+                "--workers",
+                "2",
+                *extra,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         wait_for(lambda: self.get("/healthz"), 30, "daemon /healthz")
 
@@ -261,7 +337,9 @@ def repo(tmp_path: Path) -> SpecRepo:
 
 
 @pytest.fixture
-def start_daemon(tmp_path: Path, sandbox: Sandbox, repo: SpecRepo) -> Iterator[Callable[..., Daemon]]:
+def start_daemon(
+    tmp_path: Path, sandbox: Sandbox, repo: SpecRepo
+) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
     def start(*extra: str) -> Daemon:

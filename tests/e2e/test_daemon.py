@@ -35,7 +35,9 @@ def synced(daemon: Daemon, name: str) -> bool:
 def last_good_runs(sandbox: Sandbox, service: str, image: str) -> bool:
     svc = sandbox.service(service)
     tags = {t["key"]: t["value"] for t in svc.get("tags", [])}
-    return sandbox.steady_on(service, image) and tags.get("ecsop:last-good") == svc["taskDefinition"]
+    return (
+        sandbox.steady_on(service, image) and tags.get("ecsop:last-good") == svc["taskDefinition"]
+    )
 
 
 def test_deploy_rollback_revert_and_redeploy(
@@ -66,12 +68,16 @@ def test_deploy_rollback_revert_and_redeploy(
     repo.commit({"shop.yaml": release_doc("shop", "shop", CRASH)}, "shop crash")
     wait_for(
         lambda: sandbox.tags("shop").get("ecsop:failed-fingerprint") == fingerprint({"app": CRASH}),
-        30, "failure recorded",
+        30,
+        "failure recorded",
     )
     wait_for(lambda: sandbox.steady_on("shop", GOOD_V2), 30, "rolled back to v2")
     assert sandbox.service("shop")["taskDefinition"] == v2_arn
-    status = wait_for(lambda: daemon.release("shop") if daemon.release("shop")["phase"] == "Degraded"
-                      else None, 10, "Degraded status")
+    status = wait_for(
+        lambda: daemon.release("shop") if daemon.release("shop")["phase"] == "Degraded" else None,
+        10,
+        "Degraded status",
+    )
     assert status["lastRollout"]["outcome"] == "rolled_back"
     assert status["lastRollout"]["reason"] == "failed_tasks"
     assert sandbox.tags("shop")["ecsop:failed-reason"] == "failed_tasks"
@@ -79,7 +85,8 @@ def test_deploy_rollback_revert_and_redeploy(
     updates, registers = sandbox.calls("UpdateService"), sandbox.calls("RegisterTaskDefinition")
     time.sleep(3.5)  # over a minute of simulated time at 20x
     assert (sandbox.calls("UpdateService"), sandbox.calls("RegisterTaskDefinition")) == (
-        updates, registers,
+        updates,
+        registers,
     ), "a failed release must not be retried"
 
     # Reverting the commit leaves the service on last-good, with no new revision.
@@ -121,13 +128,18 @@ def test_kill_9_mid_rollout_converges_without_duplicates(
 def test_ecs_circuit_breaker_rollback_is_recorded_not_fought(
     sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
 ) -> None:
-    repo.commit({"shop.yaml": release_doc("breaker", "shop-breaker", GOOD_V1, maxFailedTasks=50)}, "a")
+    repo.commit(
+        {"shop.yaml": release_doc("breaker", "shop-breaker", GOOD_V1, maxFailedTasks=50)}, "a"
+    )
     daemon = start_daemon()
     wait_for(lambda: synced(daemon, "breaker"), 20, "adopted")
     original = sandbox.service("shop-breaker")["taskDefinition"]
-    repo.commit({"shop.yaml": release_doc("breaker", "shop-breaker", CRASH, maxFailedTasks=50)}, "b")
+    repo.commit(
+        {"shop.yaml": release_doc("breaker", "shop-breaker", CRASH, maxFailedTasks=50)}, "b"
+    )
     wait_for(
-        lambda: sandbox.tags("shop-breaker").get("ecsop:failed-reason") == "ecs_rollback", 40,
+        lambda: sandbox.tags("shop-breaker").get("ecsop:failed-reason") == "ecs_rollback",
+        40,
         "ECS rollback recorded",
     )
     wait_for(lambda: sandbox.steady_on("shop-breaker", GOOD_V1), 40, "ECS rolled back")
@@ -140,8 +152,14 @@ def test_broken_spec_does_not_stop_the_others(
     sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
 ) -> None:
     broken = release_doc("breaker", "shop-breaker", "shop:latest")
-    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V2), "broken.yaml": broken,
-                 "garbage.yaml": "spec: [unclosed\n"}, "mixed")
+    repo.commit(
+        {
+            "shop.yaml": release_doc("shop", "shop", GOOD_V2),
+            "broken.yaml": broken,
+            "garbage.yaml": "spec: [unclosed\n",
+        },
+        "mixed",
+    )
     daemon = start_daemon()
     wait_for(lambda: last_good_runs(sandbox, "shop", GOOD_V2), 30, "good release deployed")
     status = wait_for(lambda: daemon.release("breaker"), 10, "broken release in status")
@@ -160,12 +178,16 @@ def test_service_changed_by_hand_is_put_back(
     base = sandbox.ecs.describe_task_definition(taskDefinition="shop")["taskDefinition"]
     manual = sandbox.ecs.register_task_definition(
         family="shop",
-        containerDefinitions=[{**c, "image": GOOD_V3} if c["name"] == "app" else c
-                              for c in base["containerDefinitions"]],
+        containerDefinitions=[
+            {**c, "image": GOOD_V3} if c["name"] == "app" else c
+            for c in base["containerDefinitions"]
+        ],
     )["taskDefinition"]["taskDefinitionArn"]
     sandbox.ecs.update_service(cluster="prod", service="shop", taskDefinition=manual)
-    wait_for(lambda: sandbox.steady_on("shop", GOOD_V3), 30, "manual change rolled out")
+    wait_for(lambda: any(e.get("reason") == "SelfHeal" for e in daemon.logs()), 30, "drift noticed")
     wait_for(lambda: last_good_runs(sandbox, "shop", GOOD_V1), 40, "put back to the spec")
+    assert sandbox.service("shop")["taskDefinition"] != manual
+    assert sandbox.calls("RegisterTaskDefinition") == 1, "only the manual revision was registered"
 
 
 def test_twenty_percent_throttling_still_converges(tmp_path: Path) -> None:

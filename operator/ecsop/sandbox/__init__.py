@@ -1,0 +1,21 @@
+"""The ECS rollout simulator and the AWS-compatible sandbox endpoint.
+
+A test double, never on the daemon's production path except behind
+``--sandbox``.  Modules, one concept each:
+
+- ``scenario``: the scenario file (pydantic models, ``load_scenario``)
+- ``clock``: simulated time (``SimClock``)
+- ``behaviours``: image -> behaviour -> a task's plan
+- ``model``: clusters, task definitions, services, deployments, tasks
+- ``lifecycle``: one task's life; ``rollout``: the service scheduler and breaker
+- ``simulator``: state, timers and the lock; ``ecs_api`` / ``wire_ecs``: the ECS API
+- ``loadbalancing`` / ``alarms``: target health and alarm state in moto
+- ``protocol`` / ``faults``: recognising calls, injecting errors, counting calls
+- ``control``: the ``/_sandbox/`` API; ``server``: ``SandboxServer`` and ``main``
+
+Importing this package is cheap; moto is imported when a server starts.
+"""
+
+from ecsop.sandbox.scenario import Scenario, ScenarioError, load_scenario
+
+__all__ = ["Scenario", "ScenarioError", "load_scenario"]

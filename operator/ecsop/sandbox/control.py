@@ -1,0 +1,107 @@
+"""The sandbox's own control API under ``/_sandbox/``, in JSON.
+
+Tests and benchmarks in another process drive the simulation through it: read
+and step the clock, change its speed, replace fault rates, read and reset the
+per-operation call counts, and add image behaviours while the sandbox runs.
+The routes are documented in ``docs/sandbox.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ecsop.sandbox.faults import FaultInjector
+from ecsop.sandbox.scenario import Faults, ImageBehaviour
+from ecsop.sandbox.simulator import Simulator
+
+_IMAGES = TypeAdapter(dict[str, ImageBehaviour])
+
+
+class ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Control:
+    def __init__(self, sim: Simulator, injector: FaultInjector) -> None:
+        self._sim = sim
+        self._injector = injector
+        self._routes: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
+            ("GET", "clock"): self._get_clock,
+            ("POST", "clock"): self._set_clock,
+            ("GET", "faults"): self._get_faults,
+            ("POST", "faults"): self._set_faults,
+            ("GET", "calls"): self._get_calls,
+            ("POST", "calls/reset"): self._reset_calls,
+            ("GET", "images"): self._get_images,
+            ("POST", "images"): self._add_images,
+            ("GET", "health"): self._health,
+        }
+
+    def handle(self, method: str, route: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        handler = self._routes.get((method, route.strip("/")))
+        if handler is None:
+            return 404, {"error": f"no route {method} /_sandbox/{route}"}
+        try:
+            payload = json.loads(body) if body.strip() else {}
+            if not isinstance(payload, dict):
+                raise ControlError(400, "the request body must be a JSON object")
+            return 200, handler(payload)
+        except json.JSONDecodeError as exc:
+            return 400, {"error": f"invalid JSON: {exc}"}
+        except ValidationError as exc:
+            return 400, {"error": str(exc)}
+        except (ControlError, ValueError) as exc:
+            return getattr(exc, "status", 400), {"error": str(exc)}
+
+    def _get_clock(self, _: dict[str, Any]) -> dict[str, Any]:
+        now = self._sim.sync()
+        return {"now": now, "speed": self._sim.clock.speed}
+
+    def _set_clock(self, payload: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(payload) - {"advance", "speed"}
+        if unknown:
+            raise ControlError(400, f"unknown field(s) {sorted(unknown)}; use advance, speed")
+        if "speed" in payload:
+            self._sim.clock.speed = float(payload["speed"])
+        if "advance" in payload:
+            self._sim.clock.advance(float(payload["advance"]))
+        return self._get_clock({})
+
+    def _get_faults(self, _: dict[str, Any]) -> dict[str, Any]:
+        return self._injector.faults.model_dump(by_alias=True)
+
+    def _set_faults(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self._injector.faults = Faults.model_validate(payload)
+        return self._get_faults({})
+
+    def _get_calls(self, _: dict[str, Any]) -> dict[str, Any]:
+        return {"calls": self._injector.calls()}
+
+    def _reset_calls(self, _: dict[str, Any]) -> dict[str, Any]:
+        self._injector.reset_calls()
+        return {"calls": []}
+
+    def _get_images(self, _: dict[str, Any]) -> dict[str, Any]:
+        with self._sim.lock:
+            images = self._sim.catalog.snapshot()
+        return {
+            "images": {
+                ref: b.model_dump(by_alias=True, exclude_none=True) for ref, b in images.items()
+            }
+        }
+
+    def _add_images(self, payload: dict[str, Any]) -> dict[str, Any]:
+        images = _IMAGES.validate_python(payload.get("images", payload))
+        with self._sim.lock:
+            self._sim.catalog.update(images)
+        return self._get_images({})
+
+    def _health(self, _: dict[str, Any]) -> dict[str, Any]:
+        with self._sim.lock:
+            return {"ok": True, "services": len(self._sim.services)}

@@ -1,0 +1,333 @@
+"""One task's life: launch, pull, run, pass or fail health checks, crash, stop.
+
+Each task carries an agenda of timed steps decided from its ``TaskPlan`` at
+launch; ``advance`` carries out the steps that are due and reports what the
+scheduler must know (the task failed, or turned healthy).  Stop reasons and
+codes are ECS's ("Amazon ECS stopped task error messages",
+https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-error-codes.html).
+
+Simplifications, on purpose: ACTIVATING and DEPROVISIONING are skipped; a task
+without any health check counts as healthy once it has stayed RUNNING for
+``timings.steadySeconds`` (so a crash-looping container without health checks
+still fails its deployment instead of completing it between crashes); the ELB
+health check is modelled as "healthy after the image's
+startSeconds" or "unhealthy after the load balancer's unhealthyAfterSeconds".
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from ecsop.sandbox import events
+from ecsop.sandbox.behaviours import ContainerImage
+from ecsop.sandbox.model import Container, Deployment, Service, Task, TaskStatus
+
+if TYPE_CHECKING:
+    from ecsop.sandbox.simulator import Simulator
+
+
+class Outcome(Enum):
+    FAILED = "failed"
+    HEALTHY = "healthy"
+
+
+def launch(sim: Simulator, service: Service, deployment: Deployment, at: float) -> Task:
+    """Start one task of ``deployment`` in PROVISIONING (the scheduler's launch)."""
+    task = _new_task(sim, service, deployment, at)
+    task.plan_step(at + sim.timings.provisioning_seconds, "pending")
+    return task
+
+
+def launch_running(sim: Simulator, service: Service, deployment: Deployment, at: float) -> Task:
+    """A task that is already RUNNING and healthy: services that start steady."""
+    task = _new_task(sim, service, deployment, at)
+    if task.plan.pull_error is not None:
+        raise ValueError(
+            f"service {service.name}: image {task.plan.pull_error} is not in the scenario's "
+            "images (or is a pull-error image), so the service cannot start steady"
+        )
+    task.pull_started_at = task.pull_stopped_at = task.connectivity_at = at
+    _run(sim, service, task, at, announce=False)
+    for binding in service.load_balancers:
+        sim.target_groups.set_state(binding.target_group_arn, task.private_ip, "healthy")
+    task.agenda = [(when, step) for when, step in task.agenda if step != "healthy"]
+    _become_healthy(sim, service, task)
+    return task
+
+
+def _new_task(sim: Simulator, service: Service, deployment: Deployment, at: float) -> Task:
+    definition = sim.task_definitions_by_arn[deployment.task_definition_arn]
+    images = [
+        ContainerImage(
+            name=c["name"],
+            image=c["image"],
+            essential=bool(c.get("essential", True)),
+            has_health_check="healthCheck" in c,
+        )
+        for c in definition.body["containerDefinitions"]
+    ]
+    plan = sim.catalog.plan(images, sim.rng)
+    task_id = sim.ids.task_id()
+    containers = [
+        Container(
+            name=image.name,
+            image=image.image,
+            arn=sim.ids.arn(f"container/{service.cluster.name}/{task_id}/{sim.ids.task_id()[:36]}"),
+            essential=image.essential,
+            has_health_check=image.has_health_check,
+        )
+        for image in images
+    ]
+    task = Task(
+        arn=sim.ids.arn(f"task/{service.cluster.name}/{task_id}"),
+        id=task_id,
+        cluster_arn=service.cluster.arn,
+        task_definition_arn=deployment.task_definition_arn,
+        deployment_id=deployment.id,
+        service_key=service.key,
+        group=f"service:{service.name}",
+        launch_type=deployment.launch_type,
+        created_at=at,
+        containers=containers,
+        plan=plan,
+        private_ip=sim.ids.private_ip(),
+        has_health_check=bool(service.load_balancers)
+        or any(c.has_health_check for c in containers if c.essential),
+        tags=dict(service.tags) if service.propagate_tags == "SERVICE" else {},
+    )
+    deployment.tasks.append(task)
+    sim.tasks[task.arn] = task
+    return task
+
+
+def advance(sim: Simulator, service: Service, task: Task, until: float) -> list[Outcome]:
+    """Carry out every agenda step of ``task`` due at or before ``until``."""
+    outcomes: list[Outcome] = []
+    while task.agenda and task.agenda[0][0] <= until:
+        at, step = task.agenda.pop(0)
+        outcome = _STEPS[step](sim, service, task, at)
+        task.version += 1
+        if outcome is not None:
+            outcomes.append(outcome)
+    return outcomes
+
+
+def begin_stop(
+    sim: Simulator,
+    service: Service,
+    task: Task,
+    at: float,
+    *,
+    reason: str,
+    code: str,
+    failed: bool,
+) -> None:
+    """Ask a task to stop: drain its targets if it served, then STOPPING, STOPPED."""
+    if not task.alive:
+        return
+    task.desired_status = "STOPPED"
+    task.stopping_at = at
+    task.stopped_reason = reason
+    task.stop_code = code
+    task.failed = failed
+    task.healthy = False
+    task.version += 1
+    _release_alarms(sim, task)
+    task.agenda = []
+    graceful = not failed and task.last_status is TaskStatus.RUNNING
+    if task.registered_target:
+        for binding in service.load_balancers:
+            sim.target_groups.set_state(binding.target_group_arn, task.private_ip, "draining")
+        delay = max(b.deregistration_delay for b in service.load_balancers)
+        task.plan_step(at + delay, "target_gone")
+        if graceful:
+            task.last_status = TaskStatus.DEACTIVATING
+            task.plan_step(at + delay, "stopping")
+            return
+    if task.last_status in (TaskStatus.PROVISIONING, TaskStatus.PENDING):
+        task.plan_step(at, "stopped")
+    else:
+        task.last_status = TaskStatus.STOPPING
+        task.plan_step(at + sim.timings.stopping_seconds, "stopped")
+
+
+def _pending(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    task.last_status = TaskStatus.PENDING
+    task.pull_started_at = at
+    task.connectivity_at = at
+    if task.plan.pull_error is not None:
+        task.plan_step(at + sim.timings.pull_seconds, "pull_failed")
+        return None
+    delay = sim.timings.pull_seconds
+    if not task.has_health_check:
+        delay += task.plan.start_seconds  # no health check: "slow" shows as a slow start
+    task.plan_step(at + delay, "running")
+    return None
+
+
+def _pull_failed(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    image = task.plan.pull_error or ""
+    reason = events.stop_pull_error(image)
+    task.pull_stopped_at = at
+    for container in task.containers:
+        if container.image == image:
+            container.reason = reason
+    begin_stop(sim, service, task, at, reason=reason, code="TaskFailedToStart", failed=True)
+    return Outcome.FAILED
+
+
+def _running(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    task.pull_stopped_at = at
+    _run(sim, service, task, at)
+    return None
+
+
+def _run(sim: Simulator, service: Service, task: Task, at: float, announce: bool = True) -> None:
+    task.last_status = TaskStatus.RUNNING
+    task.started_at = at
+    for container in task.containers:
+        container.last_status = "RUNNING"
+        container.image_digest = task.plan.digests.get(container.name)
+        container.runtime_id = sim.ids.runtime_id(task.id)
+    for binding in service.load_balancers:
+        sim.target_groups.register(
+            binding.target_group_arn, task.private_ip, binding.container_port
+        )
+        task.registered_target = True
+        if announce:
+            sim.add_event(
+                service, events.registered_targets(service.name, 1, binding.target_group_arn), at
+            )
+    plan = task.plan
+    if plan.crash_after is not None:
+        task.plan_step(at + plan.crash_after, "crash")
+    if not task.has_health_check:
+        # Nothing checks its health: it counts once it has stayed up a while.
+        task.plan_step(at + sim.timings.steady_seconds, "healthy")
+    else:
+        if plan.unhealthy:
+            after = max([b.unhealthy_after for b in service.load_balancers] or [plan.start_seconds])
+            task.plan_step(at + after, "unhealthy")
+        else:
+            task.plan_step(at + plan.start_seconds, "healthy")
+
+
+def _healthy(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    for binding in service.load_balancers:
+        sim.target_groups.set_state(binding.target_group_arn, task.private_ip, "healthy")
+    _become_healthy(sim, service, task)
+    return Outcome.HEALTHY
+
+
+def _become_healthy(sim: Simulator, service: Service, task: Task) -> None:
+    task.healthy = True
+    if any(c.has_health_check for c in task.containers):
+        task.health_status = "HEALTHY"
+        for container in task.containers:
+            if container.has_health_check:
+                container.health_status = "HEALTHY"
+    names = tuple(
+        template.format(cluster=service.cluster.name, service=service.name)
+        for template in task.plan.alarms
+    )
+    for name in names:
+        sim.alarms.trip(name)
+    task.alarms_tripped = names
+
+
+def _release_alarms(sim: Simulator, task: Task) -> None:
+    for name in task.alarms_tripped:
+        sim.alarms.release(name)
+    task.alarms_tripped = ()
+
+
+def _unhealthy(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    grace = service.health_check_grace_period or 0
+    if task.started_at is not None and at < task.started_at + grace:
+        # ECS ignores failing health checks during the grace period.
+        task.plan_step(task.started_at + grace, "unhealthy")
+        return None
+    if service.load_balancers:
+        binding = service.load_balancers[0]
+        for b in service.load_balancers:
+            sim.target_groups.set_state(
+                b.target_group_arn, task.private_ip, "unhealthy", task.plan.health_check_codes
+            )
+        port = binding.container_port
+        sim.add_event(
+            service,
+            events.elb_unhealthy(
+                service.name, task.id, port, binding.target_group_arn, task.plan.health_check_codes
+            ),
+            at,
+        )
+        reason = events.stop_elb_health(binding.target_group_arn)
+    else:
+        task.health_status = "UNHEALTHY"
+        for container in task.containers:
+            if container.has_health_check:
+                container.health_status = "UNHEALTHY"
+        sim.add_event(service, events.container_unhealthy(service.name, task.id), at)
+        reason = events.STOP_CONTAINER_HEALTH
+    begin_stop(sim, service, task, at, reason=reason, code="ServiceSchedulerInitiated", failed=True)
+    sim.add_event(service, events.stopped_tasks(service.name, [task.id]), at)
+    return Outcome.FAILED
+
+
+def _crash(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    for container in task.containers:
+        if container.name == task.plan.crash_container:
+            container.exit_code = task.plan.exit_code
+            container.last_status = "STOPPED"
+    begin_stop(
+        sim,
+        service,
+        task,
+        at,
+        reason=events.STOP_ESSENTIAL_EXITED,
+        code="EssentialContainerExited",
+        failed=True,
+    )
+    return Outcome.FAILED
+
+
+def _stopping(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    task.last_status = TaskStatus.STOPPING
+    task.plan_step(at + sim.timings.stopping_seconds, "stopped")
+    return None
+
+
+def _stopped(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    task.last_status = TaskStatus.STOPPED
+    task.execution_stopped_at = at
+    task.stopped_at = at
+    for container in task.containers:
+        if container.last_status == "RUNNING" and container.exit_code is None:
+            container.exit_code = 0
+        container.last_status = "STOPPED"
+    sim.record_stopped(task)
+    return None
+
+
+def _target_gone(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    for binding in service.load_balancers:
+        sim.target_groups.deregister(binding.target_group_arn, task.private_ip)
+        sim.add_event(
+            service, events.deregistered_targets(service.name, 1, binding.target_group_arn), at
+        )
+    task.registered_target = False
+    return None
+
+
+_STEPS = {
+    "pending": _pending,
+    "pull_failed": _pull_failed,
+    "running": _running,
+    "healthy": _healthy,
+    "unhealthy": _unhealthy,
+    "crash": _crash,
+    "stopping": _stopping,
+    "stopped": _stopped,
+    "target_gone": _target_gone,
+}

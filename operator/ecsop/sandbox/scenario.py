@@ -1,0 +1,246 @@
+"""The scenario file: what the sandbox starts with and how each image behaves.
+
+A scenario names the region, the simulated clock speed, the random seed, the
+behaviour of every container image the simulated ECS may be asked to run, the
+CloudWatch alarms, the clusters and services that exist at start, and the API
+faults to inject.  The format is documented for users in ``docs/sandbox.md``.
+
+Task definitions and deployment configurations are written exactly as the ECS
+API takes them (``RegisterTaskDefinition`` / ``DeploymentConfiguration``
+fields, camelCase); their keys are checked against botocore's service model
+rather than a hand-written list, so every field the real API accepts works
+here and a typo is an error naming the field.
+
+Many services can be declared at once with ``count`` (for benchmarks): the
+entry ``api: {count: 1000, ...}`` creates ``api-0001`` ... ``api-1000`` sharing
+one task definition revision.  Tests may also build ``Scenario`` objects in
+Python directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+Behavior = Literal["healthy", "crashloop", "unhealthy", "pull-error", "slow", "flaky", "alarm"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+class ImageBehaviour(_Model):
+    """What a container running this image does once ECS starts it."""
+
+    behavior: Behavior
+    start_seconds: float | None = Field(default=None, ge=0)
+    """Seconds from RUNNING until health checks pass (default 5; 90 for ``slow``).
+    A task with no health check at all has nothing to pass, so for such tasks
+    these seconds delay RUNNING instead (a slow start)."""
+    exit_code: int = 1
+    """Exit code of the essential container for ``crashloop`` and ``flaky``."""
+    crash_after_seconds: float = Field(default=5.0, ge=0)
+    """Seconds a ``crashloop`` (or unlucky ``flaky``) container runs before it exits."""
+    fail_rate: float = Field(default=0.5, ge=0, le=1)
+    """For ``flaky``: the fraction of tasks that crash (drawn from the seeded RNG)."""
+    alarm: str | None = None
+    """For ``alarm``: the CloudWatch alarm this image trips while it serves.
+    ``{cluster}`` and ``{service}`` are replaced, e.g. ``api-{cluster}-5xx``."""
+    health_check_codes: str = "[500]"
+    """For ``unhealthy``: the codes quoted in the ELB health check failure."""
+
+    @field_validator("alarm")
+    @classmethod
+    def _alarm_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            value.format(cluster="c", service="s")  # fail early on a bad template
+        return value
+
+    @model_validator(mode="after")
+    def _alarm_named(self) -> Self:
+        if self.behavior == "alarm" and not self.alarm:
+            raise ValueError("behavior 'alarm' needs 'alarm': the alarm name (template)")
+        return self
+
+    @property
+    def effective_start_seconds(self) -> float:
+        if self.start_seconds is not None:
+            return self.start_seconds
+        return 90.0 if self.behavior == "slow" else 5.0
+
+
+class LoadBalancer(_Model):
+    """Put the service behind a target group the sandbox creates (target type ip)."""
+
+    container_name: str
+    container_port: int = Field(ge=1, le=65535)
+    deregistration_delay_seconds: float = Field(default=300, ge=0)
+    """How long a stopped task's target stays ``draining`` (the ELB default is 300)."""
+    unhealthy_after_seconds: float = Field(default=30, ge=0)
+    """For images that fail health checks: seconds from RUNNING until the target is
+    ``unhealthy`` (ALB defaults: 30 s interval x 2 unhealthy checks = 60 s)."""
+
+
+class ServiceSpec(_Model):
+    desired_count: int = Field(ge=0)
+    task_definition: dict[str, Any]
+    deployment_configuration: dict[str, Any] = Field(default_factory=dict)
+    load_balancer: LoadBalancer | None = None
+    health_check_grace_period_seconds: int | None = Field(default=None, ge=0)
+    launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] = "FARGATE"
+    tags: dict[str, str] = Field(default_factory=dict)
+    count: int = Field(default=1, ge=1)
+    """More than 1: create ``<name>-0001`` ... sharing one task definition revision."""
+
+    @field_validator("task_definition")
+    @classmethod
+    def _task_definition(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_keys(value, "RegisterTaskDefinitionRequest", "taskDefinition")
+        for required in ("family", "containerDefinitions"):
+            if required not in value:
+                raise ValueError(f"taskDefinition.{required} is required")
+        if not isinstance(value["containerDefinitions"], list) or not value["containerDefinitions"]:
+            raise ValueError("taskDefinition.containerDefinitions must be a non-empty list")
+        for container in value["containerDefinitions"]:
+            if (
+                not isinstance(container, dict)
+                or "name" not in container
+                or ("image" not in container)
+            ):
+                raise ValueError("every container definition needs 'name' and 'image'")
+        return value
+
+    @field_validator("deployment_configuration")
+    @classmethod
+    def _deployment_configuration(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_keys(value, "DeploymentConfiguration", "deploymentConfiguration")
+        return value
+
+    @model_validator(mode="after")
+    def _lb_container(self) -> Self:
+        if self.load_balancer is not None:
+            names = {c["name"] for c in self.task_definition["containerDefinitions"]}
+            if self.load_balancer.container_name not in names:
+                raise ValueError(
+                    f"loadBalancer.containerName {self.load_balancer.container_name!r} "
+                    f"is not a container of the task definition ({sorted(names)})"
+                )
+        return self
+
+    def instance_names(self, name: str) -> list[str]:
+        if self.count == 1:
+            return [name]
+        width = max(4, len(str(self.count)))
+        return [f"{name}-{i:0{width}d}" for i in range(1, self.count + 1)]
+
+
+class ClusterSpec(_Model):
+    services: dict[str, ServiceSpec] = Field(default_factory=dict)
+
+
+class OperationFaults(_Model):
+    throttle_rate: float = Field(default=0.0, ge=0, le=1)
+    """Fraction of calls answered with a throttling error (HTTP 400)."""
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    """Fraction of calls answered with HTTP 500 or 503 (half each)."""
+
+    @model_validator(mode="after")
+    def _rates(self) -> Self:
+        if self.throttle_rate + self.error_rate > 1:
+            raise ValueError("throttleRate + errorRate must not exceed 1")
+        return self
+
+
+class Faults(OperationFaults):
+    """Rates for every AWS call, overridden per operation name (e.g. ``DescribeServices``)."""
+
+    operations: dict[str, OperationFaults] = Field(default_factory=dict)
+
+    def for_operation(self, operation: str) -> OperationFaults:
+        return self.operations.get(operation, self)
+
+
+class Timings(_Model):
+    """Durations of the task lifecycle phases that do not depend on the image."""
+
+    provisioning_seconds: float = Field(default=2, ge=0)
+    """PROVISIONING -> PENDING (ENI attachment on Fargate)."""
+    pull_seconds: float = Field(default=3, ge=0)
+    """PENDING -> RUNNING (image pull and container start)."""
+    steady_seconds: float = Field(default=30, ge=0)
+    """A task with no health check at all counts as healthy after this long RUNNING."""
+    stopping_seconds: float = Field(default=2, ge=0)
+    """STOPPING -> STOPPED after the scheduler (or a crash) stops a task."""
+    stopped_task_retention_seconds: float = Field(default=3600, ge=0)
+    """Stopped tasks stay visible to DescribeTasks/ListTasks at least an hour on ECS."""
+
+
+class Scenario(_Model):
+    region: str = "us-east-1"
+    clock_speed: float = Field(default=1.0, ge=0)
+    seed: int = 0
+    timings: Timings = Field(default_factory=Timings)
+    images: dict[str, ImageBehaviour] = Field(default_factory=dict)
+    alarms: list[str] = Field(default_factory=list)
+    clusters: dict[str, ClusterSpec] = Field(default_factory=dict)
+    faults: Faults = Field(default_factory=Faults)
+
+    def services(self) -> Iterator[tuple[str, str, ServiceSpec]]:
+        """(cluster, service name, spec) for every service, ``count`` expanded."""
+        for cluster, spec in self.clusters.items():
+            for name, service in spec.services.items():
+                for instance in service.instance_names(name):
+                    yield cluster, instance, service
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be read or does not validate; says where."""
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{path}: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{path}: a scenario is a YAML mapping")
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        lines = [
+            f"{path}: {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ScenarioError("\n".join(lines)) from exc
+
+
+@cache
+def _shape_members(shape: str) -> frozenset[str]:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("ecs")
+    return frozenset(model.shape_for(shape).members)
+
+
+def _check_keys(value: Mapping[str, Any], shape: str, where: str) -> None:
+    unknown = sorted(set(value) - _shape_members(shape))
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown field(s) {unknown}; ECS {shape} has {sorted(_shape_members(shape))}"
+        )

@@ -1,0 +1,292 @@
+"""The sandbox endpoint: moto's server with the ECS rollout simulator in front.
+
+One HTTP port speaks to boto3 and the AWS CLI.  A WSGI layer in front of
+moto's ``DomainDispatcherApplication``, for every request:
+
+1. serves ``/_sandbox/...`` itself (the control API);
+2. identifies the AWS call (service, operation, protocol), counts it, and may
+   answer it with an injected fault;
+3. advances the simulation to the clock's now, so whatever the caller reads
+   (ECS, target health, alarms) is as of that instant;
+4. answers ECS calls from the simulator, and passes everything else (ELBv2,
+   CloudWatch, STS, ECR, ...) to moto, whose state the simulator also drives.
+
+moto keeps its state in process-wide backends, so one sandbox runs per process
+at a time; starting it resets moto's state.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from types import FrameType, TracebackType
+from typing import Any
+
+from ecsop.sandbox import ecs_api, protocol
+from ecsop.sandbox.clock import SimClock
+from ecsop.sandbox.control import Control
+from ecsop.sandbox.faults import FaultInjector
+from ecsop.sandbox.scenario import Scenario, ScenarioError, load_scenario
+from ecsop.sandbox.simulator import EcsError, Simulator
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
+_ACTIVE = threading.Lock()
+
+
+class SandboxApp:
+    """The WSGI application described in the module docstring."""
+
+    def __init__(
+        self, sim: Simulator, injector: FaultInjector, control: Control, moto_app: WsgiApp
+    ) -> None:
+        self._sim = sim
+        self._injector = injector
+        self._control = control
+        self._moto = moto_app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        body = _read_body(environ)
+        if path.startswith("/_sandbox/"):
+            status, payload = self._control.handle(
+                environ.get("REQUEST_METHOD", "GET"), path[len("/_sandbox/") :], body
+            )
+            return _json(start_response, status, payload)
+        headers = _headers(environ)
+        call = protocol.identify(headers, path, body)
+        fault = self._injector.decide(call)
+        if fault is not None:
+            answer = (
+                protocol.throttling(call)
+                if fault.status == 400
+                else protocol.server_error(call, fault.status)
+            )
+            start_response(_status(answer.status), answer.headers)
+            return [answer.body]
+        self._sim.sync()
+        target = headers.get("x-amz-target", "")
+        if target.startswith(ECS_TARGET_PREFIX):
+            return self._ecs(call, target[len(ECS_TARGET_PREFIX) :], body, start_response)
+        return self._moto(environ, start_response)
+
+    def _ecs(
+        self, call: protocol.Call, operation: str, body: bytes, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        try:
+            request = json.loads(body) if body else {}
+            response = ecs_api.handle(self._sim, operation, request)
+        except EcsError as exc:
+            answer = protocol.error(call, 400, exc.code, exc.message)
+            start_response(_status(answer.status), answer.headers)
+            return [answer.body]
+        except (KeyError, ValueError, TypeError) as exc:
+            answer = protocol.error(
+                call, 400, "InvalidParameterException", f"Invalid request: {exc}"
+            )
+            start_response(_status(400), answer.headers)
+            return [answer.body]
+        data = json.dumps(response).encode()
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+
+class SandboxServer:
+    """The sandbox endpoint on ``host:port`` (port 0: any free port), in a thread."""
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.scenario = scenario
+        self._host = host
+        self._port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._sim: Simulator | None = None
+        self._injector: FaultInjector | None = None
+
+    def start(self) -> SandboxServer:
+        from moto.core.base_backend import BackendDict
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        if not _ACTIVE.acquire(blocking=False):
+            raise RuntimeError("a SandboxServer is already running in this process")
+        try:
+            BackendDict.reset()
+            clock = SimClock(speed=self.scenario.clock_speed)
+            sim = Simulator(self.scenario, clock, DEFAULT_ACCOUNT_ID)
+            sim.load(self.scenario)
+            injector = FaultInjector(self.scenario.faults, self.scenario.seed)
+            app = SandboxApp(
+                sim,
+                injector,
+                Control(sim, injector),
+                DomainDispatcherApplication(create_backend_app),
+            )
+
+            class QuietHandler(MotoRequestHandler):
+                def log(self, *args: Any) -> None:
+                    pass
+
+                def date_time_string(self, timestamp: float | None = None) -> str:
+                    """The ``Date`` header carries simulated time, as AWS sends its own.
+
+                    The daemon compares deployment timestamps with the server's
+                    clock, not its host's; with a fast simulated clock only the
+                    simulator's time agrees with the timestamps it returns.
+                    """
+                    return super().date_time_string(clock.now() if timestamp is None else timestamp)
+
+            self._server = make_server(
+                self._host, self._port, app, threaded=True, request_handler=QuietHandler
+            )
+        except BaseException:
+            _ACTIVE.release()
+            raise
+        self._sim, self._injector = sim, injector
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="ecsop-sandbox",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = None
+        self._thread = None
+        _ACTIVE.release()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def simulator(self) -> Simulator:
+        if self._sim is None:
+            raise RuntimeError("the sandbox was never started")
+        return self._sim
+
+    @property
+    def clock(self) -> SimClock:
+        return self.simulator.clock
+
+    @property
+    def faults(self) -> FaultInjector:
+        if self._injector is None:
+            raise RuntimeError("the sandbox was never started")
+        return self._injector
+
+    def advance(self, seconds: float) -> float:
+        """Step the clock and run the simulation up to the new now (for tests)."""
+        self.clock.advance(seconds)
+        return self.simulator.sync()
+
+
+def main(scenario_path: str, port: int) -> int:
+    """Serve until SIGINT or SIGTERM (``ecsop sandbox --scenario FILE --port PORT``)."""
+    try:
+        scenario = load_scenario(scenario_path)
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with SandboxServer(scenario, port=port) as server:
+            count = len(server.simulator.services)
+            print(
+                f"ecsop sandbox: {server.endpoint_url} ({count} services, "
+                f"clock x{scenario.clock_speed}); control API at {server.endpoint_url}/_sandbox/",
+                flush=True,
+            )
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        body = stream.read(int(length))
+    elif environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get(
+        "wsgi.input_terminated"
+    ):
+        body = stream.read()
+    else:
+        body = b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return bytes(body)
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    return headers
+
+
+def _status(code: int) -> str:
+    from http import HTTPStatus
+
+    return f"{code} {HTTPStatus(code).phrase}"
+
+
+def _json(start_response: StartResponse, status: int, payload: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(payload).encode()
+    start_response(
+        _status(status), [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
+    return [data]

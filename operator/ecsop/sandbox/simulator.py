@@ -1,0 +1,332 @@
+"""The simulated ECS control plane: its state, its timers and its one lock.
+
+Owns clusters, task definitions, services and tasks, and moves them forward in
+simulated time.  It is event-driven: a service with something due (a task
+starting, a health check passing, a target draining) has one entry in a timer
+heap; ``advance_to(t)`` pops the due entries in time order and runs that
+service's scheduler step at the entry's own time.  A steady service has no
+timer and costs nothing, which is what lets a sandbox hold thousands of them.
+
+Everything here runs under ``lock``; the HTTP layer takes it around each ECS
+call and around ``advance_to``, so API calls and simulated time never
+interleave.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import itertools
+import random
+import threading
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from ecsop.sandbox import events, lifecycle, rollout
+from ecsop.sandbox.alarms import Alarms
+from ecsop.sandbox.behaviours import ImageCatalog
+from ecsop.sandbox.clock import SimClock
+from ecsop.sandbox.ids import Ids
+from ecsop.sandbox.loadbalancing import TargetGroups
+from ecsop.sandbox.model import (
+    Cluster,
+    Deployment,
+    LoadBalancerBinding,
+    Service,
+    Task,
+    TaskDefinition,
+)
+from ecsop.sandbox.scenario import Scenario, ServiceSpec
+
+# ECS fills these into every container definition it returns.
+_CONTAINER_DEFAULTS: dict[str, Any] = {
+    "cpu": 0,
+    "portMappings": [],
+    "essential": True,
+    "environment": [],
+    "mountPoints": [],
+    "volumesFrom": [],
+}
+
+
+class EcsError(Exception):
+    """An ECS API error: ``code`` is the exception name botocore reports."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Simulator:
+    def __init__(self, scenario: Scenario, clock: SimClock, account_id: str) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.scenario = scenario
+        self.region = scenario.region
+        self.account_id = account_id
+        self.rng = random.Random(scenario.seed)
+        self.ids = Ids(self.rng, scenario.region, account_id)
+        self.catalog = ImageCatalog(scenario.images)
+        self.timings = scenario.timings
+        self.target_groups = TargetGroups(account_id, scenario.region)
+        self.alarms = Alarms(account_id, scenario.region)
+        self.clusters: dict[str, Cluster] = {}
+        self.task_definitions: dict[str, dict[int, TaskDefinition]] = {}
+        self.task_definitions_by_arn: dict[str, TaskDefinition] = {}
+        self.services: dict[tuple[str, str], Service] = {}
+        self.tasks: dict[str, Task] = {}
+        self.now = clock.now()
+        self._timers: list[tuple[float, int, tuple[str, str]]] = []
+        self._sequence = itertools.count()
+        self._stopped: deque[Task] = deque()
+
+    # -- time -------------------------------------------------------------
+    def advance_to(self, until: float) -> None:
+        """Run every service step due up to ``until``, in simulated-time order."""
+        with self.lock:
+            while self._timers and self._timers[0][0] <= until:
+                at, _, key = heapq.heappop(self._timers)
+                service = self.services.get(key)
+                if service is None or service.wake_at != at:
+                    continue  # superseded by an earlier wake, or deleted
+                service.wake_at = None
+                self.now = max(self.now, at)
+                following = rollout.step(self, service, at)
+                if following is not None:
+                    self.wake(service, following)
+            self.now = max(self.now, until)
+            self._prune(self.now - self.timings.stopped_task_retention_seconds)
+
+    def sync(self) -> float:
+        """Advance to the clock's now and return it."""
+        self.advance_to(self.clock.now())
+        return self.now
+
+    def wake(self, service: Service, at: float) -> None:
+        if service.wake_at is not None and service.wake_at <= at:
+            return
+        service.wake_at = at
+        heapq.heappush(self._timers, (at, next(self._sequence), service.key))
+
+    def record_stopped(self, task: Task) -> None:
+        self._stopped.append(task)
+
+    def _prune(self, before: float) -> None:
+        while self._stopped and (self._stopped[0].stopped_at or 0) < before:
+            task = self._stopped.popleft()
+            if task.agenda:
+                continue  # a target still draining keeps it
+            self.tasks.pop(task.arn, None)
+            service = self.services.get(task.service_key)
+            for deployment in service.deployments if service else []:
+                if task in deployment.tasks:
+                    deployment.tasks.remove(task)
+
+    def add_event(self, service: Service, message: str, at: float) -> None:
+        service.events.add(events.ServiceEvent(self.ids.event_id(), at, message))
+
+    # -- clusters ---------------------------------------------------------
+    def create_cluster(self, name: str, tags: dict[str, str] | None = None) -> Cluster:
+        cluster = self.clusters.get(name)
+        if cluster is None:
+            cluster = Cluster(arn=self.ids.arn(f"cluster/{name}"), name=name, tags=tags or {})
+            self.clusters[name] = cluster
+        return cluster
+
+    def cluster(self, name_or_arn: str | None) -> Cluster:
+        name = (name_or_arn or "default").rsplit("/", 1)[-1]
+        cluster = self.clusters.get(name)
+        if cluster is None:
+            raise EcsError("ClusterNotFoundException", "Cluster not found.")
+        return cluster
+
+    # -- task definitions -------------------------------------------------
+    def register_task_definition(self, request: dict[str, Any]) -> TaskDefinition:
+        body = copy.deepcopy({k: v for k, v in request.items() if k != "tags"})
+        family = body.get("family")
+        if not family or not body.get("containerDefinitions"):
+            raise EcsError("ClientException", "Family and containerDefinitions are required.")
+        _validate_memory(body)
+        body["containerDefinitions"] = [
+            {**_CONTAINER_DEFAULTS, **c} for c in body["containerDefinitions"]
+        ]
+        revisions = self.task_definitions.setdefault(family, {})
+        revision = max(revisions, default=0) + 1
+        definition = TaskDefinition(
+            arn=self.ids.arn(f"task-definition/{family}:{revision}"),
+            family=family,
+            revision=revision,
+            body=body,
+            registered_at=self.now,
+            tags=_tags_in(request.get("tags", [])),
+        )
+        revisions[revision] = definition
+        self.task_definitions_by_arn[definition.arn] = definition
+        return definition
+
+    def task_definition(self, reference: str) -> TaskDefinition:
+        """Resolve ``family``, ``family:revision`` or a full ARN."""
+        name = reference.rsplit("/", 1)[-1] if reference.startswith("arn:") else reference
+        family, _, revision = name.partition(":")
+        revisions = self.task_definitions.get(family, {})
+        if revision:
+            found = revisions.get(int(revision)) if revision.isdigit() else None
+        else:
+            active = [r for r, d in revisions.items() if d.status == "ACTIVE"]
+            found = revisions[max(active)] if active else None
+        if found is None:
+            raise EcsError("ClientException", "Unable to describe task definition.")
+        return found
+
+    # -- services ---------------------------------------------------------
+    def service(self, cluster: Cluster, name_or_arn: str) -> Service:
+        name = name_or_arn.rsplit("/", 1)[-1]
+        service = self.services.get((cluster.name, name))
+        if service is None:
+            raise EcsError("ServiceNotFoundException", "Service not found.")
+        return service
+
+    def services_in(self, cluster: Cluster) -> Iterable[Service]:
+        return (s for (c, _), s in self.services.items() if c == cluster.name)
+
+    def new_service(
+        self,
+        cluster: Cluster,
+        name: str,
+        task_definition: TaskDefinition,
+        desired_count: int,
+        deployment_configuration: dict[str, Any],
+        launch_type: str,
+        load_balancers: list[LoadBalancerBinding],
+        **attributes: Any,
+    ) -> Service:
+        existing = self.services.get((cluster.name, name))
+        if existing is not None and existing.status != "INACTIVE":
+            raise EcsError("InvalidParameterException", "Creation of service was not idempotent.")
+        configuration = {
+            "maximumPercent": rollout.DEFAULT_MAXIMUM_PERCENT,
+            "minimumHealthyPercent": rollout.DEFAULT_MINIMUM_HEALTHY_PERCENT,
+            "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+            **copy.deepcopy(deployment_configuration),
+        }
+        service = Service(
+            arn=self.ids.arn(f"service/{cluster.name}/{name}"),
+            name=name,
+            cluster=cluster,
+            task_definition_arn=task_definition.arn,
+            desired_count=desired_count,
+            deployment_configuration=configuration,
+            launch_type=launch_type,
+            created_at=self.now,
+            load_balancers=load_balancers,
+            **attributes,
+        )
+        self.services[service.key] = service
+        return service
+
+    def new_deployment(self, service: Service, task_definition_arn: str, at: float) -> Deployment:
+        """Make a new PRIMARY deployment; the previous ones become ACTIVE."""
+        deployment = Deployment(
+            id=self.ids.deployment_id(),
+            status="PRIMARY",
+            task_definition_arn=task_definition_arn,
+            created_at=at,
+            updated_at=at,
+            launch_type=service.launch_type,
+            network_configuration=copy.deepcopy(service.network_configuration),
+            desired_count=service.desired_count,
+        )
+        deployment.rollout_state_reason = events.reason_in_progress(deployment.id)
+        for previous in service.deployments:
+            previous.status = "ACTIVE"
+            previous.updated_at = at
+        service.deployments.insert(0, deployment)
+        service.task_definition_arn = task_definition_arn
+        service.steady = False
+        self.wake(service, at)
+        return deployment
+
+    def start_steady(self, service: Service) -> None:
+        """One COMPLETED PRIMARY deployment with every task RUNNING and healthy."""
+        at = self.now
+        deployment = self.new_deployment(service, service.task_definition_arn, at)
+        for _ in range(service.desired_count):
+            lifecycle.launch_running(self, service, deployment, at)
+        deployment.rollout_state = "COMPLETED"
+        deployment.rollout_state_reason = events.reason_completed(deployment.id)
+        service.last_completed = deployment
+        service.steady = True
+        tasks = [t.id for t in deployment.tasks]
+        if tasks:
+            self.add_event(service, events.started_tasks(service.name, tasks), at)
+        self.add_event(service, events.deployment_completed(service.name, deployment.id), at)
+        self.add_event(service, events.steady_state(service.name), at)
+        service.wake_at = None
+        if any(t.agenda for t in deployment.tasks):
+            self.wake(service, min(t.agenda[0][0] for t in deployment.tasks if t.agenda))
+
+    # -- scenario ---------------------------------------------------------
+    def load(self, scenario: Scenario) -> None:
+        """Create the scenario's alarms, clusters, task definitions and services."""
+        with self.lock:
+            for name in scenario.alarms:
+                self.alarms.create(name)
+            for name in scenario.clusters:
+                self.create_cluster(name)
+            registered: dict[int, TaskDefinition] = {}
+            for cluster_name, name, spec in scenario.services():
+                definition = registered.get(id(spec))
+                if definition is None:
+                    definition = self.register_task_definition(spec.task_definition)
+                    registered[id(spec)] = definition
+                service = self.new_service(
+                    self.clusters[cluster_name],
+                    name,
+                    definition,
+                    spec.desired_count,
+                    spec.deployment_configuration,
+                    spec.launch_type,
+                    self._bindings(cluster_name, name, spec),
+                    health_check_grace_period=spec.health_check_grace_period_seconds,
+                    tags=dict(spec.tags),
+                )
+                self.start_steady(service)
+
+    def _bindings(self, cluster: str, name: str, spec: ServiceSpec) -> list[LoadBalancerBinding]:
+        lb = spec.load_balancer
+        if lb is None:
+            return []
+        return [
+            LoadBalancerBinding(
+                target_group_arn=self.target_groups.create(cluster, name, lb.container_port),
+                container_name=lb.container_name,
+                container_port=lb.container_port,
+                deregistration_delay=lb.deregistration_delay_seconds,
+                unhealthy_after=lb.unhealthy_after_seconds,
+            )
+        ]
+
+
+def _tags_in(tags: list[dict[str, str]]) -> dict[str, str]:
+    return {t["key"]: t.get("value", "") for t in tags}
+
+
+def _validate_memory(body: dict[str, Any]) -> None:
+    """ECS's own rule: EC2 needs memory per container or per task; Fargate per task."""
+    fargate = "FARGATE" in body.get("requiresCompatibilities", [])
+    if fargate and not (body.get("cpu") and body.get("memory")):
+        raise EcsError(
+            "ClientException",
+            "Fargate requires that 'cpu' be defined at the task level.",
+        )
+    if body.get("memory"):
+        return
+    for container in body["containerDefinitions"]:
+        if not (container.get("memory") or container.get("memoryReservation")):
+            raise EcsError(
+                "ClientException",
+                f"Invalid setting for container '{container.get('name')}'. At least one of "
+                "'memory' or 'memoryReservation' must be specified.",
+            )
