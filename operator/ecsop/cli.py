@@ -71,6 +71,7 @@ def _spec_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--region",
+        metavar="REGION",
         default=_default_region(),
         help="region of releases whose spec has no spec.region (env ECSOP_REGION, "
         "else AWS_REGION / AWS_DEFAULT_REGION)",
@@ -89,6 +90,7 @@ def _add_run(sub: Any) -> None:
     )
     run.add_argument(
         "--specs",
+        metavar="DIR",
         default=_env("ECSOP_SPECS", None),
         help="spec directory, e.g. a git-sync checkout (env ECSOP_SPECS; "
         "default with --sandbox: ./specs)",
@@ -101,12 +103,14 @@ def _add_run(sub: Any) -> None:
     )
     run.add_argument(
         "--sandbox-scenario",
+        metavar="FILE",
         default=_env("ECSOP_SANDBOX_SCENARIO", None),
         help="scenario file for --sandbox (env ECSOP_SANDBOX_SCENARIO; default: the demo "
         "scenario matching specs/)",
     )
     run.add_argument(
         "--metrics-port",
+        metavar="PORT",
         type=int,
         default=_env("ECSOP_METRICS_PORT", 9100, int),
         help="port of /metrics, /healthz, /readyz, /status (env ECSOP_METRICS_PORT; "
@@ -114,11 +118,13 @@ def _add_run(sub: Any) -> None:
     )
     run.add_argument(
         "--metrics-host",
+        metavar="ADDRESS",
         default=_env("ECSOP_METRICS_HOST", "0.0.0.0"),
         help="address to serve them on (env ECSOP_METRICS_HOST; default %(default)s)",
     )
     run.add_argument(
         "--resync-interval",
+        metavar="SECONDS",
         type=float,
         default=_env("ECSOP_RESYNC_INTERVAL", 30.0, float),
         help="seconds between full passes over every release (env ECSOP_RESYNC_INTERVAL; "
@@ -126,6 +132,7 @@ def _add_run(sub: Any) -> None:
     )
     run.add_argument(
         "--active-poll-interval",
+        metavar="SECONDS",
         type=float,
         default=_env("ECSOP_ACTIVE_POLL_INTERVAL", 5.0, float),
         help="seconds between looks at a release whose rollout is in progress "
@@ -133,6 +140,7 @@ def _add_run(sub: Any) -> None:
     )
     run.add_argument(
         "--workers",
+        metavar="N",
         type=int,
         default=_env("ECSOP_WORKERS", 4, int),
         help="releases reconciled at once (env ECSOP_WORKERS; default %(default)s)",
@@ -166,6 +174,7 @@ def _add_run(sub: Any) -> None:
     )
     run.add_argument(
         "--aws-max-attempts",
+        metavar="N",
         type=int,
         default=_env("ECSOP_AWS_MAX_ATTEMPTS", 10, int),
         help="attempts per AWS call, retries included (env ECSOP_AWS_MAX_ATTEMPTS; "
@@ -184,7 +193,10 @@ def _add_plan(sub: Any) -> None:
         "anything. Exit 0 when nothing would change, 2 when something would, 1 on errors.",
     )
     plan.add_argument(
-        "--specs", default=_env("ECSOP_SPECS", "specs"), help="spec directory (env ECSOP_SPECS)"
+        "--specs",
+        metavar="DIR",
+        default=_env("ECSOP_SPECS", "specs"),
+        help="spec directory (env ECSOP_SPECS)",
     )
     plan.add_argument(
         "--no-self-heal",
@@ -204,6 +216,7 @@ def _add_status(sub: Any) -> None:
     )
     status.add_argument(
         "--url",
+        metavar="URL",
         default=_env("ECSOP_URL", DEFAULT_URL),
         help="the daemon's endpoint (env ECSOP_URL; default %(default)s)",
     )
@@ -221,10 +234,14 @@ def _add_retry(sub: Any) -> None:
     )
     retry.add_argument("name", help="release name (metadata.name)")
     retry.add_argument(
-        "--specs", default=_env("ECSOP_SPECS", "specs"), help="spec directory (env ECSOP_SPECS)"
+        "--specs",
+        metavar="DIR",
+        default=_env("ECSOP_SPECS", "specs"),
+        help="spec directory (env ECSOP_SPECS)",
     )
     retry.add_argument(
         "--url",
+        metavar="URL",
         default=_env("ECSOP_URL", DEFAULT_URL),
         help="a running daemon to wake (env ECSOP_URL; default %(default)s); "
         "unreachable is fine, it will notice on its next resync",
