@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from ecsop import spec
+from ecsop import spec, spec_errors
 from ecsop.spec import ServiceRelease
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -149,10 +149,9 @@ def load_file(
             if document is None:
                 continue  # empty document (a stray '---'), as kubectl treats it
             documents += 1
-            lines = _line_map(node)
+            lines, duplicates = _positions(node)
             doc_line = node.start_mark.line + 1
             name = _declared_name(document)
-            duplicates = _duplicate_keys(node)
             if duplicates:
                 errors.extend(SpecError(display, ln, f, m, name) for ln, f, m in duplicates)
                 continue
@@ -164,7 +163,10 @@ def load_file(
             try:
                 release = ServiceRelease.model_validate(document, context=context)
             except ValidationError as exc:
-                errors.extend(_spec_errors(exc, display, lines, doc_line, name))
+                errors.extend(
+                    SpecError(display, line, field, message, name)
+                    for line, field, message in spec_errors.field_errors(exc, lines, doc_line)
+                )
                 continue
             region = release.spec.region or default_region
             releases.append(LoadedRelease(release, display, doc_line, region))
@@ -298,31 +300,15 @@ def _node_count(root: yaml.Node) -> int:
     return len(seen)
 
 
-def _line_map(root: yaml.Node) -> dict[Path_, int]:
-    """Map each field path (``("spec", "containers", "api")``) to its 1-based line."""
+def _positions(root: yaml.Node) -> tuple[dict[Path_, int], list[tuple[int, str, str]]]:
+    """One walk of the node tree: each field path's 1-based line, and duplicate keys.
+
+    Paths look like ``("spec", "containers", "api")``. Duplicate keys are
+    reported because YAML silently keeps the last of two equal keys, which a
+    spec author never means.
+    """
     lines: dict[Path_, int] = {(): root.start_mark.line + 1}
-    seen: set[int] = set()
-    stack: list[tuple[Path_, yaml.Node]] = [((), root)]
-    while stack:
-        path, node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                child = (*path, str(key.value))
-                lines.setdefault(child, key.start_mark.line + 1)
-                stack.append((child, value))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                lines.setdefault((*path, index), item.start_mark.line + 1)
-                stack.append(((*path, index), item))
-    return lines
-
-
-def _duplicate_keys(root: yaml.Node) -> list[tuple[int, str, str]]:
-    """YAML silently keeps the last of two equal keys; a spec author never means that."""
-    found: list[tuple[int, str, str]] = []
+    duplicates: list[tuple[int, str, str]] = []
     seen: set[int] = set()
     stack: list[tuple[Path_, yaml.Node]] = [((), root)]
     while stack:
@@ -337,12 +323,15 @@ def _duplicate_keys(root: yaml.Node) -> list[tuple[int, str, str]]:
                 line = key.start_mark.line + 1
                 if name in first:
                     msg = f"duplicate key {name!r} (first at line {first[name]})"
-                    found.append((line, _dotted((*path, name)), msg))
+                    duplicates.append((line, spec_errors.dotted((*path, name)), msg))
                 first.setdefault(name, line)
+                lines.setdefault((*path, name), line)
                 stack.append(((*path, name), value))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend(((*path, i), item) for i, item in enumerate(node.value))
-    return sorted(found)
+            for index, item in enumerate(node.value):
+                lines.setdefault((*path, index), item.start_mark.line + 1)
+                stack.append(((*path, index), item))
+    return lines, sorted(duplicates)
 
 
 def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
@@ -361,97 +350,6 @@ def _declared_name(document: Any) -> str | None:
             name: str = metadata["name"]
             return name
     return None
-
-
-# --- validation errors -------------------------------------------------------
-
-_TYPE_NAMES = {
-    "string_type": "a string",
-    "int_type": "an integer",
-    "bool_type": "true or false",
-    "dict_type": "a mapping",
-    "list_type": "a list",
-    "model_type": "a mapping",
-    "int_from_float": "an integer",
-}
-_PATTERN_HINTS = {
-    "metadata.name": "lowercase letters, digits and '-', starting and ending with a "
-    "letter or digit, at most 63 characters",
-    "spec.roleArn": "an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>",
-    "spec.region": "an AWS region such as us-east-1",
-}
-
-
-def _spec_errors(
-    exc: ValidationError, display: str, lines: dict[Path_, int], doc_line: int, name: str | None
-) -> Iterator[SpecError]:
-    for error in exc.errors(include_url=False):
-        loc: Path_ = tuple(error["loc"])
-        dotted = _dotted(loc)
-        yield SpecError(display, _line_of(loc, lines, doc_line), dotted, _message(error, loc), name)
-
-
-def _line_of(loc: Path_, lines: dict[Path_, int], doc_line: int) -> int:
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return doc_line
-
-
-def _dotted(loc: Path_) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _message(error: Any, loc: Path_) -> str:
-    kind: str = error["type"]
-    given = error.get("input")
-    if kind == "extra_forbidden":
-        allowed = _allowed_fields(loc[:-1])
-        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
-        return f"unknown field {loc[-1]!r}{hint}"
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return f"must be {expected} (got {given!r})"
-    if kind in _TYPE_NAMES:
-        return f"must be {_TYPE_NAMES[kind]} (got {_describe(given)})"
-    if kind == "string_pattern_mismatch":
-        hint = _PATTERN_HINTS.get(_dotted(loc), "the documented format")
-        return f"{given!r} is not valid: must be {hint}"
-    if kind == "value_error":
-        return str(error["msg"]).removeprefix("Value error, ")
-    return str(error["msg"]).replace("Input should be", "must be") + f" (got {_describe(given)})"
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing"
-    text = repr(value)
-    return f"{type(value).__name__} {text[:60]}"
-
-
-def _allowed_fields(loc: Path_) -> list[str]:
-    """The field names a mapping at ``loc`` accepts, read from the pydantic models."""
-    model: type[BaseModel] = ServiceRelease
-    for part in loc:
-        nested = None
-        for name, info in model.model_fields.items():
-            if part in (name, info.alias):
-                annotation = info.annotation
-                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                    nested = annotation
-        if nested is None:
-            return []
-        model = nested
-    return [info.alias or name for name, info in model.model_fields.items()]
 
 
 def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], list[SpecError]]:
