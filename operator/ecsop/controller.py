@@ -90,6 +90,7 @@ class Controller:
             self_heal=settings.self_heal, active_poll_seconds=settings.active_poll_seconds
         )
         self._load_lock = threading.Lock()
+        self._parse_cache = source.ParseCache()
         self._specs = SpecSet(releases={}, errors=[], files=0, commit=None)
         self._last_valid: dict[str, LoadedRelease] = {}
         self._stop = threading.Event()
@@ -140,6 +141,7 @@ class Controller:
                 [self.settings.specs],
                 default_region=self.settings.default_region,
                 allow_mutable_tags=self.settings.allow_mutable_tags,
+                cache=self._parse_cache,
             )
             before = self._specs
             self._specs = fresh

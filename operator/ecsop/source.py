@@ -14,6 +14,7 @@ change the watcher reports). Watching itself lives in ``ecsop.watcher``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import subprocess
 from collections import defaultdict
@@ -27,14 +28,13 @@ from pydantic import ValidationError
 
 from ecsop import spec, spec_errors
 from ecsop.spec import ServiceRelease
+from ecsop.spec_errors import Path_
 
 MAX_FILE_BYTES = 1024 * 1024
 """Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
 MAX_YAML_NODES = 100_000
 """Refuse documents with more YAML nodes than this (alias bombs, runaway generators)."""
 SPEC_SUFFIXES = (".yaml", ".yml")
-
-Path_ = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, order=True)
@@ -94,11 +94,42 @@ class SpecSet:
         return dict(by_name)
 
 
+class ParseCache:
+    """Parsed files by content, so a resync re-reads bytes but re-parses only what changed.
+
+    Parsing and validating is most of the cost of a load; a daemon with a
+    thousand releases re-reads its directory every resync in case a file event
+    was missed. Keyed by content hash (not mtime, which some filesystems keep
+    to the second), display name and options. Not thread-safe: one per caller.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str, bool], _Parsed] = {}
+        self._used: set[tuple[str, str, str, bool]] = set()
+
+    def get(self, key: tuple[str, str, str, bool]) -> _Parsed | None:
+        self._used.add(key)
+        return self._entries.get(key)
+
+    def put(self, key: tuple[str, str, str, bool], value: _Parsed) -> None:
+        self._used.add(key)
+        self._entries[key] = value
+
+    def sweep(self) -> None:
+        """Drop entries not used since the last sweep (deleted or changed files)."""
+        self._entries = {k: v for k, v in self._entries.items() if k in self._used}
+        self._used = set()
+
+
+_Parsed = tuple[list["LoadedRelease"], list[SpecError]]
+
+
 def load(
     paths: Sequence[str | os.PathLike[str]],
     *,
     default_region: str = "",
     allow_mutable_tags: bool = False,
+    cache: ParseCache | None = None,
 ) -> SpecSet:
     """Read every spec file under ``paths`` (directories or single files).
 
@@ -112,10 +143,16 @@ def load(
         for display, real in _spec_files(Path(given), errors):
             files += 1
             found, problems = load_file(
-                real, display, default_region=default_region, allow_mutable_tags=allow_mutable_tags
+                real,
+                display,
+                default_region=default_region,
+                allow_mutable_tags=allow_mutable_tags,
+                cache=cache,
             )
             candidates.extend(found)
             errors.extend(problems)
+    if cache is not None:
+        cache.sweep()
     releases, conflicts = _unique(candidates)
     errors.extend(conflicts)
     commit = git_commit(Path(paths[0])) if paths else None
@@ -123,7 +160,12 @@ def load(
 
 
 def load_file(
-    path: Path, display: str, *, default_region: str = "", allow_mutable_tags: bool = False
+    path: Path,
+    display: str,
+    *,
+    default_region: str = "",
+    allow_mutable_tags: bool = False,
+    cache: ParseCache | None = None,
 ) -> tuple[list[LoadedRelease], list[SpecError]]:
     """Read one file: its valid releases and the errors of its other documents."""
     try:
@@ -139,7 +181,19 @@ def load_file(
         line = data[: exc.start].count(b"\n") + 1
         byte = data[exc.start : exc.start + 1].hex()
         return [], [SpecError(display, line, "", f"file is not UTF-8 text (byte 0x{byte})")]
+    if cache is None:
+        return _parse(text, display, default_region, allow_mutable_tags)
+    key = (hashlib.sha256(data).hexdigest(), display, default_region, allow_mutable_tags)
+    parsed = cache.get(key)
+    if parsed is None:
+        parsed = _parse(text, display, default_region, allow_mutable_tags)
+        cache.put(key, parsed)
+    return list(parsed[0]), list(parsed[1])
 
+
+def _parse(
+    text: str, display: str, default_region: str, allow_mutable_tags: bool
+) -> tuple[list[LoadedRelease], list[SpecError]]:
     releases: list[LoadedRelease] = []
     errors: list[SpecError] = []
     documents = 0

@@ -326,3 +326,26 @@ def test_arbitrary_field_values_give_field_errors(
     if "mutant" not in result.releases:
         assert all(e.field.startswith("spec") for e in result.errors)
         assert all(e.line for e in result.errors)
+
+
+def test_parse_cache_reparses_only_changed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.yaml").write_text(doc(name="a", service="a"))
+    (tmp_path / "b.yaml").write_text(doc(name="b", service="b"))
+    parsed: list[str] = []
+    real_parse = source._parse
+
+    def counting(text: str, display: str, *args: object) -> object:
+        parsed.append(Path(display).name)
+        return real_parse(text, display, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(source, "_parse", counting)
+    cache = source.ParseCache()
+    first = source.load([tmp_path], cache=cache)
+    assert sorted(parsed) == ["a.yaml", "b.yaml"]
+    (tmp_path / "b.yaml").write_text(doc(name="b", service="b2"))
+    second = source.load([tmp_path], cache=cache)
+    assert sorted(parsed) == ["a.yaml", "b.yaml", "b.yaml"]
+    assert first.releases["a"] == second.releases["a"]
+    assert second.releases["b"].release.spec.service == "b2"
