@@ -8,10 +8,13 @@ A test double, never on the daemon's production path except behind
 - ``behaviours``: image -> behaviour -> a task's plan
 - ``model``: clusters, task definitions, services, deployments, tasks
 - ``lifecycle``: one task's life; ``rollout``: the service scheduler and breaker
-- ``simulator``: state, timers and the lock; ``ecs_api`` / ``wire_ecs``: the ECS API
+- ``simulator``: state, timers and the lock
+- ``ecs_api`` (dispatch), ``ecs_resources``, ``ecs_services``, ``wire_ecs``: the ECS API
 - ``loadbalancing`` / ``alarms``: target health and alarm state in moto
 - ``protocol`` / ``faults``: recognising calls, injecting errors, counting calls
 - ``control``: the ``/_sandbox/`` API; ``server``: ``SandboxServer`` and ``main``
+- ``demo``: ``ecsop run --sandbox`` (in-process server, boto3 pointed at it);
+  ``demo.yaml`` is its scenario
 
 Importing this package is cheap; moto is imported when a server starts.
 """
