@@ -152,11 +152,14 @@ def test_broken_spec_does_not_stop_the_others(
     sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
 ) -> None:
     broken = release_doc("breaker", "shop-breaker", "shop:latest")
+    ghost = release_doc("ghost", "shop", GOOD_V2)
+    ghost["spec"]["cluster"] = "nowhere"
     repo.commit(
         {
             "shop.yaml": release_doc("shop", "shop", GOOD_V2),
             "broken.yaml": broken,
             "garbage.yaml": "spec: [unclosed\n",
+            "ghost.yaml": ghost,
         },
         "mixed",
     )
@@ -167,6 +170,10 @@ def test_broken_spec_does_not_stop_the_others(
     assert "not pinned by digest" in status["message"]
     metrics = daemon.get("/metrics")
     assert "ecsop_spec_errors 2.0" in metrics
+    # An AWS error on one release is reported on it, with AWS's own code.
+    ghost_status = wait_for(lambda: daemon.release("ghost"), 10, "ghost release in status")
+    assert ghost_status["phase"] == "Degraded"
+    assert "ClusterNotFoundException" in ghost_status["reason"] + ghost_status["message"]
 
 
 def test_service_changed_by_hand_is_put_back(
