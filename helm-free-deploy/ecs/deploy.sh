@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Register ecsop's task definition and create (or update) its ECS service.
+#
+#   export ACCOUNT_ID=111122223333 REGION=us-east-1 CLUSTER=ops \
+#          SUBNET_ID=subnet-0abc SECURITY_GROUP_ID=sg-0abc \
+#          ECSOP_IMAGE=111122223333.dkr.ecr.us-east-1.amazonaws.com/ecsop:0.1.0 \
+#          SPECS_REPO=https://github.com/acme/deploy-specs.git SPECS_REF=main \
+#          GIT_SECRET_NAME=ecsop/git
+#   ./deploy.sh render    # write rendered JSON to ./rendered/ and stop (no AWS calls)
+#   ./deploy.sh apply     # render, then register the task definition and create/update the service
+#
+# Prerequisites (see docs/production.md): the IAM roles `ecsop` (task role, with
+# helm-free-deploy/iam/ecsop-daemon-policy.json) and `ecsop-task-execution`
+# (AmazonECSTaskExecutionRolePolicy plus secretsmanager:GetSecretValue on the git
+# secret), the log group /ecs/ecsop, and a security group allowing outbound
+# HTTPS (AWS APIs, the git host) and inbound 9100 from your Prometheus.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VARIABLES=(ACCOUNT_ID REGION CLUSTER SUBNET_ID SECURITY_GROUP_ID ECSOP_IMAGE SPECS_REPO SPECS_REF GIT_SECRET_NAME)
+OUT=${OUT:-rendered}
+
+render() {
+  local missing=() expr=() var
+  for var in "${VARIABLES[@]}"; do
+    if [[ -z "${!var:-}" ]]; then missing+=("$var"); fi
+    expr+=(-e "s|\${${var}}|${!var:-}|g")
+  done
+  if ((${#missing[@]})); then
+    echo "deploy.sh: set ${missing[*]} (see the top of this file)" >&2
+    exit 2
+  fi
+  mkdir -p "$OUT"
+  local file
+  for file in task-definition.json service.json; do
+    sed "${expr[@]}" "$file" >"$OUT/$file"
+    if grep -n '\${' "$OUT/$file" >&2; then
+      echo "deploy.sh: unreplaced placeholder in $OUT/$file" >&2
+      exit 2
+    fi
+  done
+  echo "rendered into $OUT/"
+}
+
+apply() {
+  render
+  aws logs create-log-group --region "$REGION" --log-group-name /ecs/ecsop 2>/dev/null || true
+  aws logs put-retention-policy --region "$REGION" --log-group-name /ecs/ecsop --retention-in-days 30
+  local arn
+  arn=$(aws ecs register-task-definition --region "$REGION" \
+    --cli-input-json "file://$OUT/task-definition.json" \
+    --query taskDefinition.taskDefinitionArn --output text)
+  echo "registered $arn"
+  local status
+  status=$(aws ecs describe-services --region "$REGION" --cluster "$CLUSTER" --services ecsop \
+    --query 'services[0].status' --output text)
+  if [[ "$status" == "ACTIVE" ]]; then
+    aws ecs update-service --region "$REGION" --cluster "$CLUSTER" --service ecsop \
+      --task-definition "$arn" --query service.serviceArn --output text
+  else
+    aws ecs create-service --region "$REGION" --cli-input-json "file://$OUT/service.json" \
+      --query service.serviceArn --output text
+  fi
+  aws ecs wait services-stable --region "$REGION" --cluster "$CLUSTER" --services ecsop
+  echo "ecsop is running; logs: aws logs tail /ecs/ecsop --region $REGION --follow"
+}
+
+case "${1:-}" in
+  render) render ;;
+  apply) apply ;;
+  *) echo "usage: $0 render|apply" >&2; exit 2 ;;
+esac
