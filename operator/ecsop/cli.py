@@ -300,7 +300,7 @@ def _run(args: argparse.Namespace) -> int:
     if specs is None:
         print("ecsop run: --specs DIR (or ECSOP_SPECS) is required", file=sys.stderr)
         return 2
-    if not Path(specs).is_dir():
+    if args.sandbox and not Path(specs).is_dir():
         print(f"ecsop run: spec directory {specs!r} does not exist", file=sys.stderr)
         return 2
     sandbox = _start_sandbox(args) if args.sandbox else None

@@ -21,6 +21,7 @@ from ecsop import __version__
 from ecsop.aws import AwsSettings, ClientFactory
 from ecsop.controller import Controller, ControllerSettings
 from ecsop.ecs import EcsGateway
+from ecsop.health import HealthProber, HealthSettings
 from ecsop.metrics import Metrics
 from ecsop.server import Endpoint
 
@@ -31,6 +32,7 @@ log = structlog.get_logger("ecsop.daemon")
 class DaemonSettings:
     controller: ControllerSettings
     aws: AwsSettings = field(default_factory=AwsSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     metrics_host: str = "0.0.0.0"
     """Address of the /metrics, /healthz, /readyz and /status endpoint."""
     metrics_port: int = 9100
@@ -64,7 +66,11 @@ class Daemon:
         self.metrics = Metrics(self.registry)
         self.clients = ClientFactory(settings.aws, on_client_created=self.metrics.instrument)
         self.gateways = GatewayPool(self.clients)
-        self.controller = Controller(settings.controller, self.gateways.ecs, self.metrics)
+        # Health gates use the same clients (same retry config, same call metrics).
+        self.prober = HealthProber(self.clients.client, settings.health)
+        self.controller = Controller(
+            settings.controller, self.gateways.ecs, self.metrics, prober=self.prober
+        )
         self.endpoint = Endpoint(
             settings.metrics_host,
             settings.metrics_port,
@@ -76,6 +82,11 @@ class Daemon:
         )
 
     def start(self) -> None:
+        if not self.settings.controller.specs.is_dir():
+            log.warning(
+                "spec directory does not exist yet; waiting for it (not ready until then)",
+                specs=str(self.settings.controller.specs),
+            )
         self.endpoint.start()
         self.controller.start()
         log.info(
@@ -86,6 +97,7 @@ class Daemon:
 
     def stop(self) -> None:
         self.controller.stop()
+        self.prober.close()
         self.endpoint.stop()
 
     def run(self, stop: threading.Event | None = None) -> int:
@@ -102,6 +114,10 @@ class Daemon:
         return 0
 
     def _ready(self) -> tuple[bool, str]:
+        specs = self.settings.controller.specs
+        if not specs.is_dir():
+            # git-sync may not have cloned yet: wait for it rather than exit.
+            return False, f"spec directory {specs} does not exist (yet)"
         if not self.controller.specs_loaded.is_set():
             return False, "specs not loaded yet"
         if not self.controller.aws_reachable.is_set():
