@@ -12,14 +12,20 @@ against the account's API quota, not what the code meant to call.
 
 from __future__ import annotations
 
+import threading
+from contextlib import suppress
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ecsop import __version__
-from ecsop.actions import Phase
+from ecsop.actions import Failure, Phase
 
 DURATION_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+OUTCOMES = ("succeeded", "rolled_back", "failed")
+"""The ``outcome`` label values of ``ecsop_deployments_total``."""
+ROLLBACK_REASONS = tuple(f.value for f in Failure if f is not Failure.ROLLBACK_FAILED)
+"""The ``reason`` label values of ``ecsop_rollbacks_total`` (a failed rollback is not one)."""
 
 
 class Metrics:
@@ -112,23 +118,58 @@ class Metrics:
             "ecsop_build_info", "ecsop's version.", ["version"], registry=registry
         )
         self.build_info.labels(version=__version__).set(1)
+        self._lock = threading.Lock()
+        self._info: dict[str, tuple[str, str, str]] = {}
+        """release -> (cluster, service, region) of its ``ecsop_release_info`` series."""
 
     # --- releases ---------------------------------------------------------------
 
     def set_release(
         self, name: str, cluster: str, service: str, region: str, phase: Phase, synced: bool
     ) -> None:
-        self.release_info.labels(name, cluster, service, region).set(1)
+        """Publish a release's identity, phase and sync state after a pass.
+
+        On a release's first pass its counters are created at 0 for every
+        outcome and reason: ``increase()`` cannot see a series' first sample,
+        so a rollback counter born at 1 would never fire the rollback alert.
+        When the release's cluster, service or region changes (an invalid spec
+        becoming valid), the old ``ecsop_release_info`` series is removed.
+        """
+        info = (cluster, service, region)
+        with self._lock:
+            before = self._info.get(name)
+            self._info[name] = info
+        if before != info:
+            if before is not None:
+                with suppress(KeyError):
+                    self.release_info.remove(name, *before)
+            for outcome in OUTCOMES:
+                self.deployments.labels(name, outcome)
+            for reason in ROLLBACK_REASONS:
+                self.rollbacks.labels(name, reason)
+        self.release_info.labels(name, *info).set(1)
         self.release_synced.labels(name).set(1 if synced else 0)
         for each in Phase:
             self.release_phase.labels(name, each.value).set(1 if each is phase else 0)
 
     def forget_release(self, name: str) -> None:
-        """A release left the spec directory: drop its series so alerts on it resolve."""
-        for metric in (self.release_info, self.release_synced, self.release_phase):
-            for labels in _label_sets(metric):
-                if labels.get("release") == name:
-                    metric.remove(*labels.values())
+        """A release left the spec directory: drop its series so alerts on it resolve.
+
+        ``ecsop_reconcile_total`` is left alone: the worker counts the pass that
+        noticed the release vanish after this returns.
+        """
+        with self._lock:
+            self._info.pop(name, None)
+        for metric in (
+            self.release_info,
+            self.release_synced,
+            self.release_phase,
+            self.deployments,
+            self.rollbacks,
+            self.deployment_duration,
+            self.last_success,
+        ):
+            _remove_release(metric, name)
 
     # --- spec directory -----------------------------------------------------------
 
@@ -162,10 +203,14 @@ class Metrics:
         self.aws_calls.labels(service, operation.name, code).inc()
 
 
-def _label_sets(metric: Any) -> list[dict[str, str]]:
-    out = []
+def _remove_release(metric: Any, name: str) -> None:
+    """Remove every child of ``metric`` whose ``release`` label is ``name``."""
+    stale = set()
     for family in metric.collect():
         for sample in family.samples:
-            if sample.name == family.name or sample.name.endswith("_info"):
-                out.append(dict(sample.labels))
-    return out
+            if sample.labels.get("release") == name:
+                # Label order is the metric's label names, then a histogram's "le".
+                stale.add(tuple(v for k, v in sample.labels.items() if k != "le"))
+    for values in stale:
+        with suppress(KeyError):
+            metric.remove(*values)

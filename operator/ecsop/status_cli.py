@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -36,12 +37,16 @@ def render(releases: list[dict[str, Any]], now: datetime) -> str:
             f"{_cut(item['name'], 24):<24} {_cut(target, 20):<20} {item['phase']:<11} "
             f"{running:<8} {desired:<8} {_age(item.get('lastChange'), now)}"
         )
-        message = item.get("message", "")
+        # Messages may hold newlines (YAML errors): flow them into at most 4 lines of 76.
+        message = " ".join(str(item.get("message", "")).split())
+        lines.extend(f"    {part}" for part in textwrap.wrap(message, 76, max_lines=4))
         rollout = item.get("lastRollout") or {}
         if rollout.get("outcome") and rollout.get("outcome") != "succeeded":
-            message += f" [last rollout {rollout['outcome']}: {rollout.get('reason', '')}]"
-        for start in range(0, min(len(message), 300), 76):
-            lines.append(f"    {message[start : start + 76]}")
+            note = f"[last rollout {rollout['outcome']}: {rollout.get('reason', '')}]"
+            lines.append(f"    {_cut(note, 76)}")
+            stop_reason = " ".join(str(rollout.get("stopReason") or "").split())
+            if stop_reason:
+                lines.append(f"    {_cut('first stopped task: ' + stop_reason, 76)}")
     return "\n".join(lines)
 
 
@@ -58,7 +63,7 @@ def _age(when: str | None, now: datetime) -> str:
     if not when:
         return "-"
     seconds = int((now - datetime.fromisoformat(when)).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("y", 365 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{max(seconds, 0)}s"

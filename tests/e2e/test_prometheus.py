@@ -1,0 +1,198 @@
+"""A real Prometheus scrapes the daemon on the sandbox and fires the shipped rollback alert.
+
+Prometheus is Debian's ``prometheus`` binary, started here with a 1 s scrape
+and evaluation interval and ``helm-free-deploy/prometheus/alerts.yaml`` exactly
+as shipped: the rollback alert has no ``for:``, so it fires at the first
+evaluation after the rollback is scraped. Nothing here sleeps for long: the
+sandbox's clock runs 20 times faster than real time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ecsop.spec import fingerprint
+
+from .conftest import CRASH, GOOD_V1, Daemon, Sandbox, SpecRepo, free_port, release_doc, wait_for
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "helm-free-deploy" / "prometheus" / "alerts.yaml"
+DASHBOARD = ROOT / "helm-free-deploy" / "prometheus" / "grafana-dashboard.json"
+
+
+class Prometheus:
+    """A Prometheus server process scraping ``target`` as job "ecsop"."""
+
+    def __init__(self, binary: str, tmp: Path, target: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "global": {
+                "scrape_interval": "1s",
+                "scrape_timeout": "1s",
+                "evaluation_interval": "1s",
+            },
+            "rule_files": [str(RULES)],
+            "scrape_configs": [{"job_name": "ecsop", "static_configs": [{"targets": [target]}]}],
+        }
+        path = tmp / "prometheus.yml"
+        path.write_text(yaml.safe_dump(config))
+        self.log_path = tmp / "prometheus.log"
+        self.log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={path}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self.ready, 30, "Prometheus ready")
+
+    def ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"prometheus exited: {self.log_path.read_text()[-2000:]}")
+        with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+            return response.status == 200
+
+    def api(self, path: str, **params: str) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=5) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.api("query", query=expr)["result"]
+        return result
+
+    def alerts(self, name: str, state: str) -> list[dict[str, Any]]:
+        return [
+            alert
+            for alert in self.api("alerts")["alerts"]
+            if alert["labels"]["alertname"] == name and alert["state"] == state
+        ]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def prometheus_binary() -> str:
+    found = shutil.which("prometheus")
+    if found is None:
+        why = "the prometheus server binary is not installed (apt-get install prometheus)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{why}; CI must install it")
+        pytest.skip(why)
+    return found
+
+
+@pytest.fixture
+def start_prometheus(
+    prometheus_binary: str, tmp_path: Path
+) -> Iterator[Callable[[str], Prometheus]]:
+    started: list[Prometheus] = []
+
+    def start(target: str) -> Prometheus:
+        server = Prometheus(prometheus_binary, tmp_path, target)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_a_crash_looping_digest_fires_the_rollback_alert(
+    sandbox: Sandbox,
+    repo: SpecRepo,
+    start_daemon: Callable[..., Daemon],
+    start_prometheus: Callable[[str], Prometheus],
+) -> None:
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V1)}, "adopt shop")
+    daemon = start_daemon()
+    prometheus = start_prometheus(f"127.0.0.1:{daemon.port}")
+    wait_for(lambda: daemon.release("shop").get("phase") == "Synced", 30, "shop synced")
+
+    # Prometheus sees the daemon, the release, and a rollback counter already at 0.
+    wait_for(lambda: prometheus.query('up{job="ecsop"} == 1'), 30, "ecsop scraped")
+    wait_for(
+        lambda: prometheus.query('ecsop_release_phase{release="shop", phase="Synced"} == 1'),
+        30,
+        "Synced scraped",
+    )
+    zero = prometheus.query('ecsop_rollbacks_total{release="shop", reason="failed_tasks"}')
+    assert [float(s["value"][1]) for s in zero] == [0.0]
+    assert prometheus.alerts("EcsopRollback", "firing") == []
+
+    # A crash-looping digest: ecsop rolls it back, and Prometheus fires the alert.
+    repo.commit({"shop.yaml": release_doc("shop", "shop", CRASH)}, "shop crash")
+    (alert,) = wait_for(
+        lambda: prometheus.alerts("EcsopRollback", "firing"), 60, "EcsopRollback firing"
+    )
+    assert alert["labels"]["release"] == "shop"
+    assert alert["labels"]["reason"] == "failed_tasks"
+    assert alert["labels"]["severity"] == "warning"
+    assert alert["labels"]["job"] == "ecsop"
+    assert "ecsop retry shop" in alert["annotations"]["description"]
+    assert sandbox.tags("shop")["ecsop:failed-fingerprint"] == fingerprint({"app": CRASH})
+
+    # The release ends Degraded: its alert is pending (it needs 5 minutes to fire).
+    wait_for(lambda: prometheus.alerts("EcsopReleaseDegraded", "pending"), 60, "Degraded pending")
+    outcome = prometheus.query('ecsop_deployments_total{release="shop", outcome="rolled_back"}')
+    assert [float(s["value"][1]) for s in outcome] == [1.0]
+    assert prometheus.alerts("EcsopDown", "pending") == []
+    assert prometheus.alerts("EcsopMetricsMissing", "pending") == []
+
+    # Every dashboard query runs against the real server.
+    for expr in dashboard_queries():
+        prometheus.query(expr)
+
+    # And `ecsop status` explains it, in 80 columns.
+    shown = subprocess.run(
+        [sys.executable, "-m", "ecsop", "status", "--url", daemon.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert all(len(line) <= 80 for line in shown.splitlines()), shown
+    row = next(line for line in shown.splitlines() if line.startswith("shop "))
+    assert row.split()[:3] == ["shop", "prod/shop", "Degraded"]
+    assert "[last rollout rolled_back: failed_tasks]" in shown
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    fill = {"$__rate_interval": "1m", "$job": ".*", "$release": ".*"}
+    out = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for variable, value in fill.items():
+                expr = expr.replace(variable, value)
+            out.append(expr)
+    return out
