@@ -100,6 +100,10 @@ class Rollback(Action):
     failed_fingerprint: Fingerprint
     failure: Failure
     detail: str
+    deployment_id: str = ""
+    """The failed deployment, whose stopped tasks explain the failure."""
+    stop_reason: str = ""
+    """ECS's reason for the first failed task of that deployment, once looked up."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,12 @@ class RecordFailure(Action):
     failed_fingerprint: Fingerprint
     failure: Failure
     detail: str
+    deployment_id: str = ""
+    """The failed deployment, whose stopped tasks explain the failure."""
+    stop_reason: str = ""
+    """ECS's reason for the first failed task of that deployment, once looked up."""
+    rolled_back_by_ecs: bool = False
+    """ECS itself is rolling back (circuit breaker or deployment alarms): a rollback to count."""
 
 
 @dataclass(frozen=True)

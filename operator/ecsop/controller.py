@@ -25,7 +25,6 @@ from ecsop import executor, source
 from ecsop.actions import (
     Action,
     Deploy,
-    Failure,
     Phase,
     Reason,
     RecordFailure,
@@ -34,10 +33,17 @@ from ecsop.actions import (
     Wait,
 )
 from ecsop.aws import AwsError
+from ecsop.health import HealthProber
 from ecsop.metrics import Metrics
-from ecsop.observed import ServiceMissing, ServiceState, TaskDefinitionArn
+from ecsop.observed import RolloutState, ServiceMissing, ServiceState, TaskDefinitionArn
 from ecsop.observer import GatewayFor, ServiceObserver, observation_of
-from ecsop.reconciler import Observation, Options, decide, fingerprint_of
+from ecsop.reconciler import (
+    Observation,
+    Options,
+    decide,
+    fingerprint_of,
+    needs_health,
+)
 from ecsop.source import LoadedRelease, SpecSet
 from ecsop.status import ReleaseStatus, Rollout, StatusStore
 from ecsop.watcher import SpecWatcher
@@ -76,8 +82,11 @@ class Controller:
         metrics: Metrics,
         statuses: StatusStore | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        prober: HealthProber | None = None,
     ) -> None:
         self.settings = settings
+        self.prober = prober
+        """Health gates (target health, alarms, HTTP checks); None judges ECS's signals only."""
         self.metrics = metrics
         self.statuses = statuses or StatusStore()
         self.queue = RateLimitingQueue(
@@ -242,6 +251,8 @@ class Controller:
                 return None
             self.statuses.remove(name)
             self.metrics.forget_release(name)
+            if self.prober is not None:
+                self.prober.idle(name)
             log.info(
                 "release left the spec directory; no longer managed (nothing is deleted)",
                 release=name,
@@ -267,7 +278,18 @@ class Controller:
             return None
         observation = observation_of(gateway, state)
         now = state.observed_at or self._clock()
+        if self.prober is not None and needs_health(loaded.release, observation):
+            health = self.prober.probe(
+                loaded.name, loaded.region, loaded.release, observation, gateway, now
+            )
+            observation = replace(observation, health=health)
+        elif self.prober is not None:
+            self.prober.idle(loaded.name)
         action = decide(loaded.release, observation, now, self._options)
+        if self.prober is not None and isinstance(action, Rollback | RecordFailure):
+            action = self.prober.explain(action, gateway, loaded.release, state)
+        if self.prober is not None and not isinstance(action, Wait | Deploy):
+            self.prober.idle(loaded.name)  # judged (good or bad): the gates are done with it
         if problems and isinstance(action, Deploy):
             action = Wait(
                 Phase.INVALID,
@@ -343,12 +365,15 @@ class Controller:
             spec.service,
             loaded.region,
             action.phase,
-            bool(running_fp) and running_fp == desired_fp,
+            _settled(service) and bool(running_fp) and running_fp == desired_fp,
         )
         changed = previous is None or (previous.phase, previous.reason) != (
             action.phase,
             action.reason.value,
         )
+        failure = {}
+        if isinstance(action, Rollback | RecordFailure):
+            failure = {"failure": action.failure.value, "stop_reason": action.stop_reason}
         if changed or not isinstance(action, Wait):
             log.info(
                 action.message,
@@ -362,6 +387,7 @@ class Controller:
                 reason=action.reason.value,
                 phase=action.phase.value,
                 task_definition=applied_td,
+                **failure,
             )
 
     def _put_invalid(self, name: str, problems: list[source.SpecError]) -> None:
@@ -397,7 +423,7 @@ class Controller:
             self.metrics.deployments.labels(name, "rolled_back").inc()
             self.metrics.rollbacks.labels(name, action.failure.value).inc()
         elif isinstance(action, RecordFailure):
-            if action.failure is Failure.ECS_ROLLBACK:
+            if action.rolled_back_by_ecs:
                 self.metrics.deployments.labels(name, "rolled_back").inc()
                 self.metrics.rollbacks.labels(name, action.failure.value).inc()
             else:
@@ -452,10 +478,23 @@ class Controller:
 
 def _rollout_of(action: Action, now: datetime) -> Rollout | None:
     if isinstance(action, Rollback):
-        return Rollout("rolled_back", action.failure.value, action.detail, now)
+        return Rollout("rolled_back", action.failure.value, action.detail, now, action.stop_reason)
     if isinstance(action, RecordFailure):
-        outcome = "rolled_back" if action.failure is Failure.ECS_ROLLBACK else "failed"
-        return Rollout(outcome, action.failure.value, action.detail, now)
+        outcome = "rolled_back" if action.rolled_back_by_ecs else "failed"
+        return Rollout(outcome, action.failure.value, action.detail, now, action.stop_reason)
     if isinstance(action, RecordLastGood) and action.reason is Reason.BAKED:
         return Rollout("succeeded", "baked", action.message, now)
     return None
+
+
+def _settled(service: ServiceState | None) -> bool:
+    """One deployment and it is not rolling out: what runs is what the service says.
+
+    ECS points ``service.taskDefinition`` at the new revision as soon as
+    UpdateService returns, so "synced" must also wait for the rollout to end.
+    """
+    return (
+        service is not None
+        and len(service.deployments) == 1
+        and service.deployments[0].rollout_state is not RolloutState.IN_PROGRESS
+    )

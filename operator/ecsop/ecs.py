@@ -30,12 +30,14 @@ from ecsop.observed import (
     TAG_FINGERPRINT,
     Deployment,
     DeploymentStatus,
+    LoadBalancer,
     RolloutState,
     ServiceEvent,
     ServiceMissing,
     ServiceState,
     TaskDefinition,
     TaskDefinitionArn,
+    TaskTarget,
 )
 
 DESCRIBE_SERVICES_BATCH = 10
@@ -80,6 +82,8 @@ class EcsGateway:
         self._cache: OrderedDict[str, _Described] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._instances: dict[str, str] = {}
+        """Container instance ARN -> EC2 instance id (fixed for the instance's life)."""
 
     # -- services ---------------------------------------------------------------
 
@@ -169,6 +173,46 @@ class EcsGateway:
             tasks.extend(self._call("describe_tasks", cluster=cluster, tasks=batch)["tasks"])
         tasks.sort(key=lambda t: _time(t.get("stoppedAt") or t.get("createdAt") or 0), reverse=True)
         return [_stopped_reason(task) for task in tasks]
+
+    def deployment_targets(self, cluster: str, deployment_id: str) -> list[TaskTarget]:
+        """Where the deployment's RUNNING tasks are registered in target groups.
+
+        For health gates during a rollout only (``ecsop.health``): ListTasks by
+        ``startedBy`` (the deployment id), DescribeTasks 100 at a time, and
+        DescribeContainerInstances for EC2 instance ids, cached.
+        """
+        arns: list[str] = []
+        listing: dict[str, Any] = {"cluster": cluster, "startedBy": deployment_id}
+        while True:
+            page = self._call("list_tasks", maxResults=DESCRIBE_TASKS_BATCH, **listing)
+            arns.extend(page.get("taskArns") or ())
+            listing["nextToken"] = page.get("nextToken")
+            if not listing["nextToken"]:
+                break
+        tasks: list[dict[str, Any]] = []
+        for start in range(0, len(arns), DESCRIBE_TASKS_BATCH):
+            batch = arns[start : start + DESCRIBE_TASKS_BATCH]
+            tasks.extend(self._call("describe_tasks", cluster=cluster, tasks=batch)["tasks"])
+        self._resolve_instances(
+            cluster, {t["containerInstanceArn"] for t in tasks if t.get("containerInstanceArn")}
+        )
+        with self._lock:
+            instances = dict(self._instances)
+        return [_task_target(task, instances) for task in tasks]
+
+    def _resolve_instances(self, cluster: str, arns: set[str]) -> None:
+        with self._lock:
+            unknown = sorted(arns - set(self._instances))
+        for start in range(0, len(unknown), DESCRIBE_TASKS_BATCH):
+            batch = unknown[start : start + DESCRIBE_TASKS_BATCH]
+            found = self._call(
+                "describe_container_instances", cluster=cluster, containerInstances=batch
+            )
+            with self._lock:
+                for instance in found.get("containerInstances") or ():
+                    self._instances[instance["containerInstanceArn"]] = str(
+                        instance.get("ec2InstanceId", "")
+                    )
 
     # -- task definitions -------------------------------------------------------
 
@@ -291,6 +335,16 @@ def _service_state(cluster: str, raw: dict[str, Any], observed_at: datetime | No
         circuit_breaker_rollback=bool(breaker.get("rollback", False)),
         alarm_names=tuple(alarms.get("alarmNames") or ()) if alarms.get("enable") else (),
         has_load_balancers=bool(raw.get("loadBalancers")),
+        load_balancers=tuple(
+            LoadBalancer(
+                str(lb["targetGroupArn"]),
+                str(lb.get("containerName", "")),
+                int(lb.get("containerPort") or 0),
+            )
+            for lb in raw.get("loadBalancers") or ()
+            if lb.get("targetGroupArn")
+        ),
+        health_check_grace_seconds=int(raw.get("healthCheckGracePeriodSeconds") or 0),
         events=tuple(events[:EVENTS_KEPT]),
         observed_at=observed_at,
     )
@@ -364,6 +418,30 @@ def _response_date(response: Mapping[str, Any]) -> datetime | None:
         return _time(email.utils.parsedate_to_datetime(headers["date"]))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _task_target(task: dict[str, Any], instances: Mapping[str, str]) -> TaskTarget:
+    """A task's ENI addresses (awsvpc) and its host port bindings (bridge/host mode)."""
+    ips = [
+        str(detail.get("value"))
+        for attachment in task.get("attachments") or ()
+        if attachment.get("type") == "ElasticNetworkInterface"
+        for detail in attachment.get("details") or ()
+        if detail.get("name") == "privateIPv4Address" and detail.get("value")
+    ]
+    ports = {
+        (str(c.get("name")), int(b["containerPort"])): int(b["hostPort"])
+        for c in task.get("containers") or ()
+        for b in c.get("networkBindings") or ()
+        if b.get("containerPort") is not None and b.get("hostPort") is not None
+    }
+    return TaskTarget(
+        task_arn=str(task["taskArn"]),
+        started_at=_time(task["startedAt"]) if task.get("startedAt") else None,
+        ips=tuple(dict.fromkeys(ips)),
+        instance_id=instances.get(str(task.get("containerInstanceArn", "")), ""),
+        host_ports=ports,
+    )
 
 
 def _stopped_reason(task: dict[str, Any]) -> str:

@@ -70,6 +70,32 @@ class ServiceEvent:
 
 
 @dataclass(frozen=True)
+class LoadBalancer:
+    """One entry of ``service.loadBalancers`` that names a target group (ALB/NLB)."""
+
+    target_group_arn: str
+    container_name: str
+    container_port: int
+
+
+@dataclass(frozen=True)
+class TaskTarget:
+    """Where one running task is registered in target groups, from DescribeTasks.
+
+    ``ip`` targets (awsvpc network mode) are the task's ENI private IPv4
+    address; ``instance`` targets (bridge or host mode on EC2) are the
+    container instance's EC2 id with the host port bound to a container port.
+    """
+
+    task_arn: str
+    started_at: datetime | None
+    ips: tuple[str, ...] = ()
+    instance_id: str = ""
+    host_ports: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    """(container name, container port) -> host port."""
+
+
+@dataclass(frozen=True)
 class ServiceState:
     """One ECS service as DescribeServices (with tags) reports it."""
 
@@ -86,6 +112,10 @@ class ServiceState:
     circuit_breaker_rollback: bool = False
     alarm_names: tuple[str, ...] = ()
     has_load_balancers: bool = False
+    load_balancers: tuple[LoadBalancer, ...] = ()
+    """The target-group entries of ``loadBalancers`` (Classic ELBs have none)."""
+    health_check_grace_seconds: int = 0
+    """``healthCheckGracePeriodSeconds``: ECS ignores ELB health this long after a task starts."""
     events: tuple[ServiceEvent, ...] = ()
     observed_at: datetime | None = None
     """AWS's clock when this was read (the response's Date header).

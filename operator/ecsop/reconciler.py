@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ecsop import failures
 from ecsop import spec as spec_model
 from ecsop.actions import (
     Action,
@@ -40,6 +41,7 @@ from ecsop.actions import (
 from ecsop.observed import (
     TAG_FAILED_FINGERPRINT,
     TAG_FAILED_REASON,
+    TAG_FINGERPRINT,
     TAG_LAST_GOOD,
     TAG_RELEASE,
     Deployment,
@@ -58,12 +60,19 @@ class Health:
     """Signals from health probes beyond the ECS deployment (``ecsop.health``).
 
     Empty means "nothing known to be wrong"; the controller fills it only for
-    releases that are rolling out or baking.
+    releases that are rolling out or baking (``needs_health``).
     """
 
     alarms_in_alarm: tuple[str, ...] = ()
     unhealthy_targets: int = 0
     failing_http_checks: tuple[str, ...] = ()
+    target_detail: str = ""
+    """The first unhealthy target's reason, as the load balancer words it."""
+    unknown: tuple[str, ...] = ()
+    """Gates that could not be judged this pass (an AWS error, an HTTP check not yet run).
+
+    They fail nothing, but a release is not recorded as last-good while any is unknown.
+    """
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,28 @@ def decide(
     return _when_steady(release, observed, primary, desired, now, options)
 
 
+def needs_health(release: ServiceRelease, observed: Observation) -> bool:
+    """Whether the health gates matter this pass: our rollout is in progress, or baking.
+
+    The controller probes target health, alarms and HTTP checks only then, so
+    a release that is Synced (or anything else) costs no health call at all.
+    Mirrors the branches of ``decide`` that read ``observed.health``.
+    """
+    service, primary = observed.service, observed.service.primary
+    if release.spec.suspend or primary is None:
+        return False
+    desired = Fingerprint(release.fingerprint())
+    if _in_progress(service, primary):
+        td = observed.task_definitions.get(primary.task_definition)
+        return fingerprint_of(release, td) == desired and observed.failed_fingerprint != desired
+    running = observed.task_definitions.get(service.task_definition)
+    if fingerprint_of(release, running) != desired or observed.last_good is None:
+        return False
+    return not (
+        observed.last_good == service.task_definition and observed.failed_fingerprint != desired
+    )
+
+
 def _in_progress(service: ServiceState, primary: Deployment) -> bool:
     if primary.rollout_state is RolloutState.IN_PROGRESS:
         return True
@@ -191,6 +222,7 @@ def _during_rollout(
                 Failure(observed.failed_reason or "failed_tasks"),
                 "resuming a rollback that was recorded but not yet issued",
                 poll,
+                primary.id,
             )
         failure = _rollout_failure(release, observed, primary, now)
         if failure is None:
@@ -203,20 +235,23 @@ def _during_rollout(
                 poll,
             )
         kind, detail = failure
-        return _on_failure(release, observed, desired, kind, detail, poll)
+        return _on_failure(release, observed, desired, kind, detail, poll, primary.id)
 
     ecs_failed = _failed_ecs_deployment(observed, release, desired)
     if ecs_failed is not None:
         detail = ecs_failed.rollout_state_reason or "ECS circuit breaker failed the deployment"
         if observed.failed_fingerprint != desired:
+            kind, detail = _ecs_failure(observed, ecs_failed, Failure.ECS_ROLLBACK)
             return RecordFailure(
                 Phase.ROLLING_BACK,
                 Reason.ECS_ROLLING_BACK,
                 f"ECS is rolling back {desired}: {detail}",
                 poll,
                 failed_fingerprint=desired,
-                failure=Failure.ECS_ROLLBACK,
+                failure=kind,
                 detail=detail,
+                deployment_id=ecs_failed.id,
+                rolled_back_by_ecs=True,
             )
         return Wait(
             Phase.ROLLING_BACK,
@@ -242,6 +277,24 @@ def _during_rollout(
             poll,
         )
 
+    primary_td = observed.task_definitions.get(primary.task_definition)
+    if primary_td is not None and primary_td.tags.get(TAG_RELEASE) == release.name:
+        # ecsop's own earlier rollout, superseded by a spec change. It is
+        # judged like any of ours: a fix pushed while the previous release
+        # crash-loops must not wait forever behind it. Healthy, it finishes
+        # first: one change at a time.
+        superseded = Fingerprint(primary_td.tags.get(TAG_FINGERPRINT) or primary_fp)
+        failure = _rollout_failure(release, observed, primary, now)
+        if failure is not None:
+            kind, detail = failure
+            return _on_failure(release, observed, superseded, kind, detail, poll, primary.id)
+        return Wait(
+            Phase.PROGRESSING,
+            Reason.ROLLOUT_IN_PROGRESS,
+            f"finishing the rollout of {superseded} before deploying {desired}",
+            poll,
+        )
+
     if _age(primary, now) > release.spec.rollout.timeout_seconds:
         return Wait(
             Phase.DEGRADED,
@@ -264,7 +317,7 @@ def _rollout_failure(
 ) -> tuple[Failure, str] | None:
     rollout = release.spec.rollout
     if primary.rollout_state is RolloutState.FAILED:
-        return Failure.CIRCUIT_BREAKER, primary.rollout_state_reason or "deployment FAILED"
+        return _ecs_failure(observed, primary, Failure.CIRCUIT_BREAKER)
     if primary.failed_tasks > rollout.max_failed_tasks:
         return Failure.FAILED_TASKS, (
             f"{primary.failed_tasks} failed tasks (maxFailedTasks {rollout.max_failed_tasks})"
@@ -279,17 +332,33 @@ def _rollout_failure(
     return None
 
 
+def _ecs_failure(
+    observed: Observation, deployment: Deployment, otherwise: Failure
+) -> tuple[Failure, str]:
+    """Why ECS marked ``deployment`` FAILED: its deployment alarms, or ``otherwise``."""
+    reason = deployment.rollout_state_reason or "deployment FAILED"
+    alarm = failures.ecs_alarm_failure(reason, [e.message for e in observed.service.events])
+    if alarm is None:
+        return otherwise, reason
+    names = alarm or ", ".join(observed.service.alarm_names) or "a deployment alarm"
+    return Failure.ALARM, f"ECS deployment alarm {names} in ALARM ({reason})"
+
+
+def target_health_enabled(release: ServiceRelease, service: ServiceState) -> bool:
+    """``rollout.targetHealth``, defaulting to on when the service has load balancers."""
+    target_health = release.spec.rollout.target_health
+    return service.has_load_balancers if target_health is None else target_health
+
+
 def _health_failure(release: ServiceRelease, observed: Observation) -> tuple[Failure, str] | None:
     health = observed.health
     watched = set(release.spec.rollout.alarms) | set(observed.service.alarm_names)
     firing = [name for name in health.alarms_in_alarm if name in watched]
     if firing:
         return Failure.ALARM, f"alarm {firing[0]} is in ALARM"
-    target_health = release.spec.rollout.target_health
-    if target_health is None:
-        target_health = observed.service.has_load_balancers
-    if target_health and health.unhealthy_targets > 0:
-        return Failure.TARGET_HEALTH, f"{health.unhealthy_targets} targets unhealthy"
+    if target_health_enabled(release, observed.service) and health.unhealthy_targets > 0:
+        why = f": {health.target_detail}" if health.target_detail else ""
+        return Failure.TARGET_HEALTH, f"{health.unhealthy_targets} targets unhealthy{why}"
     if health.failing_http_checks:
         return Failure.HTTP_CHECK, f"HTTP check failing: {health.failing_http_checks[0]}"
     return None
@@ -302,6 +371,7 @@ def _on_failure(
     failure: Failure,
     detail: str,
     poll: float,
+    deployment_id: str,
 ) -> Action:
     if not release.spec.rollback.automatic:
         if observed.failed_fingerprint == desired:
@@ -319,8 +389,9 @@ def _on_failure(
             failed_fingerprint=desired,
             failure=failure,
             detail=detail,
+            deployment_id=deployment_id,
         )
-    return _rollback(release, observed, desired, failure, detail, poll)
+    return _rollback(release, observed, desired, failure, detail, poll, deployment_id)
 
 
 def _rollback(
@@ -330,6 +401,7 @@ def _rollback(
     failure: Failure,
     detail: str,
     poll: float,
+    deployment_id: str,
 ) -> Action:
     last_good = observed.last_good
     if last_good is None:
@@ -346,6 +418,7 @@ def _rollback(
             failed_fingerprint=desired,
             failure=failure,
             detail=detail,
+            deployment_id=deployment_id,
         )
     return Rollback(
         Phase.ROLLING_BACK,
@@ -356,6 +429,7 @@ def _rollback(
         failed_fingerprint=desired,
         failure=failure,
         detail=detail,
+        deployment_id=deployment_id,
     )
 
 
@@ -461,7 +535,7 @@ def _bake(
     rollout = release.spec.rollout
     failure: tuple[Failure, str] | None = None
     if primary.rollout_state is RolloutState.FAILED:
-        failure = (Failure.CIRCUIT_BREAKER, primary.rollout_state_reason or "deployment FAILED")
+        failure = _ecs_failure(observed, primary, Failure.CIRCUIT_BREAKER)
     elif primary.failed_tasks > rollout.max_failed_tasks:
         failure = (
             Failure.FAILED_TASKS,
@@ -472,7 +546,13 @@ def _bake(
         failure = _health_failure(release, observed)
     if failure is not None and observed.last_good and observed.last_good != service.task_definition:
         return _on_failure(
-            release, observed, desired, failure[0], failure[1], options.active_poll_seconds
+            release,
+            observed,
+            desired,
+            failure[0],
+            failure[1],
+            options.active_poll_seconds,
+            primary.id,
         )
     baked = (now - primary.updated_at).total_seconds()
     if observed.last_good is not None and baked < rollout.bake_seconds:
@@ -482,6 +562,14 @@ def _bake(
             Reason.BAKING,
             f"running {desired}; baking, {int(remaining)}s of {rollout.bake_seconds}s left",
             min(options.active_poll_seconds, max(remaining, 0.1)),
+        )
+    if observed.last_good is not None and observed.health.unknown:
+        # Every gate must be seen green before the release is called good.
+        return Wait(
+            Phase.PROGRESSING,
+            Reason.BAKING,
+            f"running {desired}; baked, waiting to judge {observed.health.unknown[0]}",
+            options.active_poll_seconds,
         )
     if observed.last_good is None:
         reason = Reason.ADOPTED

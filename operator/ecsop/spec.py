@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import urllib.parse
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -70,6 +71,57 @@ class Metadata(_Model):
     )
 
 
+class HttpCheck(_Model):
+    """An HTTP request that must answer ``expectStatus`` while a rollout runs and bakes.
+
+    Probed from the daemon (in a thread pool of its own, never from a reconcile
+    worker) every ``intervalSeconds`` and only while the release is rolling out
+    or baking; ``failuresAllowed`` consecutive failures are tolerated, one more
+    fails the rollout. Redirects are not followed: a 3xx is an answer.
+    """
+
+    url: str = Field(
+        min_length=8,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="http:// or https:// URL to request with GET, e.g. a smoke-test endpoint "
+        "behind the service's load balancer.",
+    )
+    expect_status: int = Field(
+        default=200, ge=100, le=599, description="The HTTP status a passing check answers."
+    )
+    timeout_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=60,
+        description="Give up on one request (connect and response headers) after this long; "
+        "a timeout is a failure.",
+    )
+    interval_seconds: float = Field(
+        default=10, ge=1, le=3600, description="Seconds between the starts of two requests."
+    )
+    failures_allowed: int = Field(
+        default=2,
+        ge=0,
+        le=100,
+        description="Consecutive failures tolerated; one more fails the rollout.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an absolute http:// or https:// URL with a host")
+        if any(c.isspace() for c in url):
+            raise ValueError("url must not contain whitespace")
+        try:
+            parts.port  # noqa: B018 -- raises on a port outside 0-65535
+        except ValueError as exc:
+            raise ValueError(f"url has an invalid port: {exc}") from None
+        return url
+
+
 class Rollout(_Model):
     """How a new revision is watched, and when it is declared good or failed."""
 
@@ -102,6 +154,11 @@ class Rollout(_Model):
         description="Require the new tasks to be healthy in their load balancer target "
         "groups. Default: on when the service has load balancers.",
     )
+    http_checks: list[HttpCheck] = Field(
+        default_factory=list,
+        max_length=10,
+        description="HTTP requests that must keep answering as expected during rollout and bake.",
+    )
 
     @field_validator("alarms")
     @classmethod
@@ -112,6 +169,14 @@ class Rollout(_Model):
         if len(set(alarms)) != len(alarms):
             raise ValueError("alarm names must not repeat")
         return alarms
+
+    @field_validator("http_checks")
+    @classmethod
+    def _distinct_checks(cls, checks: list[HttpCheck]) -> list[HttpCheck]:
+        urls = [check.url for check in checks]
+        if len(set(urls)) != len(urls):
+            raise ValueError("httpChecks must not repeat a url")
+        return checks
 
 
 class Rollback(_Model):

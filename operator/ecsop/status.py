@@ -35,8 +35,11 @@ class Rollout:
     outcome: str
     """succeeded, rolled_back or failed."""
     reason: str
+    """The failure kind (``ecsop_rollbacks_total``'s label), or ``baked``."""
     detail: str
     at: datetime
+    stop_reason: str = ""
+    """ECS's reason for the first failed task of the rollout (``lastRollout.stopReason``)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ class ReleaseStatus:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = _jsonable(asdict(self))
+        rollout = data.get("lastRollout")
+        if rollout is not None and not rollout.get("stopReason"):
+            del rollout["stopReason"]  # optional, omitted when empty (Kubernetes' omitempty)
         return data
 
 

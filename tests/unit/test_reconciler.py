@@ -506,3 +506,35 @@ def test_self_heal_back_to_last_good_reuses_it() -> None:
 def test_new_images_do_not_reuse_last_good() -> None:
     action = decide(release(), observe(STEADY_OLD, last_good=arn(1)))
     assert isinstance(action, actions.Deploy) and action.reuse is None
+
+
+TD_OURS_OTHER = TaskDefinition(
+    arn(4),
+    "api",
+    4,
+    {"api": OTHER, "log": SIDE},
+    {TAG_RELEASE: "api-prod", "ecsop:fingerprint": fingerprint({"api": OTHER})},
+)
+
+
+def observe_with(extra: TaskDefinition, *deployments: Deployment, **tags: str) -> Observation:
+    obs = observe(*deployments, **tags)
+    return replace(obs, task_definitions={**TDS, extra.arn: extra})
+
+
+def test_superseded_rollout_that_fails_is_rolled_back_not_waited_on() -> None:
+    """A fix pushed while ecsop's previous rollout crash-loops must not wait forever."""
+    rolling_other = deployment(TD_OURS_OTHER, RolloutState.IN_PROGRESS, age=60, failed=2)
+    obs = observe_with(TD_OURS_OTHER, rolling_other, ACTIVE_OLD, last_good=arn(1))
+    action = decide(release(NEW), obs)
+    assert isinstance(action, actions.Rollback)
+    assert action.to == arn(1)
+    assert action.failed_fingerprint == fingerprint({"api": OTHER}), "the superseded release failed"
+
+
+def test_superseded_rollout_that_is_healthy_finishes_first() -> None:
+    rolling_other = deployment(TD_OURS_OTHER, RolloutState.IN_PROGRESS, age=60)
+    obs = observe_with(TD_OURS_OTHER, rolling_other, ACTIVE_OLD, last_good=arn(1))
+    action = decide(release(NEW), obs)
+    assert (type(action), action.reason) == (actions.Wait, Reason.ROLLOUT_IN_PROGRESS)
+    assert "before deploying" in action.message

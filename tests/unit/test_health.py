@@ -1,0 +1,572 @@
+"""Health gates: the spec's httpChecks, when gates are probed, how they decide, the probes.
+
+AWS-facing probes run against moto in-process (``mock_aws``); HTTP checks
+against a server on 127.0.0.1 with intervals of a second or less.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from pydantic import ValidationError
+
+from ecsop import actions, health, reconciler
+from ecsop.actions import Failure, Phase, Reason
+from ecsop.aws import AwsError
+from ecsop.ecs import EcsGateway
+from ecsop.observed import (
+    TAG_FAILED_FINGERPRINT,
+    TAG_LAST_GOOD,
+    Deployment,
+    DeploymentStatus,
+    LoadBalancer,
+    RolloutState,
+    ServiceEvent,
+    ServiceState,
+    TaskDefinition,
+    TaskDefinitionArn,
+    TaskTarget,
+)
+from ecsop.reconciler import Health, Observation, Options
+from ecsop.spec import HttpCheck, Rollout, ServiceRelease, fingerprint
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+OLD = "repo/api@sha256:" + "0" * 64
+NEW = "repo/api@sha256:" + "1" * 64
+TG = "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/api/0123456789abcdef"
+
+
+def arn(revision: int) -> TaskDefinitionArn:
+    return TaskDefinitionArn(f"arn:aws:ecs:us-east-1:111122223333:task-definition/api:{revision}")
+
+
+LAST_GOOD = arn(1)
+TD_OLD = TaskDefinition(arn(1), "api", 1, {"api": OLD})
+TD_NEW = TaskDefinition(arn(2), "api", 2, {"api": NEW})
+TDS = {td.arn: td for td in (TD_OLD, TD_NEW)}
+FP_NEW = fingerprint({"api": NEW})
+
+
+def release(**rollout: Any) -> ServiceRelease:
+    return ServiceRelease.model_validate(
+        {
+            "apiVersion": "ecsop.dev/v1",
+            "kind": "ServiceRelease",
+            "metadata": {"name": "api-prod"},
+            "spec": {
+                "cluster": "prod",
+                "service": "api",
+                "containers": {"api": NEW},
+                "rollout": {"bakeSeconds": 60, "timeoutSeconds": 600, **rollout},
+            },
+        }
+    )
+
+
+def deployment(
+    td: TaskDefinition,
+    state: RolloutState,
+    status: DeploymentStatus = DeploymentStatus.PRIMARY,
+    updated_ago: float = 10,
+    reason: str = "",
+) -> Deployment:
+    return Deployment(
+        id=f"ecs-svc/{td.revision}",
+        status=status,
+        task_definition=td.arn,
+        rollout_state=state,
+        rollout_state_reason=reason,
+        desired_count=2,
+        running_count=2,
+        pending_count=0,
+        failed_tasks=0,
+        created_at=NOW - timedelta(seconds=120),
+        updated_at=NOW - timedelta(seconds=updated_ago),
+    )
+
+
+ROLLING = deployment(TD_NEW, RolloutState.IN_PROGRESS)
+BAKING = deployment(TD_NEW, RolloutState.COMPLETED)
+BAKED = deployment(TD_NEW, RolloutState.COMPLETED, updated_ago=600)
+OLD_ACTIVE = deployment(TD_OLD, RolloutState.COMPLETED, DeploymentStatus.ACTIVE)
+
+
+def observe(
+    *deployments: Deployment,
+    last_good: TaskDefinitionArn | None = LAST_GOOD,
+    failed: str = "",
+    state: dict[str, Any] | None = None,
+    **health: Any,
+) -> Observation:
+    tags = {TAG_LAST_GOOD: last_good} if last_good else {}
+    if failed:
+        tags[TAG_FAILED_FINGERPRINT] = failed
+    service = ServiceState(
+        arn="arn:aws:ecs:us-east-1:111122223333:service/prod/api",
+        cluster="prod",
+        name="api",
+        status="ACTIVE",
+        task_definition=deployments[0].task_definition,
+        desired_count=2,
+        running_count=2,
+        deployments=deployments,
+        tags=tags,
+        has_load_balancers=True,
+        load_balancers=(LoadBalancer(TG, "api", 8080),),
+        **(state or {}),
+    )
+    return Observation(service=service, task_definitions=TDS, health=Health(**health))
+
+
+def decide(rel: ServiceRelease, obs: Observation) -> actions.Action:
+    return reconciler.decide(rel, obs, NOW, Options(active_poll_seconds=5))
+
+
+# --- the spec ------------------------------------------------------------------------
+
+
+def test_http_check_defaults() -> None:
+    check = Rollout.model_validate({"httpChecks": [{"url": "https://api.example.com/healthz"}]})
+    assert check.http_checks == [
+        HttpCheck(
+            url="https://api.example.com/healthz",
+            expect_status=200,
+            timeout_seconds=5,
+            interval_seconds=10,
+            failures_allowed=2,
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        pytest.param({"url": "ftp://example.com/x"}, id="scheme"),
+        pytest.param({"url": "http:///path"}, id="no-host"),
+        pytest.param({"url": "http://exa mple.com/"}, id="space"),
+        pytest.param({"url": "http://example.com:70000/"}, id="port"),
+        pytest.param({"url": "http://example.com", "expectStatus": 99}, id="status-low"),
+        pytest.param({"url": "http://example.com", "expectStatus": "200"}, id="status-str"),
+        pytest.param({"url": "http://example.com", "timeoutSeconds": 0}, id="timeout-0"),
+        pytest.param({"url": "http://example.com", "timeoutSeconds": 61}, id="timeout-61"),
+        pytest.param({"url": "http://example.com", "intervalSeconds": 0.5}, id="interval"),
+        pytest.param({"url": "http://example.com", "failuresAllowed": -1}, id="failures"),
+        pytest.param({"url": "http://example.com", "method": "POST"}, id="unknown-field"),
+    ],
+)
+def test_http_check_rejects(check: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        Rollout.model_validate({"httpChecks": [check]})
+
+
+def test_http_checks_must_not_repeat_and_are_in_the_schema() -> None:
+    with pytest.raises(ValidationError, match="repeat"):
+        Rollout.model_validate({"httpChecks": [{"url": "http://a.b/"}, {"url": "http://a.b/"}]})
+    from ecsop.spec import json_schema
+
+    schema = json_schema()
+    assert "httpChecks" in schema["$defs"]["Rollout"]["properties"]
+    assert schema["$defs"]["HttpCheck"]["additionalProperties"] is False
+
+
+# --- when the gates are probed --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("obs", "expected"),
+    [
+        pytest.param(observe(ROLLING, OLD_ACTIVE), True, id="our-rollout"),
+        pytest.param(observe(BAKING), True, id="baking"),
+        pytest.param(observe(BAKING, last_good=arn(2)), False, id="synced"),
+        pytest.param(observe(BAKING, last_good=None), False, id="adopting"),
+        pytest.param(observe(ROLLING, OLD_ACTIVE, failed=FP_NEW), False, id="failure-recorded"),
+        pytest.param(
+            observe(deployment(TD_OLD, RolloutState.IN_PROGRESS)), False, id="foreign-rollout"
+        ),
+        pytest.param(observe(deployment(TD_OLD, RolloutState.COMPLETED)), False, id="steady-old"),
+    ],
+)
+def test_needs_health(obs: Observation, expected: bool) -> None:
+    assert reconciler.needs_health(release(), obs) is expected
+
+
+def test_suspended_releases_are_not_probed() -> None:
+    rel = release().model_copy(update={"spec": release().spec.model_copy(update={"suspend": True})})
+    assert reconciler.needs_health(rel, observe(ROLLING, OLD_ACTIVE)) is False
+
+
+# --- how gates decide -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("obs", "failure", "words"),
+    [
+        pytest.param(
+            observe(ROLLING, OLD_ACTIVE, unhealthy_targets=1, target_detail="Target.Timeout"),
+            Failure.TARGET_HEALTH,
+            "1 targets unhealthy: Target.Timeout",
+            id="rollout-target-health",
+        ),
+        pytest.param(
+            observe(BAKING, alarms_in_alarm=("api-5xx",)),
+            Failure.ALARM,
+            "alarm api-5xx is in ALARM",
+            id="bake-alarm",
+        ),
+        pytest.param(
+            observe(BAKING, failing_http_checks=("http://x/: HTTP 500",)),
+            Failure.HTTP_CHECK,
+            "HTTP check failing: http://x/: HTTP 500",
+            id="bake-http",
+        ),
+    ],
+)
+def test_a_gate_failing_during_rollout_or_bake_rolls_back(
+    obs: Observation, failure: Failure, words: str
+) -> None:
+    action = decide(release(alarms=["api-5xx"]), obs)
+    assert isinstance(action, actions.Rollback)
+    assert (action.failure, action.to, action.deployment_id) == (failure, arn(1), "ecs-svc/2")
+    assert words in action.detail
+
+
+def test_unwatched_alarms_and_disabled_target_health_fail_nothing() -> None:
+    obs = observe(BAKING, alarms_in_alarm=("someone-elses",), unhealthy_targets=2)
+    assert isinstance(decide(release(targetHealth=False), obs), actions.Wait)
+
+
+def test_bake_waits_for_every_gate_to_be_judged() -> None:
+    unknown = ("HTTP check http://x/ (no result yet)",)
+    waiting = decide(release(), observe(BAKED, unknown=unknown))
+    assert isinstance(waiting, actions.Wait) and waiting.reason is Reason.BAKING
+    assert "http://x/" in waiting.message
+    done = decide(release(), observe(BAKED))
+    assert isinstance(done, actions.RecordLastGood) and done.reason is Reason.BAKED
+    # Unknown gates never fail a rollout by themselves.
+    assert isinstance(
+        decide(release(), observe(ROLLING, OLD_ACTIVE, unknown=unknown)), actions.Wait
+    )
+
+
+def test_ecs_failing_our_deployment_on_its_alarms_is_an_alarm_failure() -> None:
+    failed = replace(
+        ROLLING,
+        rollout_state=RolloutState.FAILED,
+        rollout_state_reason="ECS deployment alarms: api-5xx in ALARM state.",
+    )
+    action = decide(release(), observe(failed, OLD_ACTIVE, state={"alarm_names": ("api-5xx",)}))
+    assert isinstance(action, actions.Rollback) and action.failure is Failure.ALARM
+    assert "api-5xx" in action.detail
+
+
+def test_ecs_rolling_back_on_its_alarms_is_recorded_as_alarm_by_ecs() -> None:
+    back = deployment(TD_OLD, RolloutState.IN_PROGRESS)
+    failed = replace(
+        ROLLING,
+        status=DeploymentStatus.ACTIVE,
+        rollout_state=RolloutState.FAILED,
+        rollout_state_reason="ECS deployment alarms: rolling back to deploymentId ecs-svc/1.",
+    )
+    event = ServiceEvent(
+        "e1", NOW, "(service api) (deployment ecs-svc/2) deployment failed: alarm detected."
+    )
+    obs = observe(back, failed, state={"alarm_names": ("api-5xx",), "events": (event,)})
+    action = decide(release(), obs)
+    assert isinstance(action, actions.RecordFailure)
+    assert (action.failure, action.rolled_back_by_ecs, action.deployment_id) == (
+        Failure.ALARM,
+        True,
+        "ecs-svc/2",
+    )
+    assert "api-5xx" in action.detail and action.phase is Phase.ROLLING_BACK
+
+
+def test_ecs_circuit_breaker_rollback_stays_ecs_rollback() -> None:
+    back = deployment(TD_OLD, RolloutState.IN_PROGRESS)
+    failed = replace(
+        ROLLING,
+        status=DeploymentStatus.ACTIVE,
+        rollout_state=RolloutState.FAILED,
+        rollout_state_reason="ECS deployment circuit breaker: tasks failed to start.",
+    )
+    action = decide(release(), observe(back, failed))
+    assert isinstance(action, actions.RecordFailure)
+    assert action.failure is Failure.ECS_ROLLBACK and action.rolled_back_by_ecs
+
+
+# --- the AWS-facing probes --------------------------------------------------------------
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+class Targets:
+    def __init__(self, *targets: TaskTarget) -> None:
+        self.targets = list(targets)
+        self.calls = 0
+
+    def deployment_targets(self, cluster: str, deployment_id: str) -> list[TaskTarget]:
+        self.calls += 1
+        return self.targets
+
+
+def _target_group(
+    ips: dict[str, str], target_type: str = "ip", port: int = 8080
+) -> tuple[Any, str]:
+    """An ELBv2 target group whose targets report the given states (via the sandbox's hook)."""
+    from ecsop.sandbox.loadbalancing import TargetGroups
+
+    elbv2 = boto3.client("elbv2", region_name="us-east-1")
+    vpc = boto3.client("ec2", region_name="us-east-1").describe_vpcs()["Vpcs"][0]["VpcId"]
+    group = elbv2.create_target_group(
+        Name=f"tg-{target_type}", Protocol="HTTP", Port=port, VpcId=vpc, TargetType=target_type
+    )["TargetGroups"][0]["TargetGroupArn"]
+    groups = TargetGroups("123456789012", "us-east-1")
+    groups.adopt(group)
+    for target, state in ips.items():
+        groups.register(group, target, port)
+        groups.set_state(group, target, state)
+    return elbv2, group
+
+
+def test_unhealthy_targets_counts_only_this_deployments_tasks(aws: None) -> None:
+    elbv2, group = _target_group(
+        {"10.0.0.1": "unhealthy", "10.0.0.2": "healthy", "10.0.0.9": "unhealthy"}
+    )
+    service = observe(ROLLING).service
+    service = replace(service, load_balancers=(LoadBalancer(group, "api", 8080),))
+    ours = Targets(
+        TaskTarget("t1", NOW - timedelta(seconds=300), ips=("10.0.0.1",)),
+        TaskTarget("t2", NOW - timedelta(seconds=300), ips=("10.0.0.2",)),
+    )
+    count, detail = health.unhealthy_targets(elbv2, ours, service, ROLLING, NOW)
+    assert count == 1
+    assert detail == "Target.ResponseCodeMismatch Health checks failed with these codes: [500]"
+
+
+def test_tasks_in_the_grace_period_are_not_judged(aws: None) -> None:
+    elbv2, group = _target_group({"10.0.0.1": "unhealthy"})
+    service = replace(
+        observe(ROLLING).service,
+        load_balancers=(LoadBalancer(group, "api", 8080),),
+        health_check_grace_seconds=60,
+    )
+    young = Targets(TaskTarget("t1", NOW - timedelta(seconds=30), ips=("10.0.0.1",)))
+    assert health.unhealthy_targets(elbv2, young, service, ROLLING, NOW) == (0, "")
+    old = Targets(TaskTarget("t1", NOW - timedelta(seconds=90), ips=("10.0.0.1",)))
+    assert health.unhealthy_targets(elbv2, old, service, ROLLING, NOW)[0] == 1
+
+
+def test_instance_targets_match_by_instance_and_host_port(aws: None) -> None:
+    elbv2, group = _target_group({"i-0abc": "unhealthy"}, target_type="instance", port=32768)
+    service = replace(observe(ROLLING).service, load_balancers=(LoadBalancer(group, "api", 80),))
+    task = TaskTarget("t1", None, instance_id="i-0abc", host_ports={("api", 80): 32768})
+    assert health.unhealthy_targets(elbv2, Targets(task), service, ROLLING, NOW)[0] == 1
+    other_port = replace(task, host_ports={("api", 80): 32769})
+    assert health.unhealthy_targets(elbv2, Targets(other_port), service, ROLLING, NOW)[0] == 0
+
+
+def test_alarms_in_alarm_reads_metric_and_composite_alarms(aws: None) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    for name in ("a-5xx", "b-latency"):
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            MetricName="m",
+            Namespace="n",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+    cloudwatch.set_alarm_state(AlarmName="b-latency", StateValue="ALARM", StateReason="test")
+    assert health.alarms_in_alarm(cloudwatch, ["a-5xx", "b-latency", "missing"]) == ("b-latency",)
+
+
+class Clients:
+    """``ClientFactory.client`` stand-in: moto clients, or one that fails."""
+
+    def __init__(self, fail: str = "") -> None:
+        self.fail = fail
+        self.asked: list[str] = []
+
+    def __call__(self, service: str, region: str | None, role: str | None = None) -> Any:
+        self.asked.append(service)
+        if service == self.fail:
+            raise AwsError("AccessDenied", f"no {service} for you", "Describe")
+        return boto3.client(service, region_name=region)
+
+
+def test_probe_asks_nothing_when_no_gate_applies(aws: None) -> None:
+    clients = Clients()
+    prober = health.HealthProber(clients)
+    obs = observe(ROLLING, OLD_ACTIVE)
+    obs = replace(obs, service=replace(obs.service, load_balancers=(), has_load_balancers=False))
+    targets = Targets()
+    assert prober.probe("api-prod", "us-east-1", release(), obs, targets, NOW) == Health()
+    assert clients.asked == [] and targets.calls == 0
+    prober.close()
+
+
+def test_probe_reports_aws_errors_as_unknown_gates(aws: None) -> None:
+    prober = health.HealthProber(Clients(fail="cloudwatch"))
+    result = prober.probe(
+        "api-prod", "us-east-1", release(alarms=["api-5xx"]), observe(BAKING), Targets(), NOW
+    )
+    assert result.unknown == ("alarms (AccessDenied: no cloudwatch for you)",)
+    assert result.unhealthy_targets == 0
+    prober.close()
+
+
+def test_deployment_targets_batches_describe_tasks_by_100() -> None:
+    class Client:
+        class meta:
+            method_to_api_mapping: dict[str, str] = {}
+
+        def __init__(self) -> None:
+            self.described: list[int] = []
+
+        def list_tasks(self, **kwargs: Any) -> dict[str, Any]:
+            start = int(kwargs.get("nextToken") or 0)
+            page = [f"arn:task/{i}" for i in range(start, min(start + 100, 150))]
+            return {"taskArns": page, **({"nextToken": "100"} if start == 0 else {})}
+
+        def describe_tasks(self, cluster: str, tasks: list[str]) -> dict[str, Any]:
+            self.described.append(len(tasks))
+            return {
+                "tasks": [
+                    {
+                        "taskArn": arn,
+                        "startedAt": NOW,
+                        "attachments": [
+                            {
+                                "type": "ElasticNetworkInterface",
+                                "details": [
+                                    {"name": "subnetId", "value": "subnet-1"},
+                                    {"name": "privateIPv4Address", "value": f"10.0.{i}.1"},
+                                ],
+                            }
+                        ],
+                    }
+                    for i, arn in enumerate(tasks)
+                ]
+            }
+
+    client = Client()
+    targets = EcsGateway(client).deployment_targets("prod", "ecs-svc/2")
+    assert client.described == [100, 50]
+    assert len(targets) == 150 and targets[1].ips == ("10.0.1.1",) and targets[0].started_at == NOW
+
+
+# --- HTTP checks -----------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self) -> None:
+        self.status = 200
+        self.delay = 0.0
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests += 1
+                time.sleep(server.delay)
+                self.send_response(server.status)
+                if server.status in (301, 302):
+                    self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/healthz"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    running = Server()
+    yield running
+    running.http.shutdown()
+    running.http.server_close()
+
+
+def check(url: str, **extra: Any) -> HttpCheck:
+    return HttpCheck.model_validate({"url": url, "intervalSeconds": 1, **extra})
+
+
+def wait(predicate: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_http_check_statuses(server: Server) -> None:
+    opener = health.HttpProbes().__dict__["_opener"]
+    assert health.http_check(check(server.url), opener) == (True, "HTTP 200")
+    server.status = 500
+    assert health.http_check(check(server.url), opener) == (False, "HTTP 500, expected 200")
+    server.status = 302
+    assert health.http_check(check(server.url, expectStatus=302), opener) == (True, "HTTP 302")
+    server.status, server.delay = 200, 0.5
+    passed, what = health.http_check(check(server.url, timeoutSeconds=0.1), opener)
+    assert not passed and "timed out" in what
+    refused = "http://127.0.0.1:9/nothing-listens-here"
+    assert health.http_check(check(refused), opener)[0] is False
+
+
+def test_consecutive_failures_beyond_the_allowance_fail(server: Server) -> None:
+    probes = health.HttpProbes(workers=2)
+    checks = [check(server.url, failuresAllowed=1)]
+    failing, pending = probes.watch("api", "g1", checks)
+    assert (failing, pending) == ((), (server.url,))
+    wait(lambda: probes.watch("api", "g1", checks)[1] == ())
+    assert probes.watch("api", "g1", checks)[0] == ()
+    server.status = 503
+    failing = wait(lambda: probes.watch("api", "g1", checks)[0], timeout=5)
+    assert failing == (f"{server.url}: HTTP 503, expected 200 (2 consecutive failures)",)
+    # A new rollout starts afresh.
+    server.status = 200
+    assert probes.watch("api", "g2", checks) == ((), (server.url,))
+    probes.close()
+
+
+def test_forget_stops_probing(server: Server) -> None:
+    probes = health.HttpProbes(workers=1)
+    probes.watch("api", "g1", [check(server.url)])
+    wait(lambda: server.requests >= 1)
+    probes.forget("api")
+    assert probes.watching() == []
+    seen = server.requests
+    time.sleep(1.5)
+    assert server.requests == seen
+    probes.close()
+
+
+def test_a_slow_endpoint_never_blocks_the_caller(server: Server) -> None:
+    server.delay = 1.0
+    probes = health.HttpProbes(workers=1)
+    started = time.monotonic()
+    probes.watch("api", "g1", [check(server.url, timeoutSeconds=3)])
+    probes.watch("api", "g1", [check(server.url, timeoutSeconds=3)])
+    assert time.monotonic() - started < 0.2
+    probes.close()
