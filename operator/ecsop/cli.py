@@ -126,17 +126,19 @@ def _add_run(sub: Any) -> None:
         "--resync-interval",
         metavar="SECONDS",
         type=float,
-        default=_env("ECSOP_RESYNC_INTERVAL", 30.0, float),
+        default=_env("ECSOP_RESYNC_INTERVAL", None, float),
         help="seconds between full passes over every release (env ECSOP_RESYNC_INTERVAL; "
-        "default %(default)s). Costs one DescribeServices per 10 services per pass",
+        "default 30, divided by the clock speed with --sandbox). Costs one "
+        "DescribeServices per 10 services per pass",
     )
     run.add_argument(
         "--active-poll-interval",
         metavar="SECONDS",
         type=float,
-        default=_env("ECSOP_ACTIVE_POLL_INTERVAL", 5.0, float),
+        default=_env("ECSOP_ACTIVE_POLL_INTERVAL", None, float),
         help="seconds between looks at a release whose rollout is in progress "
-        "(env ECSOP_ACTIVE_POLL_INTERVAL; default %(default)s)",
+        "(env ECSOP_ACTIVE_POLL_INTERVAL; default 5, divided by the clock speed with "
+        "--sandbox)",
     )
     run.add_argument(
         "--workers",
@@ -312,8 +314,8 @@ def _run(args: argparse.Namespace) -> int:
         controller=ControllerSettings(
             specs=Path(specs),
             default_region=region,
-            resync_seconds=args.resync_interval,
-            active_poll_seconds=args.active_poll_interval,
+            resync_seconds=_interval(args.resync_interval, 30.0, sandbox),
+            active_poll_seconds=_interval(args.active_poll_interval, 5.0, sandbox),
             workers=args.workers,
             self_heal=not args.no_self_heal,
             allow_mutable_tags=args.allow_mutable_tags,
@@ -330,6 +332,19 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if sandbox is not None:
             sandbox.stop()
+
+
+def _interval(given: float | None, default: float, sandbox: Any) -> float:
+    """An explicit interval as given; the default in simulated seconds on the sandbox.
+
+    The sandbox's clock runs faster than real time, so the daemon must look as
+    often in simulated time as it would on AWS, or the simulator finishes a
+    whole circuit-breaker rollback between two looks.
+    """
+    if given is not None:
+        return given
+    speed = sandbox.server.scenario.clock_speed if sandbox is not None else 0
+    return max(0.2, default / speed) if speed > 1 else default
 
 
 def _start_sandbox(args: argparse.Namespace) -> Any:

@@ -21,6 +21,7 @@ from typing import Protocol
 from ecsop.actions import Action, Deploy, RecordFailure, RecordLastGood, Rollback, Wait
 from ecsop.observed import (
     TAG_COMMIT,
+    TAG_DEPLOYING,
     TAG_FAILED_FINGERPRINT,
     TAG_FAILED_REASON,
     TAG_FINGERPRINT,
@@ -93,8 +94,11 @@ def execute(
         gateway.tag_service(
             service.arn, {TAG_LAST_GOOD: action.task_definition, TAG_RELEASE: release}
         )
+        stale = [TAG_DEPLOYING] if TAG_DEPLOYING in service.tags else []
         if action.clear_failure:
-            gateway.untag_service(service.arn, [TAG_FAILED_FINGERPRINT, TAG_FAILED_REASON])
+            stale += [TAG_FAILED_FINGERPRINT, TAG_FAILED_REASON]
+        if stale:
+            gateway.untag_service(service.arn, stale)
         return Applied(task_definition=action.task_definition)
     raise TypeError(f"unknown action {type(action).__name__}")
 
@@ -113,4 +117,8 @@ def _deploy(
             tags[TAG_COMMIT] = commit
         existing = gateway.register_clone(action.base, action.images, tags).arn
     gateway.update_service(service.cluster, service.name, existing)
+    # After, not before: a record of a rollout that never started would read as
+    # a failure. Killed between the two calls, the next pass sees the rollout
+    # itself and judges it; only a rollback in that same instant goes unseen.
+    gateway.tag_service(service.arn, {TAG_DEPLOYING: action.fingerprint, TAG_RELEASE: release})
     return Applied(task_definition=existing, registered=registered)

@@ -31,6 +31,15 @@ TAG_FAILED_FINGERPRINT = "ecsop:failed-fingerprint"
 """On the service: fingerprint of the last release that failed and was rolled back."""
 TAG_FAILED_REASON = "ecsop:failed-reason"
 """On the service: short machine reason of that failure (``failed_tasks``, ``timeout``...)."""
+TAG_DEPLOYING = "ecsop:deploying-fingerprint"
+"""On the service: the fingerprint ecsop last rolled out and has not yet proven good.
+
+Written right after UpdateService, removed when the release is recorded as
+last-good. A steady service that runs something else while this is set was
+rolled back behind ecsop's back (ECS's circuit breaker acting between two
+looks, or while the daemon was down): that release failed, and is not
+deployed again.
+"""
 
 
 class DeploymentStatus(StrEnum):

@@ -18,7 +18,12 @@ from ecsop import source
 from ecsop.actions import Wait
 from ecsop.aws import AwsError, ClientFactory
 from ecsop.daemon import GatewayPool
-from ecsop.observed import TAG_FAILED_FINGERPRINT, TAG_FAILED_REASON, ServiceMissing
+from ecsop.observed import (
+    TAG_DEPLOYING,
+    TAG_FAILED_FINGERPRINT,
+    TAG_FAILED_REASON,
+    ServiceMissing,
+)
 from ecsop.observer import observation_of
 from ecsop.reconciler import Options, decide
 
@@ -86,7 +91,7 @@ def retry(
         if not failed:
             print(f"{name}: no failed release recorded; nothing to retry")
             return 0
-        gateway.untag_service(state.arn, [TAG_FAILED_FINGERPRINT, TAG_FAILED_REASON])
+        gateway.untag_service(state.arn, [TAG_FAILED_FINGERPRINT, TAG_FAILED_REASON, TAG_DEPLOYING])
     except AwsError as exc:
         print(f"ecsop retry: {exc.code}: {exc.message}", file=sys.stderr)
         return 1

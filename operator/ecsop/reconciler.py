@@ -39,6 +39,7 @@ from ecsop.actions import (
     Wait,
 )
 from ecsop.observed import (
+    TAG_DEPLOYING,
     TAG_FAILED_FINGERPRINT,
     TAG_FAILED_REASON,
     TAG_FINGERPRINT,
@@ -97,6 +98,11 @@ class Observation:
     @property
     def failed_reason(self) -> str:
         return self.service.tags.get(TAG_FAILED_REASON, "")
+
+    @property
+    def deploying_fingerprint(self) -> Fingerprint | None:
+        value = self.service.tags.get(TAG_DEPLOYING)
+        return Fingerprint(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -504,6 +510,21 @@ def _when_steady(
             f"release {desired} is not deployed again: {what}; change the spec or run "
             f"`ecsop retry {release.name}`",
             None,
+        )
+    if observed.deploying_fingerprint == desired:
+        detail = (
+            "ecsop deployed it, but the service no longer runs it and it never became "
+            "last-good: rolled back by ECS or by hand while ecsop was not looking"
+        )
+        return RecordFailure(
+            Phase.DEGRADED,
+            Reason.RELEASE_FAILED,
+            f"release {desired} failed: {detail}",
+            options.active_poll_seconds,
+            failed_fingerprint=desired,
+            failure=Failure.ECS_ROLLBACK,
+            detail=detail,
+            rolled_back_by_ecs=True,
         )
     ours = service.task_definition == last_good or (
         running_td is not None and running_td.tags.get(TAG_RELEASE) == release.name

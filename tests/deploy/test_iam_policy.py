@@ -43,16 +43,8 @@ DEPLOYER_POLICY = IAM / "ecsop-deployer-policy.json"
 DEPLOYER_TRUST = IAM / "ecsop-deployer-trust-policy.json"
 
 NOT_EXERCISED: Mapping[str, str] = {
-    "ecs:ListTasks": "EcsGateway.stopped_task_reasons (why a failed deployment's tasks "
-    "stopped) and deployment_targets (target-health gate): paths the lifecycle's "
-    "services, without load balancers, do not reach today",
-    "ecs:DescribeTasks": "as ecs:ListTasks",
     "ecs:DescribeContainerInstances": "EcsGateway.deployment_targets on the EC2 launch "
     "type only; the sandbox's services run on Fargate",
-    "elasticloadbalancing:DescribeTargetHealth": "health gate for rollout.targetHealth "
-    "(ecsop.health); the lifecycle's services have no load balancer",
-    "cloudwatch:DescribeAlarms": "health gate for rollout.alarms (ecsop.health); the "
-    "lifecycle's releases name no alarm",
 }
 """Actions the policies grant that the lifecycle below cannot make the code call."""
 
@@ -301,12 +293,18 @@ def test_daemon_calls_are_read_from_the_metrics_counter() -> None:
 
 
 def _fargate_ready(config: dict[str, Any]) -> dict[str, Any]:
-    """The e2e scenario with task-level cpu/memory, which the simulator requires (as ECS)."""
+    """The e2e scenario with task-level cpu/memory (the simulator requires them, as ECS),
+    and, for ``shop``, a load balancer and an alarm, so the health gates call AWS too."""
     config = copy.deepcopy(config)
     for cluster in config["clusters"].values():
         for service in cluster["services"].values():
             service["taskDefinition"].setdefault("cpu", "256")
             service["taskDefinition"].setdefault("memory", "512")
+    config["clusters"]["prod"]["services"]["shop"]["loadBalancer"] = {
+        "containerName": "app",
+        "containerPort": 8080,
+    }
+    config["alarms"] = ["shop-5xx"]
     return config
 
 
@@ -332,7 +330,10 @@ def test_policy_matches_what_a_lifecycle_calls(
     cli_calls: set[tuple[str, str]] = set()
     try:
         repo = SpecRepo(tmp_path / "specs")
-        repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V1)}, "adopt shop")
+        def shop(image: str) -> dict[str, Any]:
+            return release_doc("shop", "shop", image, alarms=["shop-5xx"], targetHealth=True)
+
+        repo.commit({"shop.yaml": shop(GOOD_V1)}, "adopt shop")
         daemon = Daemon(tmp_path, box, repo.path)
 
         def phase() -> Any:
@@ -340,10 +341,10 @@ def test_policy_matches_what_a_lifecycle_calls(
 
         wait_for(lambda: phase() == "Synced", 30, "shop adopted")
         # A deploy that succeeds: clone, register, update, bake, record last-good.
-        repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V2)}, "shop v2")
+        repo.commit({"shop.yaml": shop(GOOD_V2)}, "shop v2")
         wait_for(lambda: box.steady_on("shop", GOOD_V2) and phase() == "Synced", 40, "v2")
         # A crash loop: rolled back to last-good, failure recorded in service tags.
-        repo.commit({"shop.yaml": release_doc("shop", "shop", CRASH)}, "shop crash")
+        repo.commit({"shop.yaml": shop(CRASH)}, "shop crash")
         wait_for(lambda: phase() == "Degraded", 40, "crash loop rolled back")
         assert box.tags("shop").get("ecsop:failed-fingerprint")
 

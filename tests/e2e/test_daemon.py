@@ -211,3 +211,37 @@ def test_twenty_percent_throttling_still_converges(tmp_path: Path) -> None:
             daemon.stop()
     finally:
         box.stop()
+
+
+def test_release_rolled_back_by_ecs_while_daemon_was_down_is_not_redeployed(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    doc = release_doc("breaker", "shop-breaker", GOOD_V1, maxFailedTasks=50)
+    repo.commit({"shop.yaml": doc}, "adopt")
+    daemon = start_daemon()
+    wait_for(lambda: synced(daemon, "breaker"), 20, "adopted")
+    original = sandbox.service("shop-breaker")["taskDefinition"]
+    crash = release_doc("breaker", "shop-breaker", CRASH, maxFailedTasks=50)
+    repo.commit({"shop.yaml": crash}, "crash")
+    wait_for(
+        lambda: sandbox.tags("shop-breaker").get("ecsop:deploying-fingerprint"), 20, "deployed"
+    )
+    daemon.kill()
+    # While ecsop is down, ECS's circuit breaker fails the rollout and rolls back.
+    wait_for(
+        lambda: sandbox.steady_on("shop-breaker", GOOD_V1)
+        and sandbox.service("shop-breaker")["taskDefinition"] == original,
+        60,
+        "ECS rolled back by itself",
+    )
+    assert sandbox.calls("UpdateService") == 1
+    restarted = start_daemon()
+    wait_for(
+        lambda: sandbox.tags("shop-breaker").get("ecsop:failed-fingerprint")
+        == fingerprint({"app": CRASH}),
+        20,
+        "failure recorded after restart",
+    )
+    time.sleep(2)
+    assert sandbox.calls("UpdateService") == 1, "the failed release must not be deployed again"
+    assert restarted.release("breaker")["phase"] == "Degraded"

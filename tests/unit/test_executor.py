@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 
@@ -10,6 +11,7 @@ from ecsop import executor
 from ecsop.actions import Deploy, Failure, Phase, Reason, RecordFailure, RecordLastGood, Rollback
 from ecsop.observed import (
     TAG_COMMIT,
+    TAG_DEPLOYING,
     TAG_FAILED_FINGERPRINT,
     TAG_FAILED_REASON,
     TAG_FINGERPRINT,
@@ -85,7 +87,9 @@ def test_deploy_registers_a_tagged_clone_then_updates() -> None:
         "find_revision",
         "register_clone",
         "update_service",
+        "tag_service",
     ]
+    assert gateway.calls[-1] == ("tag_service", {TAG_DEPLOYING: "f1", TAG_RELEASE: "api-prod"})
     _, (base, images, tags) = gateway.calls[1]  # type: ignore[misc]
     assert (base, images) == (BASE, {"api": "new"})
     assert tags == {TAG_RELEASE: "api-prod", TAG_FINGERPRINT: "f1", TAG_COMMIT: "abc123"}
@@ -95,7 +99,7 @@ def test_deploy_registers_a_tagged_clone_then_updates() -> None:
 def test_deploy_reuses_a_revision_already_carrying_the_fingerprint() -> None:
     gateway = RecordingGateway(existing=CLONE)
     applied = executor.execute(deploy(), gateway, SERVICE, "api-prod", None)
-    assert gateway.calls[-1] == ("update_service", CLONE)
+    assert ("update_service", CLONE) in gateway.calls
     assert "register_clone" not in [name for name, _ in gateway.calls]
     assert not applied.registered
 
@@ -103,7 +107,8 @@ def test_deploy_reuses_a_revision_already_carrying_the_fingerprint() -> None:
 def test_deploy_of_known_revision_makes_no_lookup() -> None:
     gateway = RecordingGateway()
     executor.execute(deploy(reuse=BASE), gateway, SERVICE, "api-prod", None)
-    assert gateway.calls == [("update_service", BASE)]
+    assert gateway.calls[0] == ("update_service", BASE)
+    assert [name for name, _ in gateway.calls] == ["update_service", "tag_service"]
 
 
 def test_rollback_records_the_failure_before_changing_the_service() -> None:
@@ -154,3 +159,13 @@ def test_record_failure_only_tags() -> None:
     )
     executor.execute(action, gateway, SERVICE, "api-prod", None)
     assert [name for name, _ in gateway.calls] == ["tag_service"]
+
+
+def test_last_good_clears_the_rollout_record() -> None:
+    gateway = RecordingGateway()
+    service = replace(SERVICE, tags={TAG_DEPLOYING: "f1"})
+    action = RecordLastGood(
+        Phase.SYNCED, Reason.BAKED, "", None, task_definition=CLONE, clear_failure=False
+    )
+    executor.execute(action, gateway, service, "api-prod", None)
+    assert gateway.calls[-1] == ("untag_service", [TAG_DEPLOYING])

@@ -88,6 +88,7 @@ def deployment(
 
 def observe(*deployments: Deployment, health: Health | None = None, **tags: str) -> Observation:
     names = {
+        "deploying": "ecsop:deploying-fingerprint",
         "last_good": TAG_LAST_GOOD,
         "failed": TAG_FAILED_FINGERPRINT,
         "reason": TAG_FAILED_REASON,
@@ -538,3 +539,27 @@ def test_superseded_rollout_that_is_healthy_finishes_first() -> None:
     action = decide(release(NEW), obs)
     assert (type(action), action.reason) == (actions.Wait, Reason.ROLLOUT_IN_PROGRESS)
     assert "before deploying" in action.message
+
+
+def test_release_rolled_back_while_ecsop_was_not_looking_is_not_redeployed() -> None:
+    """ECS's breaker failed and rolled back between two looks (or while ecsop was down)."""
+    obs = observe(STEADY_OLD, last_good=arn(1), deploying=FP_NEW)
+    action = decide(release(), obs)
+    assert isinstance(action, actions.RecordFailure)
+    assert (action.phase, action.failed_fingerprint, action.failure) == (
+        Phase.DEGRADED,
+        FP_NEW,
+        Failure.ECS_ROLLBACK,
+    )
+    assert action.rolled_back_by_ecs
+
+
+def test_drift_after_a_proven_release_is_still_self_healed() -> None:
+    """The rollout record is cleared once the release is last-good, so drift is drift."""
+    action = decide(release(NEW), observe(deployment(TD_OTHER), last_good=arn(2)))
+    assert (type(action), action.reason) == (actions.Deploy, Reason.SELF_HEAL)
+
+
+def test_a_newer_spec_deploys_despite_an_older_rollout_record() -> None:
+    obs = observe(STEADY_OLD, last_good=arn(1), deploying=fingerprint({"api": OTHER}))
+    assert isinstance(decide(release(NEW), obs), actions.Deploy)
