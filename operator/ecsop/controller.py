@@ -33,17 +33,13 @@ from ecsop.actions import (
     Wait,
 )
 from ecsop.aws import AwsError
+from ecsop.gates import needs_health
 from ecsop.health import HealthProber
 from ecsop.metrics import Metrics
+from ecsop.observation import Observation, Options, fingerprint_of
 from ecsop.observed import RolloutState, ServiceMissing, ServiceState, TaskDefinitionArn
 from ecsop.observer import GatewayFor, ServiceObserver, observation_of
-from ecsop.reconciler import (
-    Observation,
-    Options,
-    decide,
-    fingerprint_of,
-    needs_health,
-)
+from ecsop.reconciler import decide
 from ecsop.source import LoadedRelease, SpecSet
 from ecsop.status import ReleaseStatus, Rollout, StatusStore
 from ecsop.watcher import SpecWatcher

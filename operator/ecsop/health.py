@@ -4,7 +4,7 @@ A rollout ECS calls COMPLETED can still be broken: its tasks pass their
 container health checks but not the load balancer's, a 5xx alarm fires, a
 smoke test fails. ``HealthProber.probe`` reads those signals into the
 reconciler's ``Health`` value. The controller calls it only for a release
-that is rolling out or baking (``reconciler.needs_health``), so a Synced
+that is rolling out or baking (``gates.needs_health``), so a Synced
 release costs no health call at all, and calls ``idle`` otherwise, which
 stops that release's HTTP checks.
 
@@ -46,8 +46,9 @@ import structlog
 
 from ecsop import __version__, aws, failures
 from ecsop.actions import RecordFailure, Rollback
+from ecsop.gates import target_health_enabled
+from ecsop.observation import Health, Observation
 from ecsop.observed import Deployment, ServiceState, TaskTarget
-from ecsop.reconciler import Health, Observation, target_health_enabled
 from ecsop.spec import HttpCheck, ServiceRelease
 
 log = structlog.get_logger("ecsop.health")

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ecsop.ecs import EcsGateway
+from ecsop.observation import Health, Observation
 from ecsop.observed import ServiceMissing, ServiceState
-from ecsop.reconciler import Health, Observation
 from ecsop.source import LoadedRelease
 
 GatewayFor = Callable[[str, str | None], EcsGateway]

@@ -18,6 +18,7 @@ from ecsop import source
 from ecsop.actions import Wait
 from ecsop.aws import AwsError, ClientFactory
 from ecsop.daemon import GatewayPool
+from ecsop.observation import Options
 from ecsop.observed import (
     TAG_DEPLOYING,
     TAG_FAILED_FINGERPRINT,
@@ -25,7 +26,7 @@ from ecsop.observed import (
     ServiceMissing,
 )
 from ecsop.observer import observation_of
-from ecsop.reconciler import Options, decide
+from ecsop.reconciler import decide
 
 
 def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_heal: bool) -> int:

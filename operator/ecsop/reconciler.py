@@ -21,12 +21,9 @@ Callers: the controller (every pass) and ``ecsop plan`` (read-only).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 
-from ecsop import failures
-from ecsop import spec as spec_model
+from ecsop import gates
 from ecsop.actions import (
     Action,
     Deploy,
@@ -38,99 +35,15 @@ from ecsop.actions import (
     Rollback,
     Wait,
 )
+from ecsop.observation import Observation, Options, fingerprint_of, in_progress
 from ecsop.observed import (
-    TAG_DEPLOYING,
-    TAG_FAILED_FINGERPRINT,
-    TAG_FAILED_REASON,
     TAG_FINGERPRINT,
-    TAG_LAST_GOOD,
     TAG_RELEASE,
     Deployment,
-    DeploymentStatus,
     Fingerprint,
     RolloutState,
-    ServiceState,
-    TaskDefinition,
-    TaskDefinitionArn,
 )
 from ecsop.spec import ServiceRelease
-
-
-@dataclass(frozen=True)
-class Health:
-    """Signals from health probes beyond the ECS deployment (``ecsop.health``).
-
-    Empty means "nothing known to be wrong"; the controller fills it only for
-    releases that are rolling out or baking (``needs_health``).
-    """
-
-    alarms_in_alarm: tuple[str, ...] = ()
-    unhealthy_targets: int = 0
-    failing_http_checks: tuple[str, ...] = ()
-    target_detail: str = ""
-    """The first unhealthy target's reason, as the load balancer words it."""
-    unknown: tuple[str, ...] = ()
-    """Gates that could not be judged this pass (an AWS error, an HTTP check not yet run).
-
-    They fail nothing, but a release is not recorded as last-good while any is unknown.
-    """
-
-
-@dataclass(frozen=True)
-class Observation:
-    """Everything one pass saw, read fresh from AWS."""
-
-    service: ServiceState
-    task_definitions: Mapping[TaskDefinitionArn, TaskDefinition]
-    """At least the task definitions of every deployment of the service."""
-    health: Health = field(default_factory=Health)
-
-    @property
-    def last_good(self) -> TaskDefinitionArn | None:
-        value = self.service.tags.get(TAG_LAST_GOOD)
-        return TaskDefinitionArn(value) if value else None
-
-    @property
-    def failed_fingerprint(self) -> Fingerprint | None:
-        value = self.service.tags.get(TAG_FAILED_FINGERPRINT)
-        return Fingerprint(value) if value else None
-
-    @property
-    def failed_reason(self) -> str:
-        return self.service.tags.get(TAG_FAILED_REASON, "")
-
-    @property
-    def deploying_fingerprint(self) -> Fingerprint | None:
-        value = self.service.tags.get(TAG_DEPLOYING)
-        return Fingerprint(value) if value else None
-
-
-@dataclass(frozen=True)
-class Options:
-    """Daemon-wide switches that change decisions."""
-
-    self_heal: bool = True
-    active_poll_seconds: float = 5.0
-
-
-# --- the decision ------------------------------------------------------------------
-
-
-def fingerprint_of(release: ServiceRelease, task_definition: TaskDefinition | None) -> Fingerprint:
-    """The fingerprint a revision would carry for this release, from its images.
-
-    Computed from the images rather than read from ecsop's tag, so a revision
-    registered by hand with the right images counts as in sync, and a tag
-    cannot claim images a revision does not have.
-    """
-    if task_definition is None:
-        return Fingerprint("")
-    images = {}
-    for name in release.spec.containers:
-        if name not in task_definition.images:
-            return Fingerprint("")
-        images[name] = task_definition.images[name]
-    return Fingerprint(spec_model.fingerprint(images))
 
 
 def decide(
@@ -149,55 +62,9 @@ def decide(
             "service has no PRIMARY deployment yet",
             options.active_poll_seconds,
         )
-    if _in_progress(service, primary):
+    if in_progress(service, primary):
         return _during_rollout(release, observed, primary, desired, now, options)
     return _when_steady(release, observed, primary, desired, now, options)
-
-
-def needs_health(release: ServiceRelease, observed: Observation) -> bool:
-    """Whether the health gates matter this pass: our rollout is in progress, or baking.
-
-    The controller probes target health, alarms and HTTP checks only then, so
-    a release that is Synced (or anything else) costs no health call at all.
-    Mirrors the branches of ``decide`` that read ``observed.health``.
-    """
-    service, primary = observed.service, observed.service.primary
-    if release.spec.suspend or primary is None:
-        return False
-    desired = Fingerprint(release.fingerprint())
-    if _in_progress(service, primary):
-        td = observed.task_definitions.get(primary.task_definition)
-        return fingerprint_of(release, td) == desired and observed.failed_fingerprint != desired
-    running = observed.task_definitions.get(service.task_definition)
-    if fingerprint_of(release, running) != desired or observed.last_good is None:
-        return False
-    return not (
-        observed.last_good == service.task_definition and observed.failed_fingerprint != desired
-    )
-
-
-def _in_progress(service: ServiceState, primary: Deployment) -> bool:
-    if primary.rollout_state is RolloutState.IN_PROGRESS:
-        return True
-    if primary.rollout_state is None:  # services created before rolloutState existed
-        return len(service.deployments) > 1 or primary.running_count != primary.desired_count
-    return False
-
-
-def _failed_ecs_deployment(
-    observed: Observation, release: ServiceRelease, desired: Fingerprint
-) -> Deployment | None:
-    """An older deployment of the desired release that ECS marked FAILED."""
-    for deployment in observed.service.deployments:
-        if deployment.status is DeploymentStatus.PRIMARY:
-            continue
-        td = observed.task_definitions.get(deployment.task_definition)
-        if (
-            deployment.rollout_state is RolloutState.FAILED
-            and fingerprint_of(release, td) == desired
-        ):
-            return deployment
-    return None
 
 
 def _during_rollout(
@@ -230,7 +97,7 @@ def _during_rollout(
                 poll,
                 primary.id,
             )
-        failure = _rollout_failure(release, observed, primary, now)
+        failure = gates.rollout_failure(release, observed, primary, now)
         if failure is None:
             age = int((now - primary.created_at).total_seconds())
             return Wait(
@@ -243,11 +110,11 @@ def _during_rollout(
         kind, detail = failure
         return _on_failure(release, observed, desired, kind, detail, poll, primary.id)
 
-    ecs_failed = _failed_ecs_deployment(observed, release, desired)
+    ecs_failed = gates.failed_ecs_deployment(observed, release, desired)
     if ecs_failed is not None:
         detail = ecs_failed.rollout_state_reason or "ECS circuit breaker failed the deployment"
         if observed.failed_fingerprint != desired:
-            kind, detail = _ecs_failure(observed, ecs_failed, Failure.ECS_ROLLBACK)
+            kind, detail = gates.ecs_failure(observed, ecs_failed, Failure.ECS_ROLLBACK)
             return RecordFailure(
                 Phase.ROLLING_BACK,
                 Reason.ECS_ROLLING_BACK,
@@ -271,7 +138,7 @@ def _during_rollout(
         if (
             primary.rollout_state is RolloutState.FAILED
             or primary.failed_tasks > release.spec.rollout.max_failed_tasks
-            or _age(primary, now) > release.spec.rollout.timeout_seconds
+            or gates.age(primary, now) > release.spec.rollout.timeout_seconds
         ):
             return _rollback_failed(observed, primary, poll)
         return Wait(
@@ -290,7 +157,7 @@ def _during_rollout(
         # crash-loops must not wait forever behind it. Healthy, it finishes
         # first: one change at a time.
         superseded = Fingerprint(primary_td.tags.get(TAG_FINGERPRINT) or primary_fp)
-        failure = _rollout_failure(release, observed, primary, now)
+        failure = gates.rollout_failure(release, observed, primary, now)
         if failure is not None:
             kind, detail = failure
             return _on_failure(release, observed, superseded, kind, detail, poll, primary.id)
@@ -301,12 +168,12 @@ def _during_rollout(
             poll,
         )
 
-    if _age(primary, now) > release.spec.rollout.timeout_seconds:
+    if gates.age(primary, now) > release.spec.rollout.timeout_seconds:
         return Wait(
             Phase.DEGRADED,
             Reason.FOREIGN_DEPLOYMENT,
             f"deployment {primary.id} ({_short(primary.task_definition)}), not started by ecsop "
-            f"for this spec, has not settled after {int(_age(primary, now))}s",
+            f"for this spec, has not settled after {int(gates.age(primary, now))}s",
             poll,
         )
     return Wait(
@@ -316,58 +183,6 @@ def _during_rollout(
         "not started by ecsop for this spec, to settle",
         poll,
     )
-
-
-def _rollout_failure(
-    release: ServiceRelease, observed: Observation, primary: Deployment, now: datetime
-) -> tuple[Failure, str] | None:
-    rollout = release.spec.rollout
-    if primary.rollout_state is RolloutState.FAILED:
-        return _ecs_failure(observed, primary, Failure.CIRCUIT_BREAKER)
-    if primary.failed_tasks > rollout.max_failed_tasks:
-        return Failure.FAILED_TASKS, (
-            f"{primary.failed_tasks} failed tasks (maxFailedTasks {rollout.max_failed_tasks})"
-        )
-    health = _health_failure(release, observed)
-    if health is not None:
-        return health
-    if _age(primary, now) > rollout.timeout_seconds:
-        return Failure.TIMEOUT, (
-            f"not completed {rollout.timeout_seconds}s after the deployment was created"
-        )
-    return None
-
-
-def _ecs_failure(
-    observed: Observation, deployment: Deployment, otherwise: Failure
-) -> tuple[Failure, str]:
-    """Why ECS marked ``deployment`` FAILED: its deployment alarms, or ``otherwise``."""
-    reason = deployment.rollout_state_reason or "deployment FAILED"
-    alarm = failures.ecs_alarm_failure(reason, [e.message for e in observed.service.events])
-    if alarm is None:
-        return otherwise, reason
-    names = alarm or ", ".join(observed.service.alarm_names) or "a deployment alarm"
-    return Failure.ALARM, f"ECS deployment alarm {names} in ALARM ({reason})"
-
-
-def target_health_enabled(release: ServiceRelease, service: ServiceState) -> bool:
-    """``rollout.targetHealth``, defaulting to on when the service has load balancers."""
-    target_health = release.spec.rollout.target_health
-    return service.has_load_balancers if target_health is None else target_health
-
-
-def _health_failure(release: ServiceRelease, observed: Observation) -> tuple[Failure, str] | None:
-    health = observed.health
-    watched = set(release.spec.rollout.alarms) | set(observed.service.alarm_names)
-    firing = [name for name in health.alarms_in_alarm if name in watched]
-    if firing:
-        return Failure.ALARM, f"alarm {firing[0]} is in ALARM"
-    if target_health_enabled(release, observed.service) and health.unhealthy_targets > 0:
-        why = f": {health.target_detail}" if health.target_detail else ""
-        return Failure.TARGET_HEALTH, f"{health.unhealthy_targets} targets unhealthy{why}"
-    if health.failing_http_checks:
-        return Failure.HTTP_CHECK, f"HTTP check failing: {health.failing_http_checks[0]}"
-    return None
 
 
 def _on_failure(
@@ -556,7 +371,7 @@ def _bake(
     rollout = release.spec.rollout
     failure: tuple[Failure, str] | None = None
     if primary.rollout_state is RolloutState.FAILED:
-        failure = _ecs_failure(observed, primary, Failure.CIRCUIT_BREAKER)
+        failure = gates.ecs_failure(observed, primary, Failure.CIRCUIT_BREAKER)
     elif primary.failed_tasks > rollout.max_failed_tasks:
         failure = (
             Failure.FAILED_TASKS,
@@ -564,7 +379,7 @@ def _bake(
             f"(maxFailedTasks {rollout.max_failed_tasks})",
         )
     else:
-        failure = _health_failure(release, observed)
+        failure = gates.health_failure(release, observed)
     if failure is not None and observed.last_good and observed.last_good != service.task_definition:
         return _on_failure(
             release,
@@ -631,10 +446,6 @@ def _deploy(
         base=service.task_definition,
         reuse=reuse,
     )
-
-
-def _age(deployment: Deployment, now: datetime) -> float:
-    return (now - deployment.created_at).total_seconds()
 
 
 def _short(arn: str) -> str:

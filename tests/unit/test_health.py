@@ -19,10 +19,11 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
-from ecsop import actions, health, reconciler
+from ecsop import actions, gates, health, reconciler
 from ecsop.actions import Failure, Phase, Reason
 from ecsop.aws import AwsError
 from ecsop.ecs import EcsGateway
+from ecsop.observation import Health, Observation, Options
 from ecsop.observed import (
     TAG_FAILED_FINGERPRINT,
     TAG_LAST_GOOD,
@@ -36,7 +37,6 @@ from ecsop.observed import (
     TaskDefinitionArn,
     TaskTarget,
 )
-from ecsop.reconciler import Health, Observation, Options
 from ecsop.spec import HttpCheck, Rollout, ServiceRelease, fingerprint
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -196,12 +196,12 @@ def test_http_checks_must_not_repeat_and_are_in_the_schema() -> None:
     ],
 )
 def test_needs_health(obs: Observation, expected: bool) -> None:
-    assert reconciler.needs_health(release(), obs) is expected
+    assert gates.needs_health(release(), obs) is expected
 
 
 def test_suspended_releases_are_not_probed() -> None:
     rel = release().model_copy(update={"spec": release().spec.model_copy(update={"suspend": True})})
-    assert reconciler.needs_health(rel, observe(ROLLING, OLD_ACTIVE)) is False
+    assert gates.needs_health(rel, observe(ROLLING, OLD_ACTIVE)) is False
 
 
 # --- how gates decide -----------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 from ecsop import actions, reconciler
 from ecsop.actions import Failure, Phase, Reason
+from ecsop.observation import Health, Observation, Options
 from ecsop.observed import (
     TAG_FAILED_FINGERPRINT,
     TAG_FAILED_REASON,
@@ -22,7 +23,6 @@ from ecsop.observed import (
     TaskDefinition,
     TaskDefinitionArn,
 )
-from ecsop.reconciler import Health, Observation, Options
 from ecsop.spec import ServiceRelease, fingerprint
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
