@@ -224,7 +224,10 @@ class Controller:
             else:
                 self.queue.forget(name)
                 if requeue is not None and not self._stop.is_set():
-                    self.queue.add_after(name, requeue)
+                    # Counted from the start of the pass, so a rollout is looked
+                    # at every interval, not every interval plus a pass.
+                    elapsed = time.perf_counter() - started
+                    self.queue.add_after(name, max(0.0, requeue - elapsed))
                 self.metrics.reconciles.labels(
                     name, "requeue" if requeue is not None else "success"
                 ).inc()

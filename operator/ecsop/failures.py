@@ -172,9 +172,9 @@ def refine(action: _Act, stop: StopReason | None, *, target_health: bool) -> _Ac
     them was stopped for failing its ELB health checks, the rollout failed
     because its targets were unhealthy: with the target-health gate on, the
     reason is ``target_health``, the cause, just as an ECS rollback on its
-    deployment alarms is ``alarm``. (ECS stops such tasks within seconds of
-    the target turning unhealthy, so task counts often get there before the
-    target-health probe sees the target unhealthy.)
+    deployment alarms is ``alarm``. (ECS replaces such tasks some health-check
+    intervals after the target turns unhealthy; when ecsop's target-health
+    gate is off, or ECS got there first, the stop reason is what tells.)
     """
     if stop is None:
         return action

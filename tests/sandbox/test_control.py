@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
 import requests
-from sandbox_harness import UNKNOWN, Harness
+from sandbox_harness import GOOD_2, UNKNOWN, Harness
 
 pytestmark = pytest.mark.sandbox
 
@@ -56,3 +57,55 @@ def test_unknown_route(sandbox: Harness) -> None:
     assert (
         requests.get(f"{sandbox.server.endpoint_url}/_sandbox/nope", timeout=5).status_code == 404
     )
+
+
+def test_call_log_times_each_call_and_names_its_caller(sandbox: Harness) -> None:
+    base = sandbox.server.endpoint_url
+    requests.post(f"{base}/_sandbox/calls/reset", timeout=5)
+    other = boto3.client(
+        "ecs",
+        endpoint_url=base,
+        region_name="us-east-1",
+        aws_access_key_id="bench-script",
+        aws_secret_access_key="x",
+    )
+    sandbox.service()
+    requests.post(f"{base}/_sandbox/clock", json={"advance": 30}, timeout=5)
+    arn = sandbox.register(GOOD_2)
+    other.update_service(cluster="prod", service="api", taskDefinition=arn)
+
+    log = requests.get(f"{base}/_sandbox/calls/log", timeout=5).json()["calls"]
+    assert [(c["operation"], c["caller"]) for c in log] == [
+        ("DescribeServices", "testing"),
+        ("RegisterTaskDefinition", "testing"),
+        ("UpdateService", "bench-script"),
+    ]
+    describe, _, update = log
+    assert describe["service"] == "ecs"
+    assert describe["request"] == {"cluster": "prod", "services": ["api"]}
+    assert update["request"] == {"cluster": "prod", "service": "api", "taskDefinition": arn}
+    assert update["sim"] == pytest.approx(describe["sim"] + 30)  # the frozen clock, stepped
+    assert describe["wall"] <= update["wall"] and update["fault"] is None
+
+    only = requests.get(
+        f"{base}/_sandbox/calls/log",
+        params={"operation": "UpdateService", "caller": "bench-script"},
+        timeout=5,
+    ).json()["calls"]
+    assert [c["seq"] for c in only] == [update["seq"]]
+    after = requests.get(
+        f"{base}/_sandbox/calls/log", params={"after": describe["seq"], "limit": 1}, timeout=5
+    ).json()["calls"]
+    assert [c["operation"] for c in after] == ["RegisterTaskDefinition"]
+    bad = requests.get(f"{base}/_sandbox/calls/log", params={"op": "x"}, timeout=5)
+    assert bad.status_code == 400
+    requests.post(f"{base}/_sandbox/calls/reset", timeout=5)
+    assert requests.get(f"{base}/_sandbox/calls/log", timeout=5).json() == {"calls": []}
+
+
+def test_clock_reports_wall_time(sandbox: Harness) -> None:
+    import time
+
+    before = time.time()
+    answer = requests.get(f"{sandbox.server.endpoint_url}/_sandbox/clock", timeout=5).json()
+    assert before <= answer["wall"] <= time.time()

@@ -205,7 +205,15 @@ def test_unhealthy_fails_elb_health_checks(start_sandbox: Callable[..., Harness]
     sb.advance(1)
     sb.advance(5)  # RUNNING, registered
     assert sorted(target_states(sb, tg).values()) == ["healthy", "healthy", "initial", "initial"]
-    sb.advance(30)
+    sb.advance(30)  # the ELB marks them unhealthy; ECS has not noticed yet
+    assert sorted(target_states(sb, tg).values()) == [
+        "healthy",
+        "healthy",
+        "unhealthy",
+        "unhealthy",
+    ]
+    assert sb.tasks(desired="STOPPED") == []
+    sb.advance(60)  # two health-check intervals (30 s) later ECS stops the tasks
     states = target_states(sb, tg)
     assert sorted(states.values()).count("draining") == 2  # failed targets leave the group
     stopped = [t for t in sb.tasks(desired="STOPPED")]
@@ -235,6 +243,13 @@ def test_unhealthy_health_check_reasons_in_target_health(
     initial = [h for h in health if h["TargetHealth"]["State"] == "initial"]
     assert initial[0]["TargetHealth"]["Reason"] == "Elb.RegistrationInProgress"
     sb.advance(1)
+    health = sb.elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+    unhealthy = [h for h in health if h["TargetHealth"]["State"] == "unhealthy"]
+    assert unhealthy[0]["TargetHealth"]["Reason"] == "Target.ResponseCodeMismatch"
+    assert unhealthy[0]["TargetHealth"]["Description"] == (
+        "Health checks failed with these codes: [500]"
+    )
+    sb.advance(60)
     health = sb.elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
     draining = [h for h in health if h["TargetHealth"]["State"] == "draining"]
     assert draining[0]["TargetHealth"]["Reason"] == "Target.DeregistrationInProgress"

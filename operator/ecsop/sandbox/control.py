@@ -2,19 +2,22 @@
 
 Tests and benchmarks in another process drive the simulation through it: read
 and step the clock, change its speed, replace fault rates, read and reset the
-per-operation call counts, and add image behaviours while the sandbox runs.
+per-operation call counts, read the call log (each call with its wall-clock and
+simulated arrival time), and add image behaviours while the sandbox runs.
 The routes are documented in ``docs/sandbox.md``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from pydantic import TypeAdapter, ValidationError
 
-from ecsop.sandbox.faults import FaultInjector
+from ecsop.sandbox.faults import CallLog, FaultInjector
 from ecsop.sandbox.scenario import Faults, ImageBehaviour
 from ecsop.sandbox.simulator import Simulator
 
@@ -28,9 +31,12 @@ class ControlError(Exception):
 
 
 class Control:
-    def __init__(self, sim: Simulator, injector: FaultInjector) -> None:
+    def __init__(
+        self, sim: Simulator, injector: FaultInjector, call_log: CallLog | None = None
+    ) -> None:
         self._sim = sim
         self._injector = injector
+        self._call_log = call_log or CallLog()
         self._routes: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
             ("GET", "clock"): self._get_clock,
             ("POST", "clock"): self._set_clock,
@@ -38,12 +44,15 @@ class Control:
             ("POST", "faults"): self._set_faults,
             ("GET", "calls"): self._get_calls,
             ("POST", "calls/reset"): self._reset_calls,
+            ("GET", "calls/log"): self._get_call_log,
             ("GET", "images"): self._get_images,
             ("POST", "images"): self._add_images,
             ("GET", "health"): self._health,
         }
 
-    def handle(self, method: str, route: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, method: str, route: str, body: bytes, query: str = ""
+    ) -> tuple[int, dict[str, Any]]:
         handler = self._routes.get((method, route.strip("/")))
         if handler is None:
             return 404, {"error": f"no route {method} /_sandbox/{route}"}
@@ -51,6 +60,8 @@ class Control:
             payload = json.loads(body) if body.strip() else {}
             if not isinstance(payload, dict):
                 raise ControlError(400, "the request body must be a JSON object")
+            if method == "GET":  # a GET's parameters are its query string, each a list
+                payload = parse_qs(query)
             return 200, handler(payload)
         except json.JSONDecodeError as exc:
             return 400, {"error": f"invalid JSON: {exc}"}
@@ -61,7 +72,7 @@ class Control:
 
     def _get_clock(self, _: dict[str, Any]) -> dict[str, Any]:
         now = self._sim.sync()
-        return {"now": now, "speed": self._sim.clock.speed}
+        return {"now": now, "speed": self._sim.clock.speed, "wall": time.time()}
 
     def _set_clock(self, payload: dict[str, Any]) -> dict[str, Any]:
         unknown = set(payload) - {"advance", "speed"}
@@ -85,7 +96,24 @@ class Control:
 
     def _reset_calls(self, _: dict[str, Any]) -> dict[str, Any]:
         self._injector.reset_calls()
+        self._call_log.reset()
         return {"calls": []}
+
+    def _get_call_log(self, query: dict[str, Any]) -> dict[str, Any]:
+        """``?operation=A&operation=B&caller=K&after=SEQ&limit=N``: each call, oldest first."""
+        unknown = set(query) - {"operation", "caller", "after", "limit"}
+        if unknown:
+            raise ControlError(
+                400, f"unknown parameter(s) {sorted(unknown)}; use operation, caller, after, limit"
+            )
+        limit = int(query["limit"][-1]) if "limit" in query else None
+        entries = self._call_log.entries(
+            operations=frozenset(query.get("operation", ())),
+            callers=frozenset(query.get("caller", ())),
+            after=int(query.get("after", ["0"])[-1]),
+            limit=limit,
+        )
+        return {"calls": [entry.to_json() for entry in entries]}
 
     def _get_images(self, _: dict[str, Any]) -> dict[str, Any]:
         with self._sim.lock:

@@ -4,6 +4,11 @@ Rates come from the scenario's ``faults`` and can be replaced at run time
 through the control API.  Decisions are drawn from their own seeded random
 generator, so injecting faults does not change the simulation's random
 sequence (which tasks of a flaky image crash).
+
+``CallLog`` keeps the newest calls one by one, with the wall-clock and
+simulated time each arrived at, who signed it and which cluster, service and
+task definition it named: what a benchmark needs to time "spec changed" to
+"UpdateService received" from another process.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ecsop.sandbox.protocol import Call
 from ecsop.sandbox.scenario import Faults
@@ -78,3 +85,101 @@ class FaultInjector:
         with self._lock:
             self._calls.clear()
             self._injected.clear()
+
+
+CALL_LOG_SIZE = 500_000
+"""Calls the log keeps (the oldest are dropped first): minutes of a 3,000-service fleet."""
+LOGGED_FIELDS = ("cluster", "service", "taskDefinition")
+"""Request fields copied into the log when the call names them (JSON protocol)."""
+
+
+@dataclass(frozen=True)
+class LoggedCall:
+    seq: int
+    """1, 2, 3... in arrival order; never reused, not even after a reset."""
+    wall: float
+    """Host epoch seconds when the sandbox received the call."""
+    sim: float
+    """Simulated epoch seconds (the sandbox clock) at the same instant."""
+    service: str
+    operation: str
+    caller: str
+    fault: int | None
+    """The injected fault's HTTP status, if the call got one."""
+    fields: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "wall": self.wall,
+            "sim": self.sim,
+            "service": self.service,
+            "operation": self.operation,
+            "caller": self.caller,
+            "fault": self.fault,
+            "request": dict(self.fields),
+        }
+
+
+class CallLog:
+    """The newest ``size`` calls, one entry each, filterable by operation and caller."""
+
+    def __init__(self, size: int = CALL_LOG_SIZE) -> None:
+        self._lock = threading.Lock()
+        self._size = size
+        self._entries: list[LoggedCall] = []
+        """Contiguous in ``seq``, so ``after`` finds its place by arithmetic, not by a scan."""
+        self._seq = 0
+
+    def record(
+        self,
+        call: Call,
+        *,
+        wall: float,
+        sim: float,
+        fault: int | None,
+        request: Mapping[str, Any] | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {}
+        if request:
+            fields = {k: request[k] for k in LOGGED_FIELDS if isinstance(request.get(k), str)}
+            services = request.get("services")
+            if isinstance(services, list):
+                fields["services"] = [str(s) for s in services]
+        with self._lock:
+            self._seq += 1
+            self._entries.append(
+                LoggedCall(
+                    self._seq, wall, sim, call.service, call.operation, call.caller, fault, fields
+                )
+            )
+            if len(self._entries) > 2 * self._size:
+                del self._entries[: len(self._entries) - self._size]
+
+    def entries(
+        self,
+        *,
+        operations: frozenset[str] = frozenset(),
+        callers: frozenset[str] = frozenset(),
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[LoggedCall]:
+        """Entries with ``seq > after``, oldest first, of the given operations and callers
+        (empty: all)."""
+        with self._lock:
+            first = self._entries[0].seq if self._entries else 0
+            snapshot = self._entries[max(0, after + 1 - first) :]
+        out: list[LoggedCall] = []
+        for entry in snapshot:
+            if operations and entry.operation not in operations:
+                continue
+            if callers and entry.caller not in callers:
+                continue
+            out.append(entry)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self._entries.clear()

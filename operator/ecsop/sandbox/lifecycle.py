@@ -12,6 +12,22 @@ without any health check counts as healthy once it has stayed RUNNING for
 still fails its deployment instead of completing it between crashes); the ELB
 health check is modelled as "healthy after the image's
 startSeconds" or "unhealthy after the load balancer's unhealthyAfterSeconds".
+
+Failing health checks take two steps, as on AWS.  First the checker gives up
+(``unhealthy``): the ELB marks the target ``unhealthy`` after
+UnhealthyThresholdCount failed checks ("Health checks for Application Load
+Balancer target groups",
+https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html),
+or the container health check reports UNHEALTHY.  The task keeps running and
+DescribeTargetHealth shows the target ``unhealthy`` with its reason.  Then the
+ECS service scheduler acts (``replace_unhealthy``): it stops the task, which
+deregisters (drains) its targets.  For ELB checks it does so
+``TargetGroups.ecs_notice_seconds`` later (a few health-check intervals), and
+never before the service's healthCheckGracePeriodSeconds have passed since the
+task started: "the Amazon ECS service scheduler ignores unhealthy Elastic Load
+Balancing, VPC Lattice, and container health checks after a task has first
+started" for that long (API_CreateService,
+https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html).
 """
 
 from __future__ import annotations
@@ -243,31 +259,49 @@ def _release_alarms(sim: Simulator, task: Task) -> None:
 
 
 def _unhealthy(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    """The health checks have failed: the target (or container) shows unhealthy."""
     grace = service.health_check_grace_period or 0
-    if task.started_at is not None and at < task.started_at + grace:
-        # ECS ignores failing health checks during the grace period.
-        task.plan_step(task.started_at + grace, "unhealthy")
-        return None
+    grace_ends = (task.started_at if task.started_at is not None else at) + grace
+    if service.load_balancers:
+        notice = 0.0
+        for binding in service.load_balancers:
+            sim.target_groups.set_state(
+                binding.target_group_arn,
+                task.private_ip,
+                "unhealthy",
+                task.plan.health_check_codes,
+            )
+            notice = max(notice, sim.target_groups.ecs_notice_seconds(binding.target_group_arn))
+        # ECS notices on its next look at target health, and not during the grace period.
+        task.plan_step(max(at + notice, grace_ends), "replace_unhealthy")
+    else:
+        # The agent reports the container UNHEALTHY; ECS replaces the task once
+        # the grace period is over (at once without one).
+        task.health_status = "UNHEALTHY"
+        for container in task.containers:
+            if container.has_health_check:
+                container.health_status = "UNHEALTHY"
+        task.plan_step(max(at, grace_ends), "replace_unhealthy")
+    return None
+
+
+def _replace_unhealthy(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
+    """The service scheduler stops the unhealthy task (and so drains its targets)."""
     if service.load_balancers:
         binding = service.load_balancers[0]
-        for b in service.load_balancers:
-            sim.target_groups.set_state(
-                b.target_group_arn, task.private_ip, "unhealthy", task.plan.health_check_codes
-            )
-        port = binding.container_port
         sim.add_event(
             service,
             events.elb_unhealthy(
-                service.name, task.id, port, binding.target_group_arn, task.plan.health_check_codes
+                service.name,
+                task.id,
+                binding.container_port,
+                binding.target_group_arn,
+                task.plan.health_check_codes,
             ),
             at,
         )
         reason = events.stop_elb_health(binding.target_group_arn)
     else:
-        task.health_status = "UNHEALTHY"
-        for container in task.containers:
-            if container.has_health_check:
-                container.health_status = "UNHEALTHY"
         sim.add_event(service, events.container_unhealthy(service.name, task.id), at)
         reason = events.STOP_CONTAINER_HEALTH
     begin_stop(sim, service, task, at, reason=reason, code="ServiceSchedulerInitiated", failed=True)
@@ -326,6 +360,7 @@ _STEPS = {
     "running": _running,
     "healthy": _healthy,
     "unhealthy": _unhealthy,
+    "replace_unhealthy": _replace_unhealthy,
     "crash": _crash,
     "stopping": _stopping,
     "stopped": _stopped,

@@ -8,6 +8,13 @@ per-target-group ``health_for`` that reads the states set here:
 ``initial`` -> ``healthy``/``unhealthy`` -> ``draining`` -> deregistered,
 with the reason codes the ELB API documents
 (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetHealth.html).
+
+A target that fails its checks stays ``unhealthy`` (and visible so) until ECS
+stops its task and deregisters it; how long ECS takes is counted in the target
+group's ``HealthCheckIntervalSeconds`` (``ecs_notice_seconds``), which the
+ELBv2 API sets (CreateTargetGroup / ModifyTargetGroup; 30 by default, the
+ALB default in "Health checks for Application Load Balancer target groups",
+https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html).
 """
 
 from __future__ import annotations
@@ -22,6 +29,12 @@ _REASONS: dict[str, tuple[str | None, str | None]] = {
     "healthy": (None, None),
     "draining": ("Target.DeregistrationInProgress", "Target deregistration is in progress"),
 }
+
+
+ECS_NOTICE_INTERVALS = 2
+"""Health-check intervals between the ELB marking a target ``unhealthy`` and the
+ECS service scheduler stopping its task: ECS learns of it by polling target
+health, not at once, so DescribeTargetHealth shows ``unhealthy`` meanwhile."""
 
 
 class TargetGroups:
@@ -65,12 +78,19 @@ class TargetGroups:
         group = self._elbv2.target_groups[target_group_arn]
         return int(group.port)
 
+    def ecs_notice_seconds(self, target_group_arn: str) -> float:
+        """How long an ``unhealthy`` target keeps serving before ECS replaces its task."""
+        group = self._elbv2.target_groups.get(target_group_arn)
+        interval = float(getattr(group, "health_check_interval_seconds", None) or 30)
+        return ECS_NOTICE_INTERVALS * interval
+
     def register(self, target_group_arn: str, ip: str, port: int) -> None:
         self._elbv2.target_groups[target_group_arn].register([{"Id": ip, "Port": port}])
         self.set_state(target_group_arn, ip, "initial")
 
     def set_state(self, target_group_arn: str, ip: str, state: str, codes: str = "[500]") -> None:
         if state == "unhealthy":
+            # An HTTP check answered with codes outside the matcher (API_TargetHealth).
             reason: tuple[str | None, str | None] = (
                 "Target.ResponseCodeMismatch",
                 f"Health checks failed with these codes: {codes}",

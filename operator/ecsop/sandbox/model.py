@@ -139,6 +139,12 @@ class Deployment:
     rollout_state_reason: str = ""
     failed_tasks: int = 0
     """Consecutive failures; ECS resets it when a task turns healthy."""
+    rollback: bool = False
+    """Started by a rollback (breaker, alarms or StopServiceDeployment): it is
+    not eligible for another rollback until it is COMPLETED."""
+    alarms_ignored: bool = False
+    """A deployment alarm was in ALARM when it started, so ECS does not monitor
+    the deployment alarms for this deployment at all."""
     desired_count: int = 0
     tasks: list[Task] = field(default_factory=list)
     """Every task this deployment started that is not yet pruned."""
@@ -164,6 +170,7 @@ class LoadBalancerBinding:
     container_port: int
     deregistration_delay: float = 300.0
     unhealthy_after: float = 30.0
+    """Seconds after RUNNING when the ELB marks a failing target ``unhealthy``."""
 
 
 @dataclass

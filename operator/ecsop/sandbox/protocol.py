@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 # errors carry ``x-amzn-query-error: Code;Sender``, which botocore prefers.
 QUERY_COMPATIBLE = frozenset({"monitoring", "sqs"})
 
-_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/[^/]+/([^/]+)/aws4_request")
 _CBOR_PATH = re.compile(r"^/service/[^/]+/operation/([^/?]+)")
 
 
@@ -35,21 +35,24 @@ class Call:
     operation: str
     protocol: str
     """``json``, ``query`` or ``cbor``."""
+    caller: str = ""
+    """The access key id the call was signed with: which client made it (any key works,
+    so benchmarks give each contender its own to tell their calls apart)."""
 
 
 def identify(headers: dict[str, str], path: str, body: bytes) -> Call:
     scope = _SCOPE.search(headers.get("authorization", ""))
-    service = scope.group(1) if scope else "unknown"
+    caller, service = (scope.group(1), scope.group(2)) if scope else ("", "unknown")
     target = headers.get("x-amz-target")
     if target:
-        return Call(service, target.rsplit(".", 1)[-1], "json")
+        return Call(service, target.rsplit(".", 1)[-1], "json", caller)
     cbor = _CBOR_PATH.match(path)
     if cbor or headers.get("smithy-protocol") == "rpc-v2-cbor":
-        return Call(service, cbor.group(1) if cbor else "unknown", "cbor")
+        return Call(service, cbor.group(1) if cbor else "unknown", "cbor", caller)
     if body and "x-www-form-urlencoded" in headers.get("content-type", ""):
         action = parse_qs(body.decode("utf-8", "replace")).get("Action", ["unknown"])[0]
-        return Call(service, action, "query")
-    return Call(service, "unknown", "rest")
+        return Call(service, action, "query", caller)
+    return Call(service, "unknown", "rest", caller)
 
 
 @dataclass(frozen=True)

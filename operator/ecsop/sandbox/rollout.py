@@ -19,6 +19,12 @@ Numbers and rules come from the ECS Developer Guide:
   ECS deploys the task definition of the last COMPLETED deployment;
 - deployment alarms: "How CloudWatch alarms detect Amazon ECS deployment
   failures", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-alarm-failure.html
+  ("If an alarm is in the ALARM state at the beginning of a deployment, Amazon
+  ECS will not monitor alarms for the duration of that deployment");
+- a rollback deployment "is not eligible for another rollback until it reaches
+  a COMPLETED state" (deployment-circuit-breaker.html), whichever method
+  started the rollback.  Together these make one alarm going to ALARM fail at
+  most one deployment: the rollback it starts begins with that alarm in ALARM.
 """
 
 from __future__ import annotations
@@ -98,11 +104,19 @@ def _account(
         deployment.failed_tasks = 0
 
 
-def _check_alarms(sim: Simulator, service: Service, at: float) -> None:
+def firing_alarms(sim: Simulator, service: Service) -> list[str]:
+    """The service's deployment alarms in ALARM (none when they are not enabled)."""
     config = service.deployment_alarms()
-    if not config.get("enable") or service.primary.rollout_state != "IN_PROGRESS":
-        return
-    firing = [name for name in config.get("alarmNames", []) if sim.alarms.state(name) == "ALARM"]
+    if not config.get("enable"):
+        return []
+    return [name for name in config.get("alarmNames", []) if sim.alarms.state(name) == "ALARM"]
+
+
+def _check_alarms(sim: Simulator, service: Service, at: float) -> None:
+    primary = service.primary
+    if primary.rollout_state != "IN_PROGRESS" or primary.alarms_ignored:
+        return  # an alarm in ALARM when the deployment began: ECS ignores the alarms
+    firing = firing_alarms(sim, service)
     if firing:
         _fail(sim, service, at, alarms=firing)
 
@@ -120,6 +134,8 @@ def _fail(sim: Simulator, service: Service, at: float, *, alarms: list[str]) -> 
         sim.add_event(service, events.deployment_failed(service.name, failed.id), at)
         rollback = bool(service.circuit_breaker().get("rollback"))
     target = service.last_completed
+    if failed.rollback:
+        rollback = False  # not eligible for another rollback until COMPLETED
     if rollback and target is not None and target is not failed:
         reason = (
             events.reason_alarm_rolling_back(target.id)
@@ -135,6 +151,7 @@ def roll_back(
     """Start a new PRIMARY deployment of ``target``'s task definition."""
     deployment = sim.new_deployment(service, target.task_definition_arn, at)
     deployment.rollout_state_reason = reason
+    deployment.rollback = True
     sim.add_event(service, events.rolling_back(service.name, target.id), at)
     return deployment
 

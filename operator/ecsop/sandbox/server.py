@@ -22,6 +22,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 from ecsop.sandbox import ecs_api, protocol
 from ecsop.sandbox.clock import SimClock
 from ecsop.sandbox.control import Control
-from ecsop.sandbox.faults import FaultInjector
+from ecsop.sandbox.faults import CallLog, FaultInjector
 from ecsop.sandbox.scenario import Scenario, ScenarioError, load_scenario
 from ecsop.sandbox.simulator import EcsError, Simulator
 
@@ -44,24 +45,50 @@ class SandboxApp:
     """The WSGI application described in the module docstring."""
 
     def __init__(
-        self, sim: Simulator, injector: FaultInjector, control: Control, moto_app: WsgiApp
+        self,
+        sim: Simulator,
+        injector: FaultInjector,
+        control: Control,
+        moto_app: WsgiApp,
+        call_log: CallLog | None = None,
     ) -> None:
         self._sim = sim
         self._injector = injector
         self._control = control
         self._moto = moto_app
+        self._call_log = call_log
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         body = _read_body(environ)
         if path.startswith("/_sandbox/"):
             status, payload = self._control.handle(
-                environ.get("REQUEST_METHOD", "GET"), path[len("/_sandbox/") :], body
+                environ.get("REQUEST_METHOD", "GET"),
+                path[len("/_sandbox/") :],
+                body,
+                environ.get("QUERY_STRING", ""),
             )
             return _json(start_response, status, payload)
+        wall, sim_now = time.time(), self._sim.clock.now()
         headers = _headers(environ)
         call = protocol.identify(headers, path, body)
         fault = self._injector.decide(call)
+        target = headers.get("x-amz-target", "")
+        request: dict[str, Any] | None = None
+        if target.startswith(ECS_TARGET_PREFIX):
+            try:
+                parsed = json.loads(body) if body else {}
+            except ValueError:
+                parsed = None
+            request = parsed if isinstance(parsed, dict) else None
+        if self._call_log is not None:
+            self._call_log.record(
+                call,
+                wall=wall,
+                sim=sim_now,
+                fault=fault.status if fault is not None else None,
+                request=request,
+            )
         if fault is not None:
             answer = (
                 protocol.throttling(call)
@@ -71,16 +98,21 @@ class SandboxApp:
             start_response(_status(answer.status), answer.headers)
             return [answer.body]
         self._sim.sync()
-        target = headers.get("x-amz-target", "")
         if target.startswith(ECS_TARGET_PREFIX):
-            return self._ecs(call, target[len(ECS_TARGET_PREFIX) :], body, start_response)
+            return self._ecs(call, target[len(ECS_TARGET_PREFIX) :], body, request, start_response)
         return self._moto(environ, start_response)
 
     def _ecs(
-        self, call: protocol.Call, operation: str, body: bytes, start_response: StartResponse
+        self,
+        call: protocol.Call,
+        operation: str,
+        body: bytes,
+        request: dict[str, Any] | None,
+        start_response: StartResponse,
     ) -> Iterable[bytes]:
         try:
-            request = json.loads(body) if body else {}
+            if request is None:  # not a JSON object: let the ECS layer report it
+                request = json.loads(body) if body else {}
             response = ecs_api.handle(self._sim, operation, request)
         except EcsError as exc:
             answer = protocol.error(call, 400, exc.code, exc.message)
@@ -111,6 +143,7 @@ class SandboxServer:
         self._thread: threading.Thread | None = None
         self._sim: Simulator | None = None
         self._injector: FaultInjector | None = None
+        self._call_log: CallLog | None = None
 
     def start(self) -> SandboxServer:
         from moto.core.base_backend import BackendDict
@@ -130,11 +163,13 @@ class SandboxServer:
             sim = Simulator(self.scenario, clock, DEFAULT_ACCOUNT_ID)
             sim.load(self.scenario)
             injector = FaultInjector(self.scenario.faults, self.scenario.seed)
+            call_log = CallLog()
             app = SandboxApp(
                 sim,
                 injector,
-                Control(sim, injector),
+                Control(sim, injector, call_log),
                 DomainDispatcherApplication(create_backend_app),
+                call_log,
             )
 
             class QuietHandler(MotoRequestHandler):
@@ -156,7 +191,7 @@ class SandboxServer:
         except BaseException:
             _ACTIVE.release()
             raise
-        self._sim, self._injector = sim, injector
+        self._sim, self._injector, self._call_log = sim, injector, call_log
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},

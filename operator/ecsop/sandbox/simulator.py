@@ -19,7 +19,7 @@ import heapq
 import itertools
 import random
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,6 +48,15 @@ _CONTAINER_DEFAULTS: dict[str, Any] = {
     "mountPoints": [],
     "volumesFrom": [],
 }
+
+
+MAX_STEPS_PER_INSTANT = 1000
+"""A service stepped this often at one simulated instant is in a livelock (a
+scheduler bug): ``advance_to`` raises rather than spin forever holding the lock."""
+
+
+class SimulatorStuck(RuntimeError):
+    """A service kept waking itself at the same simulated instant."""
 
 
 class EcsError(Exception):
@@ -86,11 +95,23 @@ class Simulator:
     def advance_to(self, until: float) -> None:
         """Run every service step due up to ``until``, in simulated-time order."""
         with self.lock:
+            instant: float | None = None
+            steps: Counter[tuple[str, str]] = Counter()
             while self._timers and self._timers[0][0] <= until:
                 at, _, key = heapq.heappop(self._timers)
                 service = self.services.get(key)
                 if service is None or service.wake_at != at:
                     continue  # superseded by an earlier wake, or deleted
+                if at != instant:
+                    instant, steps = at, Counter()
+                steps[key] += 1
+                if steps[key] > MAX_STEPS_PER_INSTANT:
+                    # Leave it due (wake_at is still ``at``), so the next call reports it too.
+                    heapq.heappush(self._timers, (at, next(self._sequence), key))
+                    raise SimulatorStuck(
+                        f"service {key[0]}/{key[1]} stepped {MAX_STEPS_PER_INSTANT} times "
+                        f"at simulated time {at}: the scheduler does not settle"
+                    )
                 service.wake_at = None
                 self.now = max(self.now, at)
                 following = rollout.step(self, service, at)
@@ -239,6 +260,11 @@ class Simulator:
             desired_count=service.desired_count,
         )
         deployment.rollout_state_reason = events.reason_in_progress(deployment.id)
+        # "If an alarm is in the ALARM state at the beginning of a deployment,
+        # Amazon ECS will not monitor alarms for the duration of that deployment"
+        # (deployment-alarm-failure.html): so a rollback started by an alarm is
+        # never failed by that same alarm.
+        deployment.alarms_ignored = bool(rollout.firing_alarms(self, service))
         for previous in service.deployments:
             previous.status = "ACTIVE"
             previous.updated_at = at

@@ -1,0 +1,50 @@
+"""How big and how long each scenario runs: the full run and ``--quick``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    workers: int = 4
+    """ecsop's ``--workers`` (its default), and the baselines' thread count."""
+
+    trigger_changes: int = 60
+    """Spec changes per contender in the trigger scenario (one release each)."""
+    naive_trigger_interval: float = 30.0
+    """The naive reconciler's interval in the trigger scenario (real seconds)."""
+
+    rollback_services: int = 20
+    """Failing deploys per contender in the rollback scenario."""
+    rollback_clock_speed: float = 5.0
+    """Simulated seconds per real second in the rollback scenario; every poll interval
+    is divided by it, so in simulated time each runs at its production default."""
+    active_poll_sim: float = 5.0
+    """ecsop's ``--active-poll-interval`` default, in simulated seconds."""
+    resync_sim: float = 30.0
+    """ecsop's ``--resync-interval`` default and the baselines' poll, in simulated seconds."""
+
+    steady_sizes: tuple[int, ...] = (10, 100, 1000, 3000)
+    """Releases (= services) in the steady-state cost and scale scenario."""
+    steady_resyncs: int = 3
+    """Resyncs measured per size (after one discarded)."""
+    baseline_passes: int = 2
+    """Passes of the naive reconciler and of the script fleet's watch, per size."""
+    resync_small: float = 5.0
+    """ecsop's resync interval (and the baselines') in the scale runs up to 100 releases."""
+
+    def resync_seconds(self, releases: int) -> float:
+        """ecsop's resync interval in the scale runs: longer than a full resync takes."""
+        return self.resync_small if releases <= 100 else 10.0 if releases <= 1000 else 15.0
+
+
+FULL = Config()
+QUICK = Config(
+    trigger_changes=10,
+    naive_trigger_interval=5.0,
+    rollback_services=4,
+    steady_sizes=(10, 100),
+    steady_resyncs=2,
+    baseline_passes=1,
+)

@@ -1,0 +1,198 @@
+"""The results as markdown tables, ecsop's figures as ratios to the baselines', and targets."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+TARGET_RSS_MIB = 200.0
+TARGET_CPU_S = 2.0
+TARGET_TRIGGER_P99_S = 1.0
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _ratio(ours: float, theirs: float) -> str:
+    if not theirs or math.isnan(theirs) or math.isnan(ours):
+        return "-"
+    ratio = ours / theirs
+    return f"{ratio:.2g}x" if ratio < 10 else f"{ratio:,.0f}x"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    parts = [f"Run {results['started']} · {results['machine']} · `{results['command']}`", ""]
+    if "trigger" in results:
+        parts += _trigger(results["trigger"])
+    if "rollback" in results:
+        parts += _rollback(results["rollback"])
+    if "steady" in results:
+        parts += _steady(results["steady"])
+    parts += _targets(targets(results))
+    return "\n".join(parts)
+
+
+def _trigger(data: dict[str, Any]) -> list[str]:
+    c = data["contenders"]
+    ours = c["ecsop"]
+    out = [
+        f"### 1. Trigger latency: spec commit → UpdateService ({data['changes']} changes each, "
+        "real seconds)",
+        "",
+        "| contender | how it notices | p50 | p95 | p99 | max | missed | ecsop p99 ÷ this p99 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("ecsop", "script", "naive"):
+        row = c[name]
+        out.append(
+            f"| {name} | {row['how']} | {_f(row['p50_s'], 3)} | {_f(row['p95_s'], 3)} | "
+            f"{_f(row['p99_s'], 3)} | {_f(row['max_s'], 3)} | {row['missed']} | "
+            f"{_ratio(ours['p99_s'], row['p99_s']) if name != 'ecsop' else '1x'} |"
+        )
+    if "first_call_p50_s" in ours:
+        out += [
+            "",
+            f"ecsop, file written → its first AWS call for the release: p50 "
+            f"{_f(ours['first_call_p50_s'], 3)} s, p99 {_f(ours['first_call_p99_s'], 3)} s "
+            "(the rest is the AWS calls of the deploy).",
+        ]
+    return [*out, ""]
+
+
+def _rollback(data: dict[str, Any]) -> list[str]:
+    c = data["contenders"]
+    ours = c["ecsop"]
+    out = [
+        f"### 2. Rollback latency: first failed task visible → rollback UpdateService "
+        f"({data['services']} failing deploys each, clock x{data['clock_speed']:g})",
+        "",
+        "| contender | polls every (sim s) | sim p50 | sim p95 | sim max | real p50 | real p95 | "
+        "real max | within one poll | AWS calls / deploy | ecsop p95 ÷ this p95 (sim) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ("ecsop", "script", "naive"):
+        row = c[name]
+        out.append(
+            f"| {name} | {_f(row['poll_interval_sim_s'], 0)} | {_f(row['sim_p50_s'])} | "
+            f"{_f(row['sim_p95_s'])} | {_f(row['sim_max_s'])} | {_f(row['real_p50_s'], 3)} | "
+            f"{_f(row['real_p95_s'], 3)} | {_f(row['real_max_s'], 3)} | "
+            f"{row['within_one_poll']}/{row['samples'] + row['missed']} | "
+            f"{_f(sum(row['calls'].values()) / data['services'], 1)} | "
+            f"{_ratio(ours['sim_p95_s'], row['sim_p95_s']) if name != 'ecsop' else '1x'} |"
+        )
+    out += [
+        "",
+        "AWS calls / deploy: every call the contender made from its first bad deploy until "
+        "the last rollback, per deploy (ecsop's include its resyncs and its 5 s active polls).",
+    ]
+    return [*out, ""]
+
+
+def _steady(data: dict[str, Any]) -> list[str]:
+    out = [
+        "### 3. Steady-state AWS API cost per resync (per pass for the baselines)",
+        "",
+        "| N | contender | DescribeServices | DescribeTaskDefinition | other | total | "
+        "budget ⌈N/10⌉ | ecsop total ÷ this |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size, row in data["sizes"].items():
+        ours = row["ecsop"]
+        for name in ("ecsop", "naive", "script"):
+            r = row[name]
+            calls = r["calls_per_resync"]
+            ds = calls.get("DescribeServices", 0.0)
+            dtd = calls.get("DescribeTaskDefinition", 0.0)
+            other = r["calls_total_per_resync"] - ds - dtd
+            out.append(
+                f"| {int(size):,} | {name} | {_f(ds, 1)} | {_f(dtd, 1)} | {_f(other, 1)} | "
+                f"{_f(r['calls_total_per_resync'], 1)} | "
+                f"{ours['describe_services_budget'] if name == 'ecsop' else ''} | "
+                f"{_ratio(ours['calls_total_per_resync'], r['calls_total_per_resync']) if name != 'ecsop' else '1x'} |"  # noqa: E501
+            )
+    out += [
+        "",
+        "### 4. Scale: the measured process's own CPU and memory per resync (per pass)",
+        "",
+        "| N | contender | CPU s / resync | full resync s | peak RSS MiB | "
+        "ecsop CPU ÷ this | ecsop RSS ÷ this |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for size, row in data["sizes"].items():
+        ours = row["ecsop"]
+        for name in ("ecsop", "naive", "script"):
+            r = row[name]
+            out.append(
+                f"| {int(size):,} | {name} | {_f(r['cpu_s_per_resync'], 3)} | "
+                f"{_f(r['full_resync_s'], 2)} | {_f(r['peak_rss_mib'], 0)} | "
+                f"{_ratio(ours['cpu_s_per_resync'], r['cpu_s_per_resync']) if name != 'ecsop' else ''} | "  # noqa: E501
+                f"{_ratio(ours['peak_rss_mib'], r['peak_rss_mib']) if name != 'ecsop' else ''} |"
+            )
+    return [*out, ""]
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if "trigger" in results:
+        p99 = results["trigger"]["contenders"]["ecsop"]["p99_s"]
+        missed = results["trigger"]["contenders"]["ecsop"]["missed"]
+        out.append(
+            {
+                "target": "trigger latency p99 < 1 s",
+                "measured": f"p99 {_f(p99, 3)} s, {missed} missed",
+                "met": p99 < TARGET_TRIGGER_P99_S and missed == 0,
+            }
+        )
+    if "rollback" in results:
+        row = results["rollback"]["contenders"]["ecsop"]
+        total = row["samples"] + row["missed"]
+        out.append(
+            {
+                "target": "rollback within one active-poll interval "
+                f"({_f(row['poll_interval_sim_s'], 0)} sim s) of the first failure",
+                "measured": f"{row['within_one_poll']}/{total}; max {_f(row['sim_max_s'])} sim s",
+                "met": total > 0 and row["within_one_poll"] == total,
+            }
+        )
+    if "steady" in results:
+        for size, row in results["steady"]["sizes"].items():
+            ours = row["ecsop"]
+            calls = ours["calls_per_resync"]
+            ds = calls.get("DescribeServices", 0.0)
+            dtd = calls.get("DescribeTaskDefinition", 0.0)
+            out.append(
+                {
+                    "target": f"N={int(size):,}: ≤ ⌈N/10⌉ = {ours['describe_services_budget']} "
+                    "DescribeServices and 0 DescribeTaskDefinition per resync",
+                    "measured": f"{_f(ds, 1)} and {_f(dtd, 1)}",
+                    "met": ds <= ours["describe_services_budget"] and dtd == 0,
+                }
+            )
+            if int(size) == 1000:
+                out.append(
+                    {
+                        "target": "N=1,000: peak RSS < 200 MB",
+                        "measured": f"{_f(ours['peak_rss_mib'], 0)} MiB",
+                        "met": ours["peak_rss_mib"] * 1.048576 < TARGET_RSS_MIB,
+                    }
+                )
+                out.append(
+                    {
+                        "target": "N=1,000: CPU of a full resync < 2 s (daemon only)",
+                        "measured": f"{_f(ours['cpu_s_per_resync'], 3)} s",
+                        "met": ours["cpu_s_per_resync"] < TARGET_CPU_S,
+                    }
+                )
+    return out
+
+
+def _targets(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for row in rows:
+        out.append(f"| {row['target']} | {row['measured']} | {'yes' if row['met'] else '**no**'} |")
+    return [*out, ""]
