@@ -195,17 +195,13 @@ def _on_failure(
     deployment_id: str,
 ) -> Action:
     if not release.spec.rollback.automatic:
+        message = f"release {desired} failed ({failure}: {detail}); automatic rollback is off"
         if observed.failed_fingerprint == desired:
-            return Wait(
-                Phase.DEGRADED,
-                Reason.RELEASE_FAILED,
-                f"release {desired} failed ({failure}: {detail}); automatic rollback is off",
-                None,
-            )
+            return Wait(Phase.DEGRADED, Reason.RELEASE_FAILED, message, None)
         return RecordFailure(
             Phase.DEGRADED,
             Reason.RELEASE_FAILED,
-            f"release {desired} failed ({failure}: {detail}); automatic rollback is off",
+            message,
             poll,
             failed_fingerprint=desired,
             failure=failure,
