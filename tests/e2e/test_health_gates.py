@@ -71,7 +71,8 @@ def _service(family: str) -> dict[str, Any]:
 
 
 def gates_scenario() -> dict[str, Any]:
-    """One service, ``web``, behind a target group, with the alarm ``web-5xx``."""
+    """``web`` behind a target group with the alarm ``web-5xx``; ``guarded`` also has
+    ECS deployment alarms (``guarded-5xx``) with rollback."""
     return {
         "region": "us-east-1",
         "clockSpeed": 20,
@@ -82,9 +83,20 @@ def gates_scenario() -> dict[str, Any]:
             UNHEALTHY: {"behavior": "unhealthy", "healthCheckCodes": "[500]"},
             ALARMING: {"behavior": "alarm", "alarm": "{service}-5xx", "startSeconds": 5},
         },
-        "alarms": ["web-5xx"],
-        "clusters": {"prod": {"services": {"web": _service("web")}}},
+        "alarms": ["web-5xx", "guarded-5xx"],
+        "clusters": {"prod": {"services": {"web": _service("web"), "guarded": _guarded()}}},
     }
+
+
+def _guarded() -> dict[str, Any]:
+    """A service whose own ECS deployment alarms roll it back (ECS, not ecsop, acts)."""
+    service = _service("guarded")
+    service["deploymentConfiguration"]["alarms"] = {
+        "alarmNames": ["guarded-5xx"],
+        "enable": True,
+        "rollback": True,
+    }
+    return service
 
 
 @pytest.fixture
@@ -269,4 +281,15 @@ def test_healthy_release_passes_every_gate_and_becomes_last_good(
     for operation in ("DescribeTargetHealth", "DescribeAlarms", "ListTasks", "DescribeTasks"):
         assert sandbox.calls(operation) == 0, operation
     assert endpoint.requests == requests
+    assert daemon.stop() == 0
+
+
+def test_ecs_rollback_on_its_own_deployment_alarm_is_recognised(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    daemon = adopt(repo, start_daemon, release_doc("guarded", "guarded", GOOD_V1))
+    repo.commit({"app.yaml": release_doc("guarded", "guarded", ALARMING)}, "alarming")
+    rollout = rolled_back_for(sandbox, daemon, "guarded", "guarded", ALARMING, "alarm")
+    assert "guarded-5xx" in rollout["detail"]
+    assert sandbox.calls("UpdateService") == 1, "ECS rolled back by itself; ecsop only deployed"
     assert daemon.stop() == 0
