@@ -91,7 +91,7 @@ ecsop is running against a simulated ECS at {self.server.endpoint_url} (clock x{
 
 Try it (in another terminal), editing {specs}/taskboard-api.yaml, release taskboard-api-prod:
   deploy:    set its `api` image to {API_REPOSITORY}@sha256:{V1_5}
-  rollback:  set it to ...@sha256:{CRASHLOOP} (crash-loops: ECS's circuit breaker or ecsop rolls it back)
+  rollback:  set it to ...@sha256:{CRASHLOOP} (crash-loops; ECS or ecsop rolls it back)
   gates, each rolled back with its own reason in status, logs and metrics:
     target_health  ...@sha256:{UNHEALTHY} (fails ELB health checks)
     alarm          ...@sha256:{ALARM} (trips taskboard-api-prod-5xx)
