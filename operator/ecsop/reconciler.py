@@ -196,17 +196,15 @@ def _on_failure(
 ) -> Action:
     if not release.spec.rollback.automatic:
         message = f"release {desired} failed ({failure}: {detail}); automatic rollback is off"
-        if observed.failed_fingerprint == desired:
-            return Wait(Phase.DEGRADED, Reason.RELEASE_FAILED, message, None)
-        return RecordFailure(
-            Phase.DEGRADED,
+        return _record_once(
+            observed.failed_fingerprint == desired,
+            desired,
             Reason.RELEASE_FAILED,
             message,
             poll,
-            failed_fingerprint=desired,
-            failure=failure,
-            detail=detail,
-            deployment_id=deployment_id,
+            failure,
+            detail,
+            deployment_id,
         )
     return _rollback(release, observed, desired, failure, detail, poll, deployment_id)
 
@@ -225,17 +223,15 @@ def _rollback(
         message = (
             f"release {desired} failed ({failure}: {detail}) and there is no last-good revision"
         )
-        if observed.failed_fingerprint == desired:
-            return Wait(Phase.DEGRADED, Reason.NO_LAST_GOOD, message, None)
-        return RecordFailure(
-            Phase.DEGRADED,
+        return _record_once(
+            observed.failed_fingerprint == desired,
+            desired,
             Reason.NO_LAST_GOOD,
             message,
             poll,
-            failed_fingerprint=desired,
-            failure=failure,
-            detail=detail,
-            deployment_id=deployment_id,
+            failure,
+            detail,
+            deployment_id,
         )
     return Rollback(
         Phase.ROLLING_BACK,
@@ -250,6 +246,31 @@ def _rollback(
     )
 
 
+def _record_once(
+    recorded: bool,
+    failed: Fingerprint,
+    reason: Reason,
+    message: str,
+    poll: float,
+    failure: Failure,
+    detail: str,
+    deployment_id: str = "",
+) -> Action:
+    """Record a failure on the service (Degraded) unless it is ``recorded`` already: then wait."""
+    if recorded:
+        return Wait(Phase.DEGRADED, reason, message, None)
+    return RecordFailure(
+        Phase.DEGRADED,
+        reason,
+        message,
+        poll,
+        failed_fingerprint=failed,
+        failure=failure,
+        detail=detail,
+        deployment_id=deployment_id,
+    )
+
+
 def _rollback_failed(observed: Observation, primary: Deployment, poll: float) -> Action:
     message = (
         f"rollback to {_short(primary.task_definition)} is failing "
@@ -257,17 +278,15 @@ def _rollback_failed(observed: Observation, primary: Deployment, poll: float) ->
         f"{primary.rollout_state_reason or 'not completing'}); "
         "ecsop has stopped acting on this release"
     )
-    if observed.failed_reason == Failure.ROLLBACK_FAILED:
-        return Wait(Phase.DEGRADED, Reason.ROLLBACK_FAILED, message, None)
     failed = observed.failed_fingerprint or Fingerprint("")
-    return RecordFailure(
-        Phase.DEGRADED,
+    return _record_once(
+        observed.failed_reason == Failure.ROLLBACK_FAILED,
+        failed,
         Reason.ROLLBACK_FAILED,
         message,
         poll,
-        failed_fingerprint=failed,
-        failure=Failure.ROLLBACK_FAILED,
-        detail=primary.rollout_state_reason,
+        Failure.ROLLBACK_FAILED,
+        primary.rollout_state_reason,
     )
 
 
