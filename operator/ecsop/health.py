@@ -17,7 +17,10 @@ stops that release's HTTP checks.
 - Alarms: one DescribeAlarms per 100 names, the spec's ``rollout.alarms``
   and the service's ``deploymentConfiguration.alarms``. The state is read on
   every pass (every few seconds during rollout and bake), and an alarm stays
-  in ALARM at least one evaluation period, so one in ALARM is seen.
+  in ALARM at least one evaluation period, so one in ALARM is seen. A spec
+  alarm that does not exist (a typo, the wrong region) is an unknown gate:
+  it never passes for green, so the release is not recorded as last-good
+  and status says which alarm is missing.
 - HTTP checks: run by ``HttpProbes`` on a scheduler thread and a thread pool
   of their own, each request time-boxed by its ``timeoutSeconds``; a pass
   only reads the latest results, so a slow endpoint never holds a reconcile
@@ -116,9 +119,16 @@ class HealthProber:
         names = list(dict.fromkeys([*release.spec.rollout.alarms, *service.alarm_names]))
         if names:
             try:
-                firing = alarms_in_alarm(self._clients("cloudwatch", region, role), names)
+                states = alarm_states(self._clients("cloudwatch", region, role), names)
             except aws.AwsError as exc:
                 unknown.append(f"alarms ({exc.code}: {exc.message})")
+            else:
+                firing = tuple(name for name in names if states.get(name) == "ALARM")
+                unknown.extend(
+                    f"alarm {name} (no such CloudWatch alarm in {region})"
+                    for name in release.spec.rollout.alarms
+                    if name not in states
+                )
         unhealthy, detail = 0, ""
         if (
             primary is not None
@@ -185,9 +195,14 @@ class HealthProber:
             log.warning("health gate could not be judged", release=name, errors=list(errors))
 
 
-def alarms_in_alarm(cloudwatch: Any, names: Sequence[str]) -> tuple[str, ...]:
-    """The names among ``names`` whose alarm (metric or composite) is in ALARM."""
-    firing: list[str] = []
+def alarm_states(cloudwatch: Any, names: Sequence[str]) -> dict[str, str]:
+    """The state (``OK``, ``ALARM``, ``INSUFFICIENT_DATA``) of each alarm among ``names``.
+
+    Metric and composite alarms alike. A name missing from the result has no
+    alarm: the caller decides whether that matters (a spec alarm with a typo
+    must not pass as green; a service's own deployment alarm is ECS's to judge).
+    """
+    states: dict[str, str] = {}
     for start in range(0, len(names), DESCRIBE_ALARMS_BATCH):
         request: dict[str, Any] = {
             "AlarmNames": list(names[start : start + DESCRIBE_ALARMS_BATCH]),
@@ -197,12 +212,11 @@ def alarms_in_alarm(cloudwatch: Any, names: Sequence[str]) -> tuple[str, ...]:
             with aws.translated_errors("DescribeAlarms"):
                 page = cloudwatch.describe_alarms(**request)
             for alarm in [*page.get("MetricAlarms", ()), *page.get("CompositeAlarms", ())]:
-                if alarm.get("StateValue") == "ALARM":
-                    firing.append(str(alarm["AlarmName"]))
+                states[str(alarm["AlarmName"])] = str(alarm.get("StateValue", ""))
             if not page.get("NextToken"):
                 break
             request["NextToken"] = page["NextToken"]
-    return tuple(name for name in names if name in firing)
+    return states
 
 
 def unhealthy_targets(

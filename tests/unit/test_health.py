@@ -378,21 +378,31 @@ def test_instance_targets_match_by_instance_and_host_port(aws: None) -> None:
     assert health.unhealthy_targets(elbv2, Targets(other_port), service, ROLLING, NOW)[0] == 0
 
 
-def test_alarms_in_alarm_reads_metric_and_composite_alarms(aws: None) -> None:
+def put_alarm(name: str, state: str = "OK") -> None:
+    """A CloudWatch metric alarm in moto, in ``state``."""
     cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
-    for name in ("a-5xx", "b-latency"):
-        cloudwatch.put_metric_alarm(
-            AlarmName=name,
-            MetricName="m",
-            Namespace="n",
-            Statistic="Sum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-        )
-    cloudwatch.set_alarm_state(AlarmName="b-latency", StateValue="ALARM", StateReason="test")
-    assert health.alarms_in_alarm(cloudwatch, ["a-5xx", "b-latency", "missing"]) == ("b-latency",)
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        MetricName="m",
+        Namespace="n",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    if state != "OK":
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+
+
+def test_alarm_states_reads_metric_alarms_and_leaves_out_missing_ones(aws: None) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    put_alarm("a-5xx")
+    put_alarm("b-latency", "ALARM")
+    assert health.alarm_states(cloudwatch, ["a-5xx", "b-latency", "missing"]) == {
+        "a-5xx": "OK",
+        "b-latency": "ALARM",
+    }
 
 
 class Clients:
@@ -417,6 +427,20 @@ def test_probe_asks_nothing_when_no_gate_applies(aws: None) -> None:
     targets = Targets()
     assert prober.probe("api-prod", "us-east-1", release(), obs, targets, NOW) == Health()
     assert clients.asked == [] and targets.calls == 0
+    prober.close()
+
+
+def test_probe_never_passes_a_spec_alarm_that_does_not_exist(aws: None) -> None:
+    put_alarm("api-5xx", "ALARM")
+    prober = health.HealthProber(Clients())
+    obs = observe(BAKING, state={"alarm_names": ("ecs-owned-missing",)})
+    obs = replace(obs, service=replace(obs.service, load_balancers=(), has_load_balancers=False))
+    result = prober.probe(
+        "api-prod", "us-east-1", release(alarms=["api-5xx", "api-5xxx"]), obs, Targets(), NOW
+    )
+    assert result.alarms_in_alarm == ("api-5xx",)
+    # The typo holds back last-good; the service's own missing alarm is ECS's business.
+    assert result.unknown == ("alarm api-5xxx (no such CloudWatch alarm in us-east-1)",)
     prober.close()
 
 
