@@ -19,6 +19,8 @@ Fingerprint = NewType("Fingerprint", str)
 
 # Tags are ecsop's memory. ECS tag keys may contain ':' and values hold 256
 # characters, which fits a task definition ARN and a fingerprint.
+TAG_PREFIX = "ecsop:"
+"""Every tag ecsop writes starts with this; a clone never inherits its base's."""
 TAG_RELEASE = "ecsop:release"
 """On task definitions ecsop registers and on services it manages: the release name."""
 TAG_FINGERPRINT = "ecsop:fingerprint"

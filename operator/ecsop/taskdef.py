@@ -26,6 +26,8 @@ from typing import Any
 
 import botocore.session
 
+from ecsop.observed import TAG_PREFIX
+
 MAX_TAGS = 50
 """AWS's cap on user tags per resource (``aws:`` tags do not count)."""
 MAX_TAG_KEY = 128
@@ -75,8 +77,11 @@ def register_request_from(
     ``described`` is the ``taskDefinition`` member of a DescribeTaskDefinition
     response, ``tags`` that response's ``tags`` member. ``images`` maps container
     names to their new image; every name must exist. ``extra_tags`` (ecsop's own)
-    are added to the existing tags, overwriting the same keys. ``aws:`` tags are
-    dropped: AWS rejects them on register, and it puts back its own where they apply.
+    are added to the existing tags. The base's own ``ecsop:`` tags are dropped
+    first: they describe the base revision (its commit, its fingerprint), and a
+    clone registered outside a git work tree must not claim the base's commit.
+    ``aws:`` tags are dropped too: AWS rejects them on register, and it puts back
+    its own where they apply.
     """
     present = images_of(described)
     unknown = sorted(set(images) - set(present))
@@ -91,7 +96,8 @@ def register_request_from(
     for container in request.get("containerDefinitions", ()):
         if container["name"] in images:
             container["image"] = images[container["name"]]
-    merged = merge_tags(tags_of(tags), extra_tags)
+    inherited = {k: v for k, v in tags_of(tags).items() if not k.startswith(TAG_PREFIX)}
+    merged = merge_tags(inherited, extra_tags)
     if merged:
         request["tags"] = tag_list(merged)
     return request

@@ -121,6 +121,22 @@ def clone(
     )
 
 
+def test_a_clone_carries_only_the_ecsop_tags_set_for_it() -> None:
+    base_tags = [
+        *TAGS,
+        {"key": "ecsop:release", "value": "payments"},
+        {"key": "ecsop:fingerprint", "value": "0123456789abcdef"},
+        {"key": "ecsop:commit", "value": "a" * 40},
+    ]
+    request = clone(extra_tags={"ecsop:fingerprint": "fedcba9876543210"}, tags=base_tags)
+    # Outside a git work tree there is no commit to claim: the base's is not kept.
+    assert taskdef.tags_of(request["tags"]) == {
+        "team": "payments",
+        "cost-center": "42",
+        "ecsop:fingerprint": "fedcba9876543210",
+    }
+
+
 def test_the_example_exercises_every_accepted_field() -> None:
     # If botocore grows a field, this test asks for it to be added to the example.
     assert set(ACCEPTED) | {"tags"} == taskdef.accepted_fields()
