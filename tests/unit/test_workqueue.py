@@ -22,15 +22,15 @@ from hypothesis.stateful import (
     rule,
 )
 
-from ecsop.workqueue import (
+from ecsop.clock import ManualClock
+from ecsop.ratelimit import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
-    ManualClock,
     MaxOfRateLimiter,
     RateLimiterSettings,
-    RateLimitingQueue,
     default_rate_limiter,
 )
+from ecsop.workqueue import RateLimitingQueue
 
 Op = tuple[Any, ...]
 
