@@ -28,20 +28,19 @@ from ecsop.actions import (
     Phase,
     Reason,
     RecordFailure,
-    RecordLastGood,
     Rollback,
     Wait,
 )
-from ecsop.aws import AwsError
 from ecsop.gates import needs_health
 from ecsop.health import HealthProber
 from ecsop.metrics import Metrics
-from ecsop.observation import Observation, Options, fingerprint_of
-from ecsop.observed import RolloutState, ServiceMissing, ServiceState, TaskDefinitionArn
+from ecsop.observation import Options
+from ecsop.observed import ServiceMissing
 from ecsop.observer import GatewayFor, ServiceObserver, observation_of
 from ecsop.reconciler import decide
+from ecsop.recorder import DecisionRecorder
 from ecsop.source import LoadedRelease, SpecSet
-from ecsop.status import ReleaseStatus, Rollout, StatusStore
+from ecsop.status import StatusStore
 from ecsop.watcher import SpecWatcher
 from ecsop.workqueue import RateLimitingQueue
 
@@ -85,6 +84,7 @@ class Controller:
         """Health gates (target health, alarms, HTTP checks); None judges ECS's signals only."""
         self.metrics = metrics
         self.statuses = statuses or StatusStore()
+        self.recorder = DecisionRecorder(self.statuses, metrics, clock)
         self.queue = RateLimitingQueue(
             on_depth=metrics.workqueue_depth.set, on_retry=metrics.workqueue_retries.inc
         )
@@ -218,9 +218,12 @@ class Controller:
             try:
                 requeue = self.reconcile(name)
             except Exception as exc:  # any failure: back off this release only
-                self._on_error(name, exc)
+                with self._load_lock:
+                    loaded = self._specs.releases.get(name) or self._last_valid.get(name)
+                    commit = self._specs.commit
+                self.recorder.failed(name, loaded, exc, commit)
                 self.queue.add_rate_limited(name)
-                self.metrics.reconciles.labels(name, "error").inc()
+                self._count_reconcile(name, "error")
             else:
                 self.queue.forget(name)
                 if requeue is not None and not self._stop.is_set():
@@ -228,12 +231,24 @@ class Controller:
                     # at every interval, not every interval plus a pass.
                     elapsed = time.perf_counter() - started
                     self.queue.add_after(name, max(0.0, requeue - elapsed))
-                self.metrics.reconciles.labels(
-                    name, "requeue" if requeue is not None else "success"
-                ).inc()
+                self._count_reconcile(name, "requeue" if requeue is not None else "success")
             finally:
                 self.metrics.reconcile_duration.observe(time.perf_counter() - started)
                 self.queue.done(name)
+
+    def _count_reconcile(self, name: str, result: str) -> None:
+        """Count a pass, unless it was the one that let go of a vanished release.
+
+        That pass removed the release's series; counting it would bring one back.
+        """
+        with self._load_lock:
+            managed = (
+                name in self._specs.releases
+                or name in self._specs.invalid_releases
+                or name in self._last_valid
+            )
+        if managed:
+            self.metrics.reconciles.labels(name, result).inc()
 
     def reconcile(self, name: str) -> float | None:
         """One pass for one release. Returns seconds until the next pass, or None."""
@@ -246,16 +261,11 @@ class Controller:
             return self._reconcile(last_valid, specs.commit, problems=[str(p) for p in problems])
         if loaded is None:
             if problems:
-                self._put_invalid(name, problems)
+                self.recorder.invalid(name, problems, specs.commit)
                 return None
-            self.statuses.remove(name)
-            self.metrics.forget_release(name)
+            self.recorder.forget(name)
             if self.prober is not None:
                 self.prober.idle(name)
-            log.info(
-                "release left the spec directory; no longer managed (nothing is deleted)",
-                release=name,
-            )
             return None
         return self._reconcile(loaded, specs.commit, problems=[])
 
@@ -273,7 +283,7 @@ class Controller:
                 f"service {state.cluster}/{state.name} not found: {state.reason}",
                 None,
             )
-            self._record(loaded, commit, action, None)
+            self.recorder.decided(loaded, commit, action, None)
             return None
         observation = observation_of(gateway, state)
         now = state.observed_at or self._clock()
@@ -306,194 +316,5 @@ class Controller:
         applied = executor.execute(action, gateway, state, loaded.name, commit)
         if not isinstance(action, Wait):
             self.observer.invalidate(loaded)
-        self._count(loaded, action, observation, now)
-        self._record(loaded, commit, action, observation, applied.task_definition)
+        self.recorder.decided(loaded, commit, action, observation, applied, now)
         return action.requeue_after
-
-    # --- status, metrics, logs ----------------------------------------------------------
-
-    def _record(
-        self,
-        loaded: LoadedRelease,
-        commit: str | None,
-        action: Action,
-        observation: Observation | None,
-        applied_td: TaskDefinitionArn | None = None,
-    ) -> None:
-        spec = loaded.release.spec
-        service: ServiceState | None = observation.service if observation else None
-        running = (
-            observation.task_definitions.get(service.task_definition)
-            if observation and service
-            else None
-        )
-        desired_fp = loaded.release.fingerprint()
-        running_fp = fingerprint_of(loaded.release, running) if running else ""
-        previous = self.statuses.get(loaded.name)
-        last_rollout = previous.last_rollout if previous else None
-        rollout = _rollout_of(action, self._clock())
-        if rollout is not None:
-            last_rollout = rollout
-        status = ReleaseStatus(
-            name=loaded.name,
-            region=loaded.region,
-            cluster=spec.cluster,
-            service=spec.service,
-            file=loaded.file,
-            commit=commit,
-            phase=action.phase,
-            reason=action.reason.value,
-            message=action.message,
-            desired_fingerprint=desired_fp,
-            desired_images=dict(spec.containers),
-            running_fingerprint=running_fp,
-            running_images={c: running.images[c] for c in spec.containers if c in running.images}
-            if running
-            else {},
-            running_task_definition=service.task_definition if service else "",
-            deployment_id=service.primary.id if service and service.primary else "",
-            last_good=observation.last_good or "" if observation else "",
-            failed_fingerprint=observation.failed_fingerprint or "" if observation else "",
-            failed_reason=observation.failed_reason if observation else "",
-            last_rollout=last_rollout,
-        )
-        self.statuses.put(status, self._clock())
-        self.metrics.set_release(
-            loaded.name,
-            spec.cluster,
-            spec.service,
-            loaded.region,
-            action.phase,
-            _settled(service) and bool(running_fp) and running_fp == desired_fp,
-        )
-        changed = previous is None or (previous.phase, previous.reason) != (
-            action.phase,
-            action.reason.value,
-        )
-        failure = {}
-        if isinstance(action, Rollback | RecordFailure):
-            failure = {"failure": action.failure.value, "stop_reason": action.stop_reason}
-        if changed or not isinstance(action, Wait):
-            log.info(
-                action.message,
-                release=loaded.name,
-                cluster=spec.cluster,
-                service=spec.service,
-                fingerprint=desired_fp,
-                commit=commit,
-                deployment=status.deployment_id,
-                action=type(action).__name__,
-                reason=action.reason.value,
-                phase=action.phase.value,
-                task_definition=applied_td,
-                **failure,
-            )
-
-    def _put_invalid(self, name: str, problems: list[source.SpecError]) -> None:
-        first = problems[0]
-        status = ReleaseStatus(
-            name=name,
-            region="",
-            cluster="",
-            service="",
-            file=first.file,
-            commit=self._specs.commit,
-            phase=Phase.INVALID,
-            reason=Reason.INVALID_SPEC.value,
-            message=str(first),
-        )
-        previous = self.statuses.get(name)
-        self.statuses.put(status, self._clock())
-        self.metrics.set_release(name, "", "", "", Phase.INVALID, False)
-        if previous is None or previous.phase is not Phase.INVALID:
-            log.warning(
-                "release spec is invalid",
-                release=name,
-                error=str(first),
-                action="Wait",
-                reason=Reason.INVALID_SPEC.value,
-            )
-
-    def _count(
-        self, loaded: LoadedRelease, action: Action, observation: Observation, now: datetime
-    ) -> None:
-        name = loaded.name
-        if isinstance(action, Rollback):
-            self.metrics.deployments.labels(name, "rolled_back").inc()
-            self.metrics.rollbacks.labels(name, action.failure.value).inc()
-        elif isinstance(action, RecordFailure):
-            if action.rolled_back_by_ecs:
-                self.metrics.deployments.labels(name, "rolled_back").inc()
-                self.metrics.rollbacks.labels(name, action.failure.value).inc()
-            else:
-                self.metrics.deployments.labels(name, "failed").inc()
-        elif isinstance(action, RecordLastGood) and action.reason is Reason.BAKED:
-            primary = observation.service.primary
-            self.metrics.deployments.labels(name, "succeeded").inc()
-            if primary is not None:
-                self.metrics.deployment_duration.labels(name).observe(
-                    max(0.0, (now - primary.created_at).total_seconds())
-                )
-            self.metrics.last_success.labels(name).set(time.time())
-
-    def _on_error(self, name: str, exc: Exception) -> None:
-        code = exc.code if isinstance(exc, AwsError) else type(exc).__name__
-        message = exc.message if isinstance(exc, AwsError) else str(exc)
-        previous = self.statuses.get(name)
-        with self._load_lock:
-            loaded = self._specs.releases.get(name) or self._last_valid.get(name)
-        text = f"{code}: {message}"
-        if previous is None or previous.message != text:
-            log.error(
-                "reconcile failed",
-                release=name,
-                error_code=code,
-                error=message,
-                action="Error",
-                reason=code,
-                exc_info=not isinstance(exc, AwsError),
-            )
-        if loaded is None:
-            return
-        spec = loaded.release.spec
-        base = previous or ReleaseStatus(
-            name=name,
-            region=loaded.region,
-            cluster=spec.cluster,
-            service=spec.service,
-            file=loaded.file,
-            commit=self._specs.commit,
-            phase=Phase.DEGRADED,
-            reason=code,
-            message=text,
-        )
-        self.statuses.put(
-            replace(base, phase=Phase.DEGRADED, reason=code, message=text), self._clock()
-        )
-        self.metrics.set_release(
-            name, spec.cluster, spec.service, loaded.region, Phase.DEGRADED, False
-        )
-
-
-def _rollout_of(action: Action, now: datetime) -> Rollout | None:
-    if isinstance(action, Rollback):
-        return Rollout("rolled_back", action.failure.value, action.detail, now, action.stop_reason)
-    if isinstance(action, RecordFailure):
-        outcome = "rolled_back" if action.rolled_back_by_ecs else "failed"
-        return Rollout(outcome, action.failure.value, action.detail, now, action.stop_reason)
-    if isinstance(action, RecordLastGood) and action.reason is Reason.BAKED:
-        return Rollout("succeeded", "baked", action.message, now)
-    return None
-
-
-def _settled(service: ServiceState | None) -> bool:
-    """One deployment and it is not rolling out: what runs is what the service says.
-
-    ECS points ``service.taskDefinition`` at the new revision as soon as
-    UpdateService returns, so "synced" must also wait for the rollout to end.
-    """
-    return (
-        service is not None
-        and len(service.deployments) == 1
-        and service.deployments[0].rollout_state is not RolloutState.IN_PROGRESS
-    )

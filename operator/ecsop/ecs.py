@@ -1,9 +1,9 @@
 """The ECS gateway: the only code that calls the ECS API.
 
 ``EcsGateway`` wraps one boto3 ECS client (one region, one role) and speaks
-``ecsop.observed`` values: boto3's dicts never leave this module, and AWS
-failures leave it as ``ecsop.aws.AwsError``. The controller's executor calls it;
-the reconciler never does.
+``ecsop.observed`` values (read by ``ecsop.ecs_mapping``): boto3's dicts never
+leave the gateway, and AWS failures leave it as ``ecsop.aws.AwsError``. The
+controller's executor calls it; the reconciler never does.
 
 Cost is designed in. DescribeServices is batched 10 names per call (ECS's
 maximum), and task definitions, immutable once registered, are cached by ARN so
@@ -16,23 +16,16 @@ the cache, the ``ecsop:last-good`` tag and the reconciler all compare ARNs.
 
 from __future__ import annotations
 
-import email.utils
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from ecsop import aws, taskdef
+from ecsop import aws, ecs_mapping, taskdef
 from ecsop.observed import (
     TAG_FINGERPRINT,
-    Deployment,
-    DeploymentStatus,
-    LoadBalancer,
-    RolloutState,
-    ServiceEvent,
     ServiceMissing,
     ServiceState,
     TaskDefinition,
@@ -44,8 +37,6 @@ DESCRIBE_SERVICES_BATCH = 10
 """ECS's maximum number of services per DescribeServices call."""
 DESCRIBE_TASKS_BATCH = 100
 """ECS's maximum number of tasks per DescribeTasks call."""
-EVENTS_KEPT = 20
-"""Newest service events kept per observation: enough to explain a rollout, small to log."""
 FIND_REVISION_LIMIT = 50
 """How many of a family's newest ACTIVE revisions ``find_revision`` looks at.
 
@@ -112,7 +103,7 @@ class EcsGateway:
                 if failure.get("detail"):
                     reason = f"{reason}: {failure['detail']}"
                 failed[arn] = failed[arn.rsplit("/", 1)[-1]] = reason
-            observed_at = _response_date(response)
+            observed_at = ecs_mapping.response_date(response)
             for name in batch:
                 service = found.get(name)
                 if service is None:
@@ -121,20 +112,24 @@ class EcsGateway:
                 elif service.get("status") in {"INACTIVE", "DRAINING"}:
                     result[name] = ServiceMissing(cluster, name, f"status {service['status']}")
                 else:
-                    result[name] = _service_state(cluster, service, observed_at)
+                    result[name] = ecs_mapping.service_state(cluster, service, observed_at)
         return result
 
-    def update_service(
-        self, cluster: str, service: str, task_definition: TaskDefinitionArn
-    ) -> None:
-        """Point the service at ``task_definition``; ECS starts a new deployment.
+    def update_service(self, cluster: str, service: str, task_definition: TaskDefinitionArn) -> str:
+        """Point the service at ``task_definition``; the id of the deployment ECS started.
 
         Only ``taskDefinition`` is sent: desired count, capacity and every other
-        setting stay whatever their owners (autoscaling, humans) made them.
+        setting stay whatever their owners (autoscaling, humans) made them. The
+        id (``""`` if the response lacks one) is for logs: it names the rollout
+        a person will look for in the ECS console.
         """
-        self._call(
+        response = self._call(
             "update_service", cluster=cluster, service=service, taskDefinition=task_definition
         )
+        for deployment in (response.get("service") or {}).get("deployments") or ():
+            if deployment.get("status") == "PRIMARY":
+                return str(deployment.get("id", ""))
+        return ""
 
     def tag_service(self, service_arn: str, tags: Mapping[str, str]) -> None:
         """Set tags on a service (ecsop's memory: last-good, failed fingerprint)."""
@@ -171,8 +166,11 @@ class EcsGateway:
         for start in range(0, len(arns[:limit]), DESCRIBE_TASKS_BATCH):
             batch = arns[start : min(start + DESCRIBE_TASKS_BATCH, limit)]
             tasks.extend(self._call("describe_tasks", cluster=cluster, tasks=batch)["tasks"])
-        tasks.sort(key=lambda t: _time(t.get("stoppedAt") or t.get("createdAt") or 0), reverse=True)
-        return [_stopped_reason(task) for task in tasks]
+        tasks.sort(
+            key=lambda t: ecs_mapping.aws_time(t.get("stoppedAt") or t.get("createdAt") or 0),
+            reverse=True,
+        )
+        return [ecs_mapping.stopped_reason(task) for task in tasks]
 
     def deployment_targets(self, cluster: str, deployment_id: str) -> list[TaskTarget]:
         """Where the deployment's RUNNING tasks are registered in target groups.
@@ -198,7 +196,7 @@ class EcsGateway:
         )
         with self._lock:
             instances = dict(self._instances)
-        return [_task_target(task, instances) for task in tasks]
+        return [ecs_mapping.task_target(task, instances) for task in tasks]
 
     def _resolve_instances(self, cluster: str, arns: set[str]) -> None:
         with self._lock:
@@ -310,148 +308,3 @@ class EcsGateway:
         with aws.translated_errors(operation):
             response: dict[str, Any] = getattr(self._client, method)(**kwargs)
         return response
-
-
-# -- mapping boto3 dicts to observed values ------------------------------------
-
-
-def _service_state(cluster: str, raw: dict[str, Any], observed_at: datetime | None) -> ServiceState:
-    arn = str(raw["serviceArn"])
-    config = raw.get("deploymentConfiguration") or {}
-    breaker = config.get("deploymentCircuitBreaker") or {}
-    alarms = config.get("alarms") or {}
-    events = sorted(_events(raw.get("events")), key=lambda e: e.created_at, reverse=True)
-    return ServiceState(
-        arn=arn,
-        cluster=cluster,
-        name=str(raw["serviceName"]),
-        status=str(raw.get("status", "")),
-        task_definition=_task_definition_arn(raw.get("taskDefinition", ""), arn),
-        desired_count=int(raw.get("desiredCount", 0)),
-        running_count=int(raw.get("runningCount", 0)),
-        deployments=tuple(_deployment(d, arn) for d in raw.get("deployments") or ()),
-        tags=taskdef.tags_of(raw.get("tags")),
-        circuit_breaker_enabled=bool(breaker.get("enable", False)),
-        circuit_breaker_rollback=bool(breaker.get("rollback", False)),
-        alarm_names=tuple(alarms.get("alarmNames") or ()) if alarms.get("enable") else (),
-        has_load_balancers=bool(raw.get("loadBalancers")),
-        load_balancers=tuple(
-            LoadBalancer(
-                str(lb["targetGroupArn"]),
-                str(lb.get("containerName", "")),
-                int(lb.get("containerPort") or 0),
-            )
-            for lb in raw.get("loadBalancers") or ()
-            if lb.get("targetGroupArn")
-        ),
-        health_check_grace_seconds=int(raw.get("healthCheckGracePeriodSeconds") or 0),
-        events=tuple(events[:EVENTS_KEPT]),
-        observed_at=observed_at,
-    )
-
-
-def _deployment(raw: dict[str, Any], service_arn: str) -> Deployment:
-    if raw.get("createdAt") is None:
-        # A rollout's deadline counts from here; inventing a time could roll back a
-        # healthy deployment, so an answer without it is an error, not a default.
-        raise aws.AwsError(
-            "IncompleteResponse", f"deployment {raw.get('id')} has no createdAt", "DescribeServices"
-        )
-    created_at = _time(raw["createdAt"])
-    rollout_state = raw.get("rolloutState")
-    return Deployment(
-        id=str(raw["id"]),
-        status=DeploymentStatus(raw["status"]),
-        task_definition=_task_definition_arn(raw.get("taskDefinition", ""), service_arn),
-        rollout_state=RolloutState(rollout_state) if rollout_state else None,
-        rollout_state_reason=str(raw.get("rolloutStateReason", "")),
-        desired_count=int(raw.get("desiredCount", 0)),
-        running_count=int(raw.get("runningCount", 0)),
-        pending_count=int(raw.get("pendingCount", 0)),
-        failed_tasks=int(raw.get("failedTasks", 0)),
-        created_at=created_at,
-        updated_at=_time(raw["updatedAt"]) if raw.get("updatedAt") else created_at,
-    )
-
-
-def _events(raw: list[dict[str, Any]] | None) -> Iterator[ServiceEvent]:
-    for event in raw or ():
-        if event.get("createdAt") is not None:
-            yield ServiceEvent(
-                str(event.get("id", "")), _time(event["createdAt"]), str(event.get("message", ""))
-            )
-
-
-def _task_definition_arn(reference: str, like_arn: str) -> TaskDefinitionArn:
-    """``reference`` as a full ARN, borrowing partition, region and account from ``like_arn``."""
-    if reference.startswith("arn:") or not reference:
-        return TaskDefinitionArn(reference)
-    parts = like_arn.split(":")
-    if len(parts) < 6:
-        return TaskDefinitionArn(reference)
-    partition, region, account = parts[1], parts[3], parts[4]
-    name = reference.removeprefix("task-definition/")
-    return TaskDefinitionArn(f"arn:{partition}:ecs:{region}:{account}:task-definition/{name}")
-
-
-def _time(value: Any) -> datetime:
-    """A timezone-aware UTC datetime from whatever botocore parsed (datetime, epoch, ISO)."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, int | float):
-        moment = datetime.fromtimestamp(value, UTC)
-    else:
-        moment = datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _response_date(response: Mapping[str, Any]) -> datetime | None:
-    """AWS's clock at the response (the HTTP Date header), if it sent one.
-
-    Whole seconds only, which is plenty for timeouts of minutes; the sandbox's
-    simulator sets it from its own (faster) clock.
-    """
-    headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
-    try:
-        return _time(email.utils.parsedate_to_datetime(headers["date"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _task_target(task: dict[str, Any], instances: Mapping[str, str]) -> TaskTarget:
-    """A task's ENI addresses (awsvpc) and its host port bindings (bridge/host mode)."""
-    ips = [
-        str(detail.get("value"))
-        for attachment in task.get("attachments") or ()
-        if attachment.get("type") == "ElasticNetworkInterface"
-        for detail in attachment.get("details") or ()
-        if detail.get("name") == "privateIPv4Address" and detail.get("value")
-    ]
-    ports = {
-        (str(c.get("name")), int(b["containerPort"])): int(b["hostPort"])
-        for c in task.get("containers") or ()
-        for b in c.get("networkBindings") or ()
-        if b.get("containerPort") is not None and b.get("hostPort") is not None
-    }
-    return TaskTarget(
-        task_arn=str(task["taskArn"]),
-        started_at=_time(task["startedAt"]) if task.get("startedAt") else None,
-        ips=tuple(dict.fromkeys(ips)),
-        instance_id=instances.get(str(task.get("containerInstanceArn", "")), ""),
-        host_ports=ports,
-    )
-
-
-def _stopped_reason(task: dict[str, Any]) -> str:
-    """One line: stop code, stopped reason, then each container's exit code or reason."""
-    head = ": ".join(str(p) for p in (task.get("stopCode"), task.get("stoppedReason")) if p)
-    parts = [head or "stopped"]
-    for container in task.get("containers") or ():
-        name = container.get("name", "?")
-        if container.get("exitCode") is not None:
-            parts.append(f"container {name} exit code {container['exitCode']}")
-        if container.get("reason"):
-            parts.append(f"container {name}: {container['reason']}")
-    return "; ".join(parts)

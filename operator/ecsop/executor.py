@@ -46,7 +46,7 @@ class Gateway(Protocol):
 
     def update_service(
         self, cluster: str, service: str, task_definition: TaskDefinitionArn
-    ) -> None: ...
+    ) -> str: ...
 
     def tag_service(self, service_arn: str, tags: Mapping[str, str]) -> None: ...
 
@@ -59,6 +59,8 @@ class Applied:
 
     task_definition: TaskDefinitionArn | None = None
     registered: bool = False
+    deployment_id: str = ""
+    """The deployment UpdateService started (Deploy and Rollback only)."""
 
 
 def execute(
@@ -78,8 +80,8 @@ def execute(
                 TAG_RELEASE: release,
             },
         )
-        gateway.update_service(service.cluster, service.name, action.to)
-        return Applied(task_definition=action.to)
+        started = gateway.update_service(service.cluster, service.name, action.to)
+        return Applied(task_definition=action.to, deployment_id=started)
     if isinstance(action, RecordFailure):
         gateway.tag_service(
             service.arn,
@@ -116,9 +118,9 @@ def _deploy(
         if commit:
             tags[TAG_COMMIT] = commit
         existing = gateway.register_clone(action.base, action.images, tags).arn
-    gateway.update_service(service.cluster, service.name, existing)
+    started = gateway.update_service(service.cluster, service.name, existing)
     # After, not before: a record of a rollout that never started would read as
     # a failure. Killed between the two calls, the next pass sees the rollout
     # itself and judges it; only a rollback in that same instant goes unseen.
     gateway.tag_service(service.arn, {TAG_DEPLOYING: action.fingerprint, TAG_RELEASE: release})
-    return Applied(task_definition=existing, registered=registered)
+    return Applied(task_definition=existing, registered=registered, deployment_id=started)

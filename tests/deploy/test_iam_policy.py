@@ -330,6 +330,7 @@ def test_policy_matches_what_a_lifecycle_calls(
     cli_calls: set[tuple[str, str]] = set()
     try:
         repo = SpecRepo(tmp_path / "specs")
+
         def shop(image: str) -> dict[str, Any]:
             return release_doc("shop", "shop", image, alarms=["shop-5xx"], targetHealth=True)
 

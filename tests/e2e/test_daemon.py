@@ -63,6 +63,9 @@ def test_deploy_rollback_revert_and_redeploy(
     assert tags["ecsop:fingerprint"] == fingerprint({"app": GOOD_V2})
     assert tags["ecsop:commit"] == commit
     v2_arn = sandbox.service("shop")["taskDefinition"]
+    # The deploy's log line names the deployment it started, as ECS lists it.
+    deploys = [e for e in daemon.logs() if e.get("action") == "Deploy"]
+    assert [e["deployment"] for e in deploys] == [sandbox.service("shop")["deployments"][0]["id"]]
 
     # A crash-looping digest is rolled back to last-good and then left alone.
     repo.commit({"shop.yaml": release_doc("shop", "shop", CRASH)}, "shop crash")
@@ -229,16 +232,20 @@ def test_release_rolled_back_by_ecs_while_daemon_was_down_is_not_redeployed(
     daemon.kill()
     # While ecsop is down, ECS's circuit breaker fails the rollout and rolls back.
     wait_for(
-        lambda: sandbox.steady_on("shop-breaker", GOOD_V1)
-        and sandbox.service("shop-breaker")["taskDefinition"] == original,
+        lambda: (
+            sandbox.steady_on("shop-breaker", GOOD_V1)
+            and sandbox.service("shop-breaker")["taskDefinition"] == original
+        ),
         60,
         "ECS rolled back by itself",
     )
     assert sandbox.calls("UpdateService") == 1
     restarted = start_daemon()
     wait_for(
-        lambda: sandbox.tags("shop-breaker").get("ecsop:failed-fingerprint")
-        == fingerprint({"app": CRASH}),
+        lambda: (
+            sandbox.tags("shop-breaker").get("ecsop:failed-fingerprint")
+            == fingerprint({"app": CRASH})
+        ),
         20,
         "failure recorded after restart",
     )

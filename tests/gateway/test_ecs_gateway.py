@@ -254,7 +254,9 @@ def test_update_service_points_the_service_at_the_revision(
 ) -> None:
     create_services(setup, 1)
     arn = register(setup, image="api:2")
-    gateway.update_service("prod", "svc-00", TaskDefinitionArn(arn))
+    started = gateway.update_service("prod", "svc-00", TaskDefinitionArn(arn))
     service = setup.describe_services(cluster="prod", services=["svc-00"])["services"][0]
+    primary = [d for d in service["deployments"] if d["status"] == "PRIMARY"]
+    assert started == primary[0]["id"]
     assert service["taskDefinition"].endswith("payments:2")
     assert service["desiredCount"] == 2

@@ -180,7 +180,24 @@ def test_update_service_sends_the_task_definition_only(
     stubber.add_response(
         "update_service", {}, {"cluster": "prod", "service": "api", "taskDefinition": td}
     )
-    gateway.update_service("prod", "api", td)
+    assert gateway.update_service("prod", "api", td) == ""  # no deployments in the answer
+
+
+def test_update_service_returns_the_deployment_it_started(
+    stub: tuple[ecs.EcsGateway, Stubber],
+) -> None:
+    gateway, stubber = stub
+    td = TaskDefinitionArn(f"{ARN}:task-definition/web:4")
+    deployments = [
+        {"id": "ecs-svc/222", "status": "PRIMARY", "taskDefinition": td},
+        {"id": "ecs-svc/111", "status": "ACTIVE", "taskDefinition": f"{ARN}:task-definition/web:3"},
+    ]
+    stubber.add_response(
+        "update_service",
+        {"service": {"serviceName": "api", "deployments": deployments}},
+        {"cluster": "prod", "service": "api", "taskDefinition": td},
+    )
+    assert gateway.update_service("prod", "api", td) == "ecs-svc/222"
 
 
 def test_throttling_that_outlasts_retries_is_retryable(

@@ -55,10 +55,9 @@ class RecordingGateway:
         self.calls.append(("register_clone", (base, dict(images), dict(tags))))
         return TaskDefinition(CLONE, "api", 2, dict(images), dict(tags))
 
-    def update_service(
-        self, cluster: str, service: str, task_definition: TaskDefinitionArn
-    ) -> None:
+    def update_service(self, cluster: str, service: str, task_definition: TaskDefinitionArn) -> str:
         self.calls.append(("update_service", task_definition))
+        return "ecs-svc/new"
 
     def tag_service(self, service_arn: str, tags: Mapping[str, str]) -> None:
         self.calls.append(("tag_service", dict(tags)))

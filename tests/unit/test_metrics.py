@@ -1,7 +1,7 @@
 """Every metric's behaviour, through the daemon's decisions.
 
 Release, rollout, reconcile and spec metrics are driven through a Controller
-over the in-memory ECS of ``test_controller`` (one pass at a time, fixed
+over the in-memory ECS of ``controller_world`` (one pass at a time, fixed
 clock); AWS call counting through real botocore clients against moto's server,
 built by ``ClientFactory`` with ``Metrics.instrument`` exactly as the daemon
 builds them.
@@ -18,18 +18,13 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from controller_world import CRASH, V1, V2, World
 from prometheus_client import CollectorRegistry
-from test_controller import CRASH, V1, V2, World
 
 from ecsop import __version__, aws, ecs
 from ecsop.actions import Failure, Phase
 from ecsop.metrics import OUTCOMES, ROLLBACK_REASONS, Metrics
 from ecsop.observed import RolloutState
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return World(tmp_path)
 
 
 def one_hot(world: World, name: str = "shop") -> dict[str, float | None]:
@@ -300,6 +295,16 @@ def test_forget_release_drops_its_series_and_keeps_the_others(world: World) -> N
     world.write("shop", V1)  # back again: counters start from zero
     world.reconcile("shop")
     assert counts(world)[0] == {"succeeded": 0, "rolled_back": 0, "failed": 0}
+
+
+def test_the_worker_pass_that_lets_a_release_go_leaves_no_series_behind(world: World) -> None:
+    synced(world)
+    world.remove("shop")
+    queue = world.controller.queue
+    queue.add("shop")
+    queue.shutdown()  # the worker hands out what is queued, then returns
+    world.controller._work()
+    assert series_of(world.registry, "shop") == set()
 
 
 def test_forget_release_removes_histograms_and_timestamps() -> None:
