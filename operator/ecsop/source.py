@@ -18,7 +18,7 @@ import hashlib
 import os
 import subprocess
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ecsop import spec, spec_errors
+from ecsop import spec, spec_errors, spec_yaml
 from ecsop.spec import ServiceRelease
-from ecsop.spec_errors import Path_
 
 MAX_FILE_BYTES = 1024 * 1024
 """Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
-MAX_YAML_NODES = 100_000
-"""Refuse documents with more YAML nodes than this (alias bombs, runaway generators)."""
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -199,11 +196,11 @@ def _parse(
     documents = 0
     context = {spec.ALLOW_MUTABLE_TAGS: allow_mutable_tags}
     try:
-        for node, document in _documents(text):
+        for node, document in spec_yaml.documents(text):
             if document is None:
                 continue  # empty document (a stray '---'), as kubectl treats it
             documents += 1
-            lines, duplicates = _positions(node)
+            lines, duplicates = spec_yaml.positions(node)
             doc_line = node.start_mark.line + 1
             name = _declared_name(document)
             if duplicates:
@@ -308,84 +305,6 @@ def _walk(
         elif real.is_file() and entry.name.lower().endswith(SPEC_SUFFIXES):
             seen.add(real)
             yield str(shown), real
-
-
-# --- YAML --------------------------------------------------------------------
-
-
-def _documents(text: str) -> Iterator[tuple[yaml.Node, Any]]:
-    """``yaml.safe_load_all``, keeping each document's node tree for line numbers."""
-    loader = yaml.SafeLoader(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:
-                continue
-            if _node_count(node) > MAX_YAML_NODES:
-                raise yaml.YAMLError(f"document has more than {MAX_YAML_NODES} YAML nodes")
-            yield node, loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _children(node: yaml.Node) -> Iterable[tuple[yaml.Node, yaml.Node | None]]:
-    if isinstance(node, yaml.MappingNode):
-        pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
-        return pairs
-    if isinstance(node, yaml.SequenceNode):
-        items: list[yaml.Node] = node.value
-        return ((item, None) for item in items)
-    return ()
-
-
-def _node_count(root: yaml.Node) -> int:
-    """Count nodes, visiting each alias target once (so a billion-laughs graph is cheap)."""
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        for first, second in _children(node):
-            stack.append(first)
-            if second is not None:
-                stack.append(second)
-    return len(seen)
-
-
-def _positions(root: yaml.Node) -> tuple[dict[Path_, int], list[tuple[int, str, str]]]:
-    """One walk of the node tree: each field path's 1-based line, and duplicate keys.
-
-    Paths look like ``("spec", "containers", "api")``. Duplicate keys are
-    reported because YAML silently keeps the last of two equal keys, which a
-    spec author never means.
-    """
-    lines: dict[Path_, int] = {(): root.start_mark.line + 1}
-    duplicates: list[tuple[int, str, str]] = []
-    seen: set[int] = set()
-    stack: list[tuple[Path_, yaml.Node]] = [((), root)]
-    while stack:
-        path, node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            first: dict[str, int] = {}
-            for key, value in node.value:
-                name = str(key.value)
-                line = key.start_mark.line + 1
-                if name in first:
-                    msg = f"duplicate key {name!r} (first at line {first[name]})"
-                    duplicates.append((line, spec_errors.dotted((*path, name)), msg))
-                first.setdefault(name, line)
-                lines.setdefault((*path, name), line)
-                stack.append(((*path, name), value))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                lines.setdefault((*path, index), item.start_mark.line + 1)
-                stack.append(((*path, index), item))
-    return lines, sorted(duplicates)
 
 
 def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
