@@ -17,6 +17,12 @@ from typing import NewType
 TaskDefinitionArn = NewType("TaskDefinitionArn", str)
 Fingerprint = NewType("Fingerprint", str)
 
+
+def short_name(arn: str) -> str:
+    """``arn:aws:ecs:...:task-definition/api:42`` -> ``api:42``, for messages."""
+    return arn.rsplit("/", 1)[-1]
+
+
 # Tags are ecsop's memory. ECS tag keys may contain ':' and values hold 256
 # characters, which fits a task definition ARN and a fingerprint.
 TAG_PREFIX = "ecsop:"

@@ -16,6 +16,8 @@ It follows ``shared/DESIGN.md`` ("The reconcile decision") step by step:
 4. steady elsewhere: failed before -> Degraded until spec change or retry;
    otherwise deploy (or, for drift, self-heal when allowed).
 
+What follows a failure (roll back, or record it once) is ``ecsop.rollback``.
+
 Callers: the controller (every pass) and ``ecsop plan`` (read-only).
 """
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ecsop import gates
+from ecsop import gates, rollback
 from ecsop.actions import (
     Action,
     Deploy,
@@ -32,7 +34,6 @@ from ecsop.actions import (
     Reason,
     RecordFailure,
     RecordLastGood,
-    Rollback,
     Wait,
 )
 from ecsop.observation import Observation, Options, fingerprint_of, in_progress
@@ -42,6 +43,7 @@ from ecsop.observed import (
     Deployment,
     Fingerprint,
     RolloutState,
+    short_name,
 )
 from ecsop.spec import ServiceRelease
 
@@ -88,7 +90,7 @@ def _during_rollout(
         ):
             # We recorded the failure but did not get to UpdateService (crash,
             # throttling): finish the rollback without judging health again.
-            return _rollback(
+            return rollback.roll_back(
                 release,
                 observed,
                 desired,
@@ -108,7 +110,7 @@ def _during_rollout(
                 poll,
             )
         kind, detail = failure
-        return _on_failure(release, observed, desired, kind, detail, poll, primary.id)
+        return rollback.on_failure(release, observed, desired, kind, detail, poll, primary.id)
 
     ecs_failed = gates.failed_ecs_deployment(observed, release, desired)
     if ecs_failed is not None:
@@ -140,12 +142,12 @@ def _during_rollout(
             or primary.failed_tasks > release.spec.rollout.max_failed_tasks
             or gates.age(primary, now) > release.spec.rollout.timeout_seconds
         ):
-            return _rollback_failed(observed, primary, poll)
+            return rollback.rollback_failed(observed, primary, poll)
         return Wait(
             Phase.ROLLING_BACK,
             Reason.ROLLING_BACK,
-            f"rolling back to {_short(last_good)} after {observed.failed_reason or 'a failure'} "
-            f"of {observed.failed_fingerprint}: "
+            f"rolling back to {short_name(last_good)} after "
+            f"{observed.failed_reason or 'a failure'} of {observed.failed_fingerprint}: "
             f"{primary.running_count}/{primary.desired_count} running",
             poll,
         )
@@ -160,7 +162,9 @@ def _during_rollout(
         failure = gates.rollout_failure(release, observed, primary, now)
         if failure is not None:
             kind, detail = failure
-            return _on_failure(release, observed, superseded, kind, detail, poll, primary.id)
+            return rollback.on_failure(
+                release, observed, superseded, kind, detail, poll, primary.id
+            )
         return Wait(
             Phase.PROGRESSING,
             Reason.ROLLOUT_IN_PROGRESS,
@@ -172,121 +176,16 @@ def _during_rollout(
         return Wait(
             Phase.DEGRADED,
             Reason.FOREIGN_DEPLOYMENT,
-            f"deployment {primary.id} ({_short(primary.task_definition)}), not started by ecsop "
-            f"for this spec, has not settled after {int(gates.age(primary, now))}s",
+            f"deployment {primary.id} ({short_name(primary.task_definition)}), not started "
+            f"by ecsop for this spec, has not settled after {int(gates.age(primary, now))}s",
             poll,
         )
     return Wait(
         Phase.PROGRESSING,
         Reason.FOREIGN_DEPLOYMENT,
-        f"waiting for deployment {primary.id} ({_short(primary.task_definition)}), "
+        f"waiting for deployment {primary.id} ({short_name(primary.task_definition)}), "
         "not started by ecsop for this spec, to settle",
         poll,
-    )
-
-
-def _on_failure(
-    release: ServiceRelease,
-    observed: Observation,
-    desired: Fingerprint,
-    failure: Failure,
-    detail: str,
-    poll: float,
-    deployment_id: str,
-) -> Action:
-    if not release.spec.rollback.automatic:
-        message = f"release {desired} failed ({failure}: {detail}); automatic rollback is off"
-        return _record_once(
-            observed.failed_fingerprint == desired,
-            desired,
-            Reason.RELEASE_FAILED,
-            message,
-            poll,
-            failure,
-            detail,
-            deployment_id,
-        )
-    return _rollback(release, observed, desired, failure, detail, poll, deployment_id)
-
-
-def _rollback(
-    release: ServiceRelease,
-    observed: Observation,
-    desired: Fingerprint,
-    failure: Failure,
-    detail: str,
-    poll: float,
-    deployment_id: str,
-) -> Action:
-    last_good = observed.last_good
-    if last_good is None:
-        message = (
-            f"release {desired} failed ({failure}: {detail}) and there is no last-good revision"
-        )
-        return _record_once(
-            observed.failed_fingerprint == desired,
-            desired,
-            Reason.NO_LAST_GOOD,
-            message,
-            poll,
-            failure,
-            detail,
-            deployment_id,
-        )
-    return Rollback(
-        Phase.ROLLING_BACK,
-        Reason.ROLLING_BACK,
-        f"rolling back {desired} to {_short(last_good)}: {failure}: {detail}",
-        poll,
-        to=last_good,
-        failed_fingerprint=desired,
-        failure=failure,
-        detail=detail,
-        deployment_id=deployment_id,
-    )
-
-
-def _record_once(
-    recorded: bool,
-    failed: Fingerprint,
-    reason: Reason,
-    message: str,
-    poll: float,
-    failure: Failure,
-    detail: str,
-    deployment_id: str = "",
-) -> Action:
-    """Record a failure on the service (Degraded) unless it is ``recorded`` already: then wait."""
-    if recorded:
-        return Wait(Phase.DEGRADED, reason, message, None)
-    return RecordFailure(
-        Phase.DEGRADED,
-        reason,
-        message,
-        poll,
-        failed_fingerprint=failed,
-        failure=failure,
-        detail=detail,
-        deployment_id=deployment_id,
-    )
-
-
-def _rollback_failed(observed: Observation, primary: Deployment, poll: float) -> Action:
-    message = (
-        f"rollback to {_short(primary.task_definition)} is failing "
-        f"({primary.failed_tasks} failed tasks, "
-        f"{primary.rollout_state_reason or 'not completing'}); "
-        "ecsop has stopped acting on this release"
-    )
-    failed = observed.failed_fingerprint or Fingerprint("")
-    return _record_once(
-        observed.failed_reason == Failure.ROLLBACK_FAILED,
-        failed,
-        Reason.ROLLBACK_FAILED,
-        message,
-        poll,
-        Failure.ROLLBACK_FAILED,
-        primary.rollout_state_reason,
     )
 
 
@@ -309,7 +208,7 @@ def _when_steady(
                 Phase.INVALID,
                 Reason.UNKNOWN_CONTAINER,
                 f"spec.containers names {', '.join(unknown)}, not in the service's task "
-                f"definition {_short(running_td.arn)} "
+                f"definition {short_name(running_td.arn)} "
                 f"(containers: {', '.join(sorted(running_td.images))})",
                 None,
             )
@@ -321,7 +220,8 @@ def _when_steady(
         return RecordLastGood(
             Phase.PROGRESSING,
             Reason.ADOPTED,
-            f"first sight of the service: adopting {_short(service.task_definition)} as last-good",
+            f"first sight of the service: adopting {short_name(service.task_definition)} "
+            "as last-good",
             0,
             task_definition=service.task_definition,
             clear_failure=False,
@@ -366,7 +266,7 @@ def _when_steady(
     return Wait(
         Phase.DEGRADED,
         Reason.DRIFTED,
-        f"service runs {_short(service.task_definition)}, changed outside ecsop; "
+        f"service runs {short_name(service.task_definition)}, changed outside ecsop; "
         "self-heal is off, so it is reported only",
         None,
     )
@@ -396,7 +296,7 @@ def _bake(
     else:
         failure = gates.health_failure(release, observed)
     if failure is not None and observed.last_good and observed.last_good != service.task_definition:
-        return _on_failure(
+        return rollback.on_failure(
             release,
             observed,
             desired,
@@ -454,15 +354,10 @@ def _deploy(
     return Deploy(
         Phase.PROGRESSING,
         reason,
-        f"{verb}: {_short(service.task_definition)} -> {desired}",
+        f"{verb}: {short_name(service.task_definition)} -> {desired}",
         options.active_poll_seconds,
         fingerprint=desired,
         images=dict(release.spec.containers),
         base=service.task_definition,
         reuse=reuse,
     )
-
-
-def _short(arn: str) -> str:
-    """``arn:aws:ecs:...:task-definition/api:42`` -> ``api:42``."""
-    return arn.rsplit("/", 1)[-1]
