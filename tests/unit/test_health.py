@@ -19,7 +19,7 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
-from ecsop import actions, gates, health, reconciler
+from ecsop import actions, gates, health, http_checks, reconciler
 from ecsop.actions import Failure, Phase, Reason
 from ecsop.aws import AwsError
 from ecsop.ecs import EcsGateway
@@ -545,21 +545,21 @@ def wait(predicate: Any, timeout: float = 5.0) -> Any:
 
 
 def test_http_check_statuses(server: Server) -> None:
-    opener = health.HttpProbes().__dict__["_opener"]
-    assert health.http_check(check(server.url), opener) == (True, "HTTP 200")
+    opener = http_checks.HttpProbes().__dict__["_opener"]
+    assert http_checks.http_check(check(server.url), opener) == (True, "HTTP 200")
     server.status = 500
-    assert health.http_check(check(server.url), opener) == (False, "HTTP 500, expected 200")
+    assert http_checks.http_check(check(server.url), opener) == (False, "HTTP 500, expected 200")
     server.status = 302
-    assert health.http_check(check(server.url, expectStatus=302), opener) == (True, "HTTP 302")
+    assert http_checks.http_check(check(server.url, expectStatus=302), opener) == (True, "HTTP 302")
     server.status, server.delay = 200, 0.5
-    passed, what = health.http_check(check(server.url, timeoutSeconds=0.1), opener)
+    passed, what = http_checks.http_check(check(server.url, timeoutSeconds=0.1), opener)
     assert not passed and "timed out" in what
     refused = "http://127.0.0.1:9/nothing-listens-here"
-    assert health.http_check(check(refused), opener)[0] is False
+    assert http_checks.http_check(check(refused), opener)[0] is False
 
 
 def test_consecutive_failures_beyond_the_allowance_fail(server: Server) -> None:
-    probes = health.HttpProbes(workers=2)
+    probes = http_checks.HttpProbes(workers=2)
     checks = [check(server.url, failuresAllowed=1)]
     failing, pending = probes.watch("api", "g1", checks)
     assert (failing, pending) == ((), (server.url,))
@@ -575,7 +575,7 @@ def test_consecutive_failures_beyond_the_allowance_fail(server: Server) -> None:
 
 
 def test_forget_stops_probing(server: Server) -> None:
-    probes = health.HttpProbes(workers=1)
+    probes = http_checks.HttpProbes(workers=1)
     probes.watch("api", "g1", [check(server.url)])
     wait(lambda: server.requests >= 1)
     probes.forget("api")
@@ -588,7 +588,7 @@ def test_forget_stops_probing(server: Server) -> None:
 
 def test_a_slow_endpoint_never_blocks_the_caller(server: Server) -> None:
     server.delay = 1.0
-    probes = health.HttpProbes(workers=1)
+    probes = http_checks.HttpProbes(workers=1)
     started = time.monotonic()
     probes.watch("api", "g1", [check(server.url, timeoutSeconds=3)])
     probes.watch("api", "g1", [check(server.url, timeoutSeconds=3)])
