@@ -90,15 +90,13 @@ def _during_rollout(
         ):
             # We recorded the failure but did not get to UpdateService (crash,
             # throttling): finish the rollback without judging health again.
-            return rollback.roll_back(
-                release,
-                observed,
+            resumed = rollback.FailedRollout(
                 desired,
                 Failure(observed.failed_reason or "failed_tasks"),
                 "resuming a rollback that was recorded but not yet issued",
-                poll,
                 primary.id,
             )
+            return rollback.roll_back(observed, resumed, poll)
         failure = gates.rollout_failure(release, observed, primary, now)
         if failure is None:
             age = int((now - primary.created_at).total_seconds())
@@ -110,7 +108,8 @@ def _during_rollout(
                 poll,
             )
         kind, detail = failure
-        return rollback.on_failure(release, observed, desired, kind, detail, poll, primary.id)
+        failed = rollback.FailedRollout(desired, kind, detail, primary.id)
+        return rollback.on_failure(release, observed, failed, poll)
 
     ecs_failed = gates.failed_ecs_deployment(observed, release, desired)
     if ecs_failed is not None:
@@ -162,9 +161,8 @@ def _during_rollout(
         failure = gates.rollout_failure(release, observed, primary, now)
         if failure is not None:
             kind, detail = failure
-            return rollback.on_failure(
-                release, observed, superseded, kind, detail, poll, primary.id
-            )
+            failed = rollback.FailedRollout(superseded, kind, detail, primary.id)
+            return rollback.on_failure(release, observed, failed, poll)
         return Wait(
             Phase.PROGRESSING,
             Reason.ROLLOUT_IN_PROGRESS,
@@ -296,15 +294,8 @@ def _bake(
     else:
         failure = gates.health_failure(release, observed)
     if failure is not None and observed.last_good and observed.last_good != service.task_definition:
-        return rollback.on_failure(
-            release,
-            observed,
-            desired,
-            failure[0],
-            failure[1],
-            options.active_poll_seconds,
-            primary.id,
-        )
+        failed = rollback.FailedRollout(desired, failure[0], failure[1], primary.id)
+        return rollback.on_failure(release, observed, failed, options.active_poll_seconds)
     baked = (now - primary.updated_at).total_seconds()
     if observed.last_good is not None and baked < rollout.bake_seconds:
         remaining = rollout.bake_seconds - baked

@@ -14,82 +14,69 @@ Part of the pure decision (``ecsop.reconciler`` calls it; no I/O). The rules:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ecsop.actions import Action, Failure, Phase, Reason, RecordFailure, Rollback, Wait
 from ecsop.observation import Observation
 from ecsop.observed import Deployment, Fingerprint, short_name
 from ecsop.spec import ServiceRelease
 
 
+@dataclass(frozen=True)
+class FailedRollout:
+    """Which rollout failed, how, and where: what every response to a failure records."""
+
+    fingerprint: Fingerprint
+    failure: Failure
+    detail: str
+    deployment_id: str = ""
+    """The failed deployment (for logs and stopped-task lookups)."""
+
+
 def on_failure(
-    release: ServiceRelease,
-    observed: Observation,
-    desired: Fingerprint,
-    failure: Failure,
-    detail: str,
-    poll: float,
-    deployment_id: str,
+    release: ServiceRelease, observed: Observation, failed: FailedRollout, poll: float
 ) -> Action:
+    """Roll back if the spec allows it; otherwise record the failure once and stay put."""
     if not release.spec.rollback.automatic:
-        message = f"release {desired} failed ({failure}: {detail}); automatic rollback is off"
         return record_once(
-            observed.failed_fingerprint == desired,
-            desired,
+            observed.failed_fingerprint == failed.fingerprint,
+            failed,
             Reason.RELEASE_FAILED,
-            message,
+            f"release {failed.fingerprint} failed ({failed.failure}: {failed.detail}); "
+            "automatic rollback is off",
             poll,
-            failure,
-            detail,
-            deployment_id,
         )
-    return roll_back(release, observed, desired, failure, detail, poll, deployment_id)
+    return roll_back(observed, failed, poll)
 
 
-def roll_back(
-    release: ServiceRelease,
-    observed: Observation,
-    desired: Fingerprint,
-    failure: Failure,
-    detail: str,
-    poll: float,
-    deployment_id: str,
-) -> Action:
+def roll_back(observed: Observation, failed: FailedRollout, poll: float) -> Action:
+    """Point the service back at last-good; with none, record the failure once."""
     last_good = observed.last_good
     if last_good is None:
-        message = (
-            f"release {desired} failed ({failure}: {detail}) and there is no last-good revision"
-        )
         return record_once(
-            observed.failed_fingerprint == desired,
-            desired,
+            observed.failed_fingerprint == failed.fingerprint,
+            failed,
             Reason.NO_LAST_GOOD,
-            message,
+            f"release {failed.fingerprint} failed ({failed.failure}: {failed.detail}) "
+            "and there is no last-good revision",
             poll,
-            failure,
-            detail,
-            deployment_id,
         )
     return Rollback(
         Phase.ROLLING_BACK,
         Reason.ROLLING_BACK,
-        f"rolling back {desired} to {short_name(last_good)}: {failure}: {detail}",
+        f"rolling back {failed.fingerprint} to {short_name(last_good)}: "
+        f"{failed.failure}: {failed.detail}",
         poll,
         to=last_good,
-        failed_fingerprint=desired,
-        failure=failure,
-        detail=detail,
-        deployment_id=deployment_id,
+        failed_fingerprint=failed.fingerprint,
+        failure=failed.failure,
+        detail=failed.detail,
+        deployment_id=failed.deployment_id,
     )
 
 
 def record_once(
-    recorded: bool,
-    failed: Fingerprint,
-    reason: Reason,
-    message: str,
-    poll: float,
-    failure: Failure,
-    detail: str,
-    deployment_id: str = "",
+    recorded: bool, failed: FailedRollout, reason: Reason, message: str, poll: float
 ) -> Action:
     """Record a failure on the service (Degraded) unless it is ``recorded`` already: then wait."""
     if recorded:
@@ -99,27 +86,30 @@ def record_once(
         reason,
         message,
         poll,
-        failed_fingerprint=failed,
-        failure=failure,
-        detail=detail,
-        deployment_id=deployment_id,
+        failed_fingerprint=failed.fingerprint,
+        failure=failed.failure,
+        detail=failed.detail,
+        deployment_id=failed.deployment_id,
     )
 
 
 def rollback_failed(observed: Observation, primary: Deployment, poll: float) -> Action:
+    """The rollback to last-good is failing too: record it once, then stop acting."""
     message = (
         f"rollback to {short_name(primary.task_definition)} is failing "
         f"({primary.failed_tasks} failed tasks, "
         f"{primary.rollout_state_reason or 'not completing'}); "
         "ecsop has stopped acting on this release"
     )
-    failed = observed.failed_fingerprint or Fingerprint("")
+    failed = FailedRollout(
+        observed.failed_fingerprint or Fingerprint(""),
+        Failure.ROLLBACK_FAILED,
+        primary.rollout_state_reason,
+    )
     return record_once(
         observed.failed_reason == Failure.ROLLBACK_FAILED,
         failed,
         Reason.ROLLBACK_FAILED,
         message,
         poll,
-        Failure.ROLLBACK_FAILED,
-        primary.rollout_state_reason,
     )
