@@ -15,7 +15,14 @@ from datetime import datetime
 from ecsop import failures
 from ecsop.actions import Failure
 from ecsop.observation import Observation, fingerprint_of, in_progress
-from ecsop.observed import Deployment, DeploymentStatus, Fingerprint, RolloutState, ServiceState
+from ecsop.observed import (
+    TAG_RELEASE,
+    Deployment,
+    DeploymentStatus,
+    Fingerprint,
+    RolloutState,
+    ServiceState,
+)
 from ecsop.spec import ServiceRelease
 
 
@@ -32,7 +39,23 @@ def needs_health(release: ServiceRelease, observed: Observation) -> bool:
     desired = Fingerprint(release.fingerprint())
     if in_progress(service, primary):
         td = observed.task_definitions.get(primary.task_definition)
-        return fingerprint_of(release, td) == desired and observed.failed_fingerprint != desired
+        if fingerprint_of(release, td) == desired:
+            # A recorded failure with a rollback to resume is not judged again;
+            # with rollback off (or no last-good) it is, to stay Degraded.
+            resuming = (
+                observed.failed_fingerprint == desired
+                and release.spec.rollback.automatic
+                and bool(observed.last_good)
+                and observed.last_good != primary.task_definition
+            )
+            return not resuming
+        if failed_ecs_deployment(observed, release, desired) is not None:
+            return False  # ECS is rolling back: nothing of ours to judge
+        if observed.last_good == primary.task_definition and observed.failed_fingerprint:
+            return False  # our own rollback: watched for ECS's signals only
+        # ecsop's earlier rollout of this release, superseded by a spec change:
+        # judged like any of ours, health included.
+        return td is not None and td.tags.get(TAG_RELEASE) == release.name
     running = observed.task_definitions.get(service.task_definition)
     if fingerprint_of(release, running) != desired or observed.last_good is None:
         return False

@@ -199,6 +199,33 @@ def test_needs_health(obs: Observation, expected: bool) -> None:
     assert gates.needs_health(release(), obs) is expected
 
 
+TD_SUPERSEDED = TaskDefinition(arn(3), "api", 3, {"api": OLD}, {"ecsop:release": "api-prod"})
+
+
+def test_a_superseded_rollout_of_ours_is_probed_and_judged_on_health() -> None:
+    # The spec moved on while ecsop's previous rollout still runs: it is judged
+    # like any of ours, so an alarm in it must be seen and roll it back.
+    rel = release(alarms=["api-5xx"])
+    obs = observe(deployment(TD_SUPERSEDED, RolloutState.IN_PROGRESS), OLD_ACTIVE)
+    obs = replace(obs, task_definitions={**TDS, TD_SUPERSEDED.arn: TD_SUPERSEDED})
+    assert gates.needs_health(rel, obs) is True
+    action = decide(rel, replace(obs, health=Health(alarms_in_alarm=("api-5xx",))))
+    assert isinstance(action, actions.Rollback) and action.failure is Failure.ALARM
+
+
+def test_a_recorded_failure_without_automatic_rollback_is_still_probed() -> None:
+    document = release().model_dump(by_alias=True, exclude_none=True)
+    document["spec"]["rollback"] = {"automatic": False}
+    rel = ServiceRelease.model_validate(document)
+    obs = observe(ROLLING, OLD_ACTIVE, failed=FP_NEW)
+    assert gates.needs_health(rel, obs) is True
+
+
+def test_our_own_rollback_is_not_probed() -> None:
+    obs = observe(deployment(TD_OLD, RolloutState.IN_PROGRESS), failed=FP_NEW)
+    assert gates.needs_health(release(), obs) is False
+
+
 def test_suspended_releases_are_not_probed() -> None:
     rel = release().model_copy(update={"spec": release().spec.model_copy(update={"suspend": True})})
     assert gates.needs_health(rel, observe(ROLLING, OLD_ACTIVE)) is False
