@@ -95,6 +95,9 @@ class Controller:
             self_heal=settings.self_heal, active_poll_seconds=settings.active_poll_seconds
         )
         self._load_lock = threading.Lock()
+        """Guards ``_specs`` and ``_last_valid``; held only to read or swap them."""
+        self._reload_lock = threading.Lock()
+        """One directory read at a time (watcher and resync both reload; the cache is shared)."""
         self._parse_cache = source.ParseCache()
         self._specs = SpecSet(releases={}, errors=[], files=0, commit=None)
         self._last_valid: dict[str, LoadedRelease] = {}
@@ -141,13 +144,19 @@ class Controller:
 
     def reload_specs(self) -> None:
         """Read the directory; queue the releases whose spec changed, appeared or vanished."""
+        with self._reload_lock:
+            self._reload_specs()
+
+    def _reload_specs(self) -> None:
+        # Reading files and running git happen outside ``_load_lock``, which
+        # every worker takes at the start and end of a pass.
+        fresh = source.load(
+            [self.settings.specs],
+            default_region=self.settings.default_region,
+            allow_mutable_tags=self.settings.allow_mutable_tags,
+            cache=self._parse_cache,
+        )
         with self._load_lock:
-            fresh = source.load(
-                [self.settings.specs],
-                default_region=self.settings.default_region,
-                allow_mutable_tags=self.settings.allow_mutable_tags,
-                cache=self._parse_cache,
-            )
             before = self._specs
             self._specs = fresh
             self._last_valid.update(fresh.releases)

@@ -136,8 +136,11 @@ def load(
     candidates: list[LoadedRelease] = []
     errors: list[SpecError] = []
     files = 0
-    for given in paths:
-        for display, real in _spec_files(Path(given), errors):
+    # Each path is resolved once: git-sync may swap its symlink mid-load, and
+    # the files read and the commit reported must come from the same checkout.
+    roots = [(Path(given), Path(given).resolve()) for given in paths]
+    for given, root in roots:
+        for display, real in _spec_files(given, root, errors):
             files += 1
             found, problems = load_file(
                 real,
@@ -152,7 +155,7 @@ def load(
         cache.sweep()
     releases, conflicts = _unique(candidates)
     errors.extend(conflicts)
-    commit = git_commit(Path(paths[0])) if paths else None
+    commit = git_commit(roots[0][1]) if roots else None
     return SpecSet(releases=releases, errors=sorted(errors), files=files, commit=commit)
 
 
@@ -237,7 +240,7 @@ def git_commit(path: Path) -> str | None:
     by another user than the daemon, and git refuses such trees otherwise.
     """
     try:
-        directory = path.resolve()
+        directory = path.resolve()  # a no-op for ``load``, which passes a resolved root
         if not directory.is_dir():
             directory = directory.parent
         result = subprocess.run(
@@ -256,8 +259,8 @@ def git_commit(path: Path) -> str | None:
 # --- files -----------------------------------------------------------------
 
 
-def _spec_files(given: Path, errors: list[SpecError]) -> Iterator[tuple[str, Path]]:
-    """Yield (display name, real path) of every spec file under ``given``.
+def _spec_files(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tuple[str, Path]]:
+    """Yield (display name, real path) of every spec file under ``given`` (resolved: ``root``).
 
     Hidden entries are skipped (``.git``, and the ``..data``/``..<timestamp>``
     directories of an atomic-writer volume), but a visible symlink is followed
@@ -266,10 +269,9 @@ def _spec_files(given: Path, errors: list[SpecError]) -> Iterator[tuple[str, Pat
     present their files. Symlinks that leave the directory are refused, so a
     spec repo cannot make the daemon read arbitrary files.
     """
-    if not given.exists():
+    if not root.exists():
         errors.append(SpecError(str(given), None, "", "no such file or directory"))
         return
-    root = given.resolve()
     if root.is_file():
         yield str(given), root
         return
