@@ -31,6 +31,7 @@ from ecsop.observed import (
     TaskDefinition,
     TaskDefinitionArn,
     TaskTarget,
+    short_name,
 )
 
 DESCRIBE_SERVICES_BATCH = 10
@@ -102,12 +103,12 @@ class EcsGateway:
                 reason = str(failure.get("reason", "unknown"))
                 if failure.get("detail"):
                     reason = f"{reason}: {failure['detail']}"
-                failed[arn] = failed[arn.rsplit("/", 1)[-1]] = reason
+                failed[arn] = failed[short_name(arn)] = reason
             observed_at = ecs_mapping.response_date(response)
             for name in batch:
                 service = found.get(name)
                 if service is None:
-                    reason = failed.get(name) or failed.get(name.rsplit("/", 1)[-1], "MISSING")
+                    reason = failed.get(name) or failed.get(short_name(name), "MISSING")
                     result[name] = ServiceMissing(cluster, name, reason)
                 elif service.get("status") in {"INACTIVE", "DRAINING"}:
                     result[name] = ServiceMissing(cluster, name, f"status {service['status']}")
@@ -261,7 +262,7 @@ class EcsGateway:
         for _ in range(_LIST_PAGES_MAX):
             response = self._call("list_task_definitions", **kwargs)
             for arn in response.get("taskDefinitionArns") or ():
-                name = arn.rsplit("/", 1)[-1]
+                name = short_name(arn)
                 match = _REVISION.search(name)
                 if match and name[: match.start()] == family:
                     revisions[int(match.group(1))] = arn

@@ -72,25 +72,11 @@ def execute(
     if isinstance(action, Deploy):
         return _deploy(action, gateway, service, release, commit)
     if isinstance(action, Rollback):
-        gateway.tag_service(
-            service.arn,
-            {
-                TAG_FAILED_FINGERPRINT: action.failed_fingerprint,
-                TAG_FAILED_REASON: action.failure.value,
-                TAG_RELEASE: release,
-            },
-        )
+        gateway.tag_service(service.arn, _failure_record(action, release))
         started = gateway.update_service(service.cluster, service.name, action.to)
         return Applied(task_definition=action.to, deployment_id=started)
     if isinstance(action, RecordFailure):
-        gateway.tag_service(
-            service.arn,
-            {
-                TAG_FAILED_FINGERPRINT: action.failed_fingerprint,
-                TAG_FAILED_REASON: action.failure.value,
-                TAG_RELEASE: release,
-            },
-        )
+        gateway.tag_service(service.arn, _failure_record(action, release))
         return Applied()
     if isinstance(action, RecordLastGood):
         gateway.tag_service(
@@ -103,6 +89,15 @@ def execute(
             gateway.untag_service(service.arn, stale)
         return Applied(task_definition=action.task_definition)
     raise TypeError(f"unknown action {type(action).__name__}")
+
+
+def _failure_record(action: Rollback | RecordFailure, release: str) -> dict[str, str]:
+    """The service tags that remember a failed release (written before any rollback)."""
+    return {
+        TAG_FAILED_FINGERPRINT: action.failed_fingerprint,
+        TAG_FAILED_REASON: action.failure.value,
+        TAG_RELEASE: release,
+    }
 
 
 def _deploy(

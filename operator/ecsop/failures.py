@@ -66,6 +66,17 @@ class StopReason:
         return self.kind not in NOT_FAILURES
 
 
+_STOP_SIGNS: tuple[tuple[tuple[str, ...], StopKind], ...] = (
+    (("outofmemoryerror", "killed due to memory usage"), StopKind.OUT_OF_MEMORY),
+    (("cannotpullcontainererror",), StopKind.CANNOT_PULL),
+    (("resourceinitializationerror",), StopKind.RESOURCE_INITIALIZATION),
+    (("failed elb health checks",), StopKind.ELB_HEALTH),
+    (("failed container health checks",), StopKind.CONTAINER_HEALTH),
+    (("essential container in task exited",), StopKind.ESSENTIAL_EXITED),
+    (("scaling activity initiated by",), StopKind.SCALING),
+    (("userinitiated", "task stopped by user"), StopKind.USER),
+)
+"""Lower-case phrases of ECS's stop reasons, most specific first: the first match wins."""
 _EXIT_CODE = re.compile(r"container (?P<name>[^\s;:]+) exit code (?P<code>-?\d+)")
 _ALARM_REASON = re.compile(r"ECS deployment alarms?:\s*(?P<rest>.*)", re.IGNORECASE)
 _ALARM_EVENT = re.compile(r"deployment failed: alarm detected(?::\s*(?P<names>[^.]+))?", re.I)
@@ -85,24 +96,10 @@ def classify_stop(line: str) -> StopReason:
     text = line.strip()[:STOP_REASON_MAX]
     exit_code, container = _failed_exit(line)
     lowered = line.lower()
-    if "outofmemoryerror" in lowered or "killed due to memory usage" in lowered:
-        kind = StopKind.OUT_OF_MEMORY
-    elif "cannotpullcontainererror" in lowered:
-        kind = StopKind.CANNOT_PULL
-    elif "resourceinitializationerror" in lowered:
-        kind = StopKind.RESOURCE_INITIALIZATION
-    elif "failed elb health checks" in lowered:
-        kind = StopKind.ELB_HEALTH
-    elif "failed container health checks" in lowered:
-        kind = StopKind.CONTAINER_HEALTH
-    elif "essential container in task exited" in lowered:
-        kind = StopKind.ESSENTIAL_EXITED
-    elif "scaling activity initiated by" in lowered:
-        kind = StopKind.SCALING
-    elif "userinitiated" in lowered or "task stopped by user" in lowered:
-        kind = StopKind.USER
-    else:
-        kind = StopKind.OTHER
+    kind = next(
+        (kind for needles, kind in _STOP_SIGNS if any(n in lowered for n in needles)),
+        StopKind.OTHER,
+    )
     return StopReason(kind, text, exit_code, container)
 
 

@@ -108,17 +108,18 @@ class HealthProber:
         service = observed.service
         primary = service.primary
         role = release.spec.role_arn
-        unknown: list[str] = []
+        # Gates that could not be read (logged); pending HTTP checks are not errors.
+        unreadable: list[str] = []
         firing: tuple[str, ...] = ()
         names = list(dict.fromkeys([*release.spec.rollout.alarms, *service.alarm_names]))
         if names:
             try:
                 states = alarm_states(self._clients("cloudwatch", region, role), names)
             except aws.AwsError as exc:
-                unknown.append(f"alarms ({exc.code}: {exc.message})")
+                unreadable.append(f"alarms ({exc.code}: {exc.message})")
             else:
                 firing = tuple(name for name in names if states.get(name) == "ALARM")
-                unknown.extend(
+                unreadable.extend(
                     f"alarm {name} (no such CloudWatch alarm in {region})"
                     for name in release.spec.rollout.alarms
                     if name not in states
@@ -134,21 +135,21 @@ class HealthProber:
                     self._clients("elbv2", region, role), targets, service, primary, now
                 )
             except aws.AwsError as exc:
-                unknown.append(f"target health ({exc.code}: {exc.message})")
+                unreadable.append(f"target health ({exc.code}: {exc.message})")
         checks = release.spec.rollout.http_checks
         failing: tuple[str, ...] = ()
+        pending: tuple[str, ...] = ()
         if checks and primary is not None:
             failing, pending = self.http.watch(
                 name, f"{release.fingerprint()}:{primary.id}", checks
             )
-            unknown.extend(f"HTTP check {url} (no result yet)" for url in pending)
-        self._note_errors(name, tuple(u for u in unknown if not u.startswith("HTTP check")))
+        self._note_errors(name, tuple(unreadable))
         return Health(
             alarms_in_alarm=firing,
             unhealthy_targets=unhealthy,
             failing_http_checks=failing,
             target_detail=detail,
-            unknown=tuple(unknown),
+            unknown=(*unreadable, *(f"HTTP check {url} (no result yet)" for url in pending)),
         )
 
     def explain(

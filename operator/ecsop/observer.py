@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ecsop.ecs import EcsGateway
-from ecsop.observation import Health, Observation
-from ecsop.observed import ServiceMissing, ServiceState
+from ecsop.observation import Observation
+from ecsop.observed import TAG_LAST_GOOD, ServiceMissing, ServiceState, TaskDefinitionArn
 from ecsop.source import LoadedRelease
 
 GatewayFor = Callable[[str, str | None], EcsGateway]
@@ -90,11 +90,8 @@ def observation_of(gateway: EcsGateway, state: ServiceState) -> Observation:
     state this costs no AWS call.
     """
     arns = {state.task_definition, *(d.task_definition for d in state.deployments)}
-    observation = Observation(service=state, task_definitions={})
-    if observation.last_good:
-        arns.add(observation.last_good)
+    if last_good := state.tags.get(TAG_LAST_GOOD):
+        arns.add(TaskDefinitionArn(last_good))
     return Observation(
-        service=state,
-        task_definitions={arn: gateway.task_definition(arn) for arn in arns},
-        health=Health(),
+        service=state, task_definitions={arn: gateway.task_definition(arn) for arn in arns}
     )

@@ -26,8 +26,8 @@ from ecsop.actions import Action, Phase, Reason, RecordFailure, RecordLastGood, 
 from ecsop.aws import AwsError
 from ecsop.executor import Applied
 from ecsop.metrics import Metrics
-from ecsop.observation import Observation, fingerprint_of
-from ecsop.observed import RolloutState, ServiceState
+from ecsop.observation import Observation, fingerprint_of, in_progress
+from ecsop.observed import ServiceState
 from ecsop.source import LoadedRelease, SpecError
 from ecsop.status import ReleaseStatus, Rollout, StatusStore
 
@@ -245,5 +245,5 @@ def _settled(service: ServiceState | None) -> bool:
     return (
         service is not None
         and len(service.deployments) == 1
-        and service.deployments[0].rollout_state is not RolloutState.IN_PROGRESS
+        and not in_progress(service, service.deployments[0])
     )
