@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from ecsop import __version__
 from ecsop.aws import AwsSettings, ClientFactory
 from ecsop.controller import Controller, ControllerSettings
-from ecsop.ecs import EcsGateway
+from ecsop.ecs import GatewayPool
 from ecsop.health import HealthProber, HealthSettings
 from ecsop.metrics import Metrics
 from ecsop.server import Endpoint
@@ -37,24 +37,6 @@ class DaemonSettings:
     """Address of the /metrics, /healthz, /readyz and /status endpoint."""
     metrics_port: int = 9100
     """Port of that endpoint; 0 picks a free one."""
-
-
-class GatewayPool:
-    """One ``EcsGateway`` (and so one task definition cache) per (region, role)."""
-
-    def __init__(self, clients: ClientFactory) -> None:
-        self._clients = clients
-        self._lock = threading.Lock()
-        self._gateways: dict[tuple[str, str | None], EcsGateway] = {}
-
-    def ecs(self, region: str, role_arn: str | None) -> EcsGateway:
-        key = (region, role_arn)
-        with self._lock:
-            gateway = self._gateways.get(key)
-            if gateway is None:
-                gateway = EcsGateway(self._clients.client("ecs", region, role_arn))
-                self._gateways[key] = gateway
-            return gateway
 
 
 class Daemon:

@@ -309,3 +309,21 @@ class EcsGateway:
         with aws.translated_errors(operation):
             response: dict[str, Any] = getattr(self._client, method)(**kwargs)
         return response
+
+
+class GatewayPool:
+    """One ``EcsGateway`` (and so one task definition cache) per (region, role)."""
+
+    def __init__(self, clients: aws.ClientFactory) -> None:
+        self._clients = clients
+        self._lock = threading.Lock()
+        self._gateways: dict[tuple[str, str | None], EcsGateway] = {}
+
+    def ecs(self, region: str, role_arn: str | None) -> EcsGateway:
+        key = (region, role_arn)
+        with self._lock:
+            gateway = self._gateways.get(key)
+            if gateway is None:
+                gateway = EcsGateway(self._clients.client("ecs", region, role_arn))
+                self._gateways[key] = gateway
+            return gateway

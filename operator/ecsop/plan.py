@@ -17,7 +17,7 @@ from pathlib import Path
 from ecsop import source
 from ecsop.actions import Wait
 from ecsop.aws import AwsError, ClientFactory
-from ecsop.daemon import GatewayPool
+from ecsop.ecs import GatewayPool
 from ecsop.observation import Options
 from ecsop.observed import (
     TAG_DEPLOYING,
@@ -25,8 +25,11 @@ from ecsop.observed import (
     TAG_FAILED_REASON,
     ServiceMissing,
 )
-from ecsop.observer import observation_of
+from ecsop.observer import ServiceObserver, observation_of
 from ecsop.reconciler import decide
+
+PLAN_OBSERVATION_SECONDS = 300.0
+"""How long plan's batched observations stay usable: one run, however many releases."""
 
 
 def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_heal: bool) -> int:
@@ -36,19 +39,20 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
     for error in loaded.errors:
         print(f"invalid: {error}")
     gateways = GatewayPool(ClientFactory())
+    observer = ServiceObserver(gateways.ecs, max_age_seconds=PLAN_OBSERVATION_SECONDS)
+    observer.refresh(loaded.releases.values())  # batched; a failed batch is retried per release
     options = Options(self_heal=self_heal)
     would_change = False
     failed = bool(loaded.errors)
     for name, release in sorted(loaded.releases.items()):
         spec = release.release.spec
-        gateway = gateways.ecs(release.region, spec.role_arn)
         try:
-            state = gateway.describe_services(spec.cluster, [spec.service]).get(spec.service)
-            if state is None or isinstance(state, ServiceMissing):
-                why = state.reason if state else "not returned"
-                print(f"{name}: service {spec.cluster}/{spec.service} not found ({why})")
+            state = observer.observe(release)
+            if isinstance(state, ServiceMissing):
+                print(f"{name}: service {spec.cluster}/{spec.service} not found ({state.reason})")
                 failed = True
                 continue
+            gateway = gateways.ecs(release.region, spec.role_arn)
             action = decide(
                 release.release,
                 observation_of(gateway, state),
@@ -82,10 +86,11 @@ def retry(
         )
         return 1
     spec = release.release.spec
-    gateway = GatewayPool(ClientFactory()).ecs(release.region, spec.role_arn)
+    gateways = GatewayPool(ClientFactory())
+    gateway = gateways.ecs(release.region, spec.role_arn)
     try:
-        state = gateway.describe_services(spec.cluster, [spec.service]).get(spec.service)
-        if state is None or isinstance(state, ServiceMissing):
+        state = ServiceObserver(gateways.ecs, max_age_seconds=0).observe(release)
+        if isinstance(state, ServiceMissing):
             print(f"ecsop retry: service {spec.cluster}/{spec.service} not found", file=sys.stderr)
             return 1
         failed = state.tags.get(TAG_FAILED_FINGERPRINT)

@@ -52,8 +52,11 @@ def test_plan_reports_without_changing_anything(sandbox: Sandbox, repo: SpecRepo
         "plan",
     )
     before = sandbox.calls("UpdateService"), sandbox.calls("RegisterTaskDefinition")
+    described = sandbox.calls("DescribeServices")
     result = ecsop(sandbox, "plan", "--specs", str(repo.path))
     assert result.returncode == 2, result.stdout + result.stderr
+    # Both services of the cluster in one batched call, as the daemon's resync does.
+    assert sandbox.calls("DescribeServices") == described + 1
     lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
     assert lines["breaker"].startswith("Progressing: would RecordLastGood")  # adopt first
     assert "shop" in lines
