@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -231,13 +230,7 @@ class Sandbox:
         )
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end(self.proc, grace=20)
         self._log.close()
 
 
@@ -331,20 +324,11 @@ class Daemon:
                     out[tuple(sorted(sample.labels.items()))] = sample.value
         return out
 
-    def cpu(self) -> float:
-        return cpu_seconds(self.pid)
-
     def memory(self) -> dict[str, int]:
         return memory_kib(self.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end(self.proc, grace=30)
         self._log.close()
 
 

@@ -350,12 +350,7 @@ def test_policy_matches_what_a_lifecycle_calls(
         assert box.tags("shop").get("ecsop:failed-fingerprint")
 
         # The one-shot commands, in this process, against the same endpoint.
-        for name, value in {
-            "AWS_ENDPOINT_URL": box.url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-        }.items():
+        for name, value in box.aws_env().items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("AWS_PROFILE", raising=False)
         cross_account = tmp_path / "cross-account"

@@ -134,6 +134,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "c
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
+def stop_process(
+    proc: subprocess.Popen[bytes], grace: float = 10, sig: int = signal.SIGTERM
+) -> int:
+    """Signal ``proc``, wait ``grace`` seconds, then kill it; its exit code (-9 if killed)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        return -9
+
+
 class Sandbox:
     def __init__(self, tmp: Path, config: dict[str, Any]) -> None:
         self.port = free_port()
@@ -155,7 +169,11 @@ class Sandbox:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        wait_for(lambda: self.control("GET", "clock"), 30, "sandbox endpoint")
+        try:
+            wait_for(lambda: self.control("GET", "clock"), 30, "sandbox endpoint")
+        except BaseException:
+            self.stop()  # a fixture that never yields never tears down: no orphan process
+            raise
         self.ecs = boto3.client(
             "ecs",
             endpoint_url=self.url,
@@ -163,6 +181,15 @@ class Sandbox:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+
+    def aws_env(self) -> dict[str, str]:
+        """Environment pointing boto3 (and so ecsop) at this sandbox with dummy credentials."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+        }
 
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -206,11 +233,7 @@ class Sandbox:
         return len(self.ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"])
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -254,13 +277,7 @@ class Daemon:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"daemon-{self.port}.log"
         self.log = self.log_path.open("w")
-        env = {
-            **os.environ,
-            "AWS_ENDPOINT_URL": sandbox.url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-        }
+        env = {**os.environ, **sandbox.aws_env()}
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -287,7 +304,11 @@ class Daemon:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        wait_for(lambda: self.get("/healthz"), 30, "daemon /healthz")
+        try:
+            wait_for(lambda: self.get("/healthz"), 30, "daemon /healthz")
+        except BaseException:
+            self.kill()
+            raise
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as response:
@@ -309,17 +330,11 @@ class Daemon:
         return out
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        stop_process(self.proc, sig=signal.SIGKILL)
         self.log.close()
 
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = -9
+        code = stop_process(self.proc, grace=20)
         self.log.close()
         return code
 

@@ -31,13 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def ecsop(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": sandbox.url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-    }
+    env = {**os.environ, **sandbox.aws_env()}
     return subprocess.run(
         [sys.executable, "-m", "ecsop", *args], env=env, capture_output=True, text=True, timeout=60
     )

@@ -24,13 +24,23 @@ import pytest
 import yaml
 
 from ecsop.spec import fingerprint
+from grafana import dashboard_queries
 
-from .conftest import CRASH, GOOD_V1, Daemon, Sandbox, SpecRepo, free_port, release_doc, wait_for
+from .conftest import (
+    CRASH,
+    GOOD_V1,
+    Daemon,
+    Sandbox,
+    SpecRepo,
+    free_port,
+    release_doc,
+    stop_process,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "helm-free-deploy" / "prometheus" / "alerts.yaml"
-DASHBOARD = ROOT / "helm-free-deploy" / "prometheus" / "grafana-dashboard.json"
 
 
 class Prometheus:
@@ -63,7 +73,11 @@ class Prometheus:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        wait_for(self.ready, 30, "Prometheus ready")
+        try:
+            wait_for(self.ready, 30, "Prometheus ready")
+        except BaseException:
+            self.stop()
+            raise
 
     def ready(self) -> bool:
         if self.proc.poll() is not None:
@@ -90,12 +104,7 @@ class Prometheus:
         ]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -168,7 +177,7 @@ def test_a_crash_looping_digest_fires_the_rollback_alert(
     assert prometheus.alerts("EcsopMetricsMissing", "pending") == []
 
     # Every dashboard query runs against the real server.
-    for expr in dashboard_queries():
+    for expr in dashboard_queries(concrete=True):
         prometheus.query(expr)
 
     # And `ecsop status` explains it, in 80 columns.
@@ -183,16 +192,3 @@ def test_a_crash_looping_digest_fires_the_rollback_alert(
     row = next(line for line in shown.splitlines() if line.startswith("shop "))
     assert row.split()[:3] == ["shop", "prod/shop", "Degraded"]
     assert "[last rollout rolled_back: failed_tasks]" in shown
-
-
-def dashboard_queries() -> list[str]:
-    dashboard = json.loads(DASHBOARD.read_text())
-    fill = {"$__rate_interval": "1m", "$job": ".*", "$release": ".*"}
-    out = []
-    for panel in dashboard["panels"]:
-        for target in panel.get("targets", []):
-            expr = target["expr"]
-            for variable, value in fill.items():
-                expr = expr.replace(variable, value)
-            out.append(expr)
-    return out

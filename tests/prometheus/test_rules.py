@@ -21,12 +21,12 @@ from prometheus_client import CollectorRegistry
 
 from ecsop.actions import Phase
 from ecsop.metrics import Metrics
+from grafana import DASHBOARD, dashboard_queries
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "helm-free-deploy" / "prometheus"
 ALERTS = DEPLOY / "alerts.yaml"
 CONFIG = DEPLOY / "prometheus.yml"
-DASHBOARD = DEPLOY / "grafana-dashboard.json"
 ALERT_TESTS = Path(__file__).parent / "alerts_test.yaml"
 DOCS = ROOT / "docs" / "observability.md"
 
@@ -75,7 +75,7 @@ def test_dashboard_queries_parse(promtool: str, tmp_path: Path) -> None:
     """Every dashboard query, variables filled in, is valid PromQL (as a recording rule)."""
     rules = [
         {"record": f"dashboard:query_{index}", "expr": expr}
-        for index, expr in enumerate(_dashboard_queries(concrete=True))
+        for index, expr in enumerate(dashboard_queries(concrete=True))
     ]
     path = tmp_path / "dashboard_rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
@@ -131,7 +131,7 @@ def test_alert_tells_the_operator_what_to_do(rule: dict[str, Any]) -> None:
 
 def test_rules_and_dashboard_use_only_metrics_ecsop_exposes() -> None:
     exposed = _exposed_names()
-    texts = [ALERTS.read_text(), *_dashboard_queries(concrete=False)]
+    texts = [ALERTS.read_text(), *dashboard_queries(concrete=False)]
     used = {name for text in texts for name in re.findall(r"\becsop_[a-z_]+", text)}
     assert used, "no ecsop metric referenced at all?"
     assert used - exposed == set()
@@ -188,28 +188,6 @@ def _exposed_names() -> set[str]:
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples
     }
-
-
-def _dashboard_queries(*, concrete: bool) -> list[str]:
-    dashboard = json.loads(DASHBOARD.read_text())
-    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    queries += [a["expr"] for a in dashboard["annotations"]["list"] if "expr" in a]
-    if not concrete:
-        return queries
-    fill = {
-        "$__rate_interval": "1m",
-        "$__interval": "1m",
-        "$__range": "1h",
-        "$job": ".*",
-        "$release": ".*",
-    }
-    out = []
-    for query in queries:
-        for variable, value in fill.items():
-            query = query.replace(variable, value)
-        assert "$" not in query, query
-        out.append(query)
-    return out
 
 
 def _slug(heading: str) -> str:
