@@ -51,12 +51,15 @@ def include_tags(request: dict[str, Any]) -> bool:
     return "TAGS" in (request.get("include") or [])
 
 
-def paginate(items: list[str], request: dict[str, Any], default: int, limit: int) -> dict[str, Any]:
+def paginate(
+    items: list[str], request: dict[str, Any], key: str, default: int, limit: int
+) -> dict[str, Any]:
+    """The List* response: one page of ``items`` under ``key``, and ``nextToken`` if more."""
     size = int(request.get("maxResults") or default)
     if not 1 <= size <= limit:
         raise EcsError("InvalidParameterException", f"maxResults must be between 1 and {limit}.")
     start = int(request.get("nextToken") or 0)
-    out: dict[str, Any] = {"page": items[start : start + size]}
+    out: dict[str, Any] = {key: items[start : start + size]}
     if start + size < len(items):
         out["nextToken"] = str(start + size)
     return out

@@ -40,11 +40,7 @@ def describe_clusters(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]
 
 @operation("ListClusters")
 def list_clusters(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
-    page = paginate([c.arn for c in sim.clusters.values()], request, 100, 100)
-    return {
-        "clusterArns": page["page"],
-        **({"nextToken": page["nextToken"]} if "nextToken" in page else {}),
-    }
+    return paginate([c.arn for c in sim.clusters.values()], request, "clusterArns", 100, 100)
 
 
 @operation("DeleteCluster")
@@ -103,11 +99,7 @@ def list_task_definitions(sim: Simulator, request: dict[str, Any]) -> dict[str, 
     ]
     if request.get("sort") == "DESC":
         found.reverse()
-    page = paginate([d.arn for d in found], request, 100, 100)
-    out: dict[str, Any] = {"taskDefinitionArns": page["page"]}
-    if "nextToken" in page:
-        out["nextToken"] = page["nextToken"]
-    return out
+    return paginate([d.arn for d in found], request, "taskDefinitionArns", 100, 100)
 
 
 @operation("ListTaskDefinitionFamilies")
@@ -120,11 +112,7 @@ def list_task_definition_families(sim: Simulator, request: dict[str, Any]) -> di
         if family.startswith(prefix)
         and (status == "ALL" or any(d.status == status for d in revisions.values()))
     ]
-    page = paginate(families, request, 100, 100)
-    out: dict[str, Any] = {"families": page["page"]}
-    if "nextToken" in page:
-        out["nextToken"] = page["nextToken"]
-    return out
+    return paginate(families, request, "families", 100, 100)
 
 
 # -- tasks ----------------------------------------------------------------
@@ -145,11 +133,7 @@ def list_tasks(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
         and (started_by is None or t.deployment_id == started_by)
         and (family is None or sim.task_definitions_by_arn[t.task_definition_arn].family == family)
     ]
-    page = paginate(arns, request, 100, 100)
-    out: dict[str, Any] = {"taskArns": page["page"]}
-    if "nextToken" in page:
-        out["nextToken"] = page["nextToken"]
-    return out
+    return paginate(arns, request, "taskArns", 100, 100)
 
 
 @operation("DescribeTasks")

@@ -132,11 +132,7 @@ def list_services(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
         if s.status != "INACTIVE"
         and (not request.get("launchType") or s.launch_type == request["launchType"])
     ]
-    page = paginate(arns, request, 10, 100)
-    out: dict[str, Any] = {"serviceArns": page["page"]}
-    if "nextToken" in page:
-        out["nextToken"] = page["nextToken"]
-    return out
+    return paginate(arns, request, "serviceArns", 10, 100)
 
 
 @operation("DeleteService")

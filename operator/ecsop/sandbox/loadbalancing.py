@@ -74,10 +74,6 @@ class TargetGroups:
             setattr(group, "health_for", types.MethodType(_health_reader(states), group))  # noqa: B010
         return True
 
-    def port_of(self, target_group_arn: str) -> int:
-        group = self._elbv2.target_groups[target_group_arn]
-        return int(group.port)
-
     def ecs_notice_seconds(self, target_group_arn: str) -> float:
         """How long an ``unhealthy`` target keeps serving before ECS replaces its task."""
         group = self._elbv2.target_groups.get(target_group_arn)

@@ -218,6 +218,3 @@ class Service:
     def deployment_alarms(self) -> dict[str, Any]:
         value: dict[str, Any] = self.deployment_configuration.get("alarms", {})
         return value
-
-    def all_tasks(self) -> list[Task]:
-        return [t for d in self.deployments for t in d.tasks]

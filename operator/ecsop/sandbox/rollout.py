@@ -69,7 +69,7 @@ def step(sim: Simulator, service: Service, at: float) -> float | None:
     _complete(sim, service, at)
     if service.status == "DRAINING" and all(d.drained() for d in service.deployments):
         service.status = "INACTIVE"
-    upcoming = [t.agenda[0][0] for d in service.deployments for t in d.tasks if t.agenda]
+    upcoming = [t.next_at for d in service.deployments for t in d.tasks if t.next_at is not None]
     return min(upcoming) if upcoming else None
 
 

@@ -72,7 +72,6 @@ class Simulator:
     def __init__(self, scenario: Scenario, clock: SimClock, account_id: str) -> None:
         self.lock = threading.RLock()
         self.clock = clock
-        self.scenario = scenario
         self.region = scenario.region
         self.account_id = account_id
         self.rng = random.Random(scenario.seed)
@@ -135,15 +134,18 @@ class Simulator:
         self._stopped.append(task)
 
     def _prune(self, before: float) -> None:
+        draining: list[Task] = []
         while self._stopped and (self._stopped[0].stopped_at or 0) < before:
             task = self._stopped.popleft()
             if task.agenda:
-                continue  # a target still draining keeps it
+                draining.append(task)  # a target still draining keeps it, for a later prune
+                continue
             self.tasks.pop(task.arn, None)
             service = self.services.get(task.service_key)
             for deployment in service.deployments if service else []:
                 if task in deployment.tasks:
                     deployment.tasks.remove(task)
+        self._stopped.extendleft(reversed(draining))  # oldest first, as they were
 
     def add_event(self, service: Service, message: str, at: float) -> None:
         service.events.add(events.ServiceEvent(self.ids.event_id(), at, message))
