@@ -1,8 +1,9 @@
 """ecsop: a GitOps operator for Amazon ECS.
 
-The package is laid out one concept per module (see ``shared/DESIGN.md``):
-``spec`` and ``source`` own the desired state, ``reconciler`` the decision,
-``ecs`` the AWS gateway, ``controller`` the loop, ``sandbox`` the simulator.
+Packages are the layers (``docs/design.md``), each importing only those below:
+``cli`` -> ``controller`` -> ``observability`` | ``runtime`` | ``probes`` ->
+``aws`` -> ``decision`` -> ``spec``. ``sandbox`` (the ECS simulator) stands
+apart: a test double only the CLI starts, behind ``--sandbox``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

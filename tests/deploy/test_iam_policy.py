@@ -33,7 +33,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from ecsop import aws, cli, observed
+from ecsop.aws import clients as aws
+from ecsop.cli import app as cli
+from ecsop.decision import ecs_state as observed
 
 from . import policy
 
@@ -234,16 +236,17 @@ def test_deployer_trust_policy_matches_how_ecsop_assumes_roles() -> None:
 
 
 def _gateway_operations() -> set[str]:
-    """ECS API names of every ``self._call("method", ...)`` in the ECS gateway's source."""
+    """ECS API names of every ``self._call("method", ...)`` in the AWS edge's source."""
     import botocore.session
     from botocore import xform_name
 
-    import ecsop.ecs
+    import ecsop.aws
 
     model = botocore.session.get_session().get_service_model("ecs")
     api = {xform_name(name): name for name in model.operation_names}
-    source = Path(ecsop.ecs.__file__).read_text()
-    return {api[m] for m in re.findall(r"_call\(\s*\"(\w+)\"", source)}
+    package = Path(ecsop.aws.__file__).parent
+    source = "\n".join(path.read_text() for path in sorted(package.glob("*.py")))
+    return {api[m] for m in re.findall(r"_call\(\s*\"(\w+)\"", source) if m in api}
 
 
 def test_every_ecs_operation_in_the_gateway_source_is_allowed() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ecsop.spec import fingerprint
+from ecsop.spec.model import fingerprint
 
 from .conftest import (
     CRASH,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ecsop.spec import fingerprint
+from ecsop.spec.model import fingerprint
 
 from .conftest import (
     GOOD_V1,

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ecsop.spec import fingerprint
+from ecsop.spec.model import fingerprint
 from grafana import dashboard_queries
 
 from .conftest import (

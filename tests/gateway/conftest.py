@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 import pytest
 
-from ecsop import aws, ecs
+from ecsop.aws import clients as aws
+from ecsop.aws import ecs
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -11,7 +11,8 @@ import boto3
 import pytest
 from moto.sts.models import sts_backends
 
-from ecsop import __version__, aws
+from ecsop import __version__
+from ecsop.aws import clients as aws
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::210987654321:role/ecsop-deployer"

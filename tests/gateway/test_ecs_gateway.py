@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from ecsop import aws, ecs
-from ecsop.observed import (
+from ecsop.aws import clients as aws
+from ecsop.aws import ecs
+from ecsop.decision.ecs_state import (
     TAG_FINGERPRINT,
     TAG_RELEASE,
     DeploymentStatus,

@@ -16,8 +16,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ecsop import aws, ecs
-from ecsop.observed import (
+from ecsop.aws import clients as aws
+from ecsop.aws import ecs
+from ecsop.decision.ecs_state import (
     TAG_FINGERPRINT,
     RolloutState,
     ServiceMissing,

@@ -19,8 +19,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from ecsop.actions import Phase
-from ecsop.metrics import Metrics
+from ecsop.decision.actions import Phase
+from ecsop.observability.metrics import Metrics
 from grafana import DASHBOARD, dashboard_queries
 
 ROOT = Path(__file__).resolve().parents[2]

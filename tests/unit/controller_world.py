@@ -20,10 +20,9 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
-from ecsop.actions import Phase
-from ecsop.controller import Controller, ControllerSettings
-from ecsop.metrics import Metrics
-from ecsop.observed import (
+from ecsop.controller.manager import Controller, ControllerSettings
+from ecsop.decision.actions import Phase
+from ecsop.decision.ecs_state import (
     TAG_FINGERPRINT,
     TAG_LAST_GOOD,
     Deployment,
@@ -34,6 +33,7 @@ from ecsop.observed import (
     TaskDefinition,
     TaskDefinitionArn,
 )
+from ecsop.observability.metrics import Metrics
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ACCOUNT = "111122223333"

@@ -15,10 +15,10 @@ import pytest
 import structlog
 from controller_world import CLUSTER, CRASH, V1, V2, World
 
-from ecsop.actions import Phase
-from ecsop.aws import AwsError
-from ecsop.observed import TAG_FAILED_FINGERPRINT, TAG_LAST_GOOD
-from ecsop.spec import fingerprint
+from ecsop.aws.clients import AwsError
+from ecsop.decision.actions import Phase
+from ecsop.decision.ecs_state import TAG_FAILED_FINGERPRINT, TAG_LAST_GOOD
+from ecsop.spec.model import fingerprint
 
 # --- phases, as status reports them -----------------------------------------------------
 

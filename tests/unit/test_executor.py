@@ -7,9 +7,17 @@ from dataclasses import replace
 
 import pytest
 
-from ecsop import executor
-from ecsop.actions import Deploy, Failure, Phase, Reason, RecordFailure, RecordLastGood, Rollback
-from ecsop.observed import (
+from ecsop.controller import executor
+from ecsop.decision.actions import (
+    Deploy,
+    Failure,
+    Phase,
+    Reason,
+    RecordFailure,
+    RecordLastGood,
+    Rollback,
+)
+from ecsop.decision.ecs_state import (
     TAG_COMMIT,
     TAG_DEPLOYING,
     TAG_FAILED_FINGERPRINT,

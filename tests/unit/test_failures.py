@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from ecsop import failures
-from ecsop.actions import Failure, Phase, Reason, RecordFailure, Rollback
-from ecsop.failures import StopKind
-from ecsop.observed import Fingerprint, TaskDefinitionArn
+from ecsop.decision import failures
+from ecsop.decision.actions import Failure, Phase, Reason, RecordFailure, Rollback
+from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
+from ecsop.decision.failures import StopKind
 
 TG = (
     "arn:aws:elasticloadbalancing:us-west-2:615288112214:"

@@ -19,12 +19,12 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
-from ecsop import actions, gates, health, http_checks, reconciler
-from ecsop.actions import Failure, Phase, Reason
-from ecsop.aws import AwsError
-from ecsop.ecs import EcsGateway
-from ecsop.observation import Health, Observation, Options
-from ecsop.observed import (
+from ecsop.aws.clients import AwsError
+from ecsop.aws.ecs import EcsGateway
+from ecsop.decision import actions, gates
+from ecsop.decision import decide as reconciler
+from ecsop.decision.actions import Failure, Phase, Reason
+from ecsop.decision.ecs_state import (
     TAG_FAILED_FINGERPRINT,
     TAG_LAST_GOOD,
     Deployment,
@@ -37,7 +37,9 @@ from ecsop.observed import (
     TaskDefinitionArn,
     TaskTarget,
 )
-from ecsop.spec import HttpCheck, Rollout, ServiceRelease, fingerprint
+from ecsop.decision.observation import Health, Observation, Options
+from ecsop.probes import health, http_checks
+from ecsop.spec.model import HttpCheck, Rollout, ServiceRelease, fingerprint
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 OLD = "repo/api@sha256:" + "0" * 64
@@ -171,7 +173,7 @@ def test_http_check_rejects(check: dict[str, Any]) -> None:
 def test_http_checks_must_not_repeat_and_are_in_the_schema() -> None:
     with pytest.raises(ValidationError, match="repeat"):
         Rollout.model_validate({"httpChecks": [{"url": "http://a.b/"}, {"url": "http://a.b/"}]})
-    from ecsop.spec import json_schema
+    from ecsop.spec.model import json_schema
 
     schema = json_schema()
     assert "httpChecks" in schema["$defs"]["Rollout"]["properties"]

@@ -21,10 +21,12 @@ from botocore.awsrequest import AWSResponse
 from controller_world import CRASH, V1, V2, World
 from prometheus_client import CollectorRegistry
 
-from ecsop import __version__, aws, ecs
-from ecsop.actions import Failure, Phase
-from ecsop.metrics import OUTCOMES, ROLLBACK_REASONS, Metrics
-from ecsop.observed import RolloutState
+from ecsop import __version__
+from ecsop.aws import clients as aws
+from ecsop.aws import ecs
+from ecsop.decision.actions import Failure, Phase
+from ecsop.decision.ecs_state import RolloutState
+from ecsop.observability.metrics import OUTCOMES, ROLLBACK_REASONS, Metrics
 
 
 def one_hot(world: World, name: str = "shop") -> dict[str, float | None]:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from ecsop import actions, reconciler
-from ecsop.actions import Failure, Phase, Reason
-from ecsop.observation import Health, Observation, Options
-from ecsop.observed import (
+from ecsop.decision import actions
+from ecsop.decision import decide as reconciler
+from ecsop.decision.actions import Failure, Phase, Reason
+from ecsop.decision.ecs_state import (
     TAG_FAILED_FINGERPRINT,
     TAG_FAILED_REASON,
     TAG_LAST_GOOD,
@@ -23,7 +23,8 @@ from ecsop.observed import (
     TaskDefinition,
     TaskDefinitionArn,
 )
-from ecsop.spec import ServiceRelease, fingerprint
+from ecsop.decision.observation import Health, Observation, Options
+from ecsop.spec.model import ServiceRelease, fingerprint
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 OLD = "repo/api@sha256:" + "0" * 64

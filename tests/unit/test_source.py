@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecsop import source
+from ecsop.spec import loader as source
 
 DIGEST = "a" * 64
 IMAGE = f"repo/api@sha256:{DIGEST}"

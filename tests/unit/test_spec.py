@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ecsop import spec
+from ecsop.spec import model as spec
 
 DIGEST = "a" * 64
 IMAGE = f"111122223333.dkr.ecr.us-east-1.amazonaws.com/api@sha256:{DIGEST}"

@@ -15,9 +15,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecsop import status_cli
-from ecsop.actions import Phase, Reason
-from ecsop.status import ReleaseStatus, Rollout, StatusStore
+from ecsop.cli import status as status_cli
+from ecsop.decision.actions import Phase, Reason
+from ecsop.observability.status import ReleaseStatus, Rollout, StatusStore
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TYPES = ("Ready", "Progressing", "Degraded")

@@ -9,7 +9,7 @@ import botocore.session
 import botocore.validate
 import pytest
 
-from ecsop import taskdef
+from ecsop.aws import taskdef
 
 ACCOUNT = "111122223333"
 OLD_API = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/api@sha256:{'a' * 64}"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ecsop.watcher import SpecWatcher, WatchLayout, layout_of
+from ecsop.spec.watcher import SpecWatcher, WatchLayout, layout_of
 
 pytestmark = pytest.mark.timeout(10)
 

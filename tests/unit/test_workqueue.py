@@ -22,15 +22,15 @@ from hypothesis.stateful import (
     rule,
 )
 
-from ecsop.clock import ManualClock
-from ecsop.ratelimit import (
+from ecsop.runtime.clock import ManualClock
+from ecsop.runtime.ratelimit import (
     BucketRateLimiter,
     ItemExponentialFailureRateLimiter,
     MaxOfRateLimiter,
     RateLimiterSettings,
     default_rate_limiter,
 )
-from ecsop.workqueue import RateLimitingQueue
+from ecsop.runtime.workqueue import RateLimitingQueue
 
 Op = tuple[Any, ...]
 

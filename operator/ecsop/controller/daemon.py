@@ -1,0 +1,132 @@
+"""Assembling and running the daemon: clients, controller, HTTP endpoint, signals.
+
+``ecsop run`` parses flags into ``DaemonSettings`` and calls ``run``; tests
+and the sandbox demo call it the same way. Everything that holds state is
+built here and injected, so nothing below reads the environment or globals.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from ecsop import __version__
+from ecsop.aws.clients import AwsSettings, ClientFactory
+from ecsop.aws.ecs import GatewayPool
+from ecsop.controller.manager import Controller, ControllerSettings
+from ecsop.observability.metrics import Metrics
+from ecsop.observability.server import Endpoint
+from ecsop.probes.health import HealthProber, HealthSettings
+
+log = structlog.get_logger("ecsop.controller.daemon")
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    controller: ControllerSettings
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    metrics_host: str = "0.0.0.0"
+    """Address of the /metrics, /healthz, /readyz and /status endpoint."""
+    metrics_port: int = 9100
+    """Port of that endpoint; 0 picks a free one."""
+
+
+class Daemon:
+    """The running daemon; ``start``/``stop`` for tests, ``run`` for the CLI."""
+
+    def __init__(self, settings: DaemonSettings) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.clients = ClientFactory(settings.aws, on_client_created=self.metrics.instrument)
+        self.gateways = GatewayPool(self.clients)
+        # Health gates use the same clients (same retry config, same call metrics).
+        self.prober = HealthProber(self.clients.client, settings.health)
+        self.controller = Controller(
+            settings.controller, self.gateways.ecs, self.metrics, prober=self.prober
+        )
+        self.endpoint = Endpoint(
+            settings.metrics_host,
+            settings.metrics_port,
+            self.registry,
+            self.controller.statuses,
+            ready=self._ready,
+            requeue=self._requeue,
+            extra_status=self._status_header,
+        )
+
+    def start(self) -> None:
+        if not self.settings.controller.specs.is_dir():
+            log.warning(
+                "spec directory does not exist yet; waiting for it (not ready until then)",
+                specs=str(self.settings.controller.specs),
+            )
+        self.endpoint.start()
+        self.controller.start()
+        log.info(
+            "ecsop started",
+            version=__version__,
+            endpoint=f"http://{self.settings.metrics_host}:{self.endpoint.port}",
+        )
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self.prober.close()
+        self.endpoint.stop()
+
+    def run(self, stop: threading.Event | None = None) -> int:
+        """Run until SIGTERM/SIGINT (or ``stop`` is set); return the exit code."""
+        stop = stop or threading.Event()
+        restore = _on_signals(lambda: stop.set())
+        try:
+            self.start()
+            stop.wait()
+            log.info("stopping: finishing the AWS calls in flight")
+        finally:
+            self.stop()
+            restore()
+        return 0
+
+    def _ready(self) -> tuple[bool, str]:
+        specs = self.settings.controller.specs
+        if not specs.is_dir():
+            # git-sync may not have cloned yet: wait for it rather than exit.
+            return False, f"spec directory {specs} does not exist (yet)"
+        if not self.controller.specs_loaded.is_set():
+            return False, "specs not loaded yet"
+        if not self.controller.aws_reachable.is_set():
+            return False, "AWS not reached yet (or the last batched observe failed)"
+        return True, "ready"
+
+    def _requeue(self, name: str) -> bool:
+        self.controller.queue.add(name)
+        return True
+
+    def _status_header(self) -> dict[str, Any]:
+        return {"version": __version__, "specs": str(self.settings.controller.specs)}
+
+
+def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:
+    """Route SIGTERM and SIGINT to ``handler``; return a function restoring the old ones."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal received", signal=signal.Signals(signum).name)
+        handler()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore

@@ -1,0 +1,257 @@
+"""Telling people what each decision was: status, metrics and one log line.
+
+The controller decides and acts; this module is where the outcome becomes
+visible. Kept apart so the control loop reads as a loop, and so the rules
+that operators rely on live in one place:
+
+- One log line per decision, not per poll: a ``Wait`` is logged only when
+  the phase or reason changes, every other action always.
+- Counters move once per event, never per pass: a rollback increments
+  ``ecsop_rollbacks_total`` on the pass that issues it, a success when the
+  release is recorded as last-good after baking (not when adopted).
+- ``synced`` is true only when the service has settled on the desired
+  fingerprint, not as soon as UpdateService points it there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import structlog
+
+from ecsop.aws.clients import AwsError
+from ecsop.controller.executor import Applied
+from ecsop.decision.actions import (
+    Action,
+    Phase,
+    Reason,
+    RecordFailure,
+    RecordLastGood,
+    Rollback,
+    Wait,
+)
+from ecsop.decision.ecs_state import ServiceState
+from ecsop.decision.observation import Observation, fingerprint_of, in_progress
+from ecsop.observability.metrics import Metrics
+from ecsop.observability.status import ReleaseStatus, Rollout, StatusStore
+from ecsop.spec.loader import LoadedRelease, SpecError
+
+log = structlog.get_logger("ecsop.controller.manager")
+
+
+class DecisionRecorder:
+    """Writes each reconcile's outcome to the status store, the metrics and the log."""
+
+    def __init__(
+        self, statuses: StatusStore, metrics: Metrics, clock: Callable[[], datetime]
+    ) -> None:
+        self.statuses = statuses
+        self.metrics = metrics
+        self._clock = clock
+
+    def decided(
+        self,
+        loaded: LoadedRelease,
+        commit: str | None,
+        action: Action,
+        observation: Observation | None,
+        applied: Applied | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """A pass ended in ``action``, carried out as ``applied``; ``now`` is AWS's time."""
+        if observation is not None:
+            self._count(loaded.name, action, observation, now or self._clock())
+        spec = loaded.release.spec
+        service: ServiceState | None = observation.service if observation else None
+        running = (
+            observation.task_definitions.get(service.task_definition)
+            if observation and service
+            else None
+        )
+        desired_fp = loaded.release.fingerprint()
+        running_fp = fingerprint_of(loaded.release, running) if running else ""
+        previous = self.statuses.get(loaded.name)
+        last_rollout = _rollout_of(action, self._clock())
+        if last_rollout is None and previous is not None:
+            last_rollout = previous.last_rollout
+        deployment_id = (applied.deployment_id if applied else "") or (
+            service.primary.id if service and service.primary else ""
+        )
+        status = ReleaseStatus(
+            name=loaded.name,
+            region=loaded.region,
+            cluster=spec.cluster,
+            service=spec.service,
+            file=loaded.file,
+            commit=commit,
+            phase=action.phase,
+            reason=action.reason.value,
+            message=action.message,
+            desired_fingerprint=desired_fp,
+            desired_images=dict(spec.containers),
+            running_fingerprint=running_fp,
+            running_images={c: running.images[c] for c in spec.containers if c in running.images}
+            if running
+            else {},
+            running_task_definition=service.task_definition if service else "",
+            deployment_id=deployment_id,
+            last_good=observation.last_good or "" if observation else "",
+            failed_fingerprint=observation.failed_fingerprint or "" if observation else "",
+            failed_reason=observation.failed_reason if observation else "",
+            last_rollout=last_rollout,
+        )
+        self.statuses.put(status, self._clock())
+        self.metrics.set_release(
+            loaded.name,
+            spec.cluster,
+            spec.service,
+            loaded.region,
+            action.phase,
+            _settled(service) and bool(running_fp) and running_fp == desired_fp,
+        )
+        changed = previous is None or (previous.phase, previous.reason) != (
+            action.phase,
+            action.reason.value,
+        )
+        failure = {}
+        if isinstance(action, Rollback | RecordFailure):
+            failure = {
+                "failure": action.failure.value,
+                "stop_reason": action.stop_reason,
+                "failed_deployment": action.deployment_id,
+            }
+        if changed or not isinstance(action, Wait):
+            log.info(
+                action.message,
+                release=loaded.name,
+                cluster=spec.cluster,
+                service=spec.service,
+                fingerprint=desired_fp,
+                commit=commit,
+                deployment=deployment_id,
+                action=type(action).__name__,
+                reason=action.reason.value,
+                phase=action.phase.value,
+                task_definition=applied.task_definition if applied else None,
+                **failure,
+            )
+
+    def invalid(self, name: str, problems: Sequence[SpecError], commit: str | None) -> None:
+        """``name``'s spec is invalid and there is no valid spec of it to keep watching."""
+        first = problems[0]
+        status = ReleaseStatus(
+            name=name,
+            region="",
+            cluster="",
+            service="",
+            file=first.file,
+            commit=commit,
+            phase=Phase.INVALID,
+            reason=Reason.INVALID_SPEC.value,
+            message=str(first),
+        )
+        previous = self.statuses.get(name)
+        self.statuses.put(status, self._clock())
+        self.metrics.set_release(name, "", "", "", Phase.INVALID, False)
+        if previous is None or previous.phase is not Phase.INVALID:
+            log.warning(
+                "release spec is invalid",
+                release=name,
+                error=str(first),
+                action="Wait",
+                reason=Reason.INVALID_SPEC.value,
+            )
+
+    def failed(
+        self, name: str, loaded: LoadedRelease | None, exc: Exception, commit: str | None
+    ) -> None:
+        """A pass raised: the release is Degraded with the error, logged once per message."""
+        code = exc.code if isinstance(exc, AwsError) else type(exc).__name__
+        message = exc.message if isinstance(exc, AwsError) else str(exc)
+        previous = self.statuses.get(name)
+        text = f"{code}: {message}"
+        if previous is None or previous.message != text:
+            log.error(
+                "reconcile failed",
+                release=name,
+                error_code=code,
+                error=message,
+                action="Error",
+                reason=code,
+                exc_info=not isinstance(exc, AwsError),
+            )
+        if loaded is None:
+            return
+        spec = loaded.release.spec
+        base = previous or ReleaseStatus(
+            name=name,
+            region=loaded.region,
+            cluster=spec.cluster,
+            service=spec.service,
+            file=loaded.file,
+            commit=commit,
+            phase=Phase.DEGRADED,
+            reason=code,
+            message=text,
+        )
+        self.statuses.put(
+            replace(base, phase=Phase.DEGRADED, reason=code, message=text), self._clock()
+        )
+        self.metrics.set_release(
+            name, spec.cluster, spec.service, loaded.region, Phase.DEGRADED, False
+        )
+
+    def forget(self, name: str) -> None:
+        """``name`` left the spec directory: no status, no per-release series."""
+        self.statuses.remove(name)
+        self.metrics.forget_release(name)
+        log.info(
+            "release left the spec directory; no longer managed (nothing is deleted)",
+            release=name,
+        )
+
+    def _count(self, name: str, action: Action, observation: Observation, now: datetime) -> None:
+        if isinstance(action, Rollback):
+            self.metrics.deployments.labels(name, "rolled_back").inc()
+            self.metrics.rollbacks.labels(name, action.failure.value).inc()
+        elif isinstance(action, RecordFailure):
+            if action.rolled_back_by_ecs:
+                self.metrics.deployments.labels(name, "rolled_back").inc()
+                self.metrics.rollbacks.labels(name, action.failure.value).inc()
+            else:
+                self.metrics.deployments.labels(name, "failed").inc()
+        elif isinstance(action, RecordLastGood) and action.reason is Reason.BAKED:
+            primary = observation.service.primary
+            self.metrics.deployments.labels(name, "succeeded").inc()
+            if primary is not None:
+                self.metrics.deployment_duration.labels(name).observe(
+                    max(0.0, (now - primary.created_at).total_seconds())
+                )
+            self.metrics.last_success.labels(name).set(time.time())
+
+
+def _rollout_of(action: Action, now: datetime) -> Rollout | None:
+    if isinstance(action, Rollback):
+        return Rollout("rolled_back", action.failure.value, action.detail, now, action.stop_reason)
+    if isinstance(action, RecordFailure):
+        outcome = "rolled_back" if action.rolled_back_by_ecs else "failed"
+        return Rollout(outcome, action.failure.value, action.detail, now, action.stop_reason)
+    if isinstance(action, RecordLastGood) and action.reason is Reason.BAKED:
+        return Rollout("succeeded", "baked", action.message, now)
+    return None
+
+
+def _settled(service: ServiceState | None) -> bool:
+    """One deployment and it is not rolling out: what runs is what the service says.
+
+    ECS points ``service.taskDefinition`` at the new revision as soon as
+    UpdateService returns, so "synced" must also wait for the rollout to end.
+    """
+    return (
+        service is not None
+        and len(service.deployments) == 1
+        and not in_progress(service, service.deployments[0])
+    )

@@ -1,0 +1,216 @@
+"""Prometheus metrics of the daemon.
+
+Every metric takes an injected ``CollectorRegistry`` so tests build a fresh
+one and assert with ``get_sample_value``. Labels are bounded: release names,
+phases, outcomes, reasons and AWS operation names; never digests or
+deployment ids, which grow without bound.
+
+AWS API calls are counted from botocore's ``needs-retry`` event, which fires
+once per HTTP attempt (retries included), so the count is what AWS bills
+against the account's API quota, not what the code meant to call.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import suppress
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ecsop import __version__
+from ecsop.decision.actions import Failure, Phase
+
+DURATION_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+OUTCOMES = ("succeeded", "rolled_back", "failed")
+"""The ``outcome`` label values of ``ecsop_deployments_total``."""
+ROLLBACK_REASONS = tuple(f.value for f in Failure if f is not Failure.ROLLBACK_FAILED)
+"""The ``reason`` label values of ``ecsop_rollbacks_total`` (a failed rollback is not one)."""
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.release_info = Gauge(
+            "ecsop_release_info",
+            "A managed release (always 1).",
+            ["release", "cluster", "service", "region"],
+            registry=registry,
+        )
+        self.release_synced = Gauge(
+            "ecsop_release_synced",
+            "1 when the service runs the desired fingerprint.",
+            ["release"],
+            registry=registry,
+        )
+        self.release_phase = Gauge(
+            "ecsop_release_phase",
+            "The release's phase, one-hot.",
+            ["release", "phase"],
+            registry=registry,
+        )
+        self.deployments = Counter(
+            "ecsop_deployments_total",
+            "Rollouts judged, by outcome (succeeded, rolled_back, failed).",
+            ["release", "outcome"],
+            registry=registry,
+        )
+        self.rollbacks = Counter(
+            "ecsop_rollbacks_total",
+            "Rollbacks, by failure reason.",
+            ["release", "reason"],
+            registry=registry,
+        )
+        self.deployment_duration = Histogram(
+            "ecsop_deployment_duration_seconds",
+            "From deployment creation to the revision recorded as last-good.",
+            ["release"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "ecsop_last_successful_deploy_timestamp_seconds",
+            "When a rollout last succeeded (Unix time).",
+            ["release"],
+            registry=registry,
+        )
+        self.reconciles = Counter(
+            "ecsop_reconcile_total",
+            "Reconcile passes, by result (success, requeue, error).",
+            ["release", "result"],
+            registry=registry,
+        )
+        self.reconcile_duration = Histogram(
+            "ecsop_reconcile_duration_seconds",
+            "Time of one reconcile pass.",
+            registry=registry,
+        )
+        self.workqueue_depth = Gauge(
+            "ecsop_workqueue_depth", "Releases waiting in the work queue.", registry=registry
+        )
+        self.workqueue_retries = Counter(
+            "ecsop_workqueue_retries_total",
+            "Rate-limited requeues after errors.",
+            registry=registry,
+        )
+        self.aws_calls = Counter(
+            "ecsop_aws_api_calls_total",
+            "AWS API HTTP attempts, by service, operation and result code.",
+            ["service", "operation", "code"],
+            registry=registry,
+        )
+        self.spec_errors = Gauge(
+            "ecsop_spec_errors", "Problems found in the spec directory.", registry=registry
+        )
+        self.spec_error_info = Gauge(
+            "ecsop_spec_error_info",
+            "Spec files with problems (1 per file).",
+            ["file"],
+            registry=registry,
+        )
+        self.spec_revision = Gauge(
+            "ecsop_spec_revision_info",
+            "The git commit of the spec directory.",
+            ["commit"],
+            registry=registry,
+        )
+        self.build_info = Gauge(
+            "ecsop_build_info", "ecsop's version.", ["version"], registry=registry
+        )
+        self.build_info.labels(version=__version__).set(1)
+        self._lock = threading.Lock()
+        self._info: dict[str, tuple[str, str, str]] = {}
+        """release -> (cluster, service, region) of its ``ecsop_release_info`` series."""
+
+    # --- releases ---------------------------------------------------------------
+
+    def set_release(
+        self, name: str, cluster: str, service: str, region: str, phase: Phase, synced: bool
+    ) -> None:
+        """Publish a release's identity, phase and sync state after a pass.
+
+        On a release's first pass its counters are created at 0 for every
+        outcome and reason: ``increase()`` cannot see a series' first sample,
+        so a rollback counter born at 1 would never fire the rollback alert.
+        When the release's cluster, service or region changes (an invalid spec
+        becoming valid), the old ``ecsop_release_info`` series is removed.
+        """
+        info = (cluster, service, region)
+        with self._lock:
+            before = self._info.get(name)
+            self._info[name] = info
+        if before != info:
+            if before is not None:
+                with suppress(KeyError):
+                    self.release_info.remove(name, *before)
+            for outcome in OUTCOMES:
+                self.deployments.labels(name, outcome)
+            for reason in ROLLBACK_REASONS:
+                self.rollbacks.labels(name, reason)
+        self.release_info.labels(name, *info).set(1)
+        self.release_synced.labels(name).set(1 if synced else 0)
+        for each in Phase:
+            self.release_phase.labels(name, each.value).set(1 if each is phase else 0)
+
+    def forget_release(self, name: str) -> None:
+        """A release left the spec directory: drop its series so alerts on it resolve.
+
+        ``ecsop_reconcile_total`` is left alone: the worker counts the pass that
+        noticed the release vanish after this returns.
+        """
+        with self._lock:
+            self._info.pop(name, None)
+        for metric in (
+            self.release_info,
+            self.release_synced,
+            self.release_phase,
+            self.deployments,
+            self.rollbacks,
+            self.deployment_duration,
+            self.last_success,
+        ):
+            _remove_release(metric, name)
+
+    # --- spec directory -----------------------------------------------------------
+
+    def set_specs(self, error_files: list[str], error_count: int, commit: str | None) -> None:
+        self.spec_errors.set(error_count)
+        self.spec_error_info.clear()
+        for file in sorted(set(error_files)):
+            self.spec_error_info.labels(file).set(1)
+        self.spec_revision.clear()
+        if commit:
+            self.spec_revision.labels(commit).set(1)
+
+    # --- AWS ----------------------------------------------------------------------
+
+    def instrument(self, client: Any) -> None:
+        """Count every HTTP attempt ``client`` makes, from botocore's events."""
+        client.meta.events.register("needs-retry", self._count_attempt)
+
+    def _count_attempt(self, **kwargs: Any) -> None:
+        operation = kwargs.get("operation")
+        if operation is None:
+            return
+        response = kwargs.get("response")
+        if response is not None:
+            http, parsed = response
+            code = (parsed or {}).get("Error", {}).get("Code") or str(http.status_code)
+        else:
+            exception = kwargs.get("caught_exception")
+            code = type(exception).__name__ if exception is not None else "unknown"
+        service = operation.service_model.endpoint_prefix
+        self.aws_calls.labels(service, operation.name, code).inc()
+
+
+def _remove_release(metric: Any, name: str) -> None:
+    """Remove every child of ``metric`` whose ``release`` label is ``name``."""
+    stale = set()
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.labels.get("release") == name:
+                # Label order is the metric's label names, then a histogram's "le".
+                stale.add(tuple(v for k, v in sample.labels.items() if k != "le"))
+    for values in stale:
+        with suppress(KeyError):
+            metric.remove(*values)

@@ -1,0 +1,145 @@
+"""Per-release status with Kubernetes-style conditions.
+
+The controller writes one ``ReleaseStatus`` per pass; ``/status`` and
+``ecsop status`` read it. Conditions are derived from the phase by one pure
+function (as Argo Rollouts derives its phase), and a condition's
+``lastTransitionTime`` moves only when its status flips, as Kubernetes
+conventions require, so "Degraded since 10:02" means what it says.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from ecsop.decision.actions import Phase
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str
+    """"True", "False" or "Unknown", spelled as Kubernetes spells them."""
+    reason: str
+    message: str
+    last_transition_time: datetime
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """The outcome of the last rollout ecsop judged."""
+
+    outcome: str
+    """succeeded, rolled_back or failed."""
+    reason: str
+    """The failure kind (``ecsop_rollbacks_total``'s label), or ``baked``."""
+    detail: str
+    at: datetime
+    stop_reason: str = ""
+    """ECS's reason for the first failed task of the rollout (``lastRollout.stopReason``)."""
+
+
+@dataclass(frozen=True)
+class ReleaseStatus:
+    name: str
+    region: str
+    cluster: str
+    service: str
+    file: str
+    commit: str | None
+    phase: Phase
+    reason: str
+    message: str
+    desired_fingerprint: str = ""
+    desired_images: Mapping[str, str] = field(default_factory=dict)
+    running_fingerprint: str = ""
+    running_images: Mapping[str, str] = field(default_factory=dict)
+    running_task_definition: str = ""
+    deployment_id: str = ""
+    last_good: str = ""
+    failed_fingerprint: str = ""
+    failed_reason: str = ""
+    last_rollout: Rollout | None = None
+    conditions: tuple[Condition, ...] = ()
+    last_change: datetime | None = None
+    """When the phase last changed."""
+    updated_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = _jsonable(asdict(self))
+        rollout = data.get("lastRollout")
+        if rollout is not None and not rollout.get("stopReason"):
+            del rollout["stopReason"]  # optional, omitted when empty (Kubernetes' omitempty)
+        return data
+
+
+def conditions_for(phase: Phase, reason: str, message: str) -> dict[str, tuple[str, str, str]]:
+    """Ready / Progressing / Degraded as (status, reason, message), from the phase alone."""
+    ready = phase is Phase.SYNCED
+    progressing = phase in (Phase.PROGRESSING, Phase.ROLLING_BACK)
+    degraded = phase in (Phase.DEGRADED, Phase.INVALID)
+    return {
+        "Ready": ("True" if ready else "False", reason, message),
+        "Progressing": ("True" if progressing else "False", reason, message),
+        "Degraded": ("True" if degraded else "False", reason, message),
+    }
+
+
+def with_conditions(new: ReleaseStatus, old: ReleaseStatus | None, now: datetime) -> ReleaseStatus:
+    """Fill conditions and transition times, keeping times of conditions that did not flip."""
+    previous = {c.type: c for c in old.conditions} if old else {}
+    conditions = []
+    for kind, (status, reason, message) in conditions_for(
+        new.phase, new.reason, new.message
+    ).items():
+        before = previous.get(kind)
+        since = before.last_transition_time if before and before.status == status else now
+        conditions.append(Condition(kind, status, reason, message, since))
+    last_change = old.last_change if old and old.phase is new.phase else now
+    return replace(new, conditions=tuple(conditions), last_change=last_change, updated_at=now)
+
+
+class StatusStore:
+    """Thread-safe map of release name -> latest status."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, ReleaseStatus] = {}
+
+    def get(self, name: str) -> ReleaseStatus | None:
+        with self._lock:
+            return self._items.get(name)
+
+    def put(self, status: ReleaseStatus, now: datetime) -> ReleaseStatus:
+        with self._lock:
+            stored = with_conditions(status, self._items.get(status.name), now)
+            self._items[status.name] = stored
+            return stored
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            self._items.pop(name, None)
+
+    def all(self) -> list[ReleaseStatus]:
+        with self._lock:
+            return sorted(self._items.values(), key=lambda s: s.name)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {_camel(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _camel(key: str) -> str:
+    if "_" not in key:
+        return key
+    head, *rest = key.split("_")
+    return head + "".join(part.title() for part in rest)

@@ -1,0 +1,363 @@
+"""Reading a spec directory into releases and per-file errors.
+
+The directory is the desired state, kept in sync with git by someone else
+(git-sync, a CI checkout, a mounted ConfigMap). This module turns it into
+valid ``ServiceRelease`` objects plus one ``SpecError`` per problem, each
+naming file, line and field, so that a person can fix it and so that one
+broken file never hides the releases of the others. It never raises on bad
+input: whatever the bytes on disk, the caller gets a result.
+
+Callers: ``ecsop validate`` / ``plan`` (once) and the controller (on every
+change the watcher reports). Watching itself lives in ``ecsop.watcher``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ecsop.spec import errors as spec_errors
+from ecsop.spec import model as spec
+from ecsop.spec import yaml_reader as spec_yaml
+from ecsop.spec.model import ServiceRelease
+
+MAX_FILE_BYTES = 1024 * 1024
+"""Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, order=True)
+class SpecError:
+    """One problem in the spec directory, as a person needs it to fix it."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    release: str | None = dataclasses.field(default=None, compare=False)
+    """The release name, when the broken document still says which release it is."""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+@dataclass(frozen=True)
+class LoadedRelease:
+    """A valid release and where it came from."""
+
+    release: ServiceRelease
+    file: str
+    line: int
+    region: str
+    """``spec.region``, or the daemon's default region when the spec does not say."""
+
+    @property
+    def name(self) -> str:
+        return self.release.name
+
+    @property
+    def target(self) -> tuple[str, str, str]:
+        """The ECS service this release manages: (region, cluster, service)."""
+        return (self.region, self.release.spec.cluster, self.release.spec.service)
+
+
+@dataclass(frozen=True)
+class SpecSet:
+    """The whole directory, read once: what the daemon reconciles toward."""
+
+    releases: dict[str, LoadedRelease]
+    errors: list[SpecError]
+    files: int
+    commit: str | None
+
+    @property
+    def invalid_releases(self) -> dict[str, list[SpecError]]:
+        """Errors of documents that still name their release, by release name."""
+        by_name: dict[str, list[SpecError]] = defaultdict(list)
+        for error in self.errors:
+            if error.release:
+                by_name[error.release].append(error)
+        return dict(by_name)
+
+
+class ParseCache:
+    """Parsed files by content, so a resync re-reads bytes but re-parses only what changed.
+
+    Parsing and validating is most of the cost of a load; a daemon with a
+    thousand releases re-reads its directory every resync in case a file event
+    was missed. Keyed by content hash (not mtime, which some filesystems keep
+    to the second), display name and options. Not thread-safe: one per caller.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str, bool], _Parsed] = {}
+        self._used: set[tuple[str, str, str, bool]] = set()
+
+    def get(self, key: tuple[str, str, str, bool]) -> _Parsed | None:
+        self._used.add(key)
+        return self._entries.get(key)
+
+    def put(self, key: tuple[str, str, str, bool], value: _Parsed) -> None:
+        self._used.add(key)
+        self._entries[key] = value
+
+    def sweep(self) -> None:
+        """Drop entries not used since the last sweep (deleted or changed files)."""
+        self._entries = {k: v for k, v in self._entries.items() if k in self._used}
+        self._used = set()
+
+
+_Parsed = tuple[list["LoadedRelease"], list[SpecError]]
+
+
+def load(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    default_region: str = "",
+    allow_mutable_tags: bool = False,
+    cache: ParseCache | None = None,
+) -> SpecSet:
+    """Read every spec file under ``paths`` (directories or single files).
+
+    Cross-document rules (unique names, one release per ECS service) apply
+    across all the paths together, as they will for the daemon.
+    """
+    candidates: list[LoadedRelease] = []
+    errors: list[SpecError] = []
+    files = 0
+    # Each path is resolved once: git-sync may swap its symlink mid-load, and
+    # the files read and the commit reported must come from the same checkout.
+    roots = [(Path(given), Path(given).resolve()) for given in paths]
+    for given, root in roots:
+        for display, real in _spec_files(given, root, errors):
+            files += 1
+            found, problems = load_file(
+                real,
+                display,
+                default_region=default_region,
+                allow_mutable_tags=allow_mutable_tags,
+                cache=cache,
+            )
+            candidates.extend(found)
+            errors.extend(problems)
+    if cache is not None:
+        cache.sweep()
+    releases, conflicts = _unique(candidates)
+    errors.extend(conflicts)
+    commit = git_commit(roots[0][1]) if roots else None
+    return SpecSet(releases=releases, errors=sorted(errors), files=files, commit=commit)
+
+
+def load_file(
+    path: Path,
+    display: str,
+    *,
+    default_region: str = "",
+    allow_mutable_tags: bool = False,
+    cache: ParseCache | None = None,
+) -> tuple[list[LoadedRelease], list[SpecError]]:
+    """Read one file: its valid releases and the errors of its other documents."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return [], [SpecError(display, None, "", f"file is {size} bytes; the limit is 1 MiB")]
+        data = path.read_bytes()
+    except OSError as exc:
+        return [], [SpecError(display, None, "", f"cannot read file: {exc.strerror or exc}")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        return [], [SpecError(display, line, "", f"file is not UTF-8 text (byte 0x{byte})")]
+    if cache is None:
+        return _parse(text, display, default_region, allow_mutable_tags)
+    key = (hashlib.sha256(data).hexdigest(), display, default_region, allow_mutable_tags)
+    parsed = cache.get(key)
+    if parsed is None:
+        parsed = _parse(text, display, default_region, allow_mutable_tags)
+        cache.put(key, parsed)
+    return list(parsed[0]), list(parsed[1])
+
+
+def _parse(
+    text: str, display: str, default_region: str, allow_mutable_tags: bool
+) -> tuple[list[LoadedRelease], list[SpecError]]:
+    releases: list[LoadedRelease] = []
+    errors: list[SpecError] = []
+    documents = 0
+    context = {spec.ALLOW_MUTABLE_TAGS: allow_mutable_tags}
+    try:
+        for node, document in spec_yaml.documents(text):
+            if document is None:
+                continue  # empty document (a stray '---'), as kubectl treats it
+            documents += 1
+            lines, duplicates = spec_yaml.positions(node)
+            doc_line = node.start_mark.line + 1
+            name = _declared_name(document)
+            if duplicates:
+                errors.extend(SpecError(display, ln, f, m, name) for ln, f, m in duplicates)
+                continue
+            if not isinstance(document, dict):
+                kind = type(document).__name__
+                msg = f"a document must be a ServiceRelease mapping, not a {kind}"
+                errors.append(SpecError(display, doc_line, "", msg))
+                continue
+            try:
+                release = ServiceRelease.model_validate(document, context=context)
+            except ValidationError as exc:
+                errors.extend(
+                    SpecError(display, line, field, message, name)
+                    for line, field, message in spec_errors.field_errors(exc, lines, doc_line)
+                )
+                continue
+            region = release.spec.region or default_region
+            releases.append(LoadedRelease(release, display, doc_line, region))
+    except yaml.YAMLError as exc:
+        return [], [_yaml_error(exc, display)]
+    except RecursionError:
+        return [], [SpecError(display, None, "", "YAML nesting is too deep")]
+    if documents == 0 and not errors:
+        errors.append(SpecError(display, None, "", "file holds no ServiceRelease document"))
+    return releases, errors
+
+
+def git_commit(path: Path) -> str | None:
+    """The commit checked out at ``path``, when it lies in a git work tree.
+
+    ``safe.directory`` is widened because git-sync's checkout is usually owned
+    by another user than the daemon, and git refuses such trees otherwise.
+    """
+    try:
+        directory = path.resolve()  # a no-op for ``load``, which passes a resolved root
+        if not directory.is_dir():
+            directory = directory.parent
+        result = subprocess.run(
+            ["git", "-c", "safe.directory=*", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and len(commit) >= 40 else None
+
+
+# --- files -----------------------------------------------------------------
+
+
+def _spec_files(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tuple[str, Path]]:
+    """Yield (display name, real path) of every spec file under ``given`` (resolved: ``root``).
+
+    Hidden entries are skipped (``.git``, and the ``..data``/``..<timestamp>``
+    directories of an atomic-writer volume), but a visible symlink is followed
+    when it resolves inside the directory: that is how a ConfigMap volume
+    (``api.yaml -> ..data/api.yaml``) and git-sync (``current -> .worktrees/x``)
+    present their files. Symlinks that leave the directory are refused, so a
+    spec repo cannot make the daemon read arbitrary files.
+    """
+    if not root.exists():
+        errors.append(SpecError(str(given), None, "", "no such file or directory"))
+        return
+    if root.is_file():
+        yield str(given), root
+        return
+    seen: set[Path] = set()
+    yield from _walk(root, root, given, seen, errors)
+
+
+def _walk(
+    root: Path, directory: Path, display: Path, seen: set[Path], errors: list[SpecError]
+) -> Iterator[tuple[str, Path]]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        errors.append(SpecError(str(display), None, "", f"cannot list directory: {exc.strerror}"))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        shown = display / entry.name
+        real = Path(entry.path).resolve()
+        if entry.is_symlink() and not real.is_relative_to(root):
+            errors.append(
+                SpecError(
+                    str(shown), None, "", "symlink points outside the spec directory; refused"
+                )
+            )
+            continue
+        if real in seen:
+            continue
+        if real.is_dir():
+            seen.add(real)
+            yield from _walk(root, real, shown, seen, errors)
+        elif real.is_file() and entry.name.lower().endswith(SPEC_SUFFIXES):
+            seen.add(real)
+            yield str(shown), real
+
+
+def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    detail = " ".join(str(p) for p in (context, problem) if p) or str(exc)
+    return SpecError(display, line, "", f"YAML syntax error: {detail}")
+
+
+def _declared_name(document: Any) -> str | None:
+    if isinstance(document, dict):
+        metadata = document.get("metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+            name: str = metadata["name"]
+            return name
+    return None
+
+
+def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], list[SpecError]]:
+    """Apply the directory-wide rules: one document per name, one release per service.
+
+    Both sides of a conflict are reported and neither is managed: picking one
+    would let file order decide which images run in production.
+    """
+    errors: list[SpecError] = []
+    by_name: dict[str, list[LoadedRelease]] = defaultdict(list)
+    by_target: dict[tuple[str, str, str], list[LoadedRelease]] = defaultdict(list)
+    for loaded in candidates:
+        by_name[loaded.name].append(loaded)
+        by_target[loaded.target].append(loaded)
+    rejected: set[int] = set()
+    for name, group in by_name.items():
+        if len(group) > 1:
+            for loaded in group:
+                others = ", ".join(f"{o.file}:{o.line}" for o in group if o is not loaded)
+                msg = f"release name {name!r} is also defined at {others}"
+                errors.append(SpecError(loaded.file, loaded.line, "metadata.name", msg, name))
+                rejected.add(id(loaded))
+    for (region, cluster, service), group in by_target.items():
+        if len(group) > 1:
+            for loaded in group:
+                others = ", ".join(
+                    f"{o.name} ({o.file}:{o.line})" for o in group if o is not loaded
+                )
+                where = f"{region or 'the default region'}/{cluster}/{service}"
+                msg = f"service {where} is also managed by {others}"
+                errors.append(SpecError(loaded.file, loaded.line, "spec.service", msg, loaded.name))
+                rejected.add(id(loaded))
+    releases = {c.name: c for c in candidates if id(c) not in rejected}
+    return releases, errors
