@@ -35,7 +35,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ecsop.aws import clients as aws
 from ecsop.cli import app as cli
-from ecsop.decision import ecs_state as observed
+from ecsop.decision import memory
+from ecsop.decision.ecs_state import Fingerprint
+from ecsop.decision.memory import ServiceMemory
+from ecsop.spec.model import fingerprint
 
 from . import policy
 
@@ -59,12 +62,7 @@ NO_RESOURCE_LEVEL: Mapping[str, str] = {
 }
 """The only actions allowed on ``Resource: "*"``; everything else names ARNs."""
 
-ECSOP_SERVICE_TAGS = (
-    observed.TAG_RELEASE,
-    observed.TAG_LAST_GOOD,
-    observed.TAG_FAILED_FINGERPRINT,
-    observed.TAG_FAILED_REASON,
-)
+ECSOP_SERVICE_TAGS = (*memory.SERVICE_KEYS, *memory.LEGACY_SERVICE_KEYS)
 SANDBOX_VALUES = {
     "REGION": "us-east-1",
     "ACCOUNT_ID": "123456789012",
@@ -350,7 +348,7 @@ def test_policy_matches_what_a_lifecycle_calls(
         # A crash loop: rolled back to last-good, failure recorded in service tags.
         repo.commit({"shop.yaml": shop(CRASH)}, "shop crash")
         wait_for(lambda: phase() == "Degraded", 40, "crash loop rolled back")
-        assert box.tags("shop").get("ecsop:failed-fingerprint")
+        assert box.failed("shop")
 
         # The one-shot commands, in this process, against the same endpoint.
         for name, value in box.aws_env().items():
@@ -358,9 +356,20 @@ def test_policy_matches_what_a_lifecycle_calls(
         monkeypatch.delenv("AWS_PROFILE", raising=False)
         cross_account = tmp_path / "cross-account"
         cross_account.mkdir()
-        other = release_doc("other", "shop-breaker", GOOD_V1)
+        other = release_doc("other", "shop-breaker", GOOD_V2)
         other["spec"]["roleArn"] = "arn:aws:iam::111122223333:role/ecsop-deployer"
         (cross_account / "other.yaml").write_text(yaml.safe_dump(other))
+        # ecsop rolled GOOD_V2 out on shop-breaker once, and it is gone: plan asks ECS's
+        # service deployment history what became of it.
+        breaker = box.service("shop-breaker")
+        gone = ServiceMemory(release="other").proven(
+            breaker["serviceArn"], "other", breaker["taskDefinition"]
+        )
+        gone = gone.rolling_out(Fingerprint(fingerprint({"app": GOOD_V2})))
+        box.ecs.tag_resource(
+            resourceArn=breaker["serviceArn"],
+            tags=[{"key": k, "value": v} for k, v in gone.tags().items()],
+        )
         with recording_calls() as cli_calls:
             assert cli.main(["retry", "shop", "--specs", str(repo.path), "--url", daemon.url]) == 0
             assert cli.main(["plan", "--specs", str(repo.path)]) in (0, 2)
@@ -368,7 +377,10 @@ def test_policy_matches_what_a_lifecycle_calls(
         out = capsys.readouterr().out
         assert "cannot observe" not in out, out
         # The retry makes the daemon deploy the failed release again (and roll it back).
-        wait_for(lambda: box.tags("shop").get("ecsop:failed-fingerprint"), 40, "failed again")
+        wait_for(lambda: box.failed("shop"), 40, "failed again")
+        # The release leaves the directory: once its rollback is done, ecsop lets go.
+        repo.remove("shop.yaml", "shop leaves")
+        wait_for(lambda: not box.memory("shop").release, 60, "ecsop's tags removed")
         metrics = daemon.get("/metrics")
         service_arn = box.service("shop")["serviceArn"]
     finally:

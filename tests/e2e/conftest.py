@@ -24,6 +24,8 @@ import boto3
 import pytest
 import yaml
 
+from ecsop.decision.memory import ServiceMemory
+
 REGISTRY = "111122223333.dkr.ecr.us-east-1.amazonaws.com/shop"
 
 
@@ -215,6 +217,30 @@ class Sandbox:
     def tags(self, name: str) -> dict[str, str]:
         return {t["key"]: t["value"] for t in self.service(name).get("tags", [])}
 
+    def memory(self, name: str) -> ServiceMemory:
+        """ecsop's memory of the service, read from its tags as the daemon reads it."""
+        return ServiceMemory.read(self.tags(name))
+
+    def failed(self, name: str) -> str:
+        """The fingerprint recorded as failed on the service ("" if none)."""
+        failed = self.memory(name).failed
+        return failed.fingerprint if failed else ""
+
+    def failed_reason(self, name: str) -> str:
+        failed = self.memory(name).failed
+        return failed.failure.value if failed else ""
+
+    def remember_last_good(self, name: str, release: str) -> None:
+        """Tag the service as ecsop does once its running revision is proven good."""
+        service = self.service(name)
+        memory = ServiceMemory(release=release).proven(
+            service["serviceArn"], release, service["taskDefinition"]
+        )
+        self.ecs.tag_resource(
+            resourceArn=service["serviceArn"],
+            tags=[{"key": k, "value": v} for k, v in memory.tags().items()],
+        )
+
     def image_of(self, name: str) -> str:
         arn = self.service(name)["taskDefinition"]
         td = self.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
@@ -267,6 +293,11 @@ class SpecRepo:
             )
             (self.path / name).write_text(text)
         self.git("add", "-A")
+        self.git("commit", "-qm", message)
+        return self.git("rev-parse", "HEAD")
+
+    def remove(self, name: str, message: str) -> str:
+        self.git("rm", "-q", name)
         self.git("commit", "-qm", message)
         return self.git("rev-parse", "HEAD")
 

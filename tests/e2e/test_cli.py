@@ -61,10 +61,7 @@ def test_plan_reports_without_changing_anything(sandbox: Sandbox, repo: SpecRepo
 def test_plan_exits_zero_in_sync_and_one_on_missing_service(
     sandbox: Sandbox, repo: SpecRepo
 ) -> None:
-    sandbox.ecs.tag_resource(
-        resourceArn=sandbox.service("shop")["serviceArn"],
-        tags=[{"key": "ecsop:last-good", "value": sandbox.service("shop")["taskDefinition"]}],
-    )
+    sandbox.remember_last_good("shop", "shop")
     repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V1)}, "in sync")
     result = ecsop(sandbox, "plan", "--specs", str(repo.path))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -91,7 +88,7 @@ def test_retry_clears_the_record_and_the_daemon_tries_again(
     # The daemon deploys the same release again (reusing its revision) and rolls it back again.
     wait_for(lambda: sandbox.calls("UpdateService") >= updates + 2, 40, "retried and rolled back")
     wait_for(
-        lambda: sandbox.tags("shop").get("ecsop:failed-fingerprint"), 20, "failure re-recorded"
+        lambda: sandbox.failed("shop"), 20, "failure re-recorded"
     )
     assert sandbox.calls("RegisterTaskDefinition") == registers
 

@@ -70,7 +70,7 @@ def test_deploy_rollback_revert_and_redeploy(
     # A crash-looping digest is rolled back to last-good and then left alone.
     repo.commit({"shop.yaml": release_doc("shop", "shop", CRASH)}, "shop crash")
     wait_for(
-        lambda: sandbox.tags("shop").get("ecsop:failed-fingerprint") == fingerprint({"app": CRASH}),
+        lambda: sandbox.failed("shop") == fingerprint({"app": CRASH}),
         30,
         "failure recorded",
     )
@@ -83,7 +83,7 @@ def test_deploy_rollback_revert_and_redeploy(
     )
     assert status["lastRollout"]["outcome"] == "rolled_back"
     assert status["lastRollout"]["reason"] == "failed_tasks"
-    assert sandbox.tags("shop")["ecsop:failed-reason"] == "failed_tasks"
+    assert sandbox.failed_reason("shop") == "failed_tasks"
 
     updates, registers = sandbox.calls("UpdateService"), sandbox.calls("RegisterTaskDefinition")
     time.sleep(3.5)  # over a minute of simulated time at 20x
@@ -141,7 +141,7 @@ def test_ecs_circuit_breaker_rollback_is_recorded_not_fought(
         {"shop.yaml": release_doc("breaker", "shop-breaker", CRASH, maxFailedTasks=50)}, "b"
     )
     wait_for(
-        lambda: sandbox.tags("shop-breaker").get("ecsop:failed-reason") == "ecs_rollback",
+        lambda: sandbox.failed_reason("shop-breaker") == "ecs_rollback",
         40,
         "ECS rollback recorded",
     )
@@ -227,7 +227,7 @@ def test_release_rolled_back_by_ecs_while_daemon_was_down_is_not_redeployed(
     crash = release_doc("breaker", "shop-breaker", CRASH, maxFailedTasks=50)
     repo.commit({"shop.yaml": crash}, "crash")
     wait_for(
-        lambda: sandbox.tags("shop-breaker").get("ecsop:deploying-fingerprint"), 20, "deployed"
+        lambda: sandbox.memory("shop-breaker").deploying, 20, "deployed"
     )
     daemon.kill()
     # While ecsop is down, ECS's circuit breaker fails the rollout and rolls back.
@@ -243,7 +243,7 @@ def test_release_rolled_back_by_ecs_while_daemon_was_down_is_not_redeployed(
     restarted = start_daemon()
     wait_for(
         lambda: (
-            sandbox.tags("shop-breaker").get("ecsop:failed-fingerprint")
+            sandbox.failed("shop-breaker")
             == fingerprint({"app": CRASH})
         ),
         20,

@@ -1,7 +1,7 @@
 """Health gates end to end: the daemon as a process, the sandbox behind a load balancer.
 
 Each gate rolls a bad release back with its own reason, recorded three ways:
-the service tag ``ecsop:failed-reason``, ``/status`` ``lastRollout.reason`` and
+the failed record in ``ecsop:state``, ``/status`` ``lastRollout.reason`` and
 ``ecsop_rollbacks_total{reason=...}``. HTTP checks hit a server the test runs
 on 127.0.0.1; everything else is the sandbox's (target groups in moto's ELBv2,
 alarms in moto's CloudWatch, flipped by the simulator). The sandbox clock runs
@@ -171,12 +171,12 @@ def rolled_back_for(
     """Wait for ``image``'s failure, the service back on GOOD_V1; check reason everywhere."""
     wait_for(
         lambda: (
-            sandbox.tags(service).get("ecsop:failed-fingerprint") == fingerprint({"app": image})
+            sandbox.failed(service) == fingerprint({"app": image})
         ),
         30,
         f"{image} failure recorded",
     )
-    assert sandbox.tags(service)["ecsop:failed-reason"] == reason
+    assert sandbox.failed_reason(service) == reason
     wait_for(lambda: sandbox.steady_on(service, GOOD_V1), 30, "back on v1")
     status = wait_for(
         lambda: daemon.release(release) if daemon.release(release)["phase"] == "Degraded" else None,
@@ -244,7 +244,7 @@ def test_failure_during_bake_rolls_back(
     )
     wait_for(lambda: daemon.release("web")["reason"] == "Baking", 30, "v2 COMPLETED and baking")
     assert sandbox.steady_on("web", GOOD_V2)
-    assert endpoint.requests > 0 and "ecsop:failed-fingerprint" not in sandbox.tags("web")
+    assert endpoint.requests > 0 and not sandbox.failed("web")
     endpoint.status = 500
     rollout = rolled_back_for(sandbox, daemon, "web", "web", GOOD_V2, "http_check")
     assert "HTTP 500" in rollout["detail"]

@@ -167,7 +167,7 @@ def test_a_crash_looping_digest_fires_the_rollback_alert(
     assert alert["labels"]["severity"] == "warning"
     assert alert["labels"]["job"] == "ecsop"
     assert "ecsop retry shop" in alert["annotations"]["description"]
-    assert sandbox.tags("shop")["ecsop:failed-fingerprint"] == fingerprint({"app": CRASH})
+    assert sandbox.failed("shop") == fingerprint({"app": CRASH})
 
     # The release ends Degraded: its alert is pending (it needs 5 minutes to fire).
     wait_for(lambda: prometheus.alerts("EcsopReleaseDegraded", "pending"), 60, "Degraded pending")

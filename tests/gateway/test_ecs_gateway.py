@@ -11,13 +11,13 @@ import pytest
 from ecsop.aws import clients as aws
 from ecsop.aws import ecs
 from ecsop.decision.ecs_state import (
-    TAG_FINGERPRINT,
-    TAG_RELEASE,
     DeploymentStatus,
     ServiceMissing,
     ServiceState,
+    TaskDefinition,
     TaskDefinitionArn,
 )
+from ecsop.decision.memory import TAG_COMMIT, TAG_CONTENT, TAG_FINGERPRINT, TAG_RELEASE
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -59,7 +59,7 @@ def create_services(setup: Any, count: int, cluster: str = "prod") -> list[str]:
             deploymentConfiguration={
                 "deploymentCircuitBreaker": {"enable": True, "rollback": True},
             },
-            tags=[{"key": TAG_RELEASE, "value": name}],
+            tags=[{"key": "ecsop:release", "value": name}],
         )
     return names
 
@@ -82,7 +82,7 @@ def test_describe_services_maps_the_service(gateway: ecs.EcsGateway, setup: Any)
     assert (state.cluster, state.name, state.status) == ("prod", "svc-00", "ACTIVE")
     assert state.task_definition == f"{TD_ARN}/payments:1"
     assert state.desired_count == 2
-    assert state.tags == {TAG_RELEASE: "svc-00"}
+    assert state.tags == {"ecsop:release": "svc-00"}
     # moto drops deploymentConfiguration; the breaker and alarms are covered with
     # botocore's Stubber in test_ecs_mapping.py.
     assert not state.has_load_balancers
@@ -176,6 +176,15 @@ def test_family_without_revision_is_not_cached_as_such(
     assert calls["DescribeTaskDefinition"] == 2
 
 
+def clone(
+    gateway: ecs.EcsGateway, base: str, image: str, release: str = "pay", commit: str = ""
+) -> TaskDefinition:
+    prepared = gateway.prepare_clone(
+        TaskDefinitionArn(base), {"api": image}, release, f"fp-{image}", commit
+    )
+    return gateway.register(prepared)
+
+
 def test_register_clone_changes_only_the_images(
     gateway: ecs.EcsGateway, setup: Any, calls: collections.Counter[str]
 ) -> None:
@@ -184,16 +193,22 @@ def test_register_clone_changes_only_the_images(
         tags=[{"key": "team", "value": "payments"}],
         runtimePlatform={"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
     )
-    clone = gateway.register_clone(base, {"api": "api:2"}, {TAG_FINGERPRINT: "f2"})
-    assert (clone.family, clone.revision) == ("payments", 2)
-    assert clone.images == {"api": "api:2", "otel": "otel:1"}
-    assert clone.tags == {"team": "payments", TAG_FINGERPRINT: "f2"}
+    made = clone(gateway, base, "api:2", commit="abc")
+    assert (made.family, made.revision) == ("payments", 2)
+    assert made.images == {"api": "api:2", "otel": "otel:1"}
+    assert {k: v for k, v in made.tags.items() if k != TAG_CONTENT} == {
+        "team": "payments",
+        TAG_RELEASE: "pay",
+        TAG_FINGERPRINT: "fp-api:2",
+        TAG_COMMIT: "abc",
+    }
+    assert made.content == made.tags[TAG_CONTENT]
 
     # The clone is cached: looking at it costs nothing.
-    assert gateway.task_definition(clone.arn) == clone
+    assert gateway.task_definition(made.arn) == made
     assert calls["DescribeTaskDefinition"] == 1
 
-    described = setup.describe_task_definition(taskDefinition=clone.arn, include=["TAGS"])
+    described = setup.describe_task_definition(taskDefinition=made.arn, include=["TAGS"])
     before = setup.describe_task_definition(taskDefinition=base)["taskDefinition"]
     after = described["taskDefinition"]
     assert (
@@ -204,39 +219,58 @@ def test_register_clone_changes_only_the_images(
     for old, new in zip(before["containerDefinitions"], after["containerDefinitions"], strict=True):
         old.pop("image"), new.pop("image")
         assert old == new
-    assert {t["key"]: t["value"] for t in described["tags"]} == clone.tags
+    assert {t["key"]: t["value"] for t in described["tags"]} == made.tags
 
 
 def test_register_clone_refuses_an_unknown_container(gateway: ecs.EcsGateway, setup: Any) -> None:
     base = register(setup)
     with pytest.raises(ValueError, match=r"no container named 'web'.*'api', 'otel'"):
-        gateway.register_clone(base, {"web": "web:2"}, {})
+        gateway.prepare_clone(TaskDefinitionArn(base), {"web": "web:2"}, "pay", "f", None)
 
 
-def test_find_revision_finds_the_tagged_revision(
+def test_find_revision_finds_what_the_clone_would_duplicate(
     gateway: ecs.EcsGateway, setup: Any, calls: collections.Counter[str]
 ) -> None:
     base = register(setup)
-    wanted = gateway.register_clone(base, {"api": "api:2"}, {TAG_FINGERPRINT: "f2"})
-    gateway.register_clone(base, {"api": "api:3"}, {TAG_FINGERPRINT: "f3"})
+    wanted = clone(gateway, base, "api:2")
+    clone(gateway, base, "api:3")
     register(setup, image="api:4")  # untagged, newest
-    register(setup, family="other", tags=[{"key": TAG_FINGERPRINT, "value": "f2"}])
 
     fresh = ecs.EcsGateway(setup)  # a restarted daemon: nothing cached
-    assert fresh.find_revision("payments", "f2") == wanted.arn
-    assert fresh.find_revision("payments", "f9") is None
-    assert fresh.find_revision("nobody", "f2") is None
+    again = fresh.prepare_clone(TaskDefinitionArn(base), {"api": "api:2"}, "pay", "fp-api:2", None)
+    assert fresh.find_revision(again) == wanted.arn
+    other = fresh.prepare_clone(TaskDefinitionArn(base), {"api": "api:9"}, "pay", "fp-api:9", None)
+    assert fresh.find_revision(other) is None
+    elsewhere = fresh.prepare_clone(TaskDefinitionArn(base), {"api": "api:2"}, "stg", "fp", None)
+    assert fresh.find_revision(elsewhere) is None, "another release's revision is never reused"
 
     calls.clear()
-    assert gateway.find_revision("payments", "f2") == wanted.arn
+    assert gateway.find_revision(again) == wanted.arn
     assert calls == {"ListTaskDefinitions": 1, "DescribeTaskDefinition": 1}  # only api:4 unseen
+
+
+def test_a_revision_with_other_content_is_not_reused_for_the_same_images(
+    gateway: ecs.EcsGateway, setup: Any
+) -> None:
+    """Issue 21, #1: production must never run staging's revision of a shared family."""
+    role = f"arn:aws:iam::{ACCOUNT}:role"
+    staging_base = register(setup, family="shared", taskRoleArn=f"{role}/stg")
+    prod_base = register(setup, family="shared", taskRoleArn=f"{role}/prod")
+    staging = clone(gateway, staging_base, "api:2", release="pay")
+    prepared = gateway.prepare_clone(
+        TaskDefinitionArn(prod_base), {"api": "api:2"}, "pay", "fp-api:2", None
+    )
+    assert not gateway.reusable(staging.arn, prepared)
+    assert gateway.find_revision(prepared) is None
+    assert gateway.register(prepared).arn != staging.arn
 
 
 def test_find_revision_ignores_deregistered_revisions(gateway: ecs.EcsGateway, setup: Any) -> None:
     base = register(setup)
-    clone = gateway.register_clone(base, {"api": "api:2"}, {TAG_FINGERPRINT: "f2"})
-    setup.deregister_task_definition(taskDefinition=clone.arn)
-    assert gateway.find_revision("payments", "f2") is None
+    made = clone(gateway, base, "api:2")
+    setup.deregister_task_definition(taskDefinition=made.arn)
+    prepared = gateway.prepare_clone(TaskDefinitionArn(base), {"api": "api:2"}, "pay", "f", None)
+    assert gateway.find_revision(prepared) is None
 
 
 def test_tag_and_untag_round_trip(gateway: ecs.EcsGateway, setup: Any) -> None:
@@ -244,7 +278,7 @@ def test_tag_and_untag_round_trip(gateway: ecs.EcsGateway, setup: Any) -> None:
     state = gateway.describe_services("prod", ["svc-00"])["svc-00"]
     assert isinstance(state, ServiceState)
     gateway.tag_service(state.arn, {"ecsop:last-good": f"{TD_ARN}/payments:1", "a": "1"})
-    gateway.untag_service(state.arn, ["a", TAG_RELEASE])
+    gateway.untag_service(state.arn, ["a", "ecsop:release"])
     again = gateway.describe_services("prod", ["svc-00"])["svc-00"]
     assert isinstance(again, ServiceState)
     assert again.tags == {"ecsop:last-good": f"{TD_ARN}/payments:1"}

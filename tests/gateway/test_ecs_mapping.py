@@ -18,13 +18,15 @@ from botocore.stub import Stubber
 
 from ecsop.aws import clients as aws
 from ecsop.aws import ecs
+from ecsop.aws.revisions import FIND_REVISION_LIMIT, PreparedClone
 from ecsop.decision.ecs_state import (
-    TAG_FINGERPRINT,
+    Fingerprint,
     RolloutState,
     ServiceMissing,
     ServiceState,
     TaskDefinitionArn,
 )
+from ecsop.decision.memory import TAG_CONTENT, TAG_RELEASE, RevisionMemory
 
 ARN = "arn:aws:ecs:eu-west-1:111122223333"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -212,7 +214,8 @@ def test_throttling_that_outlasts_retries_is_retryable(
     assert (caught.value.code, caught.value.message) == ("ThrottlingException", "Rate exceeded")
 
 
-def described(revision: int, fingerprint: str | None = None) -> dict[str, Any]:
+def described(revision: int, content: str | None = None) -> dict[str, Any]:
+    tags = [{"key": TAG_RELEASE, "value": "web"}, {"key": TAG_CONTENT, "value": content}]
     return {
         "taskDefinition": {
             "taskDefinitionArn": f"{ARN}:task-definition/web:{revision}",
@@ -220,8 +223,12 @@ def described(revision: int, fingerprint: str | None = None) -> dict[str, Any]:
             "revision": revision,
             "containerDefinitions": [{"name": "api", "image": f"api:{revision}"}],
         },
-        "tags": [{"key": TAG_FINGERPRINT, "value": fingerprint}] if fingerprint else [],
+        "tags": tags if content else [],
     }
+
+
+def wanted(content: str) -> PreparedClone:
+    return PreparedClone("web", {}, RevisionMemory("web", Fingerprint("f"), content))
 
 
 def test_find_revision_filters_longer_families_and_pages(
@@ -248,7 +255,7 @@ def test_find_revision_filters_longer_families_and_pages(
             described(revision, fingerprint),
             {"taskDefinition": f"{ARN}:task-definition/web:{revision}", "include": ["TAGS"]},
         )
-    assert gateway.find_revision("web", "wanted") == f"{ARN}:task-definition/web:2"
+    assert gateway.find_revision(wanted("wanted")) == f"{ARN}:task-definition/web:2"
 
 
 def test_find_revision_looks_at_the_newest_fifty(stub: tuple[ecs.EcsGateway, Stubber]) -> None:
@@ -259,13 +266,13 @@ def test_find_revision_looks_at_the_newest_fifty(stub: tuple[ecs.EcsGateway, Stu
         {"taskDefinitionArns": [f"{ARN}:task-definition/web:{r}" for r in revisions]},
         {"familyPrefix": "web", "status": "ACTIVE", "sort": "DESC", "maxResults": 100},
     )
-    for revision in list(revisions)[: ecs.FIND_REVISION_LIMIT]:
+    for revision in list(revisions)[: FIND_REVISION_LIMIT]:
         stubber.add_response(
             "describe_task_definition",
             described(revision),
             {"taskDefinition": f"{ARN}:task-definition/web:{revision}", "include": ["TAGS"]},
         )
-    assert gateway.find_revision("web", "old") is None
+    assert gateway.find_revision(wanted("old")) is None
 
 
 def test_stopped_task_reasons(stub: tuple[ecs.EcsGateway, Stubber]) -> None:
@@ -287,6 +294,7 @@ def test_stopped_task_reasons(stub: tuple[ecs.EcsGateway, Stubber]) -> None:
             "tasks": [
                 {
                     "taskArn": arns[0],
+                    "lastStatus": "STOPPED",
                     "stopCode": "EssentialContainerExited",
                     "stoppedReason": "Essential container in task exited",
                     "stoppedAt": T0,
@@ -294,6 +302,7 @@ def test_stopped_task_reasons(stub: tuple[ecs.EcsGateway, Stubber]) -> None:
                 },
                 {
                     "taskArn": arns[1],
+                    "lastStatus": "STOPPED",
                     "stopCode": "TaskFailedToStart",
                     "stoppedReason": "CannotPullContainerError: pull image manifest retried",
                     "stoppedAt": T0 + timedelta(seconds=30),
@@ -303,34 +312,40 @@ def test_stopped_task_reasons(stub: tuple[ecs.EcsGateway, Stubber]) -> None:
         },
         {"cluster": "prod", "tasks": arns},
     )
-    assert gateway.stopped_task_reasons("prod", "ecs-svc/2", limit=5) == [
+    lines = (
         "TaskFailedToStart: CannotPullContainerError: pull image manifest retried; "
         "container api: CannotPullContainerError",
         "EssentialContainerExited: Essential container in task exited; container api exit code 137",
-    ]
+    )
+    assert gateway.stopped_tasks("prod", "ecs-svc/2", limit=5).lines == lines
+    # A stopped task never changes: the next look lists, and describes nothing.
+    stubber.add_response(
+        "list_tasks",
+        {"taskArns": arns},
+        {"cluster": "prod", "startedBy": "ecs-svc/2", "desiredStatus": "STOPPED", "maxResults": 5},
+    )
+    assert gateway.stopped_tasks("prod", "ecs-svc/2", limit=5).lines == lines
+
 
 
 def test_no_stopped_tasks_no_describe(stub: tuple[ecs.EcsGateway, Stubber]) -> None:
     gateway, stubber = stub
     stubber.add_response("list_tasks", {"taskArns": []})
-    assert gateway.stopped_task_reasons("prod", "ecs-svc/2") == []
+    assert gateway.stopped_tasks("prod", "ecs-svc/2").lines == ()
 
 
-def test_stopped_tasks_page_and_batch_by_hundred(stub: tuple[ecs.EcsGateway, Stubber]) -> None:
+def test_stopped_tasks_read_one_page_and_describe_by_hundred(
+    stub: tuple[ecs.EcsGateway, Stubber],
+) -> None:
     gateway, stubber = stub
-    arns = [f"{ARN}:task/prod/t{i}" for i in range(150)]
+    arns = [f"{ARN}:task/prod/t{i}" for i in range(100)]
     listing = {"cluster": "prod", "startedBy": "ecs-svc/2", "desiredStatus": "STOPPED"}
     stubber.add_response(
-        "list_tasks", {"taskArns": arns[:100], "nextToken": "n"}, {**listing, "maxResults": 100}
+        "list_tasks", {"taskArns": arns, "nextToken": "n"}, {**listing, "maxResults": 100}
     )
-    stubber.add_response(
-        "list_tasks", {"taskArns": arns[100:]}, {**listing, "maxResults": 50, "nextToken": "n"}
-    )
-    for batch in (arns[:100], arns[100:]):
-        tasks = [
-            {"taskArn": arn, "stoppedReason": "Scaling activity", "stoppedAt": T0} for arn in batch
-        ]
-        stubber.add_response(
-            "describe_tasks", {"tasks": tasks}, {"cluster": "prod", "tasks": batch}
-        )
-    assert len(gateway.stopped_task_reasons("prod", "ecs-svc/2", limit=150)) == 150
+    tasks = [
+        {"taskArn": arn, "stoppedReason": "Scaling activity", "stoppedAt": T0} for arn in arns
+    ]
+    stubber.add_response("describe_tasks", {"tasks": tasks}, {"cluster": "prod", "tasks": arns})
+    stopped = gateway.stopped_tasks("prod", "ecs-svc/2")
+    assert len(stopped.lines) == 100 and not stopped.complete

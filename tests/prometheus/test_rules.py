@@ -19,7 +19,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from ecsop.decision.actions import Phase
+from ecsop.decision.reasons import Phase
 from ecsop.observability.metrics import Metrics
 from grafana import DASHBOARD, dashboard_queries
 

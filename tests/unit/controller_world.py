@@ -20,19 +20,21 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
+from ecsop.aws.revisions import PreparedClone
 from ecsop.controller.manager import Controller, ControllerSettings
-from ecsop.decision.actions import Phase
 from ecsop.decision.ecs_state import (
-    TAG_FINGERPRINT,
-    TAG_LAST_GOOD,
     Deployment,
     DeploymentStatus,
+    Fingerprint,
     RolloutState,
     ServiceMissing,
     ServiceState,
     TaskDefinition,
     TaskDefinitionArn,
 )
+from ecsop.decision.memory import TAG_LAST_GOOD, RevisionMemory
+from ecsop.decision.observation import StoppedTasks
+from ecsop.decision.reasons import Phase
 from ecsop.observability.metrics import Metrics
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -76,6 +78,8 @@ class FakeEcs:
         self.services: dict[str, ServiceState] = {}
         self.calls: list[str] = []
         self.describe_error: Exception | None = None
+        self.stopped: dict[str, list[str]] = {}
+        """Deployment id -> its stopped tasks' lines, newest first (scripted by tests)."""
         self._deployments = 0
 
     # -- arranging ---------------------------------------------------------------
@@ -151,19 +155,45 @@ class FakeEcs:
     def task_definition(self, arn: str) -> TaskDefinition:
         return self.tds[arn]
 
-    def find_revision(self, family: str, fingerprint: str) -> TaskDefinitionArn | None:
+    def prepare_clone(
+        self,
+        base: TaskDefinitionArn,
+        images: Mapping[str, str],
+        release: str,
+        fingerprint: str,
+        commit: str | None,
+    ) -> PreparedClone:
+        old = self.tds[base]
+        merged = {**old.images, **images}
+        revision = RevisionMemory(release, Fingerprint(fingerprint), _content(old.family, merged))
+        return PreparedClone(old.family, {"images": merged}, revision)
+
+    def reusable(self, arn: TaskDefinitionArn, clone: PreparedClone) -> bool:
+        td = self.tds[arn]
+        owner = RevisionMemory.read(td.tags).release
+        return td.content == clone.revision.content and owner in ("", clone.revision.release)
+
+    def find_revision(self, clone: PreparedClone) -> TaskDefinitionArn | None:
         self.calls.append("FindRevision")
         for td in sorted(self.tds.values(), key=lambda t: -t.revision):
-            if td.family == family and td.tags.get(TAG_FINGERPRINT) == fingerprint:
+            found = RevisionMemory.read(td.tags)
+            if td.family == clone.family and (found.release, found.content) == (
+                clone.revision.release,
+                clone.revision.content,
+            ):
                 return td.arn
         return None
 
-    def register_clone(
-        self, base: str, images: Mapping[str, str], tags: Mapping[str, str]
-    ) -> TaskDefinition:
+    def register(self, clone: PreparedClone) -> TaskDefinition:
         self.calls.append("RegisterTaskDefinition")
-        old = self.tds[base]
-        return self._register(old.family, {**old.images, **images}, {**old.tags, **tags})
+        return self._register(clone.family, clone.request["images"], clone.revision.tags())
+
+    def stopped_tasks(self, cluster: str, deployment_id: str) -> StoppedTasks:
+        self.calls.append("ListTasks")
+        return StoppedTasks(tuple(self.stopped.get(deployment_id, ())))
+
+    def service_deployments(self, cluster: str, service: str) -> None:
+        return None
 
     def update_service(self, cluster: str, service: str, task_definition: str) -> str:
         self.calls.append("UpdateService")
@@ -196,7 +226,9 @@ class FakeEcs:
         arn = TaskDefinitionArn(
             f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/{family}:{revision}"
         )
-        td = TaskDefinition(arn, family, revision, dict(images), dict(tags))
+        td = TaskDefinition(
+            arn, family, revision, dict(images), dict(tags), _content(family, images)
+        )
         self.tds[arn] = td
         return td
 
@@ -218,6 +250,10 @@ class FakeEcs:
 
     def _set(self, name: str, **changes: Any) -> None:
         self.services[name] = dataclasses.replace(self.services[name], **changes)
+
+
+def _content(family: str, images: Mapping[str, str]) -> str:
+    return hashlib.sha256(repr((family, sorted(images.items()))).encode()).hexdigest()[:24]
 
 
 def release_doc(name: str, app: str, **spec: Any) -> dict[str, Any]:

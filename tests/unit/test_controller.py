@@ -16,8 +16,8 @@ import structlog
 from controller_world import CLUSTER, CRASH, V1, V2, World
 
 from ecsop.aws.clients import AwsError
-from ecsop.decision.actions import Phase
-from ecsop.decision.ecs_state import TAG_FAILED_FINGERPRINT, TAG_LAST_GOOD
+from ecsop.decision.memory import TAG_LAST_GOOD, ServiceMemory
+from ecsop.decision.reasons import Phase
 from ecsop.spec.model import fingerprint
 
 # --- phases, as status reports them -----------------------------------------------------
@@ -61,7 +61,8 @@ def test_failed_rollout_rolls_back_then_degraded(world: World) -> None:
         "rolled_back",
         "failed_tasks",
     )
-    assert world.ecs.tags("shop")[TAG_FAILED_FINGERPRINT] == fingerprint({"app": CRASH})
+    failed = ServiceMemory.read(world.ecs.tags("shop")).failed
+    assert failed is not None and failed.fingerprint == fingerprint({"app": CRASH})
     world.reconcile()
     assert world.phase() is Phase.ROLLING_BACK
     world.ecs.complete("shop")
@@ -205,7 +206,7 @@ def test_a_deploy_logs_the_deployment_it_started(world: World) -> None:
 
 @pytest.fixture
 def worker(world: World) -> Iterator[threading.Thread]:
-    thread = threading.Thread(target=world.controller._work, daemon=True)
+    thread = threading.Thread(target=world.controller.loop._work, daemon=True)
     thread.start()
     yield thread
     world.controller.queue.shutdown()

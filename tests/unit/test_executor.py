@@ -1,4 +1,7 @@
-"""The executor writes what the daemon must remember before the change it explains."""
+"""The executor writes what the daemon must remember before the change it explains.
+
+And a failed write of that memory never stops the safe action (issue 21, #6).
+"""
 
 from __future__ import annotations
 
@@ -7,61 +10,66 @@ from dataclasses import replace
 
 import pytest
 
-from ecsop.controller import executor
-from ecsop.decision.actions import (
-    Deploy,
-    Failure,
-    Phase,
-    Reason,
-    RecordFailure,
-    RecordLastGood,
-    Rollback,
-)
-from ecsop.decision.ecs_state import (
-    TAG_COMMIT,
-    TAG_DEPLOYING,
-    TAG_FAILED_FINGERPRINT,
-    TAG_FAILED_REASON,
-    TAG_FINGERPRINT,
+from builders import deployment, memory_tags, service, td_arn
+from ecsop.aws.clients import AwsError
+from ecsop.aws.revisions import PreparedClone
+from ecsop.controller.executor import AwsExecutor, DryRunExecutor, WriteLog
+from ecsop.decision.actions import Deploy, LetGo, RecordFailure, RecordLastGood, Rollback
+from ecsop.decision.ecs_state import Fingerprint, TaskDefinition, TaskDefinitionArn
+from ecsop.decision.memory import (
+    LEGACY_SERVICE_KEYS,
     TAG_LAST_GOOD,
-    TAG_RELEASE,
-    Fingerprint,
-    ServiceState,
-    TaskDefinition,
-    TaskDefinitionArn,
+    TAG_STATE,
+    RevisionMemory,
+    ServiceMemory,
 )
+from ecsop.decision.reasons import Failure, Phase, Reason
 
-BASE = TaskDefinitionArn("arn:aws:ecs:us-east-1:1:task-definition/api:1")
-CLONE = TaskDefinitionArn("arn:aws:ecs:us-east-1:1:task-definition/api:2")
-SERVICE = ServiceState(
-    arn="arn:aws:ecs:us-east-1:1:service/prod/api",
-    cluster="prod",
-    name="api",
-    status="ACTIVE",
-    task_definition=BASE,
-    desired_count=1,
-    running_count=1,
-    deployments=(),
-)
+BASE = td_arn("api", 1)
+CLONE = td_arn("api", 2)
+SERVICE = service(deployment(BASE), tags=memory_tags(last_good=BASE))
+MEMORY = ServiceMemory.read(SERVICE.tags)
 
 
 class RecordingGateway:
-    def __init__(self, existing: TaskDefinitionArn | None = None) -> None:
+    """Records every call; ``existing`` is a revision ``find_revision`` finds."""
+
+    def __init__(
+        self,
+        existing: TaskDefinitionArn | None = None,
+        reusable: bool = True,
+        tag_error: AwsError | None = None,
+    ) -> None:
         self.calls: list[tuple[str, object]] = []
         self.existing = existing
+        self._reusable = reusable
+        self.tag_error = tag_error
 
-    def task_definition(self, arn: TaskDefinitionArn) -> TaskDefinition:
-        return TaskDefinition(arn, "api", 1, {"api": "old"})
+    def task_definition(self, arn: str) -> TaskDefinition:
+        return TaskDefinition(TaskDefinitionArn(arn), "api", 1, {"api": "old"})
 
-    def find_revision(self, family: str, fingerprint: str) -> TaskDefinitionArn | None:
-        self.calls.append(("find_revision", (family, fingerprint)))
+    def prepare_clone(
+        self,
+        base: TaskDefinitionArn,
+        images: Mapping[str, str],
+        release: str,
+        fingerprint: str,
+        commit: str | None,
+    ) -> PreparedClone:
+        revision = RevisionMemory(release, Fingerprint(fingerprint), "c1", commit or "")
+        return PreparedClone("api", {"base": base, "images": dict(images)}, revision)
+
+    def reusable(self, arn: TaskDefinitionArn, clone: PreparedClone) -> bool:
+        self.calls.append(("reusable", arn))
+        return self._reusable
+
+    def find_revision(self, clone: PreparedClone) -> TaskDefinitionArn | None:
+        self.calls.append(("find_revision", clone.revision.content))
         return self.existing
 
-    def register_clone(
-        self, base: TaskDefinitionArn, images: Mapping[str, str], tags: Mapping[str, str]
-    ) -> TaskDefinition:
-        self.calls.append(("register_clone", (base, dict(images), dict(tags))))
-        return TaskDefinition(CLONE, "api", 2, dict(images), dict(tags))
+    def register(self, clone: PreparedClone) -> TaskDefinition:
+        self.calls.append(("register", clone.revision.tags()))
+        return TaskDefinition(CLONE, "api", 2, dict(clone.request["images"]))
 
     def update_service(self, cluster: str, service: str, task_definition: TaskDefinitionArn) -> str:
         self.calls.append(("update_service", task_definition))
@@ -69,9 +77,14 @@ class RecordingGateway:
 
     def tag_service(self, service_arn: str, tags: Mapping[str, str]) -> None:
         self.calls.append(("tag_service", dict(tags)))
+        if self.tag_error is not None:
+            raise self.tag_error
 
     def untag_service(self, service_arn: str, keys: list[str]) -> None:
         self.calls.append(("untag_service", list(keys)))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
 
 
 def deploy(reuse: TaskDefinitionArn | None = None) -> Deploy:
@@ -83,44 +96,13 @@ def deploy(reuse: TaskDefinitionArn | None = None) -> Deploy:
         fingerprint=Fingerprint("f1"),
         images={"api": "new"},
         base=BASE,
+        memory=MEMORY.stamped("api-prod", "w1").rolling_out(Fingerprint("f1")),
         reuse=reuse,
     )
 
 
-def test_deploy_registers_a_tagged_clone_then_updates() -> None:
-    gateway = RecordingGateway()
-    applied = executor.execute(deploy(), gateway, SERVICE, "api-prod", "abc123")
-    assert [name for name, _ in gateway.calls] == [
-        "find_revision",
-        "register_clone",
-        "update_service",
-        "tag_service",
-    ]
-    assert gateway.calls[-1] == ("tag_service", {TAG_DEPLOYING: "f1", TAG_RELEASE: "api-prod"})
-    _, (base, images, tags) = gateway.calls[1]  # type: ignore[misc]
-    assert (base, images) == (BASE, {"api": "new"})
-    assert tags == {TAG_RELEASE: "api-prod", TAG_FINGERPRINT: "f1", TAG_COMMIT: "abc123"}
-    assert applied.registered and applied.task_definition == CLONE
-
-
-def test_deploy_reuses_a_revision_already_carrying_the_fingerprint() -> None:
-    gateway = RecordingGateway(existing=CLONE)
-    applied = executor.execute(deploy(), gateway, SERVICE, "api-prod", None)
-    assert ("update_service", CLONE) in gateway.calls
-    assert "register_clone" not in [name for name, _ in gateway.calls]
-    assert not applied.registered
-
-
-def test_deploy_of_known_revision_makes_no_lookup() -> None:
-    gateway = RecordingGateway()
-    executor.execute(deploy(reuse=BASE), gateway, SERVICE, "api-prod", None)
-    assert gateway.calls[0] == ("update_service", BASE)
-    assert [name for name, _ in gateway.calls] == ["update_service", "tag_service"]
-
-
-def test_rollback_records_the_failure_before_changing_the_service() -> None:
-    gateway = RecordingGateway()
-    action = Rollback(
+def rollback() -> Rollback:
+    return Rollback(
         Phase.ROLLING_BACK,
         Reason.ROLLING_BACK,
         "",
@@ -129,50 +111,158 @@ def test_rollback_records_the_failure_before_changing_the_service() -> None:
         failed_fingerprint=Fingerprint("bad"),
         failure=Failure.TIMEOUT,
         detail="",
+        memory=MEMORY.failed_with(Fingerprint("bad"), Failure.TIMEOUT),
     )
-    executor.execute(action, gateway, SERVICE, "api-prod", None)
-    assert gateway.calls == [
-        (
-            "tag_service",
-            {TAG_FAILED_FINGERPRINT: "bad", TAG_FAILED_REASON: "timeout", TAG_RELEASE: "api-prod"},
-        ),
-        ("update_service", BASE),
+
+
+def test_deploy_registers_a_tagged_clone_then_updates_then_records_the_rollout() -> None:
+    gateway = RecordingGateway()
+    applied = AwsExecutor(WriteLog()).execute(deploy(), gateway, SERVICE, "api-prod", "abc123")
+    assert gateway.names() == ["find_revision", "register", "update_service", "tag_service"]
+    assert (
+        gateway.calls[1][1] == RevisionMemory("api-prod", Fingerprint("f1"), "c1", "abc123").tags()
+    )
+    written = ServiceMemory.read(gateway.calls[-1][1])  # type: ignore[arg-type]
+    assert written.deploying == "f1" and written.writer == "w1"
+    assert applied.registered and applied.task_definition == CLONE
+
+
+def test_deploy_reuses_a_revision_with_the_same_content() -> None:
+    gateway = RecordingGateway(existing=CLONE)
+    applied = AwsExecutor(WriteLog()).execute(deploy(), gateway, SERVICE, "api-prod", None)
+    assert ("update_service", CLONE) in gateway.calls
+    assert "register" not in gateway.names()
+    assert not applied.registered
+
+
+def test_a_revert_reuses_last_good_only_when_its_content_is_what_a_clone_would_be() -> None:
+    """Issue 21, #2: a revert must not undo a configuration change made since."""
+    same = RecordingGateway(reusable=True)
+    AwsExecutor(WriteLog()).execute(deploy(reuse=CLONE), same, SERVICE, "api-prod", None)
+    assert same.names() == ["reusable", "update_service", "tag_service"]
+    changed = RecordingGateway(reusable=False)
+    AwsExecutor(WriteLog()).execute(deploy(reuse=CLONE), changed, SERVICE, "api-prod", None)
+    assert changed.names() == [
+        "reusable",
+        "find_revision",
+        "register",
+        "update_service",
+        "tag_service",
     ]
 
 
-@pytest.mark.parametrize("clear", [pytest.param(False, id="keep"), pytest.param(True, id="clear")])
-def test_record_last_good(clear: bool) -> None:
+def test_deploy_skips_update_service_when_the_revision_already_is_primary() -> None:
+    """Two racing passes: the second finds its revision already rolling out (issue 22, #1)."""
+    rolling = service(deployment(CLONE), tags=SERVICE.tags)
+    gateway = RecordingGateway(existing=CLONE)
+    applied = AwsExecutor(WriteLog()).execute(deploy(), gateway, rolling, "api-prod", None)
+    assert "update_service" not in gateway.names()
+    assert applied.deployment_id == rolling.deployments[0].id
+
+
+def test_rollback_records_the_failure_before_changing_the_service() -> None:
+    gateway = RecordingGateway()
+    AwsExecutor(WriteLog()).execute(rollback(), gateway, SERVICE, "api-prod", None)
+    assert gateway.names() == ["tag_service", "update_service"]
+    written = ServiceMemory.read(gateway.calls[0][1])  # type: ignore[arg-type]
+    assert written.failed is not None and written.failed.fingerprint == "bad"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(
+            AwsError("InvalidParameterException", "too many tags", "TagResource"), id="limit"
+        ),
+        pytest.param(AwsError("AccessDeniedException", "no", "TagResource"), id="denied"),
+    ],
+)
+def test_a_rollback_happens_even_when_its_record_cannot_be_written(error: AwsError) -> None:
+    """Issue 21, #6: bookkeeping must never keep a failing rollout running."""
+    log = WriteLog()
+    gateway = RecordingGateway(tag_error=error)
+    applied = AwsExecutor(log).execute(rollback(), gateway, SERVICE, "api-prod", None)
+    assert gateway.names() == ["tag_service", "update_service"]
+    assert applied.memory_error.startswith(error.code)
+    kept = log.unwritten(SERVICE.arn)
+    assert kept is not None and kept.failed is not None and kept.failed.fingerprint == "bad"
+
+
+def test_memory_kept_in_process_is_written_once_it_fits() -> None:
+    log = WriteLog()
+    AwsExecutor(log).execute(
+        rollback(),
+        RecordingGateway(tag_error=AwsError("X", "y", "TagResource")),
+        SERVICE,
+        "a",
+        None,
+    )
+    gateway = RecordingGateway()
+    AwsExecutor(log).flush(gateway, SERVICE)
+    assert gateway.names() == ["tag_service"]
+    assert log.unwritten(SERVICE.arn) is None and log.written(SERVICE.arn)
+
+
+def test_record_last_good_writes_both_tags_in_one_call() -> None:
+    gateway = RecordingGateway()
+    memory = MEMORY.proven(SERVICE.arn, "api-prod", CLONE)
+    action = RecordLastGood(
+        Phase.SYNCED, Reason.BAKED, "", None, task_definition=CLONE, memory=memory
+    )
+    AwsExecutor(WriteLog()).execute(action, gateway, SERVICE, "api-prod", None)
+    assert gateway.names() == ["tag_service"]
+    assert gateway.calls[0][1][TAG_LAST_GOOD] == CLONE  # type: ignore[index]
+
+
+def test_unchanged_memory_writes_nothing() -> None:
+    """Adopting a service whose tags are already right costs no TagResource (issue 22, #3)."""
     gateway = RecordingGateway()
     action = RecordLastGood(
-        Phase.SYNCED, Reason.BAKED, "", None, task_definition=CLONE, clear_failure=clear
+        Phase.SYNCED, Reason.ADOPTED, "", None, task_definition=BASE, memory=MEMORY
     )
-    executor.execute(action, gateway, SERVICE, "api-prod", None)
-    assert gateway.calls[0] == ("tag_service", {TAG_LAST_GOOD: CLONE, TAG_RELEASE: "api-prod"})
-    assert (
-        ("untag_service", [TAG_FAILED_FINGERPRINT, TAG_FAILED_REASON]) in gateway.calls
-    ) is clear
+    AwsExecutor(WriteLog()).execute(action, gateway, SERVICE, "api-prod", None)
+    assert gateway.calls == []
 
 
-def test_record_failure_only_tags() -> None:
-    gateway = RecordingGateway()
+def test_legacy_tags_are_replaced_by_the_two_tag_layout() -> None:
+    legacy = replace(
+        SERVICE,
+        tags={
+            "ecsop:release": "api-prod",
+            TAG_LAST_GOOD: BASE,
+            "ecsop:failed-fingerprint": "bad",
+            "ecsop:failed-reason": "timeout",
+        },
+    )
+    memory = ServiceMemory.read(legacy.tags)
+    assert memory.legacy and memory.vouches_for_last_good(legacy.arn, "api-prod")
     action = RecordFailure(
-        Phase.ROLLING_BACK,
-        Reason.ECS_ROLLING_BACK,
+        Phase.DEGRADED,
+        Reason.RELEASE_FAILED,
         "",
-        5,
+        None,
         failed_fingerprint=Fingerprint("bad"),
-        failure=Failure.ECS_ROLLBACK,
+        failure=Failure.TIMEOUT,
         detail="",
+        memory=memory.stamped("api-prod", "w1"),
     )
-    executor.execute(action, gateway, SERVICE, "api-prod", None)
-    assert [name for name, _ in gateway.calls] == ["tag_service"]
-
-
-def test_last_good_clears_the_rollout_record() -> None:
     gateway = RecordingGateway()
-    service = replace(SERVICE, tags={TAG_DEPLOYING: "f1"})
-    action = RecordLastGood(
-        Phase.SYNCED, Reason.BAKED, "", None, task_definition=CLONE, clear_failure=False
-    )
-    executor.execute(action, gateway, service, "api-prod", None)
-    assert gateway.calls[-1] == ("untag_service", [TAG_DEPLOYING])
+    AwsExecutor(WriteLog()).execute(action, gateway, legacy, "api-prod", None)
+    assert gateway.names() == ["tag_service", "untag_service"]
+    assert set(gateway.calls[0][1]) == {TAG_LAST_GOOD, TAG_STATE}  # type: ignore[arg-type]
+    assert set(gateway.calls[1][1]) == set(LEGACY_SERVICE_KEYS) - {"ecsop:deploying-fingerprint"}  # type: ignore[arg-type]
+
+
+def test_let_go_removes_only_ecsops_tags() -> None:
+    tagged = replace(SERVICE, tags={**SERVICE.tags, "team": "x"})
+    gateway = RecordingGateway()
+    action = LetGo(Phase.PROGRESSING, Reason.REMOVED, "", None, untag=True)
+    AwsExecutor(WriteLog()).execute(action, gateway, tagged, "api-prod", None)
+    assert gateway.calls == [("untag_service", [TAG_LAST_GOOD, TAG_STATE])]
+
+
+def test_dry_run_changes_nothing_and_says_what_it_would_register() -> None:
+    gateway = RecordingGateway()
+    applied = DryRunExecutor().execute(deploy(), gateway, SERVICE, "api-prod", None)
+    assert gateway.names() == ["find_revision"]
+    assert applied.dry_run and applied.registered and applied.task_definition is None

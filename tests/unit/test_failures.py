@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from ecsop.decision import failures
-from ecsop.decision.actions import Failure, Phase, Reason, RecordFailure, Rollback
-from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
+from builders import deployment, release, service, td_arn
+from ecsop.decision import failures, gates
 from ecsop.decision.failures import StopKind
+from ecsop.decision.gates import Verdict
+from ecsop.decision.observation import Observation, StoppedTasks
+from ecsop.decision.reasons import Failure
 
 TG = (
     "arn:aws:elasticloadbalancing:us-west-2:615288112214:"
@@ -194,41 +196,36 @@ def test_ecs_alarm_failure(reason: str, events: list[str], expected: str | None)
     assert failures.ecs_alarm_failure(reason, events) == expected
 
 
-def _rollback(failure: Failure, detail: str) -> Rollback:
-    return Rollback(
-        Phase.ROLLING_BACK,
-        Reason.ROLLING_BACK,
-        f"rolling back abc to api:1: {failure}: {detail}",
-        5,
-        to=TaskDefinitionArn("arn:aws:ecs:us-east-1:1:task-definition/api:1"),
-        failed_fingerprint=Fingerprint("abc"),
-        failure=failure,
-        detail=detail,
-        deployment_id="ecs-svc/2",
+ELB_LINE = f"Task failed ELB health checks in (target-group {TG})"
+EXITED = "EssentialContainerExited: Essential container in task exited"
+CRASH_LINE = f"{EXITED}; container api exit code 1"
+ELB = failures.classify_stop(ELB_LINE)
+CRASH = failures.classify_stop(CRASH_LINE)
+SCALED = "ServiceSchedulerInitiated: Scaling activity initiated by (deployment ecs-svc/1)"
+
+
+def explained(verdict: Verdict, *lines: str, target_health: bool = True) -> Verdict:
+    rel = release(rollout={"targetHealth": target_health})
+    observed = Observation(
+        service(deployment(td_arn("api", 1))),
+        {},
+        stopped=StoppedTasks(tuple(lines)),
     )
+    return gates.explained(verdict, rel, observed)
 
 
-ELB = failures.classify_stop(f"Task failed ELB health checks in (target-group {TG})")
-CRASH = failures.classify_stop("Essential container in task exited; container api exit code 1")
-
-
-def test_refine_adds_the_stop_reason() -> None:
-    refined = failures.refine(
-        _rollback(Failure.FAILED_TASKS, "2 failed"), CRASH, target_health=True
-    )
+def test_the_first_stop_reason_explains_a_failure() -> None:
+    refined = explained(Verdict(Failure.FAILED_TASKS, "2 failed"), CRASH_LINE)
     assert refined.failure is Failure.FAILED_TASKS
     assert refined.stop_reason == CRASH.text
-    assert refined.message.endswith(
-        "first stopped task: essential container api exited with code 1"
-    )
+    assert refined.detail.endswith("first stopped task: essential container api exited with code 1")
 
 
-def test_refine_reports_elb_failed_tasks_as_target_health_when_the_gate_is_on() -> None:
-    refined = failures.refine(_rollback(Failure.FAILED_TASKS, "2 failed"), ELB, target_health=True)
+def test_elb_failed_tasks_are_target_health_when_the_gate_is_on() -> None:
+    refined = explained(Verdict(Failure.FAILED_TASKS, "2 failed"), ELB_LINE)
     assert refined.failure is Failure.TARGET_HEALTH
     assert "ELB health checks" in refined.detail
-    assert "target_health: new tasks failed their ELB health checks" in refined.message
-    off = failures.refine(_rollback(Failure.FAILED_TASKS, "2 failed"), ELB, target_health=False)
+    off = explained(Verdict(Failure.FAILED_TASKS, "2 failed"), ELB_LINE, target_health=False)
     assert off.failure is Failure.FAILED_TASKS
 
 
@@ -236,26 +233,37 @@ def test_refine_reports_elb_failed_tasks_as_target_health_when_the_gate_is_on() 
     "failure", [Failure.FAILED_TASKS, Failure.CIRCUIT_BREAKER, Failure.ECS_ROLLBACK]
 )
 def test_any_task_count_failure_from_elb_health_checks_is_target_health(failure: Failure) -> None:
-    refined = failures.refine(_rollback(failure, "x"), ELB, target_health=True)
-    assert refined.failure is Failure.TARGET_HEALTH
+    assert explained(Verdict(failure, "x"), ELB_LINE).failure is Failure.TARGET_HEALTH
 
 
-def test_refine_leaves_other_kinds_and_unknown_reasons_alone() -> None:
-    breaker = _rollback(Failure.CIRCUIT_BREAKER, "tasks failed to start")
-    assert failures.refine(breaker, CRASH, target_health=True).failure is Failure.CIRCUIT_BREAKER
-    assert failures.refine(breaker, None, target_health=True) is breaker
-    timeout = _rollback(Failure.TIMEOUT, "not completed")
-    assert failures.refine(timeout, ELB, target_health=True).failure is Failure.TIMEOUT
-    record = RecordFailure(
-        Phase.ROLLING_BACK,
-        Reason.ECS_ROLLING_BACK,
-        "ECS is rolling back abc: x",
-        5,
-        failed_fingerprint=Fingerprint("abc"),
-        failure=Failure.ECS_ROLLBACK,
-        detail="x",
-        deployment_id="ecs-svc/2",
-        rolled_back_by_ecs=True,
-    )
-    refined = failures.refine(record, CRASH, target_health=True)
-    assert refined.rolled_back_by_ecs and refined.stop_reason == CRASH.text
+def test_other_kinds_and_unread_reasons_are_left_alone() -> None:
+    breaker = Verdict(Failure.CIRCUIT_BREAKER, "tasks failed to start")
+    assert explained(breaker, CRASH_LINE).failure is Failure.CIRCUIT_BREAKER
+    assert explained(breaker) == breaker
+    timeout = Verdict(Failure.TIMEOUT, "not completed")
+    assert explained(timeout, ELB_LINE).failure is Failure.TIMEOUT
+
+
+# --- ecsop's own count (issue 24) -------------------------------------------------------
+
+
+def test_tally_counts_crashes_after_running_and_skips_scale_in() -> None:
+    exited_zero = f"{EXITED}; container api exit code 0"
+    tally = failures.tally([CRASH_LINE, SCALED, CRASH_LINE, exited_zero, "UserInitiated: stopped"])
+    assert (tally.failed, tally.crashed_after_running, tally.exit_code) == (2, 2, 1)
+    assert tally.container == "api"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param(SCALED, id="scale-in"),
+        pytest.param("UserInitiated: Task stopped by user", id="stop-task"),
+        pytest.param("SpotInterruption: Your Spot Task was interrupted.", id="spot"),
+        pytest.param(
+            "ServiceSchedulerInitiated: Task replaced due to AZ rebalancing", id="rebalancing"
+        ),
+    ],
+)
+def test_stops_that_say_nothing_about_the_revision_are_not_counted(line: str) -> None:
+    assert failures.tally([line, line, line]).failed == 0

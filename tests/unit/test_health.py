@@ -19,14 +19,12 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
+from builders import memory_tags
 from ecsop.aws.clients import AwsError
 from ecsop.aws.ecs import EcsGateway
-from ecsop.decision import actions, gates
+from ecsop.decision import actions
 from ecsop.decision import decide as reconciler
-from ecsop.decision.actions import Failure, Phase, Reason
 from ecsop.decision.ecs_state import (
-    TAG_FAILED_FINGERPRINT,
-    TAG_LAST_GOOD,
     Deployment,
     DeploymentStatus,
     LoadBalancer,
@@ -38,6 +36,8 @@ from ecsop.decision.ecs_state import (
     TaskTarget,
 )
 from ecsop.decision.observation import Health, Observation, Options
+from ecsop.decision.reasons import Failure, Phase, Reason
+from ecsop.decision.situation import Probe, classify, probes_for
 from ecsop.probes import health, http_checks
 from ecsop.spec.model import HttpCheck, Rollout, ServiceRelease, fingerprint
 
@@ -109,9 +109,7 @@ def observe(
     state: dict[str, Any] | None = None,
     **health: Any,
 ) -> Observation:
-    tags = {TAG_LAST_GOOD: last_good} if last_good else {}
-    if failed:
-        tags[TAG_FAILED_FINGERPRINT] = failed
+    tags = memory_tags(last_good=last_good, failed=failed or None) if last_good or failed else {}
     service = ServiceState(
         arn="arn:aws:ecs:us-east-1:111122223333:service/prod/api",
         cluster="prod",
@@ -197,8 +195,12 @@ def test_http_checks_must_not_repeat_and_are_in_the_schema() -> None:
         pytest.param(observe(deployment(TD_OLD, RolloutState.COMPLETED)), False, id="steady-old"),
     ],
 )
-def test_needs_health(obs: Observation, expected: bool) -> None:
-    assert gates.needs_health(release(), obs) is expected
+def test_gates_are_probed_only_while_a_rollout_is_judged(obs: Observation, expected: bool) -> None:
+    assert (Probe.GATES in probed(release(), obs)) is expected
+
+
+def probed(rel: ServiceRelease, obs: Observation) -> frozenset[Probe]:
+    return probes_for(classify(rel, obs, Options()))
 
 
 TD_SUPERSEDED = TaskDefinition(arn(3), "api", 3, {"api": OLD}, {"ecsop:release": "api-prod"})
@@ -210,7 +212,7 @@ def test_a_superseded_rollout_of_ours_is_probed_and_judged_on_health() -> None:
     rel = release(alarms=["api-5xx"])
     obs = observe(deployment(TD_SUPERSEDED, RolloutState.IN_PROGRESS), OLD_ACTIVE)
     obs = replace(obs, task_definitions={**TDS, TD_SUPERSEDED.arn: TD_SUPERSEDED})
-    assert gates.needs_health(rel, obs) is True
+    assert Probe.GATES in probed(rel, obs)
     action = decide(rel, replace(obs, health=Health(alarms_in_alarm=("api-5xx",))))
     assert isinstance(action, actions.Rollback) and action.failure is Failure.ALARM
 
@@ -220,17 +222,17 @@ def test_a_recorded_failure_without_automatic_rollback_is_still_probed() -> None
     document["spec"]["rollback"] = {"automatic": False}
     rel = ServiceRelease.model_validate(document)
     obs = observe(ROLLING, OLD_ACTIVE, failed=FP_NEW)
-    assert gates.needs_health(rel, obs) is True
+    assert Probe.GATES in probed(rel, obs)
 
 
 def test_our_own_rollback_is_not_probed() -> None:
     obs = observe(deployment(TD_OLD, RolloutState.IN_PROGRESS), failed=FP_NEW)
-    assert gates.needs_health(release(), obs) is False
+    assert not probed(release(), obs)
 
 
 def test_suspended_releases_are_not_probed() -> None:
     rel = release().model_copy(update={"spec": release().spec.model_copy(update={"suspend": True})})
-    assert gates.needs_health(rel, observe(ROLLING, OLD_ACTIVE)) is False
+    assert not probed(rel, observe(ROLLING, OLD_ACTIVE))
 
 
 # --- how gates decide -----------------------------------------------------------------
@@ -454,7 +456,7 @@ def test_probe_asks_nothing_when_no_gate_applies(aws: None) -> None:
     obs = observe(ROLLING, OLD_ACTIVE)
     obs = replace(obs, service=replace(obs.service, load_balancers=(), has_load_balancers=False))
     targets = Targets()
-    assert prober.probe("api-prod", "us-east-1", release(), obs, targets, NOW) == Health()
+    assert prober.probe("api-prod", "us-east-1", release(), obs, targets, NOW, ROLLING) == Health()
     assert clients.asked == [] and targets.calls == 0
     prober.close()
 
@@ -464,9 +466,8 @@ def test_probe_never_passes_a_spec_alarm_that_does_not_exist(aws: None) -> None:
     prober = health.HealthProber(Clients())
     obs = observe(BAKING, state={"alarm_names": ("ecs-owned-missing",)})
     obs = replace(obs, service=replace(obs.service, load_balancers=(), has_load_balancers=False))
-    result = prober.probe(
-        "api-prod", "us-east-1", release(alarms=["api-5xx", "api-5xxx"]), obs, Targets(), NOW
-    )
+    rel = release(alarms=["api-5xx", "api-5xxx"])
+    result = prober.probe("api-prod", "us-east-1", rel, obs, Targets(), NOW, BAKING)
     assert result.alarms_in_alarm == ("api-5xx",)
     # The typo holds back last-good; the service's own missing alarm is ECS's business.
     assert result.unknown == ("alarm api-5xxx (no such CloudWatch alarm in us-east-1)",)
@@ -476,7 +477,13 @@ def test_probe_never_passes_a_spec_alarm_that_does_not_exist(aws: None) -> None:
 def test_probe_reports_aws_errors_as_unknown_gates(aws: None) -> None:
     prober = health.HealthProber(Clients(fail="cloudwatch"))
     result = prober.probe(
-        "api-prod", "us-east-1", release(alarms=["api-5xx"]), observe(BAKING), Targets(), NOW
+        "api-prod",
+        "us-east-1",
+        release(alarms=["api-5xx"]),
+        observe(BAKING),
+        Targets(),
+        NOW,
+        BAKING,
     )
     assert result.unknown == ("alarms (AccessDenied: no cloudwatch for you)",)
     assert result.unhealthy_targets == 0

@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry
 from ecsop import __version__
 from ecsop.aws import clients as aws
 from ecsop.aws import ecs
-from ecsop.decision.actions import Failure, Phase
 from ecsop.decision.ecs_state import RolloutState
+from ecsop.decision.reasons import Failure, Phase
 from ecsop.observability.metrics import OUTCOMES, ROLLBACK_REASONS, Metrics
 
 
@@ -305,7 +305,7 @@ def test_the_worker_pass_that_lets_a_release_go_leaves_no_series_behind(world: W
     queue = world.controller.queue
     queue.add("shop")
     queue.shutdown()  # the worker hands out what is queued, then returns
-    world.controller._work()
+    world.controller.loop._work()
     assert series_of(world.registry, "shop") == set()
 
 

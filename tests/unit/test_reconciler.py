@@ -1,32 +1,39 @@
-"""The reconcile decision, branch by branch (shared/DESIGN.md, "The reconcile decision")."""
+"""The reconcile decision, situation by situation (docs/design.md, "The reconcile decision")."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from builders import NOW, memory_tags, service, task_definition, td_arn
+from builders import deployment as build_deployment
+from builders import release as build_release
 from ecsop.decision import actions
 from ecsop.decision import decide as reconciler
-from ecsop.decision.actions import Failure, Phase, Reason
+from ecsop.decision.actions import (
+    Deploy,
+    ForgetRollout,
+    RecordFailure,
+    RecordLastGood,
+    Rollback,
+    Wait,
+)
 from ecsop.decision.ecs_state import (
-    TAG_FAILED_FINGERPRINT,
-    TAG_FAILED_REASON,
-    TAG_LAST_GOOD,
-    TAG_RELEASE,
     Deployment,
     DeploymentStatus,
     RolloutState,
-    ServiceState,
+    ServiceEvent,
     TaskDefinition,
     TaskDefinitionArn,
 )
-from ecsop.decision.observation import Health, Observation, Options
+from ecsop.decision.memory import TAG_RELEASE
+from ecsop.decision.observation import Health, Observation, Options, ServiceDeploymentRecord
+from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.spec.model import ServiceRelease, fingerprint
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 OLD = "repo/api@sha256:" + "0" * 64
 NEW = "repo/api@sha256:" + "1" * 64
 OTHER = "repo/api@sha256:" + "2" * 64
@@ -34,33 +41,19 @@ SIDE = "repo/log@sha256:" + "9" * 64
 
 
 def arn(revision: int) -> TaskDefinitionArn:
-    return TaskDefinitionArn(f"arn:aws:ecs:us-east-1:111122223333:task-definition/api:{revision}")
+    return td_arn("api", revision)
 
 
-TD_OLD = TaskDefinition(arn(1), "api", 1, {"api": OLD, "log": SIDE})
-TD_NEW = TaskDefinition(arn(2), "api", 2, {"api": NEW, "log": SIDE}, {TAG_RELEASE: "api-prod"})
-TD_OTHER = TaskDefinition(arn(3), "api", 3, {"api": OTHER, "log": SIDE})
+TD_OLD = task_definition("api", 1, {"api": OLD, "log": SIDE})
+TD_NEW = task_definition("api", 2, {"api": NEW, "log": SIDE}, {TAG_RELEASE: "api-prod"})
+TD_OTHER = task_definition("api", 3, {"api": OTHER, "log": SIDE})
 TDS = {td.arn: td for td in (TD_OLD, TD_NEW, TD_OTHER)}
 FP_NEW = fingerprint({"api": NEW})
 FP_OLD = fingerprint({"api": OLD})
 
 
 def release(image: str = NEW, suspend: bool = False, **rollout: Any) -> ServiceRelease:
-    spec: dict[str, Any] = {
-        "cluster": "prod",
-        "service": "api",
-        "containers": {"api": image},
-        "suspend": suspend,
-    }
-    spec["rollout"] = {"timeoutSeconds": 600, "bakeSeconds": 60, "maxFailedTasks": 1, **rollout}
-    return ServiceRelease.model_validate(
-        {
-            "apiVersion": "ecsop.dev/v1",
-            "kind": "ServiceRelease",
-            "metadata": {"name": "api-prod"},
-            "spec": spec,
-        }
-    )
+    return build_release(containers={"api": image}, suspend=suspend, rollout=rollout)
 
 
 def deployment(
@@ -72,40 +65,32 @@ def deployment(
     failed: int = 0,
     reason: str = "",
 ) -> Deployment:
-    return Deployment(
+    return build_deployment(
+        td,
+        state,
+        status,
+        age=age,
+        updated_ago=updated_ago,
+        failed=failed,
+        reason=reason,
         id=f"ecs-svc/{td.revision}{status.value}",
-        status=status,
-        task_definition=td.arn,
-        rollout_state=state,
-        rollout_state_reason=reason,
-        desired_count=2,
-        running_count=2,
-        pending_count=0,
-        failed_tasks=failed,
-        created_at=NOW - timedelta(seconds=age),
-        updated_at=NOW - timedelta(seconds=updated_ago),
     )
 
 
-def observe(*deployments: Deployment, health: Health | None = None, **tags: str) -> Observation:
-    names = {
-        "deploying": "ecsop:deploying-fingerprint",
-        "last_good": TAG_LAST_GOOD,
-        "failed": TAG_FAILED_FINGERPRINT,
-        "reason": TAG_FAILED_REASON,
-    }
-    service = ServiceState(
-        arn="arn:aws:ecs:us-east-1:111122223333:service/prod/api",
-        cluster="prod",
-        name="api",
-        status="ACTIVE",
-        task_definition=deployments[0].task_definition,
-        desired_count=2,
-        running_count=2,
-        deployments=deployments,
-        tags={names[k]: v for k, v in tags.items()},
+def observe(
+    *deployments: Deployment,
+    health: Health | None = None,
+    last_good: TaskDefinitionArn | None = None,
+    failed: str | None = None,
+    reason: str = "failed_tasks",
+    deploying: str | None = None,
+) -> Observation:
+    tags = memory_tags(last_good=last_good, failed=failed, reason=reason, deploying=deploying)
+    if last_good is None and failed is None and deploying is None:
+        tags = {}
+    return Observation(
+        service=service(*deployments, tags=tags), task_definitions=TDS, health=health or Health()
     )
-    return Observation(service=service, task_definitions=TDS, health=health or Health())
 
 
 def decide(rel: ServiceRelease, obs: Observation, *, self_heal: bool = True) -> actions.Action:
@@ -124,26 +109,26 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
         pytest.param(
             release(suspend=True),
             observe(STEADY_OLD, last_good=arn(1)),
-            ("Wait", Phase.SUSPENDED, Reason.SUSPENDED),
+            (Wait, Phase.SUSPENDED, Reason.SUSPENDED),
             id="suspended",
         ),
         # 2. rollout in progress, ours
         pytest.param(
             release(),
             observe(ROLLING_NEW, ACTIVE_OLD, last_good=arn(1)),
-            ("Wait", Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS),
+            (Wait, Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS),
             id="ours-healthy",
         ),
         pytest.param(
             release(),
             observe(replace(ROLLING_NEW, failed_tasks=2), ACTIVE_OLD, last_good=arn(1)),
-            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
             id="ours-failed-tasks",
         ),
         pytest.param(
             release(),
             observe(replace(ROLLING_NEW, failed_tasks=1), ACTIVE_OLD, last_good=arn(1)),
-            ("Wait", Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS),
+            (Wait, Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS),
             id="ours-at-threshold",
         ),
         pytest.param(
@@ -153,7 +138,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 ACTIVE_OLD,
                 last_good=arn(1),
             ),
-            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
             id="ours-timeout",
         ),
         pytest.param(
@@ -167,7 +152,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 ACTIVE_OLD,
                 last_good=arn(1),
             ),
-            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
             id="ours-breaker-failed",
         ),
         pytest.param(
@@ -178,7 +163,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 last_good=arn(1),
                 health=Health(alarms_in_alarm=("api-5xx",)),
             ),
-            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
             id="ours-alarm",
         ),
         pytest.param(
@@ -189,19 +174,19 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 last_good=arn(1),
                 health=Health(alarms_in_alarm=("unrelated",)),
             ),
-            ("Wait", Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS),
+            (Wait, Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS),
             id="ours-unwatched-alarm",
         ),
         pytest.param(
             release(targetHealth=True),
             observe(ROLLING_NEW, ACTIVE_OLD, last_good=arn(1), health=Health(unhealthy_targets=1)),
-            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
             id="ours-target-health",
         ),
         pytest.param(
             release(),
             observe(replace(ROLLING_NEW, failed_tasks=5), ACTIVE_OLD),
-            ("RecordFailure", Phase.DEGRADED, Reason.NO_LAST_GOOD),
+            (RecordFailure, Phase.DEGRADED, Reason.NO_LAST_GOOD),
             id="ours-failed-no-last-good",
         ),
         pytest.param(
@@ -212,13 +197,13 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 failed=FP_NEW,
                 reason="failed_tasks",
             ),
-            ("Wait", Phase.DEGRADED, Reason.NO_LAST_GOOD),
+            (Wait, Phase.DEGRADED, Reason.NO_LAST_GOOD),
             id="ours-failed-no-last-good-recorded",
         ),
         pytest.param(
             release(),
             observe(ROLLING_NEW, ACTIVE_OLD, last_good=arn(1), failed=FP_NEW, reason="timeout"),
-            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
             id="resume-recorded-rollback",
         ),
         # 2. ECS's circuit breaker is rolling back our release
@@ -234,7 +219,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 ),
                 last_good=arn(1),
             ),
-            ("RecordFailure", Phase.ROLLING_BACK, Reason.ECS_ROLLING_BACK),
+            (RecordFailure, Phase.ROLLING_BACK, Reason.ECS_ROLLING_BACK),
             id="ecs-rollback",
         ),
         pytest.param(
@@ -246,7 +231,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 failed=FP_NEW,
                 reason="ecs_rollback",
             ),
-            ("Wait", Phase.ROLLING_BACK, Reason.ECS_ROLLING_BACK),
+            (Wait, Phase.ROLLING_BACK, Reason.ECS_ROLLING_BACK),
             id="ecs-rollback-recorded",
         ),
         # 2. our own rollback in progress, and failing
@@ -259,7 +244,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 failed=FP_NEW,
                 reason="failed_tasks",
             ),
-            ("Wait", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            (Wait, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
             id="our-rollback",
         ),
         pytest.param(
@@ -271,7 +256,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 failed=FP_NEW,
                 reason="failed_tasks",
             ),
-            ("RecordFailure", Phase.DEGRADED, Reason.ROLLBACK_FAILED),
+            (RecordFailure, Phase.DEGRADED, Reason.ROLLBACK_FAILED),
             id="rollback-failing",
         ),
         pytest.param(
@@ -283,7 +268,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 failed=FP_NEW,
                 reason="rollback_failed",
             ),
-            ("Wait", Phase.DEGRADED, Reason.ROLLBACK_FAILED),
+            (Wait, Phase.DEGRADED, Reason.ROLLBACK_FAILED),
             id="rollback-failed-recorded",
         ),
         # 2. someone else's deployment
@@ -292,7 +277,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
             observe(
                 deployment(TD_OTHER, RolloutState.IN_PROGRESS, age=10), ACTIVE_OLD, last_good=arn(1)
             ),
-            ("Wait", Phase.PROGRESSING, Reason.FOREIGN_DEPLOYMENT),
+            (Wait, Phase.PROGRESSING, Reason.FOREIGN_DEPLOYMENT),
             id="foreign",
         ),
         pytest.param(
@@ -302,26 +287,26 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 ACTIVE_OLD,
                 last_good=arn(1),
             ),
-            ("Wait", Phase.DEGRADED, Reason.FOREIGN_DEPLOYMENT),
+            (Wait, Phase.DEGRADED, Reason.FOREIGN_DEPLOYMENT),
             id="foreign-stuck",
         ),
         # 3. steady on the desired fingerprint
         pytest.param(
             release(),
             observe(deployment(TD_NEW, updated_ago=30), last_good=arn(1)),
-            ("Wait", Phase.PROGRESSING, Reason.BAKING),
+            (Wait, Phase.PROGRESSING, Reason.BAKING),
             id="baking",
         ),
         pytest.param(
             release(),
             observe(deployment(TD_NEW, updated_ago=61), last_good=arn(1)),
-            ("RecordLastGood", Phase.SYNCED, Reason.BAKED),
+            (RecordLastGood, Phase.SYNCED, Reason.BAKED),
             id="baked",
         ),
         pytest.param(
             release(),
             observe(deployment(TD_NEW, updated_ago=30, failed=2), last_good=arn(1)),
-            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
             id="bake-failed-tasks",
         ),
         pytest.param(
@@ -331,25 +316,25 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 last_good=arn(1),
                 health=Health(alarms_in_alarm=("api-5xx",)),
             ),
-            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
             id="bake-alarm",
         ),
         pytest.param(
             release(),
             observe(deployment(TD_NEW, RolloutState.FAILED, failed=1), last_good=arn(1)),
-            ("Rollback", Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
             id="breaker-failed-no-rollback",
         ),
         pytest.param(
             release(),
             observe(deployment(TD_NEW), last_good=arn(2)),
-            ("Wait", Phase.SYNCED, Reason.IN_SYNC),
+            (Wait, Phase.SYNCED, Reason.IN_SYNC),
             id="synced",
         ),
         pytest.param(
             release(),
             observe(deployment(TD_NEW)),
-            ("RecordLastGood", Phase.SYNCED, Reason.ADOPTED),
+            (RecordLastGood, Phase.SYNCED, Reason.ADOPTED),
             id="adopt-when-already-desired",
         ),
         pytest.param(
@@ -360,56 +345,56 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
                 failed=FP_NEW,
                 reason="failed_tasks",
             ),
-            ("RecordLastGood", Phase.SYNCED, Reason.BAKED),
+            (RecordLastGood, Phase.SYNCED, Reason.BAKED),
             id="retried-release-baked",
         ),
         # 4. steady elsewhere
         pytest.param(
             release(),
             observe(STEADY_OLD),
-            ("RecordLastGood", Phase.PROGRESSING, Reason.ADOPTED),
+            (RecordLastGood, Phase.PROGRESSING, Reason.ADOPTED),
             id="adopt-first-sight",
         ),
         pytest.param(
             release(),
             observe(STEADY_OLD, last_good=arn(1)),
-            ("Deploy", Phase.PROGRESSING, Reason.DEPLOYING),
+            (Deploy, Phase.PROGRESSING, Reason.DEPLOYING),
             id="deploy",
         ),
         pytest.param(
             release(),
             observe(STEADY_OLD, last_good=arn(1), failed=FP_NEW, reason="failed_tasks"),
-            ("Wait", Phase.DEGRADED, Reason.RELEASE_FAILED),
+            (Wait, Phase.DEGRADED, Reason.RELEASE_FAILED),
             id="failed-not-retried",
         ),
         pytest.param(
             release(OTHER),
             observe(STEADY_OLD, last_good=arn(1), failed=FP_NEW, reason="timeout"),
-            ("Deploy", Phase.PROGRESSING, Reason.DEPLOYING),
+            (Deploy, Phase.PROGRESSING, Reason.DEPLOYING),
             id="spec-changed-after-failure",
         ),
         pytest.param(
             release(OLD),
             observe(STEADY_OLD, last_good=arn(1), failed=FP_NEW),
-            ("Wait", Phase.SYNCED, Reason.IN_SYNC),
+            (Wait, Phase.SYNCED, Reason.IN_SYNC),
             id="reverted-to-last-good",
         ),
         pytest.param(
             release(OLD),
             observe(deployment(TD_OTHER), last_good=arn(1)),
-            ("Deploy", Phase.PROGRESSING, Reason.SELF_HEAL),
+            (Deploy, Phase.PROGRESSING, Reason.SELF_HEAL),
             id="drift-self-heal",
         ),
         pytest.param(
             release(OLD),
             observe(deployment(TD_NEW), last_good=arn(1)),
-            ("Deploy", Phase.PROGRESSING, Reason.DEPLOYING),
+            (Deploy, Phase.PROGRESSING, Reason.DEPLOYING),
             id="running-our-older-revision",
         ),
         pytest.param(
             release("repo/x@sha256:" + "3" * 64),
             observe(STEADY_OLD, last_good=arn(1), failed=FP_OLD, reason="rollback_failed"),
-            ("Deploy", Phase.PROGRESSING, Reason.DEPLOYING),
+            (Deploy, Phase.PROGRESSING, Reason.DEPLOYING),
             id="new-spec-after-rollback-failed",
         ),
     ],
@@ -417,10 +402,20 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
 def test_decision(
     rel: ServiceRelease,
     obs: Observation,
-    expected: tuple[str, Phase, Reason],
+    expected: tuple[type[actions.Action], Phase, Reason],
 ) -> None:
     action = decide(rel, obs)
-    assert (type(action).__name__, action.phase, action.reason) == expected, action.message
+    assert (type(action), action.phase, action.reason) == expected, action.message
+    if isinstance(action, Rollback):
+        assert action.to == arn(1) and action.memory.failed is not None
+        assert action.memory.failed.fingerprint == action.failed_fingerprint
+    if isinstance(action, Deploy):
+        assert action.memory.deploying == action.fingerprint
+    if isinstance(action, RecordLastGood):
+        assert action.memory.last_good == action.task_definition
+    if isinstance(action, RecordFailure):
+        assert action.memory.failed is not None
+        assert action.memory.failed.fingerprint == action.failed_fingerprint
 
 
 def test_drift_without_self_heal_is_reported_only() -> None:
@@ -545,6 +540,8 @@ def test_superseded_rollout_that_is_healthy_finishes_first() -> None:
 def test_release_rolled_back_while_ecsop_was_not_looking_is_not_redeployed() -> None:
     """ECS's breaker failed and rolled back between two looks (or while ecsop was down)."""
     obs = observe(STEADY_OLD, last_good=arn(1), deploying=FP_NEW)
+    event = ServiceEvent("e1", NOW, "(service api) (deployment ecs-svc/9) deployment failed: x.")
+    obs = replace(obs, service=replace(obs.service, events=(event,)))
     action = decide(release(), obs)
     assert isinstance(action, actions.RecordFailure)
     assert (action.phase, action.failed_fingerprint, action.failure) == (
@@ -552,7 +549,57 @@ def test_release_rolled_back_while_ecsop_was_not_looking_is_not_redeployed() -> 
         FP_NEW,
         Failure.ECS_ROLLBACK,
     )
-    assert action.rolled_back_by_ecs
+    assert action.rolled_back_by_ecs and action.counted
+
+
+def record(status: str, td: TaskDefinition, ago: float) -> ServiceDeploymentRecord:
+    return ServiceDeploymentRecord(
+        f"arn:sd/{td.revision}-{ago}", status, td.arn, NOW - timedelta(seconds=ago)
+    )
+
+
+@pytest.mark.parametrize(
+    ("history", "expected", "by_ecs"),
+    [
+        pytest.param(
+            (record("ROLLBACK_SUCCESSFUL", TD_NEW, 300),),
+            RecordFailure,
+            True,
+            id="ecs-rolled-back",
+        ),
+        pytest.param(
+            (record("SUCCESSFUL", TD_OLD, 100), record("STOPPED", TD_NEW, 300)),
+            RecordFailure,
+            False,
+            id="someone-returned-to-last-good",
+        ),
+        pytest.param(None, RecordFailure, False, id="no-record-back-on-last-good"),
+    ],
+)
+def test_what_became_of_a_rollout_ecsop_no_longer_sees(
+    history: tuple[ServiceDeploymentRecord, ...] | None,
+    expected: type[actions.Action],
+    by_ecs: bool,
+) -> None:
+    obs = replace(observe(STEADY_OLD, last_good=arn(1), deploying=FP_NEW), history=history)
+    action = decide(release(), obs)
+    assert isinstance(action, expected)
+    assert isinstance(action, RecordFailure)
+    assert (action.rolled_back_by_ecs, action.counted) == (by_ecs, by_ecs)
+
+
+def test_a_rollout_replaced_by_someone_elses_deployment_is_not_a_failure() -> None:
+    """A manual UpdateService mid-rollout is someone else's deployment (issue 21, #16)."""
+    history = (record("SUCCESSFUL", TD_OTHER, 100), record("STOPPED", TD_NEW, 300))
+    obs = replace(
+        observe(deployment(TD_OTHER), last_good=arn(1), deploying=FP_NEW), history=history
+    )
+    action = decide(release(), obs)
+    assert isinstance(action, ForgetRollout)
+    assert action.memory.deploying is None and action.memory.failed is None
+    # The next pass, with the record cleared, treats it as drift: put back.
+    cleared = observe(deployment(TD_OTHER), last_good=arn(1))
+    assert type(decide(release(), cleared)) is Deploy
 
 
 def test_drift_after_a_proven_release_is_still_self_healed() -> None:

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecsop.cli import status as status_cli
-from ecsop.decision.actions import Phase, Reason
+from ecsop.decision.reasons import Phase, Reason
 from ecsop.observability.status import ReleaseStatus, Rollout, StatusStore
 
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -180,28 +180,42 @@ class ClientFactory:
             max_pool_connections=self._settings.max_pool_connections,
             user_agent_extra=f"ecsop/{__version__}",
         )
+        self._single_attempt_config = self._config.merge(
+            Config(retries={"mode": self._settings.retry_mode, "total_max_attempts": 1})
+        )
         self._lock = threading.RLock()
         self._sessions: dict[tuple[str | None, str | None], boto3.Session] = {}
-        self._clients: dict[tuple[str, str | None, str | None], Any] = {}
+        self._clients: dict[tuple[str, str | None, str | None, bool], Any] = {}
 
     @property
     def config(self) -> Config:
         """The botocore configuration every client gets."""
         return self._config
 
-    def client(self, service_name: str, region: str | None, role_arn: str | None = None) -> Any:
+    def client(
+        self,
+        service_name: str,
+        region: str | None,
+        role_arn: str | None = None,
+        *,
+        retries: bool = True,
+    ) -> Any:
         """The shared client for ``service_name`` in ``region``, as ``role_arn`` if given.
 
         ``region`` None or empty means boto3's default region chain. Credentials
-        for a role are fetched lazily, on the client's first call.
+        for a role are fetched lazily, on the client's first call. ``retries``
+        False gives a client that makes one attempt per call, for the calls
+        that are not idempotent and that ecsop retries itself, after checking
+        whether the lost attempt took effect (RegisterTaskDefinition).
         """
-        key = (service_name, region or None, role_arn or None)
+        key = (service_name, region or None, role_arn or None, retries)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
                 session = self._session(region or None, role_arn or None)
+                config = self._config if retries else self._single_attempt_config
                 with translated_errors(f"create {service_name} client"):
-                    client = session.client(service_name, config=self._config)
+                    client = session.client(service_name, config=config)
                 if self._on_client_created is not None:
                     self._on_client_created(client)
                 self._clients[key] = client

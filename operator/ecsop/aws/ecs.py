@@ -1,13 +1,15 @@
 """The ECS gateway: the only code that calls the ECS API.
 
 ``EcsGateway`` wraps one boto3 ECS client (one region, one role) and speaks
-``ecsop.observed`` values (read by ``ecsop.ecs_mapping``): boto3's dicts never
-leave the gateway, and AWS failures leave it as ``ecsop.aws.AwsError``. The
-controller's executor calls it; the reconciler never does.
+``ecsop.decision`` values (read by ``ecsop.aws.ecs_mapping``): boto3's dicts
+never leave the gateway, and AWS failures leave it as ``clients.AwsError``.
+The reconcile pass and its executor call it; the decision never does. Task
+definitions are ``ecsop.aws.revisions``'s half.
 
 Cost is designed in. DescribeServices is batched 10 names per call (ECS's
-maximum), and task definitions, immutable once registered, are cached by ARN so
-steady-state observation makes no DescribeTaskDefinition calls at all.
+maximum); task definitions, immutable once registered, are cached by ARN so
+steady-state observation makes no DescribeTaskDefinition calls at all; a
+stopped task is described once (it never changes again).
 
 Task definition references are normalised to full ARNs: ECS returns them so, but
 moto (behind the sandbox) answers short ``family:revision`` names in places, and
@@ -16,17 +18,16 @@ the cache, the ``ecsop:last-good`` tag and the reconciler all compare ARNs.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ecsop.aws import clients as aws
 from ecsop.aws import ecs_mapping, taskdef
+from ecsop.aws.revisions import PreparedClone, Revisions
 from ecsop.decision.ecs_state import (
-    TAG_FINGERPRINT,
+    Fingerprint,
     ServiceMissing,
     ServiceState,
     TaskDefinition,
@@ -34,49 +35,33 @@ from ecsop.decision.ecs_state import (
     TaskTarget,
     short_name,
 )
+from ecsop.decision.memory import RevisionMemory
+from ecsop.decision.observation import ServiceDeploymentRecord, StoppedTasks
 
 DESCRIBE_SERVICES_BATCH = 10
 """ECS's maximum number of services per DescribeServices call."""
 DESCRIBE_TASKS_BATCH = 100
 """ECS's maximum number of tasks per DescribeTasks call."""
-FIND_REVISION_LIMIT = 50
-"""How many of a family's newest ACTIVE revisions ``find_revision`` looks at.
-
-A revision worth reusing is recent: the one registered just before a crash, or
-the last-good one a revert returns to. Looking further back would cost one
-DescribeTaskDefinition per revision on first sight (families with thousands of
-revisions exist) for a reuse that only saves one RegisterTaskDefinition call.
-"""
-_LIST_PAGES_MAX = 10
-"""ListTaskDefinitions pages read per search: familyPrefix also matches longer families."""
-
-_REVISION = re.compile(r":(\d+)$")
-
-
-@dataclass(frozen=True)
-class _Described:
-    """A cached DescribeTaskDefinition answer: the value, and the raw parts for cloning."""
-
-    value: TaskDefinition
-    raw: Mapping[str, Any]
-    raw_tags: list[dict[str, Any]]
+STOPPED_TASKS_READ = 100
+"""Stopped tasks of a deployment read per look: one ListTasks page."""
+STOPPED_TASKS_CACHED = 20_000
+"""Stopped tasks' descriptions kept (they never change once STOPPED)."""
+HISTORY_READ = 10
+"""Service deployments read when ecsop asks what became of its rollout."""
 
 
 class EcsGateway:
-    """ECS operations for one (region, role); thread-safe, so workers share one.
+    """ECS operations for one (region, role); thread-safe, so workers share one."""
 
-    The task definition cache is an LRU of ``cache_size`` revisions: steady state
-    touches only the revisions services run, so it stays warm, while searches
-    through old revisions (``find_revision``) cannot grow it without bound.
-    """
-
-    def __init__(self, client: Any, *, cache_size: int = 4096) -> None:
+    def __init__(self, client: Any, register_client: Any = None, *, cache_size: int = 4096) -> None:
         self._client = client
-        self._cache: OrderedDict[str, _Described] = OrderedDict()
-        self._cache_size = cache_size
+        self._register_client = register_client or client
+        self.revisions = Revisions(self._call, self._register, cache_size=cache_size)
         self._lock = threading.Lock()
         self._instances: dict[str, str] = {}
         """Container instance ARN -> EC2 instance id (fixed for the instance's life)."""
+        self._stopped: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        """Stopped task ARN -> (when it stopped, its one-line reason)."""
 
     # -- services ---------------------------------------------------------------
 
@@ -143,36 +128,86 @@ class EcsGateway:
         if keys:
             self._call("untag_resource", resourceArn=service_arn, tagKeys=list(keys))
 
-    def stopped_task_reasons(self, cluster: str, deployment_id: str, limit: int = 10) -> list[str]:
-        """Why up to ``limit`` of the deployment's tasks stopped, newest first, one line each.
+    def stopped_tasks(
+        self, cluster: str, deployment_id: str, limit: int = STOPPED_TASKS_READ
+    ) -> StoppedTasks:
+        """Why the deployment's stopped tasks stopped, newest first, one line each.
 
         ECS sets a service task's ``startedBy`` to its deployment id and keeps
-        stopped tasks listed for about an hour. Meant for failure paths only
-        (classification, status), never for steady state: it costs a ListTasks
-        per 100 tasks and a DescribeTasks per 100.
+        stopped tasks listed for about an hour. Read only while a rollout is
+        judged: one ListTasks, and a DescribeTasks only for tasks not seen
+        before (a STOPPED task never changes), so a crash loop polled every few
+        seconds costs one call per poll once its tasks are known.
         """
-        arns: list[str] = []
-        listing: dict[str, Any] = {
-            "cluster": cluster,
-            "startedBy": deployment_id,
-            "desiredStatus": "STOPPED",
-        }
-        while len(arns) < limit:
-            listing["maxResults"] = min(limit - len(arns), DESCRIBE_TASKS_BATCH)
-            page = self._call("list_tasks", **listing)
-            arns.extend(page.get("taskArns") or ())
-            listing["nextToken"] = page.get("nextToken")
-            if not listing["nextToken"]:
-                break
-        tasks: list[dict[str, Any]] = []
-        for start in range(0, len(arns[:limit]), DESCRIBE_TASKS_BATCH):
-            batch = arns[start : min(start + DESCRIBE_TASKS_BATCH, limit)]
-            tasks.extend(self._call("describe_tasks", cluster=cluster, tasks=batch)["tasks"])
-        tasks.sort(
-            key=lambda t: ecs_mapping.aws_time(t.get("stoppedAt") or t.get("createdAt") or 0),
-            reverse=True,
+        page = self._call(
+            "list_tasks",
+            cluster=cluster,
+            startedBy=deployment_id,
+            desiredStatus="STOPPED",
+            maxResults=min(limit, DESCRIBE_TASKS_BATCH),
         )
-        return [ecs_mapping.stopped_reason(task) for task in tasks]
+        arns = list(page.get("taskArns") or ())[:limit]
+        with self._lock:
+            unknown = [arn for arn in arns if arn not in self._stopped]
+        described: list[dict[str, Any]] = []
+        for start in range(0, len(unknown), DESCRIBE_TASKS_BATCH):
+            batch = unknown[start : start + DESCRIBE_TASKS_BATCH]
+            described.extend(self._call("describe_tasks", cluster=cluster, tasks=batch)["tasks"])
+        fresh: dict[str, tuple[float, str]] = {}
+        for task in described:
+            stopped_at = task.get("stoppedAt") or task.get("createdAt") or 0
+            fresh[str(task["taskArn"])] = (
+                ecs_mapping.aws_time(stopped_at).timestamp(),
+                ecs_mapping.stopped_reason(task),
+            )
+        with self._lock:
+            for task in described:
+                if task.get("lastStatus") == "STOPPED":  # final: exit codes are known
+                    self._stopped[str(task["taskArn"])] = fresh[str(task["taskArn"])]
+            while len(self._stopped) > STOPPED_TASKS_CACHED:
+                self._stopped.popitem(last=False)
+            known = {arn: fresh.get(arn) or self._stopped.get(arn) for arn in arns}
+        found = sorted((entry for entry in known.values() if entry), reverse=True)
+        return StoppedTasks(
+            lines=tuple(line for _, line in found), complete=not page.get("nextToken")
+        )
+
+    def service_deployments(
+        self, cluster: str, service: str
+    ) -> tuple[ServiceDeploymentRecord, ...] | None:
+        """The service's newest deployments, newest first; None if ECS cannot say.
+
+        Read only to learn what became of a rollout ecsop no longer sees: a
+        ListServiceDeployments and a DescribeServiceRevisions (for the task
+        definitions). "View service history using Amazon ECS service
+        deployments", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-deployment.html
+        """
+        try:
+            listed = self._call(
+                "list_service_deployments",
+                cluster=cluster,
+                service=service,
+                maxResults=HISTORY_READ,
+            )
+            briefs = list(listed.get("serviceDeployments") or ())
+            revisions = [
+                b["targetServiceRevisionArn"] for b in briefs if b.get("targetServiceRevisionArn")
+            ]
+            task_definitions: dict[str, str] = {}
+            if revisions:
+                found = self._call("describe_service_revisions", serviceRevisionArns=revisions)
+                for revision in found.get("serviceRevisions") or ():
+                    task_definitions[str(revision["serviceRevisionArn"])] = str(
+                        revision.get("taskDefinition", "")
+                    )
+        except aws.AwsError as error:
+            if error.retryable:
+                raise
+            return None  # not supported here, or not allowed: the caller falls back
+        records = [
+            ecs_mapping.service_deployment_record(brief, task_definitions) for brief in briefs
+        ]
+        return tuple(sorted(records, key=lambda r: r.created_at, reverse=True))
 
     def deployment_targets(self, cluster: str, deployment_id: str) -> list[TaskTarget]:
         """Where the deployment's RUNNING tasks are registered in target groups.
@@ -214,95 +249,39 @@ class EcsGateway:
                         instance.get("ec2InstanceId", "")
                     )
 
-    # -- task definitions -------------------------------------------------------
+    # -- task definitions (``ecsop.aws.revisions``) ------------------------------
 
     def task_definition(self, arn: str) -> TaskDefinition:
         """The task definition revision ``arn`` (or ``family:revision``), cached."""
-        return self._described(arn).value
+        return self.revisions.get(arn)
 
-    def find_revision(self, family: str, fingerprint: str) -> TaskDefinitionArn | None:
-        """The newest ACTIVE revision of ``family`` tagged with ``fingerprint``, if any.
-
-        This is how a revert reuses the old revision and how a revision registered
-        just before a crash is reused instead of registered twice. Looks at the
-        ``FIND_REVISION_LIMIT`` newest revisions, through the cache.
-        """
-        for arn in self._newest_revisions(family):
-            if self.task_definition(arn).tags.get(TAG_FINGERPRINT) == fingerprint:
-                return arn
-        return None
-
-    def register_clone(
-        self, base: str, images: Mapping[str, str], tags: Mapping[str, str]
-    ) -> TaskDefinition:
-        """Register a copy of ``base`` with new images for the named containers and ``tags`` added.
-
-        Raises ``ValueError`` (a spec error) when a container name is not in
-        ``base``, ``AwsError`` when ECS refuses the registration.
-        """
-        described = self._described(base)
-        request = taskdef.register_request_from(described.raw, described.raw_tags, images, tags)
-        response = self._call("register_task_definition", **request)
-        return self._remember(
-            response["taskDefinition"], response.get("tags", request.get("tags"))
-        ).value
-
-    def _newest_revisions(self, family: str) -> list[TaskDefinitionArn]:
-        """ARNs of ``family``'s newest ACTIVE revisions, newest first.
-
-        ``familyPrefix`` matches every family starting with ``family``, so others
-        are filtered out; sorting is redone here because moto ignores ``sort``.
-        """
-        revisions: dict[int, str] = {}
-        kwargs: dict[str, Any] = {
-            "familyPrefix": family,
-            "status": "ACTIVE",
-            "sort": "DESC",
-            "maxResults": 100,
-        }
-        for _ in range(_LIST_PAGES_MAX):
-            response = self._call("list_task_definitions", **kwargs)
-            for arn in response.get("taskDefinitionArns") or ():
-                name = short_name(arn)
-                match = _REVISION.search(name)
-                if match and name[: match.start()] == family:
-                    revisions[int(match.group(1))] = arn
-            kwargs["nextToken"] = response.get("nextToken")
-            if not kwargs["nextToken"] or len(revisions) >= FIND_REVISION_LIMIT:
-                break
-        newest = sorted(revisions, reverse=True)[:FIND_REVISION_LIMIT]
-        return [TaskDefinitionArn(revisions[revision]) for revision in newest]
-
-    def _described(self, arn: str) -> _Described:
-        with self._lock:
-            cached = self._cache.get(arn)
-            if cached is not None:
-                self._cache.move_to_end(arn)
-                return cached
-        response = self._call("describe_task_definition", taskDefinition=arn, include=["TAGS"])
-        described = self._remember(response["taskDefinition"], response.get("tags"))
-        if _REVISION.search(arn):  # "family" alone means "latest": not immutable, not a key
-            self._store(arn, described)
-        return described
-
-    def _remember(self, raw: dict[str, Any], raw_tags: list[dict[str, Any]] | None) -> _Described:
-        value = TaskDefinition(
-            arn=TaskDefinitionArn(raw["taskDefinitionArn"]),
-            family=str(raw["family"]),
-            revision=int(raw["revision"]),
-            images=taskdef.images_of(raw),
-            tags=taskdef.tags_of(raw_tags),
+    def prepare_clone(
+        self,
+        base: TaskDefinitionArn,
+        images: Mapping[str, str],
+        release: str,
+        fingerprint: str,
+        commit: str | None,
+    ) -> PreparedClone:
+        return self.revisions.prepare_clone(
+            base, images, RevisionMemory(release, Fingerprint(fingerprint), "", commit or "")
         )
-        described = _Described(value, raw, list(raw_tags or ()))
-        self._store(value.arn, described)
-        return described
 
-    def _store(self, key: str, described: _Described) -> None:
-        with self._lock:
-            self._cache[key] = described
-            self._cache.move_to_end(key)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+    def reusable(self, arn: TaskDefinitionArn, clone: PreparedClone) -> bool:
+        return self.revisions.reusable(arn, clone)
+
+    def find_revision(self, clone: PreparedClone) -> TaskDefinitionArn | None:
+        return self.revisions.find(clone)
+
+    def register(self, clone: PreparedClone) -> TaskDefinition:
+        return self.revisions.register(clone)
+
+    def _register(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        """RegisterTaskDefinition through the single-attempt client (``Revisions.register``)."""
+        operation = self._register_client.meta.method_to_api_mapping.get(method, method)
+        with aws.translated_errors(operation):
+            response: dict[str, Any] = getattr(self._register_client, method)(**kwargs)
+        return response
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """Call one boto3 client method; botocore failures come out as ``AwsError``."""
@@ -315,8 +294,10 @@ class EcsGateway:
 class GatewayPool:
     """One ``EcsGateway`` (and so one task definition cache) per (region, role)."""
 
-    def __init__(self, clients: aws.ClientFactory) -> None:
+    def __init__(self, clients: aws.ClientFactory, cache_size: int = 4096) -> None:
         self._clients = clients
+        self.cache_size = cache_size
+        """Task definition revisions cached per gateway (see ``fit_cache``)."""
         self._lock = threading.Lock()
         self._gateways: dict[tuple[str, str | None], EcsGateway] = {}
 
@@ -325,6 +306,23 @@ class GatewayPool:
         with self._lock:
             gateway = self._gateways.get(key)
             if gateway is None:
-                gateway = EcsGateway(self._clients.client("ecs", region, role_arn))
+                gateway = EcsGateway(
+                    self._clients.client("ecs", region, role_arn),
+                    self._clients.client("ecs", region, role_arn, retries=False),
+                    cache_size=self.cache_size,
+                )
                 self._gateways[key] = gateway
             return gateway
+
+    def fit_cache(self, releases: int) -> None:
+        """Size every gateway's revision cache for ``releases`` releases.
+
+        Steady state reads, per release, the revision it runs and its
+        last-good (more during a rollout): four per release, with room for
+        searches, keeps every resync free of DescribeTaskDefinition calls.
+        """
+        size = max(4096, 4 * releases + 1024)
+        with self._lock:
+            self.cache_size = size
+            for gateway in self._gateways.values():
+                gateway.revisions.cache_size = size

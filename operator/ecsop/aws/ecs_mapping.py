@@ -31,6 +31,7 @@ from ecsop.decision.ecs_state import (
     TaskDefinitionArn,
     TaskTarget,
 )
+from ecsop.decision.observation import ServiceDeploymentRecord
 
 EVENTS_KEPT = 20
 """Newest service events kept per observation: enough to explain a rollout, small to log."""
@@ -181,3 +182,19 @@ def stopped_reason(task: dict[str, Any]) -> str:
         if container.get("reason"):
             parts.append(f"container {name}: {container['reason']}")
     return "; ".join(parts)
+
+
+def service_deployment_record(
+    brief: Mapping[str, Any], task_definitions: Mapping[str, str]
+) -> ServiceDeploymentRecord:
+    """One ListServiceDeployments entry, with its target revision's task definition."""
+    target = str(brief.get("targetServiceRevisionArn", ""))
+    arn = str(brief.get("serviceArn", ""))
+    created = brief.get("createdAt") or brief.get("startedAt")
+    return ServiceDeploymentRecord(
+        arn=str(brief.get("serviceDeploymentArn", "")),
+        status=str(brief.get("status", "")),
+        target_task_definition=task_definition_arn(task_definitions.get(target, ""), arn),
+        created_at=aws_time(created) if created is not None else datetime.fromtimestamp(0, UTC),
+        status_reason=str(brief.get("statusReason", "")),
+    )

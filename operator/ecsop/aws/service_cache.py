@@ -1,12 +1,20 @@
-"""Observing services cheaply: batched DescribeServices, shared by the workers.
+"""Observing services cheaply and never stale: batched DescribeServices, versioned by writes.
 
 This plays the part of an informer's cache in client-go. At each resync the
 controller calls ``refresh`` for every release: services are described ten at
-a time, per (region, role, cluster), which is the cheapest ECS allows. Each
-batched observation is then *taken* once by the worker that reconciles that
-release; any other pass (a rollout being watched, a spec change, a retry after
-an error) describes its one service afresh, because acting on stale state is
-how controllers fight each other.
+a time, per (region, role, cluster), the cheapest ECS allows. Each batched
+observation is then *taken* once by the worker that reconciles that release;
+any other pass (a rollout being watched, a spec change, a retry after an
+error) describes its one service afresh.
+
+An observation must never be older than ecsop's own last write to that
+service, or a pass acts twice on one change (a deploy landing while a batched
+refresh is in flight was deployed twice). So every write calls ``wrote``,
+which bumps the service's generation; a batch keeps only the answers for
+services whose generation did not move while it was in flight, and an entry
+is used only if its generation is still current. Each entry is dated from its
+own DescribeServices answer, not from the start of the refresh, so a long
+refresh never expires its own results.
 """
 
 from __future__ import annotations
@@ -18,29 +26,37 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ecsop.aws.ecs import EcsGateway
-from ecsop.decision.ecs_state import TAG_LAST_GOOD, ServiceMissing, ServiceState, TaskDefinitionArn
-from ecsop.decision.observation import Observation
+from ecsop.decision.ecs_state import ServiceMissing, ServiceState
 from ecsop.spec.loader import LoadedRelease
+from ecsop.spec.model import ServiceIdentity
 
 GatewayFor = Callable[[str, str | None], EcsGateway]
 """(region, role ARN) -> the gateway for that account and region."""
 
-Key = tuple[str, str, str]
+Key = ServiceIdentity
 
 
 @dataclass(frozen=True)
 class _Entry:
     state: ServiceState | ServiceMissing
-    taken_by: float
-    """Monotonic deadline after which the entry is too old to use."""
+    answered_at: float
+    """Monotonic time of the DescribeServices answer it came from."""
+    generation: int
 
 
-class ServiceObserver:
-    def __init__(self, gateway_for: GatewayFor, max_age_seconds: float) -> None:
+class ServiceCache:
+    def __init__(
+        self,
+        gateway_for: GatewayFor,
+        max_age_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._gateway_for = gateway_for
         self._max_age = max_age_seconds
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._entries: dict[Key, _Entry] = {}
+        self._generations: dict[Key, int] = defaultdict(int)
 
     def refresh(self, releases: Iterable[LoadedRelease]) -> list[Exception]:
         """Describe every release's service in batches; return the errors met (per batch)."""
@@ -50,8 +66,9 @@ class ServiceObserver:
                 (loaded.region, loaded.release.spec.role_arn, loaded.release.spec.cluster)
             ].append(loaded)
         errors: list[Exception] = []
-        deadline = time.monotonic() + self._max_age
         for (region, role, cluster), members in groups.items():
+            with self._lock:
+                before = {m.target: self._generations[m.target] for m in members}
             try:
                 found = self._gateway_for(region, role).describe_services(
                     cluster, [m.release.spec.service for m in members]
@@ -59,39 +76,38 @@ class ServiceObserver:
             except Exception as exc:  # one account's failure must not stop the others
                 errors.append(exc)
                 continue
+            answered = self._monotonic()
             with self._lock:
                 for member in members:
                     state = found.get(member.release.spec.service)
-                    if state is not None:
-                        self._entries[member.target] = _Entry(state, deadline)
+                    generation = self._generations[member.target]
+                    if state is not None and generation == before[member.target]:
+                        self._entries[member.target] = _Entry(state, answered, generation)
         return errors
 
     def observe(self, loaded: LoadedRelease) -> ServiceState | ServiceMissing:
-        """The batched observation if one is waiting and fresh, else a fresh describe."""
+        """The batched observation if one is waiting, fresh and current, else a fresh describe."""
         with self._lock:
             entry = self._entries.pop(loaded.target, None)
-        if entry is not None and entry.taken_by >= time.monotonic():
+            current = self._generations[loaded.target]
+        if (
+            entry is not None
+            and entry.generation == current
+            and self._monotonic() - entry.answered_at <= self._max_age
+        ):
             return entry.state
         spec = loaded.release.spec
         found = self._gateway_for(loaded.region, spec.role_arn).describe_services(
             spec.cluster, [spec.service]
         )
-        return found.get(spec.service) or ServiceMissing(spec.cluster, spec.service, "not returned")
+        state = found.get(spec.service)
+        return state if state is not None else ServiceMissing(spec.cluster, spec.service, "none")
 
-    def invalidate(self, loaded: LoadedRelease) -> None:
+    def wrote(self, loaded: LoadedRelease) -> None:
+        """ecsop is about to write to (or just wrote to) this service: what was read is stale."""
         with self._lock:
+            self._generations[loaded.target] += 1
             self._entries.pop(loaded.target, None)
 
-
-def observation_of(gateway: EcsGateway, state: ServiceState) -> Observation:
-    """The decision's input for ``state``: it plus the task definitions it references.
-
-    Task definitions are immutable and cached by the gateway, so in steady
-    state this costs no AWS call.
-    """
-    arns = {state.task_definition, *(d.task_definition for d in state.deployments)}
-    if last_good := state.tags.get(TAG_LAST_GOOD):
-        arns.add(TaskDefinitionArn(last_good))
-    return Observation(
-        service=state, task_definitions={arn: gateway.task_definition(arn) for arn in arns}
-    )
+    invalidate = wrote
+    """A spec change makes a waiting observation unfit too (same effect)."""

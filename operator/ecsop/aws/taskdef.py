@@ -21,19 +21,20 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import botocore.session
 
-from ecsop.decision.ecs_state import TAG_PREFIX
-
-MAX_TAGS = 50
-"""AWS's cap on user tags per resource (``aws:`` tags do not count)."""
-MAX_TAG_KEY = 128
-MAX_TAG_VALUE = 256
-RESERVED_TAG_PREFIX = "aws:"
-"""Tags AWS sets itself (CloudFormation's ``aws:cloudformation:*``): readable, not writable."""
+from ecsop.decision.memory import (
+    MAX_TAG_KEY,
+    MAX_TAG_VALUE,
+    MAX_TAGS,
+    RESERVED_TAG_PREFIX,
+    TAG_PREFIX,
+)
 
 
 @functools.cache
@@ -66,6 +67,46 @@ def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": key, "value": tags[key]} for key in sorted(tags)]
 
 
+def content_hash(described: Mapping[str, Any], tags: list[dict[str, Any]] | None) -> str:
+    """A hash of everything RegisterTaskDefinition takes to make ``described`` again.
+
+    Every accepted field at any depth (images included), and every tag but
+    ecsop's own and AWS's: two revisions with the same hash are
+    interchangeable. This is what decides whether a revision may be reused for
+    a deploy (``docs/design.md``, "Reusing a revision"): production must never
+    run a staging revision that merely has the same images, and a revert must
+    not undo a configuration change made since.
+    """
+    request = _filter(copy.deepcopy(dict(described)), _register_input_shape())
+    request.pop("tags", None)
+    kept = {
+        key: value
+        for key, value in tags_of(tags).items()
+        if not key.startswith(TAG_PREFIX) and not key.startswith(RESERVED_TAG_PREFIX)
+    }
+    canonical = json.dumps(
+        {"definition": request, "tags": kept}, sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def with_images(described: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
+    """A copy of ``described`` whose named containers run ``images`` (names must exist)."""
+    present = images_of(described)
+    unknown = sorted(set(images) - set(present))
+    if unknown:
+        raise ValueError(
+            f"task definition {described.get('family', '?')!r} has no container named "
+            f"{', '.join(map(repr, unknown))}; its containers are "
+            f"{', '.join(map(repr, sorted(present))) or 'none'}"
+        )
+    copied = copy.deepcopy(dict(described))
+    for container in copied.get("containerDefinitions") or ():
+        if container.get("name") in images:
+            container["image"] = images[container["name"]]
+    return copied
+
+
 def register_request_from(
     described: Mapping[str, Any],
     tags: list[dict[str, Any]] | None,
@@ -83,19 +124,8 @@ def register_request_from(
     ``aws:`` tags are dropped too: AWS rejects them on register, and it puts back
     its own where they apply.
     """
-    present = images_of(described)
-    unknown = sorted(set(images) - set(present))
-    if unknown:
-        raise ValueError(
-            f"task definition {described.get('family', '?')!r} has no container named "
-            f"{', '.join(map(repr, unknown))}; its containers are "
-            f"{', '.join(map(repr, sorted(present))) or 'none'}"
-        )
-    request: dict[str, Any] = _filter(copy.deepcopy(dict(described)), _register_input_shape())
+    request: dict[str, Any] = _filter(with_images(described, images), _register_input_shape())
     request.pop("tags", None)
-    for container in request.get("containerDefinitions", ()):
-        if container["name"] in images:
-            container["image"] = images[container["name"]]
     inherited = {k: v for k, v in tags_of(tags).items() if not k.startswith(TAG_PREFIX)}
     merged = merge_tags(inherited, extra_tags)
     if merged:

@@ -1,8 +1,9 @@
-"""``ecsop plan`` and ``ecsop retry``: one-shot commands that share the daemon's view.
+"""``ecsop plan`` and ``ecsop retry``: one-shot commands that share the daemon's path.
 
-``plan`` observes each release exactly as a reconcile pass would and prints
-the decision, without executing it: the dry run CI can gate on. ``retry``
-removes a release's failed record from its service, which is all the daemon
+``plan`` runs the daemon's own ``ReleaseReconciler`` (observe, probe, decide)
+with a dry-run executor and prints each decision instead of recording it:
+the dry run CI can gate on, and it cannot disagree with the daemon. ``retry``
+clears a release's failed record from its service, which is all the daemon
 needs to try that release again.
 """
 
@@ -11,25 +12,43 @@ from __future__ import annotations
 import sys
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from ecsop.aws.clients import AwsError, ClientFactory
 from ecsop.aws.ecs import GatewayPool
-from ecsop.aws.service_cache import ServiceObserver, observation_of
-from ecsop.decision.actions import Wait
-from ecsop.decision.decide import decide
-from ecsop.decision.ecs_state import (
-    TAG_DEPLOYING,
-    TAG_FAILED_FINGERPRINT,
-    TAG_FAILED_REASON,
-    ServiceMissing,
-)
-from ecsop.decision.observation import Options
+from ecsop.aws.service_cache import ServiceCache
+from ecsop.controller.executor import Applied, DryRunExecutor
+from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
+from ecsop.decision.actions import Action, Deploy, Wait
+from ecsop.decision.ecs_state import ServiceMissing, short_name
+from ecsop.decision.memory import ServiceMemory
+from ecsop.decision.observation import Observation, Options
+from ecsop.probes.health import HealthProber
 from ecsop.spec import loader as source
+from ecsop.spec.loader import LoadedRelease
 
 PLAN_OBSERVATION_SECONDS = 300.0
 """How long plan's batched observations stay usable: one run, however many releases."""
+
+
+class _Printed:
+    """The recorder ``plan`` gives the reconciler: it keeps the decision to print."""
+
+    def __init__(self) -> None:
+        self.action: Action | None = None
+        self.applied: Applied | None = None
+
+    def decided(
+        self,
+        loaded: LoadedRelease,
+        commit: str | None,
+        action: Action,
+        observation: Observation | None,
+        applied: Applied | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        self.action, self.applied = action, applied
 
 
 def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_heal: bool) -> int:
@@ -38,37 +57,55 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
     )
     for error in loaded.errors:
         print(f"invalid: {error}")
-    gateways = GatewayPool(ClientFactory())
-    observer = ServiceObserver(gateways.ecs, max_age_seconds=PLAN_OBSERVATION_SECONDS)
-    observer.refresh(loaded.releases.values())  # batched; a failed batch is retried per release
-    options = Options(self_heal=self_heal)
+    clients = ClientFactory()
+    gateways = GatewayPool(clients)
+    cache = ServiceCache(gateways.ecs, max_age_seconds=PLAN_OBSERVATION_SECONDS)
+    cache.refresh(loaded.releases.values())  # batched; a failed batch is retried per release
+    prober = HealthProber(clients.client)
+    printed = _Printed()
+    reconciler = ReleaseReconciler(
+        cache, gateways.ecs, DryRunExecutor(), printed, Options(self_heal=self_heal), prober=prober
+    )
     would_change = False
     failed = bool(loaded.errors)
-    for name, release in sorted(loaded.releases.items()):
-        spec = release.release.spec
-        try:
-            state = observer.observe(release)
-            if isinstance(state, ServiceMissing):
-                print(f"{name}: service {spec.cluster}/{spec.service} not found ({state.reason})")
+    try:
+        for name, release in sorted(loaded.releases.items()):
+            try:
+                result = reconciler.reconcile(ReleaseTarget(release, loaded.commit))
+            except AwsError as exc:
+                print(f"{name}: cannot observe: {exc.code}: {exc.message}")
                 failed = True
                 continue
-            gateway = gateways.ecs(release.region, spec.role_arn)
-            action = decide(
-                release.release,
-                observation_of(gateway, state),
-                state.observed_at or datetime.now(UTC),
-                options,
-            )
-        except AwsError as exc:
-            print(f"{name}: cannot observe: {exc.code}: {exc.message}")
-            failed = True
-            continue
-        verb = "no change" if isinstance(action, Wait) else f"would {type(action).__name__}"
-        would_change |= not isinstance(action, Wait)
-        print(f"{name}: {action.phase.value}: {verb}: {action.message}")
+            except ValueError as exc:  # a container the task definition lacks, when cloning
+                print(f"{name}: cannot plan: {exc}")
+                failed = True
+                continue
+            if result.observation is None:
+                spec = release.release.spec
+                print(f"{name}: service {spec.cluster}/{spec.service} not found")
+                failed = True
+                continue
+            action = result.action
+            would_change |= not isinstance(action, Wait)
+            verb = _verb(action, result.applied)
+            print(f"{name}: {action.phase.value}: {verb}: {action.message}")
+    finally:
+        prober.close()
     if failed:
         return 1
     return 2 if would_change else 0
+
+
+def _verb(action: Action, applied: Applied) -> str:
+    if isinstance(action, Wait):
+        return "no change"
+    verb = f"would {type(action).__name__}"
+    if isinstance(action, Deploy):
+        if applied.registered:
+            return f"{verb} (register a clone of {short_name(action.base)})"
+        if applied.task_definition:
+            return f"{verb} (reuse {short_name(applied.task_definition)})"
+    return verb
 
 
 def retry(
@@ -89,19 +126,26 @@ def retry(
     gateways = GatewayPool(ClientFactory())
     gateway = gateways.ecs(release.region, spec.role_arn)
     try:
-        state = ServiceObserver(gateways.ecs, max_age_seconds=0).observe(release)
+        state = ServiceCache(gateways.ecs, max_age_seconds=0).observe(release)
         if isinstance(state, ServiceMissing):
             print(f"ecsop retry: service {spec.cluster}/{spec.service} not found", file=sys.stderr)
             return 1
-        failed = state.tags.get(TAG_FAILED_FINGERPRINT)
-        if not failed:
+        memory = ServiceMemory.read(state.tags)
+        if memory.failed is None:
             print(f"{name}: no failed release recorded; nothing to retry")
             return 0
-        gateway.untag_service(state.arn, [TAG_FAILED_FINGERPRINT, TAG_FAILED_REASON, TAG_DEPLOYING])
+        cleared = memory.retried()
+        gateway.tag_service(state.arn, cleared.tags())
+        stale = cleared.stale_keys(state.tags)
+        if stale:
+            gateway.untag_service(state.arn, stale)
     except AwsError as exc:
         print(f"ecsop retry: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
-    print(f"{name}: cleared failed record for {failed}; the daemon will deploy it again")
+    print(
+        f"{name}: cleared failed record for {memory.failed.fingerprint}; "
+        "the daemon will deploy it again"
+    )
     try:
         request = urllib.request.Request(f"{url.rstrip('/')}/requeue/{name}", method="POST")
         urllib.request.urlopen(request, timeout=3).close()

@@ -51,7 +51,11 @@ class Daemon:
         # Health gates use the same clients (same retry config, same call metrics).
         self.prober = HealthProber(self.clients.client, settings.health)
         self.controller = Controller(
-            settings.controller, self.gateways.ecs, self.metrics, prober=self.prober
+            settings.controller,
+            self.gateways.ecs,
+            self.metrics,
+            prober=self.prober,
+            on_release_count=self.gateways.fit_cache,
         )
         self.endpoint = Endpoint(
             settings.metrics_host,
@@ -61,6 +65,7 @@ class Daemon:
             ready=self._ready,
             requeue=self._requeue,
             extra_status=self._status_header,
+            healthy=self.controller.health,
         )
 
     def start(self) -> None:
@@ -107,6 +112,9 @@ class Daemon:
         return True, "ready"
 
     def _requeue(self, name: str) -> bool:
+        """Reconcile ``name`` now; False (404) when the spec directory has no such release."""
+        if self.controller.specs.entry(name) is None:
+            return False
         self.controller.queue.add(name)
         return True
 

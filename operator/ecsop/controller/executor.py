@@ -1,48 +1,70 @@
-"""Carrying out one decision through the ECS gateway.
+"""Carrying out one decision through the ECS gateway, in crash-safe order.
 
 The order of calls is the crash-safety argument, so it lives in one place:
 what the daemon must remember is written to AWS *before* the change it
-explains. A daemon killed between two calls finds, on restart, either the
-record without the change (and finishes the change) or nothing at all.
+explains, and a failed write of that memory never stops the safe action.
 
-- Deploy: reuse the revision already tagged with the fingerprint, else
-  register a clone (tagged), then UpdateService. Killed after registering, the
-  next pass finds and reuses that revision instead of registering another.
-- Rollback: tag the service with the failed fingerprint, then UpdateService
-  to last-good. Killed in between, the next pass sees the record and finishes.
+- Deploy: reuse a revision with exactly the content a fresh clone would have
+  (``ecsop.aws.revisions``), else register the clone once; UpdateService
+  (skipped when that revision already is the PRIMARY: a racing pass did it);
+  then the rollout record. Killed after registering, the next pass finds and
+  reuses that revision instead of registering another.
+- Rollback: the failed record first, then UpdateService to last-good. Killed
+  in between, the next pass sees the record and finishes. If the record
+  cannot be written (ECS's 50-tag limit, TagResource denied), the rollback
+  still happens: the record is kept in this process (``WriteLog``) and the
+  release is reported Degraded with why.
+
+``DryRunExecutor`` is what ``ecsop plan`` runs instead: the same lookups
+(which revision would be reused or registered), no change.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ecsop.decision.actions import Action, Deploy, RecordFailure, RecordLastGood, Rollback, Wait
-from ecsop.decision.ecs_state import (
-    TAG_COMMIT,
-    TAG_DEPLOYING,
-    TAG_FAILED_FINGERPRINT,
-    TAG_FAILED_REASON,
-    TAG_FINGERPRINT,
-    TAG_LAST_GOOD,
-    TAG_RELEASE,
-    ServiceState,
-    TaskDefinition,
-    TaskDefinitionArn,
+import structlog
+
+from ecsop.aws.clients import AwsError
+from ecsop.aws.revisions import PreparedClone
+from ecsop.decision.actions import (
+    Action,
+    Deploy,
+    ForgetRollout,
+    LetGo,
+    RecordFailure,
+    RecordLastGood,
+    Rollback,
+    Wait,
 )
+from ecsop.decision.ecs_state import ServiceState, TaskDefinition, TaskDefinitionArn
+from ecsop.decision.memory import LEGACY_SERVICE_KEYS, SERVICE_KEYS, ServiceMemory
+
+log = structlog.get_logger("ecsop.controller.executor")
 
 
 class Gateway(Protocol):
-    """The part of ``ecsop.ecs.EcsGateway`` the executor needs."""
+    """The part of ``ecsop.aws.ecs.EcsGateway`` the executor needs."""
 
-    def task_definition(self, arn: TaskDefinitionArn) -> TaskDefinition: ...
+    def task_definition(self, arn: str) -> TaskDefinition: ...
 
-    def find_revision(self, family: str, fingerprint: str) -> TaskDefinitionArn | None: ...
+    def prepare_clone(
+        self,
+        base: TaskDefinitionArn,
+        images: Mapping[str, str],
+        release: str,
+        fingerprint: str,
+        commit: str | None,
+    ) -> PreparedClone: ...
 
-    def register_clone(
-        self, base: TaskDefinitionArn, images: Mapping[str, str], tags: Mapping[str, str]
-    ) -> TaskDefinition: ...
+    def reusable(self, arn: TaskDefinitionArn, clone: PreparedClone) -> bool: ...
+
+    def find_revision(self, clone: PreparedClone) -> TaskDefinitionArn | None: ...
+
+    def register(self, clone: PreparedClone) -> TaskDefinition: ...
 
     def update_service(
         self, cluster: str, service: str, task_definition: TaskDefinitionArn
@@ -61,61 +83,192 @@ class Applied:
     registered: bool = False
     deployment_id: str = ""
     """The deployment UpdateService started (Deploy and Rollback only)."""
+    memory_error: str = ""
+    """The memory this action carries could not be written; the action happened anyway."""
+    dry_run: bool = False
+    """Nothing was changed (``ecsop plan``); the fields say what would have been."""
 
 
-def execute(
-    action: Action, gateway: Gateway, service: ServiceState, release: str, commit: str | None
-) -> Applied:
-    """Carry out ``action`` on ``service``. Raises the gateway's errors unchanged."""
-    if isinstance(action, Wait):
-        return Applied()
-    if isinstance(action, Deploy):
-        return _deploy(action, gateway, service, release, commit)
-    if isinstance(action, Rollback):
-        gateway.tag_service(service.arn, _failure_record(action, release))
-        started = gateway.update_service(service.cluster, service.name, action.to)
-        return Applied(task_definition=action.to, deployment_id=started)
-    if isinstance(action, RecordFailure):
-        gateway.tag_service(service.arn, _failure_record(action, release))
-        return Applied()
-    if isinstance(action, RecordLastGood):
-        gateway.tag_service(
-            service.arn, {TAG_LAST_GOOD: action.task_definition, TAG_RELEASE: release}
-        )
-        stale = [TAG_DEPLOYING] if TAG_DEPLOYING in service.tags else []
-        if action.clear_failure:
-            stale += [TAG_FAILED_FINGERPRINT, TAG_FAILED_REASON]
-        if stale:
-            gateway.untag_service(service.arn, stale)
-        return Applied(task_definition=action.task_definition)
-    raise TypeError(f"unknown action {type(action).__name__}")
+class WriteLog:
+    """What this process wrote to services, and what it could not write.
+
+    ``written`` lets the decision tell another ecsop instance's writes from a
+    predecessor's (``Situation.ANOTHER_INSTANCE``); ``unwritten`` keeps a
+    failure record that no tag could hold, so the failed release is still not
+    deployed again while this process lives.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._written: set[str] = set()
+        self._unwritten: dict[str, ServiceMemory] = {}
+
+    def written(self, service_arn: str) -> bool:
+        with self._lock:
+            return service_arn in self._written
+
+    def unwritten(self, service_arn: str) -> ServiceMemory | None:
+        with self._lock:
+            return self._unwritten.get(service_arn)
+
+    def succeeded(self, service_arn: str) -> None:
+        with self._lock:
+            self._written.add(service_arn)
+            self._unwritten.pop(service_arn, None)
+
+    def failed(self, service_arn: str, memory: ServiceMemory) -> None:
+        with self._lock:
+            self._unwritten[service_arn] = memory
+
+    def forget(self, service_arn: str) -> None:
+        with self._lock:
+            self._written.discard(service_arn)
+            self._unwritten.pop(service_arn, None)
 
 
-def _failure_record(action: Rollback | RecordFailure, release: str) -> dict[str, str]:
-    """The service tags that remember a failed release (written before any rollback)."""
-    return {
-        TAG_FAILED_FINGERPRINT: action.failed_fingerprint,
-        TAG_FAILED_REASON: action.failure.value,
-        TAG_RELEASE: release,
-    }
+class Executor(Protocol):
+    def execute(
+        self,
+        action: Action,
+        gateway: Gateway,
+        service: ServiceState,
+        release: str,
+        commit: str | None,
+    ) -> Applied: ...
+
+    def flush(self, gateway: Gateway, service: ServiceState) -> None: ...
 
 
-def _deploy(
-    action: Deploy, gateway: Gateway, service: ServiceState, release: str, commit: str | None
-) -> Applied:
-    existing = action.reuse
-    if existing is None:
-        base = gateway.task_definition(action.base)
-        existing = gateway.find_revision(base.family, action.fingerprint)
-    registered = existing is None
-    if existing is None:
-        tags = {TAG_RELEASE: release, TAG_FINGERPRINT: action.fingerprint}
-        if commit:
-            tags[TAG_COMMIT] = commit
-        existing = gateway.register_clone(action.base, action.images, tags).arn
-    started = gateway.update_service(service.cluster, service.name, existing)
-    # After, not before: a record of a rollout that never started would read as
-    # a failure. Killed between the two calls, the next pass sees the rollout
-    # itself and judges it; only a rollback in that same instant goes unseen.
-    gateway.tag_service(service.arn, {TAG_DEPLOYING: action.fingerprint, TAG_RELEASE: release})
-    return Applied(task_definition=existing, registered=registered, deployment_id=started)
+class AwsExecutor:
+    """Carries decisions out against AWS."""
+
+    def __init__(self, write_log: WriteLog) -> None:
+        self.write_log = write_log
+
+    def execute(
+        self,
+        action: Action,
+        gateway: Gateway,
+        service: ServiceState,
+        release: str,
+        commit: str | None,
+    ) -> Applied:
+        """Carry out ``action`` on ``service``. Raises the gateway's errors unchanged."""
+        if isinstance(action, Wait):
+            return Applied()
+        if isinstance(action, Deploy):
+            chosen, registered = _revision_for(action, gateway, release, commit, dry_run=False)
+            assert chosen is not None
+            started = _point(gateway, service, chosen)
+            # After, not before: a record of a rollout that never started would
+            # read as a failure. Killed between the two calls, the next pass sees
+            # the rollout itself and judges it.
+            error = self._remember(gateway, service, action.memory, keep=True)
+            return Applied(chosen, registered, started, memory_error=error)
+        if isinstance(action, Rollback):
+            error = self._remember(gateway, service, action.memory, keep=True)
+            started = gateway.update_service(service.cluster, service.name, action.to)
+            return Applied(task_definition=action.to, deployment_id=started, memory_error=error)
+        if isinstance(action, RecordFailure):
+            error = self._remember(gateway, service, action.memory, keep=True)
+            return Applied(memory_error=error)
+        if isinstance(action, RecordLastGood | ForgetRollout):
+            self._remember(gateway, service, action.memory, keep=False)
+            task_definition = action.task_definition if isinstance(action, RecordLastGood) else None
+            return Applied(task_definition=task_definition)
+        if isinstance(action, LetGo):
+            keys = [k for k in (*SERVICE_KEYS, *LEGACY_SERVICE_KEYS) if k in service.tags]
+            if action.untag and keys:
+                gateway.untag_service(service.arn, keys)
+            self.write_log.forget(service.arn)
+            return Applied()
+        raise TypeError(f"unknown action {type(action).__name__}")
+
+    def flush(self, gateway: Gateway, service: ServiceState) -> None:
+        """Write memory an earlier pass could not, now that it may fit (pass start)."""
+        pending = self.write_log.unwritten(service.arn)
+        if pending is None:
+            return
+        try:
+            gateway.tag_service(service.arn, pending.tags())
+            stale = pending.stale_keys(service.tags)
+            if stale:
+                gateway.untag_service(service.arn, stale)
+        except AwsError:
+            return  # still unwritable: the pass reports it again
+        self.write_log.succeeded(service.arn)
+
+    def _remember(
+        self, gateway: Gateway, service: ServiceState, memory: ServiceMemory, *, keep: bool
+    ) -> str:
+        """Write ``memory`` to the service's tags; "" on success, else why not.
+
+        With ``keep``, a failed write is kept in this process and reported;
+        without, it raises (the pass is retried with backoff).
+        """
+        current = ServiceMemory.read(service.tags)
+        stale = memory.stale_keys(service.tags)
+        try:
+            if not memory.same_as(current) or stale:
+                gateway.tag_service(service.arn, memory.tags())
+            if stale:
+                gateway.untag_service(service.arn, stale)
+        except AwsError as error:
+            if not keep:
+                raise
+            self.write_log.failed(service.arn, memory)
+            log.error(
+                "could not write ecsop's memory to the service's tags; acting anyway",
+                service=service.arn,
+                error=f"{error.code}: {error.message}",
+            )
+            return f"{error.code}: {error.message}"
+        self.write_log.succeeded(service.arn)
+        return ""
+
+
+class DryRunExecutor:
+    """What ``ecsop plan`` runs: the lookups an execution would make, and no change."""
+
+    def execute(
+        self,
+        action: Action,
+        gateway: Gateway,
+        service: ServiceState,
+        release: str,
+        commit: str | None,
+    ) -> Applied:
+        if isinstance(action, Deploy):
+            chosen, registered = _revision_for(action, gateway, release, commit, dry_run=True)
+            return Applied(task_definition=chosen, registered=registered, dry_run=True)
+        if isinstance(action, Rollback):
+            return Applied(task_definition=action.to, dry_run=True)
+        if isinstance(action, RecordLastGood):
+            return Applied(task_definition=action.task_definition, dry_run=True)
+        return Applied(dry_run=True)
+
+    def flush(self, gateway: Gateway, service: ServiceState) -> None:
+        """Nothing is written in a dry run."""
+
+
+def _revision_for(
+    action: Deploy, gateway: Gateway, release: str, commit: str | None, *, dry_run: bool
+) -> tuple[TaskDefinitionArn | None, bool]:
+    """The revision a deploy points the service at, and whether it is (to be) registered."""
+    clone = gateway.prepare_clone(action.base, action.images, release, action.fingerprint, commit)
+    if action.reuse is not None and gateway.reusable(action.reuse, clone):
+        return action.reuse, False
+    found = gateway.find_revision(clone)
+    if found is not None:
+        return found, False
+    if dry_run:
+        return None, True
+    return gateway.register(clone).arn, True
+
+
+def _point(gateway: Gateway, service: ServiceState, revision: TaskDefinitionArn) -> str:
+    """UpdateService to ``revision``, unless it already is the PRIMARY deployment's."""
+    primary = service.primary
+    if primary is not None and primary.task_definition == revision:
+        return primary.id
+    return gateway.update_service(service.cluster, service.name, revision)

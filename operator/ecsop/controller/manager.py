@@ -1,51 +1,52 @@
-"""The control loop: a work queue of release names, workers, resync, watching.
+"""The controller: the spec set, the work loop and the per-release reconciler, wired.
 
-Shaped like controller-runtime: triggers (the spec watcher, the periodic
-resync, requeues) put release *names* on a de-duplicating queue; a bounded
-pool of workers takes one name at a time, observes afresh, asks the pure
-``reconciler.decide`` for one action, has ``executor`` carry it out, and
-requeues: after ``requeue_after`` when the decision asks, with per-release
-exponential backoff after an error, or on the next resync otherwise.
+Three parts, each in its own module, and this module only connects them:
 
-Callers: ``ecsop run`` builds one ``Controller`` and runs it until SIGTERM.
+- ``SpecKeeper`` (``specset``) reads the directory on every file event
+  (``ecsop.spec.watcher``) and every resync, and says per release name what a
+  pass reconciles;
+- ``WorkLoop`` (``ecsop.runtime.loop``) runs workers over a de-duplicating work
+  queue of release *names*, a resync timer, and error backoff;
+- ``ReleaseReconciler`` (``reconciler``) is one pass for one release.
+
+A resync re-reads the directory, describes every service in batches of ten
+(``ServiceCache.refresh``) and queues every name. The first pass after start
+is such a resync, so start-up costs one DescribeServices per ten releases.
+
+Callers: ``ecsop.controller.daemon`` builds one ``Controller`` and runs it until SIGTERM.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
-from ecsop.aws.service_cache import GatewayFor, ServiceObserver, observation_of
-from ecsop.controller import executor
+from ecsop.aws.service_cache import GatewayFor, ServiceCache
+from ecsop.controller.executor import AwsExecutor, WriteLog
+from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.controller.recorder import DecisionRecorder
-from ecsop.decision.actions import (
-    Action,
-    Deploy,
-    Phase,
-    Reason,
-    RecordFailure,
-    Rollback,
-    Wait,
-)
-from ecsop.decision.decide import decide
-from ecsop.decision.ecs_state import ServiceMissing
-from ecsop.decision.gates import needs_health
-from ecsop.decision.observation import Options
+from ecsop.controller.specset import Changes, SpecKeeper
+from ecsop.decision.actions import LetGo
+from ecsop.decision.observation import Options, SpecState
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.status import StatusStore
 from ecsop.probes.health import HealthProber
+from ecsop.runtime.loop import LoopSettings, WorkLoop
 from ecsop.runtime.workqueue import RateLimitingQueue
-from ecsop.spec import loader as source
-from ecsop.spec.loader import LoadedRelease, SpecSet
 from ecsop.spec.watcher import SpecWatcher
 
-log = structlog.get_logger("ecsop.controller.manager")
+log = structlog.get_logger("ecsop.controller")
+
+
+def new_instance_id() -> str:
+    """A short random id for this daemon process, written as ``writer=`` in ``ecsop:state``."""
+    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class ControllerSettings:
     """Quiet time after a burst of file events before the directory is read."""
     shutdown_grace_seconds: float = 30.0
     """On SIGTERM, how long to wait for reconciles in flight to finish."""
+    instance_id: str = field(default_factory=new_instance_id)
+    """This process, as its writes name it; another id writing after it means two
+    instances act on one service."""
 
 
 class Controller:
@@ -79,6 +83,7 @@ class Controller:
         statuses: StatusStore | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         prober: HealthProber | None = None,
+        on_release_count: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.settings = settings
         self.prober = prober
@@ -86,24 +91,45 @@ class Controller:
         self.metrics = metrics
         self.statuses = statuses or StatusStore()
         self.recorder = DecisionRecorder(self.statuses, metrics, clock)
+        self.specs = SpecKeeper(
+            settings.specs,
+            default_region=settings.default_region,
+            allow_mutable_tags=settings.allow_mutable_tags,
+        )
         self.queue = RateLimitingQueue(
             on_depth=metrics.workqueue_depth.set, on_retry=metrics.workqueue_retries.inc
         )
-        self.observer = ServiceObserver(gateway_for, max_age_seconds=settings.resync_seconds)
-        self._gateway_for = gateway_for
-        self._clock = clock
-        self._options = Options(
-            self_heal=settings.self_heal, active_poll_seconds=settings.active_poll_seconds
+        self.cache = ServiceCache(gateway_for, max_age_seconds=settings.resync_seconds)
+        self.write_log = WriteLog()
+        options = Options(
+            self_heal=settings.self_heal,
+            active_poll_seconds=settings.active_poll_seconds,
+            instance_id=settings.instance_id,
         )
-        self._load_lock = threading.Lock()
-        """Guards ``_specs`` and ``_last_valid``; held only to read or swap them."""
-        self._reload_lock = threading.Lock()
-        """One directory read at a time (watcher and resync both reload; the cache is shared)."""
-        self._parse_cache = source.ParseCache()
-        self._specs = SpecSet(releases={}, errors=[], files=0, commit=None)
-        self._last_valid: dict[str, LoadedRelease] = {}
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self.reconciler = ReleaseReconciler(
+            self.cache,
+            gateway_for,
+            AwsExecutor(self.write_log),
+            self.recorder,
+            options,
+            prober=prober,
+            write_log=self.write_log,
+            clock=clock,
+        )
+        self.loop = WorkLoop(
+            self.queue,
+            self.reconcile,
+            self.resync,
+            LoopSettings(
+                workers=settings.workers,
+                resync_seconds=settings.resync_seconds,
+                shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            ),
+            on_error=self._failed,
+            on_pass=self._count_pass,
+            on_loop_error=lambda loop: metrics.loop_errors.labels(loop).inc(),
+        )
+        self._on_release_count = on_release_count
         self._watcher: SpecWatcher | None = None
         self.specs_loaded = threading.Event()
         self.aws_reachable = threading.Event()
@@ -111,60 +137,58 @@ class Controller:
     # --- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        self.reload_specs()
+        """Read the specs, watch them, and start the loop; its first resync is the first pass."""
+        try:
+            self._loaded(self.specs.reload(), queue=False)
+        except Exception:  # never exit on a bad tree: the resync tries again
+            log.exception("could not read the spec directory; the resync will retry")
         self._watcher = SpecWatcher(
             self.settings.specs,
             on_change=self.reload_specs,
             debounce_seconds=self.settings.debounce_seconds,
         )
         self._watcher.start()
-        for index in range(self.settings.workers):
-            self._spawn(self._work, f"ecsop-worker-{index}")
-        self._spawn(self._resync_forever, "ecsop-resync")
+        self.loop.start()
         log.info(
-            "controller started", specs=str(self.settings.specs), workers=self.settings.workers
+            "controller started",
+            specs=str(self.settings.specs),
+            workers=self.settings.workers,
+            instance=self.settings.instance_id,
         )
 
     def stop(self) -> None:
         """Stop taking work; let reconciles in flight finish their AWS call."""
-        self._stop.set()
         if self._watcher is not None:
             self._watcher.stop()
-        self.queue.shutdown()
-        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.loop.stop()
         log.info("controller stopped")
 
-    def _spawn(self, target: Callable[[], None], name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+    def health(self) -> tuple[bool, str]:
+        return self.loop.health()
 
     # --- triggers --------------------------------------------------------------------
 
     def reload_specs(self) -> None:
         """Read the directory; queue the releases whose spec changed, appeared or vanished."""
-        with self._reload_lock:
-            self._reload_specs()
+        self._loaded(self.specs.reload(), queue=True)
 
-    def _reload_specs(self) -> None:
-        # Reading files and running git happen outside ``_load_lock``, which
-        # every worker takes at the start and end of a pass.
-        fresh = source.load(
-            [self.settings.specs],
-            default_region=self.settings.default_region,
-            allow_mutable_tags=self.settings.allow_mutable_tags,
-            cache=self._parse_cache,
-        )
-        with self._load_lock:
-            before = self._specs
-            self._specs = fresh
-            self._last_valid.update(fresh.releases)
-            for name in list(self._last_valid):
-                if name not in fresh.releases and name not in fresh.invalid_releases:
-                    del self._last_valid[name]
+    def resync(self) -> None:
+        """Re-read the directory (in case an event was missed), observe everything, queue it all."""
+        self.reload_specs()
+        watched = self.specs.watched()
+        errors = self.cache.refresh(watched)
+        if errors:
+            self.aws_reachable.clear()
+            log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
+        elif watched:
+            self.aws_reachable.set()
+        for name in self.specs.names():
+            self.queue.add(name)
+
+    def _loaded(self, changes: Changes, *, queue: bool) -> None:
+        fresh, before = changes.specs, changes.previous
         self.metrics.set_specs([e.file for e in fresh.errors], len(fresh.errors), fresh.commit)
+        self._on_release_count(len(fresh.releases))
         if fresh.errors and [str(e) for e in fresh.errors] != [str(e) for e in before.errors]:
             for error in fresh.errors:
                 log.warning(
@@ -175,156 +199,65 @@ class Controller:
                     error=error.message,
                     release=error.release,
                 )
-        changed = {
-            name
-            for name, loaded in fresh.releases.items()
-            if name not in before.releases or before.releases[name].release != loaded.release
-        }
-        vanished = set(before.releases) - set(fresh.releases)
-        invalid = set(fresh.invalid_releases) - set(before.invalid_releases)
-        for name in sorted(changed | vanished | invalid):
-            loaded = fresh.releases.get(name) or self._last_valid.get(name)
-            if loaded is not None:
-                self.observer.invalidate(loaded)
-            self.queue.add(name)
-        if fresh.commit != before.commit or changed:
+        for name in changes.names:
+            entry = self.specs.entry(name)
+            if entry is not None and entry.loaded is not None:
+                self.cache.invalidate(entry.loaded)
+            if queue:
+                self.queue.add(name)
+        if fresh.commit != before.commit or changes.names:
             log.info(
                 "specs loaded",
                 commit=fresh.commit,
                 releases=len(fresh.releases),
                 errors=len(fresh.errors),
-                changed=sorted(changed),
+                changed=list(changes.names),
             )
         self.specs_loaded.set()
 
-    def _resync_forever(self) -> None:
-        while not self._stop.is_set():
-            self.resync()
-            self._stop.wait(self.settings.resync_seconds)
-
-    def resync(self) -> None:
-        """Re-read the directory (in case an event was missed), observe everything, queue it all."""
-        self.reload_specs()
-        with self._load_lock:
-            releases = dict(self._last_valid)
-            names = set(self._specs.releases) | set(self._specs.invalid_releases)
-        errors = self.observer.refresh(releases.values())
-        if errors:
-            self.aws_reachable.clear()
-            log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
-        elif releases:
-            self.aws_reachable.set()
-        for name in sorted(names):
-            self.queue.add(name)
-
-    # --- workers ---------------------------------------------------------------------
-
-    def _work(self) -> None:
-        while True:
-            name = self.queue.get()
-            if name is None:
-                return
-            started = time.perf_counter()
-            try:
-                requeue = self.reconcile(name)
-            except Exception as exc:  # any failure: back off this release only
-                with self._load_lock:
-                    loaded = self._specs.releases.get(name) or self._last_valid.get(name)
-                    commit = self._specs.commit
-                self.recorder.failed(name, loaded, exc, commit)
-                self.queue.add_rate_limited(name)
-                self._count_reconcile(name, "error")
-            else:
-                self.queue.forget(name)
-                if requeue is not None and not self._stop.is_set():
-                    # Counted from the start of the pass, so a rollout is looked
-                    # at every interval, not every interval plus a pass.
-                    elapsed = time.perf_counter() - started
-                    self.queue.add_after(name, max(0.0, requeue - elapsed))
-                self._count_reconcile(name, "requeue" if requeue is not None else "success")
-            finally:
-                self.metrics.reconcile_duration.observe(time.perf_counter() - started)
-                self.queue.done(name)
-
-    def _count_reconcile(self, name: str, result: str) -> None:
-        """Count a pass, unless it was the one that let go of a vanished release.
-
-        That pass removed the release's series; counting it would bring one back.
-        """
-        with self._load_lock:
-            managed = (
-                name in self._specs.releases
-                or name in self._specs.invalid_releases
-                or name in self._last_valid
-            )
-        if managed:
-            self.metrics.reconciles.labels(name, result).inc()
+    # --- one pass --------------------------------------------------------------------
 
     def reconcile(self, name: str) -> float | None:
         """One pass for one release. Returns seconds until the next pass, or None."""
-        with self._load_lock:
-            specs = self._specs
-            loaded = specs.releases.get(name)
-            problems = specs.invalid_releases.get(name, [])
-            last_valid = self._last_valid.get(name)
-        if loaded is None and problems and last_valid is not None:
-            return self._reconcile(last_valid, specs.commit, problems=[str(p) for p in problems])
-        if loaded is None:
-            if problems:
-                self.recorder.invalid(name, problems, specs.commit)
-                return None
-            self.recorder.forget(name)
-            if self.prober is not None:
-                self.prober.idle(name)
+        entry = self.specs.entry(name)
+        commit = self.specs.commit
+        if entry is None:
+            self._forget(name)
             return None
-        return self._reconcile(loaded, specs.commit, problems=[])
-
-    def _reconcile(
-        self, loaded: LoadedRelease, commit: str | None, problems: list[str]
-    ) -> float | None:
-        spec = loaded.release.spec
-        gateway = self._gateway_for(loaded.region, spec.role_arn)
-        state = self.observer.observe(loaded)
+        if entry.loaded is None:
+            self.recorder.invalid(name, entry.problems, commit)
+            return None
+        target = ReleaseTarget(
+            entry.loaded,
+            commit,
+            SpecState(
+                problems=tuple(str(p) for p in entry.problems),
+                removed=entry.removed,
+                claimed_elsewhere=entry.claimed_elsewhere,
+            ),
+        )
+        result = self.reconciler.reconcile(target)
         self.aws_reachable.set()
-        if isinstance(state, ServiceMissing):
-            action: Action = Wait(
-                Phase.DEGRADED,
-                Reason.SERVICE_NOT_FOUND,
-                f"service {state.cluster}/{state.name} not found: {state.reason}",
-                None,
-            )
-            self.recorder.decided(loaded, commit, action, None)
+        if isinstance(result.action, LetGo):
+            self.specs.let_go(name)
+            self._forget(name)
             return None
-        observation = observation_of(gateway, state)
-        now = state.observed_at or self._clock()
-        if self.prober is not None and needs_health(loaded.release, observation):
-            health = self.prober.probe(
-                loaded.name, loaded.region, loaded.release, observation, gateway, now
-            )
-            observation = replace(observation, health=health)
-        elif self.prober is not None:
-            self.prober.idle(loaded.name)
-        action = decide(loaded.release, observation, now, self._options)
-        if self.prober is not None and isinstance(action, Rollback | RecordFailure):
-            action = self.prober.explain(action, gateway, loaded.release, state)
-        if self.prober is not None and not isinstance(action, Wait | Deploy):
-            self.prober.idle(loaded.name)  # judged (good or bad): the gates are done with it
-        if problems and isinstance(action, Deploy):
-            action = Wait(
-                Phase.INVALID,
-                Reason.INVALID_SPEC,
-                f"spec is invalid, not deploying: {problems[0]}",
-                None,
-            )
-        elif problems and action.phase in (Phase.SYNCED, Phase.PROGRESSING):
-            action = Wait(
-                Phase.INVALID,
-                Reason.INVALID_SPEC,
-                f"spec is invalid (last valid spec still watched): {problems[0]}",
-                action.requeue_after,
-            )
-        applied = executor.execute(action, gateway, state, loaded.name, commit)
-        if not isinstance(action, Wait):
-            self.observer.invalidate(loaded)
-        self.recorder.decided(loaded, commit, action, observation, applied, now)
-        return action.requeue_after
+        return result.action.requeue_after
+
+    def _forget(self, name: str) -> None:
+        self.recorder.forget(name)
+        if self.prober is not None:
+            self.prober.idle(name)
+
+    def _failed(self, name: str, exc: Exception) -> None:
+        entry = self.specs.entry(name)
+        self.recorder.failed(name, entry.loaded if entry else None, exc, self.specs.commit)
+
+    def _count_pass(self, name: str, result: str, seconds: float) -> None:
+        """Count a pass, unless it was the one that let go of a release.
+
+        That pass removed the release's series; counting it would bring one back.
+        """
+        self.metrics.reconcile_duration.observe(seconds)
+        if self.specs.entry(name) is not None:
+            self.metrics.reconciles.labels(name, result).inc()

@@ -24,17 +24,10 @@ import structlog
 
 from ecsop.aws.clients import AwsError
 from ecsop.controller.executor import Applied
-from ecsop.decision.actions import (
-    Action,
-    Phase,
-    Reason,
-    RecordFailure,
-    RecordLastGood,
-    Rollback,
-    Wait,
-)
+from ecsop.decision.actions import Action, RecordFailure, RecordLastGood, Rollback, Wait
 from ecsop.decision.ecs_state import ServiceState
 from ecsop.decision.observation import Observation, fingerprint_of, in_progress
+from ecsop.decision.reasons import Outcome, Phase, Reason
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.status import ReleaseStatus, Rollout, StatusStore
 from ecsop.spec.loader import LoadedRelease, SpecError
@@ -62,10 +55,20 @@ class DecisionRecorder:
         now: datetime | None = None,
     ) -> None:
         """A pass ended in ``action``, carried out as ``applied``; ``now`` is AWS's time."""
+        if applied is not None and applied.memory_error:
+            self.metrics.memory_write_failures.labels(loaded.name).inc()
+            action = replace(
+                action,
+                phase=Phase.DEGRADED,
+                reason=Reason.MEMORY_UNAVAILABLE,
+                message=f"{action.message}; but ecsop could not record it on the service "
+                f"({applied.memory_error}): kept in this process only",
+            )
         if observation is not None:
             self._count(loaded.name, action, observation, now or self._clock())
         spec = loaded.release.spec
         service: ServiceState | None = observation.service if observation else None
+        memory = observation.memory if observation else None
         running = (
             observation.task_definitions.get(service.task_definition)
             if observation and service
@@ -98,9 +101,9 @@ class DecisionRecorder:
             else {},
             running_task_definition=service.task_definition if service else "",
             deployment_id=deployment_id,
-            last_good=observation.last_good or "" if observation else "",
-            failed_fingerprint=observation.failed_fingerprint or "" if observation else "",
-            failed_reason=observation.failed_reason if observation else "",
+            last_good=memory.last_good or "" if memory else "",
+            failed_fingerprint=memory.failed.fingerprint if memory and memory.failed else "",
+            failed_reason=memory.failed.failure.value if memory and memory.failed else "",
             last_rollout=last_rollout,
         )
         self.statuses.put(status, self._clock())
@@ -215,17 +218,17 @@ class DecisionRecorder:
 
     def _count(self, name: str, action: Action, observation: Observation, now: datetime) -> None:
         if isinstance(action, Rollback):
-            self.metrics.deployments.labels(name, "rolled_back").inc()
+            self.metrics.deployments.labels(name, Outcome.ROLLED_BACK).inc()
             self.metrics.rollbacks.labels(name, action.failure.value).inc()
-        elif isinstance(action, RecordFailure):
+        elif isinstance(action, RecordFailure) and action.counted:
             if action.rolled_back_by_ecs:
-                self.metrics.deployments.labels(name, "rolled_back").inc()
+                self.metrics.deployments.labels(name, Outcome.ROLLED_BACK).inc()
                 self.metrics.rollbacks.labels(name, action.failure.value).inc()
             else:
-                self.metrics.deployments.labels(name, "failed").inc()
+                self.metrics.deployments.labels(name, Outcome.FAILED).inc()
         elif isinstance(action, RecordLastGood) and action.reason is Reason.BAKED:
             primary = observation.service.primary
-            self.metrics.deployments.labels(name, "succeeded").inc()
+            self.metrics.deployments.labels(name, Outcome.SUCCEEDED).inc()
             if primary is not None:
                 self.metrics.deployment_duration.labels(name).observe(
                     max(0.0, (now - primary.created_at).total_seconds())
@@ -235,12 +238,14 @@ class DecisionRecorder:
 
 def _rollout_of(action: Action, now: datetime) -> Rollout | None:
     if isinstance(action, Rollback):
-        return Rollout("rolled_back", action.failure.value, action.detail, now, action.stop_reason)
+        return Rollout(
+            Outcome.ROLLED_BACK, action.failure.value, action.detail, now, action.stop_reason
+        )
     if isinstance(action, RecordFailure):
-        outcome = "rolled_back" if action.rolled_back_by_ecs else "failed"
+        outcome = Outcome.ROLLED_BACK if action.rolled_back_by_ecs else Outcome.FAILED
         return Rollout(outcome, action.failure.value, action.detail, now, action.stop_reason)
     if isinstance(action, RecordLastGood) and action.reason is Reason.BAKED:
-        return Rollout("succeeded", "baked", action.message, now)
+        return Rollout(Outcome.SUCCEEDED, "baked", action.message, now)
     return None
 
 

@@ -1,64 +1,19 @@
-"""The actions the reconciler can choose, and the words status uses for them.
+"""The actions the decision can choose.
 
 A decision is a value: the executor carries it out, status and metrics read
-its phase and reason, tests compare it. Phase, reason and failure names are
-constants here so they are spelled one way in logs, metrics and ``/status``.
+its phase and reason, tests compare it. Every action that changes ecsop's
+memory carries the ``ServiceMemory`` to write, computed by the decision, so
+the executor never decides what a record says, only when to write it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
 from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
-
-
-class Phase(StrEnum):
-    """One word for where a release stands; derived, never stored."""
-
-    SYNCED = "Synced"
-    PROGRESSING = "Progressing"
-    DEGRADED = "Degraded"
-    ROLLING_BACK = "RollingBack"
-    SUSPENDED = "Suspended"
-    INVALID = "Invalid"
-
-
-class Reason(StrEnum):
-    """Machine-readable causes, used as status reasons and metric labels."""
-
-    IN_SYNC = "InSync"
-    SUSPENDED = "Suspended"
-    DEPLOYING = "Deploying"
-    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
-    BAKING = "Baking"
-    BAKED = "Baked"
-    ADOPTED = "AdoptedRunningRevision"
-    FOREIGN_DEPLOYMENT = "ForeignDeploymentInProgress"
-    ROLLING_BACK = "RollingBack"
-    ECS_ROLLING_BACK = "EcsCircuitBreakerRollingBack"
-    ROLLBACK_FAILED = "RollbackFailed"
-    RELEASE_FAILED = "ReleaseFailed"
-    NO_LAST_GOOD = "NoLastGoodRevision"
-    DRIFTED = "Drifted"
-    SELF_HEAL = "SelfHeal"
-    UNKNOWN_CONTAINER = "UnknownContainer"
-    SERVICE_NOT_FOUND = "ServiceNotFound"
-    INVALID_SPEC = "InvalidSpec"
-
-
-class Failure(StrEnum):
-    """Why a rollout failed; the ``reason`` label of ``ecsop_rollbacks_total``."""
-
-    FAILED_TASKS = "failed_tasks"
-    CIRCUIT_BREAKER = "circuit_breaker"
-    TIMEOUT = "timeout"
-    ALARM = "alarm"
-    TARGET_HEALTH = "target_health"
-    HTTP_CHECK = "http_check"
-    ECS_ROLLBACK = "ecs_rollback"
-    ROLLBACK_FAILED = "rollback_failed"
+from ecsop.decision.memory import ServiceMemory
+from ecsop.decision.reasons import Failure, Phase, Reason
 
 
 @dataclass(frozen=True)
@@ -81,15 +36,19 @@ class Wait(Action):
 class Deploy(Action):
     """Point the service at a revision carrying ``fingerprint``.
 
-    The executor reuses an existing revision with that fingerprint, or clones
-    ``base`` with ``images`` and registers it, then calls UpdateService.
+    The executor reuses ``reuse`` or another revision of this release with
+    exactly the content a fresh clone of ``base`` would have, else registers
+    that clone; then UpdateService; then writes ``memory`` (the rollout record).
     """
 
     fingerprint: Fingerprint
     images: Mapping[str, str]
     base: TaskDefinitionArn
+    memory: ServiceMemory
+    """Written right after UpdateService: ``deploying`` is this fingerprint."""
     reuse: TaskDefinitionArn | None = None
-    """A known revision that already carries ``fingerprint`` (e.g. last-good on a revert)."""
+    """A known revision that may carry ``fingerprint`` (last-good, on a revert); reused
+    only if its content is what a fresh clone of ``base`` would register."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +59,12 @@ class Rollback(Action):
     failed_fingerprint: Fingerprint
     failure: Failure
     detail: str
+    memory: ServiceMemory
+    """Written before UpdateService: the failed record."""
     deployment_id: str = ""
-    """The failed deployment, whose stopped tasks explain the failure."""
+    """The failed deployment."""
     stop_reason: str = ""
-    """ECS's reason for the first failed task of that deployment, once looked up."""
+    """ECS's reason for the first failed task of that deployment, if one was read."""
 
 
 @dataclass(frozen=True)
@@ -113,17 +74,41 @@ class RecordFailure(Action):
     failed_fingerprint: Fingerprint
     failure: Failure
     detail: str
+    memory: ServiceMemory
     deployment_id: str = ""
-    """The failed deployment, whose stopped tasks explain the failure."""
     stop_reason: str = ""
-    """ECS's reason for the first failed task of that deployment, once looked up."""
     rolled_back_by_ecs: bool = False
-    """ECS itself is rolling back (circuit breaker or deployment alarms): a rollback to count."""
+    """ECS itself rolled back (circuit breaker or deployment alarms): a rollback to count."""
+    counted: bool = True
+    """Whether this is a deployment outcome to count (False: a failure inferred after
+    the fact, whose rollback, if ecsop made it, was counted when it was made)."""
 
 
 @dataclass(frozen=True)
 class RecordLastGood(Action):
-    """Tag the service with its proven-good revision (and clear a retried failure)."""
+    """Tag the service with its proven-good revision (a bake ended, or first sight)."""
 
     task_definition: TaskDefinitionArn
-    clear_failure: bool
+    memory: ServiceMemory
+
+
+@dataclass(frozen=True)
+class ForgetRollout(Action):
+    """Clear the rollout record of a release someone else's deployment replaced."""
+
+    memory: ServiceMemory
+
+
+@dataclass(frozen=True)
+class LetGo(Action):
+    """The release left the spec directory: stop managing the service.
+
+    With ``untag``, ecsop's tags are removed from the service (nothing else is
+    deleted or changed); without, another release manages the service now.
+    """
+
+    untag: bool
+
+
+MEMORY_WRITES = (Deploy, Rollback, RecordFailure, RecordLastGood, ForgetRollout)
+"""Actions that write ``memory``."""

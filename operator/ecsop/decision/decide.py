@@ -1,354 +1,512 @@
 """The reconcile decision: (release, observed service, recorded history, now) -> one action.
 
 This is the whole of ecsop's judgement, and it is a pure function: no I/O, no
-clock reads, no globals. Everything it knows arrives as frozen values, so the
-same inputs always give the same decision, every branch is a table-driven unit
-test, and a daemon killed at any instant resumes correctly because the only
-history is what ``Observation`` reads back from AWS tags.
+clock reads, no globals. Everything it knows arrives as frozen values (the
+observation, with ecsop's memory read from its tags, the probes' signals, and
+how the release stands in the spec directory), so the same inputs always give
+the same decision, every branch is a table-driven unit test, and a daemon
+killed at any instant resumes correctly.
 
-It follows ``shared/DESIGN.md`` ("The reconcile decision") step by step:
+It classifies first (``situation.classify``: one ``View`` naming every role),
+then dispatches on the situation; ``docs/design.md`` ("The reconcile
+decision") walks through every branch. Last, the spec's own state applies:
+an invalid spec never deploys, and a removed release is watched until its
+rollout in flight has finished, then let go.
 
-1. suspended: no action;
-2. a rollout in progress: ours -> judge its health (roll back on failure);
-   ECS's circuit breaker already rolling back -> record, do not fight; our own
-   rollback -> watch it, and if it fails stop acting; someone else's -> wait;
-3. steady on the desired fingerprint: bake, then record last-good once;
-4. steady elsewhere: failed before -> Degraded until spec change or retry;
-   otherwise deploy (or, for drift, self-heal when allowed).
-
-What follows a failure (roll back, or record it once) is ``ecsop.rollback``.
-
-Callers: the controller (every pass) and ``ecsop plan`` (read-only).
+Callers: ``ecsop.controller.reconciler.ReleaseReconciler`` (the daemon's
+passes and ``ecsop plan`` alike).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from ecsop.decision import gates, rollback
 from ecsop.decision.actions import (
     Action,
     Deploy,
-    Failure,
-    Phase,
-    Reason,
+    ForgetRollout,
+    LetGo,
     RecordFailure,
     RecordLastGood,
     Wait,
 )
-from ecsop.decision.ecs_state import (
-    TAG_FINGERPRINT,
-    TAG_RELEASE,
-    Deployment,
-    Fingerprint,
-    RolloutState,
-    short_name,
-)
-from ecsop.decision.observation import Observation, Options, fingerprint_of, in_progress
+from ecsop.decision.ecs_state import RolloutState, short_name
+from ecsop.decision.fate import Fate, fate_of
+from ecsop.decision.gates import Verdict
+from ecsop.decision.memory import MAX_TAGS, SERVICE_KEYS, room_for_memory, user_tag_count
+from ecsop.decision.observation import Observation, Options, SpecState, fingerprint_of
+from ecsop.decision.reasons import Failure, Phase, Reason
+from ecsop.decision.rollback import FailedRollout
+from ecsop.decision.situation import IN_FLIGHT, Situation, View, classify
 from ecsop.spec.model import ServiceRelease
 
 
 def decide(
-    release: ServiceRelease, observed: Observation, now: datetime, options: Options
-) -> Action:
-    """Choose the one action this pass takes for ``release``."""
-    service = observed.service
-    if release.spec.suspend:
-        return Wait(Phase.SUSPENDED, Reason.SUSPENDED, "spec.suspend is true: observing only", None)
-    desired = Fingerprint(release.fingerprint())
-    primary = service.primary
-    if primary is None:  # ECS always has a PRIMARY; treat its absence as a transient read
-        return Wait(
-            Phase.PROGRESSING,
-            Reason.FOREIGN_DEPLOYMENT,
-            "service has no PRIMARY deployment yet",
-            options.active_poll_seconds,
-        )
-    if in_progress(service, primary):
-        return _during_rollout(release, observed, primary, desired, now, options)
-    return _when_steady(release, observed, primary, desired, now, options)
-
-
-def _during_rollout(
     release: ServiceRelease,
     observed: Observation,
-    primary: Deployment,
-    desired: Fingerprint,
     now: datetime,
     options: Options,
+    spec: SpecState | None = None,
 ) -> Action:
-    poll = options.active_poll_seconds
-    primary_fp = fingerprint_of(release, observed.task_definitions.get(primary.task_definition))
-    last_good = observed.last_good
+    """Choose the one action this pass takes for ``release``."""
+    view = classify(release, observed, options)
+    pass_ = _Pass(release, observed, view, now, options)
+    action = _BRANCHES[view.situation](pass_)
+    return _as_the_spec_stands(action, view, spec or SpecState())
 
-    if primary_fp == desired:
-        if (
-            observed.failed_fingerprint == desired
-            and release.spec.rollback.automatic
-            and last_good
-            and last_good != primary.task_definition
-        ):
-            # We recorded the failure but did not get to UpdateService (crash,
-            # throttling): finish the rollback without judging health again.
-            resumed = rollback.FailedRollout(
-                desired,
-                Failure(observed.failed_reason or "failed_tasks"),
-                "resuming a rollback that was recorded but not yet issued",
-                primary.id,
-            )
-            return rollback.roll_back(observed, resumed, poll)
-        failure = gates.rollout_failure(release, observed, primary, now)
-        if failure is None:
-            age = int((now - primary.created_at).total_seconds())
-            return Wait(
-                Phase.PROGRESSING,
-                Reason.ROLLOUT_IN_PROGRESS,
-                f"rolling out {desired}: {primary.running_count}/{primary.desired_count} running, "
-                f"{primary.failed_tasks} failed, {age}s of {release.spec.rollout.timeout_seconds}s",
-                poll,
-            )
-        kind, detail = failure
-        failed = rollback.FailedRollout(desired, kind, detail, primary.id)
-        return rollback.on_failure(release, observed, failed, poll)
 
-    ecs_failed = gates.failed_ecs_deployment(observed, release, desired)
-    if ecs_failed is not None:
-        detail = ecs_failed.rollout_state_reason or "ECS circuit breaker failed the deployment"
-        if observed.failed_fingerprint != desired:
-            kind, detail = gates.ecs_failure(observed, ecs_failed, Failure.ECS_ROLLBACK)
-            return RecordFailure(
-                Phase.ROLLING_BACK,
-                Reason.ECS_ROLLING_BACK,
-                f"ECS is rolling back {desired}: {detail}",
-                poll,
-                failed_fingerprint=desired,
-                failure=kind,
-                detail=detail,
-                deployment_id=ecs_failed.id,
-                rolled_back_by_ecs=True,
-            )
+class _Pass:
+    """The inputs of one decision, so each branch reads them by name."""
+
+    def __init__(
+        self,
+        release: ServiceRelease,
+        observed: Observation,
+        view: View,
+        now: datetime,
+        options: Options,
+    ) -> None:
+        self.release = release
+        self.observed = observed
+        self.view = view
+        self.now = now
+        self.options = options
+        self.poll = options.active_poll_seconds
+        self.memory = view.memory.stamped(release.name, options.instance_id)
+        """The memory any record of this pass is built on."""
+
+
+# --- in progress -----------------------------------------------------------------------
+
+
+def _rolling_out(p: _Pass) -> Action:
+    deployment = p.view.judged
+    assert deployment is not None
+    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now)
+    if verdict is not None:
+        failed = FailedRollout(p.view.desired, verdict, deployment.id)
+        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll)
+    age = int(gates.age(deployment, p.now))
+    return Wait(
+        Phase.PROGRESSING,
+        Reason.ROLLOUT_IN_PROGRESS,
+        f"rolling out {p.view.desired}: {deployment.running_count}/{deployment.desired_count} "
+        f"running, {deployment.failed_tasks} failed, {age}s of "
+        f"{p.release.spec.rollout.timeout_seconds}s",
+        p.poll,
+    )
+
+
+def _resuming_rollback(p: _Pass) -> Action:
+    # We recorded the failure but did not get to UpdateService (crash,
+    # throttling): finish the rollback without judging health again.
+    recorded = p.view.memory.failed
+    assert recorded is not None and p.view.judged is not None
+    verdict = Verdict(recorded.failure, "resuming a rollback that was recorded but not yet issued")
+    failed = FailedRollout(p.view.desired, verdict, p.view.judged.id)
+    return rollback.roll_back(p.view, failed, p.memory, p.poll)
+
+
+def _ecs_rolling_back(p: _Pass) -> Action:
+    deployment = p.view.judged
+    assert deployment is not None
+    recorded = p.view.memory.failed
+    if recorded is not None and recorded.fingerprint == p.view.desired:
+        detail = deployment.rollout_state_reason or "ECS circuit breaker failed the deployment"
         return Wait(
             Phase.ROLLING_BACK,
             Reason.ECS_ROLLING_BACK,
-            f"ECS is rolling back {desired}: {detail}",
-            poll,
+            f"ECS is rolling back {p.view.desired}: {detail}",
+            p.poll,
         )
+    verdict = gates.explained(
+        gates.ecs_failure(p.observed, deployment, Failure.ECS_ROLLBACK), p.release, p.observed
+    )
+    return RecordFailure(
+        Phase.ROLLING_BACK,
+        Reason.ECS_ROLLING_BACK,
+        f"ECS is rolling back {p.view.desired}: {verdict.detail}",
+        p.poll,
+        failed_fingerprint=p.view.desired,
+        failure=verdict.failure,
+        detail=verdict.detail,
+        memory=p.memory.failed_with(p.view.desired, verdict.failure),
+        deployment_id=deployment.id,
+        stop_reason=verdict.stop_reason,
+        rolled_back_by_ecs=True,
+    )
 
-    if last_good and primary.task_definition == last_good and observed.failed_fingerprint:
-        # Our own rollback (or ECS's, to the same revision) is under way.
-        if (
-            primary.rollout_state is RolloutState.FAILED
-            or primary.failed_tasks > release.spec.rollout.max_failed_tasks
-            or gates.age(primary, now) > release.spec.rollout.timeout_seconds
-        ):
-            return rollback.rollback_failed(observed, primary, poll)
-        return Wait(
-            Phase.ROLLING_BACK,
-            Reason.ROLLING_BACK,
-            f"rolling back to {short_name(last_good)} after "
-            f"{observed.failed_reason or 'a failure'} of {observed.failed_fingerprint}: "
-            f"{primary.running_count}/{primary.desired_count} running",
-            poll,
-        )
 
-    primary_td = observed.task_definitions.get(primary.task_definition)
-    if primary_td is not None and primary_td.tags.get(TAG_RELEASE) == release.name:
-        # ecsop's own earlier rollout, superseded by a spec change. It is
-        # judged like any of ours: a fix pushed while the previous release
-        # crash-loops must not wait forever behind it. Healthy, it finishes
-        # first: one change at a time.
-        superseded = Fingerprint(primary_td.tags.get(TAG_FINGERPRINT) or primary_fp)
-        failure = gates.rollout_failure(release, observed, primary, now)
-        if failure is not None:
-            kind, detail = failure
-            failed = rollback.FailedRollout(superseded, kind, detail, primary.id)
-            return rollback.on_failure(release, observed, failed, poll)
-        return Wait(
-            Phase.PROGRESSING,
-            Reason.ROLLOUT_IN_PROGRESS,
-            f"finishing the rollout of {superseded} before deploying {desired}",
-            poll,
-        )
+def _rolling_back(p: _Pass) -> Action:
+    primary, recorded = p.view.judged, p.view.memory.failed
+    assert primary is not None and recorded is not None and p.view.last_good is not None
+    rollout = p.release.spec.rollout
+    if (
+        primary.rollout_state is RolloutState.FAILED
+        or primary.failed_tasks > rollout.max_failed_tasks
+        or gates.age(primary, p.now) > rollout.timeout_seconds
+    ):
+        return rollback.rollback_failed(p.view, primary, p.memory, p.poll)
+    return Wait(
+        Phase.ROLLING_BACK,
+        Reason.ROLLING_BACK,
+        f"rolling back to {short_name(p.view.last_good)} after {recorded.failure.value} of "
+        f"{recorded.fingerprint}: {primary.running_count}/{primary.desired_count} running",
+        p.poll,
+    )
 
-    if gates.age(primary, now) > release.spec.rollout.timeout_seconds:
+
+def _superseded(p: _Pass) -> Action:
+    # ecsop's own earlier rollout, superseded by a spec change. It is judged
+    # like any of ours: a fix pushed while the previous release crash-loops
+    # must not wait forever behind it. Healthy, it finishes first: one change
+    # at a time.
+    deployment = p.view.judged
+    assert deployment is not None
+    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now)
+    if verdict is not None:
+        failed = FailedRollout(p.view.judged_fingerprint, verdict, deployment.id)
+        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll)
+    return Wait(
+        Phase.PROGRESSING,
+        Reason.ROLLOUT_IN_PROGRESS,
+        f"finishing the rollout of {p.view.judged_fingerprint} before deploying {p.view.desired}",
+        p.poll,
+    )
+
+
+def _foreign(p: _Pass) -> Action:
+    primary = p.view.primary
+    assert primary is not None
+    what = f"deployment {primary.id} ({short_name(primary.task_definition)})"
+    if gates.age(primary, p.now) > p.release.spec.rollout.timeout_seconds:
         return Wait(
             Phase.DEGRADED,
             Reason.FOREIGN_DEPLOYMENT,
-            f"deployment {primary.id} ({short_name(primary.task_definition)}), not started "
-            f"by ecsop for this spec, has not settled after {int(gates.age(primary, now))}s",
-            poll,
+            f"{what}, not started by ecsop for this spec, has not settled after "
+            f"{int(gates.age(primary, p.now))}s",
+            p.poll,
         )
     return Wait(
         Phase.PROGRESSING,
         Reason.FOREIGN_DEPLOYMENT,
-        f"waiting for deployment {primary.id} ({short_name(primary.task_definition)}), "
-        "not started by ecsop for this spec, to settle",
-        poll,
+        f"waiting for {what}, not started by ecsop for this spec, to settle",
+        p.poll,
     )
 
 
-def _when_steady(
-    release: ServiceRelease,
-    observed: Observation,
-    primary: Deployment,
-    desired: Fingerprint,
-    now: datetime,
-    options: Options,
-) -> Action:
-    service = observed.service
-    running_td = observed.task_definitions.get(service.task_definition)
-    running_fp = fingerprint_of(release, running_td)
-    last_good = observed.last_good
-    if running_td is not None:
-        unknown = sorted(set(release.spec.containers) - set(running_td.images))
-        if unknown:
-            return Wait(
-                Phase.INVALID,
-                Reason.UNKNOWN_CONTAINER,
-                f"spec.containers names {', '.join(unknown)}, not in the service's task "
-                f"definition {short_name(running_td.arn)} "
-                f"(containers: {', '.join(sorted(running_td.images))})",
-                None,
-            )
-
-    if running_fp == desired:
-        return _bake(release, observed, primary, desired, now, options)
-
-    if last_good is None:
-        return RecordLastGood(
-            Phase.PROGRESSING,
-            Reason.ADOPTED,
-            f"first sight of the service: adopting {short_name(service.task_definition)} "
-            "as last-good",
-            0,
-            task_definition=service.task_definition,
-            clear_failure=False,
-        )
-    if observed.failed_fingerprint == desired:
-        if observed.failed_reason == Failure.ROLLBACK_FAILED:
-            reason, what = Reason.ROLLBACK_FAILED, "its rollback failed too"
-        else:
-            reason, what = (
-                Reason.RELEASE_FAILED,
-                f"it failed ({observed.failed_reason or 'unknown'})",
-            )
-        return Wait(
-            Phase.DEGRADED,
-            reason,
-            f"release {desired} is not deployed again: {what}; change the spec or run "
-            f"`ecsop retry {release.name}`",
-            None,
-        )
-    if observed.deploying_fingerprint == desired:
-        detail = (
-            "ecsop deployed it, but the service no longer runs it and it never became "
-            "last-good: rolled back by ECS or by hand while ecsop was not looking"
-        )
-        return RecordFailure(
-            Phase.DEGRADED,
-            Reason.RELEASE_FAILED,
-            f"release {desired} failed: {detail}",
-            options.active_poll_seconds,
-            failed_fingerprint=desired,
-            failure=Failure.ECS_ROLLBACK,
-            detail=detail,
-            rolled_back_by_ecs=True,
-        )
-    ours = service.task_definition == last_good or (
-        running_td is not None and running_td.tags.get(TAG_RELEASE) == release.name
-    )
-    if ours:
-        return _deploy(release, observed, desired, Reason.DEPLOYING, options)
-    if options.self_heal:
-        return _deploy(release, observed, desired, Reason.SELF_HEAL, options)
+def _no_primary(p: _Pass) -> Action:
+    # ECS always has a PRIMARY; treat its absence as a transient read.
     return Wait(
-        Phase.DEGRADED,
-        Reason.DRIFTED,
-        f"service runs {short_name(service.task_definition)}, changed outside ecsop; "
-        "self-heal is off, so it is reported only",
+        Phase.PROGRESSING,
+        Reason.FOREIGN_DEPLOYMENT,
+        "service has no PRIMARY deployment yet",
+        p.poll,
+    )
+
+
+# --- steady ----------------------------------------------------------------------------
+
+
+def _unknown_container(p: _Pass) -> Action:
+    running = p.view.running
+    assert running is not None
+    unknown = sorted(set(p.release.spec.containers) - set(running.images))
+    return Wait(
+        Phase.INVALID,
+        Reason.UNKNOWN_CONTAINER,
+        f"spec.containers names {', '.join(unknown)}, not in the service's task definition "
+        f"{short_name(running.arn)} (containers: {', '.join(sorted(running.images))})",
         None,
     )
 
 
-def _bake(
-    release: ServiceRelease,
-    observed: Observation,
-    primary: Deployment,
-    desired: Fingerprint,
-    now: datetime,
-    options: Options,
-) -> Action:
-    service = observed.service
-    if observed.last_good == service.task_definition and observed.failed_fingerprint != desired:
-        return Wait(Phase.SYNCED, Reason.IN_SYNC, f"running {desired}", None)
-    rollout = release.spec.rollout
-    failure: tuple[Failure, str] | None = None
-    if primary.rollout_state is RolloutState.FAILED:
-        failure = gates.ecs_failure(observed, primary, Failure.CIRCUIT_BREAKER)
-    elif primary.failed_tasks > rollout.max_failed_tasks:
-        failure = (
-            Failure.FAILED_TASKS,
-            f"{primary.failed_tasks} failed tasks during bake "
-            f"(maxFailedTasks {rollout.max_failed_tasks})",
+def _first_sight(p: _Pass) -> Action:
+    service = p.observed.service
+    blocked = _memory_blocked(p)
+    if blocked is not None:
+        return blocked
+    why = f" ({p.view.distrusted})" if p.view.distrusted else ""
+    memory = p.memory.proven(service.arn, p.release.name, service.task_definition)
+    if p.view.running_fingerprint == p.view.desired:
+        failed = p.view.memory.failed
+        if failed is not None and failed.fingerprint == p.view.desired:
+            memory = memory.without_failure()
+        return RecordLastGood(
+            Phase.SYNCED,
+            Reason.ADOPTED,
+            f"first sight of the service, already running {p.view.desired}: adopted as "
+            f"last-good{why}",
+            None,
+            task_definition=service.task_definition,
+            memory=memory,
         )
-    else:
-        failure = gates.health_failure(release, observed)
-    if failure is not None and observed.last_good and observed.last_good != service.task_definition:
-        failed = rollback.FailedRollout(desired, failure[0], failure[1], primary.id)
-        return rollback.on_failure(release, observed, failed, options.active_poll_seconds)
-    baked = (now - primary.updated_at).total_seconds()
-    if observed.last_good is not None and baked < rollout.bake_seconds:
+    return RecordLastGood(
+        Phase.PROGRESSING,
+        Reason.ADOPTED,
+        f"first sight of the service: adopting {short_name(service.task_definition)} as "
+        f"last-good{why}",
+        0,
+        task_definition=service.task_definition,
+        memory=memory,
+    )
+
+
+def _synced(p: _Pass) -> Action:
+    return Wait(Phase.SYNCED, Reason.IN_SYNC, f"running {p.view.desired}", None)
+
+
+def _baking(p: _Pass) -> Action:
+    primary, service = p.view.judged, p.observed.service
+    assert primary is not None
+    verdict = gates.bake_failure(p.release, p.observed, primary)
+    if verdict is not None and p.view.last_good != service.task_definition:
+        failed = FailedRollout(p.view.desired, verdict, primary.id)
+        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll)
+    rollout = p.release.spec.rollout
+    if primary.running_count == 0 or service.desired_count == 0:
+        # A revision that never ran a task has proven nothing.
+        return Wait(
+            Phase.PROGRESSING,
+            Reason.AWAITING_TASKS,
+            f"running {p.view.desired} with no task (desiredCount {service.desired_count}): "
+            "not proven until tasks run healthy for the bake",
+            None,
+        )
+    if primary.running_count < primary.desired_count:
+        return Wait(
+            Phase.PROGRESSING,
+            Reason.BAKING,
+            f"running {p.view.desired}; {primary.running_count}/{primary.desired_count} tasks "
+            "running, the bake starts when all are",
+            p.poll,
+        )
+    baked = (p.now - primary.updated_at).total_seconds()
+    if baked < rollout.bake_seconds:
         remaining = rollout.bake_seconds - baked
         return Wait(
             Phase.PROGRESSING,
             Reason.BAKING,
-            f"running {desired}; baking, {int(remaining)}s of {rollout.bake_seconds}s left",
-            min(options.active_poll_seconds, max(remaining, 0.1)),
+            f"running {p.view.desired}; baking, {int(remaining)}s of {rollout.bake_seconds}s left",
+            min(p.poll, max(remaining, 0.1)),
         )
-    if observed.last_good is not None and observed.health.unknown:
+    if p.observed.health.unknown:
         # Every gate must be seen green before the release is called good.
         return Wait(
             Phase.PROGRESSING,
             Reason.BAKING,
-            f"running {desired}; baked, waiting to judge {observed.health.unknown[0]}",
-            options.active_poll_seconds,
+            f"running {p.view.desired}; baked, waiting to judge {p.observed.health.unknown[0]}",
+            p.poll,
         )
-    if observed.last_good is None:
-        reason = Reason.ADOPTED
-        message = f"first sight of the service, already running {desired}: adopted as last-good"
-    else:
-        reason = Reason.BAKED
-        message = f"running {desired}; healthy for {rollout.bake_seconds}s, recorded as last-good"
+    memory = p.memory.proven(service.arn, p.release.name, service.task_definition)
+    recorded = p.view.memory.failed
+    if recorded is not None and recorded.fingerprint == p.view.desired:
+        memory = memory.without_failure()
     return RecordLastGood(
         Phase.SYNCED,
-        reason,
-        message,
+        Reason.BAKED,
+        f"running {p.view.desired}; healthy for {rollout.bake_seconds}s, recorded as last-good",
         None,
         task_definition=service.task_definition,
-        clear_failure=observed.failed_fingerprint == desired,
+        memory=memory,
     )
 
 
-def _deploy(
-    release: ServiceRelease,
-    observed: Observation,
-    desired: Fingerprint,
-    reason: Reason,
-    options: Options,
-) -> Deploy:
-    service = observed.service
+def _failed_before(p: _Pass) -> Action:
+    failed = p.view.memory.failed
+    assert failed is not None
+    if failed.failure is Failure.ROLLBACK_FAILED:
+        reason, what = Reason.ROLLBACK_FAILED, "its rollback failed too"
+    else:
+        reason, what = Reason.RELEASE_FAILED, f"it failed ({failed.failure.value})"
+    return Wait(
+        Phase.DEGRADED,
+        reason,
+        f"release {p.view.desired} is not deployed again: {what}; change the spec or run "
+        f"`ecsop retry {p.release.name}`",
+        None,
+    )
+
+
+def _gone_unseen(p: _Pass) -> Action:
+    fate = fate_of(p.release, p.observed, p.view)
+    if fate.fate is Fate.REPLACED:
+        return ForgetRollout(
+            Phase.PROGRESSING,
+            Reason.FOREIGN_DEPLOYMENT,
+            f"the rollout of {p.view.desired} was {fate.detail}: someone else's deployment, "
+            "not a failure of the release",
+            0,
+            memory=p.memory.without_rollout(),
+        )
+    by_ecs = fate.fate is Fate.ROLLED_BACK_BY_ECS
+    if by_ecs:
+        detail = (
+            f"ecsop deployed it and ECS rolled it back while ecsop was not looking ({fate.detail})"
+        )
+    else:
+        detail = (
+            f"ecsop deployed it, it never became last-good, and {fate.detail}: "
+            "returned to last-good by ecsop before a restart, or by a person"
+        )
+    return RecordFailure(
+        Phase.DEGRADED,
+        Reason.RELEASE_FAILED,
+        f"release {p.view.desired} failed: {detail}",
+        p.poll,
+        failed_fingerprint=p.view.desired,
+        failure=Failure.ECS_ROLLBACK,
+        detail=detail,
+        memory=p.memory.failed_with(p.view.desired, Failure.ECS_ROLLBACK),
+        rolled_back_by_ecs=by_ecs,
+        counted=by_ecs,
+    )
+
+
+def _out_of_date(p: _Pass) -> Action:
+    return _deploy(p, Reason.DEPLOYING)
+
+
+def _drifted(p: _Pass) -> Action:
+    if p.options.self_heal:
+        return _deploy(p, Reason.SELF_HEAL)
+    return Wait(
+        Phase.DEGRADED,
+        Reason.DRIFTED,
+        f"service runs {short_name(p.observed.service.task_definition)}, changed outside "
+        "ecsop; self-heal is off, so it is reported only",
+        None,
+    )
+
+
+def _another_instance(p: _Pass) -> Action:
+    return Wait(
+        Phase.DEGRADED,
+        Reason.ANOTHER_INSTANCE,
+        f"ecsop instance {p.view.memory.writer} wrote this service's memory after this "
+        f"instance ({p.options.instance_id}) did: two instances act on it, so this one "
+        "refuses to; run a single replica (or --coordination) and restart it",
+        None,
+    )
+
+
+def _suspended(p: _Pass) -> Action:
+    return Wait(Phase.SUSPENDED, Reason.SUSPENDED, "spec.suspend is true: observing only", None)
+
+
+def _deploy(p: _Pass, reason: Reason) -> Action:
+    blocked = _memory_blocked(p)
+    if blocked is not None:
+        return blocked
+    service = p.observed.service
     verb = "self-healing drift" if reason is Reason.SELF_HEAL else "deploying"
-    last_good = observed.last_good
+    last_good = p.view.last_good
+    # The clone's base: what the service runs when it is ecsop's own revision
+    # (configuration registered since is kept); the proven last-good when the
+    # service was changed by hand, whose revision ecsop never judged.
+    base = last_good if reason is Reason.SELF_HEAL and last_good else service.task_definition
     reuse = None
-    if last_good and fingerprint_of(release, observed.task_definitions.get(last_good)) == desired:
-        reuse = last_good  # a revert: the proven revision is right there
+    if (
+        last_good
+        and fingerprint_of(p.release, p.observed.task_definitions.get(last_good)) == p.view.desired
+    ):
+        reuse = last_good  # a revert: the proven revision may be reusable
     return Deploy(
         Phase.PROGRESSING,
         reason,
-        f"{verb}: {short_name(service.task_definition)} -> {desired}",
-        options.active_poll_seconds,
-        fingerprint=desired,
-        images=dict(release.spec.containers),
-        base=service.task_definition,
+        f"{verb}: {short_name(service.task_definition)} -> {p.view.desired}",
+        p.poll,
+        fingerprint=p.view.desired,
+        images=dict(p.release.spec.containers),
+        base=base,
+        memory=p.memory.rolling_out(p.view.desired),
         reuse=reuse,
     )
+
+
+def _memory_blocked(p: _Pass) -> Action | None:
+    """Nothing new is deployed (or adopted) while ecsop cannot keep its memory.
+
+    Without the rollout record, a release ECS rolls back while ecsop is not
+    looking would be deployed again, in a loop; rollbacks still happen.
+    """
+    tags = p.observed.service.tags
+    if room_for_memory(tags) and p.observed.unwritten is None:
+        return None
+    if p.observed.unwritten is not None:
+        why = "ecsop could not write its memory to the service's tags (see the log)"
+    else:
+        used = user_tag_count(tags)
+        why = (
+            f"the service has {used} tags of ECS's {MAX_TAGS}; ecsop needs "
+            f"{len(SERVICE_KEYS)} ({', '.join(SERVICE_KEYS)}): remove "
+            f"{used + len(SERVICE_KEYS) - MAX_TAGS}"
+        )
+    return Wait(
+        Phase.DEGRADED,
+        Reason.MEMORY_UNAVAILABLE,
+        f"not deploying {p.view.desired}: {why}; rollbacks still happen",
+        None,
+    )
+
+
+_BRANCHES: dict[Situation, Callable[[_Pass], Action]] = {
+    Situation.SUSPENDED: _suspended,
+    Situation.ANOTHER_INSTANCE: _another_instance,
+    Situation.NO_PRIMARY: _no_primary,
+    Situation.ROLLING_OUT: _rolling_out,
+    Situation.RESUMING_ROLLBACK: _resuming_rollback,
+    Situation.ECS_ROLLING_BACK: _ecs_rolling_back,
+    Situation.ROLLING_BACK: _rolling_back,
+    Situation.SUPERSEDED: _superseded,
+    Situation.FOREIGN: _foreign,
+    Situation.UNKNOWN_CONTAINER: _unknown_container,
+    Situation.FIRST_SIGHT: _first_sight,
+    Situation.BAKING: _baking,
+    Situation.SYNCED: _synced,
+    Situation.FAILED_BEFORE: _failed_before,
+    Situation.GONE_UNSEEN: _gone_unseen,
+    Situation.OUT_OF_DATE: _out_of_date,
+    Situation.DRIFTED: _drifted,
+}
+
+
+# --- the spec's own state --------------------------------------------------------------
+
+
+def _as_the_spec_stands(action: Action, view: View, spec: SpecState) -> Action:
+    """An invalid spec never deploys; a removed release is let go once nothing is in flight."""
+    if spec.removed:
+        if view.situation in IN_FLIGHT:
+            note = "release removed from the spec directory; finishing its rollout first: "
+            return replace(action, message=note + action.message)
+        if view.situation is Situation.ANOTHER_INSTANCE:
+            return action
+        return LetGo(
+            Phase.PROGRESSING,
+            Reason.REMOVED,
+            "release removed from the spec directory: no longer managed"
+            + ("" if spec.claimed_elsewhere else "; ecsop's tags are removed from the service"),
+            None,
+            untag=not spec.claimed_elsewhere,
+        )
+    if not spec.problems:
+        return action
+    problem = spec.problems[0]
+    if isinstance(action, Deploy):
+        return Wait(
+            Phase.INVALID, Reason.INVALID_SPEC, f"spec is invalid, not deploying: {problem}", None
+        )
+    if isinstance(action, Wait) and action.phase in (Phase.SYNCED, Phase.PROGRESSING):
+        return Wait(
+            Phase.INVALID,
+            Reason.INVALID_SPEC,
+            f"spec is invalid (last valid spec still watched): {problem}",
+            action.requeue_after,
+        )
+    if action.phase in (Phase.SYNCED, Phase.PROGRESSING):
+        return replace(action, phase=Phase.INVALID, message=f"{action.message}; spec is invalid")
+    return action

@@ -1,7 +1,7 @@
 """What ecsop observes in ECS, as frozen values.
 
-The gateway (``ecsop.ecs``) turns boto3's dicts into these types and nothing
-else leaves it; the reconciler decides from them without ever seeing boto3.
+The gateway (``ecsop.aws.ecs``) turns boto3's dicts into these types and nothing
+else leaves it; the decision reads them without ever seeing boto3.
 Keeping them plain and immutable is what lets the decision be a pure function
 that tests can feed with hand-built states.
 """
@@ -21,33 +21,6 @@ Fingerprint = NewType("Fingerprint", str)
 def short_name(arn: str) -> str:
     """``arn:aws:ecs:...:task-definition/api:42`` -> ``api:42``, for messages."""
     return arn.rsplit("/", 1)[-1]
-
-
-# Tags are ecsop's memory. ECS tag keys may contain ':' and values hold 256
-# characters, which fits a task definition ARN and a fingerprint.
-TAG_PREFIX = "ecsop:"
-"""Every tag ecsop writes starts with this; a clone never inherits its base's."""
-TAG_RELEASE = "ecsop:release"
-"""On task definitions ecsop registers and on services it manages: the release name."""
-TAG_FINGERPRINT = "ecsop:fingerprint"
-"""On task definitions ecsop registers: the release fingerprint they carry."""
-TAG_COMMIT = "ecsop:commit"
-"""On task definitions ecsop registers: the git commit of the spec directory."""
-TAG_LAST_GOOD = "ecsop:last-good"
-"""On the service: ARN of the last task definition proven good (completed and baked)."""
-TAG_FAILED_FINGERPRINT = "ecsop:failed-fingerprint"
-"""On the service: fingerprint of the last release that failed and was rolled back."""
-TAG_FAILED_REASON = "ecsop:failed-reason"
-"""On the service: short machine reason of that failure (``failed_tasks``, ``timeout``...)."""
-TAG_DEPLOYING = "ecsop:deploying-fingerprint"
-"""On the service: the fingerprint ecsop last rolled out and has not yet proven good.
-
-Written right after UpdateService, removed when the release is recorded as
-last-good. A steady service that runs something else while this is set was
-rolled back behind ecsop's back (ECS's circuit breaker acting between two
-looks, or while the daemon was down): that release failed, and is not
-deployed again.
-"""
 
 
 class DeploymentStatus(StrEnum):
@@ -146,6 +119,12 @@ class ServiceState:
     def primary(self) -> Deployment | None:
         return next((d for d in self.deployments if d.status is DeploymentStatus.PRIMARY), None)
 
+    @property
+    def account(self) -> str:
+        """The AWS account id from the service ARN ("" if the ARN has none)."""
+        parts = self.arn.split(":")
+        return parts[4] if len(parts) > 5 else ""
+
 
 @dataclass(frozen=True)
 class ServiceMissing:
@@ -166,3 +145,7 @@ class TaskDefinition:
     images: Mapping[str, str]
     """Container name -> image reference, for every container in the revision."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    content: str = ""
+    """Hash of everything RegisterTaskDefinition would take to make this revision again,
+    ecsop's own tags excepted (``ecsop.aws.taskdef.content_hash``): two revisions with
+    the same content are interchangeable, whatever their family or revision number."""

@@ -7,11 +7,11 @@ module turns that text into the few kinds ecsop reports, so status, logs and
 the ``reason`` label of ``ecsop_rollbacks_total`` say the same thing, and the
 label set stays bounded (names and digests go into details, never labels).
 
-Everything is pure. The controller calls ``first_failure`` with the lines
-``EcsGateway.stopped_task_reasons`` returns, only on failure paths, and
-``refine`` to fold that stop reason into the failure action; the reconciler
-calls ``ecs_alarm_failure`` to tell an ECS rollback caused by the service's
-deployment alarms from one caused by its circuit breaker.
+Everything is pure; ``ecsop.decision.gates`` calls it. ``tally`` reads the
+judged deployment's stopped tasks (``Observation.stopped``): how many failed
+in a way that counts against a rollout, and the earliest failure, which
+explains it. ``ecs_alarm_failure`` tells an ECS rollback caused by the
+service's deployment alarms from one caused by its circuit breaker.
 
 Wording follows "Amazon ECS stopped task error messages"
 (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-error-codes.html),
@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
 
-from ecsop.decision.actions import Failure, RecordFailure, Rollback
+from ecsop.decision.reasons import Failure
 
 
 class StopKind(StrEnum):
@@ -41,6 +40,8 @@ class StopKind(StrEnum):
     RESOURCE_INITIALIZATION = "resource_initialization"
     ELB_HEALTH = "elb_health_checks"
     CONTAINER_HEALTH = "container_health_checks"
+    FAILED_TO_START = "failed_to_start"
+    """``TaskFailedToStart`` without a more specific reason."""
     SCALING = "scaling"
     """Stopped by the scheduler replacing or scaling in: not a failure."""
     USER = "user"
@@ -73,6 +74,7 @@ _STOP_SIGNS: tuple[tuple[tuple[str, ...], StopKind], ...] = (
     (("failed elb health checks",), StopKind.ELB_HEALTH),
     (("failed container health checks",), StopKind.CONTAINER_HEALTH),
     (("essential container in task exited",), StopKind.ESSENTIAL_EXITED),
+    (("taskfailedtostart",), StopKind.FAILED_TO_START),
     (("scaling activity initiated by",), StopKind.SCALING),
     (("userinitiated", "task stopped by user"), StopKind.USER),
 )
@@ -156,14 +158,63 @@ def ecs_alarm_failure(rollout_state_reason: str, events: Sequence[str] = ()) -> 
     return None
 
 
-_TASK_COUNTS = frozenset({Failure.FAILED_TASKS, Failure.CIRCUIT_BREAKER, Failure.ECS_ROLLBACK})
-_Act = TypeVar("_Act", bound=Rollback | RecordFailure)
+COUNTED = frozenset(
+    {
+        StopKind.ESSENTIAL_EXITED,
+        StopKind.OUT_OF_MEMORY,
+        StopKind.CANNOT_PULL,
+        StopKind.RESOURCE_INITIALIZATION,
+        StopKind.ELB_HEALTH,
+        StopKind.CONTAINER_HEALTH,
+        StopKind.FAILED_TO_START,
+    }
+)
+"""Stops that count against a rollout: the revision failed to start, crashed, or failed
+its health checks. Scale-in, replacement by a newer deployment, a person's StopTask,
+Spot interruptions and rebalancing (``OTHER``) say nothing about the revision."""
 
 
-def refine(action: _Act, stop: StopReason | None, *, target_health: bool) -> _Act:
-    """Fold the first stop reason into a failure action.
+@dataclass(frozen=True)
+class Tally:
+    """ecsop's own count of a deployment's failed tasks, from their stop reasons."""
 
-    The reason becomes ``stop_reason`` (status ``lastRollout.stopReason``).
+    failed: int = 0
+    """Tasks that stopped in a way ``COUNTED`` (an essential container's exit counts only
+    with a non-zero code)."""
+    first: StopReason | None = None
+    """The earliest of them: closest to the cause."""
+    crashed_after_running: int = 0
+    """Of ``failed``, containers that exited (ECS's breaker does not count these)."""
+    exit_code: int | None = None
+    container: str = ""
+
+
+def counts(reason: StopReason) -> bool:
+    """Whether a stopped task counts as a failure of its revision."""
+    if reason.kind not in COUNTED:
+        return False
+    return not (reason.kind is StopKind.ESSENTIAL_EXITED and reason.exit_code == 0)
+
+
+def tally(lines: Sequence[str]) -> Tally:
+    """Count the failures among stop reasons given newest first."""
+    failed: list[StopReason] = [r for r in map(classify_stop, reversed(lines)) if counts(r)]
+    if not failed:
+        return Tally()
+    crashed = [r for r in failed if r.kind in (StopKind.ESSENTIAL_EXITED, StopKind.OUT_OF_MEMORY)]
+    last = crashed[-1] if crashed else None
+    return Tally(
+        failed=len(failed),
+        first=failed[0],
+        crashed_after_running=len(crashed),
+        exit_code=last.exit_code if last else None,
+        container=last.container if last else "",
+    )
+
+
+def retarget(failure: Failure, stop: StopReason | None, *, target_health: bool) -> Failure:
+    """The failure kind once the first stop reason is known.
+
     When tasks were counted as failed (by ecsop's ``maxFailedTasks``, ECS's
     circuit breaker, or the rollback ECS started after it) and the first of
     them was stopped for failing its ELB health checks, the rollout failed
@@ -173,13 +224,7 @@ def refine(action: _Act, stop: StopReason | None, *, target_health: bool) -> _Ac
     intervals after the target turns unhealthy; when ecsop's target-health
     gate is off, or ECS got there first, the stop reason is what tells.)
     """
-    if stop is None:
-        return action
-    failure, detail = action.failure, action.detail
-    if target_health and failure in _TASK_COUNTS and stop.kind is StopKind.ELB_HEALTH:
-        failure = Failure.TARGET_HEALTH
-        detail = f"new tasks failed their ELB health checks ({action.detail})"
-    message = action.message.replace(f"{action.failure}: {action.detail}", f"{failure}: {detail}")
-    if stop.text not in message:
-        message = f"{message}; first stopped task: {describe(stop)}"
-    return replace(action, failure=failure, detail=detail, message=message, stop_reason=stop.text)
+    task_counts = failure in (Failure.FAILED_TASKS, Failure.CIRCUIT_BREAKER, Failure.ECS_ROLLBACK)
+    if target_health and task_counts and stop is not None and stop.kind is StopKind.ELB_HEALTH:
+        return Failure.TARGET_HEALTH
+    return failure

@@ -1,115 +1,129 @@
-"""Judging a rollout: is it failing, and why, in words status and metrics use.
+"""Judging a rollout: is it failing, and why, in the words status and metrics use.
 
-The decision (``reconciler``) asks these questions of an ``Observation``:
-did ECS fail the deployment (and was it its deployment alarms), are there
-more failed tasks than the spec allows, is a watched alarm firing, are the
-new targets unhealthy, is an HTTP check failing, has the timeout passed.
-``needs_health`` tells the controller when the health gates are worth
-probing at all. Pure functions, like the decision.
+``decide`` asks these questions of the deployment its ``View`` judges: did
+ECS fail it (and was it its deployment alarms), did more tasks fail than the
+spec allows (ECS's ``failedTasks``, or ecsop's own count of the deployment's
+stopped tasks, whichever is larger), is a watched alarm firing, are the new
+targets unhealthy, is an HTTP check failing, has the timeout passed. Every
+answer is a ``Verdict`` with the first stopped task's reason folded in, so
+nothing after ``decide`` rewrites it. Pure functions, like the decision.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from ecsop.decision import failures
-from ecsop.decision.actions import Failure
-from ecsop.decision.ecs_state import (
-    TAG_RELEASE,
-    Deployment,
-    DeploymentStatus,
-    Fingerprint,
-    RolloutState,
-    ServiceState,
-)
-from ecsop.decision.observation import Observation, fingerprint_of, in_progress
+from ecsop.decision.ecs_state import Deployment, RolloutState, ServiceState
+from ecsop.decision.observation import Observation
+from ecsop.decision.reasons import Failure
 from ecsop.spec.model import ServiceRelease
 
 
-def needs_health(release: ServiceRelease, observed: Observation) -> bool:
-    """Whether the health gates matter this pass: our rollout is in progress, or baking.
+@dataclass(frozen=True)
+class Verdict:
+    """A failed gate: the failure kind, what was seen, and ECS's first stop reason."""
 
-    The controller probes target health, alarms and HTTP checks only then, so
-    a release that is Synced (or anything else) costs no health call at all.
-    Mirrors the branches of ``decide`` that read ``observed.health``.
-    """
-    service, primary = observed.service, observed.service.primary
-    if release.spec.suspend or primary is None:
-        return False
-    desired = Fingerprint(release.fingerprint())
-    if in_progress(service, primary):
-        td = observed.task_definitions.get(primary.task_definition)
-        if fingerprint_of(release, td) == desired:
-            # A recorded failure with a rollback to resume is not judged again;
-            # with rollback off (or no last-good) it is, to stay Degraded.
-            resuming = (
-                observed.failed_fingerprint == desired
-                and release.spec.rollback.automatic
-                and bool(observed.last_good)
-                and observed.last_good != primary.task_definition
-            )
-            return not resuming
-        if failed_ecs_deployment(observed, release, desired) is not None:
-            return False  # ECS is rolling back: nothing of ours to judge
-        if observed.last_good == primary.task_definition and observed.failed_fingerprint:
-            return False  # our own rollback: watched for ECS's signals only
-        # ecsop's earlier rollout of this release, superseded by a spec change:
-        # judged like any of ours, health included.
-        return td is not None and td.tags.get(TAG_RELEASE) == release.name
-    running = observed.task_definitions.get(service.task_definition)
-    if fingerprint_of(release, running) != desired or observed.last_good is None:
-        return False
-    return not (
-        observed.last_good == service.task_definition and observed.failed_fingerprint != desired
-    )
-
-
-def failed_ecs_deployment(
-    observed: Observation, release: ServiceRelease, desired: Fingerprint
-) -> Deployment | None:
-    """An older deployment of the desired release that ECS marked FAILED."""
-    for deployment in observed.service.deployments:
-        if deployment.status is DeploymentStatus.PRIMARY:
-            continue
-        td = observed.task_definitions.get(deployment.task_definition)
-        if (
-            deployment.rollout_state is RolloutState.FAILED
-            and fingerprint_of(release, td) == desired
-        ):
-            return deployment
-    return None
+    failure: Failure
+    detail: str
+    stop_reason: str = ""
 
 
 def rollout_failure(
-    release: ServiceRelease, observed: Observation, primary: Deployment, now: datetime
-) -> tuple[Failure, str] | None:
+    release: ServiceRelease, observed: Observation, deployment: Deployment, now: datetime
+) -> Verdict | None:
+    """Whether a rollout in progress has failed: every gate, then the timeout."""
     rollout = release.spec.rollout
-    if primary.rollout_state is RolloutState.FAILED:
-        return ecs_failure(observed, primary, Failure.CIRCUIT_BREAKER)
-    if primary.failed_tasks > rollout.max_failed_tasks:
-        return Failure.FAILED_TASKS, (
-            f"{primary.failed_tasks} failed tasks (maxFailedTasks {rollout.max_failed_tasks})"
+    if deployment.rollout_state is RolloutState.FAILED:
+        ecs = ecs_failure(observed, deployment, Failure.CIRCUIT_BREAKER)
+        return explained(ecs, release, observed)
+    verdict: Verdict | None = failed_tasks(release, observed, deployment)
+    verdict = verdict or health_failure(release, observed)
+    if verdict is None and age(deployment, now) > rollout.timeout_seconds:
+        verdict = Verdict(
+            Failure.TIMEOUT,
+            f"not completed {rollout.timeout_seconds}s after the deployment was created",
         )
-    health = health_failure(release, observed)
-    if health is not None:
-        return health
-    if age(primary, now) > rollout.timeout_seconds:
-        return Failure.TIMEOUT, (
-            f"not completed {rollout.timeout_seconds}s after the deployment was created"
+    return explained(verdict, release, observed) if verdict else None
+
+
+def bake_failure(
+    release: ServiceRelease, observed: Observation, deployment: Deployment
+) -> Verdict | None:
+    """Whether a completed rollout fails during its bake (no timeout: it completed)."""
+    if deployment.rollout_state is RolloutState.FAILED:
+        ecs = ecs_failure(observed, deployment, Failure.CIRCUIT_BREAKER)
+        return explained(ecs, release, observed)
+    verdict: Verdict | None = failed_tasks(release, observed, deployment, during="during bake")
+    verdict = verdict or health_failure(release, observed)
+    return explained(verdict, release, observed) if verdict else None
+
+
+def failed_tasks(
+    release: ServiceRelease, observed: Observation, deployment: Deployment, during: str = ""
+) -> Verdict | None:
+    """More failed tasks than ``maxFailedTasks``, by ECS's count or ecsop's own.
+
+    ECS's ``failedTasks`` counts tasks that fail to reach RUNNING and failed
+    health checks; a container that starts and then exits is replaced while
+    ``failedTasks`` stays 0 (aws/containers-roadmap#1206). ecsop counts the
+    deployment's own stopped tasks too and judges the larger number.
+    """
+    allowed = release.spec.rollout.max_failed_tasks
+    tally = failures.tally(observed.stopped.lines) if observed.stopped else failures.Tally()
+    when = f" {during}" if during else ""
+    if deployment.failed_tasks >= tally.failed and deployment.failed_tasks > allowed:
+        return Verdict(
+            Failure.FAILED_TASKS,
+            f"{deployment.failed_tasks} failed tasks{when} (maxFailedTasks {allowed})",
+        )
+    if tally.failed > allowed:
+        return Verdict(
+            Failure.FAILED_TASKS,
+            f"{_tally_words(tally)}{when}; ECS reports failedTasks {deployment.failed_tasks} "
+            f"(maxFailedTasks {allowed})",
         )
     return None
 
 
-def ecs_failure(
-    observed: Observation, deployment: Deployment, otherwise: Failure
-) -> tuple[Failure, str]:
+def _tally_words(tally: failures.Tally) -> str:
+    if tally.crashed_after_running == tally.failed and tally.exit_code is not None:
+        container = f": essential container {tally.container} exited" if tally.container else ""
+        return (
+            f"{tally.failed} tasks exited with code {tally.exit_code} after reaching "
+            f"RUNNING{container}"
+        )
+    first = failures.describe(tally.first) if tally.first else "unknown"
+    return f"{tally.failed} tasks failed (first: {first})"
+
+
+def ecs_failure(observed: Observation, deployment: Deployment, otherwise: Failure) -> Verdict:
     """Why ECS marked ``deployment`` FAILED: its deployment alarms, or ``otherwise``."""
     reason = deployment.rollout_state_reason or "deployment FAILED"
     alarm = failures.ecs_alarm_failure(reason, [e.message for e in observed.service.events])
     if alarm is None:
-        return otherwise, reason
+        return Verdict(otherwise, reason)
     names = alarm or ", ".join(observed.service.alarm_names) or "a deployment alarm"
-    return Failure.ALARM, f"ECS deployment alarm {names} in ALARM ({reason})"
+    return Verdict(Failure.ALARM, f"ECS deployment alarm {names} in ALARM ({reason})")
+
+
+def explained(verdict: Verdict, release: ServiceRelease, observed: Observation) -> Verdict:
+    """``verdict`` with the first failed task's stop reason folded in, when it was read."""
+    if observed.stopped is None:
+        return verdict
+    stop = failures.first_failure(observed.stopped.lines)
+    if stop is None:
+        return verdict
+    failure = failures.retarget(
+        verdict.failure, stop, target_health=target_health_enabled(release, observed.service)
+    )
+    detail = verdict.detail
+    if failure is not verdict.failure:
+        detail = f"new tasks failed their ELB health checks ({verdict.detail})"
+    if stop.text not in detail and failures.describe(stop) not in detail:
+        detail = f"{detail}; first stopped task: {failures.describe(stop)}"
+    return Verdict(failure, detail, stop.text)
 
 
 def target_health_enabled(release: ServiceRelease, service: ServiceState) -> bool:
@@ -118,17 +132,17 @@ def target_health_enabled(release: ServiceRelease, service: ServiceState) -> boo
     return service.has_load_balancers if target_health is None else target_health
 
 
-def health_failure(release: ServiceRelease, observed: Observation) -> tuple[Failure, str] | None:
+def health_failure(release: ServiceRelease, observed: Observation) -> Verdict | None:
     health = observed.health
     watched = set(release.spec.rollout.alarms) | set(observed.service.alarm_names)
     firing = [name for name in health.alarms_in_alarm if name in watched]
     if firing:
-        return Failure.ALARM, f"alarm {firing[0]} is in ALARM"
+        return Verdict(Failure.ALARM, f"alarm {firing[0]} is in ALARM")
     if target_health_enabled(release, observed.service) and health.unhealthy_targets > 0:
         why = f": {health.target_detail}" if health.target_detail else ""
-        return Failure.TARGET_HEALTH, f"{health.unhealthy_targets} targets unhealthy{why}"
+        return Verdict(Failure.TARGET_HEALTH, f"{health.unhealthy_targets} targets unhealthy{why}")
     if health.failing_http_checks:
-        return Failure.HTTP_CHECK, f"HTTP check failing: {health.failing_http_checks[0]}"
+        return Verdict(Failure.HTTP_CHECK, f"HTTP check failing: {health.failing_http_checks[0]}")
     return None
 
 

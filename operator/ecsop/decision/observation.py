@@ -1,21 +1,20 @@
 """What one reconcile pass saw: the decision's input, as frozen values.
 
-``Observation`` bundles the service (with ecsop's tags, its memory), the task
-definitions its deployments reference, and the health gates' signals. The
-controller builds it (``observer.observation_of``); ``reconciler.decide`` and
-``gates`` read it; tests construct it by hand.
+``Observation`` bundles the service (whose tags hold ecsop's memory), the task
+definitions its deployments reference, and what the probes read for the
+gates this pass's situation needs (``ecsop.decision.situation.probes_for``):
+health signals, the judged deployment's stopped tasks, the fate of a rollout
+ecsop no longer sees. The reconcile pass builds it
+(``ecsop.controller.reconciler``); ``decide`` reads it; tests construct it by hand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from ecsop.decision.ecs_state import (
-    TAG_DEPLOYING,
-    TAG_FAILED_FINGERPRINT,
-    TAG_FAILED_REASON,
-    TAG_LAST_GOOD,
     Deployment,
     Fingerprint,
     RolloutState,
@@ -23,16 +22,17 @@ from ecsop.decision.ecs_state import (
     TaskDefinition,
     TaskDefinitionArn,
 )
+from ecsop.decision.memory import ServiceMemory
 from ecsop.spec import model as spec_model
 from ecsop.spec.model import ServiceRelease
 
 
 @dataclass(frozen=True)
 class Health:
-    """Signals from health probes beyond the ECS deployment (``ecsop.health``).
+    """Signals from health probes beyond the ECS deployment (``ecsop.probes.health``).
 
-    Empty means "nothing known to be wrong"; the controller fills it only for
-    releases that are rolling out or baking (``needs_health``).
+    Empty means "nothing known to be wrong"; the pass fills it only when the
+    situation judges a rollout (rolling out, superseded, baking).
     """
 
     alarms_in_alarm: tuple[str, ...] = ()
@@ -48,32 +48,60 @@ class Health:
 
 
 @dataclass(frozen=True)
+class StoppedTasks:
+    """The judged deployment's stopped tasks, as ECS describes them (newest first).
+
+    Each line is ECS's own words for one task: stop code, stopped reason and
+    container exit codes (``ecsop.aws.ecs_mapping.stopped_reason``).
+    ``ecsop.decision.failures`` classifies them: ecsop counts failures itself
+    because ECS's ``failedTasks`` misses a container that exits after reaching
+    RUNNING (``docs/design.md``, "Crash loops ECS does not count").
+    """
+
+    lines: tuple[str, ...] = ()
+    complete: bool = True
+    """False when there were more stopped tasks than were read."""
+
+
+@dataclass(frozen=True)
+class ServiceDeploymentRecord:
+    """One entry of ECS's service deployment history (ListServiceDeployments and
+    DescribeServiceDeployments): what a tool reads to learn what happened while it
+    was not looking."""
+
+    arn: str
+    status: str
+    """PENDING, IN_PROGRESS, SUCCESSFUL, STOPPED, STOP_REQUESTED, ROLLBACK_REQUESTED,
+    ROLLBACK_IN_PROGRESS, ROLLBACK_SUCCESSFUL or ROLLBACK_FAILED."""
+    target_task_definition: TaskDefinitionArn
+    created_at: datetime
+    status_reason: str = ""
+    rollback_reason: str = ""
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything one pass saw, read fresh from AWS."""
 
     service: ServiceState
     task_definitions: Mapping[TaskDefinitionArn, TaskDefinition]
-    """At least the task definitions of every deployment of the service."""
+    """At least the task definitions of every deployment of the service, and last-good's."""
     health: Health = field(default_factory=Health)
+    stopped: StoppedTasks | None = None
+    """Read only while a rollout is judged (``situation.Probe.STOPPED_TASKS``)."""
+    history: tuple[ServiceDeploymentRecord, ...] | None = None
+    """The service's recent deployments, newest first; read only for situation
+    GONE_UNSEEN (``situation.Probe.ROLLOUT_FATE``). None: not read, or unavailable."""
+    unwritten: ServiceMemory | None = None
+    """Memory this process could not write to the service's tags (tag limit, access
+    denied), kept in-process so the failure it records still holds until it can be."""
+    written_by_this_instance: bool = False
+    """This daemon process has written this service's memory since it started."""
 
     @property
-    def last_good(self) -> TaskDefinitionArn | None:
-        value = self.service.tags.get(TAG_LAST_GOOD)
-        return TaskDefinitionArn(value) if value else None
-
-    @property
-    def failed_fingerprint(self) -> Fingerprint | None:
-        value = self.service.tags.get(TAG_FAILED_FINGERPRINT)
-        return Fingerprint(value) if value else None
-
-    @property
-    def failed_reason(self) -> str:
-        return self.service.tags.get(TAG_FAILED_REASON, "")
-
-    @property
-    def deploying_fingerprint(self) -> Fingerprint | None:
-        value = self.service.tags.get(TAG_DEPLOYING)
-        return Fingerprint(value) if value else None
+    def memory(self) -> ServiceMemory:
+        """ecsop's memory of the service: its tags, or what could not be written to them."""
+        return self.unwritten or ServiceMemory.read(self.service.tags)
 
 
 @dataclass(frozen=True)
@@ -82,9 +110,20 @@ class Options:
 
     self_heal: bool = True
     active_poll_seconds: float = 5.0
+    instance_id: str = ""
+    """This daemon process, as written in ``ecsop:state`` (``writer=``)."""
 
 
-# --- the decision ------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpecState:
+    """How the release stands in the spec directory, beyond its (last valid) spec."""
+
+    problems: tuple[str, ...] = ()
+    """The current spec file's errors: the last valid spec is watched, nothing deployed."""
+    removed: bool = False
+    """The release left the directory: finish what is in flight, then let go."""
+    claimed_elsewhere: bool = False
+    """Another release now manages the same service: let go without removing tags."""
 
 
 def fingerprint_of(release: ServiceRelease, task_definition: TaskDefinition | None) -> Fingerprint:

@@ -19,10 +19,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ecsop import __version__
-from ecsop.decision.actions import Failure, Phase
+from ecsop.decision.reasons import Failure, Outcome, Phase
 
 DURATION_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
-OUTCOMES = ("succeeded", "rolled_back", "failed")
+OUTCOMES = tuple(o.value for o in Outcome)
 """The ``outcome`` label values of ``ecsop_deployments_total``."""
 ROLLBACK_REASONS = tuple(f.value for f in Failure if f is not Failure.ROLLBACK_FAILED)
 """The ``reason`` label values of ``ecsop_rollbacks_total`` (a failed rollback is not one)."""
@@ -91,6 +91,18 @@ class Metrics:
         self.workqueue_retries = Counter(
             "ecsop_workqueue_retries_total",
             "Rate-limited requeues after errors.",
+            registry=registry,
+        )
+        self.loop_errors = Counter(
+            "ecsop_loop_errors_total",
+            "Iterations of the daemon's loops that failed unexpectedly (and carried on).",
+            ["loop"],
+            registry=registry,
+        )
+        self.memory_write_failures = Counter(
+            "ecsop_memory_write_failures_total",
+            "Times ecsop acted but could not record it in the service's tags.",
+            ["release"],
             registry=registry,
         )
         self.aws_calls = Counter(
@@ -168,6 +180,7 @@ class Metrics:
             self.rollbacks,
             self.deployment_duration,
             self.last_success,
+            self.memory_write_failures,
         ):
             _remove_release(metric, name)
 

@@ -30,6 +30,7 @@ class Endpoint:
         ready: Callable[[], tuple[bool, str]],
         requeue: Callable[[str], bool],
         extra_status: Callable[[], dict[str, Any]] = dict,
+        healthy: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
     ) -> None:
         endpoint = self
 
@@ -46,6 +47,7 @@ class Endpoint:
         self._registry = registry
         self._statuses = statuses
         self._ready = ready
+        self._healthy = healthy
         self._requeue = requeue
         self._extra = extra_status
         self._server = ThreadingHTTPServer((host, port), Handler)
@@ -70,7 +72,8 @@ class Endpoint:
         if path == "/metrics":
             _send(request, 200, generate_latest(self._registry), CONTENT_TYPE_LATEST)
         elif path == "/healthz":
-            _send(request, 200, b"ok\n", "text/plain")
+            ok, why = self._healthy()
+            _send(request, 200 if ok else 503, f"{why}\n".encode(), "text/plain")
         elif path == "/readyz":
             ok, why = self._ready()
             _send(request, 200 if ok else 503, f"{why}\n".encode(), "text/plain")

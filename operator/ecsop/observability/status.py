@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from ecsop.decision.actions import Phase
+from ecsop.decision.reasons import Outcome, Phase
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,7 @@ class Condition:
 class Rollout:
     """The outcome of the last rollout ecsop judged."""
 
-    outcome: str
-    """succeeded, rolled_back or failed."""
+    outcome: Outcome
     reason: str
     """The failure kind (``ecsop_rollbacks_total``'s label), or ``baked``."""
     detail: str

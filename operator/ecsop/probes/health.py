@@ -3,12 +3,12 @@
 A rollout ECS calls COMPLETED can still be broken: its tasks pass their
 container health checks but not the load balancer's, a 5xx alarm fires, a
 smoke test fails. ``HealthProber.probe`` reads those signals into the
-reconciler's ``Health`` value. The controller calls it only for a release
-that is rolling out or baking (``gates.needs_health``), so a Synced
-release costs no health call at all, and calls ``idle`` otherwise, which
-stops that release's HTTP checks.
+decision's ``Health`` value. The reconcile pass calls it only when the
+situation judges a rollout (``ecsop.decision.situation.probes_for``), so a
+Synced release costs no health call at all, and calls ``idle`` otherwise,
+which stops that release's HTTP checks.
 
-- Target health: the PRIMARY deployment's RUNNING tasks are resolved to
+- Target health: the judged deployment's RUNNING tasks are resolved to
   their registrations (ENI addresses for ``ip`` targets, instance id and host
   port for ``instance`` targets) through ``EcsGateway.deployment_targets``,
   and looked up with one DescribeTargetHealth per target group of the
@@ -38,13 +38,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import structlog
 
 from ecsop.aws import clients as aws
-from ecsop.decision import failures
-from ecsop.decision.actions import RecordFailure, Rollback
 from ecsop.decision.ecs_state import Deployment, ServiceState, TaskTarget
 from ecsop.decision.gates import target_health_enabled
 from ecsop.decision.observation import Health, Observation
@@ -64,17 +62,6 @@ class TargetSource(Protocol):
     """The part of ``ecsop.ecs.EcsGateway`` target health needs."""
 
     def deployment_targets(self, cluster: str, deployment_id: str) -> list[TaskTarget]: ...
-
-
-class StoppedTasks(Protocol):
-    """The part of ``ecsop.ecs.EcsGateway`` that explains failures."""
-
-    def stopped_task_reasons(
-        self, cluster: str, deployment_id: str, limit: int = 10
-    ) -> list[str]: ...
-
-
-_Failed = TypeVar("_Failed", bound=Rollback | RecordFailure)
 
 
 @dataclass(frozen=True)
@@ -105,10 +92,11 @@ class HealthProber:
         observed: Observation,
         targets: TargetSource,
         now: datetime,
+        deployment: Deployment,
     ) -> Health:
-        """The health of ``release``'s rollout (or bake) as of this pass."""
+        """The health of ``deployment``, ``release``'s rollout (or bake), as of this pass."""
         service = observed.service
-        primary = service.primary
+        primary = deployment
         role = release.spec.role_arn
         # Gates that could not be read (logged); pending HTTP checks are not errors.
         unreadable: list[str] = []
@@ -153,26 +141,6 @@ class HealthProber:
             target_detail=detail,
             unknown=(*unreadable, *(f"HTTP check {url} (no result yet)" for url in pending)),
         )
-
-    def explain(
-        self, action: _Failed, tasks: StoppedTasks, release: ServiceRelease, service: ServiceState
-    ) -> _Failed:
-        """``action`` with the first stop reason of its deployment's tasks folded in.
-
-        Failure paths only (a ListTasks and a DescribeTasks). A failed lookup
-        leaves the action as decided: explaining must never hold up a rollback.
-        """
-        if not action.deployment_id:
-            return action
-        try:
-            lines = tasks.stopped_task_reasons(service.cluster, action.deployment_id)
-        except aws.AwsError as exc:
-            log.warning(
-                "could not read stopped tasks", error=str(exc), deployment=action.deployment_id
-            )
-            return action
-        stop = failures.first_failure(lines)
-        return failures.refine(action, stop, target_health=target_health_enabled(release, service))
 
     def idle(self, name: str) -> None:
         """``name`` is not rolling out or baking: stop its HTTP checks."""

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from ecsop.spec import errors as spec_errors
 from ecsop.spec import model as spec
 from ecsop.spec import yaml_reader as spec_yaml
-from ecsop.spec.model import ServiceRelease
+from ecsop.spec.model import ServiceIdentity, ServiceRelease
 
 MAX_FILE_BYTES = 1024 * 1024
 """Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
@@ -69,9 +69,9 @@ class LoadedRelease:
         return self.release.name
 
     @property
-    def target(self) -> tuple[str, str, str]:
-        """The ECS service this release manages: (region, cluster, service)."""
-        return (self.region, self.release.spec.cluster, self.release.spec.service)
+    def target(self) -> ServiceIdentity:
+        """The ECS service this release manages, names and ARNs normalised."""
+        return spec.identity(self.release.spec, self.region)
 
 
 @dataclass(frozen=True)
@@ -337,7 +337,7 @@ def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], 
     """
     errors: list[SpecError] = []
     by_name: dict[str, list[LoadedRelease]] = defaultdict(list)
-    by_target: dict[tuple[str, str, str], list[LoadedRelease]] = defaultdict(list)
+    by_target: dict[ServiceIdentity, list[LoadedRelease]] = defaultdict(list)
     for loaded in candidates:
         by_name[loaded.name].append(loaded)
         by_target[loaded.target].append(loaded)
@@ -349,14 +349,13 @@ def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], 
                 msg = f"release name {name!r} is also defined at {others}"
                 errors.append(SpecError(loaded.file, loaded.line, "metadata.name", msg, name))
                 rejected.add(id(loaded))
-    for (region, cluster, service), group in by_target.items():
+    for target, group in by_target.items():
         if len(group) > 1:
             for loaded in group:
                 others = ", ".join(
                     f"{o.name} ({o.file}:{o.line})" for o in group if o is not loaded
                 )
-                where = f"{region or 'the default region'}/{cluster}/{service}"
-                msg = f"service {where} is also managed by {others}"
+                msg = f"service {target} is also managed by {others}"
                 errors.append(SpecError(loaded.file, loaded.line, "spec.service", msg, loaded.name))
                 rejected.add(id(loaded))
     releases = {c.name: c for c in candidates if id(c) not in rejected}

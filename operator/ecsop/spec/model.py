@@ -1,6 +1,6 @@
 """The release spec: the pydantic models of a ``ServiceRelease`` and its fingerprint.
 
-This module is the contract users write against (``shared/DESIGN.md``, "The
+This module is the contract users write against (``docs/design.md``, "The
 release spec"). Everything here is pure: it validates one already-parsed YAML
 document. Reading files, line numbers and cross-document rules (duplicate
 names, two releases on one service) belong to ``ecsop.source``.
@@ -16,9 +16,18 @@ import hashlib
 import json
 import re
 import urllib.parse
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "ecsop.dev/v1"
@@ -219,6 +228,41 @@ class ReleaseSpec(_Model):
                 raise ValueError(f"container name {name!r} must be 1 to 255 characters")
         return containers
 
+    @model_validator(mode="after")
+    def _consistent_arns(self) -> ReleaseSpec:
+        """An ARN for the cluster or service must agree with region, roleArn and each other."""
+        cluster, service = parse_arn(self.cluster, "cluster"), parse_arn(self.service, "service")
+        role = parse_arn(self.role_arn, "role")
+        role_account = role.account if role else ""
+        for what, arn in (("cluster", cluster), ("service", service)):
+            if arn is None:
+                continue
+            if self.region and arn.region != self.region:
+                raise ValueError(
+                    f"spec.{what} is an ARN in {arn.region}, but spec.region is {self.region}"
+                )
+            if role_account and arn.account != role_account:
+                raise ValueError(
+                    f"spec.{what} is an ARN in account {arn.account}, but spec.roleArn "
+                    f"assumes a role in account {role_account}"
+                )
+        if (
+            cluster
+            and service
+            and (cluster.region, cluster.account)
+            != (
+                service.region,
+                service.account,
+            )
+        ):
+            raise ValueError(
+                "spec.cluster and spec.service ARNs name different accounts or regions"
+            )
+        if service and service.parent and service.parent != cluster_name(self.cluster):
+            named = cluster_name(self.cluster)
+            raise ValueError(f"spec.service ARN is in cluster {service.parent!r}, not {named!r}")
+        return self
+
 
 class ServiceRelease(_Model):
     """One release: an ECS service and the images it must run."""
@@ -234,6 +278,67 @@ class ServiceRelease(_Model):
 
     def fingerprint(self) -> str:
         return fingerprint(self.spec.containers)
+
+
+@dataclass(frozen=True)
+class Arn:
+    """The parts of an ARN ecsop compares: ``arn:PARTITION:SERVICE:REGION:ACCOUNT:KIND/...``."""
+
+    region: str
+    account: str
+    name: str
+    """The last path element (a cluster, service or role name)."""
+    parent: str = ""
+    """A service's cluster, in the long ARN format (``service/CLUSTER/NAME``)."""
+
+
+def parse_arn(value: str | None, kind: str) -> Arn | None:
+    """``value`` as an ARN of ``kind`` (cluster, service, role), or None if it is a plain name."""
+    if not value or not value.startswith("arn:"):
+        return None
+    parts = value.split(":", 5)
+    if len(parts) < 6 or not parts[5].startswith(f"{kind}/"):
+        return None
+    path = parts[5].split("/")[1:]
+    return Arn(parts[3], parts[4], path[-1], path[0] if len(path) > 1 else "")
+
+
+def cluster_name(cluster: str) -> str:
+    arn = parse_arn(cluster, "cluster")
+    return arn.name if arn else cluster
+
+
+@dataclass(frozen=True, order=True)
+class ServiceIdentity:
+    """Which ECS service a release manages, however the spec spells it.
+
+    A cluster or service may be given by name or by ARN; two spellings of one
+    service must be one identity (or two releases could fight over it), and
+    the same names in two accounts are two services.
+    """
+
+    account: str
+    """From an ARN or ``roleArn``; "" is the daemon's own account (not known offline)."""
+    region: str
+    cluster: str
+    service: str
+
+    def __str__(self) -> str:
+        account = f"{self.account}/" if self.account else ""
+        return f"{account}{self.region or 'the default region'}/{self.cluster}/{self.service}"
+
+
+def identity(spec: ReleaseSpec, default_region: str) -> ServiceIdentity:
+    cluster, service = parse_arn(spec.cluster, "cluster"), parse_arn(spec.service, "service")
+    role = parse_arn(spec.role_arn, "role") if spec.role_arn else None
+    account = (cluster or service or role or Arn("", "", "")).account
+    region = spec.region or (cluster or service or Arn("", "", "")).region or default_region
+    return ServiceIdentity(
+        account,
+        region,
+        cluster.name if cluster else spec.cluster,
+        service.name if service else spec.service,
+    )
 
 
 def image_problem(image: str, *, allow_mutable_tags: bool) -> str | None:

@@ -1,0 +1,272 @@
+"""What ecsop remembers, kept in AWS tags: how it is read, and what each record writes.
+
+ecsop keeps nothing it cannot lose (``docs/design.md``, "State lives in AWS").
+This module is the one home of that memory: the decision reads it as a
+``ServiceMemory`` value, computes the next value as a pure transition
+(``deploying``, ``failed_with``, ``proven`` ...), and the executor writes
+``tags()`` of that value. No other module spells a tag key.
+
+On a service, ecsop keeps **two tags, whatever happens**: ECS allows 50 per
+resource and a user's own come first (``docs/design.md``, "The tag budget").
+
+- ``ecsop:last-good``: ARN of the task definition revision last proven good.
+- ``ecsop:state``: everything else, as ``key=value`` words, because ECS tag
+  values allow only letters, digits, spaces and ``+ - = . _ : / @``:
+  ``v=1 release=NAME lg=CHECK deploying=FP failed=FP/REASON writer=ID``.
+  ``lg`` binds last-good to this service and release (a hash of the three), so
+  a last-good written by hand or copied from another service is not followed.
+  ``writer`` is the ecsop instance that wrote it last: a second instance
+  acting on the same service is detected by it.
+
+On each task definition revision ecsop registers: ``ecsop:release``,
+``ecsop:fingerprint``, ``ecsop:content`` (``ecsop.aws.taskdef.content_hash`` of
+the revision: what decides reuse) and ``ecsop:commit`` (when the spec
+directory is a git work tree).
+
+Services managed by ecsop before this layout carry the older one-tag-per-field
+keys (``LEGACY_SERVICE_KEYS``); they are read, trusted when their release
+matches, and replaced by the two tags on the next write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
+from ecsop.decision.reasons import Failure
+
+TAG_PREFIX = "ecsop:"
+"""Every tag ecsop writes starts with this; a clone never inherits its base's."""
+RESERVED_TAG_PREFIX = "aws:"
+"""Tags AWS sets itself (CloudFormation's ``aws:cloudformation:*``): not counted, not writable."""
+MAX_TAGS = 50
+"""ECS's cap on user tags per resource (``aws:`` tags do not count)."""
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+
+TAG_LAST_GOOD = "ecsop:last-good"
+"""On the service: ARN of the last task definition proven good (completed and baked)."""
+TAG_STATE = "ecsop:state"
+"""On the service: the rest of ecsop's memory, as ``key=value`` words."""
+SERVICE_KEYS = (TAG_LAST_GOOD, TAG_STATE)
+"""Every tag ecsop keeps on a service: what ``LetGo`` removes."""
+
+TAG_RELEASE = "ecsop:release"
+"""On task definitions ecsop registers: the release they were registered for."""
+TAG_FINGERPRINT = "ecsop:fingerprint"
+"""On task definitions ecsop registers: the release fingerprint (the images) they carry."""
+TAG_COMMIT = "ecsop:commit"
+"""On task definitions ecsop registers: the git commit of the spec directory."""
+TAG_CONTENT = "ecsop:content"
+"""On task definitions ecsop registers: the content hash of the registration request."""
+
+LEGACY_SERVICE_KEYS = (
+    "ecsop:release",
+    "ecsop:failed-fingerprint",
+    "ecsop:failed-reason",
+    "ecsop:deploying-fingerprint",
+)
+"""Service tags of ecsop 0.1, one per field: read, then removed on the next write."""
+
+STATE_VERSION = "1"
+_CHECK_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class FailedRecord:
+    """A release that failed: not deployed again until the spec changes or ``ecsop retry``."""
+
+    fingerprint: Fingerprint
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class ServiceMemory:
+    """ecsop's memory of one service, as read from (and written to) its tags."""
+
+    release: str = ""
+    """The release that wrote this memory."""
+    last_good: TaskDefinitionArn | None = None
+    """The revision last proven good, as tagged (see ``vouches_for_last_good``)."""
+    last_good_check: str = ""
+    """``lg``: binds ``last_good`` to this service and release."""
+    deploying: Fingerprint | None = None
+    """The release ecsop rolled out and has not yet proven good.
+
+    Written right after UpdateService, cleared when the release is proven. A
+    steady service running something else while it is set was rolled back
+    behind ecsop's back (ECS's breaker between two looks, or while the daemon
+    was down), or changed by someone: the decision asks which.
+    """
+    failed: FailedRecord | None = None
+    writer: str = ""
+    """The ecsop instance that wrote this memory last."""
+    legacy: bool = False
+    """Read from the 0.1 one-tag-per-field layout."""
+
+    @classmethod
+    def read(cls, tags: Mapping[str, str]) -> ServiceMemory:
+        """The memory in a service's tags; unknown or malformed words are ignored."""
+        last_good = TaskDefinitionArn(tags[TAG_LAST_GOOD]) if tags.get(TAG_LAST_GOOD) else None
+        if TAG_STATE not in tags:
+            return _read_legacy(tags, last_good)
+        words = dict(word.split("=", 1) for word in tags[TAG_STATE].split() if "=" in word)
+        failed = None
+        if "/" in words.get("failed", ""):
+            fingerprint, reason = words["failed"].split("/", 1)
+            failed = FailedRecord(Fingerprint(fingerprint), _failure(reason))
+        return cls(
+            release=words.get("release", ""),
+            last_good=last_good,
+            last_good_check=words.get("lg", ""),
+            deploying=Fingerprint(words["deploying"]) if words.get("deploying") else None,
+            failed=failed,
+            writer=words.get("writer", ""),
+        )
+
+    def vouches_for_last_good(self, service_arn: str, release: str) -> bool:
+        """Whether ``last_good`` was written by ecsop for this service and release.
+
+        A hand-edited tag, or one copied from another service, fails the check
+        and is not followed: a rollback must never deploy a revision ecsop did
+        not prove for this service (an unrelated family, an admin task role).
+        """
+        if self.last_good is None:
+            return False
+        if self.legacy:
+            return self.release == release
+        return self.last_good_check == last_good_check(service_arn, release, self.last_good)
+
+    # --- transitions: each returns the memory to write --------------------------------
+
+    def stamped(self, release: str, writer: str) -> ServiceMemory:
+        return replace(self, release=release, writer=writer, legacy=False)
+
+    def rolling_out(self, fingerprint: Fingerprint) -> ServiceMemory:
+        return replace(self, deploying=fingerprint)
+
+    def failed_with(self, fingerprint: Fingerprint, failure: Failure) -> ServiceMemory:
+        """Record a failure; a rollout of it is over, so ``deploying`` goes."""
+        deploying = None if self.deploying == fingerprint else self.deploying
+        return replace(self, failed=FailedRecord(fingerprint, failure), deploying=deploying)
+
+    def proven(
+        self, service_arn: str, release: str, task_definition: TaskDefinitionArn
+    ) -> ServiceMemory:
+        """``task_definition`` is last-good now; nothing is being rolled out."""
+        check = last_good_check(service_arn, release, task_definition)
+        return replace(self, last_good=task_definition, last_good_check=check, deploying=None)
+
+    def without_failure(self) -> ServiceMemory:
+        return replace(self, failed=None)
+
+    def retried(self) -> ServiceMemory:
+        """What ``ecsop retry`` leaves: no failed record, no rollout record."""
+        return replace(self, failed=None, deploying=None)
+
+    def without_rollout(self) -> ServiceMemory:
+        return replace(self, deploying=None)
+
+    # --- writing ---------------------------------------------------------------------
+
+    def tags(self) -> dict[str, str]:
+        """The service tags that store this memory (at most ``len(SERVICE_KEYS)``)."""
+        words = [f"v={STATE_VERSION}", f"release={self.release}"]
+        if self.last_good is not None and self.last_good_check:
+            words.append(f"lg={self.last_good_check}")
+        if self.deploying:
+            words.append(f"deploying={self.deploying}")
+        if self.failed is not None:
+            words.append(f"failed={self.failed.fingerprint}/{self.failed.failure.value}")
+        if self.writer:
+            words.append(f"writer={self.writer}")
+        tags = {TAG_STATE: " ".join(words)}
+        if self.last_good is not None:
+            tags[TAG_LAST_GOOD] = self.last_good
+        return tags
+
+    def stale_keys(self, current: Mapping[str, str]) -> list[str]:
+        """Keys among ``current`` this memory no longer uses: to remove after writing it."""
+        wanted = self.tags()
+        return [
+            key
+            for key in current
+            if key not in wanted and (key in LEGACY_SERVICE_KEYS or key in SERVICE_KEYS)
+        ]
+
+    def same_as(self, other: ServiceMemory) -> bool:
+        """Whether writing ``self`` over ``other`` would change no tag."""
+        return self.tags() == other.tags() and not other.legacy
+
+
+def last_good_check(service_arn: str, release: str, task_definition: str) -> str:
+    digest = hashlib.sha256(f"{service_arn}\n{release}\n{task_definition}".encode())
+    return digest.hexdigest()[:_CHECK_LENGTH]
+
+
+def user_tag_count(tags: Mapping[str, str]) -> int:
+    """Tags that count against ECS's limit and are not ecsop's own."""
+    return sum(
+        1
+        for key in tags
+        if not key.startswith(RESERVED_TAG_PREFIX) and not key.startswith(TAG_PREFIX)
+    )
+
+
+def room_for_memory(tags: Mapping[str, str]) -> bool:
+    """Whether the service can hold ecsop's tags next to its user's own."""
+    return user_tag_count(tags) + len(SERVICE_KEYS) <= MAX_TAGS
+
+
+@dataclass(frozen=True)
+class RevisionMemory:
+    """What ecsop wrote on a task definition revision it registered."""
+
+    release: str = ""
+    fingerprint: Fingerprint | None = None
+    content: str = ""
+    commit: str = ""
+
+    @classmethod
+    def read(cls, tags: Mapping[str, str]) -> RevisionMemory:
+        return cls(
+            release=tags.get(TAG_RELEASE, ""),
+            fingerprint=Fingerprint(tags[TAG_FINGERPRINT]) if tags.get(TAG_FINGERPRINT) else None,
+            content=tags.get(TAG_CONTENT, ""),
+            commit=tags.get(TAG_COMMIT, ""),
+        )
+
+    def tags(self) -> dict[str, str]:
+        tags = {TAG_RELEASE: self.release, TAG_CONTENT: self.content}
+        if self.fingerprint:
+            tags[TAG_FINGERPRINT] = self.fingerprint
+        if self.commit:
+            tags[TAG_COMMIT] = self.commit
+        return tags
+
+
+def _read_legacy(tags: Mapping[str, str], last_good: TaskDefinitionArn | None) -> ServiceMemory:
+    failed = None
+    if tags.get("ecsop:failed-fingerprint"):
+        failed = FailedRecord(
+            Fingerprint(tags["ecsop:failed-fingerprint"]),
+            _failure(tags.get("ecsop:failed-reason", "")),
+        )
+    deploying = tags.get("ecsop:deploying-fingerprint")
+    return ServiceMemory(
+        release=tags.get("ecsop:release", ""),
+        last_good=last_good,
+        deploying=Fingerprint(deploying) if deploying else None,
+        failed=failed,
+        legacy=bool(last_good or failed or deploying or tags.get("ecsop:release")),
+    )
+
+
+def _failure(value: str) -> Failure:
+    """A recorded failure reason; one this version does not know reads as failed tasks."""
+    try:
+        return Failure(value)
+    except ValueError:
+        return Failure.FAILED_TASKS

@@ -1,0 +1,111 @@
+"""The words of a decision: phases, reasons, failures and rollout outcomes.
+
+Spelled one way in logs, metrics, ``/status`` and the tags ecsop writes. Each
+member says which branch of ``ecsop.decision.decide`` sets it (Flux's
+convention for condition reasons), so a reader of a status line can find the
+code that chose it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    """One word for where a release stands; derived every pass, never stored."""
+
+    SYNCED = "Synced"
+    """The service settled on the desired release and it is proven (baked, last-good)."""
+    PROGRESSING = "Progressing"
+    """Deploying, rolling out, baking, or waiting for someone else's deployment."""
+    DEGRADED = "Degraded"
+    """Needs a person: a release failed, a rollback failed, drift reported, AWS errors."""
+    ROLLING_BACK = "RollingBack"
+    """ecsop's or ECS's rollback to last-good is under way."""
+    SUSPENDED = "Suspended"
+    """``spec.suspend`` is true: observed only."""
+    INVALID = "Invalid"
+    """The spec is invalid (or names containers the task definition lacks): nothing is deployed."""
+
+
+class Reason(StrEnum):
+    """Machine-readable causes: the status ``reason`` and the log's ``reason`` field."""
+
+    IN_SYNC = "InSync"
+    """Situation SYNCED: running the desired release, already last-good."""
+    SUSPENDED = "Suspended"
+    """``spec.suspend`` is true."""
+    DEPLOYING = "Deploying"
+    """Situation OUT_OF_DATE: steady on ecsop's revision, the spec moved on: deploy."""
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    """Situations ROLLING_OUT and SUPERSEDED with every gate green so far."""
+    BAKING = "Baking"
+    """Situation BAKING: completed, every gate must stay green for ``bakeSeconds``."""
+    BAKED = "Baked"
+    """Situation BAKING, bake over and every gate seen green: recorded as last-good."""
+    AWAITING_TASKS = "AwaitingTasks"
+    """Situation BAKING with no task running (desiredCount 0): nothing is proven yet."""
+    ADOPTED = "AdoptedRunningRevision"
+    """Situation FIRST_SIGHT: the running revision is adopted as last-good."""
+    FOREIGN_DEPLOYMENT = "ForeignDeploymentInProgress"
+    """Situation FOREIGN (and NO_PRIMARY): someone else's deployment; ecsop waits."""
+    ROLLING_BACK = "RollingBack"
+    """A gate failed: ecsop rolls back (Rollback), or its rollback is under way."""
+    ECS_ROLLING_BACK = "EcsCircuitBreakerRollingBack"
+    """Situation ECS_ROLLING_BACK: ECS (breaker or deployment alarms) rolls the release back."""
+    ROLLBACK_FAILED = "RollbackFailed"
+    """Situation ROLLING_BACK, and the rollback itself fails: ecsop stops acting."""
+    RELEASE_FAILED = "ReleaseFailed"
+    """Situation FAILED_BEFORE (or a failure with automatic rollback off): Degraded."""
+    NO_LAST_GOOD = "NoLastGoodRevision"
+    """A rollout failed and no trusted last-good revision exists to return to."""
+    DRIFTED = "Drifted"
+    """Situation DRIFTED with ``--no-self-heal``: reported only."""
+    SELF_HEAL = "SelfHeal"
+    """Situation DRIFTED: the service was changed outside ecsop; it is put back."""
+    UNKNOWN_CONTAINER = "UnknownContainer"
+    """Situation UNKNOWN_CONTAINER: ``spec.containers`` names a container the revision lacks."""
+    SERVICE_NOT_FOUND = "ServiceNotFound"
+    """DescribeServices does not know the service (set by the reconcile pass, not decide)."""
+    INVALID_SPEC = "InvalidSpec"
+    """The spec file is invalid: the last valid spec is still watched, nothing is deployed."""
+    MEMORY_UNAVAILABLE = "MemoryUnavailable"
+    """ecsop cannot keep its memory in the service's tags (tag limit, TagResource denied)."""
+    ANOTHER_INSTANCE = "AnotherInstanceActing"
+    """Another ecsop instance wrote to this service since this one did: refuse to act."""
+    FINALIZING = "Finalizing"
+    """The spec was removed; a rollout in flight is finished (or rolled back) first."""
+    REMOVED = "Removed"
+    """The spec was removed and nothing is in flight: ecsop lets go of the service."""
+
+
+class Failure(StrEnum):
+    """Why a rollout failed: the ``reason`` label of ``ecsop_rollbacks_total``, and memory."""
+
+    FAILED_TASKS = "failed_tasks"
+    """More failed tasks than ``rollout.maxFailedTasks`` (ECS's count, or ecsop's own)."""
+    CIRCUIT_BREAKER = "circuit_breaker"
+    """ECS's deployment circuit breaker marked ecsop's deployment FAILED."""
+    TIMEOUT = "timeout"
+    """Not completed and baked ``rollout.timeoutSeconds`` after the deployment was created."""
+    ALARM = "alarm"
+    """A watched CloudWatch alarm (spec or the service's deployment alarms) is in ALARM."""
+    TARGET_HEALTH = "target_health"
+    """The new tasks are unhealthy in their load balancer target groups."""
+    HTTP_CHECK = "http_check"
+    """An ``rollout.httpChecks`` request failed more often than allowed."""
+    ECS_ROLLBACK = "ecs_rollback"
+    """ECS rolled the release back itself (breaker), seen live or after the fact."""
+    ROLLBACK_FAILED = "rollback_failed"
+    """The rollback to last-good failed too."""
+
+
+class Outcome(StrEnum):
+    """How a rollout ecsop judged ended: ``ecsop_deployments_total{outcome}``, status."""
+
+    SUCCEEDED = "succeeded"
+    """Proven: recorded as last-good after its bake."""
+    ROLLED_BACK = "rolled_back"
+    """Rolled back, by ecsop or by ECS."""
+    FAILED = "failed"
+    """Failed and not rolled back (rollback off, no last-good, or the rollback failed)."""

@@ -1,0 +1,144 @@
+"""The generic control loop: workers on a work queue, a periodic resync, errors to backoff.
+
+Shaped like controller-runtime's controller: triggers put keys on a
+de-duplicating ``RateLimitingQueue``; a bounded pool of workers takes one key
+at a time and calls ``reconcile(key)``, which returns seconds until the key's
+next pass (``RequeueAfter``) or None; an exception requeues the key with
+per-key exponential backoff (``reconcileHandler``); success forgets its
+backoff. A resync thread calls ``resync()`` every interval.
+
+No iteration of either loop ever dies from an exception: it is logged,
+counted (``on_loop_error``) and the loop goes on, and ``health`` reports a
+resync that has not completed for several intervals, so ``/healthz`` fails
+and a supervisor restarts a daemon that no longer sees the world.
+
+Knows nothing about releases or AWS: keys are strings.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from ecsop.runtime.workqueue import RateLimitingQueue
+
+log = structlog.get_logger("ecsop.runtime.loop")
+
+RESYNC_MISSED_BEFORE_UNHEALTHY = 3
+"""Resync intervals without a completed resync before ``health`` reports unhealthy."""
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    workers: int = 4
+    """Keys reconciled at once."""
+    resync_seconds: float = 30.0
+    """Every key is re-queued this often (``resync``)."""
+    shutdown_grace_seconds: float = 30.0
+    """On stop, how long to wait for passes in flight to finish."""
+
+
+class WorkLoop:
+    def __init__(
+        self,
+        queue: RateLimitingQueue,
+        reconcile: Callable[[str], float | None],
+        resync: Callable[[], None],
+        settings: LoopSettings,
+        *,
+        on_error: Callable[[str, Exception], None] = lambda key, exc: None,
+        on_pass: Callable[[str, str, float], None] = lambda key, result, seconds: None,
+        on_loop_error: Callable[[str], None] = lambda loop: None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.queue = queue
+        self._reconcile = reconcile
+        self._resync = resync
+        self._settings = settings
+        self._on_error = on_error
+        self._on_pass = on_pass
+        self._on_loop_error = on_loop_error
+        self._monotonic = monotonic
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._started_at = monotonic()
+        self._resynced_at: float | None = None
+
+    def start(self) -> None:
+        self._started_at = self._monotonic()
+        for index in range(self._settings.workers):
+            self._spawn(self._work, f"ecsop-worker-{index}")
+        self._spawn(self._resync_forever, "ecsop-resync")
+
+    def stop(self) -> None:
+        """Stop taking work; let the passes in flight finish their AWS calls."""
+        self._stop.set()
+        self.queue.shutdown()
+        deadline = self._monotonic() + self._settings.shutdown_grace_seconds
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - self._monotonic()))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def health(self) -> tuple[bool, str]:
+        """Unhealthy once resyncs stop completing (a stuck or failing loop)."""
+        since = self._resynced_at if self._resynced_at is not None else self._started_at
+        allowed = RESYNC_MISSED_BEFORE_UNHEALTHY * self._settings.resync_seconds
+        late = self._monotonic() - since
+        if late > allowed:
+            what = "completed" if self._resynced_at is not None else "started"
+            return False, f"no resync has completed for {late:.0f}s (last {what} {late:.0f}s ago)"
+        return True, "ok"
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _resync_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._resync()
+            except Exception:
+                log.exception("resync failed; trying again next interval")
+                self._on_loop_error("resync")
+            else:
+                self._resynced_at = self._monotonic()
+            self._stop.wait(self._settings.resync_seconds)
+
+    def _work(self) -> None:
+        while True:
+            key = self.queue.get()
+            if key is None:
+                return
+            try:
+                self._pass(key)
+            except Exception:  # a bug in error handling itself: never lose the worker
+                log.exception("worker iteration failed", key=key)
+                self._on_loop_error("worker")
+            finally:
+                self.queue.done(key)
+
+    def _pass(self, key: str) -> None:
+        started = time.perf_counter()
+        try:
+            requeue = self._reconcile(key)
+        except Exception as exc:  # any failure: back off this key only
+            self._on_error(key, exc)
+            self.queue.add_rate_limited(key)
+            self._on_pass(key, "error", time.perf_counter() - started)
+            return
+        self.queue.forget(key)
+        if requeue is not None and not self._stop.is_set():
+            # Counted from the start of the pass, so a rollout is looked at
+            # every interval, not every interval plus a pass.
+            elapsed = time.perf_counter() - started
+            self.queue.add_after(key, max(0.0, requeue - elapsed))
+        result = "requeue" if requeue is not None else "success"
+        self._on_pass(key, result, time.perf_counter() - started)
