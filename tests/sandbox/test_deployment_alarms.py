@@ -36,7 +36,7 @@ def _stage(sb: Harness) -> str | None:
 
 
 def test_steady_deployment_bakes_before_it_completes(start_sandbox: Callable[..., Harness]) -> None:
-    """"When the service reaches a steady state and the bake time is complete, the
+    """ "When the service reaches a steady state and the bake time is complete, the
     rollout state transitions to COMPLETED"; ``bakeTimeInMinutes``
     (API_DeploymentConfiguration) sets it."""
     sb = start_sandbox(scenario({"api": _alarmed(bakeTimeInMinutes=5)}))

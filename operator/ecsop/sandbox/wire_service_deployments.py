@@ -79,8 +79,9 @@ def service_deployment(sd: ServiceDeployment, service: Service) -> dict[str, Any
 
 
 def _breaker(sd: ServiceDeployment) -> dict[str, Any]:
+    """The failures the breaker counted: the target's, or its rollback's if more."""
     config = sd.deployment_configuration.get("deploymentCircuitBreaker") or {}
-    watched = sd.rollback_deployment or sd.target_deployment
+    watched = [d for d in (sd.target_deployment, sd.rollback_deployment) if d is not None]
     if not config.get("enable"):
         status = "DISABLED"
     elif sd.breaker_triggered:
@@ -89,10 +90,11 @@ def _breaker(sd: ServiceDeployment) -> dict[str, Any]:
         status = "MONITORING"
     else:
         status = "MONITORING_COMPLETE"
+    desired = watched[-1].desired_count if watched else 0
     return {
         "status": status,
-        "failureCount": watched.failed_tasks if watched else 0,
-        "threshold": breaker.threshold(watched.desired_count if watched else 0, config),
+        "failureCount": max((d.failed_tasks for d in watched), default=0),
+        "threshold": breaker.threshold(desired, config),
     }
 
 
