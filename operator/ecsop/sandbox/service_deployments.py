@@ -36,6 +36,7 @@ tool that waits for SUCCESSFUL.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 from ecsop.sandbox import events
@@ -118,8 +119,6 @@ def make(
 
 
 def _configuration(service: Service) -> dict[str, Any]:
-    import copy
-
     config: dict[str, Any] = copy.deepcopy(service.deployment_configuration)
     config.setdefault("strategy", "ROLLING")
     return config
