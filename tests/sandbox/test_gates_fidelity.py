@@ -193,8 +193,10 @@ def _completed(service: dict[str, Any]) -> bool:
     )
 
 
-def _alarmed_service(**alarms: Any) -> dict[str, Any]:
-    spec = service_spec(2, breaker=False, rollback=False)
+def _alarmed_service(crash_counts: bool = False, **alarms: Any) -> dict[str, Any]:
+    spec = service_spec(
+        2, breaker=False, rollback=False, crashAfterRunningCountsAsFailed=crash_counts
+    )
     spec["deploymentConfiguration"]["alarms"] = {
         "alarmNames": ["api-prod-5xx"],
         "enable": True,
@@ -281,7 +283,7 @@ def test_alarm_fails_a_rollback_without_rolling_it_back(
     start_sandbox: Callable[..., Harness],
 ) -> None:
     """A rollback deployment is not eligible for another rollback until COMPLETED."""
-    spec = _alarmed_service()
+    spec = _alarmed_service(crash_counts=True)
     spec["deploymentConfiguration"]["deploymentCircuitBreaker"] = {"enable": True, "rollback": True}
     sb = start_sandbox(scenario({"api": spec}))
     sb.deploy(CRASH)

@@ -8,8 +8,8 @@ import pytest
 from sandbox_harness import CRASH, GOOD, IMAGES, PULL_ERROR, UNHEALTHY
 
 from ecsop.sandbox.behaviours import ContainerImage, ImageCatalog
+from ecsop.sandbox.breaker import threshold as breaker_threshold
 from ecsop.sandbox.clock import SimClock
-from ecsop.sandbox.rollout import breaker_threshold
 from ecsop.sandbox.scenario import ImageBehaviour
 
 

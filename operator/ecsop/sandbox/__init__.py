@@ -7,9 +7,13 @@ A test double, never on the daemon's production path except behind
 - ``clock``: simulated time (``SimClock``)
 - ``behaviours``: image -> behaviour -> a task's plan
 - ``model``: clusters, task definitions, services, deployments, tasks
-- ``lifecycle``: one task's life; ``rollout``: the service scheduler and breaker
+- ``lifecycle``: one task's life; ``rollout``: the service scheduler
+- ``breaker`` (failed tasks, circuit breaker, rollbacks), ``throttle`` (launch
+  backoff), ``placement`` (capacity), ``deployment_alarms`` (alarm reads, bake time)
+- ``service_deployments``: service deployments and revisions (the history API)
 - ``simulator``: state, timers and the lock
-- ``ecs_api`` (dispatch), ``ecs_resources``, ``ecs_services``, ``wire_ecs``: the ECS API
+- ``ecs_api`` (dispatch), ``ecs_resources``, ``ecs_services``,
+  ``ecs_service_deployments``, ``wire_ecs``, ``wire_service_deployments``: the ECS API
 - ``loadbalancing`` / ``alarms``: target health and alarm state in moto
 - ``protocol`` / ``faults``: recognising calls, injecting errors, counting calls
 - ``control``: the ``/_sandbox/`` API; ``server``: ``SandboxServer`` and ``main``

@@ -43,6 +43,14 @@ class Alarms:
         alarm = self._backend.alarms.get(name)
         return None if alarm is None else str(alarm.state_value)
 
+    def evaluation_seconds(self, name: str) -> float:
+        """The window the alarm evaluates, ``Period`` x ``EvaluationPeriods``
+        (0 if it does not exist)."""
+        alarm = self._backend.alarms.get(name)
+        if alarm is None:
+            return 0.0
+        return float(alarm.period) * int(alarm.evaluation_periods)
+
     def trip(self, name: str) -> None:
         self._trippers[name] += 1
         if self._trippers[name] == 1 and self.exists(name):

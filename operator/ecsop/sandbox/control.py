@@ -47,6 +47,8 @@ class Control:
             ("GET", "calls/log"): self._get_call_log,
             ("GET", "images"): self._get_images,
             ("POST", "images"): self._add_images,
+            ("GET", "capacity"): self._get_capacity,
+            ("POST", "capacity"): self._set_capacity,
             ("GET", "health"): self._health,
         }
 
@@ -129,6 +131,27 @@ class Control:
         with self._sim.lock:
             self._sim.catalog.update(images)
         return self._get_images({})
+
+    def _get_capacity(self, _: dict[str, Any]) -> dict[str, Any]:
+        with self._sim.lock:
+            return {"capacity": {name: {"maxTasks": n} for name, n in self._sim.capacity.items()}}
+
+    def _set_capacity(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{"cluster": name, "maxTasks": n or null}``: what the cluster can place from now."""
+        unknown = set(payload) - {"cluster", "maxTasks"}
+        if unknown or "cluster" not in payload:
+            raise ControlError(400, "give cluster and maxTasks (a number, or null: unlimited)")
+        limit = payload.get("maxTasks")
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ControlError(400, "maxTasks is a number >= 0, or null")
+        with self._sim.lock:
+            cluster = self._sim.clusters.get(str(payload["cluster"]))
+            if cluster is None:
+                raise ControlError(404, f"no cluster {payload['cluster']!r}")
+            self._sim.capacity[cluster.name] = limit
+            for service in self._sim.services_in(cluster):
+                self._sim.wake(service, self._sim.now)
+        return self._get_capacity({})
 
     def _health(self, _: dict[str, Any]) -> dict[str, Any]:
         with self._sim.lock:

@@ -8,7 +8,8 @@ in ``OPERATIONS`` are answered with ``UnsupportedFeatureException`` naming the
 operation, never silently.
 
 The operations live in ``ecs_resources`` (clusters, task definitions, tasks,
-tags) and ``ecs_services`` (services and deployments); this module dispatches.
+tags), ``ecs_services`` (services) and ``ecs_service_deployments`` (service
+deployments and revisions); this module dispatches.
 Limits mirror the ECS API reference: DescribeServices takes at most 10
 services, DescribeTasks 100; tags hold 50 per resource, keys of 128 and values
 of 256 characters (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Tag.html).
@@ -36,7 +37,11 @@ def operation(name: str) -> Callable[[Handler], Handler]:
 
 
 def handle(sim: Simulator, name: str, request: dict[str, Any]) -> dict[str, Any]:
-    from ecsop.sandbox import ecs_resources, ecs_services  # noqa: F401  (they register)
+    from ecsop.sandbox import (  # noqa: F401  (they register)
+        ecs_resources,
+        ecs_service_deployments,
+        ecs_services,
+    )
 
     handler = OPERATIONS.get(name)
     if handler is None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ecsop.sandbox import events, lifecycle, wire_ecs
 from ecsop.sandbox.ecs_api import check_tags, include_tags, operation, paginate, tags_in
+from ecsop.sandbox.model import Service, Task
 from ecsop.sandbox.simulator import EcsError, Simulator
 
 
@@ -118,22 +120,49 @@ def list_task_definition_families(sim: Simulator, request: dict[str, Any]) -> di
 # -- tasks ----------------------------------------------------------------
 @operation("ListTasks")
 def list_tasks(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
+    """Reads only the candidates' indexes (cluster -> service -> deployment ->
+    live or stopped tasks), never every task of the account."""
     cluster = sim.cluster(request.get("cluster"))
     desired = request.get("desiredStatus", "RUNNING")
-    group = f"service:{request['serviceName']}" if request.get("serviceName") else None
     family = request.get("family")
     started_by = request.get("startedBy")
-    arns = [
-        t.arn
-        for t in sim.tasks.values()
-        if t.cluster_arn == cluster.arn
-        and (desired == "PENDING" or t.desired_status == desired)
-        and (desired != "PENDING" or t.last_status in ("PROVISIONING", "PENDING"))
-        and (group is None or t.group == group)
-        and (started_by is None or t.deployment_id == started_by)
-        and (family is None or sim.task_definitions_by_arn[t.task_definition_arn].family == family)
-    ]
+    if request.get("serviceName"):
+        found = sim.services_by_cluster.get(cluster.name, {}).get(
+            request["serviceName"].rsplit("/", 1)[-1]
+        )
+        services = [found] if found is not None else []
+    elif started_by is not None:
+        owner = sim.services_by_deployment.get(started_by)
+        services = [owner] if owner is not None and owner.cluster is cluster else []
+    else:
+        services = list(sim.services_in(cluster))
+    arns = []
+    for service in services:
+        for task in _tasks_of(service, desired, started_by):
+            sim.task_visits += 1
+            if desired == "PENDING" and task.last_status not in ("PROVISIONING", "PENDING"):
+                continue
+            if family is not None and (
+                sim.task_definitions_by_arn[task.task_definition_arn].family != family
+            ):
+                continue
+            arns.append(task.arn)
     return paginate(arns, request, "taskArns", 100, 100)
+
+
+def _tasks_of(service: Service, desired: str, started_by: str | None) -> Iterator[Task]:
+    """The service's tasks whose desiredStatus matches (PENDING: still wanted)."""
+    deployments = [d for d in service.deployments if started_by is None or d.id == started_by]
+    for deployment in deployments:
+        for task in deployment.tasks.values():
+            if (task.desired_status == "STOPPED") == (desired == "STOPPED"):
+                yield task
+    if desired == "STOPPED":
+        if started_by is None:
+            for stopped in service.stopped.values():
+                yield from stopped.values()
+        else:
+            yield from service.stopped.get(started_by, {}).values()
 
 
 @operation("DescribeTasks")

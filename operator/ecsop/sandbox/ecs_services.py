@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecsop.sandbox import events, lifecycle, rollout, wire_ecs
+from ecsop.sandbox import events, lifecycle, wire_ecs
 from ecsop.sandbox.ecs_api import check_tags, include_tags, operation, paginate, tags_in
 from ecsop.sandbox.model import LoadBalancerBinding, Service, TaskDefinition
 from ecsop.sandbox.simulator import EcsError, Simulator
@@ -158,34 +158,6 @@ def delete_service(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
         )
     sim.wake(service, sim.now)
     return {"service": _service_out(sim, service, False)}
-
-
-@operation("StopServiceDeployment")
-def stop_service_deployment(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
-    arn = request["serviceDeploymentArn"]
-    parts = arn.split(":", 5)[-1].split("/")
-    if len(parts) != 4 or parts[0] != "service-deployment":
-        raise EcsError("InvalidParameterException", "Invalid serviceDeploymentArn.")
-    service = sim.service(sim.cluster(parts[1]), parts[2])
-    primary = service.primary
-    if primary.id != f"ecs-svc/{parts[3]}" or primary.rollout_state != "IN_PROGRESS":
-        raise EcsError(
-            "ConflictException", "The service deployment is not in progress and cannot be stopped."
-        )
-    if request.get("stopType", "ROLLBACK") == "ROLLBACK":
-        target = service.last_completed
-        if target is None:
-            raise EcsError(
-                "InvalidParameterException", "There is no completed deployment to roll back to."
-            )
-        primary.rollout_state = "FAILED"
-        primary.rollout_state_reason = "ECS deployment stopped."
-        rollout.roll_back(sim, service, target, sim.now, events.reason_stopped_rollback(target.id))
-    else:
-        primary.rollout_state = "FAILED"
-        primary.rollout_state_reason = "ECS deployment stopped."
-    sim.wake(service, sim.now)
-    return {"serviceDeploymentArn": arn}
 
 
 def _service_out(sim: Simulator, service: Service, include_tags: bool) -> dict[str, Any]:

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 MAX_EVENTS = 100
 """ECS shows "only the 100 most recent events" (service-event-messages.html)."""
 
+NOTICE_REPEAT_SECONDS = 6 * 3600.0
+"""A condition's event is not logged again "until either the cause is resolved or
+six hours passes" (service-event-messages.html)."""
+
 
 @dataclass(frozen=True)
 class ServiceEvent:
@@ -104,6 +108,39 @@ def container_unhealthy(service: str, task_id: str) -> str:
     return f"(service {service}) (task {task_id}) failed container health checks."
 
 
+def unable_to_start_consistently(service: str) -> str:
+    """The service throttle logic started (service-throttle-logic.html)."""
+    return f"(service {service}) is unable to consistently start tasks successfully."
+
+
+def deployment_configuration_stuck(service: str) -> str:
+    """minimumHealthyPercent / maximumPercent leave no room to stop or start a task."""
+    return (
+        f"(service {service}) was unable to stop or start tasks during a deployment because "
+        "of the service deployment configuration. Update the minimumHealthyPercent or "
+        "maximumPercent value and try again."
+    )
+
+
+def unable_to_place_ec2(service: str, container_instance_id: str) -> str:
+    """EC2: no container instance has room (service-event-messages.html)."""
+    return (
+        f"(service {service}) was unable to place a task because no container instance met "
+        f"all of its requirements. The closest matching (container-instance "
+        f"{container_instance_id}) has insufficient CPU units available. For more "
+        "information, see the Troubleshooting section."
+    )
+
+
+def unable_to_place_fargate(service: str) -> str:
+    """Fargate: the "Reason:" form of service-event-messages.html, with the reason
+    RunTask gives when Fargate has no capacity (re:Post, "ecs-fargate-runtask-capacity")."""
+    return (
+        f"(service {service}) was unable to place a task. Reason: Capacity is unavailable at "
+        "this time. Please try again later or in a different availability zone."
+    )
+
+
 # Rollout state reasons (Deployment.rolloutStateReason).
 def reason_in_progress(deployment_id: str) -> str:
     return f"ECS deployment {deployment_id} in progress."
@@ -130,6 +167,27 @@ def reason_alarm_rolling_back(to_deployment_id: str) -> str:
 
 def reason_stopped_rollback(to_deployment_id: str) -> str:
     return f"ECS deployment stopped: rolling back to deploymentId {to_deployment_id}."
+
+
+REASON_STOPPED = "ECS deployment stopped."
+
+
+# Service deployment status reasons (ServiceDeployment.statusReason, rollback.reason).
+# ECS documents the field ("for example, the circuit breaker detected a failure")
+# but not its wording: these are the sandbox's own.
+SD_BREAKER = "Service deployment failed: the deployment circuit breaker detected a failure."
+SD_STOPPED = "Service deployment stopped by StopServiceDeployment."
+SD_SUPERSEDED = "Service deployment was superseded by a newer service deployment."
+SD_ROLLBACK_BREAKER = "Circuit breaker triggered a rollback."
+SD_ROLLBACK_REQUESTED = "StopServiceDeployment requested a rollback."
+
+
+def sd_alarms(alarms: list[str]) -> str:
+    return f"Service deployment failed: alarm(s) {', '.join(alarms)} in ALARM state."
+
+
+def sd_rollback_alarms(alarms: list[str]) -> str:
+    return f"Alarm(s) {', '.join(alarms)} triggered a rollback."
 
 
 # Task stop reasons and codes (Task.stoppedReason / stopCode), as listed in

@@ -27,6 +27,10 @@ class Ids:
     def deployment_id(self) -> str:
         return f"ecs-svc/{self.rng.randrange(10**18, 10**19)}"
 
+    def revision_id(self) -> str:
+        """The last part of a service revision ARN (digits, like ECS's)."""
+        return str(self.rng.randrange(10**18, 10**19))
+
     def event_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 

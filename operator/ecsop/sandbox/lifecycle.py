@@ -9,7 +9,7 @@ https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-error-c
 Simplifications, on purpose: ACTIVATING and DEPROVISIONING are skipped; a task
 without any health check counts as healthy once it has stayed RUNNING for
 ``timings.steadySeconds`` (so a crash-looping container without health checks
-still fails its deployment instead of completing it between crashes); the ELB
+never completes its deployment between crashes); the ELB
 health check is modelled as "healthy after the image's
 startSeconds" or "unhealthy after the load balancer's unhealthyAfterSeconds".
 
@@ -44,7 +44,16 @@ if TYPE_CHECKING:
 
 
 class Outcome(Enum):
-    FAILED = "failed"
+    """What the scheduler learns from a task's step; ``breaker`` decides what counts."""
+
+    FAILED_TO_START = "failed-to-start"
+    """Stopped before RUNNING (PENDING -> STOPPED): breaker stage 1 and the throttle."""
+    RUNNING = "running"
+    """Reached RUNNING: the service's start failures are no longer consecutive."""
+    CRASHED = "crashed"
+    """An essential container exited after RUNNING."""
+    FAILED_HEALTH_CHECKS = "failed-health-checks"
+    """Stopped by the scheduler for failed ELB or container health checks (stage 2)."""
     HEALTHY = "healthy"
 
 
@@ -112,7 +121,7 @@ def _new_task(sim: Simulator, service: Service, deployment: Deployment, at: floa
         or any(c.has_health_check for c in containers if c.essential),
         tags=dict(service.tags) if service.propagate_tags == "SERVICE" else {},
     )
-    deployment.tasks.append(task)
+    deployment.tasks[task.arn] = task
     sim.tasks[task.arn] = task
     return task
 
@@ -190,13 +199,13 @@ def _pull_failed(sim: Simulator, service: Service, task: Task, at: float) -> Out
         if container.image == image:
             container.reason = reason
     begin_stop(sim, service, task, at, reason=reason, code="TaskFailedToStart", failed=True)
-    return Outcome.FAILED
+    return Outcome.FAILED_TO_START
 
 
 def _running(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
     task.pull_stopped_at = at
     _run(sim, service, task, at)
-    return None
+    return Outcome.RUNNING
 
 
 def _run(sim: Simulator, service: Service, task: Task, at: float, announce: bool = True) -> None:
@@ -306,7 +315,7 @@ def _replace_unhealthy(sim: Simulator, service: Service, task: Task, at: float) 
         reason = events.STOP_CONTAINER_HEALTH
     begin_stop(sim, service, task, at, reason=reason, code="ServiceSchedulerInitiated", failed=True)
     sim.add_event(service, events.stopped_tasks(service.name, [task.id]), at)
-    return Outcome.FAILED
+    return Outcome.FAILED_HEALTH_CHECKS
 
 
 def _crash(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
@@ -323,7 +332,8 @@ def _crash(sim: Simulator, service: Service, task: Task, at: float) -> Outcome |
         code="EssentialContainerExited",
         failed=True,
     )
-    return Outcome.FAILED
+    sim.add_event(service, events.stopped_tasks(service.name, [task.id]), at)
+    return Outcome.CRASHED
 
 
 def _stopping(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
@@ -340,7 +350,6 @@ def _stopped(sim: Simulator, service: Service, task: Task, at: float) -> Outcome
         if container.last_status == "RUNNING" and container.exit_code is None:
             container.exit_code = 0
         container.last_status = "STOPPED"
-    sim.record_stopped(task)
     return None
 
 

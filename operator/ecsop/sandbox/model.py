@@ -14,6 +14,7 @@ from typing import Any
 
 from ecsop.sandbox.behaviours import TaskPlan
 from ecsop.sandbox.events import EventLog
+from ecsop.sandbox.throttle import LaunchThrottle
 
 
 class TaskStatus(StrEnum):
@@ -127,6 +128,9 @@ class Task:
 
 @dataclass
 class Deployment:
+    """One entry of ``deployments`` in DescribeServices: a task definition the
+    scheduler runs, and the tasks it started."""
+
     id: str
     status: str
     """PRIMARY or ACTIVE (drained deployments leave the list, as on ECS)."""
@@ -135,6 +139,10 @@ class Deployment:
     updated_at: float
     launch_type: str
     network_configuration: dict[str, Any] | None
+    service_deployment: ServiceDeployment
+    """The service deployment this deployment carries out: its own, or, for a
+    rollback, the one that failed (ECS rolls back within that service deployment)."""
+    revision: ServiceRevision
     rollout_state: str = "IN_PROGRESS"
     rollout_state_reason: str = ""
     failed_tasks: int = 0
@@ -145,22 +153,90 @@ class Deployment:
     alarms_ignored: bool = False
     """A deployment alarm was in ALARM when it started, so ECS does not monitor
     the deployment alarms for this deployment at all."""
+    bake_ends_at: float | None = None
+    """Steady, and baking (deployment alarms still watched) until then."""
+    stuck_logged: bool = False
+    """The "unable to stop or start tasks" event was logged for this deployment."""
     desired_count: int = 0
-    tasks: list[Task] = field(default_factory=list)
-    """Every task this deployment started that is not yet pruned."""
+    tasks: dict[str, Task] = field(default_factory=dict)
+    """Tasks of this deployment not yet settled (settled: STOPPED, targets gone);
+    settled ones move to ``Service.stopped`` so that no step walks them again."""
 
     def live(self) -> list[Task]:
-        return [t for t in self.tasks if t.alive]
+        return [t for t in self.tasks.values() if t.alive]
 
     def running_count(self) -> int:
-        return sum(1 for t in self.tasks if t.last_status is TaskStatus.RUNNING)
+        return sum(1 for t in self.tasks.values() if t.last_status is TaskStatus.RUNNING)
 
     def pending_count(self) -> int:
-        return sum(1 for t in self.tasks if t.last_status in PENDING_STATES)
+        return sum(1 for t in self.tasks.values() if t.last_status in PENDING_STATES)
 
     def drained(self) -> bool:
         """No task left running, stopping or with a target still draining."""
-        return all(t.last_status is TaskStatus.STOPPED and not t.agenda for t in self.tasks)
+        return not self.tasks
+
+
+@dataclass
+class ServiceRevision:
+    """A version of a service's configuration (DescribeServiceRevisions): what a
+    deployment deploys.  Immutable once made; several deployments may share one
+    (a rollback re-deploys its source revision)."""
+
+    arn: str
+    service_arn: str
+    cluster_arn: str
+    task_definition_arn: str
+    launch_type: str
+    load_balancers: list[dict[str, Any]]
+    network_configuration: dict[str, Any] | None
+    container_images: list[dict[str, str]]
+    created_at: float
+
+
+@dataclass
+class ServiceDeployment:
+    """A service deployment (DescribeServiceDeployments): one request to move the
+    service to a target revision, and what became of it, rollback included.
+
+    ``strategy`` and ``lifecycle_stage`` are per deployment so that other
+    strategies (blue/green, linear, canary) can drive their own stages; the
+    rolling update uses SCALE_UP, BAKE_TIME and CLEAN_UP."""
+
+    arn: str
+    service_arn: str
+    cluster_arn: str
+    created_at: float
+    target: ServiceRevision
+    sources: list[tuple[ServiceRevision, Deployment]]
+    """The revisions running when it was created, with the deployment running each."""
+    deployment_configuration: dict[str, Any]
+    strategy: str = "ROLLING"
+    status: str = "PENDING"
+    status_reason: str = ""
+    lifecycle_stage: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    stopped_at: float | None = None
+    updated_at: float = 0.0
+    target_deployment: Deployment | None = None
+    rollback_deployment: Deployment | None = None
+    rollback_reason: str | None = None
+    rollback_started_at: float | None = None
+    stop_requested: str | None = None
+    """ROLLBACK or ABORT, asked by StopServiceDeployment and not yet acted on."""
+    stop_requested_at: float = 0.0
+    breaker_triggered: bool = False
+    triggered_alarms: list[str] = field(default_factory=list)
+
+    @property
+    def ongoing(self) -> bool:
+        return self.status in ONGOING_STATUSES
+
+
+ONGOING_STATUSES = frozenset(
+    {"PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS"}
+)
+"""Service deployment states of the "Pending" and "Ongoing" stages (service-deployment.html)."""
 
 
 @dataclass
@@ -202,6 +278,18 @@ class Service:
     """The deployment a circuit-breaker rollback returns to."""
     steady: bool = False
     wake_at: float | None = None
+    crash_counts_as_failed: bool = False
+    """Scenario option ``crashAfterRunningCountsAsFailed`` for this service."""
+    throttle: LaunchThrottle = field(default_factory=LaunchThrottle)
+    launch_not_before: float = 0.0
+    """No launch before this: the throttle, or a placement retry."""
+    stopped: dict[str, dict[str, Task]] = field(default_factory=dict)
+    """Settled stopped tasks by deployment id, then task ARN, until retention ends."""
+    service_deployments: list[ServiceDeployment] = field(default_factory=list)
+    """Oldest first; the last one is ``currentServiceDeployment``."""
+    notices: dict[str, float] = field(default_factory=dict)
+    """Condition events logged, by condition, with when: ECS repeats one only after
+    six hours while the cause lasts (service-event-messages.html)."""
 
     @property
     def primary(self) -> Deployment:

@@ -106,6 +106,8 @@ class ServiceSpec(_Model):
     tags: dict[str, str] = Field(default_factory=dict)
     count: int = Field(default=1, ge=1)
     """More than 1: create ``<name>-0001`` ... sharing one task definition revision."""
+    crash_after_running_counts_as_failed: bool | None = None
+    """Overrides the scenario-wide ``crashAfterRunningCountsAsFailed`` for this service."""
 
     @field_validator("task_definition")
     @classmethod
@@ -149,8 +151,18 @@ class ServiceSpec(_Model):
         return [f"{name}-{i:0{width}d}" for i in range(1, self.count + 1)]
 
 
+class Capacity(_Model):
+    """What the cluster can place (EC2 container instances, or Fargate capacity)."""
+
+    max_tasks: int | None = Field(default=None, ge=0)
+    """Tasks the cluster can run at once, every service together (None: unlimited).
+    A launch past it fails to place, with ECS's placement event, and counts as a
+    failed task of the deployment; the control API changes it at run time."""
+
+
 class ClusterSpec(_Model):
     services: dict[str, ServiceSpec] = Field(default_factory=dict)
+    capacity: Capacity = Field(default_factory=Capacity)
 
 
 class OperationFaults(_Model):
@@ -188,6 +200,23 @@ class Timings(_Model):
     """STOPPING -> STOPPED after the scheduler (or a crash) stops a task."""
     stopped_task_retention_seconds: float = Field(default=3600, ge=0)
     """Stopped tasks stay visible to DescribeTasks/ListTasks at least an hour on ECS."""
+    launch_backoff_after_failures: int = Field(default=3, ge=1)
+    """Consecutive tasks of a service that fail to start (or to be placed) before
+    ECS's service throttle logic spaces out further launches (AWS gives no number)."""
+    launch_backoff_initial_seconds: float = Field(default=30, ge=0)
+    """The first throttled interval; it doubles with every further failure."""
+    launch_backoff_max_seconds: float = Field(default=1620, ge=0)
+    """The longest interval: 27 minutes in the current Developer Guide (15 formerly)."""
+    placement_retry_seconds: float = Field(default=30, ge=0)
+    """How soon the scheduler tries again to place a task that found no capacity,
+    when the throttle does not already ask for longer."""
+    alarm_poll_seconds: float = Field(default=60, ge=1)
+    """How often ECS reads the deployment alarms of a deployment it monitors."""
+    stop_request_seconds: float = Field(default=1, ge=0)
+    """StopServiceDeployment to the scheduler acting on it (the request is asynchronous:
+    ROLLBACK_REQUESTED / STOP_REQUESTED are visible meanwhile)."""
+    service_deployment_retention_seconds: float = Field(default=90 * 86400, ge=0)
+    """ListServiceDeployments shows the most recent 90 days of service deployments."""
 
 
 class Scenario(_Model):
@@ -199,6 +228,11 @@ class Scenario(_Model):
     alarms: list[str] = Field(default_factory=list)
     clusters: dict[str, ClusterSpec] = Field(default_factory=dict)
     faults: Faults = Field(default_factory=Faults)
+    crash_after_running_counts_as_failed: bool = False
+    """Whether a task that reached RUNNING and then exited, with no health check to
+    fail, counts as a failed task of its deployment (the circuit breaker).  ECS's
+    two documented stages do not cover it and users observe crash loops the breaker
+    never trips on, so by default it does not; ``true`` counts it."""
 
     def services(self) -> Iterator[tuple[str, str, ServiceSpec]]:
         """(cluster, service name, spec) for every service, ``count`` expanded."""

@@ -23,7 +23,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
-from ecsop.sandbox import events, lifecycle, rollout
+from ecsop.sandbox import deployment_alarms, events, lifecycle, rollout, service_deployments
 from ecsop.sandbox.alarms import Alarms
 from ecsop.sandbox.behaviours import ImageCatalog
 from ecsop.sandbox.clock import SimClock
@@ -34,6 +34,8 @@ from ecsop.sandbox.model import (
     Deployment,
     LoadBalancerBinding,
     Service,
+    ServiceDeployment,
+    ServiceRevision,
     Task,
     TaskDefinition,
 )
@@ -84,7 +86,18 @@ class Simulator:
         self.task_definitions: dict[str, dict[int, TaskDefinition]] = {}
         self.task_definitions_by_arn: dict[str, TaskDefinition] = {}
         self.services: dict[tuple[str, str], Service] = {}
+        self.services_by_cluster: dict[str, dict[str, Service]] = {}
+        self.services_by_deployment: dict[str, Service] = {}
+        """Deployment id -> its service: ListTasks(startedBy=...) without a scan."""
+        self.service_deployments: dict[str, ServiceDeployment] = {}
+        self.service_revisions: dict[str, ServiceRevision] = {}
+        self.capacity: dict[str, int | None] = {}
+        """Cluster name -> tasks it can run at once (scenario ``capacity.maxTasks``)."""
+        self.crash_counts_as_failed = scenario.crash_after_running_counts_as_failed
         self.tasks: dict[str, Task] = {}
+        self.task_visits = 0
+        """Tasks examined by scheduler steps and ListTasks, ever: a cost counter
+        (tests assert it stays proportional to live tasks, not to history)."""
         self.now = clock.now()
         self._timers: list[tuple[float, int, tuple[str, str]]] = []
         self._sequence = itertools.count()
@@ -130,25 +143,38 @@ class Simulator:
         service.wake_at = at
         heapq.heappush(self._timers, (at, next(self._sequence), service.key))
 
-    def record_stopped(self, task: Task) -> None:
+    def settle(self, service: Service, deployment: Deployment, task: Task) -> None:
+        """``task`` is STOPPED and its targets are gone: out of the scheduler's way,
+        indexed by deployment until retention ends."""
+        deployment.tasks.pop(task.arn, None)
+        service.stopped.setdefault(task.deployment_id, {})[task.arn] = task
         self._stopped.append(task)
 
     def _prune(self, before: float) -> None:
-        draining: list[Task] = []
         while self._stopped and (self._stopped[0].stopped_at or 0) < before:
             task = self._stopped.popleft()
-            if task.agenda:
-                draining.append(task)  # a target still draining keeps it, for a later prune
-                continue
             self.tasks.pop(task.arn, None)
             service = self.services.get(task.service_key)
-            for deployment in service.deployments if service else []:
-                if task in deployment.tasks:
-                    deployment.tasks.remove(task)
-        self._stopped.extendleft(reversed(draining))  # oldest first, as they were
+            if service is None:
+                continue
+            by_deployment = service.stopped.get(task.deployment_id, {})
+            by_deployment.pop(task.arn, None)
+            if not by_deployment:
+                service.stopped.pop(task.deployment_id, None)
 
     def add_event(self, service: Service, message: str, at: float) -> None:
         service.events.add(events.ServiceEvent(self.ids.event_id(), at, message))
+
+    def notice(self, service: Service, condition: str, message: str, at: float) -> None:
+        """Log a condition's event, unless it was logged less than six hours ago."""
+        logged = service.notices.get(condition)
+        if logged is None or at - logged >= events.NOTICE_REPEAT_SECONDS:
+            service.notices[condition] = at
+            self.add_event(service, message, at)
+
+    def resolve(self, service: Service, condition: str) -> None:
+        """The condition's cause is gone: its event may be logged again at once."""
+        service.notices.pop(condition, None)
 
     # -- clusters ---------------------------------------------------------
     def create_cluster(self, name: str, tags: dict[str, str] | None = None) -> Cluster:
@@ -212,7 +238,7 @@ class Simulator:
         return service
 
     def services_in(self, cluster: Cluster) -> Iterable[Service]:
-        return (s for (c, _), s in self.services.items() if c == cluster.name)
+        return self.services_by_cluster.get(cluster.name, {}).values()
 
     def new_service(
         self,
@@ -244,21 +270,41 @@ class Simulator:
             launch_type=launch_type,
             created_at=self.now,
             load_balancers=load_balancers,
+            crash_counts_as_failed=self.crash_counts_as_failed,
             **attributes,
         )
         self.services[service.key] = service
+        self.services_by_cluster.setdefault(cluster.name, {})[name] = service
         return service
 
-    def new_deployment(self, service: Service, task_definition_arn: str, at: float) -> Deployment:
-        """Make a new PRIMARY deployment; the previous ones become ACTIVE."""
+    def new_deployment(
+        self,
+        service: Service,
+        task_definition_arn: str,
+        at: float,
+        *,
+        rollback_of: ServiceDeployment | None = None,
+        revision: ServiceRevision | None = None,
+    ) -> Deployment:
+        """Make a new PRIMARY deployment; the previous ones become ACTIVE.
+
+        Without ``rollback_of`` it is a new service deployment toward a new
+        revision; with it, the rollback deployment of that service deployment,
+        re-deploying ``revision`` (its source)."""
+        deployment_id = self.ids.deployment_id()
+        if revision is None:
+            revision = service_deployments.new_revision(self, service, task_definition_arn, at)
+        sd = rollback_of or service_deployments.make(self, service, deployment_id, revision, at)
         deployment = Deployment(
-            id=self.ids.deployment_id(),
+            id=deployment_id,
             status="PRIMARY",
             task_definition_arn=task_definition_arn,
             created_at=at,
             updated_at=at,
             launch_type=service.launch_type,
             network_configuration=copy.deepcopy(service.network_configuration),
+            service_deployment=sd,
+            revision=revision,
             desired_count=service.desired_count,
         )
         deployment.rollout_state_reason = events.reason_in_progress(deployment.id)
@@ -266,11 +312,20 @@ class Simulator:
         # Amazon ECS will not monitor alarms for the duration of that deployment"
         # (deployment-alarm-failure.html): so a rollback started by an alarm is
         # never failed by that same alarm.
-        deployment.alarms_ignored = bool(rollout.firing_alarms(self, service))
-        for previous in service.deployments:
-            previous.status = "ACTIVE"
-            previous.updated_at = at
+        deployment.alarms_ignored = bool(deployment_alarms.firing_alarms(self, service))
+        previous = service.deployments[0].task_definition_arn if service.deployments else None
+        if previous != task_definition_arn:
+            # "If you update your service to use a new task definition, your service
+            # returns to a normal, non-throttled state immediately" (service-throttle-logic.html).
+            service.throttle.reset()
+            service.launch_not_before = 0.0
+        for earlier in service.deployments:
+            earlier.status = "ACTIVE"
+            earlier.updated_at = at
         service.deployments.insert(0, deployment)
+        self.services_by_deployment[deployment.id] = service
+        if rollback_of is None:
+            service_deployments.begin(self, service, deployment, at)
         service.task_definition_arn = task_definition_arn
         service.steady = False
         self.wake(service, at)
@@ -284,16 +339,18 @@ class Simulator:
             lifecycle.launch_running(self, service, deployment, at)
         deployment.rollout_state = "COMPLETED"
         deployment.rollout_state_reason = events.reason_completed(deployment.id)
+        service_deployments.completed(deployment, at)
         service.last_completed = deployment
         service.steady = True
-        tasks = [t.id for t in deployment.tasks]
+        tasks = [t.id for t in deployment.tasks.values()]
         if tasks:
             self.add_event(service, events.started_tasks(service.name, tasks), at)
         self.add_event(service, events.deployment_completed(service.name, deployment.id), at)
         self.add_event(service, events.steady_state(service.name), at)
         service.wake_at = None
-        if any(t.agenda for t in deployment.tasks):
-            self.wake(service, min(t.agenda[0][0] for t in deployment.tasks if t.agenda))
+        upcoming = [t.agenda[0][0] for t in deployment.tasks.values() if t.agenda]
+        if upcoming:
+            self.wake(service, min(upcoming))
 
     # -- scenario ---------------------------------------------------------
     def load(self, scenario: Scenario) -> None:
@@ -301,8 +358,9 @@ class Simulator:
         with self.lock:
             for name in scenario.alarms:
                 self.alarms.create(name)
-            for name in scenario.clusters:
+            for name, cluster_spec in scenario.clusters.items():
                 self.create_cluster(name)
+                self.capacity[name] = cluster_spec.capacity.max_tasks
             registered: dict[int, TaskDefinition] = {}
             for cluster_name, name, spec in scenario.services():
                 definition = registered.get(id(spec))
@@ -320,6 +378,8 @@ class Simulator:
                     health_check_grace_period=spec.health_check_grace_period_seconds,
                     tags=dict(spec.tags),
                 )
+                if spec.crash_after_running_counts_as_failed is not None:
+                    service.crash_counts_as_failed = spec.crash_after_running_counts_as_failed
                 self.start_steady(service)
 
     def _bindings(self, cluster: str, name: str, spec: ServiceSpec) -> list[LoadBalancerBinding]:

@@ -23,7 +23,7 @@ def tags_out(tags: dict[str, str]) -> list[dict[str, str]]:
 
 
 def cluster(c: Cluster, services: list[Service], include_tags: bool) -> dict[str, Any]:
-    tasks = [t for s in services for d in s.deployments for t in d.tasks]
+    tasks = [t for s in services for d in s.deployments for t in d.tasks.values()]
     out: dict[str, Any] = {
         "clusterArn": c.arn,
         "clusterName": c.name,
@@ -82,13 +82,6 @@ def deployment(d: Deployment) -> dict[str, Any]:
     )
 
 
-def service_deployment_arn(s: Service, d: Deployment, region: str, account_id: str) -> str:
-    suffix = d.id.split("/", 1)[1]
-    return (
-        f"arn:aws:ecs:{region}:{account_id}:service-deployment/{s.cluster.name}/{s.name}/{suffix}"
-    )
-
-
 def service(s: Service, include_tags: bool, region: str, account_id: str) -> dict[str, Any]:
     out = _compact(
         {
@@ -119,10 +112,8 @@ def service(s: Service, include_tags: bool, region: str, account_id: str) -> dic
                 {"id": e.id, "createdAt": e.created_at, "message": e.message} for e in s.events
             ],
             "createdAt": s.created_at,
-            "currentServiceDeployment": service_deployment_arn(
-                s, s.deployments[0], region, account_id
-            )
-            if s.deployments
+            "currentServiceDeployment": s.service_deployments[-1].arn
+            if s.service_deployments
             else None,
             "placementConstraints": s.placement_constraints,
             "placementStrategy": s.placement_strategy,
