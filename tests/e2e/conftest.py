@@ -39,6 +39,8 @@ GOOD_V1 = digest("v1")
 GOOD_V2 = digest("v2")
 GOOD_V3 = digest("v3")
 CRASH = digest("crash")
+PULL_ERROR = digest("pull-error")
+"""Fails to start (CannotPullContainerError): the failure ECS's circuit breaker counts."""
 SIDECAR = digest("sidecar")
 
 
@@ -82,6 +84,7 @@ def scenario(clock_speed: float = 20.0, throttle: float = 0.0) -> dict[str, Any]
             GOOD_V3: {"behavior": "healthy", "startSeconds": 5},
             SIDECAR: {"behavior": "healthy", "startSeconds": 1},
             CRASH: {"behavior": "crashloop", "exitCode": 1, "crashAfterSeconds": 5},
+            PULL_ERROR: {"behavior": "pull-error"},
         },
         "clusters": {
             "prod": {

@@ -15,6 +15,7 @@ from .conftest import (
     GOOD_V1,
     GOOD_V2,
     GOOD_V3,
+    PULL_ERROR,
     SIDECAR,
     Daemon,
     Sandbox,
@@ -138,7 +139,7 @@ def test_ecs_circuit_breaker_rollback_is_recorded_not_fought(
     wait_for(lambda: synced(daemon, "breaker"), 20, "adopted")
     original = sandbox.service("shop-breaker")["taskDefinition"]
     repo.commit(
-        {"shop.yaml": release_doc("breaker", "shop-breaker", CRASH, maxFailedTasks=50)}, "b"
+        {"shop.yaml": release_doc("breaker", "shop-breaker", PULL_ERROR, maxFailedTasks=50)}, "b"
     )
     wait_for(
         lambda: sandbox.failed_reason("shop-breaker") == "ecs_rollback",
@@ -224,7 +225,7 @@ def test_release_rolled_back_by_ecs_while_daemon_was_down_is_not_redeployed(
     daemon = start_daemon()
     wait_for(lambda: synced(daemon, "breaker"), 20, "adopted")
     original = sandbox.service("shop-breaker")["taskDefinition"]
-    crash = release_doc("breaker", "shop-breaker", CRASH, maxFailedTasks=50)
+    crash = release_doc("breaker", "shop-breaker", PULL_ERROR, maxFailedTasks=50)
     repo.commit({"shop.yaml": crash}, "crash")
     wait_for(
         lambda: sandbox.memory("shop-breaker").deploying, 20, "deployed"
@@ -244,7 +245,7 @@ def test_release_rolled_back_by_ecs_while_daemon_was_down_is_not_redeployed(
     wait_for(
         lambda: (
             sandbox.failed("shop-breaker")
-            == fingerprint({"app": CRASH})
+            == fingerprint({"app": PULL_ERROR})
         ),
         20,
         "failure recorded after restart",
