@@ -58,11 +58,18 @@ def iam_action(service: str, operation: str) -> str:
     return f"{iam_prefix(service)}:{operation}"
 
 
+NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})
+"""Calls IAM never denies: "No permissions are required to perform this operation"
+(STS API Reference, GetCallerIdentity)."""
+
+
 def required_actions(calls: Iterable[tuple[str, str]]) -> dict[str, str]:
     """IAM actions needed for ``calls`` ((service, operation) pairs), each with why."""
     needed: dict[str, str] = {}
     for service, operation in calls:
         action = iam_action(service, operation)
+        if action in NO_PERMISSION_NEEDED:
+            continue
         needed.setdefault(action, f"called: {service} {operation}")
         for implied, reason in IMPLIED.get(action, {}).items():
             needed.setdefault(implied, f"implied by {action}: {reason}")

@@ -16,6 +16,7 @@ from ecsop.decision import decide as reconciler
 from ecsop.decision.actions import (
     Deploy,
     ForgetRollout,
+    LetGo,
     RecordFailure,
     RecordLastGood,
     Rollback,
@@ -30,7 +31,13 @@ from ecsop.decision.ecs_state import (
     TaskDefinitionArn,
 )
 from ecsop.decision.memory import TAG_RELEASE
-from ecsop.decision.observation import Health, Observation, Options, ServiceDeploymentRecord
+from ecsop.decision.observation import (
+    Health,
+    Observation,
+    Options,
+    ServiceDeploymentRecord,
+    SpecState,
+)
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.spec.model import ServiceRelease, fingerprint
 
@@ -611,3 +618,104 @@ def test_drift_after_a_proven_release_is_still_self_healed() -> None:
 def test_a_newer_spec_deploys_despite_an_older_rollout_record() -> None:
     obs = observe(STEADY_OLD, last_good=arn(1), deploying=fingerprint({"api": OTHER}))
     assert isinstance(decide(release(NEW), obs), actions.Deploy)
+
+
+# --- what a hostile test found (issue 21) ------------------------------------------------
+
+
+def test_a_release_that_never_ran_a_task_is_not_proven() -> None:
+    """#7: completed with desiredCount 0, it has proven nothing, however long it waits."""
+    idle = replace(deployment(TD_NEW, updated_ago=6000), running_count=0, desired_count=0)
+    obs = observe(idle, last_good=arn(1))
+    obs = replace(obs, service=replace(obs.service, desired_count=0, running_count=0))
+    action = decide(release(), obs)
+    assert (type(action), action.reason) == (Wait, Reason.AWAITING_TASKS)
+    # Scaled up later, the bake starts only once every task runs.
+    starting = replace(deployment(TD_NEW, updated_ago=6000), running_count=1, desired_count=4)
+    action = decide(release(), observe(starting, last_good=arn(1)))
+    assert (type(action), action.reason) == (Wait, Reason.BAKING)
+
+
+def test_a_last_good_ecsop_did_not_write_is_never_followed() -> None:
+    """#12: a hand-tagged last-good (any revision, any family) is not rolled back to."""
+    foreign = service(
+        replace(ROLLING_NEW, failed_tasks=3),
+        ACTIVE_OLD,
+        tags={"ecsop:last-good": td_arn("admin-tools", 7), "ecsop:state": "v=1 release=api-prod"},
+    )
+    action = decide(release(), Observation(foreign, TDS))
+    assert isinstance(action, RecordFailure) and action.reason is Reason.NO_LAST_GOOD
+    assert "not written by ecsop" in action.message
+    # Copied from another service, the check fails too.
+    copied = memory_tags(last_good=arn(1), name="other-service")
+    obs = Observation(service(replace(ROLLING_NEW, failed_tasks=3), ACTIVE_OLD, tags=copied), TDS)
+    assert isinstance(decide(release(), obs), RecordFailure)
+
+
+def test_no_room_for_ecsops_tags_blocks_deploys_not_rollbacks() -> None:
+    """#6: with 49 user tags ecsop cannot remember a rollout, so it starts none."""
+    crowded = {f"team-{i}": "x" for i in range(49)}
+    obs = observe(STEADY_OLD, last_good=arn(1))
+    obs = replace(obs, service=replace(obs.service, tags={**obs.service.tags, **crowded}))
+    action = decide(release(), obs)
+    assert (type(action), action.phase, action.reason) == (
+        Wait,
+        Phase.DEGRADED,
+        Reason.MEMORY_UNAVAILABLE,
+    )
+    assert "remove 1" in action.message
+    failing = observe(replace(ROLLING_NEW, failed_tasks=3), ACTIVE_OLD, last_good=arn(1))
+    failing = replace(
+        failing, service=replace(failing.service, tags={**failing.service.tags, **crowded})
+    )
+    assert isinstance(decide(release(), failing), Rollback)
+
+
+def test_another_instance_writing_after_this_one_stops_it() -> None:
+    """#9: two daemons on one directory must not both act."""
+    tags = memory_tags(last_good=arn(1), writer="other")
+    obs = Observation(service(STEADY_OLD, tags=tags), TDS, written_by_this_instance=True)
+    action = reconciler.decide(release(), obs, NOW, Options(instance_id="me"))
+    assert (type(action), action.reason) == (Wait, Reason.ANOTHER_INSTANCE)
+    # A predecessor's writes (this process wrote nothing yet) are not another instance.
+    fresh = replace(obs, written_by_this_instance=False)
+    assert type(reconciler.decide(release(), fresh, NOW, Options(instance_id="me"))) is Deploy
+
+
+@pytest.mark.parametrize(
+    ("obs", "expected"),
+    [
+        pytest.param(
+            observe(replace(ROLLING_NEW, failed_tasks=3), ACTIVE_OLD, last_good=arn(1)),
+            Rollback,
+            id="failing-rollout-is-rolled-back-first",
+        ),
+        pytest.param(
+            observe(ROLLING_NEW, ACTIVE_OLD, last_good=arn(1)), Wait, id="rolling-watched"
+        ),
+        pytest.param(observe(STEADY_OLD, last_good=arn(1)), LetGo, id="steady-let-go"),
+        pytest.param(observe(deployment(TD_NEW), last_good=arn(2)), LetGo, id="synced-let-go"),
+    ],
+)
+def test_a_removed_release_finishes_its_rollout_then_lets_go(
+    obs: Observation, expected: type[actions.Action]
+) -> None:
+    """#10: deleting a spec mid-rollout must not leave a failing rollout running."""
+    action = reconciler.decide(release(), obs, NOW, Options(), SpecState(removed=True))
+    assert type(action) is expected
+    if isinstance(action, LetGo):
+        assert action.untag
+    claimed = reconciler.decide(
+        release(), obs, NOW, Options(), SpecState(removed=True, claimed_elsewhere=True)
+    )
+    assert not isinstance(claimed, LetGo) or not claimed.untag
+
+
+def test_an_invalid_spec_still_rolls_back_and_never_deploys() -> None:
+    """#5: a file that stops parsing mid-rollout must not abandon the rollout."""
+    broken = SpecState(problems=("shop.yaml:3: YAML syntax error",))
+    failing = observe(replace(ROLLING_NEW, failed_tasks=3), ACTIVE_OLD, last_good=arn(1))
+    assert isinstance(reconciler.decide(release(), failing, NOW, Options(), broken), Rollback)
+    steady = observe(STEADY_OLD, last_good=arn(1))
+    action = reconciler.decide(release(), steady, NOW, Options(), broken)
+    assert (type(action), action.phase, action.reason) == (Wait, Phase.INVALID, Reason.INVALID_SPEC)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ecsop.aws.clients import AwsError, ClientFactory
 from ecsop.aws.ecs import GatewayPool
+from ecsop.aws.identity import caller_account
 from ecsop.aws.service_cache import ServiceCache
 from ecsop.controller.executor import Applied, DryRunExecutor
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
@@ -52,12 +53,15 @@ class _Printed:
 
 
 def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_heal: bool) -> int:
+    clients = ClientFactory()
     loaded = source.load(
-        [specs], default_region=default_region, allow_mutable_tags=allow_mutable_tags
+        [specs],
+        default_region=default_region,
+        allow_mutable_tags=allow_mutable_tags,
+        default_account=caller_account(clients.client, default_region),
     )
     for error in loaded.errors:
         print(f"invalid: {error}")
-    clients = ClientFactory()
     gateways = GatewayPool(clients)
     cache = ServiceCache(gateways.ecs, max_age_seconds=PLAN_OBSERVATION_SECONDS)
     cache.refresh(loaded.releases.values())  # batched; a failed batch is retried per release

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from ecsop import __version__
 from ecsop.aws.clients import AwsSettings, ClientFactory
 from ecsop.aws.ecs import GatewayPool
+from ecsop.aws.identity import caller_account
 from ecsop.controller.manager import Controller, ControllerSettings
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.server import Endpoint
@@ -75,6 +76,9 @@ class Daemon:
                 specs=str(self.settings.controller.specs),
             )
         self.endpoint.start()
+        self.controller.specs.default_account = caller_account(
+            self.clients.client, self.settings.controller.default_region
+        )
         self.controller.start()
         log.info(
             "ecsop started",

@@ -65,6 +65,8 @@ class SpecKeeper:
         self._specs = SpecSet(releases={}, errors=[], files=0, commit=None)
         self._last_valid: dict[str, LoadedRelease] = {}
         self._entries: dict[str, Entry] = {}
+        self.default_account = ""
+        """The daemon's own account (``ecsop.aws.identity``), set before the first read."""
 
     def reload(self) -> Changes:
         """Read the directory once; return the names whose entry changed."""
@@ -74,6 +76,7 @@ class SpecKeeper:
                 default_region=self._default_region,
                 allow_mutable_tags=self._allow_mutable_tags,
                 cache=self._parse_cache,
+                default_account=self.default_account,
             )
             with self._lock:
                 previous = self._specs

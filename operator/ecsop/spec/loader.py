@@ -63,6 +63,8 @@ class LoadedRelease:
     line: int
     region: str
     """``spec.region``, or the daemon's default region when the spec does not say."""
+    account: str = ""
+    """The daemon's own account, for releases whose spec names none ("" when unknown)."""
 
     @property
     def name(self) -> str:
@@ -71,7 +73,7 @@ class LoadedRelease:
     @property
     def target(self) -> ServiceIdentity:
         """The ECS service this release manages, names and ARNs normalised."""
-        return spec.identity(self.release.spec, self.region)
+        return spec.identity(self.release.spec, self.region, self.account)
 
 
 @dataclass(frozen=True)
@@ -129,11 +131,14 @@ def load(
     default_region: str = "",
     allow_mutable_tags: bool = False,
     cache: ParseCache | None = None,
+    default_account: str = "",
 ) -> SpecSet:
     """Read every spec file under ``paths`` (directories or single files).
 
     Cross-document rules (unique names, one release per ECS service) apply
     across all the paths together, as they will for the daemon.
+    ``default_account`` is the daemon's own account (STS GetCallerIdentity),
+    for releases whose spec names none; "" when it is not known (``validate``).
     """
     candidates: list[LoadedRelease] = []
     errors: list[SpecError] = []
@@ -151,7 +156,7 @@ def load(
                 allow_mutable_tags=allow_mutable_tags,
                 cache=cache,
             )
-            candidates.extend(found)
+            candidates.extend(dataclasses.replace(c, account=default_account) for c in found)
             errors.extend(problems)
     if cache is not None:
         cache.sweep()
@@ -329,6 +334,11 @@ def _declared_name(document: Any) -> str | None:
     return None
 
 
+def _same_account(one: LoadedRelease, other: LoadedRelease) -> bool:
+    a, b = one.target.account, other.target.account
+    return a == b or not a or not b
+
+
 def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], list[SpecError]]:
     """Apply the directory-wide rules: one document per name, one release per service.
 
@@ -337,10 +347,11 @@ def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], 
     """
     errors: list[SpecError] = []
     by_name: dict[str, list[LoadedRelease]] = defaultdict(list)
-    by_target: dict[ServiceIdentity, list[LoadedRelease]] = defaultdict(list)
+    by_place: dict[tuple[str, str, str], list[LoadedRelease]] = defaultdict(list)
     for loaded in candidates:
         by_name[loaded.name].append(loaded)
-        by_target[loaded.target].append(loaded)
+        target = loaded.target
+        by_place[(target.region, target.cluster, target.service)].append(loaded)
     rejected: set[int] = set()
     for name, group in by_name.items():
         if len(group) > 1:
@@ -349,13 +360,14 @@ def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], 
                 msg = f"release name {name!r} is also defined at {others}"
                 errors.append(SpecError(loaded.file, loaded.line, "metadata.name", msg, name))
                 rejected.add(id(loaded))
-    for target, group in by_target.items():
-        if len(group) > 1:
-            for loaded in group:
-                others = ", ".join(
-                    f"{o.name} ({o.file}:{o.line})" for o in group if o is not loaded
-                )
-                msg = f"service {target} is also managed by {others}"
+    for group in by_place.values():
+        for loaded in group:
+            # Same names in two known accounts are two services; an account not known
+            # (the daemon's own, offline) may be either, so it conflicts with both.
+            clashing = [o for o in group if o is not loaded and _same_account(o, loaded)]
+            if clashing:
+                others = ", ".join(f"{o.name} ({o.file}:{o.line})" for o in clashing)
+                msg = f"service {loaded.target} is also managed by {others}"
                 errors.append(SpecError(loaded.file, loaded.line, "spec.service", msg, loaded.name))
                 rejected.add(id(loaded))
     releases = {c.name: c for c in candidates if id(c) not in rejected}

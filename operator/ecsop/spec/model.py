@@ -328,10 +328,10 @@ class ServiceIdentity:
         return f"{account}{self.region or 'the default region'}/{self.cluster}/{self.service}"
 
 
-def identity(spec: ReleaseSpec, default_region: str) -> ServiceIdentity:
+def identity(spec: ReleaseSpec, default_region: str, default_account: str = "") -> ServiceIdentity:
     cluster, service = parse_arn(spec.cluster, "cluster"), parse_arn(spec.service, "service")
     role = parse_arn(spec.role_arn, "role") if spec.role_arn else None
-    account = (cluster or service or role or Arn("", "", "")).account
+    account = (cluster or service or role or Arn("", default_account, "")).account
     region = spec.region or (cluster or service or Arn("", "", "")).region or default_region
     return ServiceIdentity(
         account,

@@ -1,0 +1,82 @@
+"""The service cache never hands out an observation older than ecsop's own last write."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from builders import deployment, release, service, td_arn
+from ecsop.aws.service_cache import ServiceCache
+from ecsop.decision.ecs_state import ServiceMissing, ServiceState
+from ecsop.spec.loader import LoadedRelease
+
+
+class SlowEcs:
+    """describe_services answers what the service was when the call started."""
+
+    def __init__(self) -> None:
+        self.state = service(deployment(td_arn("api", 1)))
+        self.calls = 0
+        self.in_flight = threading.Event()
+        self.release = threading.Event()
+        self.block = False
+
+    def describe_services(self, cluster: str, names: list[str]) -> dict[str, Any]:
+        self.calls += 1
+        answer = self.state
+        if self.block:
+            self.in_flight.set()
+            self.release.wait(5)
+        return {name: answer for name in names}
+
+
+LOADED = LoadedRelease(release(service="api"), "api.yaml", 1, "us-east-1")
+
+
+def test_a_batch_in_flight_during_a_write_is_not_used() -> None:
+    """Issue 22, #1: a change landing during a batched refresh was deployed twice."""
+    ecs = SlowEcs()
+    cache = ServiceCache(lambda region, role: ecs, max_age_seconds=30)  # type: ignore[arg-type,return-value]
+    ecs.block = True
+    refresh = threading.Thread(target=cache.refresh, args=([LOADED],))
+    refresh.start()
+    assert ecs.in_flight.wait(5)
+    # A pass deploys meanwhile: the service now runs revision 2.
+    cache.wrote(LOADED)
+    ecs.state = service(deployment(td_arn("api", 2)))
+    ecs.block = False
+    ecs.release.set()
+    refresh.join(5)
+    observed = cache.observe(LOADED)
+    assert isinstance(observed, ServiceState)
+    assert observed.task_definition == td_arn("api", 2), "the pre-write answer was discarded"
+    assert ecs.calls == 2
+
+
+def test_a_current_batched_answer_is_taken_once() -> None:
+    ecs = SlowEcs()
+    cache = ServiceCache(lambda region, role: ecs, max_age_seconds=30)  # type: ignore[arg-type,return-value]
+    cache.refresh([LOADED])
+    assert not isinstance(cache.observe(LOADED), ServiceMissing)
+    assert ecs.calls == 1
+    cache.observe(LOADED)
+    assert ecs.calls == 2, "taken once; the next pass describes afresh"
+
+
+def test_an_answer_is_dated_from_itself_not_from_the_refresh_start() -> None:
+    clock = [0.0]
+    ecs = SlowEcs()
+    cache = ServiceCache(
+        lambda region, role: ecs,  # type: ignore[arg-type,return-value]
+        max_age_seconds=30,
+        monotonic=lambda: clock[0],
+    )
+
+    def slow_describe(cluster: str, names: list[str]) -> dict[str, Any]:
+        clock[0] += 40  # a refresh longer than the resync interval
+        return {name: ecs.state for name in names}
+
+    ecs.describe_services = slow_describe  # type: ignore[method-assign]
+    cache.refresh([LOADED])
+    cache.observe(LOADED)
+    assert clock[0] == 40, "the answer, 0 s old, was used: no second describe"
