@@ -211,6 +211,13 @@ class Sandbox:
         found = self.control("GET", "calls")["calls"]
         return sum(c["count"] for c in found if c["operation"] == operation)
 
+    def call_log(self, operation: str) -> list[dict[str, Any]]:
+        """Each ``operation`` call, oldest first: ``sim`` time, ``caller``, ``request``."""
+        found: list[dict[str, Any]] = self.control("GET", f"calls/log?operation={operation}")[
+            "calls"
+        ]
+        return found
+
     def service(self, name: str) -> dict[str, Any]:
         svc: dict[str, Any] = self.ecs.describe_services(
             cluster="prod", services=[name], include=["TAGS"]
@@ -306,12 +313,15 @@ class SpecRepo:
 
 
 class Daemon:
-    def __init__(self, tmp: Path, sandbox: Sandbox, specs: Path, *extra: str) -> None:
+    def __init__(
+        self, tmp: Path, sandbox: Sandbox, specs: Path, *extra: str, caller: str = "testing"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / f"daemon-{self.port}.log"
         self.log = self.log_path.open("w")
-        env = {**os.environ, **sandbox.aws_env()}
+        # ``caller`` is the access key id the sandbox's call log names this daemon by.
+        env = {**os.environ, **sandbox.aws_env(), "AWS_ACCESS_KEY_ID": caller}
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -391,8 +401,8 @@ def start_daemon(
 ) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def start(*extra: str) -> Daemon:
-        daemon = Daemon(tmp_path, sandbox, repo.path, *extra)
+    def start(*extra: str, caller: str = "testing") -> Daemon:
+        daemon = Daemon(tmp_path, sandbox, repo.path, *extra, caller=caller)
         started.append(daemon)
         return daemon
 
