@@ -19,7 +19,9 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
-from builders import memory_tags
+from builders import deployment as build_deployment
+from builders import memory_tags, task_definition, td_arn
+from builders import release as build_release
 from ecsop.aws.clients import AwsError
 from ecsop.aws.ecs import EcsGateway
 from ecsop.decision import actions
@@ -48,30 +50,18 @@ TG = "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/api/012345
 
 
 def arn(revision: int) -> TaskDefinitionArn:
-    return TaskDefinitionArn(f"arn:aws:ecs:us-east-1:111122223333:task-definition/api:{revision}")
+    return td_arn("api", revision)
 
 
 LAST_GOOD = arn(1)
-TD_OLD = TaskDefinition(arn(1), "api", 1, {"api": OLD})
-TD_NEW = TaskDefinition(arn(2), "api", 2, {"api": NEW})
+TD_OLD = task_definition("api", 1, {"api": OLD})
+TD_NEW = task_definition("api", 2, {"api": NEW})
 TDS = {td.arn: td for td in (TD_OLD, TD_NEW)}
 FP_NEW = fingerprint({"api": NEW})
 
 
 def release(**rollout: Any) -> ServiceRelease:
-    return ServiceRelease.model_validate(
-        {
-            "apiVersion": "ecsop.dev/v1",
-            "kind": "ServiceRelease",
-            "metadata": {"name": "api-prod"},
-            "spec": {
-                "cluster": "prod",
-                "service": "api",
-                "containers": {"api": NEW},
-                "rollout": {"bakeSeconds": 60, "timeoutSeconds": 600, **rollout},
-            },
-        }
-    )
+    return build_release(containers={"api": NEW}, rollout=rollout)
 
 
 def deployment(
@@ -81,18 +71,14 @@ def deployment(
     updated_ago: float = 10,
     reason: str = "",
 ) -> Deployment:
-    return Deployment(
+    return build_deployment(
+        td,
+        state,
+        status,
+        age=120,
+        updated_ago=updated_ago,
+        reason=reason,
         id=f"ecs-svc/{td.revision}",
-        status=status,
-        task_definition=td.arn,
-        rollout_state=state,
-        rollout_state_reason=reason,
-        desired_count=2,
-        running_count=2,
-        pending_count=0,
-        failed_tasks=0,
-        created_at=NOW - timedelta(seconds=120),
-        updated_at=NOW - timedelta(seconds=updated_ago),
     )
 
 

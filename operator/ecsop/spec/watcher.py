@@ -34,8 +34,9 @@ the two. A plain directory edited in place has no such
 guarantee; there, debouncing (``debounce_seconds`` of quiet, at most
 ``max_delay_seconds`` after the first event) makes one reload follow a burst
 instead of racing it. A file still caught mid-write almost always fails to
-parse or validate, which makes its release a spec error that acts on nothing
-(DESIGN, decision step 1), and the write's final event brings another pass.
+parse or validate, which makes its release a spec error that deploys nothing
+(``docs/design.md``: the last valid spec is still watched), and the write's
+final event brings another pass.
 Whoever needs the guarantee publishes by rename, as git-sync and ConfigMaps do.
 
 Callers: ``ecsop.controller`` (starts it with the daemon, stops it on shutdown).
