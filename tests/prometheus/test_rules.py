@@ -184,6 +184,8 @@ def _exposed_names() -> set[str]:
     metrics.workqueue_retries.inc()
     metrics.aws_calls.labels("ecs", "DescribeServices", "200").inc()
     metrics.set_specs(["bad.yaml"], 1, "abc")
+    metrics.memory_write_failures.labels("r").inc()
+    metrics.loop_errors.labels("resync").inc()
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples
