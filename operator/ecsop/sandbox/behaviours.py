@@ -64,6 +64,8 @@ class ImageCatalog:
     def __init__(self, images: Mapping[str, ImageBehaviour]) -> None:
         self._exact: dict[str, ImageBehaviour] = {}
         self._by_digest: dict[str, ImageBehaviour] = {}
+        self.withdrawn: set[str] = set()
+        """Digests removed from the registry (``ecr_images``): they fail to pull."""
         self.update(images)
 
     def update(self, images: Mapping[str, ImageBehaviour]) -> None:
@@ -92,7 +94,11 @@ class ImageCatalog:
         alarms: list[str] = []
         for container in essential:
             behaviour = self.lookup(container.image)
-            if behaviour is None or behaviour.behavior == "pull-error":
+            if (
+                behaviour is None
+                or behaviour.behavior == "pull-error"
+                or digests[container.name] in self.withdrawn
+            ):
                 return TaskPlan(pull_error=container.image, digests=digests)
             start = max(start, behaviour.effective_start_seconds)
             kind = behaviour.behavior
