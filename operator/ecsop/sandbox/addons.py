@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ecsop.sandbox import metric_math
+from ecsop.sandbox.app_metrics import AppMetrics
 from ecsop.sandbox.control import Control, ControlError
 from ecsop.sandbox.ecr_images import EcrImages, parse
 from ecsop.sandbox.scenario import ImageBehaviour, Scenario
@@ -24,14 +26,47 @@ class Addons:
         self._sim = sim
         self.ecr = EcrImages(sim.account_id, sim.catalog, sim.lock)
         self.ecr.add_all([*scenario.images, *(c.image for c in scenario.commands)])
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        metric_math.install(cloudwatch_backends[sim.account_id][sim.region])
+        with sim.lock:
+            self.metrics = AppMetrics(sim, scenario.metrics)
+            sim.extensions.append(self.metrics)
+            self.metrics.advance_to(sim.now)
 
     def register(self, control: Control) -> None:
         control.route("GET", "ecr", self._get_ecr)
         control.route("POST", "ecr", self._post_ecr)
+        control.route("GET", "metrics", self._get_metrics)
+        control.route("POST", "metrics", self._post_metrics)
         control.on_images.append(self._images_added)
 
     def close(self) -> None:
-        pass
+        self.metrics.close()
+
+    # -- app metrics -------------------------------------------------------
+    def _get_metrics(self, _: dict[str, Any]) -> dict[str, Any]:
+        with self._sim.lock:
+            self._sim.sync()
+            return {
+                "fileSdPath": self.metrics.file_sd_path,
+                "requestsPerSecond": self.metrics.options.requests_per_second,
+                "cloudWatchNamespace": self.metrics.options.cloud_watch_namespace,
+                "targets": self.metrics.targets(),
+            }
+
+    def _post_metrics(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{"fileSdPath": path or null}``: where to keep the file-SD file from now."""
+        unknown = set(payload) - {"fileSdPath"}
+        if unknown or "fileSdPath" not in payload:
+            raise ControlError(400, "give fileSdPath (a file path, or null: no file)")
+        path = payload["fileSdPath"]
+        if path is not None and not isinstance(path, str):
+            raise ControlError(400, "fileSdPath is a string or null")
+        with self._sim.lock:
+            self._sim.sync()
+            self.metrics.set_file_sd_path(path)
+        return self._get_metrics({})
 
     # -- ECR ---------------------------------------------------------------
     def _images_added(self, images: dict[str, ImageBehaviour]) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ecsop.sandbox.scenario import ImageBehaviour
+from ecsop.sandbox.traffic import DEFAULT_LATENCY_MS, Traffic
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class TaskPlan:
     """Alarm name templates this task trips while it serves."""
     digests: Mapping[str, str] = field(default_factory=dict)
     """Container name -> image digest reported once it runs."""
+    traffic: Traffic | None = None
+    """How it serves, when an essential image sets ``errorRate`` or ``latencyMs``
+    (``app_metrics``); ``requests_per_second`` 0 means the scenario's default."""
 
 
 def image_digest(image: str) -> str:
@@ -92,6 +96,7 @@ class ImageCatalog:
         codes = "[500]"
         start = 0.0
         alarms: list[str] = []
+        instrumented: list[ImageBehaviour] = []
         for container in essential:
             behaviour = self.lookup(container.image)
             if (
@@ -101,6 +106,8 @@ class ImageCatalog:
             ):
                 return TaskPlan(pull_error=container.image, digests=digests)
             start = max(start, behaviour.effective_start_seconds)
+            if behaviour.error_rate is not None or behaviour.latency_ms is not None:
+                instrumented.append(behaviour)
             kind = behaviour.behavior
             if kind == "flaky":
                 # One draw per flaky container, in container order: the same
@@ -123,4 +130,17 @@ class ImageCatalog:
             start_seconds=start,
             alarms=tuple(alarms),
             digests=digests,
+            traffic=_traffic(instrumented),
         )
+
+
+def _traffic(behaviours: list[ImageBehaviour]) -> Traffic | None:
+    """The worst error rate and latency of the instrumented essential images."""
+    if not behaviours:
+        return None
+    rates = [b.requests_per_second for b in behaviours if b.requests_per_second is not None]
+    return Traffic(
+        error_rate=max(b.error_rate or 0.0 for b in behaviours),
+        latency_ms=max(b.latency_ms or DEFAULT_LATENCY_MS for b in behaviours),
+        requests_per_second=rates[0] if rates else 0.0,
+    )

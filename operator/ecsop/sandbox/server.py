@@ -160,6 +160,7 @@ class SandboxServer:
             raise RuntimeError("a SandboxServer is already running in this process")
         try:
             BackendDict.reset()
+            extras: addons.Addons | None = None
             clock = SimClock(speed=self.scenario.clock_speed)
             sim = Simulator(self.scenario, clock, DEFAULT_ACCOUNT_ID)
             sim.load(self.scenario)
@@ -193,6 +194,8 @@ class SandboxServer:
                 self._host, self._port, app, threaded=True, request_handler=QuietHandler
             )
         except BaseException:
+            if extras is not None:
+                extras.close()
             _ACTIVE.release()
             raise
         self._sim, self._injector, self._call_log = sim, injector, call_log
