@@ -378,3 +378,10 @@ def test_an_inactive_task_definition_cannot_run(sb: Harness) -> None:
             cluster="prod", taskDefinition=arn, launchType="FARGATE", networkConfiguration=NETWORK
         )
     assert caught.value.response["Error"]["Code"] == "ClientException"
+
+
+def test_stop_task_deletes_a_service_tasks_tags_too(sb: Harness) -> None:
+    (task, *_) = sb.tasks()
+    sb.ecs.tag_resource(resourceArn=task["taskArn"], tags=[{"key": "k", "value": "v"}])
+    sb.ecs.stop_task(cluster="prod", task=task["taskArn"], reason="by hand")
+    assert sb.ecs.list_tags_for_resource(resourceArn=task["taskArn"])["tags"] == []
