@@ -15,8 +15,16 @@ A test double, never on the daemon's production path except behind
 - ``ecs_api`` (dispatch), ``ecs_resources``, ``ecs_services``,
   ``ecs_service_deployments``, ``wire_ecs``, ``wire_service_deployments``: the ECS API
 - ``loadbalancing`` / ``alarms``: target health and alarm state in moto
-- ``protocol`` / ``faults``: recognising calls, injecting errors, counting calls
-- ``control``: the ``/_sandbox/`` API; ``server``: ``SandboxServer`` and ``main``
+- ``oneoff`` (one-off tasks and what their commands do), ``ecs_run_task``
+  (RunTask, and one-off tasks in StopTask/ListTasks/DescribeTasks)
+- ``protocol`` / ``faults``: recognising calls, injecting errors, counting calls;
+  ``token_bucket`` and ``ecs_rates``: token-bucket throttling, ECS's rates
+- ``ecr_images``: the scenario's ECR images in moto's ECR
+- ``traffic``, ``app_metrics``, ``metrics_endpoints``: serving tasks' Prometheus
+  endpoints, file SD and CloudWatch data; ``metric_math``: GetMetricData math
+- ``scenario_extras``: the ``commands`` and ``metrics`` scenario sections
+- ``control``: the ``/_sandbox/`` API; ``addons``: the add-ons around the
+  simulator and their routes; ``server``: ``SandboxServer`` and ``main``
 - ``demo``: ``ecsop run --sandbox`` (in-process server, boto3 pointed at it);
   ``demo.yaml`` is its scenario
 

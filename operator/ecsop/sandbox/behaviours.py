@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ecsop.sandbox.scenario import ImageBehaviour
+from ecsop.sandbox.traffic import DEFAULT_LATENCY_MS, Traffic
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class TaskPlan:
     """Alarm name templates this task trips while it serves."""
     digests: Mapping[str, str] = field(default_factory=dict)
     """Container name -> image digest reported once it runs."""
+    traffic: Traffic | None = None
+    """How it serves, when an essential image sets ``errorRate`` or ``latencyMs``
+    (``app_metrics``); ``requests_per_second`` 0 means the scenario's default."""
 
 
 def image_digest(image: str) -> str:
@@ -64,6 +68,8 @@ class ImageCatalog:
     def __init__(self, images: Mapping[str, ImageBehaviour]) -> None:
         self._exact: dict[str, ImageBehaviour] = {}
         self._by_digest: dict[str, ImageBehaviour] = {}
+        self.withdrawn: set[str] = set()
+        """Digests removed from the registry (``ecr_images``): they fail to pull."""
         self.update(images)
 
     def update(self, images: Mapping[str, ImageBehaviour]) -> None:
@@ -90,11 +96,18 @@ class ImageCatalog:
         codes = "[500]"
         start = 0.0
         alarms: list[str] = []
+        instrumented: list[ImageBehaviour] = []
         for container in essential:
             behaviour = self.lookup(container.image)
-            if behaviour is None or behaviour.behavior == "pull-error":
+            if (
+                behaviour is None
+                or behaviour.behavior == "pull-error"
+                or digests[container.name] in self.withdrawn
+            ):
                 return TaskPlan(pull_error=container.image, digests=digests)
             start = max(start, behaviour.effective_start_seconds)
+            if behaviour.error_rate is not None or behaviour.latency_ms is not None:
+                instrumented.append(behaviour)
             kind = behaviour.behavior
             if kind == "flaky":
                 # One draw per flaky container, in container order: the same
@@ -117,4 +130,17 @@ class ImageCatalog:
             start_seconds=start,
             alarms=tuple(alarms),
             digests=digests,
+            traffic=_traffic(instrumented),
         )
+
+
+def _traffic(behaviours: list[ImageBehaviour]) -> Traffic | None:
+    """The worst error rate and latency of the instrumented essential images."""
+    if not behaviours:
+        return None
+    rates = [b.requests_per_second for b in behaviours if b.requests_per_second is not None]
+    return Traffic(
+        error_rate=max(b.error_rate or 0.0 for b in behaviours),
+        latency_ms=max(b.latency_ms or DEFAULT_LATENCY_MS for b in behaviours),
+        requests_per_second=rates[0] if rates else 0.0,
+    )

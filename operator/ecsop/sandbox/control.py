@@ -22,6 +22,7 @@ from ecsop.sandbox.scenario import Faults, ImageBehaviour
 from ecsop.sandbox.simulator import Simulator
 
 _IMAGES = TypeAdapter(dict[str, ImageBehaviour])
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class ControlError(Exception):
@@ -37,7 +38,9 @@ class Control:
         self._sim = sim
         self._injector = injector
         self._call_log = call_log or CallLog()
-        self._routes: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
+        self.on_images: list[Callable[[dict[str, ImageBehaviour]], None]] = []
+        """Called with the images ``POST /_sandbox/images`` added (``ecr_images``)."""
+        self._routes: dict[tuple[str, str], Handler] = {
             ("GET", "clock"): self._get_clock,
             ("POST", "clock"): self._set_clock,
             ("GET", "faults"): self._get_faults,
@@ -51,6 +54,10 @@ class Control:
             ("POST", "capacity"): self._set_capacity,
             ("GET", "health"): self._health,
         }
+
+    def route(self, method: str, path: str, handler: Handler) -> None:
+        """Serve ``method /_sandbox/<path>`` with ``handler`` (``addons``)."""
+        self._routes[(method, path)] = handler
 
     def handle(
         self, method: str, route: str, body: bytes, query: str = ""
@@ -130,6 +137,8 @@ class Control:
         images = _IMAGES.validate_python(payload.get("images", payload))
         with self._sim.lock:
             self._sim.catalog.update(images)
+        for hook in self.on_images:
+            hook(images)
         return self._get_images({})
 
     def _get_capacity(self, _: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ def operation(name: str) -> Callable[[Handler], Handler]:
 def handle(sim: Simulator, name: str, request: dict[str, Any]) -> dict[str, Any]:
     from ecsop.sandbox import (  # noqa: F401  (they register)
         ecs_resources,
+        ecs_run_task,
         ecs_service_deployments,
         ecs_services,
     )

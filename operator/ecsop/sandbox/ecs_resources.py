@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ecsop.sandbox import events, lifecycle, wire_ecs
+from ecsop.sandbox import ecs_run_task, events, lifecycle, wire_ecs
 from ecsop.sandbox.ecs_api import check_tags, include_tags, operation, paginate, tags_in
 from ecsop.sandbox.model import Service, Task
+from ecsop.sandbox.oneoff import OneOffTask
 from ecsop.sandbox.simulator import EcsError, Simulator
 
 
@@ -147,6 +148,10 @@ def list_tasks(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
             ):
                 continue
             arns.append(task.arn)
+    if not request.get("serviceName"):  # one-off tasks (RunTask) belong to no service
+        arns.extend(
+            sim.oneoff.listed(cluster.name, desired=desired, family=family, started_by=started_by)
+        )
     return paginate(arns, request, "taskArns", 100, 100)
 
 
@@ -178,8 +183,7 @@ def describe_tasks(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
         if task is None:
             failures.append({"arn": arn, "reason": "MISSING"})
             continue
-        definition = sim.task_definitions_by_arn.get(task.task_definition_arn)
-        found.append(wire_ecs.task(task, definition, include_tags(request)))
+        found.append(ecs_run_task.render(sim, task, include_tags(request)))
     return {"tasks": found, "failures": failures}
 
 
@@ -191,7 +195,10 @@ def stop_task(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
     task = sim.tasks.get(arn)
     if task is None:
         raise EcsError("InvalidParameterException", "The referenced task was not found.")
+    if isinstance(task, OneOffTask):
+        return ecs_run_task.stop(sim, task, request.get("reason") or events.STOP_USER)
     service = sim.services[task.service_key]
+    task.tags = {}  # "Any tags associated with the task will be deleted" (API_StopTask)
     lifecycle.begin_stop(
         sim,
         service,

@@ -5,6 +5,12 @@ through the control API.  Decisions are drawn from their own seeded random
 generator, so injecting faults does not change the simulation's random
 sequence (which tasks of a flaky image crash).
 
+An operation may also have a token bucket (``refillPerSecond``, ``burst``;
+``token_bucket``), in wall-clock time like AWS's own throttling, and the
+``ecs-documented`` preset gives every ECS operation ECS's rates
+(``ecs_rates``).  A call finding its bucket empty is throttled, and counted as
+throttled like any injected throttling; otherwise the rates still apply.
+
 ``CallLog`` keeps the newest calls one by one, with the wall-clock and
 simulated time each arrived at, who signed it and which cluster, service and
 task definition it named: what a benchmark needs to time "spec changed" to
@@ -15,13 +21,16 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ecsop.sandbox import ecs_rates
 from ecsop.sandbox.protocol import Call
 from ecsop.sandbox.scenario import Faults
+from ecsop.sandbox.token_bucket import Rate, TokenBucket
 
 
 @dataclass(frozen=True)
@@ -31,12 +40,16 @@ class Fault:
 
 
 class FaultInjector:
-    def __init__(self, faults: Faults, seed: int) -> None:
+    def __init__(
+        self, faults: Faults, seed: int, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._lock = threading.Lock()
         self._faults = faults
         self._rng = random.Random(f"faults:{seed}")
         self._calls: Counter[tuple[str, str]] = Counter()
         self._injected: Counter[tuple[str, str, int]] = Counter()
+        self._monotonic = monotonic
+        self._buckets: dict[tuple[str, str], TokenBucket | None] = {}
 
     @property
     def faults(self) -> Faults:
@@ -46,12 +59,17 @@ class FaultInjector:
     def faults(self, value: Faults) -> None:
         with self._lock:
             self._faults = value
+            self._buckets.clear()  # new rates: full buckets
 
     def decide(self, call: Call) -> Fault | None:
         """Count ``call`` and decide whether to fail it."""
         with self._lock:
             key = (call.service, call.operation)
             self._calls[key] += 1
+            bucket = self._bucket(key)
+            if bucket is not None and not bucket.take():
+                self._injected[(*key, 400)] += 1
+                return Fault(400)
             rates = self._faults.for_operation(call.operation)
             if not (rates.throttle_rate or rates.error_rate):
                 return None
@@ -64,6 +82,21 @@ class FaultInjector:
             if fault is not None:
                 self._injected[(*key, fault.status)] += 1
             return fault
+
+    def _bucket(self, key: tuple[str, str]) -> TokenBucket | None:
+        if key not in self._buckets:
+            service, operation = key
+            faults = self._faults
+            own = faults.operations.get(operation)
+            rate: Rate | None = None
+            if own is not None and own.refill_per_second is not None and own.burst is not None:
+                rate = Rate(own.refill_per_second, own.burst)
+            elif faults.preset == "ecs-documented" and service == "ecs":
+                rate = ecs_rates.rate(operation)
+            elif faults.refill_per_second is not None and faults.burst is not None:
+                rate = Rate(faults.refill_per_second, faults.burst)
+            self._buckets[key] = None if rate is None else TokenBucket(rate, self._monotonic)
+        return self._buckets[key]
 
     def calls(self) -> list[dict[str, object]]:
         with self._lock:

@@ -123,6 +123,8 @@ def _new_task(sim: Simulator, service: Service, deployment: Deployment, at: floa
     )
     deployment.tasks[task.arn] = task
     sim.tasks[task.arn] = task
+    for hook in sim.new_task_hooks:
+        hook(service, task)
     return task
 
 

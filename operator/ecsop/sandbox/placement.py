@@ -45,6 +45,7 @@ def room(sim: Simulator, service: Service) -> int | None:
     if limit is None:
         return None
     running = sum(len(d.tasks) for s in sim.services_in(service.cluster) for d in s.deployments)
+    running += sim.oneoff.occupying(service.cluster.name)
     return max(0, limit - running)
 
 

@@ -35,6 +35,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ecsop.sandbox.scenario_extras import CommandBehaviour, MetricsOptions
+
 Behavior = Literal["healthy", "crashloop", "unhealthy", "pull-error", "slow", "flaky", "alarm"]
 
 
@@ -63,6 +65,13 @@ class ImageBehaviour(_Model):
     ``{cluster}`` and ``{service}`` are replaced, e.g. ``api-{cluster}-5xx``."""
     health_check_codes: str = "[500]"
     """For ``unhealthy``: the codes quoted in the ELB health check failure."""
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    """Fraction of requests a serving task answers with 500 (its metrics endpoint
+    and CloudWatch metrics, ``app_metrics``); set, or ``latencyMs``, to instrument."""
+    latency_ms: float | None = Field(default=None, gt=0)
+    """p99 request latency in milliseconds (log-normal, median p99 / 4)."""
+    requests_per_second: float | None = Field(default=None, gt=0)
+    """Requests per simulated second per serving task (default ``metrics.requestsPerSecond``)."""
 
     @field_validator("alarm")
     @classmethod
@@ -170,11 +179,18 @@ class OperationFaults(_Model):
     """Fraction of calls answered with a throttling error (HTTP 400)."""
     error_rate: float = Field(default=0.0, ge=0, le=1)
     """Fraction of calls answered with HTTP 500 or 503 (half each)."""
+    refill_per_second: float | None = Field(default=None, gt=0)
+    """Token bucket (with ``burst``): tokens added per wall-clock second; a call
+    finding the bucket empty is throttled (``token_bucket``)."""
+    burst: int | None = Field(default=None, ge=1)
+    """Token bucket: its capacity, the calls allowed at once."""
 
     @model_validator(mode="after")
     def _rates(self) -> Self:
         if self.throttle_rate + self.error_rate > 1:
             raise ValueError("throttleRate + errorRate must not exceed 1")
+        if (self.refill_per_second is None) != (self.burst is None):
+            raise ValueError("a token bucket needs both refillPerSecond and burst")
         return self
 
 
@@ -182,6 +198,9 @@ class Faults(OperationFaults):
     """Rates for every AWS call, overridden per operation name (e.g. ``DescribeServices``)."""
 
     operations: dict[str, OperationFaults] = Field(default_factory=dict)
+    preset: Literal["ecs-documented"] | None = None
+    """``ecs-documented``: ECS calls are throttled by token buckets at ECS's
+    documented rates (``ecs_rates``); ``operations`` entries take precedence."""
 
     def for_operation(self, operation: str) -> OperationFaults:
         return self.operations.get(operation, self)
@@ -217,6 +236,8 @@ class Timings(_Model):
     ROLLBACK_REQUESTED / STOP_REQUESTED are visible meanwhile)."""
     service_deployment_retention_seconds: float = Field(default=90 * 86400, ge=0)
     """ListServiceDeployments shows the most recent 90 days of service deployments."""
+    command_seconds: float = Field(default=5, ge=0)
+    """A one-off task's command the scenario does not list runs this long, exit code 0."""
 
 
 class Scenario(_Model):
@@ -228,6 +249,10 @@ class Scenario(_Model):
     alarms: list[str] = Field(default_factory=list)
     clusters: dict[str, ClusterSpec] = Field(default_factory=dict)
     faults: Faults = Field(default_factory=Faults)
+    commands: list[CommandBehaviour] = Field(default_factory=list)
+    """What one-off tasks (RunTask) do, by image and command (``oneoff``)."""
+    metrics: MetricsOptions = Field(default_factory=MetricsOptions)
+    """Per-task Prometheus endpoints and CloudWatch metrics (``app_metrics``)."""
     crash_after_running_counts_as_failed: bool = False
     """Whether a task that reached RUNNING and then exited, with no health check to
     fail, counts as a failed task of its deployment (the circuit breaker).  ECS's

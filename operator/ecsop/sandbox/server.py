@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
 from typing import Any
 
-from ecsop.sandbox import ecs_api, protocol
+from ecsop.sandbox import addons, ecs_api, protocol
 from ecsop.sandbox.clock import SimClock
 from ecsop.sandbox.control import Control
 from ecsop.sandbox.faults import CallLog, FaultInjector
@@ -144,6 +144,7 @@ class SandboxServer:
         self._sim: Simulator | None = None
         self._injector: FaultInjector | None = None
         self._call_log: CallLog | None = None
+        self._addons: addons.Addons | None = None
 
     def start(self) -> SandboxServer:
         from moto.core.base_backend import BackendDict
@@ -159,15 +160,19 @@ class SandboxServer:
             raise RuntimeError("a SandboxServer is already running in this process")
         try:
             BackendDict.reset()
+            extras: addons.Addons | None = None
             clock = SimClock(speed=self.scenario.clock_speed)
             sim = Simulator(self.scenario, clock, DEFAULT_ACCOUNT_ID)
             sim.load(self.scenario)
+            extras = addons.install(sim, self.scenario)
             injector = FaultInjector(self.scenario.faults, self.scenario.seed)
             call_log = CallLog()
+            control = Control(sim, injector, call_log)
+            extras.register(control)
             app = SandboxApp(
                 sim,
                 injector,
-                Control(sim, injector, call_log),
+                control,
                 DomainDispatcherApplication(create_backend_app),
                 call_log,
             )
@@ -189,9 +194,12 @@ class SandboxServer:
                 self._host, self._port, app, threaded=True, request_handler=QuietHandler
             )
         except BaseException:
+            if extras is not None:
+                extras.close()
             _ACTIVE.release()
             raise
         self._sim, self._injector, self._call_log = sim, injector, call_log
+        self._addons = extras
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -208,6 +216,8 @@ class SandboxServer:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join()
+        if self._addons is not None:
+            self._addons.close()
         self._server = None
         self._thread = None
         _ACTIVE.release()

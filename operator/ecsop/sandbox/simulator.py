@@ -20,8 +20,8 @@ import itertools
 import random
 import threading
 from collections import Counter, deque
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from ecsop.sandbox import deployment_alarms, events, lifecycle, rollout, service_deployments
 from ecsop.sandbox.alarms import Alarms
@@ -39,6 +39,7 @@ from ecsop.sandbox.model import (
     Task,
     TaskDefinition,
 )
+from ecsop.sandbox.oneoff import OneOffTasks
 from ecsop.sandbox.scenario import Scenario, ServiceSpec
 
 # ECS fills these into every container definition it returns.
@@ -55,6 +56,12 @@ _CONTAINER_DEFAULTS: dict[str, Any] = {
 MAX_STEPS_PER_INSTANT = 1000
 """A service stepped this often at one simulated instant is in a livelock (a
 scheduler bug): ``advance_to`` raises rather than spin forever holding the lock."""
+
+
+class Extension(Protocol):
+    """Something else that moves with simulated time (one-off tasks, app metrics)."""
+
+    def advance_to(self, until: float) -> None: ...
 
 
 class SimulatorStuck(RuntimeError):
@@ -102,6 +109,12 @@ class Simulator:
         self._timers: list[tuple[float, int, tuple[str, str]]] = []
         self._sequence = itertools.count()
         self._stopped: deque[Task] = deque()
+        self.oneoff = OneOffTasks(self, scenario.commands)
+        """RunTask's tasks (``oneoff``)."""
+        self.extensions: list[Extension] = [self.oneoff]
+        """Advanced after the services at every ``advance_to``, in this order."""
+        self.new_task_hooks: list[Callable[[Service, Task], None]] = []
+        """Called with every service task when it is created (``app_metrics``)."""
 
     # -- time -------------------------------------------------------------
     def advance_to(self, until: float) -> None:
@@ -130,6 +143,8 @@ class Simulator:
                 if following is not None:
                     self.wake(service, following)
             self.now = max(self.now, until)
+            for extension in self.extensions:
+                extension.advance_to(until)
             self._prune(self.now - self.timings.stopped_task_retention_seconds)
 
     def sync(self) -> float:
