@@ -162,3 +162,83 @@ def rollout(service: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def messages(service: dict[str, Any]) -> list[str]:
     return [e["message"] for e in service["events"]]
+
+
+HOOK = "arn:aws:lambda:us-east-1:123456789012:function:smoke-test"
+HOOK_ROLE = "arn:aws:iam::123456789012:role/ecsLambdaInvokeRole"
+
+
+def shifting_spec(
+    strategy: str = "BLUE_GREEN",
+    desired: int = 2,
+    *,
+    test_listener: bool = True,
+    hooks: list[dict[str, Any]] | None = None,
+    **config: Any,
+) -> dict[str, Any]:
+    """A service behind a load balancer whose deployments shift traffic (``strategy``)."""
+    spec = service_spec(desired, lb=True)
+    spec["loadBalancer"]["advancedConfiguration"] = {"testListener": test_listener}
+    spec["deploymentConfiguration"].update({"strategy": strategy, **config})
+    if hooks:
+        spec["deploymentConfiguration"]["lifecycleHooks"] = [
+            {"roleArn": HOOK_ROLE, **hook} for hook in hooks
+        ]
+    return spec
+
+
+class Traffic:
+    """What the service's listener rules forward, read back through ELBv2."""
+
+    def __init__(self, sb: Harness, name: str = "api") -> None:
+        binding = sb.service(name)["loadBalancers"][0]
+        advanced = binding["advancedConfiguration"]
+        self.sb = sb
+        self.primary: str = binding["targetGroupArn"]
+        self.alternate: str = advanced["alternateTargetGroupArn"]
+        self.production_rule: str = advanced["productionListenerRule"]
+        self.test_rule: str | None = advanced.get("testListenerRule")
+
+    def both(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(primary, alternate) weights of the production rule and of the test rule
+        ((0, 0) without one), in one DescribeRules call."""
+        arns = [r for r in (self.production_rule, self.test_rule) if r]
+        found: dict[str, tuple[int, int]] = {}
+        for rule in self.sb.elbv2.describe_rules(RuleArns=arns)["Rules"]:
+            forward = next(a for a in rule["Actions"] if a["Type"] == "forward")
+            groups = {
+                g["TargetGroupArn"]: g["Weight"] for g in forward["ForwardConfig"]["TargetGroups"]
+            }
+            found[rule["RuleArn"]] = (groups.get(self.primary, 0), groups.get(self.alternate, 0))
+        return found[self.production_rule], found.get(self.test_rule or "", (0, 0))
+
+    @property
+    def production(self) -> tuple[int, int]:
+        return self.both()[0]
+
+    @property
+    def test(self) -> tuple[int, int]:
+        return self.both()[1]
+
+    def targets(self, target_group: str) -> list[tuple[str, str]]:
+        found = self.sb.elbv2.describe_target_health(TargetGroupArn=target_group)
+        return sorted(
+            (t["Target"]["Id"], t["TargetHealth"]["State"])
+            for t in found["TargetHealthDescriptions"]
+        )
+
+
+def current_deployment(sb: Harness, name: str = "api") -> dict[str, Any]:
+    arn = sb.service(name)["currentServiceDeployment"]
+    found: dict[str, Any] = sb.ecs.describe_service_deployments(serviceDeploymentArns=[arn])[
+        "serviceDeployments"
+    ][0]
+    return found
+
+
+def hook_invocations(sb: Harness) -> list[dict[str, Any]]:
+    import requests
+
+    answer = requests.get(f"{sb.server.endpoint_url}/_sandbox/hooks", timeout=10).json()
+    found: list[dict[str, Any]] = answer["invocations"]
+    return found
