@@ -52,6 +52,7 @@ def _timeline(
     traffic: Traffic,
     done: Callable[[State], bool],
     limit: int = 1200,
+    check: Callable[[State], None] | None = None,
 ) -> list[tuple[int, State]]:
     """Step the clock a second at a time; each distinct state of the current service
     deployment with when it began."""
@@ -59,6 +60,8 @@ def _timeline(
     seen: list[tuple[int, State]] = []
     for second in range(limit):
         state = _state(sb, traffic, arn)
+        if check is not None:
+            check(state)
         if not seen or seen[-1][1] != state:
             seen.append((second, state))
         if done(state):
@@ -73,6 +76,22 @@ def _finished(state: State) -> bool:
 
 def _rollouts(sb: Harness) -> list[tuple[str, str]]:
     return [(d["status"], d["rolloutState"]) for d in sb.service()["deployments"]]
+
+
+def _consistent(sb: Harness) -> Callable[[State], None]:
+    """``deployments`` in DescribeServices agrees with the service deployment's status."""
+
+    def check(state: State) -> None:
+        rollouts = _rollouts(sb)
+        primary, failed = rollouts[0], [r for r in rollouts if r[1] == "FAILED"]
+        if state[0] in ("IN_PROGRESS", "ROLLBACK_REQUESTED"):
+            assert primary == ("PRIMARY", "IN_PROGRESS") and not failed, (state, rollouts)
+        elif state[0] == "ROLLBACK_IN_PROGRESS":
+            assert primary == ("PRIMARY", "IN_PROGRESS") and failed, (state, rollouts)
+        else:
+            assert primary == ("PRIMARY", "COMPLETED") and not failed, (state, rollouts)
+
+    return check
 
 
 def test_blue_green_tests_green_then_shifts_production_at_once(
@@ -240,7 +259,7 @@ def test_a_failed_hook_rolls_back_and_traffic_returns_at_once(
     blue = sb.service()["deployments"][0]["id"]
     sb.deploy(GOOD_2)
     green = sb.service()["deployments"][0]["id"]
-    seen = [state for _, state in _timeline(sb, traffic, _finished)]
+    seen = [state for _, state in _timeline(sb, traffic, _finished, check=_consistent(sb))]
     at_hook = next(s for s in seen if s[1] == stage)
     assert at_hook[2:] == (production_before, (0, 100))
     rolling_back = [s for s in seen if s[0] == "ROLLBACK_IN_PROGRESS"]
@@ -306,7 +325,7 @@ def test_the_breaker_on_green_rolls_back_before_any_production_traffic(
     sb = start_sandbox(scenario({"api": shifting_spec(bakeTimeInMinutes=1)}))
     traffic = Traffic(sb)
     sb.deploy(UNHEALTHY)
-    seen = [state for _, state in _timeline(sb, traffic, _finished)]
+    seen = [state for _, state in _timeline(sb, traffic, _finished, check=_consistent(sb))]
     assert {s[2] for s in seen} == {(100, 0)} and {s[3] for s in seen} == {(100, 0)}
     assert [s[0] for s in seen][-1] == "ROLLBACK_SUCCESSFUL"
     assert "SCALE_UP" in [s[1] for s in seen]
@@ -527,3 +546,140 @@ def test_the_same_rule_cannot_be_production_and_test(
     )
     assert code == "InvalidParameterException"
     assert message.startswith("The following rules cannot be used as both production and test")
+
+
+def _own_load_balancer(sb: Harness) -> dict[str, str]:
+    """What a user builds before a blue/green service (alb-resources-for-blue-green.html):
+    two target groups, an ALB, a listener and a rule forwarding to both, weights 1 / 0."""
+    import boto3
+
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=sb.server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    groups = [
+        sb.elbv2.create_target_group(
+            Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip"
+        )["TargetGroups"][0]["TargetGroupArn"]
+        for name in ("web-blue", "web-green")
+    ]
+    balancer = sb.elbv2.create_load_balancer(Name="web", Subnets=subnets, Type="application")
+    listener = sb.elbv2.create_listener(
+        LoadBalancerArn=balancer["LoadBalancers"][0]["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+    )["Listeners"][0]["ListenerArn"]
+    rule = sb.elbv2.create_rule(
+        ListenerArn=listener,
+        Priority=1,
+        Conditions=[{"Field": "path-pattern", "Values": ["/*"]}],
+        Actions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": groups[0], "Weight": 1},
+                        {"TargetGroupArn": groups[1], "Weight": 0},
+                    ]
+                },
+            }
+        ],
+    )["Rules"][0]["RuleArn"]
+    return {"blue": groups[0], "green": groups[1], "rule": rule}
+
+
+def test_a_service_created_through_the_api_with_its_own_load_balancer(
+    sandbox: Harness,
+) -> None:
+    """CreateService with ``advancedConfiguration`` naming the caller's own resources; its
+    first deployment has no blue to shift from and fills ``targetGroupArn``; the next
+    one is blue/green (API_AdvancedConfiguration; alb-resources-for-blue-green.html)."""
+    from sandbox_harness import GOOD
+
+    own = _own_load_balancer(sandbox)
+    created = sandbox.ecs.create_service(
+        cluster="prod",
+        serviceName="web",
+        taskDefinition=sandbox.register(GOOD),
+        desiredCount=1,
+        launchType="FARGATE",
+        loadBalancers=[
+            {
+                "targetGroupArn": own["blue"],
+                "containerName": "api",
+                "containerPort": 8000,
+                "advancedConfiguration": {
+                    "alternateTargetGroupArn": own["green"],
+                    "productionListenerRule": own["rule"],
+                    "roleArn": "arn:aws:iam::123456789012:role/ecs-elb",
+                },
+            }
+        ],
+        deploymentConfiguration={"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0},
+    )["service"]
+    assert (
+        created["loadBalancers"][0]["advancedConfiguration"]["alternateTargetGroupArn"]
+        == (own["green"])
+    )
+    sandbox.run_until(lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED", name="web")
+    traffic = Traffic(sandbox, "web")
+    assert traffic.production == (1, 0)
+    assert [s for _, s in traffic.targets(own["blue"])] == ["healthy"]
+    sandbox.deploy(GOOD_2, name="web")
+    sandbox.run_until(lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED", name="web")
+    assert traffic.production == (0, 100)
+    assert [s for _, s in traffic.targets(own["green"])] == ["healthy"]
+
+
+def test_a_scenario_strategy_that_shifts_traffic_needs_advanced_configuration() -> None:
+    """The scenario refuses what CreateService would (troubleshooting-blue-green.html)."""
+    from pydantic import ValidationError
+    from sandbox_harness import service_spec
+
+    spec = service_spec(2, lb=True)
+    spec["deploymentConfiguration"].update({"strategy": "CANARY"})
+    with pytest.raises(ValidationError, match="advancedConfiguration"):
+        scenario({"api": spec})
+    spec = shifting_spec("CANARY", canaryConfiguration={"canaryPercent": 200})
+    with pytest.raises(ValidationError, match="canaryPercent"):
+        scenario({"api": spec})
+
+
+def test_a_new_deployment_mid_shift_reconciles_first(
+    start_sandbox: Callable[..., Harness],
+) -> None:
+    """UpdateService while a linear shift is under way: the new service deployment
+    begins at RECONCILE_SERVICE ("only happens when you start a new service deployment
+    with more than 1 service revision in an ACTIVE state",
+    blue-green-deployment-how-it-works.html): traffic back to blue, the unfinished
+    green scaled in; the replaced service deployment is STOPPED."""
+    hooks = [{"hookTargetArn": HOOK, "lifecycleStages": ["RECONCILE_SERVICE"]}]
+    config = {"stepPercent": 50.0, "stepBakeTimeInMinutes": 5}
+    sb = start_sandbox(
+        scenario(
+            {"api": shifting_spec("LINEAR", linearConfiguration=config, hooks=hooks)},
+            hooks={HOOK: {"behavior": "succeed", "inProgressSeconds": 30}},
+        )
+    )
+    traffic = Traffic(sb)
+    blue = sb.service()["deployments"][0]["id"]
+    sb.deploy(GOOD_2)
+    sb.run_until(lambda s: traffic.production == (50, 50))
+    first = sb.service()["currentServiceDeployment"]
+    sb.deploy(ALARM)  # any new revision
+    assert _state(sb, traffic)[:2] == ("IN_PROGRESS", "RECONCILE_SERVICE")
+    assert traffic.both() == ((100, 0), (100, 0))
+    deployments = sb.service()["deployments"]
+    assert [d["id"] for d in deployments][2] == blue and deployments[2]["runningCount"] == 2
+    assert deployments[1]["runningCount"] == 0  # the unfinished green, draining
+    stopped = sb.ecs.describe_service_deployments(serviceDeploymentArns=[first])
+    assert stopped["serviceDeployments"][0]["status"] == "STOPPED"
+    seen = [state for _, state in _timeline(sb, traffic, _finished)]
+    assert seen[1][1] == "SCALE_UP" and seen[-1] == ("SUCCESSFUL", None, (0, 100), (0, 100))
+    assert [d["id"] for d in sb.service()["deployments"]] == [deployments[0]["id"]]
