@@ -683,3 +683,55 @@ def test_a_new_deployment_mid_shift_reconciles_first(
     seen = [state for _, state in _timeline(sb, traffic, _finished)]
     assert seen[1][1] == "SCALE_UP" and seen[-1] == ("SUCCESSFUL", None, (0, 100), (0, 100))
     assert [d["id"] for d in sb.service()["deployments"]] == [deployments[0]["id"]]
+
+
+WEB = "111122223333.dkr.ecr.us-east-1.amazonaws.com/taskboard-web@sha256:"
+WEB_V3_1 = WEB + "9f606588de72969076b0c7773fb7ac65116f4880b1367ed6aa75394726a6ec27"
+WEB_BROKEN = WEB + "5faa7b90d3822c01df89aa281331a304a3a628079e0140f02cfaa04d57c2f89f"
+
+
+@pytest.mark.parametrize(
+    ("image", "final", "production"),
+    [
+        pytest.param(WEB_V3_1, "SUCCESSFUL", (0, 100), id="good"),
+        pytest.param(WEB_BROKEN, "ROLLBACK_SUCCESSFUL", (100, 0), id="fails-health-checks"),
+    ],
+)
+def test_the_demo_blue_green_service(
+    start_sandbox: Callable[..., Harness], image: str, final: str, production: tuple[int, int]
+) -> None:
+    """demo.yaml's taskboard-web: the good image goes through test traffic (and the smoke
+    hook) to production; the broken one never gets healthy in its target group, so the
+    breaker rolls it back and production never leaves blue."""
+    from pathlib import Path
+
+    from ecsop.sandbox.scenario import load_scenario
+
+    demo = Path(__file__).parents[2] / "operator" / "ecsop" / "sandbox" / "demo.yaml"
+    sb = start_sandbox(load_scenario(demo).model_copy(update={"clock_speed": 0}))
+    web = sb.service("taskboard-web")
+    definition = sb.ecs.describe_task_definition(taskDefinition=web["taskDefinition"])
+    body = {
+        k: v
+        for k, v in definition["taskDefinition"].items()
+        if k in ("family", "requiresCompatibilities", "networkMode", "cpu", "memory")
+        or k in ("executionRoleArn", "containerDefinitions")
+    }
+    body["containerDefinitions"][0]["image"] = image
+    arn = sb.ecs.register_task_definition(**body)["taskDefinition"]["taskDefinitionArn"]
+    sb.ecs.update_service(cluster="prod", service="taskboard-web", taskDefinition=arn)
+    traffic = Traffic(sb, "taskboard-web")
+    sd_arn = sb.service("taskboard-web")["currentServiceDeployment"]
+    seen: list[State] = []
+    for _ in range(240):
+        state = _state(sb, traffic, sd_arn)
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if _finished(state):
+            break
+        sb.advance(5)
+    assert seen[-1] == (final, None, production, production)
+    if final == "SUCCESSFUL":
+        assert ("IN_PROGRESS", "POST_TEST_TRAFFIC_SHIFT", (100, 0), (0, 100)) in seen
+    else:
+        assert {s[2] for s in seen} == {(100, 0)}
