@@ -735,3 +735,24 @@ def test_the_demo_blue_green_service(
         assert ("IN_PROGRESS", "POST_TEST_TRAFFIC_SHIFT", (100, 0), (0, 100)) in seen
     else:
         assert {s[2] for s in seen} == {(100, 0)}
+
+
+def test_without_rollback_a_failed_green_stops_where_it_is(
+    start_sandbox: Callable[..., Harness],
+) -> None:
+    """Breaker without ``rollback``: the service deployment is STOPPED (API_ServiceDeployment,
+    "stoppedAt"); nothing moves traffic back, blue keeps serving, green launches no more."""
+    spec = shifting_spec(bakeTimeInMinutes=1)
+    spec["deploymentConfiguration"]["deploymentCircuitBreaker"] = {
+        "enable": True,
+        "rollback": False,
+    }
+    sb = start_sandbox(scenario({"api": spec}))
+    traffic = Traffic(sb)
+    sb.deploy(UNHEALTHY)
+    seen = _timeline(sb, traffic, _finished)
+    assert seen[-1][1] == ("STOPPED", None, (100, 0), (100, 0))
+    sb.advance(600)
+    assert _rollouts(sb) == [("PRIMARY", "FAILED"), ("ACTIVE", "COMPLETED")]
+    assert [s for _, s in traffic.targets(traffic.primary)] == ["healthy", "healthy"]
+    assert traffic.both() == ((100, 0), (100, 0))
