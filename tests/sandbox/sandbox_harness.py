@@ -242,3 +242,63 @@ def hook_invocations(sb: Harness) -> list[dict[str, Any]]:
     answer = requests.get(f"{sb.server.endpoint_url}/_sandbox/hooks", timeout=10).json()
     found: list[dict[str, Any]] = answer["invocations"]
     return found
+
+
+ShiftState = tuple[str, str | None, tuple[int, int], tuple[int, int]]
+
+
+def shift_state(sb: Harness, traffic: Traffic, arn: str | None = None) -> ShiftState:
+    if arn is None:
+        sd = current_deployment(sb)
+    else:
+        sd = sb.ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][
+            0
+        ]
+    return (sd["status"], sd.get("lifecycleStage"), *traffic.both())
+
+
+def timeline(
+    sb: Harness,
+    traffic: Traffic,
+    done: Callable[[ShiftState], bool],
+    limit: int = 1200,
+    check: Callable[[ShiftState], None] | None = None,
+) -> list[tuple[int, ShiftState]]:
+    """Step the clock a second at a time; each distinct state of the current service
+    deployment with when it began."""
+    arn = sb.service()["currentServiceDeployment"]
+    seen: list[tuple[int, ShiftState]] = []
+    for second in range(limit):
+        state = shift_state(sb, traffic, arn)
+        if check is not None:
+            check(state)
+        if not seen or seen[-1][1] != state:
+            seen.append((second, state))
+        if done(state):
+            return seen
+        sb.advance(1)
+    raise AssertionError(f"not done within {limit} s: {seen}")
+
+
+def finished(state: ShiftState) -> bool:
+    return state[0] in ("SUCCESSFUL", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED", "STOPPED")
+
+
+def rollouts(sb: Harness) -> list[tuple[str, str]]:
+    return [(d["status"], d["rolloutState"]) for d in sb.service()["deployments"]]
+
+
+def consistent(sb: Harness) -> Callable[[ShiftState], None]:
+    """``deployments`` in DescribeServices agrees with the service deployment's status."""
+
+    def check(state: ShiftState) -> None:
+        found = rollouts(sb)
+        primary, failed = found[0], [r for r in found if r[1] == "FAILED"]
+        if state[0] in ("IN_PROGRESS", "ROLLBACK_REQUESTED"):
+            assert primary == ("PRIMARY", "IN_PROGRESS") and not failed, (state, found)
+        elif state[0] == "ROLLBACK_IN_PROGRESS":
+            assert primary == ("PRIMARY", "IN_PROGRESS") and failed, (state, found)
+        else:
+            assert primary == ("PRIMARY", "COMPLETED") and not failed, (state, found)
+
+    return check

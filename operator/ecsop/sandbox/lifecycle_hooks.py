@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecsop.sandbox import traffic_config
+from ecsop.sandbox.ids import Ids
 from ecsop.sandbox.scenario import HookBehaviour
 
 MAX_LOGGED = 100_000
@@ -118,7 +119,7 @@ class LifecycleHooks:
         config: Mapping[str, Any],
         stage: str,
         at: float,
-        new_id: Any,
+        ids: Ids,
         *,
         rollback: bool = False,
     ) -> list[HookRun]:
@@ -131,7 +132,7 @@ class LifecycleHooks:
             pause = target_type == "PAUSE"
             runs.append(
                 HookRun(
-                    hook_id=f"ecs-{'pause' if pause else 'lambda'}-{new_id()}",
+                    hook_id=f"ecs-{'pause' if pause else 'lambda'}-{ids.task_id()[:20]}",
                     target_type=target_type,
                     target_arn=None if pause else hook.get("hookTargetArn"),
                     stage=stage,
@@ -146,9 +147,7 @@ class LifecycleHooks:
             )
         return runs
 
-    def drive(
-        self, runs: list[HookRun], at: float, details: dict[str, Any], execution_id: Any
-    ) -> Verdict:
+    def drive(self, runs: list[HookRun], at: float, details: dict[str, Any], ids: Ids) -> Verdict:
         """Invoke the hooks that are due, time out the overdue; say where the stage stands.
 
         ``details`` is the payload without ``executionId``: ``lifecycleStage``,
@@ -156,7 +155,7 @@ class LifecycleHooks:
         for run in runs:
             due = run.next_invoke_at
             if run.status == "IN_PROGRESS" and due is not None and due <= at:
-                self._invoke(run, at, details, execution_id)
+                self._invoke(run, at, details, ids)
             if run.pending and at >= run.expires_at:
                 run.status = "TIMED_OUT"
                 if run.timeout_action == "ROLLBACK":
@@ -171,9 +170,9 @@ class LifecycleHooks:
         wakes += [r.next_invoke_at for r in pending if r.next_invoke_at is not None]
         return Verdict(done=False, wake=min(wakes))
 
-    def _invoke(self, run: HookRun, at: float, details: dict[str, Any], execution_id: Any) -> None:
+    def _invoke(self, run: HookRun, at: float, details: dict[str, Any], ids: Ids) -> None:
         arn = run.target_arn or ""
-        payload: dict[str, Any] = {"executionId": execution_id(), **details}
+        payload: dict[str, Any] = {"executionId": ids.event_id(), **details}
         if run.hook_details:
             payload["hookDetails"] = dict(run.hook_details)
         if run.rollback:

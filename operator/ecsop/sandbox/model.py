@@ -17,7 +17,7 @@ from ecsop.sandbox.events import EventLog
 from ecsop.sandbox.throttle import LaunchThrottle
 
 if TYPE_CHECKING:
-    from ecsop.sandbox.traffic_shift import ShiftProgress
+    from ecsop.sandbox.shift_plan import ShiftProgress
 
 
 class TaskStatus(StrEnum):
@@ -242,7 +242,7 @@ class ServiceDeployment:
     breaker_triggered: bool = False
     triggered_alarms: list[str] = field(default_factory=list)
     progress: ShiftProgress | None = None
-    """Blue/green, linear and canary: where the stage machine stands (``traffic_shift``)."""
+    """Blue/green, linear and canary: where the stage machine stands (``shift_plan``)."""
 
     @property
     def ongoing(self) -> bool:

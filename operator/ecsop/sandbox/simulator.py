@@ -29,7 +29,7 @@ from ecsop.sandbox import (
     lifecycle,
     rollout,
     service_deployments,
-    traffic_shift,
+    shift_plan,
 )
 from ecsop.sandbox.alarms import Alarms
 from ecsop.sandbox.behaviours import ImageCatalog
@@ -337,7 +337,7 @@ class Simulator:
         self.services_by_deployment[deployment.id] = service
         if rollback_of is None:
             service_deployments.begin(self, service, deployment, at)
-        traffic_shift.began(self, service, deployment, at)
+        shift_plan.began(self, service, deployment, at)
         service.task_definition_arn = task_definition_arn
         service.steady = False
         self.wake(service, at)
