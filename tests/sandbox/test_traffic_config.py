@@ -18,9 +18,12 @@ from sandbox_harness import (
     GOOD_2,
     Harness,
     Traffic,
+    current_deployment,
+    finished,
     scenario,
     service_spec,
     shifting_spec,
+    timeline,
 )
 
 pytestmark = pytest.mark.sandbox
@@ -226,3 +229,29 @@ def test_a_scenario_strategy_that_shifts_traffic_needs_advanced_configuration() 
     spec = shifting_spec("CANARY", canaryConfiguration={"canaryPercent": 200})
     with pytest.raises(ValidationError, match="canaryPercent"):
         scenario({"api": spec})
+
+
+def test_a_rule_serving_both_target_groups_rolls_the_deployment_back(
+    start_sandbox: Callable[..., Harness],
+) -> None:
+    """ "productionListenerRule ... should have exactly one target group serving traffic"
+    is found when the deployment starts: it rolls back (troubleshooting-blue-green.html,
+    "Multiple target groups with traffic in listener rule")."""
+    sb = start_sandbox(scenario({"api": shifting_spec(bakeTimeInMinutes=0)}))
+    traffic = Traffic(sb)
+    groups = [
+        {"TargetGroupArn": traffic.primary, "Weight": 50},
+        {"TargetGroupArn": traffic.alternate, "Weight": 50},
+    ]
+    sb.elbv2.modify_rule(
+        RuleArn=traffic.production_rule,
+        Actions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}],
+    )
+    sb.deploy(GOOD_2)
+    seen = timeline(sb, traffic, finished)
+    assert seen[-1][1][0] == "ROLLBACK_SUCCESSFUL"
+    assert current_deployment(sb)["statusReason"] == (
+        "Service deployment rolled back because of invalid networking configuration. "
+        f"productionListenerRule {traffic.production_rule} should have exactly one target "
+        "group serving traffic but found 2 target groups which are serving traffic"
+    )

@@ -133,7 +133,7 @@ def began(sim: Simulator, service: Service, deployment: Deployment, at: float) -
     if pairs:
         progress.production_percent = sim.rules.share(pairs[0].production_rule, pairs[0].green)
         progress.test_percent = sim.rules.share(pairs[0].test_rule, pairs[0].green)
-    progress.invalid = None if len(sd.sources) > 1 else _invalid_networking(sim, service, pairs)
+    progress.invalid = None if len(sd.sources) > 1 else _invalid_networking(sim, pairs)
     sd.progress = progress
     service_deployments.stage(sd, shown(progress.stage), at)
 
@@ -179,7 +179,7 @@ def _pair(binding: LoadBalancerBinding, blue: Deployment) -> TrafficPair:
     )
 
 
-def _invalid_networking(sim: Simulator, service: Service, pairs: list[TrafficPair]) -> str | None:
+def _invalid_networking(sim: Simulator, pairs: list[TrafficPair]) -> str | None:
     """The asynchronous checks of troubleshooting-blue-green.html, in its wording."""
     prefix = "Service deployment rolled back because of invalid networking configuration"
     for pair in pairs:

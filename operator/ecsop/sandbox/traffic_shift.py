@@ -161,7 +161,8 @@ def _payload(sd: ServiceDeployment, p: ShiftProgress, stage: str) -> dict[str, A
     def weights(green: float) -> dict[str, float]:
         return {sd.target.arn: _number(green), p.blue.revision.arn: _number(100.0 - green)}
 
-    test = weights(p.test_percent) if stage == "TEST_TRAFFIC_SHIFT" and p.pairs else {}
+    tested = any(pair.test_rule for pair in p.pairs)
+    test = weights(p.test_percent) if stage == "TEST_TRAFFIC_SHIFT" and tested else {}
     production_stages = ("PRE_PRODUCTION_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT")
     production = weights(p.production_percent) if stage in production_stages and p.pairs else {}
     return {
@@ -326,14 +327,14 @@ def roll_back(
 
 def hook_details(sd: ServiceDeployment) -> list[dict[str, Any]]:
     """``lifecycleHookDetails``: the hooks of the stage the deployment is at."""
-    if sd.progress is None or sd.progress.finished:
+    if sd.progress is None or sd.progress.finished or not sd.ongoing:
         return []
     return [detail(run) for run in sd.progress.hooks]
 
 
 def pause_hook(sd: ServiceDeployment, hook_id: str) -> HookRun | None:
     """The pause hook ``hook_id`` of ``sd``, if it is waiting for ContinueServiceDeployment."""
-    if sd.progress is None or sd.progress.finished:
+    if sd.progress is None or sd.progress.finished or not sd.ongoing:
         return None
     for run in sd.progress.hooks:
         if run.hook_id == hook_id and run.status == "AWAITING_ACTION":
