@@ -162,3 +162,143 @@ def rollout(service: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def messages(service: dict[str, Any]) -> list[str]:
     return [e["message"] for e in service["events"]]
+
+
+HOOK = "arn:aws:lambda:us-east-1:123456789012:function:smoke-test"
+HOOK_ROLE = "arn:aws:iam::123456789012:role/ecsLambdaInvokeRole"
+
+
+def shifting_spec(
+    strategy: str = "BLUE_GREEN",
+    desired: int = 2,
+    *,
+    test_listener: bool = True,
+    hooks: list[dict[str, Any]] | None = None,
+    **config: Any,
+) -> dict[str, Any]:
+    """A service behind a load balancer whose deployments shift traffic (``strategy``)."""
+    spec = service_spec(desired, lb=True)
+    spec["loadBalancer"]["advancedConfiguration"] = {"testListener": test_listener}
+    spec["deploymentConfiguration"].update({"strategy": strategy, **config})
+    if hooks:
+        spec["deploymentConfiguration"]["lifecycleHooks"] = [
+            {"roleArn": HOOK_ROLE, **hook} for hook in hooks
+        ]
+    return spec
+
+
+class Traffic:
+    """What the service's listener rules forward, read back through ELBv2."""
+
+    def __init__(self, sb: Harness, name: str = "api") -> None:
+        binding = sb.service(name)["loadBalancers"][0]
+        advanced = binding["advancedConfiguration"]
+        self.sb = sb
+        self.primary: str = binding["targetGroupArn"]
+        self.alternate: str = advanced["alternateTargetGroupArn"]
+        self.production_rule: str = advanced["productionListenerRule"]
+        self.test_rule: str | None = advanced.get("testListenerRule")
+
+    def both(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(primary, alternate) weights of the production rule and of the test rule
+        ((0, 0) without one), in one DescribeRules call."""
+        arns = [r for r in (self.production_rule, self.test_rule) if r]
+        found: dict[str, tuple[int, int]] = {}
+        for rule in self.sb.elbv2.describe_rules(RuleArns=arns)["Rules"]:
+            forward = next(a for a in rule["Actions"] if a["Type"] == "forward")
+            groups = {
+                g["TargetGroupArn"]: g["Weight"] for g in forward["ForwardConfig"]["TargetGroups"]
+            }
+            found[rule["RuleArn"]] = (groups.get(self.primary, 0), groups.get(self.alternate, 0))
+        return found[self.production_rule], found.get(self.test_rule or "", (0, 0))
+
+    @property
+    def production(self) -> tuple[int, int]:
+        return self.both()[0]
+
+    @property
+    def test(self) -> tuple[int, int]:
+        return self.both()[1]
+
+    def targets(self, target_group: str) -> list[tuple[str, str]]:
+        found = self.sb.elbv2.describe_target_health(TargetGroupArn=target_group)
+        return sorted(
+            (t["Target"]["Id"], t["TargetHealth"]["State"])
+            for t in found["TargetHealthDescriptions"]
+        )
+
+
+def current_deployment(sb: Harness, name: str = "api") -> dict[str, Any]:
+    arn = sb.service(name)["currentServiceDeployment"]
+    found: dict[str, Any] = sb.ecs.describe_service_deployments(serviceDeploymentArns=[arn])[
+        "serviceDeployments"
+    ][0]
+    return found
+
+
+def hook_invocations(sb: Harness) -> list[dict[str, Any]]:
+    import requests
+
+    answer = requests.get(f"{sb.server.endpoint_url}/_sandbox/hooks", timeout=10).json()
+    found: list[dict[str, Any]] = answer["invocations"]
+    return found
+
+
+ShiftState = tuple[str, str | None, tuple[int, int], tuple[int, int]]
+
+
+def shift_state(sb: Harness, traffic: Traffic, arn: str | None = None) -> ShiftState:
+    if arn is None:
+        sd = current_deployment(sb)
+    else:
+        sd = sb.ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][
+            0
+        ]
+    return (sd["status"], sd.get("lifecycleStage"), *traffic.both())
+
+
+def timeline(
+    sb: Harness,
+    traffic: Traffic,
+    done: Callable[[ShiftState], bool],
+    limit: int = 1200,
+    check: Callable[[ShiftState], None] | None = None,
+) -> list[tuple[int, ShiftState]]:
+    """Step the clock a second at a time; each distinct state of the current service
+    deployment with when it began."""
+    arn = sb.service()["currentServiceDeployment"]
+    seen: list[tuple[int, ShiftState]] = []
+    for second in range(limit):
+        state = shift_state(sb, traffic, arn)
+        if check is not None:
+            check(state)
+        if not seen or seen[-1][1] != state:
+            seen.append((second, state))
+        if done(state):
+            return seen
+        sb.advance(1)
+    raise AssertionError(f"not done within {limit} s: {seen}")
+
+
+def finished(state: ShiftState) -> bool:
+    return state[0] in ("SUCCESSFUL", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED", "STOPPED")
+
+
+def rollouts(sb: Harness) -> list[tuple[str, str]]:
+    return [(d["status"], d["rolloutState"]) for d in sb.service()["deployments"]]
+
+
+def consistent(sb: Harness) -> Callable[[ShiftState], None]:
+    """``deployments`` in DescribeServices agrees with the service deployment's status."""
+
+    def check(state: ShiftState) -> None:
+        found = rollouts(sb)
+        primary, failed = found[0], [r for r in found if r[1] == "FAILED"]
+        if state[0] in ("IN_PROGRESS", "ROLLBACK_REQUESTED"):
+            assert primary == ("PRIMARY", "IN_PROGRESS") and not failed, (state, found)
+        elif state[0] == "ROLLBACK_IN_PROGRESS":
+            assert primary == ("PRIMARY", "IN_PROGRESS") and failed, (state, found)
+        else:
+            assert primary == ("PRIMARY", "COMPLETED") and not failed, (state, found)
+
+    return check

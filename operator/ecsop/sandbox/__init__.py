@@ -11,6 +11,10 @@ A test double, never on the daemon's production path except behind
 - ``breaker`` (failed tasks, circuit breaker, rollbacks), ``throttle`` (launch
   backoff), ``placement`` (capacity), ``deployment_alarms`` (alarm reads, bake time)
 - ``service_deployments``: service deployments and revisions (the history API)
+- ``traffic_shift``: the BLUE_GREEN, CANARY and LINEAR scheduler (stages,
+  weights, rollbacks); ``shift_plan`` (blue, green, the stages),
+  ``traffic_config`` (what ECS accepts), ``listener_rules`` (ALB rules and
+  weights in moto), ``lifecycle_hooks`` (hook invocations and answers)
 - ``simulator``: state, timers and the lock
 - ``ecs_api`` (dispatch), ``ecs_resources``, ``ecs_services``,
   ``ecs_service_deployments``, ``wire_ecs``, ``wire_service_deployments``: the ECS API

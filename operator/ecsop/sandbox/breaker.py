@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ecsop.sandbox import events, service_deployments
+from ecsop.sandbox import events, service_deployments, traffic_shift
 from ecsop.sandbox.lifecycle import Outcome
 from ecsop.sandbox.model import Deployment, Service, Task
 
@@ -153,7 +153,10 @@ def roll_back(
     sd_reason: str,
 ) -> Deployment:
     """Start a new PRIMARY deployment of ``target``'s task definition, within the
-    failing primary's service deployment."""
+    failing primary's service deployment (blue/green, linear and canary return to
+    their running blue instead: ``traffic_shift.roll_back``)."""
+    if traffic_shift.governs(service):
+        return traffic_shift.roll_back(sim, service, at, reason, sd_reason)
     sd = service.primary.service_deployment
     deployment = sim.new_deployment(
         service, target.task_definition_arn, at, rollback_of=sd, revision=target.revision

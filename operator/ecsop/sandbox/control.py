@@ -3,7 +3,8 @@
 Tests and benchmarks in another process drive the simulation through it: read
 and step the clock, change its speed, replace fault rates, read and reset the
 per-operation call counts, read the call log (each call with its wall-clock and
-simulated arrival time), and add image behaviours while the sandbox runs.
+simulated arrival time), add image behaviours while the sandbox runs, and
+read the lifecycle hook invocations (or change what hook targets answer).
 The routes are documented in ``docs/sandbox.md``.
 """
 
@@ -18,11 +19,12 @@ from urllib.parse import parse_qs
 from pydantic import TypeAdapter, ValidationError
 
 from ecsop.sandbox.faults import CallLog, FaultInjector
-from ecsop.sandbox.scenario import Faults, ImageBehaviour
+from ecsop.sandbox.scenario import Faults, HookBehaviour, ImageBehaviour
 from ecsop.sandbox.simulator import Simulator
 
 _IMAGES = TypeAdapter(dict[str, ImageBehaviour])
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+_HOOKS = TypeAdapter(dict[str, HookBehaviour])
 
 
 class ControlError(Exception):
@@ -52,6 +54,8 @@ class Control:
             ("POST", "images"): self._add_images,
             ("GET", "capacity"): self._get_capacity,
             ("POST", "capacity"): self._set_capacity,
+            ("GET", "hooks"): self._get_hooks,
+            ("POST", "hooks"): self._set_hooks,
             ("GET", "health"): self._health,
         }
 
@@ -161,6 +165,35 @@ class Control:
             for service in self._sim.services_in(cluster):
                 self._sim.wake(service, self._sim.now)
         return self._get_capacity({})
+
+    def _get_hooks(self, query: dict[str, Any]) -> dict[str, Any]:
+        """``?serviceDeploymentArn=ARN&after=SEQ``: behaviours, and invocations oldest first."""
+        unknown = set(query) - {"serviceDeploymentArn", "after"}
+        if unknown:
+            raise ControlError(
+                400, f"unknown parameter(s) {sorted(unknown)}; use serviceDeploymentArn, after"
+            )
+        arns = set(query.get("serviceDeploymentArn", ()))
+        after = int(query.get("after", ["0"])[-1])
+        self._sim.sync()
+        with self._sim.lock:
+            behaviours = self._sim.hooks.snapshot()
+            invocations = [
+                i.to_json()
+                for i in self._sim.hooks.invocations()
+                if i.seq > after and (not arns or i.payload["resourceArn"] in arns)
+            ]
+        return {
+            "hooks": {arn: b.model_dump(by_alias=True) for arn, b in behaviours.items()},
+            "invocations": invocations,
+        }
+
+    def _set_hooks(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{"hooks": {arn: behaviour}}``: what these hook targets answer from now."""
+        hooks = _HOOKS.validate_python(payload.get("hooks", payload))
+        with self._sim.lock:
+            self._sim.hooks.update(hooks)
+        return self._get_hooks({})
 
     def _health(self, _: dict[str, Any]) -> dict[str, Any]:
         with self._sim.lock:

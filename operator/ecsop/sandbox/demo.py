@@ -33,6 +33,10 @@ UNHEALTHY = "59233b6fe80dcdad24162d3d22e28579bdfe7c2f46b2dd4e858f6608f57b3f4f"
 ALARM = "a56b6c86a1b03a5bf47ef6024d06c89e9d9cc8714ef1aaf9b4549eae0d57f6f5"
 SMOKE_500 = "c9d605aa6b83c59d942eb2c251ea7ae0507945e2c7daab4333f390a922e40196"
 """Healthy to ECS and the load balancer; the smoke endpoint answers 500 while it serves."""
+WEB_REPOSITORY = "111122223333.dkr.ecr.us-east-1.amazonaws.com/taskboard-web"
+WEB_V3_1 = "9f606588de72969076b0c7773fb7ac65116f4880b1367ed6aa75394726a6ec27"
+WEB_BROKEN = "5faa7b90d3822c01df89aa281331a304a3a628079e0140f02cfaa04d57c2f89f"
+"""Fails its health checks: caught in the green target group, production never moves."""
 
 
 class SmokeEndpoint:
@@ -98,6 +102,10 @@ Try it (in another terminal), editing {specs}/taskboard-api.yaml, release taskbo
     http_check     ...@sha256:{SMOKE_500} (healthy to ECS), with under rollout:
                    httpChecks: [{{url: "{check_url}", intervalSeconds: 1, failuresAllowed: 1}}]
   A release is last-good only after every gate stays green for bakeSeconds after COMPLETED.
+Blue/green: prod/taskboard-web deploys BLUE_GREEN behind an ALB with a test listener
+  (elbv2 describe-rules shows the weights; GET /_sandbox/hooks the smoke hook's calls):
+  good  {WEB_REPOSITORY}@sha256:{WEB_V3_1}
+  bad   ...@sha256:{WEB_BROKEN} (fails health checks; rolled back)
 then run `ecsop status --url {daemon}`. `git checkout {specs}` puts the examples back.
 Ctrl-C stops both the daemon and the sandbox.
 """,

@@ -1,7 +1,8 @@
 """ECS operations on service deployments and service revisions (see ``ecs_api``).
 
-ListServiceDeployments, DescribeServiceDeployments, DescribeServiceRevisions
-and StopServiceDeployment, as the API Reference describes them
+ListServiceDeployments, DescribeServiceDeployments, DescribeServiceRevisions,
+StopServiceDeployment and ContinueServiceDeployment, as the API Reference
+describes them
 (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListServiceDeployments.html,
 API_DescribeServiceDeployments.html, API_DescribeServiceRevisions.html,
 API_StopServiceDeployment.html): at most 20 ARNs per Describe call; List
@@ -12,10 +13,12 @@ order).  What the records say, and when, lives in ``service_deployments``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from ecsop.sandbox import service_deployments, wire_service_deployments
+from ecsop.sandbox import service_deployments, traffic_shift, wire_service_deployments
 from ecsop.sandbox.ecs_api import operation, paginate
+from ecsop.sandbox.lifecycle_hooks import LifecycleHooks
 from ecsop.sandbox.model import Service, ServiceDeployment
 from ecsop.sandbox.simulator import EcsError, Simulator
 
@@ -106,4 +109,42 @@ def stop_service_deployment(sim: Simulator, request: dict[str, Any]) -> dict[str
             )
         service_deployments.stop_requested(sd, stop_type, sim.now)
         sim.wake(service, sim.now + sim.timings.stop_request_seconds)
+    return {"serviceDeploymentArn": arn}
+
+
+@operation("ContinueServiceDeployment")
+def continue_service_deployment(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
+    """Answer a pause hook: CONTINUE (default) or ROLLBACK (API_ContinueServiceDeployment;
+    errors worded as in troubleshooting-blue-green.html, "Lifecycle hook issues")."""
+    arn = request["serviceDeploymentArn"]
+    hook_id = request.get("hookId", "")
+    action = request.get("action", "CONTINUE")
+    if action not in ("CONTINUE", "ROLLBACK"):
+        raise EcsError("InvalidParameterException", "action must be CONTINUE or ROLLBACK.")
+    if not re.fullmatch(r"ecs-[a-z]+-\S+", hook_id):
+        raise EcsError(
+            "InvalidParameterException",
+            "Invalid hookId: hookId must follow the format: ecs-{hookType}-{id}",
+        )
+    sd = sim.service_deployments.get(arn)
+    service = _owner(sim, sd) if sd is not None else None
+    if sd is None or service is None:
+        raise EcsError(
+            "ServiceDeploymentNotFoundException", "The service deployment does not exist."
+        )
+    if not sd.ongoing:
+        raise EcsError(
+            "ClientException",
+            "Continuing a service deployment is not allowed for service deployment in "
+            "terminal states.",
+        )
+    run = traffic_shift.pause_hook(sd, hook_id)
+    if run is None:
+        raise EcsError(
+            "InvalidParameterException",
+            "Provided hookId is either completed, unavailable, or not associated with the "
+            "given Resource ARN",
+        )
+    LifecycleHooks.answer_pause(run, action)
+    sim.wake(service, sim.now)
     return {"serviceDeploymentArn": arn}

@@ -1,10 +1,15 @@
-"""ECS operations on services and their deployments (see ``ecs_api``)."""
+"""ECS operations on services and their deployments (see ``ecs_api``).
+
+CreateService and UpdateService refuse what ECS refuses about the deployment
+strategy and ``loadBalancers[].advancedConfiguration`` (``traffic_config``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from ecsop.sandbox import events, lifecycle, wire_ecs
+from ecsop.sandbox import events, lifecycle, traffic_config, wire_ecs
 from ecsop.sandbox.ecs_api import check_tags, include_tags, operation, paginate, tags_in
 from ecsop.sandbox.model import LoadBalancerBinding, Service, TaskDefinition
 from ecsop.sandbox.simulator import EcsError, Simulator
@@ -27,14 +32,62 @@ def _bindings(
                 "InvalidParameterException",
                 f"The container {lb.get('containerName')} does not exist in the task definition.",
             )
+        advanced = lb.get("advancedConfiguration")
+        if advanced is not None:
+            _adopt_advanced(sim, arn, advanced)
         bindings.append(
             LoadBalancerBinding(
                 target_group_arn=arn,
                 container_name=lb["containerName"],
                 container_port=int(lb["containerPort"]),
+                advanced=dict(advanced) if advanced is not None else None,
             )
         )
     return bindings
+
+
+def _adopt_advanced(sim: Simulator, primary: str, advanced: Mapping[str, Any]) -> None:
+    """The alternate target group and the listener rules must exist (ELBv2 in moto)."""
+    alternate = advanced.get("alternateTargetGroupArn")
+    if not alternate or not sim.target_groups.adopt(alternate):
+        raise EcsError(
+            "InvalidParameterException", f"Unable to find the target group {alternate!r}."
+        )
+    for key in ("productionListenerRule", "testListenerRule"):
+        rule = advanced.get(key)
+        if rule is not None and ":listener/net/" in rule:
+            raise EcsError(
+                "UnsupportedFeatureException",
+                "The ecsop sandbox does not implement Network Load Balancer listeners "
+                "for blue/green deployments.",
+            )
+        if rule is not None and not sim.rules.exists(rule):
+            raise EcsError("InvalidParameterException", f"Unable to find the {key} {rule!r}.")
+    production = sim.rules.weights(advanced.get("productionListenerRule"))
+    if advanced.get("testListenerRule") is None and not {primary, alternate} <= set(production):
+        raise EcsError(
+            "InvalidParameterException",
+            "For Application LoadBalancer, testListenerRule is required when "
+            "productionListenerRule is not associated with both targetGroup and "
+            "alternateTargetGroup",
+        )
+
+
+def _check_strategy(
+    requested: Mapping[str, Any], merged: Mapping[str, Any], load_balancers: list[Any]
+) -> None:
+    try:
+        traffic_config.check_deployment_configuration(requested, merged)
+        traffic_config.check_load_balancers(traffic_config.strategy_of(merged), load_balancers)
+    except traffic_config.ConfigurationError as exc:
+        raise EcsError(exc.code, exc.message) from exc
+
+
+def _requested_load_balancers(service: Service) -> list[dict[str, Any]]:
+    return [
+        {"targetGroupArn": b.target_group_arn, "advancedConfiguration": b.advanced}
+        for b in service.load_balancers
+    ]
 
 
 @operation("CreateService")
@@ -42,6 +95,8 @@ def create_service(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
     cluster = sim.cluster(request.get("cluster"))
     definition = sim.task_definition(request["taskDefinition"])
     check_tags(request.get("tags", []))
+    config = request.get("deploymentConfiguration", {})
+    _check_strategy(config, config, request.get("loadBalancers", []))
     service = sim.new_service(
         cluster,
         request["serviceName"],
@@ -75,11 +130,17 @@ def update_service(sim: Simulator, request: dict[str, Any]) -> dict[str, Any]:
     if "taskDefinition" in request:
         definition = sim.task_definition(request["taskDefinition"])
         redeploy = redeploy or definition.arn != service.primary.task_definition_arn
+    requested = request.get("deploymentConfiguration", {})
+    merged = {**service.deployment_configuration, **requested}
+    _check_strategy(
+        requested,
+        merged,
+        request["loadBalancers"]
+        if "loadBalancers" in request
+        else _requested_load_balancers(service),
+    )
     if "deploymentConfiguration" in request:
-        service.deployment_configuration = {
-            **service.deployment_configuration,
-            **request["deploymentConfiguration"],
-        }
+        service.deployment_configuration = merged
     if "desiredCount" in request:
         service.desired_count = int(request["desiredCount"])
         service.steady = False

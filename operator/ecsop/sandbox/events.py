@@ -172,6 +172,27 @@ def reason_stopped_rollback(to_deployment_id: str) -> str:
 REASON_STOPPED = "ECS deployment stopped."
 
 
+# Why a blue/green, linear or canary deployment failed other than by the breaker or
+# alarms (``traffic_shift``).  ECS documents the service deployment's statusReason for
+# these (troubleshooting-blue-green.html) but not the deployment's rolloutStateReason
+# nor a service event: the wording around ``why`` is the sandbox's own.
+FAILED_HOOKS = "lifecycle hook(s) failed"
+FAILED_NETWORKING = "invalid networking configuration"
+FAILED_TIMEOUT = "lifecycle stage timed out"
+
+
+def reason_failed(why: str) -> str:
+    return f"ECS deployment failed: {why}."
+
+
+def reason_failed_rolling_back(why: str, to_deployment_id: str) -> str:
+    return f"ECS deployment failed: {why}: rolling back to deploymentId {to_deployment_id}."
+
+
+def deployment_failed_because(service: str, deployment_id: str, why: str) -> str:
+    return f"(service {service}) (deployment {deployment_id}) deployment failed: {why}."
+
+
 # Service deployment status reasons (ServiceDeployment.statusReason, rollback.reason).
 # ECS documents the field ("for example, the circuit breaker detected a failure")
 # but not its wording: these are the sandbox's own.

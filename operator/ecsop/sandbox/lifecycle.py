@@ -75,7 +75,7 @@ def launch_running(sim: Simulator, service: Service, deployment: Deployment, at:
     task.pull_started_at = task.pull_stopped_at = task.connectivity_at = at
     _run(sim, service, task, at, announce=False)
     for binding in service.load_balancers:
-        sim.target_groups.set_state(binding.target_group_arn, task.private_ip, "healthy")
+        sim.target_groups.set_state(task.target_group(binding), task.private_ip, "healthy")
     task.agenda = [(when, step) for when, step in task.agenda if step != "healthy"]
     _become_healthy(sim, service, task)
     return task
@@ -120,6 +120,7 @@ def _new_task(sim: Simulator, service: Service, deployment: Deployment, at: floa
         has_health_check=bool(service.load_balancers)
         or any(c.has_health_check for c in containers if c.essential),
         tags=dict(service.tags) if service.propagate_tags == "SERVICE" else {},
+        target_groups=dict(deployment.target_groups),
     )
     deployment.tasks[task.arn] = task
     sim.tasks[task.arn] = task
@@ -165,7 +166,7 @@ def begin_stop(
     graceful = not failed and task.last_status is TaskStatus.RUNNING
     if task.registered_target:
         for binding in service.load_balancers:
-            sim.target_groups.set_state(binding.target_group_arn, task.private_ip, "draining")
+            sim.target_groups.set_state(task.target_group(binding), task.private_ip, "draining")
         delay = max(b.deregistration_delay for b in service.load_balancers)
         task.plan_step(at + delay, "target_gone")
         if graceful:
@@ -219,12 +220,12 @@ def _run(sim: Simulator, service: Service, task: Task, at: float, announce: bool
         container.runtime_id = sim.ids.runtime_id(task.id)
     for binding in service.load_balancers:
         sim.target_groups.register(
-            binding.target_group_arn, task.private_ip, binding.container_port
+            task.target_group(binding), task.private_ip, binding.container_port
         )
         task.registered_target = True
         if announce:
             sim.add_event(
-                service, events.registered_targets(service.name, 1, binding.target_group_arn), at
+                service, events.registered_targets(service.name, 1, task.target_group(binding)), at
             )
     plan = task.plan
     if plan.crash_after is not None:
@@ -242,7 +243,7 @@ def _run(sim: Simulator, service: Service, task: Task, at: float, announce: bool
 
 def _healthy(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
     for binding in service.load_balancers:
-        sim.target_groups.set_state(binding.target_group_arn, task.private_ip, "healthy")
+        sim.target_groups.set_state(task.target_group(binding), task.private_ip, "healthy")
     _become_healthy(sim, service, task)
     return Outcome.HEALTHY
 
@@ -277,12 +278,12 @@ def _unhealthy(sim: Simulator, service: Service, task: Task, at: float) -> Outco
         notice = 0.0
         for binding in service.load_balancers:
             sim.target_groups.set_state(
-                binding.target_group_arn,
+                task.target_group(binding),
                 task.private_ip,
                 "unhealthy",
                 task.plan.health_check_codes,
             )
-            notice = max(notice, sim.target_groups.ecs_notice_seconds(binding.target_group_arn))
+            notice = max(notice, sim.target_groups.ecs_notice_seconds(task.target_group(binding)))
         # ECS notices on its next look at target health, and not during the grace period.
         task.plan_step(max(at + notice, grace_ends), "replace_unhealthy")
     else:
@@ -306,12 +307,12 @@ def _replace_unhealthy(sim: Simulator, service: Service, task: Task, at: float) 
                 service.name,
                 task.id,
                 binding.container_port,
-                binding.target_group_arn,
+                task.target_group(binding),
                 task.plan.health_check_codes,
             ),
             at,
         )
-        reason = events.stop_elb_health(binding.target_group_arn)
+        reason = events.stop_elb_health(task.target_group(binding))
     else:
         sim.add_event(service, events.container_unhealthy(service.name, task.id), at)
         reason = events.STOP_CONTAINER_HEALTH
@@ -357,9 +358,9 @@ def _stopped(sim: Simulator, service: Service, task: Task, at: float) -> Outcome
 
 def _target_gone(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
     for binding in service.load_balancers:
-        sim.target_groups.deregister(binding.target_group_arn, task.private_ip)
+        sim.target_groups.deregister(task.target_group(binding), task.private_ip)
         sim.add_event(
-            service, events.deregistered_targets(service.name, 1, binding.target_group_arn), at
+            service, events.deregistered_targets(service.name, 1, task.target_group(binding)), at
         )
     task.registered_target = False
     return None

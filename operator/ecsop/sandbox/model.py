@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecsop.sandbox.behaviours import TaskPlan
 from ecsop.sandbox.events import EventLog
 from ecsop.sandbox.throttle import LaunchThrottle
+
+if TYPE_CHECKING:
+    from ecsop.sandbox.shift_plan import ShiftProgress
 
 
 class TaskStatus(StrEnum):
@@ -111,6 +114,12 @@ class Task:
     version: int = 1
     tags: dict[str, str] = field(default_factory=dict)
     alarms_tripped: tuple[str, ...] = ()
+    target_groups: dict[str, str] = field(default_factory=dict)
+    """Binding target group -> the one this task registers in, when its deployment
+    uses the other of a blue/green pair (``Deployment.target_groups``)."""
+
+    def target_group(self, binding: LoadBalancerBinding) -> str:
+        return self.target_groups.get(binding.target_group_arn, binding.target_group_arn)
 
     @property
     def next_at(self) -> float | None:
@@ -157,6 +166,9 @@ class Deployment:
     """Steady, and baking (deployment alarms still watched) until then."""
     stuck_logged: bool = False
     """The "unable to stop or start tasks" event was logged for this deployment."""
+    target_groups: dict[str, str] = field(default_factory=dict)
+    """For services with ``advancedConfiguration``: binding target group -> the target
+    group this deployment's tasks register in (``traffic_shift``)."""
     desired_count: int = 0
     tasks: dict[str, Task] = field(default_factory=dict)
     """Tasks of this deployment not yet settled (settled: STOPPED, targets gone);
@@ -191,6 +203,8 @@ class ServiceRevision:
     network_configuration: dict[str, Any] | None
     container_images: list[dict[str, str]]
     created_at: float
+    resolved_target_groups: dict[str, str] = field(default_factory=dict)
+    """Binding target group -> the one serving this revision (``resolvedConfiguration``)."""
 
 
 @dataclass
@@ -227,6 +241,8 @@ class ServiceDeployment:
     stop_requested_at: float = 0.0
     breaker_triggered: bool = False
     triggered_alarms: list[str] = field(default_factory=list)
+    progress: ShiftProgress | None = None
+    """Blue/green, linear and canary: where the stage machine stands (``shift_plan``)."""
 
     @property
     def ongoing(self) -> bool:
@@ -247,6 +263,9 @@ class LoadBalancerBinding:
     deregistration_delay: float = 300.0
     unhealthy_after: float = 30.0
     """Seconds after RUNNING when the ELB marks a failing target ``unhealthy``."""
+    advanced: dict[str, Any] | None = None
+    """``advancedConfiguration`` (alternateTargetGroupArn, productionListenerRule,
+    testListenerRule, roleArn), for the traffic-shifting strategies."""
 
 
 @dataclass

@@ -38,6 +38,7 @@ from ecsop.sandbox import (
     lifecycle,
     placement,
     service_deployments,
+    traffic_shift,
 )
 from ecsop.sandbox.model import Service, Task, TaskStatus
 
@@ -63,8 +64,11 @@ def step(sim: Simulator, service: Service, at: float) -> float | None:
                 sim.settle(service, deployment, task)
     wakes: list[float | None] = [_act_on_stop_request(sim, service, at)]
     wakes.append(deployment_alarms.check(sim, service, at))
-    wakes.append(_schedule(sim, service, at))
-    wakes.append(_complete(sim, service, at))
+    if traffic_shift.governs(service):  # blue/green, linear, canary: their own stages
+        wakes.append(traffic_shift.step(sim, service, at))
+    else:
+        wakes.append(_schedule(sim, service, at))
+        wakes.append(_complete(sim, service, at))
     _retire_drained(service)
     if service.status == "DRAINING" and all(d.drained() for d in service.deployments):
         service.status = "INACTIVE"

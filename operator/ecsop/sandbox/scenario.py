@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ecsop.sandbox import traffic_config
 from ecsop.sandbox.scenario_extras import CommandBehaviour, MetricsOptions
 
 Behavior = Literal["healthy", "crashloop", "unhealthy", "pull-error", "slow", "flaky", "alarm"]
@@ -93,6 +94,19 @@ class ImageBehaviour(_Model):
         return 90.0 if self.behavior == "slow" else 5.0
 
 
+class AdvancedLoadBalancing(_Model):
+    """Blue/green resources the sandbox creates next to the target group: an
+    alternate target group, an internal ALB with a production listener and rule
+    and, with ``testListener``, a test listener and rule (``listener_rules``).
+    ``advancedConfiguration: true`` takes the defaults."""
+
+    test_listener: bool = False
+    production_port: int = Field(default=80, ge=1, le=65535)
+    test_port: int = Field(default=8080, ge=1, le=65535)
+    role_arn: str | None = None
+    """The ``roleArn`` shown in ``advancedConfiguration`` (IAM is not modelled)."""
+
+
 class LoadBalancer(_Model):
     """Put the service behind a target group the sandbox creates (target type ip)."""
 
@@ -103,6 +117,16 @@ class LoadBalancer(_Model):
     unhealthy_after_seconds: float = Field(default=30, ge=0)
     """For images that fail health checks: seconds from RUNNING until the target is
     ``unhealthy`` (ALB defaults: 30 s interval x 2 unhealthy checks = 60 s)."""
+    advanced_configuration: bool | AdvancedLoadBalancing = False
+    """For BLUE_GREEN, LINEAR and CANARY: ``true`` (or the options) makes the sandbox
+    create the alternate target group, listeners and rules and name them in
+    ``loadBalancers[].advancedConfiguration``."""
+
+    @property
+    def advanced(self) -> AdvancedLoadBalancing | None:
+        if isinstance(self.advanced_configuration, AdvancedLoadBalancing):
+            return self.advanced_configuration
+        return AdvancedLoadBalancing() if self.advanced_configuration else None
 
 
 class ServiceSpec(_Model):
@@ -140,6 +164,7 @@ class ServiceSpec(_Model):
     @classmethod
     def _deployment_configuration(cls, value: dict[str, Any]) -> dict[str, Any]:
         _check_keys(value, "DeploymentConfiguration", "deploymentConfiguration")
+        traffic_config.check_deployment_configuration(value)
         return value
 
     @model_validator(mode="after")
@@ -151,6 +176,17 @@ class ServiceSpec(_Model):
                     f"loadBalancer.containerName {self.load_balancer.container_name!r} "
                     f"is not a container of the task definition ({sorted(names)})"
                 )
+        if (
+            traffic_config.shifts_traffic(self.deployment_configuration)
+            and self.load_balancer is not None
+            and self.load_balancer.advanced is None
+        ):
+            raise ValueError(
+                f"deploymentConfiguration.strategy "
+                f"{traffic_config.strategy_of(self.deployment_configuration)} shifts traffic "
+                "between two target groups: give loadBalancer.advancedConfiguration "
+                "(true, or {testListener: true})"
+            )
         return self
 
     def instance_names(self, name: str) -> list[str]:
@@ -167,6 +203,18 @@ class Capacity(_Model):
     """Tasks the cluster can run at once, every service together (None: unlimited).
     A launch past it fails to place, with ECS's placement event, and counts as a
     failed task of the deployment; the control API changes it at run time."""
+
+
+class HookBehaviour(_Model):
+    """What a lifecycle hook's Lambda function answers when ECS invokes it."""
+
+    behavior: Literal["succeed", "fail", "error"] = "succeed"
+    """Its final ``hookStatus``: SUCCEEDED, FAILED, or ``error``: no valid hookStatus
+    (a crash or a timeout of the function), which rolls back like FAILED."""
+    in_progress_seconds: float = Field(default=0, ge=0)
+    """It answers IN_PROGRESS until this long after its first invocation at a stage."""
+    call_back_delay_seconds: float = Field(default=30, ge=1)
+    """The ``callBackDelay`` it returns with IN_PROGRESS: when ECS invokes it again."""
 
 
 class ClusterSpec(_Model):
@@ -253,6 +301,8 @@ class Scenario(_Model):
     """What one-off tasks (RunTask) do, by image and command (``oneoff``)."""
     metrics: MetricsOptions = Field(default_factory=MetricsOptions)
     """Per-task Prometheus endpoints and CloudWatch metrics (``app_metrics``)."""
+    hooks: dict[str, HookBehaviour] = Field(default_factory=dict)
+    """Lifecycle hook target (Lambda function) ARN -> what it answers."""
     crash_after_running_counts_as_failed: bool = False
     """Whether a task that reached RUNNING and then exited, with no health check to
     fail, counts as a failed task of its deployment (the circuit breaker).  ECS's

@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from ecsop.sandbox import events
+from ecsop.sandbox import events, wire_ecs
 from ecsop.sandbox.model import Deployment, Service, ServiceDeployment, ServiceRevision
 
 if TYPE_CHECKING:
@@ -59,14 +59,7 @@ def new_revision(
         cluster_arn=service.cluster.arn,
         task_definition_arn=task_definition_arn,
         launch_type=service.launch_type,
-        load_balancers=[
-            {
-                "targetGroupArn": b.target_group_arn,
-                "containerName": b.container_name,
-                "containerPort": b.container_port,
-            }
-            for b in service.load_balancers
-        ],
+        load_balancers=[wire_ecs.load_balancer(b) for b in service.load_balancers],
         network_configuration=service.network_configuration,
         container_images=[
             {"containerName": c["name"], "image": c["image"]}
@@ -114,6 +107,7 @@ def make(
         target=revision,
         sources=sources,
         deployment_configuration=_configuration(service),
+        strategy=str(service.deployment_configuration.get("strategy") or "ROLLING"),
         updated_at=at,
     )
 
@@ -166,6 +160,13 @@ def rolling_back(sd: ServiceDeployment, rollback: Deployment, reason: str, at: f
     sd.rollback_started_at = at
     sd.lifecycle_stage = "SCALE_UP"
     sd.updated_at = at
+
+
+def rollback_failed(sd: ServiceDeployment, reason: str, at: float) -> None:
+    """A rollback that did not happen for another reason than the breaker or alarms
+    (a lifecycle hook failing while it runs)."""
+    if sd.ongoing:
+        _finish(sd, "ROLLBACK_FAILED", reason, at)
 
 
 def stop_requested(sd: ServiceDeployment, stop_type: str, at: float) -> None:

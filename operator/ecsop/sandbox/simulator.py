@@ -23,11 +23,20 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from ecsop.sandbox import deployment_alarms, events, lifecycle, rollout, service_deployments
+from ecsop.sandbox import (
+    deployment_alarms,
+    events,
+    lifecycle,
+    rollout,
+    service_deployments,
+    shift_plan,
+)
 from ecsop.sandbox.alarms import Alarms
 from ecsop.sandbox.behaviours import ImageCatalog
 from ecsop.sandbox.clock import SimClock
 from ecsop.sandbox.ids import Ids
+from ecsop.sandbox.lifecycle_hooks import LifecycleHooks
+from ecsop.sandbox.listener_rules import ListenerRules
 from ecsop.sandbox.loadbalancing import TargetGroups
 from ecsop.sandbox.model import (
     Cluster,
@@ -89,6 +98,8 @@ class Simulator:
         self.timings = scenario.timings
         self.target_groups = TargetGroups(account_id, scenario.region)
         self.alarms = Alarms(account_id, scenario.region)
+        self.rules = ListenerRules(account_id, scenario.region)
+        self.hooks = LifecycleHooks(scenario.hooks)
         self.clusters: dict[str, Cluster] = {}
         self.task_definitions: dict[str, dict[int, TaskDefinition]] = {}
         self.task_definitions_by_arn: dict[str, TaskDefinition] = {}
@@ -341,6 +352,7 @@ class Simulator:
         self.services_by_deployment[deployment.id] = service
         if rollback_of is None:
             service_deployments.begin(self, service, deployment, at)
+        shift_plan.began(self, service, deployment, at)
         service.task_definition_arn = task_definition_arn
         service.steady = False
         self.wake(service, at)
@@ -401,13 +413,27 @@ class Simulator:
         lb = spec.load_balancer
         if lb is None:
             return []
+        target_group = self.target_groups.create(cluster, name, lb.container_port)
+        advanced = None
+        if lb.advanced is not None:
+            # Blue/green resources, as a user builds them (alb-resources-for-blue-green.html).
+            alternate = self.target_groups.create(cluster, f"{name}-alt", lb.container_port)
+            advanced = self.rules.create(
+                f"{cluster}-{name}",
+                target_group,
+                alternate,
+                production_port=lb.advanced.production_port,
+                test_port=lb.advanced.test_port if lb.advanced.test_listener else None,
+                role_arn=lb.advanced.role_arn,
+            )
         return [
             LoadBalancerBinding(
-                target_group_arn=self.target_groups.create(cluster, name, lb.container_port),
+                target_group_arn=target_group,
                 container_name=lb.container_name,
                 container_port=lb.container_port,
                 deregistration_delay=lb.deregistration_delay_seconds,
                 unhealthy_after=lb.unhealthy_after_seconds,
+                advanced=advanced,
             )
         ]
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ecsop.sandbox.model import Cluster, Container, Deployment, Service, Task, TaskDefinition
+from ecsop.sandbox.model import (
+    Cluster,
+    Container,
+    Deployment,
+    LoadBalancerBinding,
+    Service,
+    Task,
+    TaskDefinition,
+)
 
 
 def _compact(value: dict[str, Any]) -> dict[str, Any]:
@@ -82,20 +90,24 @@ def deployment(d: Deployment) -> dict[str, Any]:
     )
 
 
+def load_balancer(b: LoadBalancerBinding) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "targetGroupArn": b.target_group_arn,
+        "containerName": b.container_name,
+        "containerPort": b.container_port,
+    }
+    if b.advanced is not None:
+        out["advancedConfiguration"] = copy.deepcopy(b.advanced)
+    return out
+
+
 def service(s: Service, include_tags: bool, region: str, account_id: str) -> dict[str, Any]:
     out = _compact(
         {
             "serviceArn": s.arn,
             "serviceName": s.name,
             "clusterArn": s.cluster.arn,
-            "loadBalancers": [
-                {
-                    "targetGroupArn": b.target_group_arn,
-                    "containerName": b.container_name,
-                    "containerPort": b.container_port,
-                }
-                for b in s.load_balancers
-            ],
+            "loadBalancers": [load_balancer(b) for b in s.load_balancers],
             "serviceRegistries": [],
             "status": s.status,
             "desiredCount": s.desired_count,

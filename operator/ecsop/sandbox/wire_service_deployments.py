@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ecsop.sandbox import breaker
+from ecsop.sandbox import breaker, traffic_shift
 from ecsop.sandbox.model import Deployment, Service, ServiceDeployment, ServiceRevision
 
 
@@ -67,6 +67,7 @@ def service_deployment(sd: ServiceDeployment, service: Service) -> dict[str, Any
             "deploymentConfiguration": copy.deepcopy(sd.deployment_configuration),
             "deploymentCircuitBreaker": _breaker(sd),
             "alarms": _alarms(sd),
+            "lifecycleHookDetails": traffic_shift.hook_details(sd) or None,
         }
     )
     if sd.rollback_deployment is not None:
@@ -140,8 +141,25 @@ def revision(r: ServiceRevision) -> dict[str, Any]:
             ],
             "guardDutyEnabled": False,
             "createdAt": r.created_at,
+            "resolvedConfiguration": _resolved(r),
         }
     )
+
+
+def _resolved(r: ServiceRevision) -> dict[str, Any] | None:
+    """Which target group serves the revision, behind which production rule
+    (API_ResolvedConfiguration): the one of the pair its deployment was given."""
+    balancers = [
+        {
+            "targetGroupArn": r.resolved_target_groups.get(
+                lb["targetGroupArn"], lb["targetGroupArn"]
+            ),
+            "productionListenerRule": lb["advancedConfiguration"]["productionListenerRule"],
+        }
+        for lb in r.load_balancers
+        if lb.get("advancedConfiguration")
+    ]
+    return {"loadBalancers": balancers} if balancers else None
 
 
 def _digest(image: str) -> str:
