@@ -398,7 +398,7 @@ def _suspended(p: _Pass) -> Action:
 
 
 def _deploy(p: _Pass, reason: Reason) -> Action:
-    blocked = _memory_blocked(p)
+    blocked = _memory_blocked(p) or _held(p, reason)
     if blocked is not None:
         return blocked
     service = p.observed.service
@@ -425,6 +425,16 @@ def _deploy(p: _Pass, reason: Reason) -> Action:
         memory=p.memory.rolling_out(p.view.desired),
         reuse=reuse,
     )
+
+
+def _held(p: _Pass, reason: Reason) -> Action | None:
+    """What must pass before a deploy of a new release starts, in this order.
+
+    Each check is a module of its own and answers a ``Wait`` naming what it
+    waits for, or None. Only new releases are held: this function is not on
+    the path of rollbacks, which are never held.
+    """
+    return None
 
 
 def _memory_blocked(p: _Pass) -> Action | None:
