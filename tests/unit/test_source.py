@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -147,6 +148,67 @@ def test_bad_file_is_reported_and_others_still_load(
     assert (error.file, error.line, error.field) == (str(tmp_path / "bad.yaml"), line, field)
     assert message in error.message
     assert str(error).startswith(f"{tmp_path / 'bad.yaml'}:{line}:" if line else str(error.file))
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """A 'billion laughs' document: each anchor repeats the previous one nine times."""
+    names = "abcdefghijklmnop"[:levels]
+    lines = ['  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"  {n}: &{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in itertools.pairwise(names)]
+    return "x:\n" + "\n".join(lines) + f"\napiVersion: *{names[-1]}\nkind: ServiceRelease\n"
+
+
+@pytest.mark.timeout(20)
+def test_alias_bomb_is_refused_at_the_alias_with_its_line(tmp_path: Path) -> None:
+    bomb = alias_bomb()
+    assert len(bomb) < 700  # 9**9 strings once expanded
+    result = load_with(tmp_path, bomb)
+    assert list(result.releases) == ["good"]
+    (error,) = result.errors
+    assert (error.file, error.line) == (str(tmp_path / "bad.yaml"), 7)
+    assert "alias *e takes the document past 100000 YAML nodes" in error.message
+    assert len(str(error)) < 400
+
+
+def test_aliases_that_do_not_multiply_still_load(tmp_path: Path) -> None:
+    content = doc(extra="  rollout:\n    alarms: &alarms [a-5xx, a-latency]\n").replace(
+        "metadata:\n", "x-shared: &labels {team: shop}\nmetadata:\n  labels: *labels\n"
+    )
+    result = load_with(tmp_path, content.replace("x-shared", "kind2"))
+    (error,) = result.errors  # the anchor's own key is an unknown field, nothing else
+    assert error.field == "kind2" and "unknown field" in error.message
+
+
+def test_recursive_alias_is_refused(tmp_path: Path) -> None:
+    result = load_with(tmp_path, doc(extra="  rollout: &r {alarms: [*r]}\n"))
+    (error,) = result.errors
+    assert error.line == 10 and "alias *r is used inside its own anchor &r" in error.message
+
+
+HUGE = "x" * 500_000
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        pytest.param(doc().replace("ecsop.dev/v1", HUGE), "apiVersion", id="literal"),
+        pytest.param(doc(name=HUGE), "metadata.name", id="pattern"),
+        pytest.param(doc(extra=f"  suspend: {HUGE}\n"), "spec.suspend", id="type"),
+        pytest.param(doc().replace(IMAGE, HUGE), "spec.containers.api", id="image"),
+        pytest.param(doc(extra=f"  ? {HUGE}\n  : 1\n"), "spec.xxxxx", id="unknown-field"),
+        pytest.param(
+            doc(extra=f"  ? {HUGE}\n  : 1\n  ? {HUGE}\n  : 2\n"), "spec.xxxxx", id="duplicate-key"
+        ),
+        pytest.param(f"apiVersion: *{HUGE}\n", "", id="yaml-undefined-alias"),
+    ],
+)
+def test_a_huge_value_is_quoted_truncated(tmp_path: Path, content: str, field: str) -> None:
+    result = load_with(tmp_path, content)
+    assert result.errors
+    for error in result.errors:
+        assert error.field.startswith(field)
+        assert len(str(error)) < len(str(tmp_path)) + 500, str(error)[:1000]
+    assert any("xxx..." in e.message or "..." in e.field for e in result.errors)
 
 
 def test_error_line_points_into_the_right_document(tmp_path: Path) -> None:

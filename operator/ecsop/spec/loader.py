@@ -30,10 +30,13 @@ from ecsop.spec import errors as spec_errors
 from ecsop.spec import model as spec
 from ecsop.spec import yaml_reader as spec_yaml
 from ecsop.spec.model import ServiceRelease
+from ecsop.spec.quoting import clip
 
 MAX_FILE_BYTES = 1024 * 1024
 """Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
 SPEC_SUFFIXES = (".yaml", ".yml")
+MAX_MESSAGE = 300
+"""Characters of a YAML parser message kept (it may quote the offending text)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -317,7 +320,9 @@ def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
     problem = getattr(exc, "problem", None)
     context = getattr(exc, "context", None)
     detail = " ".join(str(p) for p in (context, problem) if p) or str(exc)
-    return SpecError(display, line, "", f"YAML syntax error: {detail}")
+    if isinstance(exc, spec_yaml.ExpansionError):
+        return SpecError(display, line, "", clip(detail, MAX_MESSAGE))
+    return SpecError(display, line, "", f"YAML syntax error: {clip(detail, MAX_MESSAGE)}")
 
 
 def _declared_name(document: Any) -> str | None:

@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
+from ecsop.spec.quoting import quote
+
 API_VERSION = "ecsop.dev/v1"
 KIND = "ServiceRelease"
 
@@ -216,7 +218,7 @@ class ReleaseSpec(_Model):
     def _container_names(cls, containers: dict[str, str]) -> dict[str, str]:
         for name in containers:
             if not name or len(name) > 255:
-                raise ValueError(f"container name {name!r} must be 1 to 255 characters")
+                raise ValueError(f"container name {quote(name)} must be 1 to 255 characters")
         return containers
 
 
@@ -243,17 +245,17 @@ def image_problem(image: str, *, allow_mutable_tags: bool) -> str | None:
     exactly what was reviewed and merged, so digests are required by default.
     """
     if not image or not _IMAGE_PATTERN.match(image):
-        return f"{image!r} is not an image reference (repository[:tag]@sha256:<64 hex>)"
+        return f"{quote(image)} is not an image reference (repository[:tag]@sha256:<64 hex>)"
     if DIGEST_PATTERN.search(image):
         return None
     if "@" in image:
         if not _DIGEST_LIKE.search(image) or "@sha256:" not in image:
-            return f"{image!r}: only sha256 digests are supported (@sha256:<64 hex>)"
-        return f"{image!r}: a sha256 digest is exactly 64 lowercase hex characters"
+            return f"{quote(image)}: only sha256 digests are supported (@sha256:<64 hex>)"
+        return f"{quote(image)}: a sha256 digest is exactly 64 lowercase hex characters"
     if allow_mutable_tags:
         return None
     return (
-        f"{image!r} is not pinned by digest: write repository@sha256:<64 hex> "
+        f"{quote(image)} is not pinned by digest: write repository@sha256:<64 hex> "
         "(tags can move; the daemon accepts them only with --allow-mutable-tags)"
     )
 
