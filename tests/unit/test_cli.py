@@ -21,3 +21,13 @@ def test_validate_refuses_an_alias_bomb_quickly_with_file_and_line(
     assert out.startswith(f"{bomb}:7: alias *e takes the document past 100000 YAML nodes")
     assert len(out) < 400
     assert "1 error(s)" in err
+
+
+def test_validate_reports_a_symlink_loop_as_a_spec_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    assert cli.main(["validate", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{tmp_path / 'loop.yaml'}: cannot resolve path: symlink loop\n"
+    assert "Traceback" not in err and "1 error(s)" in err

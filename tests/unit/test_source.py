@@ -130,6 +130,10 @@ def load_with(tmp_path: Path, content: str | bytes, name: str = "bad.yaml") -> s
         ),
         pytest.param(b"apiVersion: \xff\xfe\n", 1, "", "not UTF-8", id="not-utf8"),
         pytest.param(
+            "a: 1\nwhen: 2020-13-45\n", 2, "", "month must be in 1..12", id="impossible-date"
+        ),
+        pytest.param("a: !!int zz\n", 1, "", "cannot read value", id="bad-explicit-int"),
+        pytest.param(
             "a: !!python/object/apply:os.system ['true']\n",
             1,
             "",
@@ -276,6 +280,30 @@ def test_symlink_outside_directory_is_refused(tmp_path: Path) -> None:
     assert result.releases == {}
     assert sorted(Path(e.file).name for e in result.errors) == ["dir", "link.yaml"]
     assert all("outside the spec directory" in e.message for e in result.errors)
+
+
+def test_a_symlink_loop_is_an_error_of_that_file_only(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "ping.yaml").symlink_to("pong.yaml")
+    (tmp_path / "team" / "pong.yaml").symlink_to("ping.yaml")
+    result = source.load([tmp_path])
+    assert list(result.releases) == ["good"]
+    assert [(Path(e.file).name, e.message) for e in result.errors] == [
+        ("loop.yaml", "cannot resolve path: symlink loop"),
+        ("ping.yaml", "cannot resolve path: symlink loop"),
+        ("pong.yaml", "cannot resolve path: symlink loop"),
+    ]
+
+
+def test_a_spec_path_that_is_a_symlink_loop_is_an_error_not_an_exception(tmp_path: Path) -> None:
+    (tmp_path / "specs").symlink_to("specs")
+    result = source.load([tmp_path / "specs"])
+    assert (result.releases, result.commit) == ({}, None)
+    assert [str(e) for e in result.errors] == [
+        f"{tmp_path / 'specs'}: cannot resolve path: symlink loop"
+    ]
 
 
 def test_configmap_layout_follows_data_links_once(tmp_path: Path) -> None:

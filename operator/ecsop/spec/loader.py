@@ -14,6 +14,7 @@ change the watcher reports). Watching itself lives in ``ecsop.watcher``.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import subprocess
@@ -143,8 +144,10 @@ def load(
     files = 0
     # Each path is resolved once: git-sync may swap its symlink mid-load, and
     # the files read and the commit reported must come from the same checkout.
-    roots = [(Path(given), Path(given).resolve()) for given in paths]
+    roots = [(Path(given), _resolved(Path(given), str(given), errors)) for given in paths]
     for given, root in roots:
+        if root is None:
+            continue
         for display, real in _spec_files(given, root, errors):
             files += 1
             found, problems = load_file(
@@ -160,7 +163,8 @@ def load(
         cache.sweep()
     releases, conflicts = _unique(candidates)
     errors.extend(conflicts)
-    commit = git_commit(roots[0][1]) if roots else None
+    first = roots[0][1] if roots else None
+    commit = git_commit(first) if first is not None else None
     return SpecSet(releases=releases, errors=sorted(errors), files=files, commit=commit)
 
 
@@ -172,7 +176,24 @@ def load_file(
     allow_mutable_tags: bool = False,
     cache: ParseCache | None = None,
 ) -> tuple[list[LoadedRelease], list[SpecError]]:
-    """Read one file: its valid releases and the errors of its other documents."""
+    """Read one file: its valid releases and the errors of its other documents.
+
+    Never raises: whatever the file holds, its problems come back as ``SpecError``.
+    """
+    try:
+        return _load_file(path, display, default_region, allow_mutable_tags, cache)
+    except Exception as exc:  # a bug of ours must cost one file, never the whole load
+        what = f"{type(exc).__name__}: {clip(str(exc), MAX_MESSAGE)}"
+        return [], [SpecError(display, None, "", f"cannot be read (internal error {what})")]
+
+
+def _load_file(
+    path: Path,
+    display: str,
+    default_region: str,
+    allow_mutable_tags: bool,
+    cache: ParseCache | None,
+) -> tuple[list[LoadedRelease], list[SpecError]]:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -255,13 +276,32 @@ def git_commit(path: Path) -> str | None:
             timeout=10,
             check=False,
         )
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, RuntimeError, subprocess.SubprocessError):  # RuntimeError: symlink loop
         return None
     commit = result.stdout.strip()
     return commit if result.returncode == 0 and len(commit) >= 40 else None
 
 
 # --- files -----------------------------------------------------------------
+
+
+def _resolved(path: Path, display: str, errors: list[SpecError]) -> Path | None:
+    """``path`` with every symlink resolved, or None and an error (a loop, an unreadable link).
+
+    Python raises ``RuntimeError`` for a symlink loop (3.11, 3.12) or ``OSError``
+    (3.13); either is one spec error, never an exception out of ``load``.
+    """
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:
+        errors.append(SpecError(display, None, "", f"cannot resolve path: {_why(exc)}"))
+        return None
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "symlink loop"
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _spec_files(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tuple[str, Path]]:
@@ -274,10 +314,15 @@ def _spec_files(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tu
     present their files. Symlinks that leave the directory are refused, so a
     spec repo cannot make the daemon read arbitrary files.
     """
-    if not root.exists():
+    try:
+        exists, is_file = root.exists(), root.is_file()
+    except OSError as exc:
+        errors.append(SpecError(str(given), None, "", f"cannot read: {_why(exc)}"))
+        return
+    if not exists:
         errors.append(SpecError(str(given), None, "", "no such file or directory"))
         return
-    if root.is_file():
+    if is_file:
         yield str(given), root
         return
     seen: set[Path] = set()
@@ -290,13 +335,15 @@ def _walk(
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
-        errors.append(SpecError(str(display), None, "", f"cannot list directory: {exc.strerror}"))
+        errors.append(SpecError(str(display), None, "", f"cannot list directory: {_why(exc)}"))
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue
         shown = display / entry.name
-        real = Path(entry.path).resolve()
+        real = _resolved(Path(entry.path), str(shown), errors)
+        if real is None:
+            continue
         if entry.is_symlink() and not real.is_relative_to(root):
             errors.append(
                 SpecError(

@@ -88,6 +88,15 @@ class _BoundedLoader(yaml.SafeLoader):
                 self._open.discard(anchor)
         return node
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's constructors raise ``ValueError`` for ``2020-13-45`` or ``!!int zz``."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                problem=f"cannot read value: {exc}", problem_mark=node.start_mark
+            ) from None
+
     def _count(self, nodes: int, what: str, mark: Any) -> None:
         self._expanded += nodes
         if self._expanded > MAX_YAML_NODES:
