@@ -282,6 +282,32 @@ def test_symlink_outside_directory_is_refused(tmp_path: Path) -> None:
     assert all("outside the spec directory" in e.message for e in result.errors)
 
 
+def test_files_that_are_not_specs_are_ignored_whatever_they_point_to(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "good.yaml").write_text(GOOD)
+    (specs / "notes.txt").symlink_to("/etc/passwd")
+    (specs / "LICENSE").symlink_to(outside / "LICENSE")  # dangling, and outside
+    (specs / "loop").symlink_to("loop")
+    os.mkfifo(specs / "pipe")
+    result = source.load([specs])
+    assert (list(result.releases), result.errors, result.files) == (["good"], [], 1)
+
+
+def test_a_spec_file_that_cannot_be_read_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "gone.yaml").symlink_to("deleted.yaml")
+    os.mkfifo(tmp_path / "pipe.yaml")  # reading it would block the daemon forever
+    result = source.load([tmp_path])
+    assert list(result.releases) == ["good"]
+    assert [(Path(e.file).name, e.message) for e in result.errors] == [
+        ("gone.yaml", "broken symlink: no such file"),
+        ("pipe.yaml", "not a regular file; refused"),
+    ]
+
+
 def test_a_symlink_loop_is_an_error_of_that_file_only(tmp_path: Path) -> None:
     (tmp_path / "good.yaml").write_text(GOOD)
     (tmp_path / "loop.yaml").symlink_to("loop.yaml")

@@ -311,8 +311,10 @@ def _spec_files(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tu
     directories of an atomic-writer volume), but a visible symlink is followed
     when it resolves inside the directory: that is how a ConfigMap volume
     (``api.yaml -> ..data/api.yaml``) and git-sync (``current -> .worktrees/x``)
-    present their files. Symlinks that leave the directory are refused, so a
-    spec repo cannot make the daemon read arbitrary files.
+    present their files. Only directories and spec files (``*.yaml``,
+    ``*.yml``) are looked at; any other entry is ignored, whatever it is or
+    points to. A spec file or directory whose symlink leaves the directory is
+    refused, so a spec repo cannot make the daemon read arbitrary files.
     """
     try:
         exists, is_file = root.exists(), root.is_file()
@@ -340,6 +342,9 @@ def _walk(
     for entry in entries:
         if entry.name.startswith("."):
             continue
+        spec_named = entry.name.lower().endswith(SPEC_SUFFIXES)
+        if not spec_named and not _is_dir(entry):
+            continue  # README.md, notes.txt -> /etc/passwd: not a spec, whatever it points to
         shown = display / entry.name
         real = _resolved(Path(entry.path), str(shown), errors)
         if real is None:
@@ -356,9 +361,21 @@ def _walk(
         if real.is_dir():
             seen.add(real)
             yield from _walk(root, real, shown, seen, errors)
-        elif real.is_file() and entry.name.lower().endswith(SPEC_SUFFIXES):
+        elif real.is_file():
             seen.add(real)
             yield str(shown), real
+        elif not real.exists():
+            errors.append(SpecError(str(shown), None, "", "broken symlink: no such file"))
+        else:
+            errors.append(SpecError(str(shown), None, "", "not a regular file; refused"))
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether ``entry`` is a directory or a symlink to one (false when it cannot be read)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
