@@ -332,6 +332,17 @@ def test_a_spec_path_that_is_a_symlink_loop_is_an_error_not_an_exception(tmp_pat
     ]
 
 
+def test_a_file_name_that_is_not_utf8_is_shown_with_the_byte_escaped(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    with open(os.fsencode(tmp_path) + b"/bad\xff\n.yaml", "wb") as broken:
+        broken.write(b"kind: [\n")
+    result = source.load([tmp_path])
+    assert list(result.releases) == ["good"]
+    (error,) = result.errors
+    assert error.file == f"{tmp_path}/bad\\xff\\n.yaml"
+    str(error).encode("utf-8")  # printable anywhere; no surrogate, no line break
+
+
 def test_configmap_layout_follows_data_links_once(tmp_path: Path) -> None:
     """A mounted ConfigMap: api.yaml -> ..data/api.yaml, ..data -> ..2026_11_23/."""
     stamp = tmp_path / "..2026_11_23_10_00_00.123"

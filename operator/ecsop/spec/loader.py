@@ -31,7 +31,7 @@ from ecsop.spec import errors as spec_errors
 from ecsop.spec import model as spec
 from ecsop.spec import yaml_reader as spec_yaml
 from ecsop.spec.model import ServiceRelease
-from ecsop.spec.quoting import clip
+from ecsop.spec.quoting import clip, printable
 
 MAX_FILE_BYTES = 1024 * 1024
 """Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
@@ -144,7 +144,7 @@ def load(
     files = 0
     # Each path is resolved once: git-sync may swap its symlink mid-load, and
     # the files read and the commit reported must come from the same checkout.
-    roots = [(Path(given), _resolved(Path(given), str(given), errors)) for given in paths]
+    roots = [(Path(given), _resolved(Path(given), _shown(Path(given)), errors)) for given in paths]
     for given, root in roots:
         if root is None:
             continue
@@ -319,16 +319,16 @@ def _spec_files(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tu
     try:
         exists, is_file = root.exists(), root.is_file()
     except OSError as exc:
-        errors.append(SpecError(str(given), None, "", f"cannot read: {_why(exc)}"))
+        errors.append(SpecError(_shown(given), None, "", f"cannot read: {_why(exc)}"))
         return
     if not exists:
-        errors.append(SpecError(str(given), None, "", "no such file or directory"))
+        errors.append(SpecError(_shown(given), None, "", "no such file or directory"))
         return
     if is_file:
-        yield str(given), root
+        yield _shown(given), root
         return
     seen: set[Path] = set()
-    yield from _walk(root, root, given, seen, errors)
+    yield from _walk(root, root, Path(_shown(given)), seen, errors)
 
 
 def _walk(
@@ -337,7 +337,7 @@ def _walk(
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
-        errors.append(SpecError(str(display), None, "", f"cannot list directory: {_why(exc)}"))
+        errors.append(SpecError(_shown(display), None, "", f"cannot list directory: {_why(exc)}"))
         return
     for entry in entries:
         if entry.name.startswith("."):
@@ -345,7 +345,7 @@ def _walk(
         spec_named = entry.name.lower().endswith(SPEC_SUFFIXES)
         if not spec_named and not _is_dir(entry):
             continue  # README.md, notes.txt -> /etc/passwd: not a spec, whatever it points to
-        shown = display / entry.name
+        shown = display / printable(entry.name)
         real = _resolved(Path(entry.path), str(shown), errors)
         if real is None:
             continue
@@ -368,6 +368,16 @@ def _walk(
             errors.append(SpecError(str(shown), None, "", "broken symlink: no such file"))
         else:
             errors.append(SpecError(str(shown), None, "", "not a regular file; refused"))
+
+
+def _shown(path: Path) -> str:
+    """How a path is named in errors, metrics and logs: undecodable bytes as ``\\xff``.
+
+    A file name is bytes; ``os.fsdecode`` turns the ones that are not UTF-8 into
+    lone surrogates, which every UTF-8 encoder (``/metrics``, a log line, a
+    terminal) refuses. Display names are made safe here, where they are created.
+    """
+    return printable(str(path))
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
