@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from test_source import alias_bomb
+from test_source import GOOD, alias_bomb
 
 from ecsop.cli import app as cli
+from ecsop.cli import options
 
 
 @pytest.mark.timeout(20)
@@ -31,3 +33,65 @@ def test_validate_reports_a_symlink_loop_as_a_spec_error(
     out, err = capsys.readouterr()
     assert out == f"{tmp_path / 'loop.yaml'}: cannot resolve path: symlink loop\n"
     assert "Traceback" not in err and "1 error(s)" in err
+
+
+COMMANDS = ["run", "plan", "status", "retry", "validate", "schema", "sandbox"]
+
+
+def test_help_lists_every_command_and_how_to_learn_more(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert all(f"    {command}" in out for command in COMMANDS)
+    assert "ecsop COMMAND --help" in out.replace("\n", " ")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: ecsop {command}")
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_run_help_names_every_variable_the_readme_documents(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("### `ecsop run` flags", 1)[1].split("\n\n", 2)[1]
+    documented = {
+        variable
+        for row in table.splitlines()[2:]
+        for variable in re.findall(r"`(ECSOP_[A-Z_]+)`", row.split("|")[2])
+    }
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    shown = set(re.findall(r"ECSOP_[A-Z_]+", capsys.readouterr().out.replace("\n ", "")))
+    assert documented and documented <= shown
+
+
+def test_a_bad_variable_of_one_command_does_not_break_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ECSOP_METRICS_PORT", "nine-thousand")
+    (tmp_path / "api.yaml").write_text(GOOD)
+    assert cli.main(["validate", str(tmp_path)]) == 0
+    assert "1 valid release(s)" in capsys.readouterr().out
+
+
+def test_a_flag_wins_over_its_variable_and_the_variable_over_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parser = cli.build_parser()
+    monkeypatch.setenv("ECSOP_WORKERS", "7")
+    monkeypatch.delenv("ECSOP_METRICS_PORT", raising=False)
+    args = parser.parse_args(["run", "--workers", "2"])
+    options.resolve(args)
+    assert (args.workers, args.metrics_port) == (2, 9100)
+    args = parser.parse_args(["run"])
+    options.resolve(args)
+    assert args.workers == 7
