@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import re
+import shlex
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
+from prometheus_client import CollectorRegistry
 from test_source import GOOD, alias_bomb
 
 from ecsop.cli import app as cli
 from ecsop.cli import options
+from ecsop.decision.actions import Phase
+from ecsop.observability.server import Endpoint
+from ecsop.observability.status import ReleaseStatus, StatusStore
 
 
 @pytest.mark.timeout(20)
@@ -95,3 +106,109 @@ def test_a_flag_wins_over_its_variable_and_the_variable_over_the_default(
     args = parser.parse_args(["run"])
     options.resolve(args)
     assert args.workers == 7
+
+
+@pytest.mark.parametrize("value", ["ture", "2", "enabled"])
+def test_a_mistyped_boolean_variable_is_refused_naming_it(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ECSOP_ALLOW_MUTABLE_TAGS", value)
+    assert cli.main(["validate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"ecsop validate: environment variable ECSOP_ALLOW_MUTABLE_TAGS={value!r} is not valid"
+        in err
+    )
+    assert "1/0, true/false, yes/no or on/off" in err
+
+
+def test_the_daemon_refuses_a_mistyped_no_self_heal_before_starting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ECSOP_NO_SELF_HEAL", "ture")
+    args = cli.build_parser().parse_args(["run", "--specs", "specs"])
+    with pytest.raises(options.UsageError, match="ECSOP_NO_SELF_HEAL='ture' is not valid"):
+        options.resolve(args)  # what main does before any handler runs
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", True), ("TRUE", True), ("yes", True), ("On", True), ("0", False), ("off", False)],
+)
+def test_boolean_variables_accept_the_usual_words(
+    value: str, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECSOP_NO_SELF_HEAL", value)
+    args = cli.build_parser().parse_args(["plan"])
+    options.resolve(args)
+    assert args.no_self_heal is expected
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+def test_run_on_a_busy_port_says_which_and_how_to_change_it(
+    tmp_path: Path, busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = cli.main(
+            [
+                "run",
+                "--specs",
+                str(tmp_path),
+                "--region",
+                "us-east-1",
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(busy_port),
+            ]
+        )
+    finally:
+        structlog.reset_defaults()
+    assert code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"ecsop run: cannot listen on 127.0.0.1:{busy_port}: ")
+    assert line.endswith("choose another port with --metrics-port PORT (env ECSOP_METRICS_PORT)")
+
+
+def test_status_into_a_pipe_closed_early_exits_quietly(tmp_path: Path) -> None:
+    statuses = StatusStore()
+    now = datetime.now(UTC)
+    for number in range(3000):  # far more than a pipe holds, so the write meets the closed end
+        statuses.put(
+            ReleaseStatus(
+                f"r{number}",
+                "us-east-1",
+                "prod",
+                f"s{number}",
+                "f.yaml",
+                None,
+                Phase.SYNCED,
+                "InSync",
+                "running the desired images",
+            ),
+            now,
+        )
+    endpoint = Endpoint(
+        "127.0.0.1", 0, CollectorRegistry(), statuses, lambda: (True, ""), lambda _: False
+    )
+    endpoint.start()
+    try:
+        result = subprocess.run(
+            f"{shlex.quote(sys.executable)} -m ecsop status --url http://127.0.0.1:{endpoint.port}"
+            " | head -n 1",
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        endpoint.stop()
+    assert result.stdout.startswith("RELEASE")
+    assert result.stderr == ""

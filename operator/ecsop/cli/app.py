@@ -9,6 +9,8 @@ the one place a newcomer reads; ``options`` holds what the verbs share.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -36,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+"""What a Unix tool killed by SIGPIPE exits with (``ecsop status | head``)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -44,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except options.UsageError as exc:
         print(f"ecsop {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as `cat` would. Python would
+        # still complain while flushing stdout at exit, so stdout goes to /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return result
 
 

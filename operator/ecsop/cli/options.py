@@ -29,8 +29,17 @@ class UsageError(Exception):
 
 
 def boolean(raw: str) -> bool:
-    """1, true, yes, on (any case); anything else is false."""
-    return raw.strip().lower() in _TRUE
+    """1/0, true/false, yes/no, on/off (any case); anything else is refused.
+
+    ``ECSOP_NO_SELF_HEAL=ture`` must not quietly mean "heal": a switch that
+    changes what the daemon does to production is read exactly or not at all.
+    """
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("not a boolean: use 1/0, true/false, yes/no or on/off")
 
 
 @dataclass(frozen=True)

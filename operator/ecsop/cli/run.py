@@ -143,6 +143,7 @@ def handle(args: argparse.Namespace) -> int:
     from ecsop.controller.daemon import Daemon, DaemonSettings
     from ecsop.controller.manager import ControllerSettings
     from ecsop.observability import logs
+    from ecsop.observability.server import ListenError
 
     logs.configure(args.log_format, args.log_level)
     specs = args.specs or ("specs" if args.sandbox else None)
@@ -172,7 +173,15 @@ def handle(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
     )
     try:
-        daemon = Daemon(settings)
+        try:
+            daemon = Daemon(settings)
+        except ListenError as exc:
+            print(
+                f"ecsop run: {exc}; choose another port with --metrics-port PORT "
+                "(env ECSOP_METRICS_PORT)",
+                file=sys.stderr,
+            )
+            return 2
         if sandbox is not None:
             sandbox.explain(specs, daemon.endpoint.port)
         return daemon.run()

@@ -20,6 +20,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from ecsop.observability.status import StatusStore
 
 
+class ListenError(Exception):
+    """The endpoint's address cannot be bound (in use, not an address of this host, ...)."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {cause.strerror or cause}")
+        self.host, self.port = host, port
+
+
 class Endpoint:
     def __init__(
         self,
@@ -48,7 +56,10 @@ class Endpoint:
         self._ready = ready
         self._requeue = requeue
         self._extra = extra_status
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise ListenError(host, port, exc) from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="ecsop-http", daemon=True
