@@ -22,7 +22,7 @@ from ecsop.aws.clients import AwsSettings, ClientFactory
 from ecsop.aws.ecs import GatewayPool
 from ecsop.controller.manager import Controller, ControllerSettings
 from ecsop.observability.metrics import Metrics
-from ecsop.observability.server import Endpoint
+from ecsop.observability.server import Endpoint, EndpointSettings
 from ecsop.probes.health import HealthProber, HealthSettings
 
 log = structlog.get_logger("ecsop.controller.daemon")
@@ -37,6 +37,8 @@ class DaemonSettings:
     """Address of the /metrics, /healthz, /readyz and /status endpoint."""
     metrics_port: int = 9100
     """Port of that endpoint; 0 picks a free one."""
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    """Its threads and connection limits."""
 
 
 class Daemon:
@@ -61,6 +63,7 @@ class Daemon:
             ready=self._ready,
             requeue=self._requeue,
             extra_status=self._status_header,
+            settings=settings.endpoint,
         )
 
     def start(self) -> None:
