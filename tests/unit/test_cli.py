@@ -7,14 +7,16 @@ import shlex
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
-from test_source import GOOD, alias_bomb
+from test_source import GOOD, alias_bomb, doc
 
 from ecsop.cli import app as cli
 from ecsop.cli import options
@@ -212,3 +214,86 @@ def test_status_into_a_pipe_closed_early_exits_quietly(tmp_path: Path) -> None:
         endpoint.stop()
     assert result.stdout.startswith("RELEASE")
     assert result.stderr == ""
+
+
+@pytest.fixture
+def failed_release(aws_env: str, tmp_path: Path) -> Path:
+    """A service in moto whose release failed (ecsop:failed-* tags), and its spec directory."""
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    ecs.create_cluster(clusterName="prod")
+    family = ecs.register_task_definition(
+        family="api", containerDefinitions=[{"name": "api", "image": "repo/api:1", "memory": 64}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(
+        cluster="prod",
+        serviceName="api",
+        taskDefinition=family,
+        desiredCount=0,
+        tags=[{"key": "ecsop:failed-fingerprint", "value": "0123456789abcdef"}],
+    )
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "api.yaml").write_text(doc(name="api", service="api"))
+    return specs
+
+
+@pytest.fixture
+def daemon_endpoint() -> Iterator[tuple[Endpoint, list[str]]]:
+    calls: list[str] = []
+    endpoint = Endpoint(
+        "127.0.0.1",
+        0,
+        CollectorRegistry(),
+        StatusStore(),
+        ready=lambda: (True, ""),
+        requeue=lambda name: calls.append(name) is None,
+        api_token="s3cr3t-t0ken",
+    )
+    endpoint.start()
+    yield endpoint, calls
+    endpoint.stop()
+    urllib.request.install_opener(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("source", ["file", "variable"])
+def test_retry_sends_the_api_token_to_the_daemon(
+    failed_release: Path,
+    daemon_endpoint: tuple[Endpoint, list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    source: str,
+) -> None:
+    endpoint, calls = daemon_endpoint
+    url = f"http://127.0.0.1:{endpoint.port}"
+    if source == "file":
+        (tmp_path / "token").write_text("s3cr3t-t0ken\n")
+        monkeypatch.setenv("ECSOP_API_TOKEN_FILE", str(tmp_path / "token"))
+    else:
+        monkeypatch.setenv("ECSOP_API_TOKEN", "s3cr3t-t0ken")
+    assert cli.main(["retry", "api", "--specs", str(failed_release), "--url", url]) == 0
+    assert calls == ["api"]
+    out, err = capsys.readouterr()
+    assert "cleared failed record" in out and "not reachable" not in out
+    assert "s3cr3t" not in out + err
+
+
+def test_retry_without_the_token_is_refused_by_the_daemon(
+    failed_release: Path,
+    daemon_endpoint: tuple[Endpoint, list[str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    endpoint, calls = daemon_endpoint
+    url = f"http://127.0.0.1:{endpoint.port}"
+    assert cli.main(["retry", "api", "--specs", str(failed_release), "--url", url]) == 0
+    assert calls == []
+    assert "it will notice on its next resync" in capsys.readouterr().out
+
+
+def test_an_empty_token_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "token").write_text("\n")
+    assert (
+        cli.main(["run", "--specs", str(tmp_path), "--api-token-file", str(tmp_path / "token")])
+        == 2
+    )
+    assert f"the API token file {tmp_path / 'token'} is empty" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import argparse
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:9100"
@@ -141,3 +142,33 @@ def spec_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
         metavar="REGION",
         help="region of releases whose spec has no spec.region",
     )
+
+
+TOKEN_VARIABLE = "ECSOP_API_TOKEN"
+
+
+def api_token_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--api-token-file``: the daemon requires the token; ``retry`` sends it."""
+    add(
+        parser,
+        "--api-token-file",
+        env="ECSOP_API_TOKEN_FILE",
+        metavar="FILE",
+        show_default=f"the token in ${TOKEN_VARIABLE}, if set",
+        help="file holding the API token POST /requeue requires (ecsop retry sends it); "
+        "without a token the daemon accepts requeues from loopback only",
+    )
+
+
+def api_token(token_file: str | None) -> str | None:
+    """The API token: the file's content (stripped) if given, else ``$ECSOP_API_TOKEN``."""
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise UsageError(f"cannot read the API token file {token_file}: {why}") from None
+        if not token:
+            raise UsageError(f"the API token file {token_file} is empty")
+        return token
+    return os.environ.get(TOKEN_VARIABLE, "").strip() or None

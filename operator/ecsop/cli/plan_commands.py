@@ -7,6 +7,7 @@ record) live in ``plan``; this module only declares them and hands over.
 from __future__ import annotations
 
 import argparse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ def add_retry(sub: Any) -> None:
         metavar="URL",
         help="a running daemon to wake; unreachable is fine, it will notice on its next resync",
     )
+    options.api_token_option(retry)
     options.spec_options(retry)
     retry.set_defaults(handler=handle_retry)
 
@@ -73,6 +75,9 @@ def handle_plan(args: argparse.Namespace) -> int:
 def handle_retry(args: argparse.Namespace) -> int:
     from ecsop.cli import plan
 
+    token = options.api_token(args.api_token_file)
+    if token is not None:
+        _send_token(args.url, token)
     return plan.retry(
         Path(args.specs),
         args.name,
@@ -80,3 +85,27 @@ def handle_retry(args: argparse.Namespace) -> int:
         default_region=args.region,
         allow_mutable_tags=args.allow_mutable_tags,
     )
+
+
+class _BearerToken(urllib.request.BaseHandler):
+    """Adds ``Authorization: Bearer`` to requests for the daemon's URL, and to no other."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self._prefix = url.rstrip("/") + "/"
+        self._token = token
+
+    def http_request(self, request: urllib.request.Request) -> urllib.request.Request:
+        if request.full_url.startswith(self._prefix):
+            request.add_unredirected_header("Authorization", f"Bearer {self._token}")
+        return request
+
+    https_request = http_request
+
+
+def _send_token(url: str, token: str) -> None:
+    """Make ``plan.retry``'s request to the daemon carry the API token.
+
+    ``plan.retry`` wakes the daemon with ``urllib.request.urlopen``; installing
+    an opener is how the token reaches that request without changing it.
+    """
+    urllib.request.install_opener(urllib.request.build_opener(_BearerToken(url, token)))

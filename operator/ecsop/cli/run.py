@@ -84,6 +84,7 @@ def add(sub: Any) -> None:
         metavar="ADDRESS",
         help="address to serve them on",
     )
+    options.api_token_option(endpoint)
     aws = options.group(run, "AWS")
     options.add(
         aws,
@@ -146,6 +147,7 @@ def handle(args: argparse.Namespace) -> int:
     from ecsop.observability.server import ListenError
 
     logs.configure(args.log_format, args.log_level)
+    token = options.api_token(args.api_token_file)
     specs = args.specs or ("specs" if args.sandbox else None)
     if specs is None:
         print("ecsop run: --specs DIR (or ECSOP_SPECS) is required", file=sys.stderr)
@@ -171,6 +173,7 @@ def handle(args: argparse.Namespace) -> int:
         aws=AwsSettings(retry_mode=args.aws_retry_mode, max_attempts=args.aws_max_attempts),
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port,
+        api_token=token,
     )
     try:
         try:

@@ -38,7 +38,9 @@ class DaemonSettings:
     metrics_port: int = 9100
     """Port of that endpoint; 0 picks a free one."""
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
-    """Its threads and connection limits."""
+    """Its threads, connection limits and requeue rate limits."""
+    api_token: str | None = field(default=None, repr=False)
+    """Bearer token ``POST /requeue`` requires; None: loopback clients only. Never shown."""
 
 
 class Daemon:
@@ -64,6 +66,7 @@ class Daemon:
             requeue=self._requeue,
             extra_status=self._status_header,
             settings=settings.endpoint,
+            api_token=settings.api_token,
         )
 
     def start(self) -> None:
