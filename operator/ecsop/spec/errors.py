@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ecsop.spec.model import ServiceRelease
-from ecsop.spec.quoting import clip, quote
+from ecsop.spec.quoting import clip, quote, redacted
 
 Path_ = tuple[str | int, ...]
 
@@ -68,6 +68,8 @@ _PATTERN_HINTS = {
 def _message(error: Any, loc: Path_) -> str:
     kind: str = error["type"]
     given = error.get("input")
+    if loc and loc[-1] == "url" and isinstance(given, str):
+        given = redacted(given)  # an HTTP check's URL may carry credentials
     if kind == "extra_forbidden":
         allowed = _allowed_fields(loc[:-1])
         hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""

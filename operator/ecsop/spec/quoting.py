@@ -8,12 +8,15 @@ take the daemon's memory and time, and a message must stay a line.
 ``printable`` makes a name safe to show anywhere (a terminal, a log line, a
 Prometheus label): the loader passes every file name it displays through it,
 and ``observability.metrics.label`` every label value.
+
+``redacted`` is how a URL (an HTTP check's) is shown: never its credentials.
 """
 
 from __future__ import annotations
 
 import reprlib
 import unicodedata
+import urllib.parse
 from typing import Any
 
 MAX_QUOTED = 80
@@ -61,3 +64,50 @@ def printable(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+REDACTED = "REDACTED"
+_SECRET_WORDS = (
+    "token",
+    "key",
+    "secret",
+    "passw",
+    "pwd",
+    "sig",
+    "auth",
+    "credential",
+    "session",
+    "cookie",
+)
+"""A query parameter whose name contains one of these (any case) holds a secret:
+``token``, ``access_token``, ``api_key``, ``apikey``, ``password``, ``passwd``,
+``X-Amz-Signature``, ``X-Amz-Credential``, ``X-Amz-Security-Token``, ``auth``..."""
+
+
+def redacted(url: str) -> str:
+    """``url`` as it may be shown: no userinfo, no value of a secret-looking parameter.
+
+    ``https://bob:pw@host/x?token=abc&page=2`` -> ``https://REDACTED@host/x?token=REDACTED&page=2``.
+    Every message, log line and status that shows a URL shows this instead; a
+    URL that cannot be parsed is not shown at all.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    query = "&".join(_redacted_parameter(p) for p in parts.query.split("&")) if parts.query else ""
+    fragment = REDACTED if parts.fragment and _secret_looking(parts.fragment) else parts.fragment
+    return printable(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, fragment)))
+
+
+def _redacted_parameter(parameter: str) -> str:
+    name, equals, _ = parameter.partition("=")
+    return f"{name}={REDACTED}" if equals and _secret_looking(name) else parameter
+
+
+def _secret_looking(text: str) -> bool:
+    words = urllib.parse.unquote_plus(text).lower()
+    return any(word in words for word in _SECRET_WORDS)
