@@ -21,6 +21,7 @@ from test_source import GOOD, alias_bomb, doc
 from ecsop.cli import app as cli
 from ecsop.cli import options
 from ecsop.decision.actions import Phase
+from ecsop.observability import logs
 from ecsop.observability.server import Endpoint
 from ecsop.observability.status import ReleaseStatus, StatusStore
 
@@ -147,6 +148,12 @@ def test_boolean_variables_accept_the_usual_words(
 
 
 @pytest.fixture
+def quiet_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ecsop run` sets up logging; that would bind module loggers to this test's stdout."""
+    monkeypatch.setattr(logs, "configure", lambda *args: None)
+
+
+@pytest.fixture
 def busy_port() -> Iterator[int]:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -155,7 +162,10 @@ def busy_port() -> Iterator[int]:
 
 
 def test_run_on_a_busy_port_says_which_and_how_to_change_it(
-    tmp_path: Path, busy_port: int, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    busy_port: int,
+    capsys: pytest.CaptureFixture[str],
+    quiet_logs: None,
 ) -> None:
     try:
         code = cli.main(
@@ -290,7 +300,9 @@ def test_retry_without_the_token_is_refused_by_the_daemon(
     assert "it will notice on its next resync" in capsys.readouterr().out
 
 
-def test_an_empty_token_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_empty_token_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], quiet_logs: None
+) -> None:
     (tmp_path / "token").write_text("\n")
     assert (
         cli.main(["run", "--specs", str(tmp_path), "--api-token-file", str(tmp_path / "token")])

@@ -146,8 +146,8 @@ def handle(args: argparse.Namespace) -> int:
     from ecsop.observability import logs
     from ecsop.observability.server import ListenError
 
+    token = options.api_token(args.api_token_file)  # refused before anything starts
     logs.configure(args.log_format, args.log_level)
-    token = options.api_token(args.api_token_file)
     specs = args.specs or ("specs" if args.sandbox else None)
     if specs is None:
         print("ecsop run: --specs DIR (or ECSOP_SPECS) is required", file=sys.stderr)

@@ -3,14 +3,16 @@
 pydantic reports ``('spec', 'rollout', 'bakeSeconds') int_type``; a person
 needs "spec.rollout.bakeSeconds: must be an integer (got str '60')" and, for a
 typo, the fields that are allowed there. ``ecsop.spec.loader`` attaches file
-and line; this module owns the wording.
+and line; this module owns the wording and ``SpecError``, the shape of a problem.
 
 A spec value is only ever quoted through ``quoting.quote`` (a bounded ``repr``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -19,6 +21,24 @@ from ecsop.spec.model import ServiceRelease
 from ecsop.spec.quoting import clip, quote, redacted
 
 Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class SpecError:
+    """One problem in the spec directory, as a person needs it to fix it."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    release: str | None = dataclasses.field(default=None, compare=False)
+    """The release name, when the broken document still says which release it is."""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 

@@ -13,13 +13,11 @@ change the watcher reports). Watching itself lives in ``ecsop.watcher``.
 
 from __future__ import annotations
 
-import dataclasses
-import errno
 import hashlib
 import os
 import subprocess
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,34 +26,19 @@ import yaml
 from pydantic import ValidationError
 
 from ecsop.spec import errors as spec_errors
+from ecsop.spec import files as spec_files
 from ecsop.spec import model as spec
 from ecsop.spec import yaml_reader as spec_yaml
+from ecsop.spec.errors import (
+    SpecError as SpecError,  # re-exported: controller.recorder imports it here
+)
 from ecsop.spec.model import ServiceRelease
-from ecsop.spec.quoting import clip, printable
+from ecsop.spec.quoting import clip
 
 MAX_FILE_BYTES = 1024 * 1024
 """Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
-SPEC_SUFFIXES = (".yaml", ".yml")
 MAX_MESSAGE = 300
 """Characters of a YAML parser message kept (it may quote the offending text)."""
-
-
-@dataclass(frozen=True, order=True)
-class SpecError:
-    """One problem in the spec directory, as a person needs it to fix it."""
-
-    file: str
-    line: int | None
-    field: str
-    message: str
-    release: str | None = dataclasses.field(default=None, compare=False)
-    """The release name, when the broken document still says which release it is."""
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return (
-            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-        )
 
 
 @dataclass(frozen=True)
@@ -144,11 +127,14 @@ def load(
     files = 0
     # Each path is resolved once: git-sync may swap its symlink mid-load, and
     # the files read and the commit reported must come from the same checkout.
-    roots = [(Path(given), _resolved(Path(given), _shown(Path(given)), errors)) for given in paths]
+    roots = [
+        (Path(given), spec_files.resolved(Path(given), spec_files.shown(Path(given)), errors))
+        for given in paths
+    ]
     for given, root in roots:
         if root is None:
             continue
-        for display, real in _spec_files(given, root, errors):
+        for display, real in spec_files.under(given, root, errors):
             files += 1
             found, problems = load_file(
                 real,
@@ -280,112 +266,6 @@ def git_commit(path: Path) -> str | None:
         return None
     commit = result.stdout.strip()
     return commit if result.returncode == 0 and len(commit) >= 40 else None
-
-
-# --- files -----------------------------------------------------------------
-
-
-def _resolved(path: Path, display: str, errors: list[SpecError]) -> Path | None:
-    """``path`` with every symlink resolved, or None and an error (a loop, an unreadable link).
-
-    Python raises ``RuntimeError`` for a symlink loop (3.11, 3.12) or ``OSError``
-    (3.13); either is one spec error, never an exception out of ``load``.
-    """
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError) as exc:
-        errors.append(SpecError(display, None, "", f"cannot resolve path: {_why(exc)}"))
-        return None
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
-        return "symlink loop"
-    return getattr(exc, "strerror", None) or str(exc)
-
-
-def _spec_files(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tuple[str, Path]]:
-    """Yield (display name, real path) of every spec file under ``given`` (resolved: ``root``).
-
-    Hidden entries are skipped (``.git``, and the ``..data``/``..<timestamp>``
-    directories of an atomic-writer volume), but a visible symlink is followed
-    when it resolves inside the directory: that is how a ConfigMap volume
-    (``api.yaml -> ..data/api.yaml``) and git-sync (``current -> .worktrees/x``)
-    present their files. Only directories and spec files (``*.yaml``,
-    ``*.yml``) are looked at; any other entry is ignored, whatever it is or
-    points to. A spec file or directory whose symlink leaves the directory is
-    refused, so a spec repo cannot make the daemon read arbitrary files.
-    """
-    try:
-        exists, is_file = root.exists(), root.is_file()
-    except OSError as exc:
-        errors.append(SpecError(_shown(given), None, "", f"cannot read: {_why(exc)}"))
-        return
-    if not exists:
-        errors.append(SpecError(_shown(given), None, "", "no such file or directory"))
-        return
-    if is_file:
-        yield _shown(given), root
-        return
-    seen: set[Path] = set()
-    yield from _walk(root, root, Path(_shown(given)), seen, errors)
-
-
-def _walk(
-    root: Path, directory: Path, display: Path, seen: set[Path], errors: list[SpecError]
-) -> Iterator[tuple[str, Path]]:
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError as exc:
-        errors.append(SpecError(_shown(display), None, "", f"cannot list directory: {_why(exc)}"))
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        spec_named = entry.name.lower().endswith(SPEC_SUFFIXES)
-        if not spec_named and not _is_dir(entry):
-            continue  # README.md, notes.txt -> /etc/passwd: not a spec, whatever it points to
-        shown = display / printable(entry.name)
-        real = _resolved(Path(entry.path), str(shown), errors)
-        if real is None:
-            continue
-        if entry.is_symlink() and not real.is_relative_to(root):
-            errors.append(
-                SpecError(
-                    str(shown), None, "", "symlink points outside the spec directory; refused"
-                )
-            )
-            continue
-        if real in seen:
-            continue
-        if real.is_dir():
-            seen.add(real)
-            yield from _walk(root, real, shown, seen, errors)
-        elif real.is_file():
-            seen.add(real)
-            yield str(shown), real
-        elif not real.exists():
-            errors.append(SpecError(str(shown), None, "", "broken symlink: no such file"))
-        else:
-            errors.append(SpecError(str(shown), None, "", "not a regular file; refused"))
-
-
-def _shown(path: Path) -> str:
-    """How a path is named in errors, metrics and logs: undecodable bytes as ``\\xff``.
-
-    A file name is bytes; ``os.fsdecode`` turns the ones that are not UTF-8 into
-    lone surrogates, which every UTF-8 encoder (``/metrics``, a log line, a
-    terminal) refuses. Display names are made safe here, where they are created.
-    """
-    return printable(str(path))
-
-
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    """Whether ``entry`` is a directory or a symlink to one (false when it cannot be read)."""
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
 
 
 def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
