@@ -3,11 +3,16 @@
 #
 #   export ACCOUNT_ID=111122223333 REGION=us-east-1 CLUSTER=ops \
 #          SUBNET_ID=subnet-0abc SECURITY_GROUP_ID=sg-0abc \
-#          ECSOP_IMAGE=111122223333.dkr.ecr.us-east-1.amazonaws.com/ecsop:0.1.0 \
+#          ECSOP_IMAGE=111122223333.dkr.ecr.us-east-1.amazonaws.com/ecsop@sha256:<digest> \
 #          SPECS_REPO=https://github.com/acme/deploy-specs.git SPECS_REF=main \
 #          GIT_SECRET_NAME=ecsop/git
 #   ./deploy.sh render    # write rendered JSON to ./rendered/ and stop (no AWS calls)
 #   ./deploy.sh apply     # render, then register the task definition and create/update the service
+#
+# The other images of the task definition are pinned by digest in task-definition.json
+# (git-sync v4.3.0: the index digest a public cluster record shows for the tag; busybox
+# 1.36: docker-library/repo-info repos/busybox/remote/1.36.md, commit 72e4be79, the same
+# Docker Official Image ECR Public mirrors). Refresh: crane digest IMAGE:TAG.
 #
 # Prerequisites (see docs/production.md): the IAM roles `ecsop` (task role, with
 # helm-free-deploy/iam/ecsop-daemon-policy.json) and `ecsop-task-execution`
@@ -28,6 +33,12 @@ render() {
   done
   if ((${#missing[@]})); then
     echo "deploy.sh: set ${missing[*]} (see the top of this file)" >&2
+    exit 2
+  fi
+  # A tag can be moved after review; ECS must run exactly the image that was built.
+  if [[ ! "$ECSOP_IMAGE" =~ @sha256:[0-9a-f]{64}$ ]]; then
+    echo "deploy.sh: pin ECSOP_IMAGE by digest (repository@sha256:<64 hex>, as docker push" \
+      "or crane digest reports it), not by tag: $ECSOP_IMAGE" >&2
     exit 2
   fi
   mkdir -p "$OUT"

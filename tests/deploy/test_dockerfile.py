@@ -100,7 +100,42 @@ def test_multi_stage_and_the_final_stage_does_not_build() -> None:
     base = FINAL[0].base
     assert re.fullmatch(r"\$\{PYTHON_IMAGE\}|python:3\.1[1-9][.\w-]*-slim[\w.-]*", base), base
     default = re.search(r"^ARG PYTHON_IMAGE=(\S+)", DOCKERFILE.read_text(), re.M)
-    assert default and re.fullmatch(r"python:3\.1[1-9]-slim(-\w+)?", default.group(1))
+    assert default and re.fullmatch(
+        r"python:3\.1[1-9]-slim(-\w+)?@sha256:[0-9a-f]{64}", default.group(1)
+    )
+
+
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def _arg_defaults() -> dict[str, tuple[str, str]]:
+    """ARG name -> (default, the comment lines just above it)."""
+    out: dict[str, tuple[str, str]] = {}
+    comment: list[str] = []
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.startswith("#"):
+            comment.append(line)
+            continue
+        match = re.match(r"ARG (\w+)=(\S+)", line)
+        if match:
+            out[match.group(1)] = (match.group(2), "\n".join(comment))
+        comment = []
+    return out
+
+
+def test_every_base_image_is_pinned_by_digest_with_its_tag_and_how_to_refresh_it() -> None:
+    stages = {stage.name for stage in STAGES}
+    args = _arg_defaults()
+    for stage in STAGES:
+        if stage.base in stages:
+            continue  # built from an earlier stage of this file
+        name = re.fullmatch(r"\$\{(\w+)\}", stage.base)
+        image, comment = args[name.group(1)] if name else (stage.base, "")
+        assert DIGEST.search(image), f"stage {stage.name}: {image} is not pinned by digest"
+        tag = image.split("@")[0]
+        assert tag in comment, f"the comment above the pin names the tag {tag}"
+        assert "imagetools inspect" in comment or "crane digest" in comment
+        assert "repo-info" in comment, "the comment says where the digest came from"
 
 
 def test_runs_as_a_fixed_numeric_non_root_user() -> None:
@@ -143,6 +178,26 @@ def test_no_caches_and_no_build_tools_in_the_final_image() -> None:
             assert packages == {"git"}, f"only git is installed: {packages}"
         assert not re.search(r"\b(gcc|build-essential|make|pip wheel)\b", command), command
     assert any("pip uninstall" in command for command in runs())
+    # Dependencies come from the lock, hash-checked; ecsop's own wheel alone has no hash.
+    installs = [p for c in runs() for p in re.findall(r"pip install[^&;]*", c)]
+    assert any(re.search(r"--require-hashes -r \S*requirements/runtime\.txt", p) for p in installs)
+    assert all("--require-hashes" in p or "--no-deps" in p for p in installs), installs
+
+
+def test_the_build_stage_fetches_dependencies_by_hash_only() -> None:
+    build = next(stage for stage in STAGES if stage.name == "build")
+    wheels = [v for kw, v in build.instructions if kw == "RUN" and "pip wheel" in v]
+    assert wheels[0] == (
+        "pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements/runtime.txt"
+    )
+    assert wheels[1] == "pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ."
+    for lock in ("runtime", "sandbox", "test"):
+        text = (ROOT / "requirements" / f"{lock}.txt").read_text()
+        pins = re.findall(r"^([A-Za-z0-9_.-]+)==\S+ \\$", text, re.M)
+        assert pins and text.count("--hash=sha256:") >= len(pins), lock
+        body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+        assert "--index-url" not in body and "--find-links" not in body, "no local index leaks"
+    assert (ROOT / "tools" / "lock").stat().st_mode & 0o111, "tools/lock regenerates them"
     # Wheels reach the final stage through a bind mount, never a COPY layer.
     assert not [v for kw, v in FINAL_INSTRUCTIONS if kw in {"COPY", "ADD"}]
 
@@ -193,40 +248,57 @@ def _context(target: Path) -> Path:
     return target
 
 
-def _pip_command(stage: str, verb: str) -> list[str]:
-    """The ``pip wheel`` / ``pip install`` command of ``stage``, as written there."""
+def _pip_commands(stage: str, verb: str) -> list[list[str]]:
+    """The ``pip wheel`` / ``pip install`` commands of ``stage``, in order, as written there."""
+    found = []
     for instruction in next(s for s in STAGES if s.name == stage).instructions:
         if instruction[0] == "RUN":
             for part in re.split(r"&&", instruction[1]):
                 words = shlex.split(part)
                 if "pip" in words and verb in words:
-                    return words[words.index("pip") :]
-    raise AssertionError(f"no pip {verb} in stage {stage}")
+                    found.append(words[words.index("pip") :])
+    assert found, f"no pip {verb} in stage {stage}"
+    return found
 
 
 @pytest.mark.timeout(240)
 def test_build_steps_replayed_in_a_throwaway_virtualenv(tmp_path: Path) -> None:
     """``pip wheel .`` of the build stage, then the runtime stage's offline install."""
     context = _context(tmp_path / "context")
-    assert {p.name for p in context.iterdir()} == {"pyproject.toml", "README.md", "operator"}
+    assert {p.name for p in context.iterdir()} == {
+        "pyproject.toml",
+        "README.md",
+        "requirements",
+        "operator",
+    }
     wheels = tmp_path / "wheels"
-    build = _pip_command("build", "wheel")
-    build = [a.replace("/wheels", str(wheels)) for a in build]
-    subprocess.run(
-        [sys.executable, "-m", *build], cwd=context, check=True, capture_output=True, timeout=200
-    )
+    for build in _pip_commands("build", "wheel"):
+        build = [a.replace("/wheels", str(wheels)) for a in build]
+        subprocess.run(
+            [sys.executable, "-m", *build],
+            cwd=context,
+            check=True,
+            capture_output=True,
+            timeout=200,
+        )
     assert list(wheels.glob("ecsop-*.whl"))
 
     runtime = tmp_path / "runtime"
     venv.EnvBuilder(with_pip=False).create(runtime)
     python = runtime / "bin" / "python"
-    install = [a.replace("/wheels", str(wheels)) for a in _pip_command("runtime", "install")]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), *install[1:]],
-        check=True,
-        capture_output=True,
-        timeout=200,
-    )
+    for install in _pip_commands("runtime", "install"):
+        install = [
+            a.replace("/wheels", str(wheels)).replace(
+                "/requirements", str(context / "requirements")
+            )
+            for a in install
+        ]
+        subprocess.run(
+            [sys.executable, "-m", "pip", "--python", str(python), *install[1:]],
+            check=True,
+            capture_output=True,
+            timeout=200,
+        )
     version = subprocess.run(
         [runtime / "bin" / "ecsop", "--version"],
         check=True,

@@ -233,6 +233,70 @@ def test_deployer_trust_policy_matches_how_ecsop_assumes_roles() -> None:
     assert all(r.endswith(":role/ecsop-deployer") for r in assumable.resources)
 
 
+CONDITION_KEYS: Mapping[str, frozenset[str]] = {
+    # Service Authorization Reference, "Actions, resources, and condition keys for Amazon
+    # Elastic Container Service" (list_amazonelasticcontainerservice.html), UpdateService row.
+    "ecs:UpdateService": frozenset(
+        {
+            "ecs:capacity-provider",
+            "ecs:enable-ebs-volumes",
+            "ecs:enable-execute-command",
+            "ecs:enable-service-connect",
+            "ecs:namespace",
+            "ecs:task-definition",
+            "ecs:enable-vpc-lattice",
+            "ecs:enable-ecs-managed-tags",
+            "ecs:propagate-tags",
+            "ecs:auto-assign-public-ip",
+            "ecs:subnet",
+            "ecs:task-cpu",
+            "ecs:task-memory",
+        }
+    ),
+    "ecs:TagResource": frozenset({"aws:TagKeys", "ecs:CreateAction"}),
+    "ecs:UntagResource": frozenset({"aws:TagKeys"}),
+    "ecs:ListTasks": frozenset({"ecs:cluster"}),
+    "iam:PassRole": frozenset({"iam:PassedToService"}),
+    # Global condition keys (reference_policies_condition-keys.html); aws:ResourceOrgID is
+    # set for a role of an account that belongs to an organisation.
+    "sts:AssumeRole": frozenset({"aws:ResourceOrgID"}),
+}
+"""The condition keys IAM defines for each action the policies condition, from AWS's references."""
+
+
+@pytest.mark.parametrize("path", [DAEMON_POLICY, DEPLOYER_POLICY], ids=lambda p: p.name)
+def test_every_condition_key_is_one_iam_defines_for_the_action(path: Path) -> None:
+    for statement in policy.statements(policy.load(path)):
+        keys = {key for test in statement.conditions.values() for key in test}
+        for action in statement.actions:
+            assert keys <= CONDITION_KEYS.get(action, frozenset()), (statement.sid, action, keys)
+
+
+@pytest.mark.parametrize("path", [DAEMON_POLICY, DEPLOYER_POLICY], ids=lambda p: p.name)
+def test_update_service_only_points_services_at_task_definitions_of_their_account(
+    path: Path,
+) -> None:
+    document = policy.render(policy.load(path), SANDBOX_VALUES)
+    (statement,) = [s for s in policy.statements(document) if "ecs:UpdateService" in s.actions]
+    (pattern,) = statement.conditions["ArnLike"]["ecs:task-definition"]
+    ours = "arn:aws:ecs:us-east-1:123456789012:task-definition/shop:7"
+    assert policy._matches(pattern, ours)
+    for elsewhere in (
+        "arn:aws:ecs:us-east-1:999999999999:task-definition/shop:7",  # another account
+        "arn:aws:ecs:eu-west-1:123456789012:task-definition/shop:7",  # another region
+    ):
+        assert not policy._matches(pattern, elsewhere)
+
+
+def test_the_daemon_assumes_deployer_roles_of_its_own_organisation_only() -> None:
+    (statement,) = [
+        s for s in policy.statements(policy.load(DAEMON_POLICY)) if "sts:AssumeRole" in s.actions
+    ]
+    assert statement.conditions == {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
+    # A policy variable IAM fills in, not a placeholder left for the user.
+    assert "aws:PrincipalOrgID" not in policy.placeholders(policy.load(DAEMON_POLICY))
+
+
 def _gateway_operations() -> set[str]:
     """ECS API names of every ``self._call("method", ...)`` in the AWS edge's source."""
     import botocore.session
@@ -383,6 +447,7 @@ def test_policy_matches_what_a_lifecycle_calls(
         wait_for(lambda: not box.memory("shop").release, 60, "ecsop's tags removed")
         metrics = daemon.get("/metrics")
         service_arn = box.service("shop")["serviceArn"]
+        task_definition_arn = box.service("shop")["taskDefinition"]
     finally:
         if daemon is not None:
             daemon.stop()
@@ -420,3 +485,6 @@ def test_policy_matches_what_a_lifecycle_calls(
             "ecs:UntagResource",
         ):
             assert policy.resource_allowed(document, action, service_arn), (path.name, action)
+        (deploy,) = [s for s in policy.statements(document) if "ecs:UpdateService" in s.actions]
+        (pattern,) = deploy.conditions["ArnLike"]["ecs:task-definition"]
+        assert policy._matches(pattern, task_definition_arn), (path.name, task_definition_arn)

@@ -39,7 +39,7 @@ ECS_VALUES = {
     "CLUSTER": "ops",
     "SUBNET_ID": "subnet-0123456789abcdef0",
     "SECURITY_GROUP_ID": "sg-0123456789abcdef0",
-    "ECSOP_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecsop:0.1.0",
+    "ECSOP_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecsop@sha256:" + "e" * 64,
     "SPECS_REPO": "https://github.com/acme/deploy-specs.git",
     "SPECS_REF": "main",
     "GIT_SECRET_NAME": "ecsop/git",
@@ -195,8 +195,9 @@ def test_kustomization_lists_every_manifest() -> None:
     manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == manifests
     assert kustomization["namespace"] == _kind("Namespace")["metadata"]["name"]
-    image = _container(_kind("Deployment"), "ecsop")["image"].split(":")[0]
-    assert [i["name"] for i in kustomization["images"]] == [image]
+    image = _container(_kind("Deployment"), "ecsop")["image"]
+    name, _, digest = image.partition("@")
+    assert [(i["name"], i["digest"]) for i in kustomization["images"]] == [(name, digest)]
 
 
 def _container(deployment: dict[str, Any], name: str, init: bool = False) -> dict[str, Any]:
@@ -257,6 +258,52 @@ def test_service_account_and_metrics_service() -> None:
     assert [p["port"] for p in service["spec"]["ports"]] == [int(annotations["prometheus.io/port"])]
     labels = _kind("Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
+
+
+# -- images are pinned by digest ---------------------------------------------------------
+
+DIGEST = re.compile(r"^[a-z0-9.:/_-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}$")
+
+
+def _images() -> list[tuple[str, str]]:
+    """(where, image) of every container image the manifests name."""
+    found: list[tuple[str, str]] = []
+    for _, document in _k8s_documents():
+        pod = document.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("initContainers", []) + pod.get("containers", []):
+            found.append((f"kubernetes {container['name']}", container["image"]))
+    compose = yaml.safe_load((COMPOSE / "docker-compose.yaml").read_text())
+    for name, service in compose["services"].items():
+        if "build" not in service:  # ecsop:sandbox is built from this repository, locally
+            found.append((f"compose {name}", service["image"]))
+    for container in json.loads((ECS / "task-definition.json").read_text())["containerDefinitions"]:
+        if container["image"] != "${ECSOP_IMAGE}":  # deploy.sh refuses a tag (below)
+            found.append((f"ecs {container['name']}", container["image"]))
+    return found
+
+
+@pytest.mark.parametrize(("where", "image"), _images(), ids=[w for w, _ in _images()])
+def test_every_image_is_pinned_by_digest(where: str, image: str) -> None:
+    assert DIGEST.match(image), f"{where}: {image} can move; pin it as name:tag@sha256:<digest>"
+
+
+def test_the_ecsop_image_is_a_digest_placeholder_not_a_tag() -> None:
+    image = _container(_kind("Deployment"), "ecsop")["image"]
+    assert image.endswith("@sha256:" + "0" * 64), "users put the digest of the image they built"
+    above = (K8S / "deployment.yaml").read_text().split(image)[0].splitlines()[-3:]
+    assert any("<-" in line for line in above), "the comment above says to put the digest"
+
+
+def test_deploy_sh_refuses_an_ecsop_image_pinned_by_tag(tmp_path: Path) -> None:
+    tagged = {**ECS_VALUES, "ECSOP_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/ecsop:0.1"}
+    result = subprocess.run(
+        ["bash", str(ECS / "deploy.sh"), "render"],
+        env={**os.environ, **tagged, "OUT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "pin ECSOP_IMAGE by digest" in result.stderr
 
 
 # -- compose ------------------------------------------------------------------------

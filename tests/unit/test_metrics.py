@@ -10,6 +10,7 @@ builds them.
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from controller_world import CRASH, V1, V2, World
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from ecsop import __version__
 from ecsop.aws import clients as aws
@@ -357,6 +358,28 @@ def test_spec_errors_and_files(world: World) -> None:
     assert [
         s for f in world.registry.collect() for s in f.samples if s.name == "ecsop_spec_error_info"
     ] == []
+
+
+def test_a_broken_spec_file_whose_name_is_not_utf8_leaves_metrics_up(world: World) -> None:
+    world.write("shop", V1)
+    with open(os.fsencode(world.specs) + b"/bad\xff.yaml", "wb") as broken:
+        broken.write(b"kind: [\n")
+    world.controller.reload_specs()
+    text = generate_latest(world.registry).decode()
+    assert f'ecsop_spec_error_info{{file="{world.specs}/bad\\\\xff.yaml"}} 1.0' in text
+
+
+def test_every_label_value_is_exposable_whoever_sets_it() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    odd = "shop\udcff\ud800\n"  # a YAML "\udcff" escape, a lone surrogate, a newline
+    metrics.set_release(odd, odd, odd, "us-east-1", Phase.INVALID, synced=False)
+    metrics.reconciles.labels(odd, "error").inc()  # as the controller does, directly
+    metrics.set_specs([odd], 1, None)
+    text = generate_latest(registry).decode()
+    assert 'ecsop_reconcile_total{release="shop\\\\xff\\\\ud800\\\\n",result="error"} 1.0' in text
+    metrics.forget_release(odd)
+    assert "ecsop_release_info{" not in generate_latest(registry).decode()
 
 
 def test_spec_revision_is_the_checked_out_commit(world: World) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -129,6 +130,10 @@ def load_with(tmp_path: Path, content: str | bytes, name: str = "bad.yaml") -> s
         ),
         pytest.param(b"apiVersion: \xff\xfe\n", 1, "", "not UTF-8", id="not-utf8"),
         pytest.param(
+            "a: 1\nwhen: 2020-13-45\n", 2, "", "month must be in 1..12", id="impossible-date"
+        ),
+        pytest.param("a: !!int zz\n", 1, "", "cannot read value", id="bad-explicit-int"),
+        pytest.param(
             "a: !!python/object/apply:os.system ['true']\n",
             1,
             "",
@@ -147,6 +152,67 @@ def test_bad_file_is_reported_and_others_still_load(
     assert (error.file, error.line, error.field) == (str(tmp_path / "bad.yaml"), line, field)
     assert message in error.message
     assert str(error).startswith(f"{tmp_path / 'bad.yaml'}:{line}:" if line else str(error.file))
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """A 'billion laughs' document: each anchor repeats the previous one nine times."""
+    names = "abcdefghijklmnop"[:levels]
+    lines = ['  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"  {n}: &{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in itertools.pairwise(names)]
+    return "x:\n" + "\n".join(lines) + f"\napiVersion: *{names[-1]}\nkind: ServiceRelease\n"
+
+
+@pytest.mark.timeout(20)
+def test_alias_bomb_is_refused_at_the_alias_with_its_line(tmp_path: Path) -> None:
+    bomb = alias_bomb()
+    assert len(bomb) < 700  # 9**9 strings once expanded
+    result = load_with(tmp_path, bomb)
+    assert list(result.releases) == ["good"]
+    (error,) = result.errors
+    assert (error.file, error.line) == (str(tmp_path / "bad.yaml"), 7)
+    assert "alias *e takes the document past 100000 YAML nodes" in error.message
+    assert len(str(error)) < 400
+
+
+def test_aliases_that_do_not_multiply_still_load(tmp_path: Path) -> None:
+    content = doc(extra="  rollout:\n    alarms: &alarms [a-5xx, a-latency]\n").replace(
+        "metadata:\n", "x-shared: &labels {team: shop}\nmetadata:\n  labels: *labels\n"
+    )
+    result = load_with(tmp_path, content.replace("x-shared", "kind2"))
+    (error,) = result.errors  # the anchor's own key is an unknown field, nothing else
+    assert error.field == "kind2" and "unknown field" in error.message
+
+
+def test_recursive_alias_is_refused(tmp_path: Path) -> None:
+    result = load_with(tmp_path, doc(extra="  rollout: &r {alarms: [*r]}\n"))
+    (error,) = result.errors
+    assert error.line == 10 and "alias *r is used inside its own anchor &r" in error.message
+
+
+HUGE = "x" * 500_000
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        pytest.param(doc().replace("ecsop.dev/v1", HUGE), "apiVersion", id="literal"),
+        pytest.param(doc(name=HUGE), "metadata.name", id="pattern"),
+        pytest.param(doc(extra=f"  suspend: {HUGE}\n"), "spec.suspend", id="type"),
+        pytest.param(doc().replace(IMAGE, HUGE), "spec.containers.api", id="image"),
+        pytest.param(doc(extra=f"  ? {HUGE}\n  : 1\n"), "spec.xxxxx", id="unknown-field"),
+        pytest.param(
+            doc(extra=f"  ? {HUGE}\n  : 1\n  ? {HUGE}\n  : 2\n"), "spec.xxxxx", id="duplicate-key"
+        ),
+        pytest.param(f"apiVersion: *{HUGE}\n", "", id="yaml-undefined-alias"),
+    ],
+)
+def test_a_huge_value_is_quoted_truncated(tmp_path: Path, content: str, field: str) -> None:
+    result = load_with(tmp_path, content)
+    assert result.errors
+    for error in result.errors:
+        assert error.field.startswith(field)
+        assert len(str(error)) < len(str(tmp_path)) + 500, str(error)[:1000]
+    assert any("xxx..." in e.message or "..." in e.field for e in result.errors)
 
 
 def test_error_line_points_into_the_right_document(tmp_path: Path) -> None:
@@ -214,6 +280,67 @@ def test_symlink_outside_directory_is_refused(tmp_path: Path) -> None:
     assert result.releases == {}
     assert sorted(Path(e.file).name for e in result.errors) == ["dir", "link.yaml"]
     assert all("outside the spec directory" in e.message for e in result.errors)
+
+
+def test_files_that_are_not_specs_are_ignored_whatever_they_point_to(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "good.yaml").write_text(GOOD)
+    (specs / "notes.txt").symlink_to("/etc/passwd")
+    (specs / "LICENSE").symlink_to(outside / "LICENSE")  # dangling, and outside
+    (specs / "loop").symlink_to("loop")
+    os.mkfifo(specs / "pipe")
+    result = source.load([specs])
+    assert (list(result.releases), result.errors, result.files) == (["good"], [], 1)
+
+
+def test_a_spec_file_that_cannot_be_read_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "gone.yaml").symlink_to("deleted.yaml")
+    os.mkfifo(tmp_path / "pipe.yaml")  # reading it would block the daemon forever
+    result = source.load([tmp_path])
+    assert list(result.releases) == ["good"]
+    assert [(Path(e.file).name, e.message) for e in result.errors] == [
+        ("gone.yaml", "broken symlink: no such file"),
+        ("pipe.yaml", "not a regular file; refused"),
+    ]
+
+
+def test_a_symlink_loop_is_an_error_of_that_file_only(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "ping.yaml").symlink_to("pong.yaml")
+    (tmp_path / "team" / "pong.yaml").symlink_to("ping.yaml")
+    result = source.load([tmp_path])
+    assert list(result.releases) == ["good"]
+    assert [(Path(e.file).name, e.message) for e in result.errors] == [
+        ("loop.yaml", "cannot resolve path: symlink loop"),
+        ("ping.yaml", "cannot resolve path: symlink loop"),
+        ("pong.yaml", "cannot resolve path: symlink loop"),
+    ]
+
+
+def test_a_spec_path_that_is_a_symlink_loop_is_an_error_not_an_exception(tmp_path: Path) -> None:
+    (tmp_path / "specs").symlink_to("specs")
+    result = source.load([tmp_path / "specs"])
+    assert (result.releases, result.commit) == ({}, None)
+    assert [str(e) for e in result.errors] == [
+        f"{tmp_path / 'specs'}: cannot resolve path: symlink loop"
+    ]
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_with_the_byte_escaped(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    with open(os.fsencode(tmp_path) + b"/bad\xff\n.yaml", "wb") as broken:
+        broken.write(b"kind: [\n")
+    result = source.load([tmp_path])
+    assert list(result.releases) == ["good"]
+    (error,) = result.errors
+    assert error.file == f"{tmp_path}/bad\\xff\\n.yaml"
+    str(error).encode("utf-8")  # printable anywhere; no surrogate, no line break
 
 
 def test_configmap_layout_follows_data_links_once(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import textwrap
@@ -9,6 +10,30 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
+
+from ecsop.cli import options
+
+
+def add(sub: Any) -> None:
+    status = sub.add_parser(
+        "status",
+        help="show every release's phase and why, from a running daemon",
+        description="Read /status from a running daemon and print one line per release.",
+    )
+    options.add(
+        status,
+        "--url",
+        env="ECSOP_URL",
+        default=options.DEFAULT_URL,
+        metavar="URL",
+        help="the daemon's endpoint",
+    )
+    status.add_argument("--json", action="store_true", help="print the raw JSON, for scripts")
+    status.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    return main(args.url, as_json=args.json)
 
 
 def main(url: str, *, as_json: bool) -> int:

@@ -23,7 +23,7 @@ from ecsop.aws.ecs import GatewayPool
 from ecsop.aws.identity import caller_account
 from ecsop.controller.manager import Controller, ControllerSettings
 from ecsop.observability.metrics import Metrics
-from ecsop.observability.server import Endpoint
+from ecsop.observability.server import Endpoint, EndpointSettings
 from ecsop.probes.health import HealthProber, HealthSettings
 
 log = structlog.get_logger("ecsop.controller.daemon")
@@ -38,6 +38,10 @@ class DaemonSettings:
     """Address of the /metrics, /healthz, /readyz and /status endpoint."""
     metrics_port: int = 9100
     """Port of that endpoint; 0 picks a free one."""
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    """Its threads, connection limits and requeue rate limits."""
+    api_token: str | None = field(default=None, repr=False)
+    """Bearer token ``POST /requeue`` requires; None: loopback clients only. Never shown."""
 
 
 class Daemon:
@@ -67,6 +71,8 @@ class Daemon:
             requeue=self._requeue,
             extra_status=self._status_header,
             healthy=self.controller.health,
+            settings=settings.endpoint,
+            api_token=settings.api_token,
         )
 
     def start(self) -> None:

@@ -30,7 +30,8 @@ from ecsop.decision.observation import Observation, fingerprint_of, in_progress
 from ecsop.decision.reasons import Outcome, Phase, Reason
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.status import ReleaseStatus, Rollout, StatusStore
-from ecsop.spec.loader import LoadedRelease, SpecError
+from ecsop.spec.errors import SpecError
+from ecsop.spec.loader import LoadedRelease
 
 log = structlog.get_logger("ecsop.controller.manager")
 

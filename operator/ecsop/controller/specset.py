@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecsop.spec import loader
-from ecsop.spec.loader import LoadedRelease, SpecError, SpecSet
+from ecsop.spec.errors import SpecError
+from ecsop.spec.loader import LoadedRelease, SpecSet
 
 
 @dataclass(frozen=True)

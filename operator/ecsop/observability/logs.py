@@ -13,6 +13,8 @@ from typing import Literal
 
 import structlog
 
+from ecsop.spec.quoting import printable
+
 LogFormat = Literal["auto", "json", "console"]
 
 _REDACTED_KEYS = frozenset({"secrets", "secret", "password", "token", "aws_secret_access_key"})
@@ -24,6 +26,30 @@ def _redact(_: object, __: str, event: structlog.typing.EventDict) -> structlog.
         if key.lower() in _REDACTED_KEYS:
             event[key] = "[redacted]"
     return event
+
+
+def _encodable(
+    _: object, __: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """A value UTF-8 cannot encode (a file name's undecodable byte) must not lose the line."""
+    for key, value in event.items():
+        if isinstance(value, str) and not _utf8(value):
+            event[key] = printable(value)
+        elif isinstance(value, list | tuple) and not all(
+            _utf8(v) for v in value if isinstance(v, str)
+        ):
+            event[key] = [printable(v) if isinstance(v, str) else v for v in value]
+    return event
+
+
+def _utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def configure(log_format: LogFormat = "auto", level: str = "info") -> None:
@@ -40,6 +66,7 @@ def configure(log_format: LogFormat = "auto", level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
+            _encodable,
             structlog.processors.format_exc_info,
             renderer,
         ],

@@ -8,24 +8,63 @@ deployment ids, which grow without bound.
 AWS API calls are counted from botocore's ``needs-retry`` event, which fires
 once per HTTP attempt (retries included), so the count is what AWS bills
 against the account's API quota, not what the code meant to call.
+
+Every label value goes through ``label``, inside the metric classes themselves
+(so callers elsewhere, the recorder and the controller, get it too): one value
+that UTF-8 cannot encode (a file name's undecodable byte, a YAML ``"\\udcff"``)
+would otherwise make every scrape of ``/metrics`` fail.
 """
 
 from __future__ import annotations
 
 import threading
 from contextlib import suppress
-from typing import Any
+from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import prometheus_client
+from prometheus_client import CollectorRegistry
 
 from ecsop import __version__
 from ecsop.decision.reasons import Failure, Outcome, Phase
+from ecsop.spec.quoting import printable
 
 DURATION_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 OUTCOMES = tuple(o.value for o in Outcome)
 """The ``outcome`` label values of ``ecsop_deployments_total``."""
 ROLLBACK_REASONS = tuple(f.value for f in Failure if f is not Failure.ROLLBACK_FAILED)
 """The ``reason`` label values of ``ecsop_rollbacks_total`` (a failed rollback is not one)."""
+
+
+def label(value: object) -> str:
+    """A label value every scrape can encode: unsafe characters escaped (``\\xff``, ``\\n``)."""
+    return printable(str(value))
+
+
+_Metric = TypeVar("_Metric", bound="_SafeLabels")
+
+
+class _SafeLabels(prometheus_client.metrics.MetricWrapperBase):
+    """A metric whose label values all pass through ``label``, whoever sets them."""
+
+    def labels(self: _Metric, *labelvalues: object, **labelkwargs: object) -> _Metric:
+        return super().labels(
+            *(label(v) for v in labelvalues), **{k: label(v) for k, v in labelkwargs.items()}
+        )
+
+    def remove(self, *labelvalues: Any) -> None:
+        super().remove(*(label(v) for v in labelvalues))
+
+
+class Counter(_SafeLabels, prometheus_client.Counter):
+    pass
+
+
+class Gauge(_SafeLabels, prometheus_client.Gauge):
+    pass
+
+
+class Histogram(_SafeLabels, prometheus_client.Histogram):
+    pass
 
 
 class Metrics:
@@ -221,7 +260,7 @@ def _remove_release(metric: Any, name: str) -> None:
     stale = set()
     for family in metric.collect():
         for sample in family.samples:
-            if sample.labels.get("release") == name:
+            if sample.labels.get("release") == label(name):
                 # Label order is the metric's label names, then a histogram's "le".
                 stale.add(tuple(v for k, v in sample.labels.items() if k != "le"))
     for values in stale:

@@ -139,7 +139,7 @@ class HealthProber:
             unhealthy_targets=unhealthy,
             failing_http_checks=failing,
             target_detail=detail,
-            unknown=(*unreadable, *(f"HTTP check {url} (no result yet)" for url in pending)),
+            unknown=(*unreadable, *(http_checks.pending_wording(item) for item in pending)),
         )
 
     def idle(self, name: str) -> None:

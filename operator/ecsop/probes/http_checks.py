@@ -5,28 +5,79 @@ each pass and ``forget`` once the rollout is judged. Requests run on a pool of
 their own, each time-boxed by the check's ``timeoutSeconds``, so a slow or
 hanging endpoint never holds a reconcile worker; a pass only reads the latest
 verdicts. Redirects are not followed: a 302 is the answer to judge.
+
+Secrets (``headers[].valueFrom``, ``basicAuth``) are read at every request,
+from ``ECSOP_CHECK_*`` environment variables or files of ``CHECK_SECRETS_DIR``.
+One that is missing makes the check unknown, never green and never failed,
+with a message naming the variable or file. A URL is only ever shown
+``redacted``, and secret values never reach a message or a log line.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
+import os
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from ecsop import __version__
-from ecsop.spec.model import HttpCheck
+from ecsop.spec.model import HttpCheck, SecretFrom
+from ecsop.spec.quoting import REDACTED, redacted
 
 log = structlog.get_logger("ecsop.probes.health")
 
 USER_AGENT = f"ecsop/{__version__} (http-check)"
+CHECK_SECRETS_DIR = Path("/etc/ecsop/check-secrets")
+"""Where ``valueFrom: {file: NAME}`` is read: mount the checks' secrets here."""
+
+
+class Unjudgeable(Exception):
+    """A check cannot be run: a secret it needs is missing. Names the secret, not its value."""
+
+
+def request_headers(
+    check: HttpCheck,
+    secrets_dir: Path = CHECK_SECRETS_DIR,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The headers of one request of ``check``, its secrets read now."""
+    environ = os.environ if environ is None else environ
+    headers = {"User-Agent": USER_AGENT}
+    for header in check.headers:
+        headers[header.name] = _secret(header.value_from, secrets_dir, environ)
+    if check.basic_auth is not None:
+        user = _secret(check.basic_auth.username_from, secrets_dir, environ)
+        password = _secret(check.basic_auth.password_from, secrets_dir, environ)
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {pair}"
+    return headers
+
+
+def _secret(source: SecretFrom, secrets_dir: Path, environ: Mapping[str, str]) -> str:
+    if source.env is not None:
+        value = environ.get(source.env)
+        if value is None:
+            raise Unjudgeable(f"{source} is not set")
+    else:
+        path = secrets_dir / str(source.file)
+        try:
+            value = path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise Unjudgeable(f"{source} cannot be read ({path}: {why})") from None
+    if not value or any(char in value for char in "\r\n\0"):
+        raise Unjudgeable(f"{source} is empty or holds a line break")
+    return value
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -36,9 +87,28 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def http_check(check: HttpCheck, opener: urllib.request.OpenerDirector) -> tuple[bool, str]:
-    """One GET of ``check.url``: (passed, what happened in a few words)."""
-    request = urllib.request.Request(check.url, headers={"User-Agent": USER_AGENT})
+def http_check(
+    check: HttpCheck,
+    opener: urllib.request.OpenerDirector,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[bool, str]:
+    """One GET of ``check.url``: (passed, what happened in a few words).
+
+    ``headers``: from ``request_headers`` (which raises ``Unjudgeable``); by
+    default only the User-Agent, for a check without secrets.
+    """
+    sent = dict(headers or {"User-Agent": USER_AGENT})
+    passed, what = _get(check, opener, sent)
+    for value in sent.values():  # an exception text must never carry a secret
+        if len(value) >= 4 and value != USER_AGENT:
+            what = what.replace(value, REDACTED)
+    return passed, what.replace(check.url, redacted(check.url))
+
+
+def _get(
+    check: HttpCheck, opener: urllib.request.OpenerDirector, headers: dict[str, str]
+) -> tuple[bool, str]:
+    request = urllib.request.Request(check.url, headers=headers)
     try:
         with opener.open(request, timeout=check.timeout_seconds) as response:
             status = int(response.status)
@@ -61,6 +131,8 @@ class _Check:
     failures: int = 0
     """Consecutive failures."""
     last: str = ""
+    unknown: str = ""
+    """Why the check cannot be judged now (a missing secret); empty when it can."""
     in_flight: bool = False
 
 
@@ -84,8 +156,12 @@ class HttpProbes:
         workers: int = 8,
         opener: urllib.request.OpenerDirector | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        secrets_dir: Path = CHECK_SECRETS_DIR,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._opener = opener or urllib.request.build_opener(_NoRedirect)
+        self._secrets_dir = secrets_dir
+        self._environ = environ
         self._monotonic = monotonic
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ecsop-http-check")
         self._cond = threading.Condition()
@@ -96,7 +172,11 @@ class HttpProbes:
     def watch(
         self, name: str, generation: str, checks: Iterable[HttpCheck]
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(failing checks with why, URLs with no result yet) for ``name``'s checks."""
+        """(failing checks with why, checks without a verdict) for ``name``'s checks.
+
+        A check without a verdict is its redacted URL (no result yet), or its
+        redacted URL with why it cannot be judged (``pending_wording`` says which).
+        """
         wanted = list(checks)
         with self._cond:
             current = self._watches.get(name)
@@ -111,11 +191,17 @@ class HttpProbes:
                 self._start()
                 self._cond.notify_all()
             failing = tuple(
-                f"{c.check.url}: {c.last} ({c.failures} consecutive failures)"
+                f"{redacted(c.check.url)}: {c.last} ({c.failures} consecutive failures)"
                 for c in current.checks
-                if c.failures > c.check.failures_allowed
+                if c.failures > c.check.failures_allowed and not c.unknown
             )
-            pending = tuple(c.check.url for c in current.checks if c.runs == 0)
+            pending = tuple(
+                f"{redacted(c.check.url)} (cannot be judged: {c.unknown})"
+                if c.unknown
+                else redacted(c.check.url)
+                for c in current.checks
+                if c.runs == 0 or c.unknown
+            )
         return failing, pending
 
     def forget(self, name: str) -> None:
@@ -158,9 +244,25 @@ class HttpProbes:
                 self._cond.wait(None if wake is None else max(wake - now, 0.01))
 
     def _run(self, name: str, watch: _Watch, check: _Check) -> None:
-        passed, what = http_check(check.check, self._opener)
+        try:
+            headers = request_headers(check.check, self._secrets_dir, self._environ)
+        except Unjudgeable as exc:
+            with self._cond:
+                check.in_flight = False
+                first = not check.unknown
+                check.unknown = str(exc)
+            if first:
+                log.warning(
+                    "HTTP check cannot be judged",
+                    release=name,
+                    url=redacted(check.check.url),
+                    why=str(exc),
+                )
+            return
+        passed, what = http_check(check.check, self._opener, headers)
         with self._cond:
             check.in_flight = False
+            check.unknown = ""
             if self._watches.get(name) is not watch:
                 return  # forgotten, or a new rollout started meanwhile
             check.runs += 1
@@ -168,4 +270,12 @@ class HttpProbes:
             check.last = what
             self._cond.notify_all()
         if not passed and check.failures == check.check.failures_allowed + 1:
-            log.warning("HTTP check failing", release=name, url=check.check.url, result=what)
+            log.warning(
+                "HTTP check failing", release=name, url=redacted(check.check.url), result=what
+            )
+
+
+def pending_wording(item: str) -> str:
+    """How ``HealthProber`` names a check without a verdict, from a ``watch`` pending item."""
+    # URLs hold no whitespace (the spec refuses it): a space means "why" follows.
+    return f"HTTP check {item}" if " " in item else f"HTTP check {item} (no result yet)"

@@ -2,20 +2,44 @@
 
 pydantic reports ``('spec', 'rollout', 'bakeSeconds') int_type``; a person
 needs "spec.rollout.bakeSeconds: must be an integer (got str '60')" and, for a
-typo, the fields that are allowed there. ``ecsop.source`` attaches file and
-line; this module owns the wording.
+typo, the fields that are allowed there. ``ecsop.spec.loader`` attaches file
+and line; this module owns the wording and ``SpecError``, the shape of a problem.
+
+A spec value is only ever quoted through ``quoting.quote`` (a bounded ``repr``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from ecsop.spec.model import ServiceRelease
+from ecsop.spec.quoting import clip, quote, redacted
 
 Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class SpecError:
+    """One problem in the spec directory, as a person needs it to fix it."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    release: str | None = dataclasses.field(default=None, compare=False)
+    """The release name, when the broken document still says which release it is."""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
 
 
 def field_errors(
@@ -39,7 +63,8 @@ def dotted(loc: Path_) -> str:
     """``("spec", "alarms", 0)`` -> ``spec.alarms[0]``."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = clip(str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else name)
     return out
 
 
@@ -63,20 +88,22 @@ _PATTERN_HINTS = {
 def _message(error: Any, loc: Path_) -> str:
     kind: str = error["type"]
     given = error.get("input")
+    if loc and loc[-1] == "url" and isinstance(given, str):
+        given = redacted(given)  # an HTTP check's URL may carry credentials
     if kind == "extra_forbidden":
         allowed = _allowed_fields(loc[:-1])
         hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
-        return f"unknown field {loc[-1]!r}{hint}"
+        return f"unknown field {quote(loc[-1])}{hint}"
     if kind == "missing":
         return "required field is missing"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return f"must be {expected} (got {given!r})"
+        return f"must be {expected} (got {quote(given)})"
     if kind in _TYPE_NAMES:
         return f"must be {_TYPE_NAMES[kind]} (got {_describe(given)})"
     if kind == "string_pattern_mismatch":
         hint = _PATTERN_HINTS.get(dotted(loc), "the documented format")
-        return f"{given!r} is not valid: must be {hint}"
+        return f"{quote(given)} is not valid: must be {hint}"
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
     return str(error["msg"]).replace("Input should be", "must be") + f" (got {_describe(given)})"
@@ -89,8 +116,7 @@ def _describe(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing"
-    text = repr(value)
-    return f"{type(value).__name__} {text[:60]}"
+    return f"{type(value).__name__} {quote(value)}"
 
 
 def _allowed_fields(loc: Path_) -> list[str]:

@@ -13,13 +13,12 @@ change the watcher reports). Watching itself lives in ``ecsop.watcher``.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import subprocess
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,31 +26,17 @@ import yaml
 from pydantic import ValidationError
 
 from ecsop.spec import errors as spec_errors
+from ecsop.spec import files as spec_files
 from ecsop.spec import model as spec
 from ecsop.spec import yaml_reader as spec_yaml
+from ecsop.spec.errors import SpecError
 from ecsop.spec.model import ServiceIdentity, ServiceRelease
+from ecsop.spec.quoting import clip
 
 MAX_FILE_BYTES = 1024 * 1024
 """Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
-SPEC_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True, order=True)
-class SpecError:
-    """One problem in the spec directory, as a person needs it to fix it."""
-
-    file: str
-    line: int | None
-    field: str
-    message: str
-    release: str | None = dataclasses.field(default=None, compare=False)
-    """The release name, when the broken document still says which release it is."""
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return (
-            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-        )
+MAX_MESSAGE = 300
+"""Characters of a YAML parser message kept (it may quote the offending text)."""
 
 
 @dataclass(frozen=True)
@@ -145,9 +130,14 @@ def load(
     files = 0
     # Each path is resolved once: git-sync may swap its symlink mid-load, and
     # the files read and the commit reported must come from the same checkout.
-    roots = [(Path(given), Path(given).resolve()) for given in paths]
+    roots = [
+        (Path(given), spec_files.resolved(Path(given), spec_files.shown(Path(given)), errors))
+        for given in paths
+    ]
     for given, root in roots:
-        for display, real in _spec_files(given, root, errors):
+        if root is None:
+            continue
+        for display, real in spec_files.under(given, root, errors):
             files += 1
             found, problems = load_file(
                 real,
@@ -156,13 +146,14 @@ def load(
                 allow_mutable_tags=allow_mutable_tags,
                 cache=cache,
             )
-            candidates.extend(dataclasses.replace(c, account=default_account) for c in found)
+            candidates.extend(replace(c, account=default_account) for c in found)
             errors.extend(problems)
     if cache is not None:
         cache.sweep()
     releases, conflicts = _unique(candidates)
     errors.extend(conflicts)
-    commit = git_commit(roots[0][1]) if roots else None
+    first = roots[0][1] if roots else None
+    commit = git_commit(first) if first is not None else None
     return SpecSet(releases=releases, errors=sorted(errors), files=files, commit=commit)
 
 
@@ -174,7 +165,24 @@ def load_file(
     allow_mutable_tags: bool = False,
     cache: ParseCache | None = None,
 ) -> tuple[list[LoadedRelease], list[SpecError]]:
-    """Read one file: its valid releases and the errors of its other documents."""
+    """Read one file: its valid releases and the errors of its other documents.
+
+    Never raises: whatever the file holds, its problems come back as ``SpecError``.
+    """
+    try:
+        return _load_file(path, display, default_region, allow_mutable_tags, cache)
+    except Exception as exc:  # a bug of ours must cost one file, never the whole load
+        what = f"{type(exc).__name__}: {clip(str(exc), MAX_MESSAGE)}"
+        return [], [SpecError(display, None, "", f"cannot be read (internal error {what})")]
+
+
+def _load_file(
+    path: Path,
+    display: str,
+    default_region: str,
+    allow_mutable_tags: bool,
+    cache: ParseCache | None,
+) -> tuple[list[LoadedRelease], list[SpecError]]:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -257,63 +265,10 @@ def git_commit(path: Path) -> str | None:
             timeout=10,
             check=False,
         )
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, RuntimeError, subprocess.SubprocessError):  # RuntimeError: symlink loop
         return None
     commit = result.stdout.strip()
     return commit if result.returncode == 0 and len(commit) >= 40 else None
-
-
-# --- files -----------------------------------------------------------------
-
-
-def _spec_files(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tuple[str, Path]]:
-    """Yield (display name, real path) of every spec file under ``given`` (resolved: ``root``).
-
-    Hidden entries are skipped (``.git``, and the ``..data``/``..<timestamp>``
-    directories of an atomic-writer volume), but a visible symlink is followed
-    when it resolves inside the directory: that is how a ConfigMap volume
-    (``api.yaml -> ..data/api.yaml``) and git-sync (``current -> .worktrees/x``)
-    present their files. Symlinks that leave the directory are refused, so a
-    spec repo cannot make the daemon read arbitrary files.
-    """
-    if not root.exists():
-        errors.append(SpecError(str(given), None, "", "no such file or directory"))
-        return
-    if root.is_file():
-        yield str(given), root
-        return
-    seen: set[Path] = set()
-    yield from _walk(root, root, given, seen, errors)
-
-
-def _walk(
-    root: Path, directory: Path, display: Path, seen: set[Path], errors: list[SpecError]
-) -> Iterator[tuple[str, Path]]:
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError as exc:
-        errors.append(SpecError(str(display), None, "", f"cannot list directory: {exc.strerror}"))
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        shown = display / entry.name
-        real = Path(entry.path).resolve()
-        if entry.is_symlink() and not real.is_relative_to(root):
-            errors.append(
-                SpecError(
-                    str(shown), None, "", "symlink points outside the spec directory; refused"
-                )
-            )
-            continue
-        if real in seen:
-            continue
-        if real.is_dir():
-            seen.add(real)
-            yield from _walk(root, real, shown, seen, errors)
-        elif real.is_file() and entry.name.lower().endswith(SPEC_SUFFIXES):
-            seen.add(real)
-            yield str(shown), real
 
 
 def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
@@ -322,7 +277,9 @@ def _yaml_error(exc: yaml.YAMLError, display: str) -> SpecError:
     problem = getattr(exc, "problem", None)
     context = getattr(exc, "context", None)
     detail = " ".join(str(p) for p in (context, problem) if p) or str(exc)
-    return SpecError(display, line, "", f"YAML syntax error: {detail}")
+    if isinstance(exc, spec_yaml.ExpansionError):
+        return SpecError(display, line, "", clip(detail, MAX_MESSAGE))
+    return SpecError(display, line, "", f"YAML syntax error: {clip(detail, MAX_MESSAGE)}")
 
 
 def _declared_name(document: Any) -> str | None:
