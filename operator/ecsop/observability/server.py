@@ -3,14 +3,15 @@
 A plain ``ThreadingHTTPServer`` is enough: scrapes and probes are few and
 small, and the standard library keeps the production image lean. ``POST
 /requeue/NAME`` lets ``ecsop retry`` wake the daemon instead of waiting for
-the next resync.
+the next resync. ``per_release`` adds fields to each release of ``/status``
+read only when asked (its recent deployments: ``ecsop.controller.history``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,6 +32,7 @@ class Endpoint:
         requeue: Callable[[str], bool],
         extra_status: Callable[[], dict[str, Any]] = dict,
         healthy: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
+        per_release: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]] = lambda names: {},
     ) -> None:
         endpoint = self
 
@@ -50,6 +52,7 @@ class Endpoint:
         self._healthy = healthy
         self._requeue = requeue
         self._extra = extra_status
+        self._per_release = per_release
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -78,7 +81,11 @@ class Endpoint:
             ok, why = self._ready()
             _send(request, 200 if ok else 503, f"{why}\n".encode(), "text/plain")
         elif path == "/status":
-            body = {**self._extra(), "releases": [s.to_json() for s in self._statuses.all()]}
+            releases = [s.to_json() for s in self._statuses.all()]
+            more = self._per_release([r["name"] for r in releases])
+            for release in releases:
+                release.update(more.get(release["name"], {}))
+            body = {**self._extra(), "releases": releases}
             _send(request, 200, json.dumps(body, indent=2).encode(), "application/json")
         else:
             _send(request, 404, b"not found\n", "text/plain")
