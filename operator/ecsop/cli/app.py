@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ecsop import __version__
+from ecsop.cli import history, notifications
 
 DEFAULT_URL = "http://127.0.0.1:9100"
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(sub)
     _add_status(sub)
     _add_retry(sub)
+    history.add_parser(sub, _spec_options)
     _add_validate(sub)
     _add_schema(sub)
     _add_sandbox(sub)
@@ -182,6 +184,7 @@ def _add_run(sub: Any) -> None:
         help="attempts per AWS call, retries included (env ECSOP_AWS_MAX_ATTEMPTS; "
         "default %(default)s)",
     )
+    notifications.add_flags(run)
     _spec_options(run)
     run.set_defaults(handler=_run)
 
@@ -323,6 +326,7 @@ def _run(args: argparse.Namespace) -> int:
         aws=AwsSettings(retry_mode=args.aws_retry_mode, max_attempts=args.aws_max_attempts),
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port,
+        **notifications.settings(args, Path(specs)),
     )
     try:
         daemon = Daemon(settings)

@@ -20,10 +20,15 @@ from prometheus_client import CollectorRegistry
 from ecsop import __version__
 from ecsop.aws.clients import AwsSettings, ClientFactory
 from ecsop.aws.ecs import GatewayPool
+from ecsop.controller.history import HistorySettings, StatusHistory
 from ecsop.controller.manager import Controller, ControllerSettings
+from ecsop.controller.notifications import NotificationEmitter
+from ecsop.notify import assembly
+from ecsop.notify.config import NotificationConfig
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.server import Endpoint
 from ecsop.probes.health import HealthProber, HealthSettings
+from ecsop.spec.loader import LoadedRelease
 
 log = structlog.get_logger("ecsop.controller.daemon")
 
@@ -37,6 +42,12 @@ class DaemonSettings:
     """Address of the /metrics, /healthz, /readyz and /status endpoint."""
     metrics_port: int = 9100
     """Port of that endpoint; 0 picks a free one."""
+    notifications: NotificationConfig | None = None
+    """Where to tell people about deploys (``--notifications FILE``); None tells no one."""
+    history: HistorySettings = field(default_factory=HistorySettings)
+    """The recent deployments ``/status`` shows per release, read on demand."""
+    notification_grace_seconds: float = 5.0
+    """On SIGTERM, how long queued notifications may still be delivered."""
 
 
 class Daemon:
@@ -50,12 +61,24 @@ class Daemon:
         self.gateways = GatewayPool(self.clients)
         # Health gates use the same clients (same retry config, same call metrics).
         self.prober = HealthProber(self.clients.client, settings.health)
+        self.notifier = (
+            assembly.build(settings.notifications, settings.controller.specs, self.registry)
+            if settings.notifications is not None
+            else None
+        )
         self.controller = Controller(
             settings.controller,
             self.gateways.ecs,
             self.metrics,
             prober=self.prober,
             on_release_count=self.gateways.fit_cache,
+            listener=NotificationEmitter(self.notifier.publish) if self.notifier else None,
+        )
+        self.history = StatusHistory(
+            self.gateways.ecs,
+            self._loaded,
+            self.controller.statuses.get,
+            settings.history,
         )
         self.endpoint = Endpoint(
             settings.metrics_host,
@@ -66,6 +89,7 @@ class Daemon:
             requeue=self._requeue,
             extra_status=self._status_header,
             healthy=self.controller.health,
+            per_release=self.history,
         )
 
     def start(self) -> None:
@@ -75,6 +99,8 @@ class Daemon:
                 specs=str(self.settings.controller.specs),
             )
         self.endpoint.start()
+        if self.notifier is not None:
+            self.notifier.start()
         self.controller.start()
         log.info(
             "ecsop started",
@@ -84,7 +110,10 @@ class Daemon:
 
     def stop(self) -> None:
         self.controller.stop()
+        if self.notifier is not None:
+            self.notifier.close(self.settings.notification_grace_seconds)
         self.prober.close()
+        self.history.close()
         self.endpoint.stop()
 
     def run(self, stop: threading.Event | None = None) -> int:
@@ -117,6 +146,10 @@ class Daemon:
             return False
         self.controller.queue.add(name)
         return True
+
+    def _loaded(self, name: str) -> LoadedRelease | None:
+        entry = self.controller.specs.entry(name)
+        return entry.loaded if entry is not None else None
 
     def _status_header(self) -> dict[str, Any]:
         return {"version": __version__, "specs": str(self.settings.controller.specs)}
