@@ -2,8 +2,8 @@
 
 No reconcile pass reads history: it costs nothing while nobody asks. A
 ``/status`` request reads the releases whose cached history is older than
-``ttl_seconds`` (or whose service, deployment or failed record changed since),
-concurrently on a small pool of its own, and waits at most
+``ttl_seconds`` (or whose service, phase, deployment or failed record changed
+since), concurrently on a small pool of its own, and waits at most
 ``deadline_seconds``: a read still running then is shown by the next request.
 Errors are cached like answers, so a missing IAM permission costs one call
 per release per ``ttl_seconds``, not one per request.
@@ -119,6 +119,7 @@ class StatusHistory:
             spec.role_arn or "",
             spec.cluster,
             spec.service,
+            status.phase.value if status else "",
             status.deployment_id if status else "",
             status.failed_fingerprint if status else "",
         )
