@@ -33,7 +33,7 @@ def add_flags(run: argparse.ArgumentParser) -> None:
         type=int,
         default=_int_env("ECSOP_STATUS_HISTORY", DEFAULT_STATUS_HISTORY),
         help="recent deployments /status shows per release, read from AWS when /status is "
-        "asked and cached for a minute; 0 turns it off (env ECSOP_STATUS_HISTORY; "
+        "asked and cached until it changes; 0 turns it off (env ECSOP_STATUS_HISTORY; "
         "default %(default)s)",
     )
 

@@ -34,8 +34,9 @@ from ecsop.spec.loader import LoadedRelease
 class HistorySettings:
     entries: int = 3
     """Deployments ``/status`` shows per release; 0 shows none and reads nothing."""
-    ttl_seconds: float = 60.0
-    """A release's history is read again when older than this."""
+    ttl_seconds: float = 600.0
+    """A release's history is read again when older than this (a change of its phase,
+    deployment or failed record reads it again at once)."""
     deadline_seconds: float = 5.0
     """How long a ``/status`` answer waits for the reads it started."""
     workers: int = 4
