@@ -268,3 +268,13 @@ def test_labels_travel_with_events(world: World, sink: Sink) -> None:
     world.write_raw("shop.yaml", (world.specs / "shop.yaml").read_text().replace(V1, V2))
     world.reconcile()
     assert sink.events[0].labels == {"team": "pay"}
+
+
+def test_a_failure_to_tell_never_fails_the_pass(tmp_path: Path) -> None:
+    def broken(event: Event) -> None:
+        raise RuntimeError("receiver side exploded")
+
+    world = World(tmp_path)
+    world.start(NotificationEmitter(broken, world.clock))
+    world.deploying(V2)
+    assert world.phase() is Phase.PROGRESSING

@@ -34,6 +34,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import structlog
+
 from ecsop.controller.executor import Applied
 from ecsop.decision.actions import Action, Deploy, RecordFailure, RecordLastGood, Rollback
 from ecsop.decision.ecs_state import TaskDefinitionArn
@@ -42,6 +44,8 @@ from ecsop.decision.observation import Observation, fingerprint_of
 from ecsop.decision.reasons import Phase, Reason
 from ecsop.notify.events import Event, EventType, Revision, event_id
 from ecsop.spec.loader import LoadedRelease, SpecError
+
+log = structlog.get_logger("ecsop.controller.notifications")
 
 COMMITS_REMEMBERED = 10_000
 """(release, deployment) -> commit of the deploys this process announced."""
@@ -76,6 +80,19 @@ class NotificationEmitter:
     ) -> None:
         if applied is not None and applied.dry_run:
             return
+        try:
+            self._decided(loaded, commit, action, observation, applied)
+        except Exception:  # telling people must never fail the pass that acted
+            log.exception("could not build notifications for a decision", release=loaded.name)
+
+    def _decided(
+        self,
+        loaded: LoadedRelease,
+        commit: str | None,
+        action: Action,
+        observation: Observation | None,
+        applied: Applied | None,
+    ) -> None:
         now = self._clock()
         outcome = None
         if observation is not None:
