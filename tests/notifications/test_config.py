@@ -231,17 +231,26 @@ def test_parse_remote(remote: str, parsed: tuple[str, str] | None) -> None:
     assert parse_remote(remote) == parsed
 
 
-def test_links_from_the_spec_directory_remote(tmp_path: Path) -> None:
+def test_links_from_the_spec_directory_remote_once_there_is_one(tmp_path: Path) -> None:
     import subprocess
 
+    now = [0.0]
+    links = Links(specs=tmp_path, retry_seconds=60, clock=lambda: now[0])
+    assert links.repository() is None, "git-sync has not cloned yet"
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     subprocess.run(
         ["git", "-C", str(tmp_path), "remote", "add", "origin", "git@github.com:acme/specs.git"],
         check=True,
     )
-    links = resolve(
-        config(providers=[{"name": "w", "type": "webhook", "url": "http://x"}]).repository, tmp_path
-    )
-    assert links == Links("acme/specs", "https://github.com/acme/specs/commit/{commit}")
+    assert links.repository() is None, "looked up again only after retry_seconds"
+    now[0] = 61
+    assert links.repository() == "acme/specs"
     assert links.commit("abc") == "https://github.com/acme/specs/commit/abc"
-    assert resolve(notify_config.Repository(), tmp_path / "none").repository is None
+
+
+def test_links_from_the_configuration() -> None:
+    links = resolve(notify_config.Repository(github="acme/specs"), None)
+    assert links.commit("abc") == "https://github.com/acme/specs/commit/abc"
+    custom = notify_config.Repository(commit_url="https://git.example/x/-/commit/{commit}")
+    assert resolve(custom, None).commit("abc") == "https://git.example/x/-/commit/abc"
+    assert resolve(notify_config.Repository(), None).commit("abc") is None

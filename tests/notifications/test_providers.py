@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -219,8 +220,18 @@ def test_github_hears_only_what_concerns_a_commit(github: FakeGitHub) -> None:
     assert provider.wants(event())
     assert not provider.wants(event(commit=""))
     assert not provider.wants(event(EventType.RELEASE_DEGRADED))
+
+
+def test_github_without_a_repository_drops_and_counts(
+    notifier_for: Build, registry: CollectorRegistry
+) -> None:
     no_repo = GitHub(GitHubProvider(name="gh", type="github", token=SecretStr("t")), Links())
-    assert not no_repo.wants(event())
+    notifier_for(no_repo).publish(event())
+    deadline = time.monotonic() + 5
+    labels = {"provider": "gh", "reason": "rejected"}
+    while not registry.get_sample_value("ecsop_notifications_dropped_total", labels):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(

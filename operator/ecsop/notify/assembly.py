@@ -34,9 +34,9 @@ def providers(config: NotificationConfig, links: Links) -> list[Provider]:
             github = GitHub(provider, links)
             if github.repository is None:
                 log.warning(
-                    "github provider has no repository: set its repository, or "
-                    "repository.github, or a git remote 'origin' in the spec directory; "
-                    "it sends nothing",
+                    "github provider has no repository yet: set its repository, or "
+                    "repository.github, or a git remote 'origin' in the spec directory "
+                    "(looked up again every minute); until then its deliveries are dropped",
                     provider=provider.name,
                 )
             built.append(github)

@@ -35,7 +35,14 @@ from typing import Any
 
 from ecsop.notify.config import GitHubProvider
 from ecsop.notify.events import DEPLOY_EVENTS, Event, EventType
-from ecsop.notify.http import USER_AGENT, HttpClient, HttpRequest, HttpResponse, retry_after
+from ecsop.notify.http import (
+    USER_AGENT,
+    DeliveryError,
+    HttpClient,
+    HttpRequest,
+    HttpResponse,
+    retry_after,
+)
 from ecsop.notify.links import Links, console
 
 API_VERSION = "2022-11-28"
@@ -88,17 +95,28 @@ class GitHub:
     def __init__(self, config: GitHubProvider, links: Links) -> None:
         self.name = config.name
         self._config = config
-        self.repository = config.repository or links.repository
-        """owner/repo, or None: then nothing is sent (the daemon logs it at start)."""
+        self._links = links
         self._api = config.api_url.get_secret_value().rstrip("/")
         self._lock = threading.Lock()
         self._deployments: OrderedDict[tuple[str, str, str], int] = OrderedDict()
         """(commit, environment, ECS deployment id) -> GitHub deployment id."""
 
+    @property
+    def repository(self) -> str | None:
+        """owner/repo: the provider's, the configuration's, or the spec directory's remote."""
+        return self._config.repository or self._links.repository()
+
     def wants(self, event: Event) -> bool:
-        return self.repository is not None and event.type in _STATES and len(event.commit) >= 40
+        return event.type in _STATES and len(event.commit) >= 40
 
     def deliver(self, event: Event, client: HttpClient) -> None:
+        if self.repository is None:
+            raise DeliveryError(
+                "NoRepository",
+                "no GitHub repository: set the provider's repository, repository.github, "
+                "or a git remote 'origin' in the spec directory",
+                retryable=False,
+            )
         state, deployment_state = _STATES[event.type]
         body = {
             "state": state,

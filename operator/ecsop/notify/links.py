@@ -1,8 +1,8 @@
 """Where a notification links to: the commit (from the config or the spec repo's remote), ECS.
 
 The repository is named in the configuration (``repository.github``) or read
-from the spec directory's git remote ``origin`` (git-sync sets it), once, at
-start. Credentials embedded in a remote URL (``https://user:token@host/...``)
+from the spec directory's git remote ``origin`` (git-sync sets it), as soon as
+there is one. Credentials embedded in a remote URL (``https://user:token@host/...``)
 are dropped, never kept or logged.
 """
 
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
+import time
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from ecsop.notify.config import Repository
@@ -19,17 +21,53 @@ from ecsop.notify.config import Repository
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>[^/].*)$")
 
 
-@dataclass(frozen=True)
 class Links:
-    repository: str | None = None
-    """owner/repo of the spec commits, when known."""
-    commit_template: str | None = None
-    """A commit link with ``{commit}``, when known."""
+    """The spec repository (owner/repo) and a commit link template, when known.
+
+    Named in the configuration, or read from the spec directory's git remote
+    ``origin``: looked up again at most every ``retry_seconds`` until found,
+    because git-sync may not have cloned yet when the daemon starts. Only the
+    notifier's workers ask, never a reconcile.
+    """
+
+    def __init__(
+        self,
+        repository: str | None = None,
+        commit_template: str | None = None,
+        *,
+        specs: Path | None = None,
+        retry_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._repository = repository
+        self._template = commit_template
+        self._specs = specs if repository is None else None
+        self._retry_seconds = retry_seconds
+        self._clock = clock
+        self._next_lookup = 0.0
+        self._lock = threading.Lock()
+
+    def repository(self) -> str | None:
+        """owner/repo of the spec commits, when known."""
+        with self._lock:
+            if self._repository is None and self._specs is not None:
+                now = self._clock()
+                if now >= self._next_lookup:
+                    self._next_lookup = now + self._retry_seconds
+                    remote = git_remote(self._specs)
+                    parsed = parse_remote(remote) if remote else None
+                    if parsed is not None:
+                        host, self._repository = parsed
+                        if self._template is None:
+                            self._template = f"https://{host}/{self._repository}/commit/{{commit}}"
+            return self._repository
 
     def commit(self, sha: str) -> str | None:
-        if not sha or not self.commit_template:
+        """A link to commit ``sha``, when the repository (or a template) is known."""
+        self.repository()
+        if not sha or not self._template:
             return None
-        return self.commit_template.replace("{commit}", sha)
+        return self._template.replace("{commit}", sha)
 
 
 def console(region: str, cluster: str, service: str) -> str:
@@ -87,13 +125,7 @@ def git_remote(directory: Path) -> str | None:
 
 def resolve(repository: Repository, specs: Path | None) -> Links:
     """The links of this configuration: its repository, else the spec directory's remote."""
-    host, name = "github.com", repository.github
-    if name is None and specs is not None:
-        remote = git_remote(specs)
-        parsed = parse_remote(remote) if remote else None
-        if parsed is not None:
-            host, name = parsed
     template = repository.commit_url
-    if template is None and name is not None:
-        template = f"https://{host}/{name}/commit/{{commit}}"
-    return Links(repository=name, commit_template=template)
+    if repository.github is not None and template is None:
+        template = f"https://github.com/{repository.github}/commit/{{commit}}"
+    return Links(repository.github, template, specs=specs)
