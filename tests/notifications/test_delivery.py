@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,6 +19,7 @@ from pydantic import SecretStr
 from ecsop.notify.config import Delivery, WebhookProvider
 from ecsop.notify.delivery import Notifier, backoff
 from ecsop.notify.events import EventType
+from ecsop.notify.http import retry_after
 from ecsop.notify.links import Links
 from ecsop.notify.webhook import Webhook
 from receivers import Receiver
@@ -260,3 +262,18 @@ def test_close_delivers_what_is_queued_then_drops_the_rest(
 )
 def test_backoff(attempts: int, retry_after: float | None, jitter: float, expected: float) -> None:
     assert backoff(attempts, retry_after, Delivery(), jitter) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        pytest.param("7", 7.0, id="delta-seconds"),
+        pytest.param("Wed, 21 Oct 2015 07:28:30 GMT", 30.0, id="http-date"),
+        pytest.param("Wed, 21 Oct 2015 07:27:00 GMT", 0.0, id="http-date-in-the-past"),
+        pytest.param("soon", None, id="garbage"),
+        pytest.param(None, None, id="absent"),
+    ],
+)
+def test_retry_after(header: str | None, seconds: float | None) -> None:
+    now = datetime(2015, 10, 21, 7, 28, tzinfo=UTC).timestamp()
+    assert retry_after(header, now) == seconds
