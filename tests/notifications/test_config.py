@@ -254,3 +254,20 @@ def test_links_from_the_configuration() -> None:
     custom = notify_config.Repository(commit_url="https://git.example/x/-/commit/{commit}")
     assert resolve(custom, None).commit("abc") == "https://git.example/x/-/commit/abc"
     assert resolve(notify_config.Repository(), None).commit("abc") is None
+
+
+def test_ecsop_run_stops_on_a_broken_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from ecsop.cli import notifications as flags
+
+    path = write(tmp_path, GOOD.replace("type: webhook", "type: teams"))
+    args = argparse.Namespace(notifications=str(path), status_history=3)
+    with pytest.raises(SystemExit) as stopped:
+        flags.settings(args, tmp_path / "specs")
+    assert stopped.value.code == 2
+    assert "providers[1].type: must be slack, webhook or github" in capsys.readouterr().err
+    args = argparse.Namespace(notifications=None, status_history=0)
+    assert flags.settings(args, tmp_path / "specs")["history"].entries == 0
