@@ -8,36 +8,31 @@ wording), so a broken file stops the daemon before it starts rather than
 losing notifications silently.
 
 Secrets (webhook URLs, HMAC keys, tokens) are never written in the file: a
-secret field is ``{env: NAME}`` or ``{file: PATH}``, resolved here into a
-``SecretStr`` that prints as ``**********``. A secret file, and the config
-file itself, must lie outside the spec directory: that directory is a git
-checkout anyone with a pull request can write to.
+secret field is ``{env: NAME}`` or ``{file: PATH}`` (``ecsop.notify.secrets``).
+The config file itself must lie outside the spec directory.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from ecsop.notify.events import EventType
+from ecsop.notify.secrets import BASE, ENVIRON, SPECS, Secret, SecretUrl, Url, inside
 from ecsop.spec import errors as spec_errors
 from ecsop.spec import yaml_reader as spec_yaml
 from ecsop.spec.errors import Path_
@@ -45,16 +40,8 @@ from ecsop.spec.loader import MAX_FILE_BYTES, SpecError
 
 API_VERSION = "ecsop.dev/v1"
 KIND = "NotificationConfig"
-MAX_SECRET_BYTES = 64 * 1024
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-
-ENVIRON = "environ"
-"""Validation context key: the environment secrets named ``{env: ...}`` are read from."""
-BASE = "base"
-"""Validation context key: the directory relative ``{file: ...}`` paths start from."""
-SPECS = "specs"
-"""Validation context key: the spec directory, where no secret file may lie."""
 
 
 class ConfigInvalid(Exception):
@@ -63,72 +50,6 @@ class ConfigInvalid(Exception):
     def __init__(self, errors: list[SpecError]) -> None:
         super().__init__("\n".join(str(e) for e in errors))
         self.errors = errors
-
-
-# --- secrets ---------------------------------------------------------------------------
-
-
-def _resolve(value: Any, info: ValidationInfo, *, plain_allowed: bool) -> SecretStr:
-    if isinstance(value, SecretStr):  # built in code, already resolved
-        return value
-    if plain_allowed and isinstance(value, str):
-        return SecretStr(value)
-    if not isinstance(value, dict) or set(value) not in ({"env"}, {"file"}):
-        plain = " or a plain string" if plain_allowed else " (secrets are never written here)"
-        raise ValueError(f"must be {{env: VARIABLE}} or {{file: PATH}}{plain}")
-    context = info.context or {}
-    if "env" in value:
-        name = value["env"]
-        environ: Mapping[str, str] = context.get(ENVIRON, os.environ)
-        if not isinstance(name, str) or not name:
-            raise ValueError("env must name an environment variable")
-        if not environ.get(name):
-            raise ValueError(f"environment variable {name} is not set (or empty)")
-        return SecretStr(environ[name])
-    given = value["file"]
-    if not isinstance(given, str) or not given:
-        raise ValueError("file must be a path")
-    path = Path(context.get(BASE, ".")) / given
-    specs: Path | None = context.get(SPECS)
-    if specs is not None and _inside(path, specs):
-        raise ValueError(f"secret file {given} is inside the spec directory {specs}; move it out")
-    try:
-        data = path.read_bytes()[: MAX_SECRET_BYTES + 1]
-    except OSError as exc:
-        raise ValueError(f"cannot read secret file {given}: {exc.strerror or exc}") from None
-    if len(data) > MAX_SECRET_BYTES:
-        raise ValueError(f"secret file {given} is larger than {MAX_SECRET_BYTES} bytes")
-    text = data.decode("utf-8", errors="replace").strip()
-    if not text:
-        raise ValueError(f"secret file {given} is empty")
-    return SecretStr(text)
-
-
-def _secret(value: Any, info: ValidationInfo) -> SecretStr:
-    return _resolve(value, info, plain_allowed=False)
-
-
-def _secret_or_plain(value: Any, info: ValidationInfo) -> SecretStr:
-    return _resolve(value, info, plain_allowed=True)
-
-
-def _http_url(value: SecretStr) -> SecretStr:
-    """An absolute http(s) URL; the value itself never appears in the message."""
-    parts = urllib.parse.urlsplit(value.get_secret_value())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an absolute http:// or https:// URL")
-    return value
-
-
-Secret = Annotated[SecretStr, BeforeValidator(_secret)]
-"""A value read from ``{env: NAME}`` or ``{file: PATH}``; never written in the file."""
-SecretUrl = Annotated[SecretStr, BeforeValidator(_secret), AfterValidator(_http_url)]
-Url = Annotated[SecretStr, BeforeValidator(_secret_or_plain), AfterValidator(_http_url)]
-"""A URL that may be written plainly, or kept secret like ``Secret``."""
-
-
-def _inside(path: Path, directory: Path) -> bool:
-    return path.resolve().is_relative_to(directory.resolve())
 
 
 # --- the document ------------------------------------------------------------------------
@@ -332,7 +253,7 @@ def load(
 ) -> NotificationConfig:
     """Read and validate ``path``; raises ``ConfigInvalid`` listing every problem."""
     display = str(path)
-    if specs is not None and _inside(path, specs):
+    if specs is not None and inside(path, specs):
         raise ConfigInvalid(
             [SpecError(display, None, "", f"must not be inside the spec directory {specs}")]
         )
