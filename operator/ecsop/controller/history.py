@@ -37,7 +37,7 @@ class HistorySettings:
     ttl_seconds: float = 600.0
     """A release's history is read again when older than this (a change of its phase,
     deployment or failed record reads it again at once)."""
-    deadline_seconds: float = 5.0
+    deadline_seconds: float = 2.0
     """How long a ``/status`` answer waits for the reads it started."""
     workers: int = 4
     """Releases read at once."""
