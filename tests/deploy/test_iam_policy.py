@@ -350,7 +350,7 @@ def test_policy_matches_what_a_lifecycle_calls(
         repo.commit({"shop.yaml": shop(CRASH)}, "shop crash")
         wait_for(lambda: phase() == "Degraded", 40, "crash loop rolled back")
         assert box.failed("shop")
-        assert daemon.release("shop").get("history"), "/status shows the recent deployments"
+        wait_for(lambda: daemon.release("shop").get("history"), 10, "/status history")
 
         # The one-shot commands, in this process, against the same endpoint.
         for name, value in box.aws_env().items():

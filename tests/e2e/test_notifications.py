@@ -153,10 +153,12 @@ def test_a_crash_loop_is_told_once_started_once_rolled_back(
     assert "/services/T0/B0/x" not in daemon.log_path.read_text()
 
     # The history, from AWS: /status and `ecsop history`.
-    newest = daemon.release("shop")["history"][0]
+    history = wait_for(
+        lambda: daemon.release("shop").get("history"), 10, "/status shows the history"
+    )
+    newest, crash = history[0], history[1]
     assert (newest["outcome"], newest["rolledBackBy"]) == ("succeeded", "")
     assert newest["rollbackOf"]
-    crash = daemon.release("shop")["history"][1]
     assert (crash["outcome"], crash["rolledBackBy"], crash["commit"]) == (
         "rolled_back",
         "ecsop",
