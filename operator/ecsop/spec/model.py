@@ -260,6 +260,122 @@ class HttpCheck(_Model):
         return self
 
 
+def _tenths(value: float) -> float:
+    """ECS takes traffic percentages in multiples of 0.1."""
+    if abs(value * 10 - round(value * 10)) > 1e-9:
+        raise ValueError(f"{value} is not a multiple of 0.1")
+    return value
+
+
+class TestTraffic(_Model):
+    """Checks green must pass on the test listener before any production traffic reaches it.
+
+    ecsop pauses the service deployment after ECS shifts test traffic (a ``PAUSE``
+    lifecycle hook at ``POST_TEST_TRAFFIC_SHIFT``), runs these checks, then lets ECS
+    continue, or rolls back.
+    """
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    http_checks: list[HttpCheck] = Field(
+        min_length=1,
+        max_length=10,
+        description="HTTP requests to the test listener that green must answer as expected.",
+    )
+    timeout_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=20160,
+        description="If the checks have not been judged this long after test traffic moved "
+        "(ecsop down, say), ECS rolls back by itself.",
+    )
+
+
+class BlueGreen(_Model):
+    bake_minutes: int = Field(
+        default=10,
+        ge=0,
+        le=1440,
+        description="After production traffic moved to green, blue is kept this long for an "
+        "instant rollback (ECS bakeTimeInMinutes).",
+    )
+    test_traffic: TestTraffic | None = Field(
+        default=None, description="Judge green on the test listener before production moves."
+    )
+
+
+class Canary(_Model):
+    percent: Annotated[float, AfterValidator(_tenths)] = Field(
+        default=5.0,
+        ge=0.1,
+        le=100.0,
+        description="Share of production traffic green gets first (ECS canaryPercent, "
+        "multiples of 0.1).",
+    )
+    bake_minutes: int = Field(
+        default=10,
+        ge=0,
+        le=1440,
+        description="How long the canary runs before the rest of the traffic moves "
+        "(ECS canaryBakeTimeInMinutes).",
+    )
+
+
+class Linear(_Model):
+    step_percent: Annotated[float, AfterValidator(_tenths)] = Field(
+        default=10.0,
+        ge=3.0,
+        le=100.0,
+        description="Share of production traffic moved per step (ECS stepPercent, multiples "
+        "of 0.1).",
+    )
+    step_bake_minutes: int = Field(
+        default=6,
+        ge=0,
+        le=1440,
+        description="Wait between steps (ECS stepBakeTimeInMinutes).",
+    )
+
+
+class Rolling(_Model):
+    """ECS's rolling update, made explicit."""
+
+
+_STRATEGIES = ("rolling", "blue_green", "canary", "linear")
+
+
+class Strategy(_Model):
+    """How ECS moves traffic to the new revision: exactly one of the four."""
+
+    rolling: Rolling | None = None
+    blue_green: BlueGreen | None = None
+    canary: Canary | None = None
+    linear: Linear | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Strategy:
+        chosen = [name for name in _STRATEGIES if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                "strategy takes exactly one of rolling, blueGreen, canary, linear"
+                + (f" (got {', '.join(to_camel(c) for c in chosen)})" if chosen else "")
+            )
+        return self
+
+    @property
+    def name(self) -> str:
+        """ECS's name of the strategy: ROLLING, BLUE_GREEN, CANARY or LINEAR."""
+        for name in _STRATEGIES:
+            if getattr(self, name) is not None:
+                return name.upper()
+        raise AssertionError("validated: exactly one")
+
+    @property
+    def shifts_traffic(self) -> bool:
+        """Blue/green, canary and linear need the load balancer's advanced configuration."""
+        return self.rolling is None
+
+
 class Rollout(_Model):
     """How a new revision is watched, and when it is declared good or failed."""
 
@@ -296,6 +412,11 @@ class Rollout(_Model):
         default_factory=list,
         max_length=10,
         description="HTTP requests that must keep answering as expected during rollout and bake.",
+    )
+    strategy: Strategy | None = Field(
+        default=None,
+        description="How ECS moves traffic: rolling, blueGreen, canary or linear. Absent: the "
+        "service's own deployment configuration is left alone.",
     )
 
     @field_validator("alarms")
