@@ -198,7 +198,9 @@ class FakeEcs:
     def service_deployments(self, cluster: str, service: str) -> None:
         return None
 
-    def update_service(self, cluster: str, service: str, task_definition: str) -> str:
+    def update_service(
+        self, cluster: str, service: str, task_definition: str, deployment_configuration: Any = None
+    ) -> str:
         self.calls.append("UpdateService")
         state = self.services[service]
         demoted = tuple(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,13 @@ class RecordingGateway:
         self.calls.append(("register", clone.revision.tags()))
         return TaskDefinition(CLONE, "api", 2, dict(clone.request["images"]))
 
-    def update_service(self, cluster: str, service: str, task_definition: TaskDefinitionArn) -> str:
+    def update_service(
+        self,
+        cluster: str,
+        service: str,
+        task_definition: TaskDefinitionArn,
+        deployment_configuration: Any = None,
+    ) -> str:
         self.calls.append(("update_service", task_definition))
         return "ecs-svc/new"
 

@@ -63,6 +63,8 @@ class EcsGateway:
         self._lock = threading.Lock()
         self._instances: dict[str, str] = {}
         """Container instance ARN -> EC2 instance id (fixed for the instance's life)."""
+        self._revisions: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        """Service revision ARN -> DescribeServiceRevisions' answer (revisions never change)."""
         self._stopped: OrderedDict[str, tuple[float, str]] = OrderedDict()
         """Stopped task ARN -> (when it stopped, its one-line reason)."""
 
@@ -105,21 +107,76 @@ class EcsGateway:
                     result[name] = ecs_mapping.service_state(cluster, service, observed_at)
         return result
 
-    def update_service(self, cluster: str, service: str, task_definition: TaskDefinitionArn) -> str:
+    def update_service(
+        self,
+        cluster: str,
+        service: str,
+        task_definition: TaskDefinitionArn,
+        deployment_configuration: Mapping[str, Any] | None = None,
+    ) -> str:
         """Point the service at ``task_definition``; the id of the deployment ECS started.
 
-        Only ``taskDefinition`` is sent: desired count, capacity and every other
-        setting stay whatever their owners (autoscaling, humans) made them. The
-        id (``""`` if the response lacks one) is for logs: it names the rollout
-        a person will look for in the ECS console.
+        Only ``taskDefinition`` is sent, and ``deploymentConfiguration`` when the
+        spec sets a strategy: desired count, capacity and every other setting
+        stay whatever their owners (autoscaling, humans) made them. The id
+        (``""`` if the response lacks one) is for logs: it names the rollout a
+        person will look for in the ECS console.
         """
+        extra: dict[str, Any] = {}
+        if deployment_configuration is not None:
+            extra["deploymentConfiguration"] = taskdef.accepted(
+                deployment_configuration, "UpdateService", "deploymentConfiguration"
+            )
         response = self._call(
-            "update_service", cluster=cluster, service=service, taskDefinition=task_definition
+            "update_service",
+            cluster=cluster,
+            service=service,
+            taskDefinition=task_definition,
+            **extra,
         )
         for deployment in (response.get("service") or {}).get("deployments") or ():
             if deployment.get("status") == "PRIMARY":
                 return str(deployment.get("id", ""))
         return ""
+
+    def stop_service_deployment(self, service_deployment: str) -> None:
+        """Roll a service deployment back (ECS sends traffic back to the source revision)."""
+        self._call(
+            "stop_service_deployment", serviceDeploymentArn=service_deployment, stopType="ROLLBACK"
+        )
+
+    def continue_service_deployment(
+        self, service_deployment: str, hook_id: str, action: str
+    ) -> None:
+        """Act on a PAUSE hook ECS waits at: ``CONTINUE`` or ``ROLLBACK``."""
+        self._call(
+            "continue_service_deployment",
+            serviceDeploymentArn=service_deployment,
+            hookId=hook_id,
+            action=action,
+        )
+
+    def service_deployment(self, arn: str) -> dict[str, Any] | None:
+        """One service deployment as DescribeServiceDeployments reports it (None if unknown)."""
+        found = self._call("describe_service_deployments", serviceDeploymentArns=[arn])
+        for deployment in found.get("serviceDeployments") or ():
+            return dict(deployment)
+        return None
+
+    def service_revision(self, arn: str) -> dict[str, Any] | None:
+        """One service revision (immutable: described once and cached)."""
+        with self._lock:
+            cached = self._revisions.get(arn)
+        if cached is not None:
+            return cached
+        found = self._call("describe_service_revisions", serviceRevisionArns=[arn])
+        for revision in found.get("serviceRevisions") or ():
+            with self._lock:
+                self._revisions[arn] = dict(revision)
+                while len(self._revisions) > STOPPED_TASKS_CACHED:
+                    self._revisions.popitem(last=False)
+            return dict(revision)
+        return None
 
     def tag_service(self, service_arn: str, tags: Mapping[str, str]) -> None:
         """Set tags on a service (ecsop's memory: last-good, failed fingerprint)."""

@@ -59,17 +59,28 @@ def service_state(cluster: str, raw: dict[str, Any], observed_at: datetime | Non
         alarm_names=tuple(alarms.get("alarmNames") or ()) if alarms.get("enable") else (),
         has_load_balancers=bool(raw.get("loadBalancers")),
         load_balancers=tuple(
-            LoadBalancer(
-                str(lb["targetGroupArn"]),
-                str(lb.get("containerName", "")),
-                int(lb.get("containerPort") or 0),
-            )
-            for lb in raw.get("loadBalancers") or ()
-            if lb.get("targetGroupArn")
+            load_balancer(lb) for lb in raw.get("loadBalancers") or () if lb.get("targetGroupArn")
         ),
         health_check_grace_seconds=int(raw.get("healthCheckGracePeriodSeconds") or 0),
         events=tuple(events[:EVENTS_KEPT]),
+        deployment_controller=str((raw.get("deploymentController") or {}).get("type") or "ECS"),
+        strategy=str(config.get("strategy") or "ROLLING"),
+        deployment_configuration=dict(config),
+        current_service_deployment=str(raw.get("currentServiceDeployment") or ""),
         observed_at=observed_at,
+    )
+
+
+def load_balancer(raw: Mapping[str, Any]) -> LoadBalancer:
+    """One ``loadBalancers`` entry, with its ``advancedConfiguration`` when it has one."""
+    advanced = raw.get("advancedConfiguration") or {}
+    return LoadBalancer(
+        str(raw["targetGroupArn"]),
+        str(raw.get("containerName", "")),
+        int(raw.get("containerPort") or 0),
+        alternate_target_group_arn=str(advanced.get("alternateTargetGroupArn") or ""),
+        production_listener_rule=str(advanced.get("productionListenerRule") or ""),
+        test_listener_rule=str(advanced.get("testListenerRule") or ""),
     )
 
 

@@ -44,6 +44,19 @@ def _register_input_shape() -> Any:
     return model.operation_model("RegisterTaskDefinition").input_shape
 
 
+def accepted(value: Mapping[str, Any], operation: str, member: str) -> dict[str, Any]:
+    """``value`` with only what ECS ``operation`` accepts for its input ``member``.
+
+    The service's ``deploymentConfiguration`` as DescribeServices reports it,
+    sent back with UpdateService, must not carry a member UpdateService does not
+    take (a newer botocore's output, a test double's extra).
+    """
+    model = botocore.session.get_session().get_service_model("ecs")
+    shape = model.operation_model(operation).input_shape.members[member]
+    filtered: dict[str, Any] = _filter(copy.deepcopy(dict(value)), shape)
+    return filtered
+
+
 def accepted_fields() -> frozenset[str]:
     """Top-level members RegisterTaskDefinition accepts, per the installed botocore."""
     return frozenset(_register_input_shape().members)

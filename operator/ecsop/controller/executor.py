@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -32,11 +32,13 @@ from ecsop.aws.clients import AwsError
 from ecsop.aws.revisions import PreparedClone
 from ecsop.decision.actions import (
     Action,
+    Continue,
     Deploy,
     ForgetRollout,
     LetGo,
     RecordFailure,
     RecordLastGood,
+    Revert,
     Rollback,
     Wait,
 )
@@ -67,8 +69,18 @@ class Gateway(Protocol):
     def register(self, clone: PreparedClone) -> TaskDefinition: ...
 
     def update_service(
-        self, cluster: str, service: str, task_definition: TaskDefinitionArn
+        self,
+        cluster: str,
+        service: str,
+        task_definition: TaskDefinitionArn,
+        deployment_configuration: Mapping[str, Any] | None = None,
     ) -> str: ...
+
+    def stop_service_deployment(self, service_deployment: str) -> None: ...
+
+    def continue_service_deployment(
+        self, service_deployment: str, hook_id: str, action: str
+    ) -> None: ...
 
     def tag_service(self, service_arn: str, tags: Mapping[str, str]) -> None: ...
 
@@ -159,7 +171,7 @@ class AwsExecutor:
         if isinstance(action, Deploy):
             chosen, registered = _revision_for(action, gateway, release, commit, dry_run=False)
             assert chosen is not None
-            started = _point(gateway, service, chosen)
+            started = _point(gateway, service, chosen, action.deployment_configuration)
             # After, not before: a record of a rollout that never started would
             # read as a failure. Killed between the two calls, the next pass sees
             # the rollout itself and judges it.
@@ -167,8 +179,29 @@ class AwsExecutor:
             return Applied(chosen, registered, started, memory_error=error)
         if isinstance(action, Rollback):
             error = self._remember(gateway, service, action.memory, keep=True)
-            started = gateway.update_service(service.cluster, service.name, action.to)
+            if action.hook_id:  # ECS waits at ecsop's pause: roll back through it
+                gateway.continue_service_deployment(
+                    action.service_deployment, action.hook_id, "ROLLBACK"
+                )
+                started = ""
+            elif action.service_deployment:  # blue still runs: ECS sends traffic back at once
+                gateway.stop_service_deployment(action.service_deployment)
+                started = ""
+            else:
+                started = gateway.update_service(service.cluster, service.name, action.to)
             return Applied(task_definition=action.to, deployment_id=started, memory_error=error)
+        if isinstance(action, Revert):
+            self._remember(gateway, service, action.memory, keep=False)
+            if action.service_deployment:
+                gateway.stop_service_deployment(action.service_deployment)
+                return Applied(task_definition=action.to)
+            started = gateway.update_service(service.cluster, service.name, action.to)
+            return Applied(task_definition=action.to, deployment_id=started)
+        if isinstance(action, Continue):
+            gateway.continue_service_deployment(
+                action.service_deployment, action.hook_id, "CONTINUE"
+            )
+            return Applied()
         if isinstance(action, RecordFailure):
             error = self._remember(gateway, service, action.memory, keep=True)
             return Applied(memory_error=error)
@@ -266,9 +299,16 @@ def _revision_for(
     return gateway.register(clone).arn, True
 
 
-def _point(gateway: Gateway, service: ServiceState, revision: TaskDefinitionArn) -> str:
+def _point(
+    gateway: Gateway,
+    service: ServiceState,
+    revision: TaskDefinitionArn,
+    deployment_configuration: Mapping[str, Any] | None,
+) -> str:
     """UpdateService to ``revision``, unless it already is the PRIMARY deployment's."""
     primary = service.primary
     if primary is not None and primary.task_definition == revision:
         return primary.id
-    return gateway.update_service(service.cluster, service.name, revision)
+    return gateway.update_service(
+        service.cluster, service.name, revision, deployment_configuration
+    )

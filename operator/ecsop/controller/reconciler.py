@@ -31,6 +31,7 @@ from ecsop.aws.clients import AwsError
 from ecsop.aws.ecs import EcsGateway
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller.executor import Applied, Executor, WriteLog
+from ecsop.decision import strategy
 from ecsop.decision.actions import Action, Deploy, LetGo, Wait
 from ecsop.decision.decide import decide
 from ecsop.decision.ecs_state import (
@@ -174,10 +175,18 @@ class ReleaseReconciler:
         now: datetime,
     ) -> Observation:
         state = observation.service
+        if Probe.TRAFFIC in probes and self._prober is not None:
+            role = loaded.release.spec.role_arn
+            traffic = self._prober.traffic(loaded.region, role, gateway, state)
+            observation = replace(observation, traffic=traffic)
         if Probe.GATES in probes and self._prober is not None and judged is not None:
             health = self._prober.probe(
                 loaded.name, loaded.region, loaded.release, observation, gateway, now, judged
             )
+            traffic = observation.traffic
+            if traffic is not None and strategy.paused_for_test_traffic(loaded.release, traffic):
+                tested = self._prober.test_traffic(loaded.name, loaded.release, traffic)
+                health = replace(health, test_traffic=tested)
             observation = replace(observation, health=health)
         if Probe.STOPPED_TASKS in probes and judged is not None:
             try:

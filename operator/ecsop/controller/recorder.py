@@ -28,12 +28,13 @@ import structlog
 
 from ecsop.aws.clients import AwsError
 from ecsop.controller.executor import Applied
+from ecsop.controller.restore import RestoreClock
 from ecsop.decision.actions import Action, RecordFailure, RecordLastGood, Rollback, Wait
 from ecsop.decision.ecs_state import ServiceState
 from ecsop.decision.observation import Observation, fingerprint_of, in_progress
 from ecsop.decision.reasons import Outcome, Phase, Reason
 from ecsop.observability.metrics import Metrics
-from ecsop.observability.status import ReleaseStatus, Rollout, StatusStore
+from ecsop.observability.status import ReleaseStatus, Rollout, RolloutProgress, StatusStore
 from ecsop.spec.errors import SpecError
 from ecsop.spec.loader import LoadedRelease
 
@@ -70,6 +71,7 @@ class DecisionRecorder:
         self.statuses = statuses
         self.metrics = metrics
         self._clock = clock
+        self._restores = RestoreClock()
         self._listener = listener
 
     def decided(
@@ -93,6 +95,7 @@ class DecisionRecorder:
             )
         if observation is not None:
             self._count(loaded.name, action, observation, now or self._clock())
+            self._progress(loaded.name, action, observation, now or self._clock())
         spec = loaded.release.spec
         service: ServiceState | None = observation.service if observation else None
         memory = observation.memory if observation else None
@@ -132,6 +135,7 @@ class DecisionRecorder:
             failed_fingerprint=memory.failed.fingerprint if memory and memory.failed else "",
             failed_reason=memory.failed.failure.value if memory and memory.failed else "",
             last_rollout=last_rollout,
+            rollout=_progress_of(observation),
         )
         self.statuses.put(status, self._clock())
         self.metrics.set_release(
@@ -170,6 +174,29 @@ class DecisionRecorder:
             )
         if self._listener is not None:
             self._listener.decided(loaded, commit, action, observation, applied)
+
+    def _progress(
+        self, name: str, action: Action, observation: Observation, now: datetime
+    ) -> None:
+        """Where a traffic-shifting rollout is, and how long production took to be restored."""
+        traffic = observation.traffic
+        moving = traffic is not None and (traffic.ongoing or traffic.rolling_back)
+        self.metrics.set_rollout(
+            name,
+            traffic.strategy if traffic else "",
+            traffic.stage if traffic and moving else "",
+            traffic.production_on_green if traffic else None,
+        )
+        restored = self._restores.passed(name, action, observation, now)
+        if restored is not None:
+            seconds, strategy = restored
+            self.metrics.time_to_restore.labels(name, strategy).observe(seconds)
+            log.info(
+                f"production traffic back on last-good {seconds:.1f}s after the failure was seen",
+                release=name,
+                strategy=strategy,
+                restore_seconds=round(seconds, 1),
+            )
 
     def invalid(self, name: str, problems: Sequence[SpecError], commit: str | None) -> None:
         """``name``'s spec is invalid and there is no valid spec of it to keep watching."""
@@ -242,6 +269,7 @@ class DecisionRecorder:
         """``name`` left the spec directory: no status, no per-release series."""
         self.statuses.remove(name)
         self.metrics.forget_release(name)
+        self._restores.forget(name)
         if self._listener is not None:
             self._listener.forget(name)
         log.info(
@@ -292,4 +320,18 @@ def _settled(service: ServiceState | None) -> bool:
         service is not None
         and len(service.deployments) == 1
         and not in_progress(service, service.deployments[0])
+    )
+
+
+def _progress_of(observation: Observation | None) -> RolloutProgress | None:
+    traffic = observation.traffic if observation else None
+    if traffic is None or not (traffic.ongoing or traffic.rolling_back):
+        return None
+    return RolloutProgress(
+        strategy=traffic.strategy,
+        stage=traffic.stage,
+        status=traffic.status,
+        production_on_green=traffic.production_on_green,
+        test_on_green=traffic.test_on_green,
+        paused=traffic.paused is not None,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
 from ecsop.decision.memory import ServiceMemory
@@ -49,6 +50,9 @@ class Deploy(Action):
     reuse: TaskDefinitionArn | None = None
     """A known revision that may carry ``fingerprint`` (last-good, on a revert); reused
     only if its content is what a fresh clone of ``base`` would register."""
+    deployment_configuration: Mapping[str, Any] | None = None
+    """Sent with the task definition when the spec sets ``rollout.strategy``: the
+    service's configuration with the strategy's fields set (``decision.strategy``)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,12 @@ class Rollback(Action):
     """The failed deployment."""
     stop_reason: str = ""
     """ECS's reason for the first failed task of that deployment, if one was read."""
+    service_deployment: str = ""
+    """Set for a traffic-shifting rollout still under way: ECS rolls it back
+    (StopServiceDeployment ROLLBACK) instead of a new deployment of ``to``,
+    sending production back to blue at once."""
+    hook_id: str = ""
+    """ECS waits at this pause: roll back through it (ContinueServiceDeployment)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,27 @@ class ForgetRollout(Action):
 
 
 @dataclass(frozen=True)
+class Continue(Action):
+    """Let a service deployment ECS holds at ecsop's pause go on (ContinueServiceDeployment)."""
+
+    service_deployment: str
+    hook_id: str
+
+
+@dataclass(frozen=True)
+class Revert(Action):
+    """The spec went back to last-good mid-rollout: stop the rollout now, without a failure.
+
+    Through ECS (StopServiceDeployment ROLLBACK) when ``service_deployment`` is
+    set, else a deploy of ``to``; ``memory`` drops the rollout record first.
+    """
+
+    to: TaskDefinitionArn
+    memory: ServiceMemory
+    service_deployment: str = ""
+
+
+@dataclass(frozen=True)
 class LetGo(Action):
     """The release left the spec directory: stop managing the service.
 
@@ -110,5 +141,5 @@ class LetGo(Action):
     untag: bool
 
 
-MEMORY_WRITES = (Deploy, Rollback, RecordFailure, RecordLastGood, ForgetRollout)
+MEMORY_WRITES = (Deploy, Rollback, RecordFailure, RecordLastGood, ForgetRollout, Revert)
 """Actions that write ``memory``."""

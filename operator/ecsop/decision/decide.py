@@ -23,14 +23,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from ecsop.decision import gates, rollback
+from ecsop.decision import gates, rollback, strategy
 from ecsop.decision.actions import (
     Action,
+    Continue,
     Deploy,
     ForgetRollout,
     LetGo,
     RecordFailure,
     RecordLastGood,
+    Revert,
     Wait,
 )
 from ecsop.decision.ecs_state import RolloutState, short_name
@@ -83,19 +85,38 @@ class _Pass:
 
 
 def _rolling_out(p: _Pass) -> Action:
-    deployment = p.view.judged
+    deployment, traffic = p.view.judged, p.observed.traffic
     assert deployment is not None
-    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now)
+    waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
+    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
+    if verdict is None and strategy.paused_for_test_traffic(p.release, traffic):
+        assert traffic is not None and traffic.paused is not None
+        judged = strategy.judge_test_traffic(p.release, p.observed)
+        if isinstance(judged, Verdict):
+            verdict = judged
+        elif judged:
+            return Continue(
+                Phase.PROGRESSING,
+                Reason.TEST_TRAFFIC_PASSED,
+                f"rolling out {p.view.desired}: every test-traffic check passed on green; "
+                "ECS may move production traffic",
+                p.poll,
+                service_deployment=traffic.service_deployment,
+                hook_id=traffic.paused.hook_id,
+            )
     if verdict is not None:
         failed = FailedRollout(p.view.desired, verdict, deployment.id)
-        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll)
+        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
     age = int(gates.age(deployment, p.now))
+    where = strategy.progress(p.release, p.observed)
     return Wait(
         Phase.PROGRESSING,
         Reason.ROLLOUT_IN_PROGRESS,
-        f"rolling out {p.view.desired}: {deployment.running_count}/{deployment.desired_count} "
-        f"running, {deployment.failed_tasks} failed, {age}s of "
-        f"{p.release.spec.rollout.timeout_seconds}s",
+        f"rolling out {p.view.desired}: "
+        + (f"{where}; " if where else "")
+        + f"{deployment.running_count}/{deployment.desired_count} running, "
+        f"{deployment.failed_tasks} failed, {age}s of "
+        f"{p.release.spec.rollout.timeout_seconds + int(waits)}s",
         p.poll,
     )
 
@@ -107,7 +128,7 @@ def _resuming_rollback(p: _Pass) -> Action:
     assert recorded is not None and p.view.judged is not None
     verdict = Verdict(recorded.failure, "resuming a rollback that was recorded but not yet issued")
     failed = FailedRollout(p.view.desired, verdict, p.view.judged.id)
-    return rollback.roll_back(p.view, failed, p.memory, p.poll)
+    return rollback.roll_back(p.view, failed, p.memory, p.poll, p.observed.traffic)
 
 
 def _ecs_rolling_back(p: _Pass) -> Action:
@@ -164,12 +185,29 @@ def _superseded(p: _Pass) -> Action:
     # like any of ours: a fix pushed while the previous release crash-loops
     # must not wait forever behind it. Healthy, it finishes first: one change
     # at a time.
-    deployment = p.view.judged
+    deployment, traffic = p.view.judged, p.observed.traffic
     assert deployment is not None
-    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now)
+    last_good = p.view.last_good
+    if last_good is not None and p.observed.task_definitions.get(last_good) is not None and (
+        fingerprint_of(p.release, p.observed.task_definitions[last_good]) == p.view.desired
+    ):
+        # The spec went back to last-good while this rollout runs: a revert
+        # means "go back now", not "finish, then deploy back".
+        return Revert(
+            Phase.ROLLING_BACK,
+            Reason.REVERTING,
+            f"the spec went back to {short_name(last_good)} while {p.view.judged_fingerprint} "
+            "rolls out: stopping that rollout now (not a failure of it)",
+            p.poll,
+            to=last_good,
+            memory=p.memory.without_rollout(),
+            service_deployment=traffic.service_deployment if traffic and traffic.ongoing else "",
+        )
+    waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
+    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
     if verdict is not None:
         failed = FailedRollout(p.view.judged_fingerprint, verdict, deployment.id)
-        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll)
+        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
     return Wait(
         Phase.PROGRESSING,
         Reason.ROLLOUT_IN_PROGRESS,
@@ -398,7 +436,7 @@ def _suspended(p: _Pass) -> Action:
 
 
 def _deploy(p: _Pass, reason: Reason) -> Action:
-    blocked = _memory_blocked(p) or _held(p, reason)
+    blocked = _memory_blocked(p) or _unsupported(p) or _held(p, reason)
     if blocked is not None:
         return blocked
     service = p.observed.service
@@ -424,7 +462,16 @@ def _deploy(p: _Pass, reason: Reason) -> Action:
         base=base,
         memory=p.memory.rolling_out(p.view.desired),
         reuse=reuse,
+        deployment_configuration=strategy.configuration(p.release, service),
     )
+
+
+def _unsupported(p: _Pass) -> Action | None:
+    """A strategy the service cannot run is a clear error, never a half-done deploy."""
+    why = strategy.problem(p.release, p.observed.service)
+    if why is None:
+        return None
+    return Wait(Phase.INVALID, Reason.STRATEGY_UNSUPPORTED, f"not deploying: {why}", None)
 
 
 def _held(p: _Pass, reason: Reason) -> Action | None:

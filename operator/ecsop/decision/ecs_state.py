@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import NewType
+from typing import Any, NewType
 
 TaskDefinitionArn = NewType("TaskDefinitionArn", str)
 Fingerprint = NewType("Fingerprint", str)
@@ -66,6 +66,12 @@ class LoadBalancer:
     target_group_arn: str
     container_name: str
     container_port: int
+    alternate_target_group_arn: str = ""
+    """``advancedConfiguration``: the second target group a traffic-shifting strategy uses."""
+    production_listener_rule: str = ""
+    """``advancedConfiguration``: the listener rule whose weights carry production traffic."""
+    test_listener_rule: str = ""
+    """``advancedConfiguration``: the listener rule of the test listener, if any."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,15 @@ class ServiceState:
     health_check_grace_seconds: int = 0
     """``healthCheckGracePeriodSeconds``: ECS ignores ELB health this long after a task starts."""
     events: tuple[ServiceEvent, ...] = ()
+    deployment_controller: str = "ECS"
+    """``deploymentController.type``: ECS, CODE_DEPLOY or EXTERNAL."""
+    strategy: str = "ROLLING"
+    """``deploymentConfiguration.strategy``: ROLLING, BLUE_GREEN, CANARY or LINEAR."""
+    deployment_configuration: Mapping[str, Any] = field(default_factory=dict)
+    """``deploymentConfiguration`` as ECS reported it: what a deploy that sets the
+    strategy sends back, with only the strategy's fields changed."""
+    current_service_deployment: str = ""
+    """``currentServiceDeployment``: the ARN of the service deployment ECS is running."""
     observed_at: datetime | None = None
     """AWS's clock when this was read (the response's Date header).
 

@@ -31,19 +31,29 @@ class Verdict:
 
 
 def rollout_failure(
-    release: ServiceRelease, observed: Observation, deployment: Deployment, now: datetime
+    release: ServiceRelease,
+    observed: Observation,
+    deployment: Deployment,
+    now: datetime,
+    waits_seconds: float = 0.0,
 ) -> Verdict | None:
-    """Whether a rollout in progress has failed: every gate, then the timeout."""
+    """Whether a rollout in progress has failed: every gate, then the timeout.
+
+    ``waits_seconds`` is time the strategy waits on purpose (a canary's bake):
+    it extends the timeout, which bounds the time ECS works.
+    """
     rollout = release.spec.rollout
     if deployment.rollout_state is RolloutState.FAILED:
         ecs = ecs_failure(observed, deployment, Failure.CIRCUIT_BREAKER)
         return explained(ecs, release, observed)
     verdict: Verdict | None = failed_tasks(release, observed, deployment)
     verdict = verdict or health_failure(release, observed)
-    if verdict is None and age(deployment, now) > rollout.timeout_seconds:
+    allowed = rollout.timeout_seconds + waits_seconds
+    if verdict is None and age(deployment, now) > allowed:
+        waited = f" (and the strategy's {int(waits_seconds)}s of bakes)" if waits_seconds else ""
         verdict = Verdict(
             Failure.TIMEOUT,
-            f"not completed {rollout.timeout_seconds}s after the deployment was created",
+            f"not completed {rollout.timeout_seconds}s{waited} after the deployment was created",
         )
     return explained(verdict, release, observed) if verdict else None
 

@@ -45,6 +45,22 @@ class Health:
 
     They fail nothing, but a release is not recorded as last-good while any is unknown.
     """
+    test_traffic: TestTraffic | None = None
+    """Read only while ECS waits at ecsop's pause after moving test traffic."""
+
+
+@dataclass(frozen=True)
+class TestTraffic:
+    """The blue/green test-traffic checks, run while ECS waits at ecsop's pause."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    passes: Mapping[str, int] = field(default_factory=dict)
+    """Each check (redacted URL) -> its consecutive passes."""
+    failing: tuple[str, ...] = ()
+    """Checks that failed more often than allowed, with why."""
+    unknown: tuple[str, ...] = ()
+    """Checks that cannot be judged (a missing secret) or have no result yet."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,45 @@ class ServiceDeploymentRecord:
 
 
 @dataclass(frozen=True)
+class PausedHook:
+    """A ``PAUSE`` lifecycle hook ECS waits at (``AWAITING_ACTION``)."""
+
+    hook_id: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The service deployment of a traffic-shifting strategy, as read this pass.
+
+    From DescribeServiceDeployments (status, stage, hooks), DescribeServiceRevisions
+    (the target group green serves from) and the listener rules' weights
+    (``elbv2:DescribeRules``): where production and test traffic are.
+    """
+
+    service_deployment: str
+    status: str
+    """PENDING, IN_PROGRESS, SUCCESSFUL, STOPPED, ROLLBACK_REQUESTED, ..."""
+    stage: str
+    """``lifecycleStage``: SCALE_UP, TEST_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME, ..."""
+    strategy: str
+    green_target_group: str = ""
+    production_on_green: float | None = None
+    """Percent of production traffic the new revision gets (None: unknown)."""
+    test_on_green: float | None = None
+    paused: PausedHook | None = None
+    target_task_definition: str = ""
+
+    @property
+    def rolling_back(self) -> bool:
+        return self.status.startswith("ROLLBACK")
+
+    @property
+    def ongoing(self) -> bool:
+        return self.status in ("PENDING", "IN_PROGRESS")
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything one pass saw, read fresh from AWS."""
 
@@ -92,6 +147,8 @@ class Observation:
     history: tuple[ServiceDeploymentRecord, ...] | None = None
     """The service's recent deployments, newest first; read only for situation
     GONE_UNSEEN (``situation.Probe.ROLLOUT_FATE``). None: not read, or unavailable."""
+    traffic: Traffic | None = None
+    """Read only for traffic-shifting strategies (``situation.Probe.TRAFFIC``)."""
     unwritten: ServiceMemory | None = None
     """Memory this process could not write to the service's tags (tag limit, access
     denied), kept in-process so the failure it records still holds until it can be."""

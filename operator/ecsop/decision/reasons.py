@@ -77,6 +77,12 @@ class Reason(StrEnum):
     """The spec was removed; a rollout in flight is finished (or rolled back) first."""
     REMOVED = "Removed"
     """The spec was removed and nothing is in flight: ecsop lets go of the service."""
+    STRATEGY_UNSUPPORTED = "StrategyUnsupported"
+    """``rollout.strategy`` cannot run on this service (CODE_DEPLOY, no advancedConfiguration)."""
+    TEST_TRAFFIC_PASSED = "TestTrafficPassed"
+    """Situation ROLLING_OUT paused for test traffic, every check passed: ECS continues."""
+    REVERTING = "Reverting"
+    """Situation SUPERSEDED and the spec went back to last-good: the rollout is stopped now."""
 
 
 class Failure(StrEnum):
@@ -98,6 +104,8 @@ class Failure(StrEnum):
     """ECS rolled the release back itself (breaker), seen live or after the fact."""
     ROLLBACK_FAILED = "rollback_failed"
     """The rollback to last-good failed too."""
+    TEST_TRAFFIC = "test_traffic"
+    """A blue/green test-traffic check failed before production traffic moved."""
 
 
 class Outcome(StrEnum):

@@ -20,6 +20,7 @@ from ecsop.decision.actions import Action, RecordFailure, Rollback, Wait
 from ecsop.decision.ecs_state import Deployment, Fingerprint, short_name
 from ecsop.decision.gates import Verdict
 from ecsop.decision.memory import ServiceMemory
+from ecsop.decision.observation import Traffic
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.situation import View
 from ecsop.spec.model import ServiceRelease
@@ -36,7 +37,12 @@ class FailedRollout:
 
 
 def on_failure(
-    release: ServiceRelease, view: View, failed: FailedRollout, memory: ServiceMemory, poll: float
+    release: ServiceRelease,
+    view: View,
+    failed: FailedRollout,
+    memory: ServiceMemory,
+    poll: float,
+    traffic: Traffic | None = None,
 ) -> Action:
     """Roll back if the spec allows it; otherwise record the failure once and stay put.
 
@@ -54,11 +60,22 @@ def on_failure(
             "automatic rollback is off",
             poll,
         )
-    return roll_back(view, failed, memory, poll)
+    return roll_back(view, failed, memory, poll, traffic)
 
 
-def roll_back(view: View, failed: FailedRollout, memory: ServiceMemory, poll: float) -> Action:
-    """Point the service back at last-good; with none, record the failure once."""
+def roll_back(
+    view: View,
+    failed: FailedRollout,
+    memory: ServiceMemory,
+    poll: float,
+    traffic: Traffic | None = None,
+) -> Action:
+    """Point the service back at last-good; with none, record the failure once.
+
+    A traffic-shifting rollout still under way is rolled back by ECS
+    (``traffic``): blue is still running, so production returns to it at once,
+    instead of waiting for a new deployment of last-good to start tasks.
+    """
     verdict = failed.verdict
     if view.last_good is None:
         why = f"; {view.distrusted}" if view.distrusted else ""
@@ -84,6 +101,8 @@ def roll_back(view: View, failed: FailedRollout, memory: ServiceMemory, poll: fl
         memory=memory.failed_with(failed.fingerprint, verdict.failure),
         deployment_id=failed.deployment_id,
         stop_reason=verdict.stop_reason,
+        service_deployment=traffic.service_deployment if traffic and traffic.ongoing else "",
+        hook_id=traffic.paused.hook_id if traffic and traffic.ongoing and traffic.paused else "",
     )
 
 

@@ -75,6 +75,8 @@ class Probe(StrEnum):
     """The judged deployment's stopped tasks (ECS's reasons, ecsop's own failure count)."""
     ROLLOUT_FATE = "rollout_fate"
     """What became of a rollout ecsop no longer sees (the service deployments' history)."""
+    TRAFFIC = "traffic"
+    """Where a traffic-shifting rollout is: its stage, pauses, and the listener weights."""
 
 
 JUDGED = frozenset({Situation.ROLLING_OUT, Situation.SUPERSEDED, Situation.BAKING})
@@ -105,6 +107,8 @@ class View:
     running: TaskDefinition | None
     """The revision the service points at."""
     running_fingerprint: Fingerprint
+    shifts_traffic: bool = False
+    """The service deploys with blue/green, canary or linear: ECS moves its traffic."""
 
 
 def classify(release: ServiceRelease, observed: Observation, options: Options) -> View:
@@ -133,6 +137,7 @@ def classify(release: ServiceRelease, observed: Observation, options: Options) -
         judged_fingerprint=Fingerprint(""),
         running=running,
         running_fingerprint=fingerprint_of(release, running),
+        shifts_traffic=service.strategy in ("BLUE_GREEN", "CANARY", "LINEAR"),
     )
 
     def view(situation: Situation, judged: Deployment | None = None, fp: str = "") -> View:
@@ -189,6 +194,22 @@ def classify(release: ServiceRelease, observed: Observation, options: Options) -
 
 def probes_for(view: View) -> frozenset[Probe]:
     """The signals this pass must gather before deciding: none while steady."""
+    return _probes(view) | (
+        {Probe.TRAFFIC} if view.shifts_traffic and view.situation in _MOVING else frozenset()
+    )
+
+
+_MOVING = {
+    Situation.ROLLING_OUT,
+    Situation.SUPERSEDED,
+    Situation.RESUMING_ROLLBACK,
+    Situation.ECS_ROLLING_BACK,
+    Situation.ROLLING_BACK,
+}
+"""Situations where traffic may be moving: a rollout, or a rollback, under way."""
+
+
+def _probes(view: View) -> frozenset[Probe]:
     if view.situation in JUDGED:
         return frozenset({Probe.GATES, Probe.STOPPED_TASKS})
     if view.situation is Situation.ECS_ROLLING_BACK:

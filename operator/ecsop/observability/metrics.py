@@ -29,6 +29,8 @@ from ecsop.decision.reasons import Failure, Outcome, Phase
 from ecsop.spec.quoting import printable
 
 DURATION_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+RESTORE_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+"""Time to restore: seconds (blue/green's instant rollback) to half an hour (a slow rolling one)."""
 OUTCOMES = tuple(o.value for o in Outcome)
 """The ``outcome`` label values of ``ecsop_deployments_total``."""
 ROLLBACK_REASONS = tuple(f.value for f in Failure if f is not Failure.ROLLBACK_FAILED)
@@ -138,6 +140,25 @@ class Metrics:
             ["loop"],
             registry=registry,
         )
+        self.rollout_stage = Gauge(
+            "ecsop_rollout_stage",
+            "1 for the stage of a traffic-shifting rollout under way (ECS's lifecycleStage).",
+            ["release", "strategy", "stage"],
+            registry=registry,
+        )
+        self.rollout_production_weight = Gauge(
+            "ecsop_rollout_production_weight",
+            "Percent of production traffic on the new revision while a rollout shifts it.",
+            ["release"],
+            registry=registry,
+        )
+        self.time_to_restore = Histogram(
+            "ecsop_time_to_restore_seconds",
+            "From a failure seen to production traffic fully back on the last-good revision.",
+            ["release", "strategy"],
+            buckets=RESTORE_BUCKETS,
+            registry=registry,
+        )
         self.memory_write_failures = Counter(
             "ecsop_memory_write_failures_total",
             "Times ecsop acted but could not record it in the service's tags.",
@@ -220,8 +241,20 @@ class Metrics:
             self.deployment_duration,
             self.last_success,
             self.memory_write_failures,
+            self.rollout_stage,
+            self.rollout_production_weight,
+            self.time_to_restore,
         ):
             _remove_release(metric, name)
+
+    def set_rollout(self, name: str, strategy: str, stage: str, production: float | None) -> None:
+        """Show where a traffic-shifting rollout is; an empty ``stage`` clears it."""
+        _remove_release(self.rollout_stage, name)
+        _remove_release(self.rollout_production_weight, name)
+        if stage:
+            self.rollout_stage.labels(name, strategy, stage).set(1)
+            if production is not None:
+                self.rollout_production_weight.labels(name).set(production)
 
     # --- spec directory -----------------------------------------------------------
 

@@ -42,6 +42,20 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class RolloutProgress:
+    """Where a traffic-shifting rollout (or its rollback) is, as ECS reports it."""
+
+    strategy: str
+    stage: str
+    status: str
+    production_on_green: float | None = None
+    """Percent of production traffic on the new revision."""
+    test_on_green: float | None = None
+    paused: bool = False
+    """ECS waits at ecsop's pause (blue/green test traffic being judged)."""
+
+
+@dataclass(frozen=True)
 class ReleaseStatus:
     name: str
     region: str
@@ -62,6 +76,8 @@ class ReleaseStatus:
     failed_fingerprint: str = ""
     failed_reason: str = ""
     last_rollout: Rollout | None = None
+    rollout: RolloutProgress | None = None
+    """Set while a traffic-shifting rollout or rollback is under way."""
     conditions: tuple[Condition, ...] = ()
     last_change: datetime | None = None
     """When the phase last changed."""

@@ -45,8 +45,9 @@ import structlog
 from ecsop.aws import clients as aws
 from ecsop.decision.ecs_state import Deployment, ServiceState, TaskTarget
 from ecsop.decision.gates import target_health_enabled
-from ecsop.decision.observation import Health, Observation
+from ecsop.decision.observation import Health, Observation, TestTraffic, Traffic
 from ecsop.probes import http_checks
+from ecsop.probes.traffic import ServiceDeployments, read_traffic
 from ecsop.spec.model import ServiceRelease
 
 log = structlog.get_logger("ecsop.probes.health")
@@ -54,6 +55,8 @@ log = structlog.get_logger("ecsop.probes.health")
 ClientFor = Callable[[str, str | None, str | None], Any]
 """(service name, region, role ARN) -> boto3 client: ``ClientFactory.client``."""
 
+TEST_TRAFFIC_SUFFIX = "#test-traffic"
+"""HTTP checks of a release's test traffic run under its name with this suffix."""
 DESCRIBE_ALARMS_BATCH = 100
 """CloudWatch's maximum number of AlarmNames per DescribeAlarms call."""
 
@@ -142,9 +145,38 @@ class HealthProber:
             unknown=(*unreadable, *(http_checks.pending_wording(item) for item in pending)),
         )
 
+    def traffic(
+        self, region: str, role: str | None, deployments: ServiceDeployments, service: ServiceState
+    ) -> Traffic | None:
+        """Where ``service``'s traffic-shifting rollout is (``ecsop.probes.traffic``)."""
+        try:
+            return read_traffic(self._clients("elbv2", region, role), deployments, service)
+        except aws.AwsError as exc:
+            log.warning(
+                "could not read the service deployment's traffic",
+                service=service.arn,
+                error=f"{exc.code}: {exc.message}",
+            )
+            return None
+
+    def test_traffic(self, name: str, release: ServiceRelease, traffic: Traffic) -> TestTraffic:
+        """Run (or go on running) the blue/green test-traffic checks of ``traffic``'s pause."""
+        strategy = release.spec.rollout.strategy
+        assert strategy is not None and strategy.blue_green is not None
+        test = strategy.blue_green.test_traffic
+        assert test is not None
+        key = f"{name}{TEST_TRAFFIC_SUFFIX}"
+        failing, pending = self.http.watch(key, traffic.service_deployment, test.http_checks)
+        return TestTraffic(
+            passes=self.http.passes(key),
+            failing=failing,
+            unknown=tuple(http_checks.pending_wording(item) for item in pending),
+        )
+
     def idle(self, name: str) -> None:
         """``name`` is not rolling out or baking: stop its HTTP checks."""
         self.http.forget(name)
+        self.http.forget(f"{name}{TEST_TRAFFIC_SUFFIX}")
         with self._lock:
             self._errors.pop(name, None)
 
@@ -209,9 +241,15 @@ def unhealthy_targets(
             for key in [(balancer.container_name, balancer.container_port)]
             if task.instance_id and key in task.host_ports
         }
-        with aws.translated_errors("DescribeTargetHealth"):
-            found = elbv2.describe_target_health(TargetGroupArn=balancer.target_group_arn)
-        for description in found.get("TargetHealthDescriptions") or ():
+        # A traffic-shifting strategy registers the new tasks in whichever of the
+        # two target groups serves no production traffic: both are read.
+        groups = [g for g in (balancer.target_group_arn, balancer.alternate_target_group_arn) if g]
+        descriptions: list[dict[str, Any]] = []
+        for group in groups:
+            with aws.translated_errors("DescribeTargetHealth"):
+                found = elbv2.describe_target_health(TargetGroupArn=group)
+            descriptions.extend(found.get("TargetHealthDescriptions") or ())
+        for description in descriptions:
             target, health = description.get("Target") or {}, description.get("TargetHealth") or {}
             ours = target.get("Id") in ips or (target.get("Id"), target.get("Port")) in ports
             if ours and health.get("State") == "unhealthy":

@@ -130,6 +130,8 @@ class _Check:
     runs: int = 0
     failures: int = 0
     """Consecutive failures."""
+    successes: int = 0
+    """Consecutive passes."""
     last: str = ""
     unknown: str = ""
     """Why the check cannot be judged now (a missing secret); empty when it can."""
@@ -204,6 +206,14 @@ class HttpProbes:
             )
         return failing, pending
 
+    def passes(self, name: str) -> dict[str, int]:
+        """Each of ``name``'s checks (redacted URL) -> its consecutive passes so far."""
+        with self._cond:
+            current = self._watches.get(name)
+            if current is None:
+                return {}
+            return {redacted(c.check.url): c.successes for c in current.checks}
+
     def forget(self, name: str) -> None:
         with self._cond:
             self._watches.pop(name, None)
@@ -267,6 +277,7 @@ class HttpProbes:
                 return  # forgotten, or a new rollout started meanwhile
             check.runs += 1
             check.failures = 0 if passed else check.failures + 1
+            check.successes = check.successes + 1 if passed else 0
             check.last = what
             self._cond.notify_all()
         if not passed and check.failures == check.check.failures_allowed + 1:

@@ -6,7 +6,8 @@ Each add-on owns its module; this one wires them and serves their control
 routes (``docs/sandbox.md``, "The control API"):
 
 - ``GET /_sandbox/ecr``, ``POST /_sandbox/ecr`` (``ecr_images``);
-- ``GET /_sandbox/metrics``, ``POST /_sandbox/metrics`` (``app_metrics``).
+- ``GET /_sandbox/metrics``, ``POST /_sandbox/metrics`` (``app_metrics``);
+- ``GET /_sandbox/listeners`` (``listener_endpoints``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ecsop.sandbox import metric_math
 from ecsop.sandbox.app_metrics import AppMetrics
 from ecsop.sandbox.control import Control, ControlError
 from ecsop.sandbox.ecr_images import EcrImages, parse
+from ecsop.sandbox.listener_endpoints import ListenerEndpoints
 from ecsop.sandbox.scenario import ImageBehaviour, Scenario
 from ecsop.sandbox.simulator import Simulator
 
@@ -33,16 +35,19 @@ class Addons:
             self.metrics = AppMetrics(sim, scenario.metrics)
             sim.extensions.append(self.metrics)
             self.metrics.advance_to(sim.now)
+        self.listeners = ListenerEndpoints(sim, scenario.seed)
 
     def register(self, control: Control) -> None:
         control.route("GET", "ecr", self._get_ecr)
         control.route("POST", "ecr", self._post_ecr)
         control.route("GET", "metrics", self._get_metrics)
         control.route("POST", "metrics", self._post_metrics)
+        control.route("GET", "listeners", lambda _: self.listeners.describe())
         control.on_images.append(self._images_added)
 
     def close(self) -> None:
         self.metrics.close()
+        self.listeners.close()
 
     # -- app metrics -------------------------------------------------------
     def _get_metrics(self, _: dict[str, Any]) -> dict[str, Any]:

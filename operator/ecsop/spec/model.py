@@ -282,6 +282,12 @@ class TestTraffic(_Model):
         max_length=10,
         description="HTTP requests to the test listener that green must answer as expected.",
     )
+    passes_required: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Consecutive passes each check needs before production traffic may move.",
+    )
     timeout_minutes: int = Field(
         default=30,
         ge=1,

@@ -1,0 +1,260 @@
+"""Blue/green, canary and linear: what a deploy sets, what blocks it, how a rollout is judged."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from builders import NOW, deployment, memory_tags, release, service, task_definition
+from ecsop.decision import decide as decision
+from ecsop.decision import strategy
+from ecsop.decision.actions import Continue, Deploy, Revert, Rollback, Wait
+from ecsop.decision.ecs_state import DeploymentStatus, LoadBalancer, RolloutState
+from ecsop.decision.memory import TAG_FINGERPRINT, TAG_RELEASE
+from ecsop.decision.observation import (
+    Health,
+    Observation,
+    Options,
+    PausedHook,
+    TestTraffic,
+    Traffic,
+)
+from ecsop.decision.reasons import Failure, Phase, Reason
+from ecsop.decision.situation import Probe, classify, probes_for
+from ecsop.spec.model import ServiceRelease, fingerprint
+
+OLD = "repo/web@sha256:" + "0" * 64
+NEW = "repo/web@sha256:" + "1" * 64
+TD_OLD = task_definition("web", 1, {"web": OLD})
+TD_NEW = task_definition(
+    "web", 2, {"web": NEW}, {TAG_RELEASE: "api-prod", TAG_FINGERPRINT: fingerprint({"web": NEW})}
+)
+TDS = {td.arn: td for td in (TD_OLD, TD_NEW)}
+TG = "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/web-a/1"
+TG_B = "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/web-b/2"
+RULE = "arn:aws:elasticloadbalancing:us-east-1:111122223333:listener-rule/app/web/1/2/3"
+TEST_RULE = "arn:aws:elasticloadbalancing:us-east-1:111122223333:listener-rule/app/web/1/4/5"
+ADVANCED = LoadBalancer(TG, "web", 8080, TG_B, RULE, TEST_RULE)
+SD = "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/api/abc"
+CONFIG = {
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+    "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+    "strategy": "ROLLING",
+    "lifecycleHooks": [
+        {
+            "hookTargetArn": "arn:aws:lambda:us-east-1:1:function:theirs",
+            "lifecycleStages": ["POST_SCALE_UP"],
+        }
+    ],
+}
+CHECK = {"url": "http://test-listener.internal:8080/health", "intervalSeconds": 1}
+
+
+def web(strategy_spec: dict[str, Any], image: str = NEW, **rollout: Any) -> ServiceRelease:
+    return release(containers={"web": image}, rollout={"strategy": strategy_spec, **rollout})
+
+
+def observe(
+    *deployments: Any,
+    traffic: Traffic | None = None,
+    health: Health | None = None,
+    balancer: LoadBalancer = ADVANCED,
+    **fields: Any,
+) -> Observation:
+    state = service(
+        *deployments,
+        tags=memory_tags(last_good=TD_OLD.arn),
+        load_balancers=(balancer,),
+        has_load_balancers=True,
+        deployment_configuration=CONFIG,
+        **fields,
+    )
+    return Observation(state, TDS, health=health or Health(), traffic=traffic)
+
+
+def decide(rel: ServiceRelease, obs: Observation) -> Any:
+    return decision.decide(rel, obs, NOW, Options(active_poll_seconds=5))
+
+
+STEADY_OLD = deployment(TD_OLD)
+ROLLING_NEW = deployment(TD_NEW, RolloutState.IN_PROGRESS, age=120, updated_ago=10)
+BLUE = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
+
+
+def traffic(stage: str, production: float = 0.0, **fields: Any) -> Traffic:
+    return Traffic(SD, "IN_PROGRESS", stage, "BLUE_GREEN", TG_B, production, 100.0, **fields)
+
+
+# --- the deploy ----------------------------------------------------------------------
+
+
+def test_a_blue_green_deploy_sets_the_strategy_and_ecsops_pause_and_nothing_else() -> None:
+    rel = web({"blueGreen": {"bakeMinutes": 7, "testTraffic": {"httpChecks": [CHECK]}}})
+    action = decide(rel, observe(STEADY_OLD))
+    assert isinstance(action, Deploy)
+    config = action.deployment_configuration
+    assert config is not None
+    assert (config["strategy"], config["bakeTimeInMinutes"]) == ("BLUE_GREEN", 7)
+    assert config["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+    assert config["maximumPercent"] == 200
+    theirs, ours = config["lifecycleHooks"]
+    assert theirs == CONFIG["lifecycleHooks"][0]
+    assert ours["targetType"] == "PAUSE"
+    assert ours["lifecycleStages"] == ["POST_TEST_TRAFFIC_SHIFT"]
+    assert ours["timeoutConfiguration"] == {"timeoutInMinutes": 30, "action": "ROLLBACK"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        pytest.param(
+            {"canary": {"percent": 10, "bakeMinutes": 3}},
+            {"canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 3}},
+            id="canary",
+        ),
+        pytest.param(
+            {"linear": {"stepPercent": 25, "stepBakeMinutes": 2}},
+            {"linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 2}},
+            id="linear",
+        ),
+        pytest.param({"rolling": {}}, {"strategy": "ROLLING"}, id="rolling"),
+    ],
+)
+def test_canary_linear_and_rolling_set_their_own_fields(
+    spec: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    action = decide(web(spec), observe(STEADY_OLD))
+    assert isinstance(action, Deploy) and action.deployment_configuration is not None
+    assert expected.items() <= action.deployment_configuration.items()
+
+
+def test_no_strategy_leaves_the_service_configuration_alone() -> None:
+    action = decide(release(containers={"web": NEW}), observe(STEADY_OLD))
+    assert isinstance(action, Deploy) and action.deployment_configuration is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "fields", "words"),
+    [
+        pytest.param(
+            {"canary": {}},
+            {"deployment_controller": "CODE_DEPLOY"},
+            "CODE_DEPLOY",
+            id="code-deploy",
+        ),
+        pytest.param(
+            {"blueGreen": {}},
+            {"balancer": LoadBalancer(TG, "web", 8080)},
+            "needs loadBalancers[].advancedConfiguration",
+            id="no-advanced-configuration",
+        ),
+        pytest.param(
+            {"blueGreen": {"testTraffic": {"httpChecks": [CHECK]}}},
+            {"balancer": LoadBalancer(TG, "web", 8080, TG_B, RULE)},
+            "testListenerRule",
+            id="test-traffic-without-test-listener",
+        ),
+    ],
+)
+def test_a_service_that_cannot_take_the_strategy_is_a_clear_error_not_a_deploy(
+    spec: dict[str, Any], fields: dict[str, Any], words: str
+) -> None:
+    action = decide(web(spec), observe(STEADY_OLD, **fields))
+    assert (type(action), action.phase, action.reason) == (
+        Wait,
+        Phase.INVALID,
+        Reason.STRATEGY_UNSUPPORTED,
+    )
+    assert words in action.message
+
+
+# --- judging the stages ------------------------------------------------------------------
+
+
+def paused_observation(test: TestTraffic) -> Observation:
+    paused = traffic("POST_TEST_TRAFFIC_SHIFT", paused=PausedHook("ecs-pause-1"))
+    return observe(
+        ROLLING_NEW,
+        BLUE,
+        strategy="BLUE_GREEN",
+        traffic=paused,
+        health=Health(test_traffic=test),
+    )
+
+
+BG_TEST = {"blueGreen": {"testTraffic": {"httpChecks": [CHECK], "passesRequired": 2}}}
+
+
+def test_green_passing_test_traffic_lets_ecs_move_production() -> None:
+    action = decide(web(BG_TEST), paused_observation(TestTraffic({CHECK["url"]: 2})))
+    assert isinstance(action, Continue)
+    assert (action.service_deployment, action.hook_id) == (SD, "ecs-pause-1")
+
+
+def test_green_not_yet_judged_on_test_traffic_waits() -> None:
+    action = decide(web(BG_TEST), paused_observation(TestTraffic({CHECK["url"]: 1})))
+    assert isinstance(action, Wait) and action.reason is Reason.ROLLOUT_IN_PROGRESS
+    assert "test traffic on green, checks 0/1 passed" in action.message
+
+
+def test_green_failing_test_traffic_rolls_back_through_the_pause() -> None:
+    failing = TestTraffic({CHECK["url"]: 0}, failing=(f"{CHECK['url']}: HTTP 500",))
+    action = decide(web(BG_TEST), paused_observation(failing))
+    assert isinstance(action, Rollback)
+    assert (action.failure, action.service_deployment, action.hook_id) == (
+        Failure.TEST_TRAFFIC,
+        SD,
+        "ecs-pause-1",
+    )
+    assert "before any production traffic moved" in action.detail
+
+
+def test_a_gate_failing_mid_canary_rolls_back_through_ecs() -> None:
+    canary = replace(traffic("PRODUCTION_TRAFFIC_SHIFT", 10.0), strategy="CANARY")
+    obs = observe(replace(ROLLING_NEW, failed_tasks=3), BLUE, strategy="CANARY", traffic=canary)
+    action = decide(web({"canary": {"percent": 10}}), obs)
+    assert isinstance(action, Rollback)
+    assert (action.service_deployment, action.hook_id, action.to) == (SD, "", TD_OLD.arn)
+
+
+def test_a_canary_rollout_says_where_traffic_is() -> None:
+    canary = replace(traffic("PRODUCTION_TRAFFIC_SHIFT", 10.0), strategy="CANARY")
+    action = decide(web({"canary": {"percent": 10}}), observe(ROLLING_NEW, BLUE, traffic=canary))
+    assert "canary: 10% of production on green" in action.message
+
+
+def test_the_strategys_bakes_do_not_count_against_the_timeout() -> None:
+    old = replace(ROLLING_NEW, created_at=NOW - timedelta(seconds=1000))
+    canary = web({"canary": {"percent": 10, "bakeMinutes": 30}}, timeoutSeconds=600)
+    assert isinstance(decide(canary, observe(old, BLUE)), Wait), "600 s + 30 min of canary bake"
+    rolling = web({"rolling": {}}, timeoutSeconds=600)
+    assert isinstance(decide(rolling, observe(old, BLUE)), Rollback)
+
+
+def test_a_revert_mid_shift_stops_the_rollout_without_a_failure() -> None:
+    linear = replace(traffic("PRODUCTION_TRAFFIC_SHIFT", 30.0), strategy="LINEAR")
+    obs = observe(ROLLING_NEW, BLUE, strategy="LINEAR", traffic=linear)
+    action = decide(web({"linear": {}}, image=OLD), obs)
+    assert isinstance(action, Revert)
+    assert (action.to, action.service_deployment) == (TD_OLD.arn, SD)
+    assert action.memory.failed is None and action.memory.deploying is None
+
+
+def test_traffic_is_probed_only_while_it_may_move() -> None:
+    rel = web({"canary": {}})
+    moving = observe(ROLLING_NEW, BLUE, strategy="CANARY")
+    assert Probe.TRAFFIC in probes_for(classify(rel, moving, Options()))
+    steady = observe(deployment(TD_NEW), strategy="CANARY")
+    assert Probe.TRAFFIC not in probes_for(classify(rel, steady, Options()))
+    rolling_service = observe(ROLLING_NEW, BLUE)
+    assert Probe.TRAFFIC not in probes_for(classify(rel, rolling_service, Options()))
+
+
+def test_waits_cover_every_bake_of_the_strategy() -> None:
+    state = service(deployment(TD_OLD), deployment_configuration={"bakeTimeInMinutes": 5})
+    linear = web({"linear": {"stepPercent": 25, "stepBakeMinutes": 2}}).spec.rollout.strategy
+    assert strategy.waits_seconds(linear, state) == 60 * (3 * 2 + 5)
