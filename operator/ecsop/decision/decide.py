@@ -39,7 +39,7 @@ from ecsop.decision.ecs_state import RolloutState, short_name
 from ecsop.decision.fate import Fate, fate_of
 from ecsop.decision.gates import Verdict
 from ecsop.decision.memory import MAX_TAGS, SERVICE_KEYS, room_for_memory, user_tag_count
-from ecsop.decision.observation import Observation, Options, SpecState, fingerprint_of
+from ecsop.decision.observation import Observation, Options, SpecState, Traffic, fingerprint_of
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.rollback import FailedRollout
 from ecsop.decision.situation import IN_FLIGHT, Situation, View, classify
@@ -87,6 +87,8 @@ class _Pass:
 def _rolling_out(p: _Pass) -> Action:
     deployment, traffic = p.view.judged, p.observed.traffic
     assert deployment is not None
+    if traffic is not None and traffic.rolling_back:
+        return _traffic_returning(p, traffic)
     waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
     verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
     if verdict is None and strategy.paused_for_test_traffic(p.release, traffic):
@@ -117,6 +119,23 @@ def _rolling_out(p: _Pass) -> Action:
         + f"{deployment.running_count}/{deployment.desired_count} running, "
         f"{deployment.failed_tasks} failed, {age}s of "
         f"{p.release.spec.rollout.timeout_seconds + int(waits)}s",
+        p.poll,
+    )
+
+
+def _traffic_returning(p: _Pass, traffic: Traffic) -> Action:
+    """ECS is rolling the service deployment back (asked by ecsop, or on its own): wait.
+
+    Between StopServiceDeployment and ECS making blue the PRIMARY again, the
+    deployments still look like a rollout; acting on them would start a second
+    deployment.
+    """
+    where = traffic.production_on_green
+    share = f"{where:g}% of production still on green" if where else "production back on blue"
+    return Wait(
+        Phase.ROLLING_BACK,
+        Reason.ROLLING_BACK,
+        f"ECS is rolling the service deployment back ({traffic.status}): {share}",
         p.poll,
     )
 
@@ -187,6 +206,8 @@ def _superseded(p: _Pass) -> Action:
     # at a time.
     deployment, traffic = p.view.judged, p.observed.traffic
     assert deployment is not None
+    if traffic is not None and traffic.rolling_back:
+        return _traffic_returning(p, traffic)
     last_good = p.view.last_good
     if last_good is not None and p.observed.task_definitions.get(last_good) is not None and (
         fingerprint_of(p.release, p.observed.task_definitions[last_good]) == p.view.desired
