@@ -60,6 +60,7 @@ NO_RESOURCE_LEVEL: Mapping[str, str] = {
     "ecs:RegisterTaskDefinition": "no resource types",
     "ecs:ListTasks": "resource type container-instance only; scoped by ecs:cluster instead",
     "elasticloadbalancing:DescribeTargetHealth": "no resource types",
+    "elasticloadbalancing:DescribeRules": "no resource types",
 }
 """The only actions allowed on ``Resource: "*"``; everything else names ARNs."""
 
@@ -371,11 +372,27 @@ def _fargate_ready(config: dict[str, Any]) -> dict[str, Any]:
         "containerPort": 8080,
     }
     config["alarms"] = ["shop-5xx"]
+    # ``web`` deploys blue/green and canary behind listener rules: the calls that
+    # steer ECS's own traffic shifting (pause, continue, stop, the rules' weights).
+    web = copy.deepcopy(config["clusters"]["prod"]["services"]["shop"])
+    web["taskDefinition"]["family"] = "web"
+    web["loadBalancer"] = {
+        "containerName": "app",
+        "containerPort": 8080,
+        "deregistrationDelaySeconds": 5,
+        "advancedConfiguration": {"testListener": True},
+    }
+    config["clusters"]["prod"]["services"]["web"] = web
+    config["images"][BROKEN_APP] = {"behavior": "healthy", "startSeconds": 5, "errorRate": 1.0}
     return config
 
 
+BROKEN_APP = "registry.example/app@sha256:" + "b" * 64
+"""Healthy to its load balancer; its application answers 500: fails test traffic."""
+
+
 @pytest.mark.e2e
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_policy_matches_what_a_lifecycle_calls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -406,7 +423,18 @@ def test_policy_matches_what_a_lifecycle_calls(
         def phase() -> Any:
             return daemon.release("shop").get("phase") if daemon else None
 
+        test_url = box.control("GET", "listeners")["listeners"]["prod/web"]["test"]["url"]
+        check = {"url": test_url, "intervalSeconds": 1, "failuresAllowed": 0}
+
+        def web(image: str, strategy: dict[str, Any]) -> dict[str, Any]:
+            return release_doc("web", "web", image, strategy=strategy, bakeSeconds=5)
+
+        blue_green = {"blueGreen": {"bakeMinutes": 0, "testTraffic": {"httpChecks": [check]}}}
+        canary = {"canary": {"percent": 30, "bakeMinutes": 30}}
+        repo.commit({"web.yaml": web(GOOD_V1, blue_green)}, "adopt web")
         wait_for(lambda: phase() == "Synced", 30, "shop adopted")
+        # Blue/green: green fails its test traffic, rolled back through ecsop's pause.
+        repo.commit({"web.yaml": web(BROKEN_APP, blue_green)}, "web broken")
         # A deploy that succeeds: clone, register, update, bake, record last-good.
         repo.commit({"shop.yaml": shop(GOOD_V2)}, "shop v2")
         wait_for(lambda: box.steady_on("shop", GOOD_V2) and phase() == "Synced", 40, "v2")
@@ -415,6 +443,19 @@ def test_policy_matches_what_a_lifecycle_calls(
         wait_for(lambda: phase() == "Degraded", 40, "crash loop rolled back")
         assert box.failed("shop")
         wait_for(lambda: daemon.release("shop").get("history"), 10, "/status history")
+        wait_for(lambda: box.failed("web"), 60, "web's test traffic failed")
+        wait_for(lambda: box.steady_on("web", GOOD_V1), 60, "web back on v1")
+        # Canary, then a revert mid-shift: ECS stops the service deployment.
+        repo.commit({"web.yaml": web(GOOD_V2, canary)}, "web canary")
+        wait_for(
+            lambda: (daemon.release("web").get("rollout") or {}).get("productionOnGreen") == 30.0
+            if daemon
+            else False,
+            60,
+            "canary at 30%",
+        )
+        repo.commit({"web.yaml": web(GOOD_V1, canary)}, "web revert")
+        wait_for(lambda: box.call_log("StopServiceDeployment"), 30, "rollout stopped")
 
         # The one-shot commands, in this process, against the same endpoint.
         for name, value in box.aws_env().items():

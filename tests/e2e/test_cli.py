@@ -133,7 +133,7 @@ def test_run_sandbox_is_the_newcomers_first_command(tmp_path: Path) -> None:
                 return {r["name"]: r["phase"] for r in json.load(response)["releases"]}
 
         wait_for(
-            lambda: len(phases()) == 4 and set(phases().values()) == {"Synced"},
+            lambda: len(phases()) == 5 and set(phases().values()) == {"Synced"},
             60,
             "every example release synced (staging deployed)",
         )

@@ -35,7 +35,7 @@ class Addons:
             self.metrics = AppMetrics(sim, scenario.metrics)
             sim.extensions.append(self.metrics)
             self.metrics.advance_to(sim.now)
-        self.listeners = ListenerEndpoints(sim, scenario.seed)
+        self.listeners = ListenerEndpoints(sim, scenario)
 
     def register(self, control: Control) -> None:
         control.route("GET", "ecr", self._get_ecr)

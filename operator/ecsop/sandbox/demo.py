@@ -36,6 +36,7 @@ SMOKE_500 = "c9d605aa6b83c59d942eb2c251ea7ae0507945e2c7daab4333f390a922e40196"
 WEB_REPOSITORY = "111122223333.dkr.ecr.us-east-1.amazonaws.com/taskboard-web"
 WEB_V3_1 = "9f606588de72969076b0c7773fb7ac65116f4880b1367ed6aa75394726a6ec27"
 WEB_BROKEN = "5faa7b90d3822c01df89aa281331a304a3a628079e0140f02cfaa04d57c2f89f"
+WEB_BAD_APP = "3b1cdd0c47d7b1c2b3cea9bc6d0e0c1b5f0c9a1e4d5f6a7b8c9d0e1f2a3b4c5d"
 """Fails its health checks: caught in the green target group, production never moves."""
 
 
@@ -102,10 +103,13 @@ Try it (in another terminal), editing {specs}/taskboard-api.yaml, release taskbo
     http_check     ...@sha256:{SMOKE_500} (healthy to ECS), with under rollout:
                    httpChecks: [{{url: "{check_url}", intervalSeconds: 1, failuresAllowed: 1}}]
   A release is last-good only after every gate stays green for bakeSeconds after COMPLETED.
-Blue/green: prod/taskboard-web deploys BLUE_GREEN behind an ALB with a test listener
-  (elbv2 describe-rules shows the weights; GET /_sandbox/hooks the smoke hook's calls):
-  good  {WEB_REPOSITORY}@sha256:{WEB_V3_1}
-  bad   ...@sha256:{WEB_BROKEN} (fails health checks; rolled back)
+Blue/green: edit {specs}/taskboard-web.yaml (release taskboard-web-prod, strategy
+  blueGreen with a test-traffic check on the test listener, 127.0.0.1:39081 here):
+  good     {WEB_REPOSITORY}@sha256:{WEB_V3_1} (test traffic, then all production at once)
+  bad app  ...@sha256:{WEB_BAD_APP} (answers 500 on the test listener: rolled back
+           before any production request reaches it; reason test_traffic)
+  broken   ...@sha256:{WEB_BROKEN} (fails health checks; ECS's breaker rolls back)
+  `ecsop status` shows the stage; GET /_sandbox/listeners what each listener answered.
 then run `ecsop status --url {daemon}`. `git checkout {specs}` puts the examples back.
 Ctrl-C stops both the daemon and the sandbox.
 """,

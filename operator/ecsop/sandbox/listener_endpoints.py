@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ecsop.sandbox.model import LoadBalancerBinding, Service, Task, TaskStatus
 
 if TYPE_CHECKING:
+    from ecsop.sandbox.scenario import Scenario
     from ecsop.sandbox.simulator import Simulator
 
 
@@ -54,10 +55,11 @@ class _Listener:
 class ListenerEndpoints:
     """One HTTP endpoint per listener of every traffic-shifting service."""
 
-    def __init__(self, sim: Simulator, seed: int) -> None:
+    def __init__(self, sim: Simulator, scenario: Scenario) -> None:
         self._sim = sim
-        self._rng = random.Random(seed ^ 0x5EED)
+        self._rng = random.Random(scenario.seed ^ 0x5EED)
         self._listeners: list[_Listener] = []
+        ports = _fixed_ports(scenario)
         with sim.lock:
             for service in sim.services.values():
                 for binding in service.load_balancers:
@@ -71,7 +73,8 @@ class ListenerEndpoints:
                                 _Listener(service, binding, kind, str(advanced[key]))
                             )
         for listener in self._listeners:
-            listener.server = self._serve(listener)
+            port = ports.get((listener.service.key, listener.kind), 0)
+            listener.server = self._serve(listener, port)
 
     def describe(self) -> dict[str, Any]:
         """``GET /_sandbox/listeners``: each service's listener URLs and what they answered."""
@@ -95,7 +98,7 @@ class ListenerEndpoints:
                 listener.server.shutdown()
                 listener.server.server_close()
 
-    def _serve(self, listener: _Listener) -> ThreadingHTTPServer:
+    def _serve(self, listener: _Listener, port: int) -> ThreadingHTTPServer:
         endpoints = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -111,7 +114,10 @@ class ListenerEndpoints:
             def log_message(self, *args: Any) -> None:
                 """Quiet: a check every second would drown the sandbox's log."""
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        except OSError:  # the asked-for port is taken (another sandbox): any free one
+            server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         threading.Thread(
             target=server.serve_forever,
@@ -143,6 +149,21 @@ class ListenerEndpoints:
                 "taskDefinition": task.task_definition_arn,
                 "targetGroup": group,
             }
+
+
+def _fixed_ports(scenario: Scenario) -> dict[tuple[tuple[str, str], str], int]:
+    """(service key, listener kind) -> the local port the scenario asks for."""
+    ports: dict[tuple[tuple[str, str], str], int] = {}
+    for cluster_name, cluster in scenario.clusters.items():
+        for name, spec in cluster.services.items():
+            advanced = spec.load_balancer.advanced if spec.load_balancer else None
+            if advanced is None or spec.count != 1:
+                continue
+            if advanced.local_production_port:
+                ports[((cluster_name, name), "production")] = advanced.local_production_port
+            if advanced.local_test_port:
+                ports[((cluster_name, name), "test")] = advanced.local_test_port
+    return ports
 
 
 def _serving(service: Service, binding: LoadBalancerBinding) -> list[Task]:

@@ -105,6 +105,11 @@ class AdvancedLoadBalancing(_Model):
     test_port: int = Field(default=8080, ge=1, le=65535)
     role_arn: str | None = None
     """The ``roleArn`` shown in ``advancedConfiguration`` (IAM is not modelled)."""
+    local_production_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port of 127.0.0.1 where the sandbox serves the production listener as HTTP
+    (``listener_endpoints``); default: any free port (``GET /_sandbox/listeners``)."""
+    local_test_port: int | None = Field(default=None, ge=1, le=65535)
+    """The same for the test listener: a spec's test-traffic checks can name it."""
 
 
 class LoadBalancer(_Model):
