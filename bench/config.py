@@ -25,6 +25,11 @@ class Config:
     resync_sim: float = 30.0
     """ecsop's ``--resync-interval`` default and the baselines' poll, in simulated seconds."""
 
+    strategy_services: int = 3
+    """Services per strategy (rolling, blue/green, canary) in the strategies scenario."""
+    strategy_clock_speed: float = 5.0
+    """Simulated seconds per real second in the strategies scenario."""
+
     steady_sizes: tuple[int, ...] = (10, 100, 1000, 3000)
     """Releases (= services) in the steady-state cost and scale scenario."""
     steady_resyncs: int = 3
@@ -44,6 +49,7 @@ QUICK = Config(
     trigger_changes=10,
     naive_trigger_interval=5.0,
     rollback_services=4,
+    strategy_services=1,
     steady_sizes=(10, 100),
     steady_resyncs=2,
     baseline_passes=1,

@@ -33,6 +33,8 @@ def markdown(results: dict[str, Any]) -> str:
         parts += _rollback(results["rollback"])
     if "steady" in results:
         parts += _steady(results["steady"])
+    if "strategies" in results:
+        parts += _strategies(results["strategies"])
     parts += _targets(targets(results))
     return "\n".join(parts)
 
@@ -89,6 +91,44 @@ def _rollback(data: dict[str, Any]) -> list[str]:
         "",
         "AWS calls / deploy: every call the contender made from its first bad deploy until "
         "the last rollback, per deploy (ecsop's include its resyncs and its 5 s active polls).",
+    ]
+    return [*out, ""]
+
+
+def _strategies(data: dict[str, Any]) -> list[str]:
+    rows = data["rows"]
+    rolling = rows["rolling"]["ecsop_restore_p50_s"]
+
+    def comparable(key: str, row: dict[str, Any]) -> bool:
+        """Another strategy on services that start as slowly as the rolling row's."""
+        return key != "rolling" and row["start_seconds"] == rows["rolling"]["start_seconds"]
+
+    out = [
+        "### 5. Time to restore by strategy: the same bad release "
+        f"({data['services_per_strategy']} service(s) each, clock x{data['clock_speed']:g}, "
+        "simulated seconds)",
+        "",
+        "| strategy | tasks serve after | time to restore p50 (ecsop) | max | "
+        "production restored p50 (client) | bad version: 100%-seconds p50 | "
+        "production requests it answered | rolling p50 ÷ this p50 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, row in rows.items():
+        out.append(
+            f"| {key} | {_f(row['start_seconds'], 0)} s | {_f(row['ecsop_restore_p50_s'], 1)} | "
+            f"{_f(row['ecsop_restore_max_s'], 1)} | {_f(row['production_restore_p50_s'], 1)} | "
+            f"{_f(row['bad_weight_time_p50_s'], 1)} | "
+            f"{row['bad_production_answers']}/{row['production_answers']} | "
+            f"{_ratio(rolling, row['ecsop_restore_p50_s']) if comparable(key, row) else '-'} |"
+        )
+    out += [
+        "",
+        "Time to restore (ecsop): `ecsop_time_to_restore_seconds`, from the pass that saw the "
+        "failure to the first that saw production fully on last-good (AWS's clock). Production "
+        "restored (client): from that pass to the last production request the bad version "
+        "answered. 100%-seconds: requests it answered x the request interval, i.e. production "
+        "weight x time. Rolling rollback waits for last-good's tasks to start again; blue/green "
+        "and canary send production back to blue, still running.",
     ]
     return [*out, ""]
 
@@ -157,6 +197,28 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"({_f(row['poll_interval_sim_s'], 0)} sim s) of the first failure",
                 "measured": f"{row['within_one_poll']}/{total}; max {_f(row['sim_max_s'])} sim s",
                 "met": total > 0 and row["within_one_poll"] == total,
+            }
+        )
+    if "strategies" in results:
+        data = results["strategies"]
+        rows, poll = data["rows"], data["active_poll_sim_s"]
+        blue_green = rows["blueGreen"]
+        out.append(
+            {
+                "target": f"blue/green restores within one active poll ({_f(poll, 0)} sim s)",
+                "measured": f"max {_f(blue_green['ecsop_restore_max_s'], 1)} sim s",
+                "met": blue_green["ecsop_restore_max_s"] <= poll,
+            }
+        )
+        ratio = rows["rolling"]["ecsop_restore_p50_s"] / max(
+            blue_green["ecsop_restore_p50_s"], 1e-9
+        )
+        out.append(
+            {
+                "target": "blue/green restores ≥ 10x faster than a rolling rollback "
+                f"(tasks serving {_f(rows['rolling']['start_seconds'], 0)} s after RUNNING)",
+                "measured": f"{_f(ratio, 1)}x",
+                "met": ratio >= 10,
             }
         )
     if "steady" in results:

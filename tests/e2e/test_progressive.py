@@ -41,6 +41,8 @@ StartDaemon = Callable[..., Daemon]
 BROKEN = digest("broken-app")
 """Passes its ELB health checks; its application answers 500 to every request."""
 ALARMING = digest("alarming-web")
+LATE_CRASH = digest("late-crash")
+"""Healthy long enough to take all production traffic, then crash-loops: fails in the bake."""
 
 
 def web_scenario() -> dict[str, Any]:
@@ -88,6 +90,7 @@ def web_scenario() -> dict[str, Any]:
             SIDECAR: {"behavior": "healthy", "startSeconds": 1},
             BROKEN: {"behavior": "healthy", "startSeconds": 5, "errorRate": 1.0},
             ALARMING: {"behavior": "alarm", "alarm": "{service}-5xx", "startSeconds": 5},
+            LATE_CRASH: {"behavior": "crashloop", "startSeconds": 5, "crashAfterSeconds": 150},
         },
         "alarms": ["guarded-5xx"],
         "timings": {"alarmPollSeconds": 1},
@@ -178,6 +181,66 @@ def test_blue_green_judges_green_on_test_traffic_then_moves_production(
     assert service["deploymentConfiguration"]["strategy"] == "BLUE_GREEN"
     assert service["deploymentConfiguration"]["deploymentCircuitBreaker"]["enable"] is True
     assert update is not None and not sandbox.failed("web")
+
+
+@pytest.mark.parametrize(
+    ("shape", "weights"),
+    [
+        ({"canary": {"percent": 25, "bakeMinutes": 1}}, {25.0}),
+        ({"linear": {"stepPercent": 50, "stepBakeMinutes": 1}}, {50.0}),
+    ],
+    ids=["canary", "linear"],
+)
+def test_a_good_release_goes_through_every_step_to_synced(
+    sandbox: Sandbox,
+    repo: SpecRepo,
+    start_daemon: StartDaemon,
+    shape: dict[str, Any],
+    weights: set[float],
+) -> None:
+    daemon = start(sandbox, repo, start_daemon, spec(GOOD_V1, shape))
+    repo.commit({"web.yaml": spec(GOOD_V2, shape)}, "v2")
+    seen: set[float] = set()
+    stages: list[Any] = []
+
+    def synced_watching_weights() -> bool:
+        rollout = daemon.release("web").get("rollout") or {}
+        stages.append(rollout)
+        if rollout.get("productionOnGreen") is not None:
+            seen.add(float(rollout["productionOnGreen"]))
+        return synced_on(sandbox, daemon, GOOD_V2)
+
+    wait_for(synced_watching_weights, 120, "v2 through every step")
+    assert weights <= seen, f"production moved step by step, seen {stages}"
+    assert not sandbox.failed("web") and sandbox.revisions("web") == 2
+    assert sandbox.service("web")["deploymentConfiguration"]["strategy"] == next(
+        {"canary": "CANARY", "linear": "LINEAR"}[key] for key in shape
+    )
+    metrics = daemon.get("/metrics")
+    assert 'ecsop_deployments_total{outcome="succeeded",release="web"} 1.0' in metrics
+
+
+def test_a_release_failing_during_the_bake_is_rolled_back_to_blue(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    blue_green = {"blueGreen": {"bakeMinutes": 5}}
+    daemon = start(sandbox, repo, start_daemon, spec(GOOD_V1, blue_green))
+    repo.commit({"web.yaml": spec(LATE_CRASH, blue_green)}, "crashes late")
+    stages: set[str] = set()
+
+    def rolled_back_watching_stages() -> bool:
+        stages.add(str((daemon.release("web").get("rollout") or {}).get("stage")))
+        return sandbox.failed("web") == fingerprint({"app": LATE_CRASH})
+
+    wait_for(rolled_back_watching_stages, 90, "rolled back")
+    wait_for(lambda: sandbox.steady_on("web", GOOD_V1), 60, "back on v1")
+    assert "BAKE_TIME" in stages, f"failed in the bake, after {stages}"
+    assert len(sandbox.call_log("StopServiceDeployment")) == 1, "rolled back by ECS, to blue"
+    web_updates = [
+        c for c in sandbox.call_log("UpdateService") if c["request"].get("service") == "web"
+    ]
+    assert len(web_updates) == 1
+    assert daemon.release("web")["lastRollout"]["outcome"] == "rolled_back"
 
 
 def test_blue_green_rolls_a_bad_release_back_before_any_production_request_reaches_it(

@@ -221,10 +221,25 @@ def test_a_gate_failing_mid_canary_rolls_back_through_ecs() -> None:
     assert (action.service_deployment, action.hook_id, action.to) == (SD, "", TD_OLD.arn)
 
 
-def test_a_canary_rollout_says_where_traffic_is() -> None:
-    canary = replace(traffic("PRODUCTION_TRAFFIC_SHIFT", 10.0), strategy="CANARY")
+def test_a_canary_rollout_says_where_traffic_is_and_how_much_bake_is_left() -> None:
+    canary = replace(
+        traffic("PRODUCTION_TRAFFIC_SHIFT", 10.0),
+        strategy="CANARY",
+        stage_since=NOW - timedelta(seconds=108),
+        configuration={"canaryBakeTimeInMinutes": 5},
+    )
     action = decide(web({"canary": {"percent": 10}}), observe(ROLLING_NEW, BLUE, traffic=canary))
-    assert "canary: 10% of production on green" in action.message
+    assert "canary: 10% of production on green, bake 3m12s left" in action.message
+
+
+def test_a_blue_green_bake_says_how_long_blue_is_kept() -> None:
+    baking = replace(
+        traffic("BAKE_TIME", 100.0),
+        stage_since=NOW - timedelta(seconds=20),
+        configuration={"bakeTimeInMinutes": 1},
+    )
+    action = decide(web({"blueGreen": {}}), observe(ROLLING_NEW, BLUE, traffic=baking))
+    assert "blue/green: all production on green, blue kept, bake 40s left" in action.message
 
 
 def test_the_strategys_bakes_do_not_count_against_the_timeout() -> None:

@@ -15,7 +15,7 @@ import threading
 from datetime import datetime
 
 from ecsop.decision.actions import Action, RecordFailure, Rollback
-from ecsop.decision.observation import Observation, in_progress
+from ecsop.decision.observation import Observation
 
 
 class RestoreClock:
@@ -57,11 +57,17 @@ def restored(observation: Observation) -> bool:
             return traffic.production_on_green == 0
         if traffic.target_task_definition and traffic.target_task_definition == last_good:
             return traffic.production_on_green >= 100  # a new deployment of last-good
+    # A rolling rollback: last-good runs its full count and no other revision has a
+    # RUNNING task. ECS deregisters a task from its target groups before it stops it
+    # (DEACTIVATING, no longer counted in a deployment's runningCount: "Deployment",
+    # Amazon ECS API Reference; "Amazon ECS task lifecycle", Developer Guide), and the
+    # load balancer sends no new request to a draining target: production is back
+    # before the bad tasks finish draining.
     service = observation.service
     primary = service.primary
     return (
         primary is not None
         and primary.task_definition == last_good
-        and len(service.deployments) == 1
-        and not in_progress(service, primary)
+        and primary.running_count >= primary.desired_count
+        and all(d.running_count == 0 for d in service.deployments if d is not primary)
     )

@@ -110,7 +110,7 @@ def _rolling_out(p: _Pass) -> Action:
         failed = FailedRollout(p.view.desired, verdict, deployment.id)
         return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
     age = int(gates.age(deployment, p.now))
-    where = strategy.progress(p.release, p.observed)
+    where = strategy.progress(p.release, p.observed, p.now)
     return Wait(
         Phase.PROGRESSING,
         Reason.ROLLOUT_IN_PROGRESS,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ecsop.decision.ecs_state import (
     Deployment,
@@ -124,6 +125,11 @@ class Traffic:
     test_on_green: float | None = None
     paused: PausedHook | None = None
     target_task_definition: str = ""
+    stage_since: datetime | None = None
+    """The service deployment's ``updatedAt``: ECS updates it when the stage changes,
+    so during a bake it says when the bake began."""
+    configuration: Mapping[str, Any] = field(default_factory=dict)
+    """The deployment configuration the service deployment runs with (bake times)."""
 
     @property
     def rolling_back(self) -> bool:

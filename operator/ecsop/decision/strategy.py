@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from ecsop.decision.ecs_state import ServiceState
@@ -183,8 +184,9 @@ def judge_test_traffic(release: ServiceRelease, observed: Observation) -> Verdic
     return all(count >= test.passes_required for count in result.passes.values())
 
 
-def progress(release: ServiceRelease, observed: Observation) -> str:
-    """Where a traffic-shifting rollout is, in words: "canary: 10% of production on green"."""
+def progress(release: ServiceRelease, observed: Observation, now: datetime) -> str:
+    """Where a traffic-shifting rollout is, in words: "canary: 10% of production on
+    green, bake 3m12s left"."""
     traffic = observed.traffic
     if traffic is None or traffic.strategy not in TRAFFIC_SHIFTING:
         return ""
@@ -203,9 +205,30 @@ def progress(release: ServiceRelease, observed: Observation) -> str:
     if traffic.stage in ("TEST_TRAFFIC_SHIFT", PAUSE_STAGE):
         return f"{name}: test traffic on green, production on blue"
     if production is not None and 0 < production < 100:
-        return f"{name}: {production:g}% of production on green ({traffic.stage})"
+        words = f"{name}: {production:g}% of production on green"
+        if traffic.strategy == "CANARY":
+            return words + _bake_left(traffic, "canaryBakeTimeInMinutes", now)
+        return words + f" ({traffic.stage})"
     if traffic.stage == "BAKE_TIME":
-        return f"{name}: all production on green, blue kept for the bake"
+        return f"{name}: all production on green, blue kept" + _bake_left(
+            traffic, "bakeTimeInMinutes", now
+        )
     if traffic.stage == "CLEAN_UP":
         return f"{name}: all production on green, blue scaling in"
     return f"{name}: {traffic.stage.lower().replace('_', ' ') or 'starting'}"
+
+
+def _bake_left(traffic: Traffic, field: str, now: datetime) -> str:
+    """ ", bake 3m12s left", timed from the stage's start (``updatedAt``); "" if unknown.
+
+    A canary's bake is the PRODUCTION_TRAFFIC_SHIFT stage after its first shift,
+    blue/green's the BAKE_TIME stage (Amazon ECS Developer Guide,
+    canary-deployment.html and deployment-type-blue-green.html).
+    """
+    minutes = traffic.configuration.get(field)
+    if traffic.stage_since is None or not isinstance(minutes, int | float):
+        return ""
+    left = int(60 * minutes - (now - traffic.stage_since).total_seconds())
+    if left <= 0:
+        return ", bake over"
+    return f", bake {left // 60}m{left % 60:02d}s left" if left >= 60 else f", bake {left}s left"

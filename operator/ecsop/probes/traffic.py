@@ -74,6 +74,8 @@ def read_traffic(
         target_task_definition=ecs_mapping.task_definition_arn(
             str((revision or {}).get("taskDefinition") or ""), service.arn
         ),
+        stage_since=ecs_mapping.aws_time(raw["updatedAt"]) if raw.get("updatedAt") else None,
+        configuration=config,
     )
 
 
