@@ -19,6 +19,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from ecsop.decision.analysis import MeasurementVerdict
 from ecsop.decision.reasons import Phase
 from ecsop.observability.metrics import Metrics
 from grafana import DASHBOARD, dashboard_queries
@@ -186,6 +187,7 @@ def _exposed_names() -> set[str]:
     metrics.set_specs(["bad.yaml"], 1, "abc")
     metrics.memory_write_failures.labels("r").inc()
     metrics.loop_errors.labels("resync").inc()
+    metrics.analysis_measured("r", "error-rate", MeasurementVerdict.ERROR)
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples

@@ -22,6 +22,7 @@ from ecsop.aws.service_cache import ServiceCache
 from ecsop.controller.executor import Applied, DryRunExecutor
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.decision.actions import Action, Deploy, Wait
+from ecsop.decision.analysis import describe
 from ecsop.decision.ecs_state import ServiceMissing, short_name
 from ecsop.decision.memory import ServiceMemory
 from ecsop.decision.observation import Observation, Options
@@ -93,6 +94,9 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
             would_change |= not isinstance(action, Wait)
             verb = _verb(action, result.applied)
             print(f"{name}: {action.phase.value}: {verb}: {action.message}")
+            if isinstance(action, Deploy):
+                for analysis in release.release.spec.rollout.analysis:
+                    print(f"    with analysis {describe(analysis)}")
     finally:
         prober.close()
     if failed:

@@ -24,6 +24,7 @@ from ecsop.aws.identity import caller_account
 from ecsop.controller.manager import Controller, ControllerSettings
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.server import Endpoint, EndpointSettings
+from ecsop.probes.analysis import AnalysisProbes
 from ecsop.probes.health import HealthProber, HealthSettings
 
 log = structlog.get_logger("ecsop.controller.daemon")
@@ -54,7 +55,16 @@ class Daemon:
         self.clients = ClientFactory(settings.aws, on_client_created=self.metrics.instrument)
         self.gateways = GatewayPool(self.clients)
         # Health gates use the same clients (same retry config, same call metrics).
-        self.prober = HealthProber(self.clients.client, settings.health)
+        self.prober = HealthProber(
+            self.clients.client,
+            settings.health,
+            analysis=AnalysisProbes(
+                self.clients.client,
+                settings.health.analysis,
+                on_measurement=self.metrics.analysis_measured,
+                on_forget=self.metrics.analysis_stopped,
+            ),
+        )
         self.controller = Controller(
             settings.controller,
             self.gateways.ecs,

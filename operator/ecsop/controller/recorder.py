@@ -29,7 +29,7 @@ from ecsop.decision.ecs_state import ServiceState
 from ecsop.decision.observation import Observation, fingerprint_of, in_progress
 from ecsop.decision.reasons import Outcome, Phase, Reason
 from ecsop.observability.metrics import Metrics
-from ecsop.observability.status import ReleaseStatus, Rollout, StatusStore
+from ecsop.observability.status import AnalysisStatus, ReleaseStatus, Rollout, StatusStore
 from ecsop.spec.errors import SpecError
 from ecsop.spec.loader import LoadedRelease
 
@@ -81,6 +81,9 @@ class DecisionRecorder:
         last_rollout = _rollout_of(action, self._clock())
         if last_rollout is None and previous is not None:
             last_rollout = previous.last_rollout
+        analysis = previous.analysis if previous is not None else ()
+        if observation is not None and observation.health.analyses:
+            analysis = tuple(AnalysisStatus.of(a) for a in observation.health.analyses)
         deployment_id = (applied.deployment_id if applied else "") or (
             service.primary.id if service and service.primary else ""
         )
@@ -106,6 +109,7 @@ class DecisionRecorder:
             failed_fingerprint=memory.failed.fingerprint if memory and memory.failed else "",
             failed_reason=memory.failed.failure.value if memory and memory.failed else "",
             last_rollout=last_rollout,
+            analysis=analysis,
         )
         self.statuses.put(status, self._clock())
         self.metrics.set_release(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ecsop.decision.ecs_state import (
     Deployment,
@@ -25,6 +26,9 @@ from ecsop.decision.ecs_state import (
 from ecsop.decision.memory import ServiceMemory
 from ecsop.spec import model as spec_model
 from ecsop.spec.model import ServiceRelease
+
+if TYPE_CHECKING:  # decision.analysis reads observations: no import cycle at run time
+    from ecsop.decision.analysis import AnalysisState
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class Health:
 
     They fail nothing, but a release is not recorded as last-good while any is unknown.
     """
+    analyses: tuple[AnalysisState, ...] = ()
+    """``rollout.analysis`` gates: each one's latest measurements and where it stands
+    (``ecsop.probes.analysis``). A failing one fails the rollout; one not green is
+    also in ``unknown``."""
 
 
 @dataclass(frozen=True)

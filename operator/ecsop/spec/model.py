@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ecsop.spec.analysis import Analysis, distinct_names
 from ecsop.spec.quoting import quote
 
 API_VERSION = "ecsop.dev/v1"
@@ -296,6 +297,12 @@ class Rollout(_Model):
         default_factory=list,
         max_length=10,
         description="HTTP requests that must keep answering as expected during rollout and bake.",
+    )
+    analysis: Annotated[list[Analysis], AfterValidator(distinct_names)] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Metric queries (Prometheus or CloudWatch) that must keep passing during "
+        "rollout and bake; a failing one rolls back (reason analysis).",
     )
 
     @field_validator("alarms")
