@@ -344,6 +344,44 @@ def test_prometheus_down_keeps_the_release_waiting_not_rolled_back_nor_good(
     assert daemon.stop() == 0
 
 
+def test_a_daemon_killed_mid_rollout_measures_afresh_and_still_rolls_back(
+    sandbox: Sandbox,
+    repo: SpecRepo,
+    start_daemon: StartDaemon,
+    start_prometheus: Callable[[int], Prometheus],
+) -> None:
+    """Measurements live in the process: a restarted daemon starts them again, so it
+    neither forgets a bad release nor proves one on measurements it no longer has."""
+    prometheus = start_prometheus(free_port())
+    judged = [prometheus_analysis()]
+    flags = ("--prometheus-url", prometheus.url)
+    first = adopt(repo, start_daemon, {"web": doc("web", GOOD_V1, 600, judged)}, *flags)
+    proven = sandbox.memory("web").last_good
+    repo.commit({"web.yaml": doc("web", THREE_PERCENT, 600, judged)}, "the 3% image")
+
+    def measured_not_failing() -> bool:
+        analyses = first.release("web").get("analysis") or []
+        return bool(analyses and analyses[0]["measurements"] and not analyses[0]["failedInARow"])
+
+    wait_for(measured_not_failing, 30, "web's rollout measured once")
+    first.kill()
+    assert not sandbox.failed("web"), "killed before anything was judged"
+
+    second = start_daemon(*flags)
+    wait_for(lambda: sandbox.failed_reason("web") == "analysis", 60, "web rolled back")
+    wait_for(lambda: sandbox.steady_on("web", GOOD_V1), 60, "web back on v1")
+    assert sandbox.memory("web").last_good == proven, "the 3% revision was never proven"
+    measured = [
+        e
+        for e in second.logs()
+        if e.get("event") == "analysis measurement" and e.get("release") == "web"
+    ]
+    assert len([e for e in measured if e["verdict"] == "failed"]) >= 2
+    rollback = [e for e in second.logs() if e.get("action") == "Rollback"]
+    assert rollback and rollback[0]["failure"] == "analysis"
+    assert second.stop() == 0
+
+
 def cloudwatch_analysis() -> dict[str, Any]:
     def count(query_id: str, metric_name: str) -> dict[str, Any]:
         return {

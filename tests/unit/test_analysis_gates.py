@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from builders import NOW, deployment, memory_tags, release, service, task_definition
+from builders import (
+    NOW,
+    deployment,
+    failed_record,
+    memory_tags,
+    release,
+    service,
+    task_definition,
+)
 from builders import image as build_image
 from ecsop.decision import actions
 from ecsop.decision.analysis import (
@@ -25,7 +33,8 @@ from ecsop.decision.analysis import (
 )
 from ecsop.decision.decide import decide
 from ecsop.decision.ecs_state import DeploymentStatus, LoadBalancer, RolloutState
-from ecsop.decision.observation import Health, Observation, Options
+from ecsop.decision.memory import ServiceMemory
+from ecsop.decision.observation import Health, Observation, Options, SpecState
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.spec.analysis import Analysis
 
@@ -274,3 +283,27 @@ def test_plan_describes_the_analysis_a_rollout_would_run() -> None:
         "error-rate: every 10s, passes if < 0.5, 2 failures in a row allowed; "
         "Prometheus the daemon's --prometheus-url:"
     )
+
+
+# --- attacks on the decision ------------------------------------------------------------
+
+
+def test_a_spec_broken_mid_rollout_still_rolls_back_on_its_last_valid_analysis() -> None:
+    obs = observed(ROLLING, STABLE, **gated(states(FAILED, FAILED)))
+    action = decide(
+        RELEASE, obs, NOW, Options(active_poll_seconds=5), SpecState(problems=("x.yaml:3: ...",))
+    )
+    assert isinstance(action, actions.Rollback) and action.failure is Failure.ANALYSIS
+
+
+def test_a_crash_between_the_failure_record_and_the_rollback_resumes_it_as_analysis() -> None:
+    """``failed=FP/analysis`` is written before UpdateService; a restarted daemon
+    reads it back and finishes the rollback with the same reason, without measuring."""
+    tags = memory_tags(last_good=TD_OLD.arn, failed=RELEASE.fingerprint(), reason=Failure.ANALYSIS)
+    assert ServiceMemory.read(tags).failed == failed_record(RELEASE.fingerprint(), Failure.ANALYSIS)
+    assert len(tags["ecsop:state"]) <= 256
+    state = service(ROLLING, STABLE, tags=tags)
+    obs = Observation(service=state, task_definitions={TD_OLD.arn: TD_OLD, TD_NEW.arn: TD_NEW})
+    action = run(obs)
+    assert isinstance(action, actions.Rollback)
+    assert action.failure is Failure.ANALYSIS and action.to == TD_OLD.arn

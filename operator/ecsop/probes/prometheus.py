@@ -76,11 +76,12 @@ def instant_query(
         f"{base.rstrip('/')}/api/v1/query", data=body, headers=sent, method="POST"
     )
     shown = redacted(address)
+    secrets = [*sent.values(), *_userinfo(address)]
     try:
         answer, status = _post(request, timeout, open_url or opener())
         return _value(answer, status)
     except QueryError as exc:
-        raise QueryError(_scrubbed(f"Prometheus {shown}: {exc}", sent, address, shown)) from None
+        raise QueryError(_scrubbed(f"Prometheus {shown}: {exc}", secrets, address, shown)) from None
 
 
 def _post(
@@ -140,9 +141,20 @@ def _number(text: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _scrubbed(text: str, headers: Mapping[str, str], address: str, shown: str) -> str:
-    """``text`` without any header value or the raw address (an exception may quote them)."""
-    for value in headers.values():
+def _userinfo(address: str) -> list[str]:
+    """The credentials an address carries, as text might quote them."""
+    netloc = urllib.parse.urlsplit(address).netloc
+    if "@" not in netloc:
+        return []
+    userinfo = netloc.rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    return [userinfo, urllib.parse.unquote(userinfo), password, urllib.parse.unquote(password)]
+
+
+def _scrubbed(text: str, secrets: list[str], address: str, shown: str) -> str:
+    """``text`` without any credential or the raw address (an answer or error may quote them)."""
+    text = text.replace(address, shown) if address != shown else text
+    for value in sorted(set(secrets), key=len, reverse=True):
         if len(value) >= 4 and value not in (USER_AGENT, "application/x-www-form-urlencoded"):
             text = text.replace(value, REDACTED)
-    return text.replace(address, shown) if address != shown else text
+    return text
