@@ -50,7 +50,6 @@ from ecsop.decision.analysis import (
 )
 from ecsop.probes import prometheus
 from ecsop.spec.analysis import Analysis, fill
-from ecsop.spec.quoting import redacted
 
 log = structlog.get_logger("ecsop.probes.analysis")
 
@@ -329,9 +328,3 @@ class AnalysisProbes:
             raise Unmeasurable(f"the Prometheus bearer token file {path} is empty or not one line")
         return token
 
-
-def shown_address(analysis: Analysis, settings: AnalysisSettings) -> str:
-    """Where an analysis's Prometheus queries go, as messages may show it."""
-    if analysis.prometheus is None:
-        return ""
-    return redacted(analysis.prometheus.address or settings.prometheus_url)
