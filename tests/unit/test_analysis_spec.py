@@ -18,15 +18,9 @@ from pydantic import ValidationError
 from builders import release as build_release
 from ecsop.aws.metric_data import api_shape
 from ecsop.spec import loader
-from ecsop.spec.analysis import (
-    PLACEHOLDERS,
-    STANDARD_UNITS,
-    Analysis,
-    Comparison,
-    comparison,
-    fill,
-    placeholders_in,
-)
+from ecsop.spec.analysis import Analysis
+from ecsop.spec.cloudwatch_query import STANDARD_UNITS
+from ecsop.spec.query_text import PLACEHOLDERS, Comparison, comparison, fill, placeholders_in
 
 PROMQL = 'sum(rate(http_requests_total{deployment="{{deployment}}",code="500"}[1m]))'
 

@@ -28,8 +28,9 @@ from enum import StrEnum
 
 from ecsop.decision.ecs_state import Deployment, short_name
 from ecsop.decision.observation import Observation, fingerprint_of
-from ecsop.spec.analysis import PLACEHOLDERS, Analysis
+from ecsop.spec.analysis import Analysis
 from ecsop.spec.model import ServiceRelease, cluster_name, parse_arn
+from ecsop.spec.query_text import PLACEHOLDERS
 from ecsop.spec.quoting import redacted
 
 KEPT = 10
@@ -92,7 +93,9 @@ class AnalysisState:
 
     @property
     def unknown(self) -> str:
-        """Why this gate is not green now ("" when its latest measurement passed)."""
+        """Why this gate is neither green nor failing now ("" when it is either)."""
+        if self.failing:
+            return ""
         latest = self.latest
         if latest is None:
             return "no measurement yet"

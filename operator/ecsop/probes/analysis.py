@@ -49,7 +49,8 @@ from ecsop.decision.analysis import (
     number,
 )
 from ecsop.probes import prometheus
-from ecsop.spec.analysis import Analysis, fill
+from ecsop.spec.analysis import Analysis
+from ecsop.spec.query_text import fill
 
 log = structlog.get_logger("ecsop.probes.analysis")
 
@@ -327,4 +328,3 @@ class AnalysisProbes:
         if not token or any(c in token for c in "\r\n\0"):
             raise Unmeasurable(f"the Prometheus bearer token file {path} is empty or not one line")
         return token
-

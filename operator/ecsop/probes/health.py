@@ -154,6 +154,8 @@ class HealthProber:
                 role,
                 now,
             )
+        else:
+            self.analysis.forget(name)  # none (any more): stop measuring what was removed
         self._note_errors(name, tuple(unreadable))
         return Health(
             alarms_in_alarm=firing,

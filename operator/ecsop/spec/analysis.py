@@ -1,191 +1,30 @@
 """Analysis gates in the spec: ``rollout.analysis``, metric queries a rollout is judged by.
 
 Each analysis is one query, Prometheus (PromQL, an instant query) or
-CloudWatch (``GetMetricData`` queries, metric math allowed), whose scalar
-result is compared with ``failIf`` / ``successIf``. A comparison is parsed
-here, an operator and a number, and never evaluated as code. Query text may
-name placeholders (``{{release}}``, ``{{deployment}}`` ...) that the probe
-fills for the deployment it judges; an unknown one is refused here, at its
-line.
-
-The CloudWatch queries have ``GetMetricData``'s shape with the spec's
-camelCase keys (``metricStat.metric.metricName``, as Argo Rollouts' CloudWatch
-provider writes them); ``ecsop.aws.metric_data`` capitalises each key back to
-the API's (``MetricStat.Metric.MetricName``). The rules checked here are the
-API reference's ("GetMetricData", "MetricDataQuery", "MetricStat",
-https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricDataQuery.html).
+CloudWatch (``GetMetricData`` queries, metric math allowed:
+``ecsop.spec.cloudwatch_query``), whose one-number result is compared with
+``failIf`` / ``successIf`` (``ecsop.spec.query_text``: parsed, never
+evaluated). Query text may name placeholders (``{{release}}``,
+``{{deployment}}`` ...) that the probe fills for the deployment it judges; an
+unknown one is refused at its line.
 
 Pure, like ``ecsop.spec.model``, which holds these models in ``Rollout``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import urllib.parse
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from ecsop.spec.quoting import clip, quote
+from ecsop.spec.cloudwatch_query import CloudWatchQuery
+from ecsop.spec.query_text import Comparison, StrictModel, Templated, comparison
+from ecsop.spec.quoting import quote
 
-PLACEHOLDERS: dict[str, str] = {
-    "release": "the release's metadata.name",
-    "cluster": "the ECS cluster's name",
-    "service": "the ECS service's name",
-    "region": "the service's AWS region",
-    "fingerprint": "the fingerprint (images) of the release being judged",
-    "deployment": "the judged ECS deployment's id (ecs-svc/...)",
-    "taskDefinition": "the judged task definition revision, family:revision",
-    "stableTaskDefinition": "the last-good revision, family:revision (none before one is proven)",
-    "targetGroup": "the service's first target group as CloudWatch names it "
-    "(targetgroup/NAME/ID; none without a load balancer)",
-    "targetGroupName": "the service's first target group's name",
-}
-"""Every ``{{name}}`` a query may use, and what it is replaced with."""
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 NO_DATA = "no data"
 """``inconclusiveIf``'s default word: an empty result (or NaN) is inconclusive."""
-_COMPARISON = re.compile(
-    r"^\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<number>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$"
-)
-_OPERATORS = ">, >=, <, <=, ==, !="
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-_QUERY_ID = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
-HIGH_RESOLUTION_PERIODS = (1, 5, 10, 20, 30)
-"""MetricStat periods below a minute; anything else must be a multiple of 60."""
-STANDARD_UNITS = (
-    "Seconds",
-    "Microseconds",
-    "Milliseconds",
-    "Bytes",
-    "Kilobytes",
-    "Megabytes",
-    "Gigabytes",
-    "Terabytes",
-    "Bits",
-    "Kilobits",
-    "Megabits",
-    "Gigabits",
-    "Terabits",
-    "Percent",
-    "Count",
-    "Bytes/Second",
-    "Kilobytes/Second",
-    "Megabytes/Second",
-    "Gigabytes/Second",
-    "Terabytes/Second",
-    "Bits/Second",
-    "Kilobits/Second",
-    "Megabits/Second",
-    "Gigabits/Second",
-    "Terabits/Second",
-    "Count/Second",
-    "None",
-)
-"""CloudWatch's ``StandardUnit`` (a unit test holds it equal to botocore's model)."""
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """``> 0.01``: an operator and a number, parsed from the spec, never evaluated as code."""
-
-    operator: Literal[">", ">=", "<", "<=", "==", "!="]
-    threshold: float
-
-    def holds(self, value: float) -> bool:
-        """Whether ``value`` satisfies the comparison (NaN satisfies none but ``!=``)."""
-        match self.operator:
-            case ">":
-                return value > self.threshold
-            case ">=":
-                return value >= self.threshold
-            case "<":
-                return value < self.threshold
-            case "<=":
-                return value <= self.threshold
-            case "==":
-                return value == self.threshold
-            case _:
-                return value != self.threshold
-
-    def __str__(self) -> str:
-        return f"{self.operator} {self.threshold:g}"
-
-
-def comparison(text: str) -> Comparison:
-    """Parse ``text`` (``"> 0.01"``, ``"<=250"``, ``"!= 0"``); ValueError says how to write it."""
-    found = _COMPARISON.match(text)
-    if found is None:
-        hint = ""
-        try:
-            float(text)
-        except ValueError:
-            pass
-        else:  # `failIf: > 0.01` unquoted is a YAML folded scalar: only the number survives
-            hint = '; quote it in YAML, failIf: "> 0.01" (an unquoted > starts a folded block)'
-        raise ValueError(
-            f"{quote(text)} is not a comparison: write an operator ({_OPERATORS}) and a "
-            f'number, e.g. "> 0.01"{hint}'
-        )
-    threshold = float(found["number"])
-    if not math.isfinite(threshold):
-        raise ValueError(f"{quote(text)}: the number must be finite")
-    return Comparison(found["op"], threshold)  # type: ignore[arg-type]
-
-
-def placeholders_in(text: str) -> list[str]:
-    """The placeholder names ``text`` uses, in order (``{{ release }}`` -> ``release``)."""
-    return [match.group(1) for match in _PLACEHOLDER.finditer(text)]
-
-
-def fill(text: str, values: dict[str, str]) -> str:
-    """``text`` with each ``{{name}}`` replaced; KeyError names a placeholder without a value."""
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
-
-
-def _known_placeholders(text: str) -> str:
-    for name in placeholders_in(text):
-        if name not in PLACEHOLDERS:
-            raise ValueError(
-                f"unknown placeholder {{{{{clip(name, 40)}}}}}: use one of "
-                + ", ".join(f"{{{{{known}}}}}" for known in PLACEHOLDERS)
-            )
-    stray = _PLACEHOLDER.sub("", text)
-    if "{{" in stray or "}}" in stray:
-        raise ValueError("a placeholder is {{name}}: an unmatched '{{' or '}}' is left")
-    return text
-
-
-Templated = Annotated[str, AfterValidator(_known_placeholders)]
-"""Text that may use placeholders; unknown ones are refused."""
-Expression = Annotated[
-    str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_known_placeholders)
-]
-Label = Annotated[str, StringConstraints(max_length=255), AfterValidator(_known_placeholders)]
-
-
-class _Model(BaseModel):
-    """The spec's configuration (``ecsop.spec.model``): no unknown fields, no coercion."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        strict=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-    )
 
 
 def address_problem(address: str, *, credentials_allowed: bool) -> str | None:
@@ -214,7 +53,7 @@ def address_problem(address: str, *, credentials_allowed: bool) -> str | None:
     return None
 
 
-class PrometheusQuery(_Model):
+class PrometheusQuery(StrictModel):
     """A PromQL instant query, whose result must be one number (a scalar or one series)."""
 
     address: str | None = Field(
@@ -248,138 +87,6 @@ class PrometheusQuery(_Model):
         return address
 
 
-class Dimension(_Model):
-    name: Templated = Field(min_length=1, max_length=255, description="Dimension name.")
-    value: Templated = Field(min_length=1, max_length=1024, description="Dimension value.")
-
-
-class Metric(_Model):
-    namespace: Templated = Field(
-        min_length=1, max_length=255, description="e.g. AWS/ApplicationELB."
-    )
-    metric_name: Templated = Field(
-        min_length=1, max_length=255, description="e.g. HTTPCode_Target_5XX_Count."
-    )
-    dimensions: list[Dimension] = Field(
-        default_factory=list, max_length=30, description="Exactly the metric's dimensions."
-    )
-
-
-class MetricStat(_Model):
-    metric: Metric
-    period: int = Field(
-        ge=1,
-        description="Seconds per data point: 1, 5, 10, 20, 30 (high-resolution metrics) or "
-        "a multiple of 60.",
-    )
-    stat: str = Field(min_length=1, max_length=64, description="e.g. Sum, Average, p99.")
-    unit: str | None = Field(default=None, description="A CloudWatch StandardUnit, e.g. Count.")
-
-    @field_validator("period")
-    @classmethod
-    def _period(cls, period: int) -> int:
-        if period not in HIGH_RESOLUTION_PERIODS and period % 60:
-            raise ValueError(
-                f"period {period} is not one CloudWatch accepts: 1, 5, 10, 20, 30 or a "
-                "multiple of 60"
-            )
-        return period
-
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, unit: str | None) -> str | None:
-        if unit is not None and unit not in STANDARD_UNITS:
-            raise ValueError(f"{quote(unit)} is not a CloudWatch unit: {', '.join(STANDARD_UNITS)}")
-        return unit
-
-
-class MetricDataQuery(_Model):
-    """One entry of GetMetricData's ``MetricDataQueries``: a metric, or metric math."""
-
-    id: str = Field(
-        min_length=1,
-        max_length=255,
-        description="Short name, unique in the analysis, starting with a lowercase letter; "
-        "expressions refer to it.",
-    )
-    metric_stat: MetricStat | None = Field(default=None, description="A metric to read.")
-    expression: Expression | None = Field(
-        default=None, description="Metric math over the other queries' ids, e.g. errors / requests."
-    )
-    label: Label | None = Field(default=None, description="A label for the result.")
-    return_data: bool = Field(
-        default=True,
-        description="Whether this query's result is the measurement: exactly one query of "
-        "an analysis returns data; set false on the ones an expression uses.",
-    )
-    period: int | None = Field(
-        default=None, ge=1, description="Seconds per data point of an expression."
-    )
-    account_id: str | None = Field(
-        default=None,
-        pattern=r"^\d{12}$",
-        description="Account of a metric, with CloudWatch cross-account observability.",
-    )
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        if not _QUERY_ID.match(value):
-            raise ValueError(
-                f"{quote(value)}: an id starts with a lowercase letter and holds only letters, "
-                "digits and _"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> MetricDataQuery:
-        if (self.metric_stat is None) == (self.expression is None):
-            raise ValueError("give exactly one of metricStat and expression")
-        return self
-
-
-class CloudWatchQuery(_Model):
-    """GetMetricData over the last ``lookbackSeconds``; the newest point is the measurement."""
-
-    metric_data_queries: list[MetricDataQuery] = Field(
-        min_length=1,
-        max_length=20,
-        description="GetMetricData's MetricDataQueries with camelCase keys; metric math "
-        "allowed; exactly one returns data.",
-    )
-    lookback_seconds: int = Field(
-        default=300,
-        ge=60,
-        le=86400,
-        description="How far back to read: the newest data point of the window (whole "
-        "minutes, the current partial one excluded) is the measurement.",
-    )
-
-    @model_validator(mode="after")
-    def _one_result(self) -> CloudWatchQuery:
-        ids = [query.id for query in self.metric_data_queries]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"metricDataQueries repeat the id {repeated[0]}")
-        returning = [query.id for query in self.metric_data_queries if query.return_data]
-        if not returning:
-            raise ValueError(
-                "exactly one of metricDataQueries must return data (the measurement), none "
-                "does: leave returnData true (the default) on the one whose value is judged"
-            )
-        if len(returning) > 1:
-            raise ValueError(
-                "exactly one of metricDataQueries must return data (the measurement); "
-                f"{len(returning)} do ({', '.join(returning)}): set returnData: false on "
-                "the ones an expression only uses"
-            )
-        return self
-
-    @property
-    def result_id(self) -> str:
-        return next(query.id for query in self.metric_data_queries if query.return_data)
-
-
 def _comparison_text(text: str | None) -> str | None:
     if text is not None:
         comparison(text)
@@ -398,7 +105,7 @@ def _inconclusive_text(text: str) -> str:
     return text
 
 
-class Analysis(_Model):
+class Analysis(StrictModel):
     """A metric query that must keep passing while a rollout runs and bakes.
 
     Measured every ``intervalSeconds`` from the daemon (a thread pool of its
