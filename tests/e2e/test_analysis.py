@@ -193,6 +193,14 @@ def metric(daemon: Daemon, name: str, **labels: str) -> float:
     return 0.0
 
 
+def present(daemon: Daemon, name: str, **labels: str) -> bool:
+    return any(
+        sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        for family in text_string_to_metric_families(daemon.get("/metrics"))
+        for sample in family.samples
+    )
+
+
 def adopt(repo: SpecRepo, start: StartDaemon, docs: dict[str, Any], *flags: str) -> Daemon:
     repo.commit({f"{name}.yaml": body for name, body in docs.items()}, "adopt")
     daemon = start(*flags)
@@ -229,6 +237,7 @@ def test_prometheus_analysis_passes_a_good_image_and_rolls_back_a_three_percent_
         "--prometheus-url",
         prometheus.url,
     )
+    assert not present(daemon, "ecsop_analysis_measurements_total"), "Synced: not measured"
     repo.commit(
         {
             "shop.yaml": doc("shop", GOOD_V2, 120, judged),
@@ -270,6 +279,8 @@ def test_prometheus_analysis_passes_a_good_image_and_rolls_back_a_three_percent_
     assert shop_analysis["measurements"][-1]["verdict"] == "passed"
     assert shop_analysis["measurements"][-1]["value"] == 0.0
 
+    # Once judged, a release is measured no more: its latest verdict is withdrawn.
+    wait_for(lambda: not present(daemon, "ecsop_analysis_verdict", release="shop"), 10, "withdrawn")
     # /status, the metrics, `ecsop status NAME` and the log tell the same story.
     (web_analysis,) = daemon.release("web")["analysis"]
     assert web_analysis["state"] == "failing" and web_analysis["failedInARow"] == 2
