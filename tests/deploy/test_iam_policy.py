@@ -4,7 +4,8 @@ How the calls are collected: the daemon counts every AWS API attempt it makes,
 from botocore's events, in ``ecsop_aws_api_calls_total{service,operation,code}``
 on ``/metrics``. ``test_policy_matches_what_a_lifecycle_calls`` runs a short
 lifecycle against the sandbox (a deploy, a crash loop rolled back, ``ecsop
-retry``, ``ecsop plan`` including a release with ``spec.roleArn``) with the
+retry``, ``ecsop plan`` including a release with ``spec.roleArn``, ``ecsop
+history`` and ``/status`` with its recent deployments) with the
 daemon as a process (the end-to-end harness of tests/e2e), scrapes that counter,
 and records the one-shot commands' calls in-process by wrapping botocore's
 ``BaseClient._make_api_call`` (which also sees the STS client that assumes
@@ -447,6 +448,7 @@ def test_policy_matches_what_a_lifecycle_calls(
         repo.commit({"shop.yaml": shop(CRASH)}, "shop crash")
         wait_for(lambda: phase() == "Degraded", 40, "crash loop rolled back")
         assert box.failed("shop")
+        wait_for(lambda: daemon.release("shop").get("history"), 10, "/status history")
 
         # The one-shot commands, in this process, against the same endpoint.
         for name, value in box.aws_env().items():
@@ -472,6 +474,7 @@ def test_policy_matches_what_a_lifecycle_calls(
             assert cli.main(["retry", "shop", "--specs", str(repo.path), "--url", daemon.url]) == 0
             assert cli.main(["plan", "--specs", str(repo.path)]) in (0, 2)
             assert cli.main(["plan", "--specs", str(cross_account)]) in (0, 2)
+            assert cli.main(["history", "shop", "--specs", str(repo.path), "--json"]) == 0
         out = capsys.readouterr().out
         assert "cannot observe" not in out, out
         # The retry makes the daemon deploy the failed release again (and roll it back).

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from ecsop.decision.analysis import MeasurementVerdict
 from ecsop.decision.reasons import Phase
+from ecsop.notify.metrics import NotifyMetrics
 from ecsop.observability.metrics import Metrics
 from grafana import DASHBOARD, dashboard_queries
 
@@ -188,6 +189,10 @@ def _exposed_names() -> set[str]:
     metrics.memory_write_failures.labels("r").inc()
     metrics.loop_errors.labels("resync").inc()
     metrics.analysis_measured("r", "error-rate", MeasurementVerdict.ERROR)
+    notify = NotifyMetrics(registry)
+    notify.provider("hook")
+    notify.attempts.labels("hook", "200").inc()
+    notify.latency.labels("hook").observe(0.1)
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from ecsop.aws.revisions import PreparedClone
 from ecsop.controller.manager import Controller, ControllerSettings
+from ecsop.controller.recorder import DecisionListener
 from ecsop.decision.ecs_state import (
     Deployment,
     DeploymentStatus,
@@ -165,7 +166,9 @@ class FakeEcs:
     ) -> PreparedClone:
         old = self.tds[base]
         merged = {**old.images, **images}
-        revision = RevisionMemory(release, Fingerprint(fingerprint), _content(old.family, merged))
+        revision = RevisionMemory(
+            release, Fingerprint(fingerprint), _content(old.family, merged), commit or ""
+        )
         return PreparedClone(old.family, {"images": merged}, revision)
 
     def reusable(self, arn: TaskDefinitionArn, clone: PreparedClone) -> bool:
@@ -276,19 +279,28 @@ def release_doc(name: str, app: str, **spec: Any) -> dict[str, Any]:
 class World:
     """A Controller over FakeEcs, its metrics registry and its spec directory."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, listener: DecisionListener | None = None) -> None:
         self.specs = tmp_path / "specs"
         self.specs.mkdir()
         self.clock = Clock()
         self.ecs = FakeEcs(self.clock)
+        self.start(listener)
+
+    def start(self, listener: DecisionListener | None = None) -> None:
+        """A daemon process: fresh status, metrics and memory over the same ECS and specs."""
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         settings = ControllerSettings(
             specs=self.specs, default_region="us-east-1", active_poll_seconds=5.0
         )
         self.controller = Controller(
-            settings, lambda region, role: self.ecs, self.metrics, clock=self.clock
+            settings,
+            lambda region, role: self.ecs,
+            self.metrics,
+            clock=self.clock,
+            listener=listener,
         )
+        self.controller.reload_specs()
 
     def write(self, name: str, app: str, **spec: Any) -> None:
         text = yaml.safe_dump(release_doc(name, app, **spec))

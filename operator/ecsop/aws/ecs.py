@@ -25,6 +25,7 @@ from typing import Any
 
 from ecsop.aws import clients as aws
 from ecsop.aws import ecs_mapping, taskdef
+from ecsop.aws.history import HistoryEntry, ServiceHistory, entries
 from ecsop.aws.revisions import PreparedClone, Revisions
 from ecsop.decision.ecs_state import (
     Fingerprint,
@@ -35,8 +36,9 @@ from ecsop.decision.ecs_state import (
     TaskTarget,
     short_name,
 )
-from ecsop.decision.memory import RevisionMemory
+from ecsop.decision.memory import FailedRecord, RevisionMemory
 from ecsop.decision.observation import ServiceDeploymentRecord, StoppedTasks
+from ecsop.spec.model import ServiceRelease
 
 DESCRIBE_SERVICES_BATCH = 10
 """ECS's maximum number of services per DescribeServices call."""
@@ -57,6 +59,7 @@ class EcsGateway:
         self._client = client
         self._register_client = register_client or client
         self.revisions = Revisions(self._call, self._register, cache_size=cache_size)
+        self._history = ServiceHistory(self._call, self.revisions)
         self._lock = threading.Lock()
         self._instances: dict[str, str] = {}
         """Container instance ARN -> EC2 instance id (fixed for the instance's life)."""
@@ -208,6 +211,21 @@ class EcsGateway:
             ecs_mapping.service_deployment_record(brief, task_definitions) for brief in briefs
         ]
         return tuple(sorted(records, key=lambda r: r.created_at, reverse=True))
+
+    def release_history(
+        self,
+        cluster: str,
+        service: str,
+        release: ServiceRelease,
+        failed: FailedRecord | None,
+        limit: int,
+    ) -> list[HistoryEntry]:
+        """The release's newest ``limit`` deployments, newest first, and what became of each.
+
+        For ``ecsop history`` and ``/status``, on demand (``ecsop.aws.history``).
+        """
+        raws, revisions = self._history.read(cluster, service, limit)
+        return entries(raws, revisions, release, failed)
 
     def deployment_targets(self, cluster: str, deployment_id: str) -> list[TaskTarget]:
         """Where the deployment's RUNNING tasks are registered in target groups.

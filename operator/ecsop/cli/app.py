@@ -15,7 +15,16 @@ import sys
 from collections.abc import Sequence
 
 from ecsop import __version__
-from ecsop.cli import options, plan_commands, run, sandbox, schema, status, validate
+from ecsop.cli import (
+    history,
+    options,
+    plan_commands,
+    run,
+    sandbox,
+    schema,
+    status,
+    validate,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan_commands.add_plan(sub)
     status.add(sub)
     plan_commands.add_retry(sub)
+    history.add_parser(sub, options.spec_options)
     validate.add(sub)
     schema.add(sub)
     sandbox.add(sub)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ecsop.cli import options
+from ecsop.cli import notifications, options
 
 
 def add(sub: Any) -> None:
@@ -164,6 +164,26 @@ def add(sub: Any) -> None:
         show_default="the demo scenario matching specs/",
         help="scenario file for --sandbox",
     )
+    tell = options.group(run, "telling people")
+    options.add(
+        tell,
+        "--notifications",
+        env="ECSOP_NOTIFICATIONS",
+        metavar="FILE",
+        show_default="no notifications",
+        help="notification providers and routes (Slack, GitHub commit statuses, webhooks); "
+        "secrets come from the environment or files it names, never the file itself",
+    )
+    options.add(
+        tell,
+        "--status-history",
+        env="ECSOP_STATUS_HISTORY",
+        kind=int,
+        default=notifications.DEFAULT_STATUS_HISTORY,
+        metavar="N",
+        help="recent deployments /status shows per release, read from AWS when /status is "
+        "asked and cached until it changes; 0 turns it off",
+    )
     run.set_defaults(handler=handle)
 
 
@@ -205,6 +225,7 @@ def handle(args: argparse.Namespace) -> int:
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port,
         api_token=token,
+        **notifications.settings(args, Path(specs)),
     )
     try:
         try:

@@ -21,11 +21,16 @@ from ecsop import __version__
 from ecsop.aws.clients import AwsSettings, ClientFactory
 from ecsop.aws.ecs import GatewayPool
 from ecsop.aws.identity import caller_account
+from ecsop.controller.history import HistorySettings, StatusHistory
 from ecsop.controller.manager import Controller, ControllerSettings
+from ecsop.controller.notifications import NotificationEmitter
+from ecsop.notify import assembly
+from ecsop.notify.config import NotificationConfig
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.server import Endpoint, EndpointSettings
 from ecsop.probes.analysis import AnalysisProbes
 from ecsop.probes.health import HealthProber, HealthSettings
+from ecsop.spec.loader import LoadedRelease
 
 log = structlog.get_logger("ecsop.controller.daemon")
 
@@ -43,6 +48,12 @@ class DaemonSettings:
     """Its threads, connection limits and requeue rate limits."""
     api_token: str | None = field(default=None, repr=False)
     """Bearer token ``POST /requeue`` requires; None: loopback clients only. Never shown."""
+    notifications: NotificationConfig | None = None
+    """Where to tell people about deploys (``--notifications FILE``); None tells no one."""
+    history: HistorySettings = field(default_factory=HistorySettings)
+    """The recent deployments ``/status`` shows per release, read on demand."""
+    notification_grace_seconds: float = 5.0
+    """On SIGTERM, how long queued notifications may still be delivered."""
 
 
 class Daemon:
@@ -65,12 +76,24 @@ class Daemon:
                 on_forget=self.metrics.analysis_stopped,
             ),
         )
+        self.notifier = (
+            assembly.build(settings.notifications, settings.controller.specs, self.registry)
+            if settings.notifications is not None
+            else None
+        )
         self.controller = Controller(
             settings.controller,
             self.gateways.ecs,
             self.metrics,
             prober=self.prober,
             on_release_count=self.gateways.fit_cache,
+            listener=NotificationEmitter(self.notifier.publish) if self.notifier else None,
+        )
+        self.history = StatusHistory(
+            self.gateways.ecs,
+            self._loaded,
+            self.controller.statuses.get,
+            settings.history,
         )
         self.endpoint = Endpoint(
             settings.metrics_host,
@@ -83,6 +106,7 @@ class Daemon:
             healthy=self.controller.health,
             settings=settings.endpoint,
             api_token=settings.api_token,
+            per_release=self.history,
         )
 
     def start(self) -> None:
@@ -95,6 +119,8 @@ class Daemon:
         self.controller.specs.default_account = caller_account(
             self.clients.client, self.settings.controller.default_region
         )
+        if self.notifier is not None:
+            self.notifier.start()
         self.controller.start()
         log.info(
             "ecsop started",
@@ -104,7 +130,10 @@ class Daemon:
 
     def stop(self) -> None:
         self.controller.stop()
+        if self.notifier is not None:
+            self.notifier.close(self.settings.notification_grace_seconds)
         self.prober.close()
+        self.history.close()
         self.endpoint.stop()
 
     def run(self, stop: threading.Event | None = None) -> int:
@@ -137,6 +166,10 @@ class Daemon:
             return False
         self.controller.queue.add(name)
         return True
+
+    def _loaded(self, name: str) -> LoadedRelease | None:
+        entry = self.controller.specs.entry(name)
+        return entry.loaded if entry is not None else None
 
     def _status_header(self) -> dict[str, Any]:
         return {"version": __version__, "specs": str(self.settings.controller.specs)}

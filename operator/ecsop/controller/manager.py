@@ -30,7 +30,7 @@ import structlog
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller.executor import AwsExecutor, WriteLog
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
-from ecsop.controller.recorder import DecisionRecorder
+from ecsop.controller.recorder import DecisionListener, DecisionRecorder
 from ecsop.controller.specset import Changes, SpecKeeper
 from ecsop.decision.actions import LetGo
 from ecsop.decision.observation import Options, SpecState
@@ -84,13 +84,14 @@ class Controller:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         prober: HealthProber | None = None,
         on_release_count: Callable[[int], None] = lambda count: None,
+        listener: DecisionListener | None = None,
     ) -> None:
         self.settings = settings
         self.prober = prober
         """Health gates (target health, alarms, HTTP checks); None judges ECS's signals only."""
         self.metrics = metrics
         self.statuses = statuses or StatusStore()
-        self.recorder = DecisionRecorder(self.statuses, metrics, clock)
+        self.recorder = DecisionRecorder(self.statuses, metrics, clock, listener)
         self.specs = SpecKeeper(
             settings.specs,
             default_region=settings.default_region,

@@ -11,6 +11,9 @@ that operators rely on live in one place:
   release is recorded as last-good after baking (not when adopted).
 - ``synced`` is true only when the service has settled on the desired
   fingerprint, not as soon as UpdateService points it there.
+
+A ``DecisionListener`` (``ecsop.controller.notifications``) hears every
+decision after it is recorded: notifications come from decisions, not polls.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 
@@ -36,15 +40,37 @@ from ecsop.spec.loader import LoadedRelease
 log = structlog.get_logger("ecsop.controller.manager")
 
 
+class DecisionListener(Protocol):
+    """Hears each decision once the recorder has recorded it (never a dry run's)."""
+
+    def decided(
+        self,
+        loaded: LoadedRelease,
+        commit: str | None,
+        action: Action,
+        observation: Observation | None,
+        applied: Applied | None,
+    ) -> None: ...
+
+    def invalid(self, name: str, problems: Sequence[SpecError], commit: str | None) -> None: ...
+
+    def forget(self, name: str) -> None: ...
+
+
 class DecisionRecorder:
     """Writes each reconcile's outcome to the status store, the metrics and the log."""
 
     def __init__(
-        self, statuses: StatusStore, metrics: Metrics, clock: Callable[[], datetime]
+        self,
+        statuses: StatusStore,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        listener: DecisionListener | None = None,
     ) -> None:
         self.statuses = statuses
         self.metrics = metrics
         self._clock = clock
+        self._listener = listener
 
     def decided(
         self,
@@ -146,6 +172,8 @@ class DecisionRecorder:
                 task_definition=applied.task_definition if applied else None,
                 **failure,
             )
+        if self._listener is not None:
+            self._listener.decided(loaded, commit, action, observation, applied)
 
     def invalid(self, name: str, problems: Sequence[SpecError], commit: str | None) -> None:
         """``name``'s spec is invalid and there is no valid spec of it to keep watching."""
@@ -172,6 +200,8 @@ class DecisionRecorder:
                 action="Wait",
                 reason=Reason.INVALID_SPEC.value,
             )
+        if self._listener is not None:
+            self._listener.invalid(name, problems, commit)
 
     def failed(
         self, name: str, loaded: LoadedRelease | None, exc: Exception, commit: str | None
@@ -216,6 +246,8 @@ class DecisionRecorder:
         """``name`` left the spec directory: no status, no per-release series."""
         self.statuses.remove(name)
         self.metrics.forget_release(name)
+        if self._listener is not None:
+            self._listener.forget(name)
         log.info(
             "release left the spec directory; no longer managed (nothing is deleted)",
             release=name,

@@ -20,6 +20,9 @@ release, and so call AWS, at once. It is guarded in this order:
    beyond that each release has a token bucket (``requeue_burst`` tokens, one
    more every ``requeue_every_seconds``) and a request without a token is 429
    with ``Retry-After``.
+
+``per_release`` adds fields to each release of ``/status``, read only when
+asked (its recent deployments: ``ecsop.controller.history``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -151,6 +154,7 @@ class Endpoint:
         settings: EndpointSettings | None = None,
         api_token: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        per_release: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]] = lambda names: {},
     ) -> None:
         settings = settings or EndpointSettings()
         self._registry = registry
@@ -159,6 +163,7 @@ class Endpoint:
         self._healthy = healthy
         self._requeue = requeue
         self._extra = extra_status
+        self._per_release = per_release
         self._token = _digest(api_token) if api_token else None
         self._limiter = RequeueLimiter(settings, monotonic)
         self._map: dict[int, Any] = {}
@@ -226,7 +231,11 @@ class Endpoint:
             ok, why = self._ready()
             return 200 if ok else 503, f"{why}\n".encode(), "text/plain", []
         if path == "/status":
-            body = {**self._extra(), "releases": [s.to_json() for s in self._statuses.all()]}
+            releases = [s.to_json() for s in self._statuses.all()]
+            more = self._per_release([r["name"] for r in releases])
+            for release in releases:
+                release.update(more.get(release["name"], {}))
+            body = {**self._extra(), "releases": releases}
             return 200, json.dumps(body, indent=2).encode(), "application/json", []
         return 404, b"not found\n", "text/plain", []
 

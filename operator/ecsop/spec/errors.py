@@ -48,7 +48,7 @@ def field_errors(
     """(line, dotted field, message) for each problem pydantic found."""
     for error in exc.errors(include_url=False):
         loc: Path_ = tuple(error["loc"])
-        yield line_of(loc, lines, doc_line), dotted(loc), _message(error, loc)
+        yield line_of(loc, lines, doc_line), dotted(loc), message(error, loc)
 
 
 def line_of(loc: Path_, lines: dict[Path_, int], doc_line: int) -> int:
@@ -85,13 +85,14 @@ _PATTERN_HINTS = {
 }
 
 
-def _message(error: Any, loc: Path_) -> str:
+def message(error: Any, loc: Path_, model: type[BaseModel] = ServiceRelease) -> str:
+    """What is wrong with the field at ``loc``, in the words a spec author understands."""
     kind: str = error["type"]
     given = error.get("input")
     if loc and loc[-1] == "url" and isinstance(given, str):
         given = redacted(given)  # an HTTP check's URL may carry credentials
     if kind == "extra_forbidden":
-        allowed = _allowed_fields(loc[:-1])
+        allowed = _allowed_fields(loc[:-1], model)
         hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
         return f"unknown field {quote(loc[-1])}{hint}"
     if kind == "missing":
@@ -119,9 +120,8 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {quote(value)}"
 
 
-def _allowed_fields(loc: Path_) -> list[str]:
+def _allowed_fields(loc: Path_, model: type[BaseModel]) -> list[str]:
     """The field names a mapping at ``loc`` accepts, read from the pydantic models."""
-    model: type[BaseModel] = ServiceRelease
     for part in loc:
         nested = None
         for name, info in model.model_fields.items():
