@@ -167,6 +167,16 @@ def start_prometheus(tmp_path: Path, file_sd: Path) -> Iterator[Callable[[int], 
         server.stop()
 
 
+VERSUS_STABLE = (
+    "("
+    + ERROR_RATIO
+    + ") - (("
+    + ERROR_RATIO.replace("{{deployment}}", "{{stableDeployment}}")
+    + ") or vector(0))"
+)
+"""The judged deployment's error ratio above the stable one's (0 once it is gone)."""
+
+
 def prometheus_analysis(**extra: Any) -> dict[str, Any]:
     return {
         "name": "error-rate",
@@ -225,7 +235,10 @@ def test_prometheus_analysis_passes_a_good_image_and_rolls_back_a_three_percent_
     tmp_path: Path,
 ) -> None:
     prometheus = start_prometheus(free_port())
-    judged = [prometheus_analysis()]
+    versus_stable = prometheus_analysis(
+        name="versus-stable", prometheus={"query": VERSUS_STABLE}, failuresAllowed=5
+    )
+    judged = [prometheus_analysis(), versus_stable]
     daemon = adopt(
         repo,
         start_daemon,
@@ -274,15 +287,19 @@ def test_prometheus_analysis_passes_a_good_image_and_rolls_back_a_three_percent_
     wait_for(lambda: daemon.release("shop").get("phase") == "Synced", 60, "shop Synced")
     assert sandbox.steady_on("shop", GOOD_V2) and not sandbox.failed("shop")
     assert sandbox.memory("shop").last_good == sandbox.service("shop")["taskDefinition"]
-    (shop_analysis,) = daemon.release("shop")["analysis"]
-    assert shop_analysis["state"] == "passing"
-    assert shop_analysis["measurements"][-1]["verdict"] == "passed"
-    assert shop_analysis["measurements"][-1]["value"] == 0.0
+    # ... both analyses: the comparison with the stable deployment too, which reads 0
+    # once that deployment is gone ({{stableDeployment}} is "none").
+    for shop_analysis in daemon.release("shop")["analysis"]:
+        assert shop_analysis["state"] == "passing", shop_analysis
+        assert shop_analysis["measurements"][-1]["verdict"] == "passed"
+        assert shop_analysis["measurements"][-1]["value"] == 0.0
 
     # Once judged, a release is measured no more: its latest verdict is withdrawn.
     wait_for(lambda: not present(daemon, "ecsop_analysis_verdict", release="shop"), 10, "withdrawn")
     # /status, the metrics, `ecsop status NAME` and the log tell the same story.
-    (web_analysis,) = daemon.release("web")["analysis"]
+    web_analysis, versus = daemon.release("web")["analysis"]
+    assert versus["name"] == "versus-stable"
+    assert {m["verdict"] for m in versus["measurements"]} <= {"inconclusive", "failed"}
     assert web_analysis["state"] == "failing" and web_analysis["failedInARow"] == 2
     assert [m["verdict"] for m in web_analysis["measurements"][-2:]] == ["failed", "failed"]
     assert metric(daemon, "ecsop_rollbacks_total", release="web", reason="analysis") == 1.0

@@ -181,8 +181,11 @@ def test_placeholders_name_the_judged_deployment_and_the_stable_revision() -> No
         "region": "us-east-1",
         "deployment": "ecs-svc/2",
         "taskDefinition": "api:2",
+        "revision": "2",
         "fingerprint": rel.fingerprint(),
         "stableTaskDefinition": "api:1",
+        "stableRevision": "1",
+        "stableDeployment": "ecs-svc/1",
         "targetGroup": "targetgroup/api-blue/0123456789abcdef",
         "targetGroupName": "api-blue",
     }
@@ -199,6 +202,10 @@ def test_placeholders_without_a_value_are_left_out_and_explained() -> None:
     )
     assert (values["cluster"], values["service"]) == ("prod", "api")
     assert "stableTaskDefinition" not in values and "targetGroup" not in values
+    assert values["stableDeployment"] == "none"
+    # Once the old deployment is gone (the rollout completed), a comparison matches nothing.
+    alone = placeholder_values(rel, "us-east-1", observed(BAKING), BAKING)
+    assert alone["stableTaskDefinition"] == "api:1" and alone["stableDeployment"] == "none"
     assert "none without a load balancer" in missing_value("targetGroup")
 
 

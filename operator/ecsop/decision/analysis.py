@@ -34,6 +34,8 @@ from ecsop.spec.query_text import PLACEHOLDERS
 from ecsop.spec.quoting import redacted
 
 KEPT = 10
+NO_STABLE_DEPLOYMENT = "none"
+"""``{{stableDeployment}}`` when no deployment of the last-good revision serves any more."""
 """Measurements kept per analysis (the newest), for status and the log."""
 
 
@@ -183,6 +185,7 @@ def placeholder_values(
         "region": region,
         "deployment": deployment.id,
         "taskDefinition": short_name(deployment.task_definition),
+        "revision": _revision_number(deployment.task_definition),
     }
     judged = fingerprint_of(release, observed.task_definitions.get(deployment.task_definition))
     if judged:
@@ -190,12 +193,29 @@ def placeholder_values(
     memory = observed.memory
     if memory.last_good and memory.vouches_for_last_good(observed.service.arn, release.name):
         values["stableTaskDefinition"] = short_name(memory.last_good)
+        values["stableRevision"] = _revision_number(memory.last_good)
+    # The old revision's deployment serves beside the judged one during a rollout (and a
+    # canary or linear shift), then goes: "none" matches no series, so a comparison
+    # query stays well-defined (its author says what no stable traffic means).
+    stable = [
+        other.id
+        for other in observed.service.deployments
+        if memory.last_good
+        and other.task_definition == memory.last_good
+        and other.id != deployment.id
+    ]
+    values["stableDeployment"] = stable[0] if stable else NO_STABLE_DEPLOYMENT
     if observed.service.load_balancers:
         arn = observed.service.load_balancers[0].target_group_arn
         dimension = arn.split(":", 5)[-1]  # targetgroup/NAME/ID, as CloudWatch's dimension
         values["targetGroup"] = dimension
         values["targetGroupName"] = dimension.split("/")[1] if "/" in dimension else dimension
     return values
+
+
+def _revision_number(arn: str) -> str:
+    """``...:task-definition/api:42`` -> ``42``."""
+    return short_name(arn).rpartition(":")[2]
 
 
 def missing_value(name: str) -> str:

@@ -28,7 +28,11 @@ PLACEHOLDERS: dict[str, str] = {
     "fingerprint": "the fingerprint (images) of the release being judged",
     "deployment": "the judged ECS deployment's id (ecs-svc/...)",
     "taskDefinition": "the judged task definition revision, family:revision",
+    "revision": "the judged task definition's revision number",
     "stableTaskDefinition": "the last-good revision, family:revision (none before one is proven)",
+    "stableRevision": "the last-good revision's number (none before one is proven)",
+    "stableDeployment": "the id of the deployment still running the last-good revision beside "
+    "the judged one, or the word none once there is no such deployment",
     "targetGroup": "the service's first target group as CloudWatch names it "
     "(targetgroup/NAME/ID; none without a load balancer)",
     "targetGroupName": "the service's first target group's name",
