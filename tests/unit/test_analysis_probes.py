@@ -250,7 +250,13 @@ def test_measurements_are_judged_counted_and_counted_in_a_row(fake: FakePromethe
             time.sleep(0.05)
         assert state.failing and state.failure_detail == "error-rate 0.034 > 0.01 twice in a row"
         assert counted[:2] == [("shop", "error-rate", MeasurementVerdict.FAILED)] * 2
-        # Another rollout (generation) starts afresh.
+        # A placeholder's value changing within the rollout (the old deployment goes)
+        # keeps the count; an edited analysis, or another rollout, starts afresh.
+        (kept,) = probes.watch("shop", "g1", [analysis], {"x": "y"}, "us-east-1", None, NOW)
+        assert kept.consecutive_failures >= 2
+        edited = prom(intervalSeconds=1, failuresAllowed=2)
+        (fresh,) = probes.watch("shop", "g1", [edited], {}, "us-east-1", None, NOW)
+        assert fresh.measurements == ()
         (fresh,) = probes.watch("shop", "g2", [analysis], {}, "us-east-1", None, NOW)
         assert fresh.measurements == () and fresh.consecutive_failures == 0
         probes.forget("shop")

@@ -109,7 +109,7 @@ class _Item:
 @dataclass
 class _Watch:
     key: tuple[Any, ...]
-    """(generation, analyses, placeholder values, region, role): a change starts afresh."""
+    """(generation, analyses): a change starts afresh. The rest follows each pass."""
     items: list[_Item]
     values: Mapping[str, str]
     region: str
@@ -162,11 +162,11 @@ class AnalysisProbes:
 
         ``now`` is AWS's time of this pass (CloudWatch windows end there).
         """
-        key = (generation, tuple(analyses), tuple(sorted(values.items())), region, role)
+        key = (generation, tuple(analyses))
         with self._cond:
             current = self._watches.get(name)
+            at = self._monotonic()
             if current is None or current.key != key:
-                at = self._monotonic()
                 items = [
                     _Item(a, due=at, state=AnalysisState(a.name, a.failures_allowed))
                     for a in analyses
@@ -176,7 +176,10 @@ class AnalysisProbes:
                 self._start()
                 self._cond.notify_all()
             else:
-                current.aws_now, current.at = now, self._monotonic()
+                # A placeholder's value may change within a rollout (the old deployment
+                # goes): later measurements use it; the failures in a row are kept.
+                current.values, current.region, current.role = dict(values), region, role
+                current.aws_now, current.at = now, at
             return tuple(item.state for item in current.items)
 
     def forget(self, name: str) -> None:
