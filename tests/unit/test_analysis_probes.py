@@ -449,3 +449,18 @@ def test_an_aws_error_is_an_error_measurement_naming_it() -> None:
         probes.close()
     assert state.latest.verdict is MeasurementVerdict.ERROR
     assert state.latest.detail == "CloudWatch GetMetricData: AccessDenied: not authorized"
+
+
+def test_plan_measures_nothing(fake: FakePrometheus) -> None:
+    """`ecsop plan` cannot see the daemon's measurements and makes none of its own."""
+    probes = AnalysisProbes(
+        lambda *a: None, AnalysisSettings(prometheus_url=fake.url), measuring=False
+    )
+    try:
+        for _ in range(3):
+            (state,) = probes.watch("shop", "g1", [prom()], {}, "us-east-1", None, NOW)
+            time.sleep(0.05)
+        assert state.unknown == "no measurement yet"
+        assert fake.requests == [] and probes.watching() == []
+    finally:
+        probes.close()

@@ -26,6 +26,7 @@ from ecsop.decision.analysis import describe
 from ecsop.decision.ecs_state import ServiceMissing, short_name
 from ecsop.decision.memory import ServiceMemory
 from ecsop.decision.observation import Observation, Options
+from ecsop.probes.analysis import AnalysisProbes
 from ecsop.probes.health import HealthProber
 from ecsop.spec import loader as source
 from ecsop.spec.loader import LoadedRelease
@@ -66,7 +67,8 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
     gateways = GatewayPool(clients)
     cache = ServiceCache(gateways.ecs, max_age_seconds=PLAN_OBSERVATION_SECONDS)
     cache.refresh(loaded.releases.values())  # batched; a failed batch is retried per release
-    prober = HealthProber(clients.client)
+    # Analyses are not measured: the daemon's measurements live in its process.
+    prober = HealthProber(clients.client, analysis=AnalysisProbes(clients.client, measuring=False))
     printed = _Printed()
     reconciler = ReleaseReconciler(
         cache, gateways.ecs, DryRunExecutor(), printed, Options(self_heal=self_heal), prober=prober

@@ -132,8 +132,12 @@ class AnalysisProbes:
         open_url: urllib.request.OpenerDirector | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        measuring: bool = True,
     ) -> None:
+        """``measuring`` False (``ecsop plan``): nothing is ever measured, every state stays
+        "no measurement yet", since a one-shot command cannot see the daemon's."""
         self.settings = settings or AnalysisSettings()
+        self._measuring = measuring
         self._clients = clients
         self._on_measurement = on_measurement
         self._on_forget = on_forget
@@ -172,6 +176,8 @@ class AnalysisProbes:
                     for a in analyses
                 ]
                 current = _Watch(key, items, dict(values), region, role, now, at)
+                if not self._measuring:
+                    return tuple(item.state for item in items)
                 self._watches[name] = current
                 self._start()
                 self._cond.notify_all()
@@ -232,8 +238,19 @@ class AnalysisProbes:
         except Unmeasurable as exc:
             verdict, detail, value = MeasurementVerdict.ERROR, str(exc), None
         except Exception as exc:  # a measurement must never kill the pool's thread
-            log.exception("analysis measurement crashed", release=name, analysis=analysis.name)
-            verdict, detail, value = MeasurementVerdict.ERROR, type(exc).__name__, None
+            # Its type only: an unexpected message or traceback might quote an address
+            # with its credentials.
+            log.error(
+                "analysis measurement crashed",
+                release=name,
+                analysis=analysis.name,
+                error=type(exc).__name__,
+            )
+            verdict, detail, value = (
+                MeasurementVerdict.ERROR,
+                f"crashed: {type(exc).__name__}",
+                None,
+            )
         else:
             verdict, detail = judge(analysis, value)
         measurement = Measurement(self._wall(), verdict, value, detail)
