@@ -61,6 +61,7 @@ NO_RESOURCE_LEVEL: Mapping[str, str] = {
     "ecs:ListTasks": "resource type container-instance only; scoped by ecs:cluster instead",
     "elasticloadbalancing:DescribeTargetHealth": "no resource types",
     "elasticloadbalancing:DescribeRules": "no resource types",
+    "cloudwatch:GetMetricData": "no resource types (analysis gates read any metric)",
 }
 """The only actions allowed on ``Resource: "*"``; everything else names ARNs."""
 
@@ -361,7 +362,8 @@ def test_daemon_calls_are_read_from_the_metrics_counter() -> None:
 
 def _fargate_ready(config: dict[str, Any]) -> dict[str, Any]:
     """The e2e scenario with task-level cpu/memory (the simulator requires them, as ECS),
-    and, for ``shop``, a load balancer and an alarm, so the health gates call AWS too."""
+    and, for ``shop``, a load balancer and an alarm, so the health gates call AWS too;
+    healthy images serve traffic whose counts go to CloudWatch, for its analysis."""
     config = copy.deepcopy(config)
     for cluster in config["clusters"].values():
         for service in cluster["services"].values():
@@ -383,12 +385,37 @@ def _fargate_ready(config: dict[str, Any]) -> dict[str, Any]:
         "advancedConfiguration": {"testListener": True},
     }
     config["clusters"]["prod"]["services"]["web"] = web
+    for behaviour in config["images"].values():
+        if behaviour["behavior"] == "healthy":
+            behaviour["errorRate"] = 0.0
     config["images"][BROKEN_APP] = {"behavior": "healthy", "startSeconds": 5, "errorRate": 1.0}
     return config
 
 
 BROKEN_APP = "registry.example/app@sha256:" + "b" * 64
 """Healthy to its load balancer; its application answers 500: fails test traffic."""
+
+
+def _cloudwatch_analysis() -> dict[str, Any]:
+    """The 5xx ratio of the service, by CloudWatch metric math (GetMetricData)."""
+
+    def count(query_id: str, name: str) -> dict[str, Any]:
+        dimensions = [
+            {"name": "ClusterName", "value": "{{cluster}}"},
+            {"name": "ServiceName", "value": "{{service}}"},
+        ]
+        metric = {"namespace": "Sandbox/App", "metricName": name, "dimensions": dimensions}
+        stat = {"metric": metric, "period": 60, "stat": "Sum"}
+        return {"id": query_id, "metricStat": stat, "returnData": False}
+
+    queries = [count("errors", "5xxCount"), count("requests", "RequestCount")]
+    queries.append({"id": "ratio", "expression": "errors / requests"})
+    return {
+        "name": "error-rate",
+        "cloudwatch": {"metricDataQueries": queries},
+        "failIf": "> 0.01",
+        "intervalSeconds": 1,
+    }
 
 
 @pytest.mark.e2e
@@ -415,7 +442,14 @@ def test_policy_matches_what_a_lifecycle_calls(
         repo = SpecRepo(tmp_path / "specs")
 
         def shop(image: str) -> dict[str, Any]:
-            return release_doc("shop", "shop", image, alarms=["shop-5xx"], targetHealth=True)
+            return release_doc(
+                "shop",
+                "shop",
+                image,
+                alarms=["shop-5xx"],
+                targetHealth=True,
+                analysis=[_cloudwatch_analysis()],
+            )
 
         repo.commit({"shop.yaml": shop(GOOD_V1)}, "adopt shop")
         daemon = Daemon(tmp_path, box, repo.path)

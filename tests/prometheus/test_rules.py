@@ -19,6 +19,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from ecsop.decision.analysis import MeasurementVerdict
 from ecsop.decision.reasons import Phase
 from ecsop.notify.metrics import NotifyMetrics
 from ecsop.observability.metrics import Metrics
@@ -187,6 +188,7 @@ def _exposed_names() -> set[str]:
     metrics.set_specs(["bad.yaml"], 1, "abc")
     metrics.memory_write_failures.labels("r").inc()
     metrics.loop_errors.labels("resync").inc()
+    metrics.analysis_measured("r", "error-rate", MeasurementVerdict.ERROR)
     notify = NotifyMetrics(registry)
     notify.provider("hook")
     notify.attempts.labels("hook", "200").inc()

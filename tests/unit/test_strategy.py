@@ -221,6 +221,25 @@ def test_a_gate_failing_mid_canary_rolls_back_through_ecs() -> None:
     assert (action.service_deployment, action.hook_id, action.to) == (SD, "", TD_OLD.arn)
 
 
+def test_a_rollback_ecs_has_not_acted_on_yet_is_not_requested_twice() -> None:
+    """StopServiceDeployment answered, ECS shows ROLLBACK_REQUESTED, the deployments
+    still look like the rollout and the failure is recorded: wait, never stop again."""
+    failed_fp = fingerprint({"web": NEW})
+    requested = replace(
+        traffic("BAKE_TIME", 100.0), status="ROLLBACK_REQUESTED", strategy="BLUE_GREEN"
+    )
+    state = service(
+        ROLLING_NEW,
+        BLUE,
+        tags=memory_tags(last_good=TD_OLD.arn, failed=failed_fp),
+        load_balancers=(ADVANCED,),
+        has_load_balancers=True,
+        deployment_configuration=CONFIG,
+    )
+    action = decide(web({"blueGreen": {}}), Observation(state, TDS, traffic=requested))
+    assert isinstance(action, Wait) and action.phase is Phase.ROLLING_BACK, action
+
+
 def test_a_canary_rollout_says_where_traffic_is_and_how_much_bake_is_left() -> None:
     canary = replace(
         traffic("PRODUCTION_TRAFFIC_SHIFT", 10.0),

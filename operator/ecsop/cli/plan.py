@@ -22,9 +22,11 @@ from ecsop.aws.service_cache import ServiceCache
 from ecsop.controller.executor import Applied, DryRunExecutor
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.decision.actions import Action, Deploy, Wait
+from ecsop.decision.analysis import describe
 from ecsop.decision.ecs_state import ServiceMissing, short_name
 from ecsop.decision.memory import ServiceMemory
 from ecsop.decision.observation import Observation, Options
+from ecsop.probes.analysis import AnalysisProbes
 from ecsop.probes.health import HealthProber
 from ecsop.spec import loader as source
 from ecsop.spec.loader import LoadedRelease
@@ -65,7 +67,8 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
     gateways = GatewayPool(clients)
     cache = ServiceCache(gateways.ecs, max_age_seconds=PLAN_OBSERVATION_SECONDS)
     cache.refresh(loaded.releases.values())  # batched; a failed batch is retried per release
-    prober = HealthProber(clients.client)
+    # Analyses are not measured: the daemon's measurements live in its process.
+    prober = HealthProber(clients.client, analysis=AnalysisProbes(clients.client, measuring=False))
     printed = _Printed()
     reconciler = ReleaseReconciler(
         cache, gateways.ecs, DryRunExecutor(), printed, Options(self_heal=self_heal), prober=prober
@@ -93,6 +96,9 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
             would_change |= not isinstance(action, Wait)
             verb = _verb(action, result.applied)
             print(f"{name}: {action.phase.value}: {verb}: {action.message}")
+            if isinstance(action, Deploy):
+                for analysis in release.release.spec.rollout.analysis:
+                    print(f"    with analysis {describe(analysis)}")
     finally:
         prober.close()
     if failed:

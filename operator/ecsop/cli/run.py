@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,33 @@ def add(sub: Any) -> None:
         metavar="N",
         help="attempts per AWS call, retries included",
     )
+    analysis = options.group(run, "analysis gates (rollout.analysis)")
+    options.add(
+        analysis,
+        "--prometheus-url",
+        env="ECSOP_PROMETHEUS_URL",
+        metavar="URL",
+        help="Prometheus queried by analyses that name no address, e.g. "
+        "http://prometheus.monitoring:9090; may carry user:password@ for basic auth "
+        "(sent to this URL's host only, never shown)",
+    )
+    options.add(
+        analysis,
+        "--prometheus-bearer-token-file",
+        env="ECSOP_PROMETHEUS_BEARER_TOKEN_FILE",
+        metavar="FILE",
+        show_default="the token in $ECSOP_PROMETHEUS_BEARER_TOKEN, if set",
+        help="file holding a bearer token for --prometheus-url's host, read at every query",
+    )
+    options.add(
+        analysis,
+        "--analysis-workers",
+        env="ECSOP_ANALYSIS_WORKERS",
+        kind=int,
+        default=4,
+        metavar="N",
+        help="analysis measurements in flight at once, across every release",
+    )
     logging = options.group(run, "logging")
     options.add(
         logging,
@@ -165,8 +193,10 @@ def handle(args: argparse.Namespace) -> int:
     from ecsop.controller.manager import ControllerSettings
     from ecsop.observability import logs
     from ecsop.observability.server import ListenError
+    from ecsop.probes.health import HealthSettings
 
     token = options.api_token(args.api_token_file)  # refused before anything starts
+    analysis = _analysis_settings(args)
     logs.configure(args.log_format, args.log_level)
     specs = args.specs or ("specs" if args.sandbox else None)
     if specs is None:
@@ -191,6 +221,7 @@ def handle(args: argparse.Namespace) -> int:
             allow_mutable_tags=args.allow_mutable_tags,
         ),
         aws=AwsSettings(retry_mode=args.aws_retry_mode, max_attempts=args.aws_max_attempts),
+        health=HealthSettings(analysis=analysis),
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port,
         api_token=token,
@@ -212,6 +243,36 @@ def handle(args: argparse.Namespace) -> int:
     finally:
         if sandbox is not None:
             sandbox.stop()
+
+
+def _analysis_settings(args: argparse.Namespace) -> Any:
+    """The analysis flags, checked before anything starts (a bad URL or token file is exit 2)."""
+    from ecsop.probes.analysis import TOKEN_VARIABLE, AnalysisSettings
+    from ecsop.spec.analysis import address_problem
+
+    url = args.prometheus_url or ""
+    problem = address_problem(url, credentials_allowed=True) if url else None
+    if problem:
+        raise options.UsageError(f"--prometheus-url (env ECSOP_PROMETHEUS_URL): {problem}")
+    token_file = args.prometheus_bearer_token_file or ""
+    if token_file:
+        try:
+            readable = bool(Path(token_file).read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise options.UsageError(
+                f"cannot read the Prometheus bearer token file {token_file}: {why}"
+            ) from None
+        if not readable:
+            raise options.UsageError(f"the Prometheus bearer token file {token_file} is empty")
+    if args.analysis_workers < 1:
+        raise options.UsageError("--analysis-workers must be at least 1")
+    return AnalysisSettings(
+        prometheus_url=url,
+        bearer_token_file=token_file,
+        bearer_token=os.environ.get(TOKEN_VARIABLE, "").strip(),
+        workers=args.analysis_workers,
+    )
 
 
 def _interval(given: float | None, default: float, sandbox: Any) -> float:

@@ -1,4 +1,8 @@
-"""``ecsop status``: a running daemon's ``/status`` as a table that fits 80 columns."""
+"""``ecsop status [NAME]``: a running daemon's ``/status`` as a table that fits 80 columns.
+
+With a release name, that release only, followed by its analyses (``rollout.analysis``)
+and their latest measurements.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,10 @@ def add(sub: Any) -> None:
     status = sub.add_parser(
         "status",
         help="show every release's phase and why, from a running daemon",
-        description="Read /status from a running daemon and print one line per release.",
+        description="Read /status from a running daemon and print one line per release; "
+        "with NAME, that release and the latest measurements of its analyses.",
     )
+    status.add_argument("name", nargs="?", metavar="NAME", help="one release, in detail")
     options.add(
         status,
         "--url",
@@ -33,21 +39,46 @@ def add(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    return main(args.url, as_json=args.json)
+    return main(args.url, as_json=args.json, name=args.name)
 
 
-def main(url: str, *, as_json: bool) -> int:
+def main(url: str, *, as_json: bool, name: str | None = None) -> int:
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/status", timeout=10) as response:
             body = json.load(response)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"ecsop status: cannot read {url}/status: {exc}", file=sys.stderr)
         return 1
+    releases = body.get("releases", [])
+    if name is not None:
+        releases = [item for item in releases if item.get("name") == name]
+        if not releases:
+            known = ", ".join(str(r.get("name")) for r in body.get("releases", [])) or "none"
+            print(f"ecsop status: no release named {name!r} (releases: {known})", file=sys.stderr)
+            return 1
     if as_json:
-        print(json.dumps(body, indent=2))
+        print(json.dumps({**body, "releases": releases} if name else body, indent=2))
         return 0
-    print(render(body.get("releases", []), datetime.now(UTC)))
+    print(render(releases, datetime.now(UTC)))
+    if name is not None:
+        for line in render_analysis(releases[0].get("analysis") or []):
+            print(line)
     return 0
+
+
+def render_analysis(analyses: list[dict[str, Any]]) -> list[str]:
+    """Each analysis of the last rollout judged: where it stands, then its measurements."""
+    lines = []
+    for analysis in analyses:
+        reason = " ".join(str(analysis.get("reason") or "").split())
+        head = f"analysis {analysis.get('name')}: {analysis.get('state')}"
+        lines.extend(textwrap.wrap(f"{head}{': ' + reason if reason else ''}", 80, max_lines=3))
+        for measurement in analysis.get("measurements") or []:
+            at = str(measurement.get("at") or "")
+            when = at[11:19] if len(at) >= 19 else at
+            detail = " ".join(str(measurement.get("detail") or "").split())
+            lines.append(f"  {when:<8}  {measurement.get('verdict', ''):<12}  {_cut(detail, 54)}")
+    return lines
 
 
 def render(releases: list[dict[str, Any]], now: datetime) -> str:

@@ -28,6 +28,7 @@ from ecsop.notify import assembly
 from ecsop.notify.config import NotificationConfig
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.server import Endpoint, EndpointSettings
+from ecsop.probes.analysis import AnalysisProbes
 from ecsop.probes.health import HealthProber, HealthSettings
 from ecsop.spec.loader import LoadedRelease
 
@@ -65,7 +66,16 @@ class Daemon:
         self.clients = ClientFactory(settings.aws, on_client_created=self.metrics.instrument)
         self.gateways = GatewayPool(self.clients)
         # Health gates use the same clients (same retry config, same call metrics).
-        self.prober = HealthProber(self.clients.client, settings.health)
+        self.prober = HealthProber(
+            self.clients.client,
+            settings.health,
+            analysis=AnalysisProbes(
+                self.clients.client,
+                settings.health.analysis,
+                on_measurement=self.metrics.analysis_measured,
+                on_forget=self.metrics.analysis_stopped,
+            ),
+        )
         self.notifier = (
             assembly.build(settings.notifications, settings.controller.specs, self.registry)
             if settings.notifications is not None

@@ -34,7 +34,13 @@ from ecsop.decision.ecs_state import ServiceState
 from ecsop.decision.observation import Observation, fingerprint_of, in_progress
 from ecsop.decision.reasons import Outcome, Phase, Reason
 from ecsop.observability.metrics import Metrics
-from ecsop.observability.status import ReleaseStatus, Rollout, RolloutProgress, StatusStore
+from ecsop.observability.status import (
+    AnalysisStatus,
+    ReleaseStatus,
+    Rollout,
+    RolloutProgress,
+    StatusStore,
+)
 from ecsop.spec.errors import SpecError
 from ecsop.spec.loader import LoadedRelease
 
@@ -110,6 +116,9 @@ class DecisionRecorder:
         last_rollout = _rollout_of(action, self._clock())
         if last_rollout is None and previous is not None:
             last_rollout = previous.last_rollout
+        analysis = previous.analysis if previous is not None else ()
+        if observation is not None and observation.health.analyses:
+            analysis = tuple(AnalysisStatus.of(a) for a in observation.health.analyses)
         deployment_id = (applied.deployment_id if applied else "") or (
             service.primary.id if service and service.primary else ""
         )
@@ -136,6 +145,7 @@ class DecisionRecorder:
             failed_reason=memory.failed.failure.value if memory and memory.failed else "",
             last_rollout=last_rollout,
             rollout=_progress_of(observation),
+            analysis=analysis,
         )
         self.statuses.put(status, self._clock())
         self.metrics.set_release(

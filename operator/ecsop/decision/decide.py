@@ -145,6 +145,12 @@ def _resuming_rollback(p: _Pass) -> Action:
     # throttling): finish the rollback without judging health again.
     recorded = p.view.memory.failed
     assert recorded is not None and p.view.judged is not None
+    traffic = p.observed.traffic
+    if traffic is not None and traffic.rolling_back:
+        # Issued: ECS shows ROLLBACK_REQUESTED until its scheduler acts on the stop,
+        # while the deployments still look like the rollout. A second stop is a second
+        # request for what is already under way.
+        return _traffic_returning(p, traffic)
     verdict = Verdict(recorded.failure, "resuming a rollback that was recorded but not yet issued")
     failed = FailedRollout(p.view.desired, verdict, p.view.judged.id)
     return rollback.roll_back(p.view, failed, p.memory, p.poll, p.observed.traffic)

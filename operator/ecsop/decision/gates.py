@@ -7,6 +7,7 @@ stopped tasks, whichever is larger), is a watched alarm firing, are the new
 targets unhealthy, is an HTTP check failing, has the timeout passed. Every
 answer is a ``Verdict`` with the first stopped task's reason folded in, so
 nothing after ``decide`` rewrites it. Pure functions, like the decision.
+An analysis (``rollout.analysis``) fails like an HTTP check, after them.
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ def health_failure(release: ServiceRelease, observed: Observation) -> Verdict | 
         return Verdict(Failure.TARGET_HEALTH, f"{health.unhealthy_targets} targets unhealthy{why}")
     if health.failing_http_checks:
         return Verdict(Failure.HTTP_CHECK, f"HTTP check failing: {health.failing_http_checks[0]}")
+    failing_analysis = next((state for state in health.analyses if state.failing), None)
+    if failing_analysis is not None:
+        return Verdict(Failure.ANALYSIS, failing_analysis.failure_detail)
     return None
 
 

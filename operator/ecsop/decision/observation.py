@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecsop.decision.ecs_state import (
     Deployment,
@@ -26,6 +26,9 @@ from ecsop.decision.ecs_state import (
 from ecsop.decision.memory import ServiceMemory
 from ecsop.spec import model as spec_model
 from ecsop.spec.model import ServiceRelease
+
+if TYPE_CHECKING:  # decision.analysis reads observations: no import cycle at run time
+    from ecsop.decision.analysis import AnalysisState
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,10 @@ class Health:
     """
     test_traffic: TestTraffic | None = None
     """Read only while ECS waits at ecsop's pause after moving test traffic."""
+    analyses: tuple[AnalysisState, ...] = ()
+    """``rollout.analysis`` gates: each one's latest measurements and where it stands
+    (``ecsop.probes.analysis``). A failing one fails the rollout; one not green is
+    also in ``unknown``."""
 
 
 @dataclass(frozen=True)

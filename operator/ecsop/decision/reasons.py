@@ -100,6 +100,8 @@ class Failure(StrEnum):
     """The new tasks are unhealthy in their load balancer target groups."""
     HTTP_CHECK = "http_check"
     """An ``rollout.httpChecks`` request failed more often than allowed."""
+    ANALYSIS = "analysis"
+    """A ``rollout.analysis`` query failed more measurements in a row than allowed."""
     ECS_ROLLBACK = "ecs_rollback"
     """ECS rolled the release back itself (breaker), seen live or after the fact."""
     ROLLBACK_FAILED = "rollback_failed"

@@ -39,7 +39,7 @@ class RevisionRef(_Out):
 class FailureRef(_Out):
     reason: str = Field(
         description="failed_tasks, circuit_breaker, timeout, alarm, target_health, http_check, "
-        "ecs_rollback or rollback_failed (ecsop_rollbacks_total's reason label)."
+        "analysis, ecs_rollback or rollback_failed (ecsop_rollbacks_total's reason label)."
     )
     detail: str = Field(description="What the gate saw, in words.")
     stop_reason: str = Field(description="ECS's reason for the first failed task, or ''.")

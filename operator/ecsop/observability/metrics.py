@@ -25,6 +25,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry
 
 from ecsop import __version__
+from ecsop.decision.analysis import MeasurementVerdict
 from ecsop.decision.reasons import Failure, Outcome, Phase
 from ecsop.spec.quoting import printable
 
@@ -190,6 +191,19 @@ class Metrics:
             "ecsop_build_info", "ecsop's version.", ["version"], registry=registry
         )
         self.build_info.labels(version=__version__).set(1)
+        self.analysis_measurements = Counter(
+            "ecsop_analysis_measurements_total",
+            "Analysis measurements (rollout.analysis), by verdict: passed, failed, "
+            "inconclusive, error.",
+            ["release", "analysis", "verdict"],
+            registry=registry,
+        )
+        self.analysis_verdict = Gauge(
+            "ecsop_analysis_verdict",
+            "1 for the verdict of an analysis's latest measurement, while its rollout is judged.",
+            ["release", "analysis", "verdict"],
+            registry=registry,
+        )
         self._lock = threading.Lock()
         self._info: dict[str, tuple[str, str, str]] = {}
         """release -> (cluster, service, region) of its ``ecsop_release_info`` series."""
@@ -244,6 +258,8 @@ class Metrics:
             self.rollout_stage,
             self.rollout_production_weight,
             self.time_to_restore,
+            self.analysis_measurements,
+            self.analysis_verdict,
         ):
             _remove_release(metric, name)
 
@@ -255,6 +271,25 @@ class Metrics:
             self.rollout_stage.labels(name, strategy, stage).set(1)
             if production is not None:
                 self.rollout_production_weight.labels(name).set(production)
+
+    # --- analysis -----------------------------------------------------------------
+
+    def analysis_measured(self, release: str, analysis: str, verdict: MeasurementVerdict) -> None:
+        """Count one measurement and publish it as the analysis's latest verdict.
+
+        Every verdict's counter exists from the first measurement on, at 0, so
+        ``increase()`` sees the first failure (as ``set_release`` does for rollbacks).
+        """
+        for each in MeasurementVerdict:
+            self.analysis_measurements.labels(release, analysis, each.value)
+            self.analysis_verdict.labels(release, analysis, each.value).set(
+                1 if each is verdict else 0
+            )
+        self.analysis_measurements.labels(release, analysis, verdict.value).inc()
+
+    def analysis_stopped(self, release: str) -> None:
+        """``release``'s analyses are no longer measured: its latest verdicts are withdrawn."""
+        _remove_release(self.analysis_verdict, release)
 
     # --- spec directory -----------------------------------------------------------
 

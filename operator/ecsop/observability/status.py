@@ -9,12 +9,14 @@ conventions require, so "Degraded since 10:02" means what it says.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from ecsop.decision.analysis import AnalysisState, Measurement
 from ecsop.decision.reasons import Outcome, Phase
 
 
@@ -56,6 +58,36 @@ class RolloutProgress:
 
 
 @dataclass(frozen=True)
+class AnalysisStatus:
+    """An analysis gate of the last rollout judged (``rollout.analysis``), as status shows it."""
+
+    name: str
+    state: str
+    """``passing``, ``failing`` or ``unknown`` (not green: the release waits)."""
+    reason: str
+    """Why it fails or is not green; empty while passing."""
+    failed_in_a_row: int
+    failures_allowed: int
+    measurements: tuple[Measurement, ...] = ()
+    """The latest measurements (time, verdict, value, detail), oldest first; a value
+    JSON cannot hold (+Inf) is null, its detail says it."""
+
+    @classmethod
+    def of(cls, state: AnalysisState) -> AnalysisStatus:
+        return cls(
+            name=state.name,
+            state=state.state,
+            reason=state.failure_detail if state.failing else state.unknown,
+            failed_in_a_row=state.consecutive_failures,
+            failures_allowed=state.failures_allowed,
+            measurements=tuple(
+                m if m.value is None or math.isfinite(m.value) else replace(m, value=None)
+                for m in state.measurements
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class ReleaseStatus:
     name: str
     region: str
@@ -78,6 +110,8 @@ class ReleaseStatus:
     last_rollout: Rollout | None = None
     rollout: RolloutProgress | None = None
     """Set while a traffic-shifting rollout or rollback is under way."""
+    analysis: tuple[AnalysisStatus, ...] = ()
+    """The analyses of the rollout judged last (kept once it is over)."""
     conditions: tuple[Condition, ...] = ()
     last_change: datetime | None = None
     """When the phase last changed."""

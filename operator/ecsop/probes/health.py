@@ -25,6 +25,8 @@ which stops that release's HTTP checks.
   and a thread pool of their own, each request time-boxed by its
   ``timeoutSeconds``; a pass only reads the latest results, so a slow
   endpoint never holds a reconcile worker.
+- Analyses (``rollout.analysis``): run by ``ecsop.probes.analysis.AnalysisProbes``
+  the same way; a failing one fails the rollout, one not green is unknown.
 
 AWS clients come from ``ecsop.aws.ClientFactory``; AWS failures are caught
 per gate and reported as ``Health.unknown`` (they fail nothing, but hold back
@@ -36,17 +38,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
 
 from ecsop.aws import clients as aws
+from ecsop.decision import analysis as analysis_gates
 from ecsop.decision.ecs_state import Deployment, ServiceState, TaskTarget
 from ecsop.decision.gates import target_health_enabled
-from ecsop.decision.observation import Health, Observation, TestTraffic, Traffic
+from ecsop.decision.observation import (
+    Health,
+    Observation,
+    TestTraffic,
+    Traffic,
+    fingerprint_of,
+)
 from ecsop.probes import http_checks
+from ecsop.probes.analysis import AnalysisProbes, AnalysisSettings
 from ecsop.probes.traffic import ServiceDeployments, read_traffic
 from ecsop.spec.model import ServiceRelease
 
@@ -71,6 +81,8 @@ class TargetSource(Protocol):
 class HealthSettings:
     http_workers: int = 8
     """HTTP checks in flight at once, across every release (their own pool)."""
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    """Analysis gates: the default Prometheus, its credentials, their own pool."""
 
 
 class HealthProber:
@@ -81,9 +93,11 @@ class HealthProber:
         clients: ClientFor,
         settings: HealthSettings | None = None,
         http: http_checks.HttpProbes | None = None,
+        analysis: AnalysisProbes | None = None,
     ) -> None:
         self._clients = clients
         self.http = http or http_checks.HttpProbes((settings or HealthSettings()).http_workers)
+        self.analysis = analysis or AnalysisProbes(clients, (settings or HealthSettings()).analysis)
         self._lock = threading.Lock()
         self._errors: dict[str, tuple[str, ...]] = {}
 
@@ -136,13 +150,33 @@ class HealthProber:
             failing, pending = self.http.watch(
                 name, f"{release.fingerprint()}:{primary.id}", checks
             )
+        analyses: tuple[analysis_gates.AnalysisState, ...] = ()
+        if release.spec.rollout.analysis:
+            task_definition = observed.task_definitions.get(deployment.task_definition)
+            judged = fingerprint_of(release, task_definition) or release.fingerprint()
+            analyses = self.analysis.watch(
+                name,
+                f"{judged}:{deployment.id}",
+                release.spec.rollout.analysis,
+                analysis_gates.placeholder_values(release, region, observed, deployment),
+                region,
+                role,
+                now,
+            )
+        else:
+            self.analysis.forget(name)  # none (any more): stop measuring what was removed
         self._note_errors(name, tuple(unreadable))
         return Health(
             alarms_in_alarm=firing,
             unhealthy_targets=unhealthy,
             failing_http_checks=failing,
             target_detail=detail,
-            unknown=(*unreadable, *(http_checks.pending_wording(item) for item in pending)),
+            unknown=(
+                *unreadable,
+                *(http_checks.pending_wording(item) for item in pending),
+                *(f"analysis {a.name} ({a.unknown})" for a in analyses if a.unknown),
+            ),
+            analyses=analyses,
         )
 
     def traffic(
@@ -174,14 +208,16 @@ class HealthProber:
         )
 
     def idle(self, name: str) -> None:
-        """``name`` is not rolling out or baking: stop its HTTP checks."""
+        """``name`` is not rolling out or baking: stop its HTTP checks and analyses."""
         self.http.forget(name)
         self.http.forget(f"{name}{TEST_TRAFFIC_SUFFIX}")
+        self.analysis.forget(name)
         with self._lock:
             self._errors.pop(name, None)
 
     def close(self) -> None:
         self.http.close()
+        self.analysis.close()
 
     def _note_errors(self, name: str, errors: tuple[str, ...]) -> None:
         """Log gate errors once per change, not on every pass."""

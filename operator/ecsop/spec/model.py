@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ecsop.spec.analysis import Analysis, distinct_names
 from ecsop.spec.quoting import quote
 
 API_VERSION = "ecsop.dev/v1"
@@ -423,6 +424,12 @@ class Rollout(_Model):
         default=None,
         description="How ECS moves traffic: rolling, blueGreen, canary or linear. Absent: the "
         "service's own deployment configuration is left alone.",
+    )
+    analysis: Annotated[list[Analysis], AfterValidator(distinct_names)] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Metric queries (Prometheus or CloudWatch) that must keep passing during "
+        "rollout and bake; a failing one rolls back (reason analysis).",
     )
 
     @field_validator("alarms")
