@@ -77,6 +77,16 @@ class Reason(StrEnum):
     """The spec was removed; a rollout in flight is finished (or rolled back) first."""
     REMOVED = "Removed"
     """The spec was removed and nothing is in flight: ecsop lets go of the service."""
+    RUNNING_STEP = "RunningStep"
+    """``decision.steps``: a pre-deploy or verify step is started, or its task runs."""
+    STEP_FINISHED = "StepFinished"
+    """``decision.steps``: a step's task stopped; its outcome is recorded on the revision."""
+    STEP_FAILED = "StepFailed"
+    """``decision.steps``: a pre-deploy step failed: nothing is deployed until the spec
+    changes or ``ecsop retry``."""
+    STEP_BLOCKED = "StepBlocked"
+    """``decision.steps``: a step cannot be started (its container is not in the revision,
+    no room for its tag, its state unreadable, or an earlier spec's step still runs)."""
 
 
 class Failure(StrEnum):
@@ -98,6 +108,8 @@ class Failure(StrEnum):
     """ECS rolled the release back itself (breaker), seen live or after the fact."""
     ROLLBACK_FAILED = "rollback_failed"
     """The rollback to last-good failed too."""
+    VERIFY = "verify"
+    """A ``spec.verify`` step failed during the bake (``decision.steps``)."""
 
 
 class Outcome(StrEnum):

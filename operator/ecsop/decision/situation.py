@@ -75,6 +75,9 @@ class Probe(StrEnum):
     """The judged deployment's stopped tasks (ECS's reasons, ecsop's own failure count)."""
     ROLLOUT_FATE = "rollout_fate"
     """What became of a rollout ecsop no longer sees (the service deployments' history)."""
+    STEPS = "steps"
+    """The release's steps: pre-deploy before a deploy, verify in the bake
+    (``ecsop.decision.steps.query`` says which, if the spec has any)."""
 
 
 JUDGED = frozenset({Situation.ROLLING_OUT, Situation.SUPERSEDED, Situation.BAKING})
@@ -189,8 +192,12 @@ def classify(release: ServiceRelease, observed: Observation, options: Options) -
 
 def probes_for(view: View) -> frozenset[Probe]:
     """The signals this pass must gather before deciding: none while steady."""
+    if view.situation is Situation.BAKING:
+        return frozenset({Probe.GATES, Probe.STOPPED_TASKS, Probe.STEPS})
     if view.situation in JUDGED:
         return frozenset({Probe.GATES, Probe.STOPPED_TASKS})
+    if view.situation in (Situation.OUT_OF_DATE, Situation.DRIFTED):
+        return frozenset({Probe.STEPS})
     if view.situation is Situation.ECS_ROLLING_BACK:
         failed = view.memory.failed
         recorded = failed is not None and failed.fingerprint == view.desired

@@ -8,6 +8,7 @@ line; this module owns the wording.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,10 +98,14 @@ def _allowed_fields(loc: Path_) -> list[str]:
     """The field names a mapping at ``loc`` accepts, read from the pydantic models."""
     model: type[BaseModel] = ServiceRelease
     for part in loc:
+        if isinstance(part, int):
+            continue  # an item of a list of models: the list's model applies
         nested = None
         for name, info in model.model_fields.items():
             if part in (name, info.alias):
                 annotation = info.annotation
+                if typing.get_origin(annotation) is list:
+                    annotation = typing.get_args(annotation)[0]
                 if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                     nested = annotation
         if nested is None:
