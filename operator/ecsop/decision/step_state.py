@@ -74,6 +74,11 @@ class StepTask:
         """Over: its exit codes are final (STOPPING is not yet)."""
         return self.last_status == "STOPPED"
 
+    @property
+    def stopping(self) -> bool:
+        """ECS is stopping it (its container exited, or StopTask): stopping it again is moot."""
+        return self.desired_status == "STOPPED"
+
 
 @dataclass(frozen=True)
 class StepsSeen:

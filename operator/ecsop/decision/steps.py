@@ -58,7 +58,7 @@ from ecsop.decision.memory import (
     step_tag,
     step_task_tags,
 )
-from ecsop.decision.observation import Observation, Options
+from ecsop.decision.observation import Observation, Options, fingerprint_of
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.rollback import FailedRollout
 from ecsop.decision.situation import Situation, View
@@ -110,6 +110,8 @@ def query(
             return None
         if not room_for_memory(observed.service.tags) or observed.unwritten is not None:
             return None  # nothing will be deployed: ``decide._memory_blocked``
+        if _last_good_carries(release, observed, view):
+            return None
         source = clone_source(release, observed, view)
         return StepQuery(StepKind.PRE_DEPLOY, view.desired, tuple(spec.pre_deploy), source=source)
     if view.situation is Situation.BAKING and spec.verify and _unproven(observed, view):
@@ -128,7 +130,7 @@ def before_deploy(
 ) -> Action | None:
     """What must happen before ``deploy``: the next pre-deploy step, or None when all succeeded."""
     steps = tuple(release.spec.pre_deploy)
-    if not steps:
+    if not steps or _last_good_carries(release, observed, view):
         return None
     walk = _Walk(release, StepKind.PRE_DEPLOY, steps, observed.steps, view.desired, now, poll)
     blocked = walk.unreadable()
@@ -176,6 +178,17 @@ def during_bake(
         failed = FailedRollout(view.desired, verdict, judged.id if judged else "")
         return rollback.on_failure(release, view, failed, memory, poll)
     return outcome
+
+
+def _last_good_carries(release: ServiceRelease, observed: Observation, view: View) -> bool:
+    """The desired fingerprint is the proven last-good's: it ran in production already.
+
+    A deploy back to it (a revert, a self-heal) is a return to what ran, like a
+    rollback: the migrations it needs are in place, none is run.
+    """
+    last_good = view.last_good
+    revision = observed.task_definitions.get(last_good) if last_good else None
+    return fingerprint_of(release, revision) == view.desired
 
 
 def _unproven(observed: Observation, view: View) -> bool:
@@ -232,8 +245,9 @@ class _Walk:
             tasks = seen.tasks.get(step.name, ())
             live = [task for task in tasks if not task.stopped]
             if record.state is StepState.FAILED:
-                if live:
-                    return self._stop(step, live[0], None, f"{self._name(step)} failed")
+                stoppable = [task for task in live if not task.stopping]
+                if stoppable:
+                    return self._stop(step, stoppable[0], None, f"{self._name(step)} failed")
                 return _Failed(self._failure(step, record))
             if live:
                 return self._running(step, record, live[0])
@@ -294,7 +308,7 @@ class _Walk:
 
     def _running(self, step: Step, record: StepRecord, task: StepTask) -> Action:
         elapsed = (self.now - task.created_at).total_seconds()
-        if elapsed > step.timeout_seconds:
+        if elapsed > step.timeout_seconds and not task.stopping:
             why = f"timed out after {step.timeout_seconds}s ({task.last_status})"
             failed = record.finished(False, task.task_id, None, "", why)
             return self._stop(step, task, failed, f"{self._name(step)} {why}")
