@@ -3,8 +3,9 @@
 How the calls are collected: the daemon counts every AWS API attempt it makes,
 from botocore's events, in ``ecsop_aws_api_calls_total{service,operation,code}``
 on ``/metrics``. ``test_policy_matches_what_a_lifecycle_calls`` runs a short
-lifecycle against the sandbox (a deploy, a crash loop rolled back, ``ecsop
-retry``, ``ecsop plan`` including a release with ``spec.roleArn``) with the
+lifecycle against the sandbox (a deploy, a crash loop rolled back, a
+migration that hangs and is stopped, ``ecsop retry``, ``ecsop plan``
+including a release with ``spec.roleArn``) with the
 daemon as a process (the end-to-end harness of tests/e2e), scrapes that counter,
 and records the one-shot commands' calls in-process by wrapping botocore's
 ``BaseClient._make_api_call`` (which also sees the STS client that assumes
@@ -306,7 +307,27 @@ def _fargate_ready(config: dict[str, Any]) -> dict[str, Any]:
         "containerPort": 8080,
     }
     config["alarms"] = ["shop-5xx"]
+    # ``jobs`` runs on Fargate in a VPC, as RunTask of its steps requires.
+    jobs = copy.deepcopy(config["clusters"]["prod"]["services"]["shop-breaker"])
+    jobs["taskDefinition"].update(
+        family="jobs", requiresCompatibilities=["FARGATE"], networkMode="awsvpc"
+    )
+    config["clusters"]["prod"]["services"]["jobs"] = jobs
     return config
+
+
+HANG = ["python", "manage.py", "migrate"]
+
+
+def _jobs(image: str) -> dict[str, Any]:
+    """A release whose migration hangs on every image but the first: RunTask, then StopTask."""
+    from e2e.conftest import release_doc
+
+    doc = release_doc("jobs", "jobs", image)
+    doc["spec"]["preDeploy"] = [
+        {"name": "migrate", "container": "app", "command": HANG, "timeoutSeconds": 30}
+    ]
+    return doc
 
 
 @pytest.mark.e2e
@@ -326,7 +347,9 @@ def test_policy_matches_what_a_lifecycle_calls(
         wait_for,
     )
 
-    box = Sandbox(tmp_path, _fargate_ready(scenario()))
+    config = _fargate_ready(scenario())
+    config["commands"] = [{"image": GOOD_V2, "command": HANG, "durationSeconds": 1.0e9}]
+    box = Sandbox(tmp_path, config)
     daemon: Daemon | None = None
     cli_calls: set[tuple[str, str]] = set()
     try:
@@ -335,13 +358,20 @@ def test_policy_matches_what_a_lifecycle_calls(
         def shop(image: str) -> dict[str, Any]:
             return release_doc("shop", "shop", image, alarms=["shop-5xx"], targetHealth=True)
 
-        repo.commit({"shop.yaml": shop(GOOD_V1)}, "adopt shop")
+        repo.commit({"shop.yaml": shop(GOOD_V1), "jobs.yaml": _jobs(GOOD_V1)}, "adopt")
         daemon = Daemon(tmp_path, box, repo.path)
 
-        def phase() -> Any:
-            return daemon.release("shop").get("phase") if daemon else None
+        def phase(name: str = "shop") -> Any:
+            return daemon.release(name).get("phase") if daemon else None
 
         wait_for(lambda: phase() == "Synced", 30, "shop adopted")
+        # A migration (a pre-deploy step) that hangs: RunTask, StopTask at its timeout.
+        repo.commit({"jobs.yaml": _jobs(GOOD_V2)}, "jobs v2")
+        wait_for(
+            lambda: daemon is not None and daemon.release("jobs").get("reason") == "StepFailed",
+            40,
+            "the migration stopped at its timeout",
+        )
         # A deploy that succeeds: clone, register, update, bake, record last-good.
         repo.commit({"shop.yaml": shop(GOOD_V2)}, "shop v2")
         wait_for(lambda: box.steady_on("shop", GOOD_V2) and phase() == "Synced", 40, "v2")
@@ -372,12 +402,14 @@ def test_policy_matches_what_a_lifecycle_calls(
         )
         with recording_calls() as cli_calls:
             assert cli.main(["retry", "shop", "--specs", str(repo.path), "--url", daemon.url]) == 0
+            assert cli.main(["retry", "jobs", "--specs", str(repo.path), "--url", daemon.url]) == 0
             assert cli.main(["plan", "--specs", str(repo.path)]) in (0, 2)
             assert cli.main(["plan", "--specs", str(cross_account)]) in (0, 2)
         out = capsys.readouterr().out
         assert "cannot observe" not in out, out
         # The retry makes the daemon deploy the failed release again (and roll it back).
         wait_for(lambda: box.failed("shop"), 40, "failed again")
+        wait_for(lambda: len(box.call_log("RunTask")) == 2, 40, "the migration retried")
         # The release leaves the directory: once its rollback is done, ecsop lets go.
         repo.remove("shop.yaml", "shop leaves")
         wait_for(lambda: not box.memory("shop").release, 60, "ecsop's tags removed")
