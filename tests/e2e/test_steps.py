@@ -339,3 +339,24 @@ def test_a_revert_to_a_release_whose_steps_ran_runs_none(
         "smoke": StepState.SUCCEEDED,
     }
     assert v2_fingerprint in daemon.release("shop")["desiredFingerprint"]
+
+
+def test_a_spec_changed_mid_migration_waits_for_it_before_migrating_again(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    """Two migrations never run at once against one database, whatever the commits do."""
+    daemon = adopted(repo, start_daemon)
+    repo.commit({"shop.yaml": shop(GOOD_V2)}, "shop v2")
+    wait_for(lambda: sandbox.call_log("RunTask"), 30, "v2's migration started")
+    repo.commit({"shop.yaml": shop(GOOD_V3)}, "shop v3, pushed while v2 migrates")
+    status = wait_for(
+        lambda: (s := daemon.release("shop")).get("reason") == "StepBlocked" and s,
+        30,
+        "v3 waits for v2's migration",
+    )
+    assert "waiting for step migrate of" in status["message"], status["message"]
+    wait_for(lambda: sandbox.steady_on("shop", GOOD_V3), 90, "v3 deployed")
+    first, second = sandbox.call_log("RunTask")
+    assert second["sim"] >= first["sim"] + MIGRATION_SECONDS, "v3's migration after v2's ended"
+    (deploy,) = deploys_of(sandbox)
+    assert deploy["sim"] > second["sim"], "only v3 was deployed, after its own migration"
