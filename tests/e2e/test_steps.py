@@ -360,3 +360,26 @@ def test_a_spec_changed_mid_migration_waits_for_it_before_migrating_again(
     assert second["sim"] >= first["sim"] + MIGRATION_SECONDS, "v3's migration after v2's ended"
     (deploy,) = deploys_of(sandbox)
     assert deploy["sim"] > second["sim"], "only v3 was deployed, after its own migration"
+
+
+def test_plan_says_which_steps_would_run_and_runs_none(sandbox: Sandbox, repo: SpecRepo) -> None:
+    sandbox.remember_last_good("shop", "shop")  # as if ecsop had adopted v1
+    doc = shop(GOOD_V2, smoke=120)
+    doc["spec"]["preDeploy"].append({"name": "seed", "container": "app", "command": ["seed"]})
+    repo.commit({"shop.yaml": doc}, "shop v2")
+    tagged = len(sandbox.call_log("TagResource"))
+    plan = subprocess.run(
+        [sys.executable, "-m", "ecsop", "plan", "--specs", str(repo.path)],
+        env={**os.environ, **sandbox.aws_env()},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    line = plan.stdout.strip()
+    assert "shop: Progressing: would RunStep (on a new clone of shop:1)" in line, line
+    assert "running pre-deploy step migrate (attempt 1)" in line, line
+    assert "then seed, then deploy" in line, line
+    assert sandbox.call_log("RunTask") == [], "a plan runs nothing"
+    assert len(sandbox.call_log("TagResource")) == tagged, "and records nothing"
+    assert sandbox.call_log("RegisterTaskDefinition") == []

@@ -105,17 +105,18 @@ class _Reader:
             first = _first_pending(query.steps, records)
         tasks: dict[str, tuple[StepTask, ...]] = {}
         running = False
-        if first is not None:
-            attempt = records.get(first.name, StepRecord()).attempt
+        record = records.get(first.name, StepRecord()) if first is not None else None
+        if first is not None and record is not None and not self._settled(record):
             found = self.gateway.step_tasks(
                 self.cluster,
-                started_by(self.release.name, query.fingerprint, first.name, attempt),
+                started_by(self.release.name, query.fingerprint, first.name, record.attempt),
                 first.container,
             )
             tasks[first.name] = found
             running = any(not task.stopped for task in found)
         elsewhere: tuple[str, ...] = ()
-        if query.kind is StepKind.PRE_DEPLOY and not running and family:
+        about_to_start = record is None or record.state in (None, StepState.STARTED)
+        if query.kind is StepKind.PRE_DEPLOY and about_to_start and not running and family:
             elsewhere = self._running_elsewhere(family)
         return StepsSeen(
             kind=query.kind,
@@ -126,6 +127,11 @@ class _Reader:
             tasks=tasks,
             elsewhere=elsewhere,
         )
+
+    def _settled(self, record: StepRecord) -> bool:
+        """A failure old enough that no task of it can still run: nothing to look for."""
+        old = self.now.timestamp() - record.at > steps.STEP_SPAN_SECONDS
+        return record.state is StepState.FAILED and old
 
     def _candidate(self) -> str | None:
         """The revision the deploy would use, if it exists yet (``executor._revision_for``)."""
