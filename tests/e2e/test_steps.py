@@ -145,6 +145,19 @@ def step_tasks(sandbox: Sandbox) -> list[dict[str, Any]]:
     return sorted(ours, key=lambda t: t["createdAt"])
 
 
+def retry(sandbox: Sandbox, repo: SpecRepo, daemon: Daemon) -> str:
+    """``ecsop retry shop`` as a person runs it; its output."""
+    command = ["retry", "shop", "--specs", str(repo.path), "--url", daemon.url]
+    done = subprocess.run(
+        [sys.executable, "-m", "ecsop", *command],
+        env={**os.environ, **sandbox.aws_env()},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
 def step_tags(sandbox: Sandbox, arn: str) -> dict[str, Any]:
     tags = sandbox.ecs.list_tags_for_resource(resourceArn=arn)["tags"]
     return step_records({t["key"]: t["value"] for t in tags})
@@ -216,24 +229,7 @@ def test_a_failed_migration_deploys_nothing_until_retried_or_the_spec_changes(
     assert len(sandbox.call_log("RunTask")) == 1
 
     # `ecsop retry` runs the step again (its next attempt), once.
-    retry = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ecsop",
-            "retry",
-            "shop",
-            "--specs",
-            str(repo.path),
-            "--url",
-            daemon.url,
-        ],
-        env={**os.environ, **sandbox.aws_env()},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "cleared failed step migrate" in retry.stdout, retry.stdout
+    assert "cleared failed step migrate" in retry(sandbox, repo, daemon)
     wait_for(lambda: len(sandbox.call_log("RunTask")) == 2, 30, "the second attempt")
     first, second = step_tasks(sandbox)
     assert first["startedBy"] != second["startedBy"], "each attempt is its own task"
@@ -316,6 +312,14 @@ def test_a_failed_smoke_test_rolls_the_release_back(
     assert smoke["taskDefinitionArn"] == deploy["request"]["taskDefinition"]
     assert rollback["request"]["taskDefinition"] == v1
     assert 'ecsop_rollbacks_total{reason="verify",release="shop"} 1.0' in daemon.get("/metrics")
+
+    # `ecsop retry`: deployed again, the smoke test runs again (its next attempt), the
+    # migration, which succeeded, does not.
+    retry(sandbox, repo, daemon)
+    wait_for(lambda: len(deploys_of(sandbox)) == 4, 90, "deployed and rolled back again")
+    wait_for(lambda: sandbox.steady_on("shop", GOOD_V1), 60, "rolled back again")
+    kinds = [t["overrides"]["containerOverrides"][0].get("command") for t in step_tasks(sandbox)]
+    assert kinds == [MIGRATE, SMOKE, SMOKE], kinds
 
 
 def test_a_revert_to_a_release_whose_steps_ran_runs_none(

@@ -118,9 +118,14 @@ def started_by(release: str, fingerprint: str, step: str, attempt: int) -> str:
     return value
 
 
-def client_token(release: str, fingerprint: str, step: str, attempt: int, revision: str) -> str:
-    """RunTask's idempotency token for one attempt of one step on one revision."""
-    digest = hashlib.sha256(f"{release}\n{fingerprint}\n{step}\n{attempt}\n{revision}".encode())
+def client_token(release: str, fingerprint: str, step: str, attempt: int) -> str:
+    """RunTask's idempotency token for one attempt of one step.
+
+    Not bound to the revision: should a resent RunTask name another revision
+    (the clone's base changed in between), ECS answers ConflictException
+    rather than start a second task for the same attempt.
+    """
+    digest = hashlib.sha256(f"{release}\n{fingerprint}\n{step}\n{attempt}".encode())
     return f"ecsop-step-{digest.hexdigest()[:40]}"
 
 

@@ -295,9 +295,7 @@ class _Walk:
             command=tuple(step.command),
             environment=dict(step.environment),
             started_by=started_by(name, self.fingerprint, step.name, attempt),
-            client_token=client_token(
-                name, self.fingerprint, step.name, attempt, revision or "new"
-            ),
+            client_token=client_token(name, self.fingerprint, step.name, attempt),
             record=record.started(int(self.now.timestamp())),
             task_tags=step_task_tags(name, self.fingerprint, step.name, attempt),
             revision=revision,
