@@ -191,7 +191,8 @@ def classify(release: ServiceRelease, observed: Observation, options: Options) -
 
 
 def probes_for(view: View) -> frozenset[Probe]:
-    """The signals this pass must gather before deciding: none while steady."""
+    """The signals this pass must gather before deciding: none while steady, but the
+    release's steps before a deploy."""
     if view.situation is Situation.BAKING:
         return frozenset({Probe.GATES, Probe.STOPPED_TASKS, Probe.STEPS})
     if view.situation in JUDGED:
