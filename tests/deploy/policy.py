@@ -33,6 +33,12 @@ IMPLIED: Mapping[str, Mapping[str, str]] = {
         "iam:PassRole": "a task definition naming a task or execution role needs "
         "iam:PassRole on it; ECS checks it, the client never calls IAM",
     },
+    "ecs:RunTask": {
+        "ecs:TagResource": "tag-on-create: a step's task is started with tags (condition "
+        "ecs:CreateAction RunTask)",
+        "iam:PassRole": "a task whose task definition names a task or execution role needs "
+        "iam:PassRole on them, checked by ECS at RunTask",
+    },
 }
 """Actions AWS authorises on the caller's behalf when it calls another one."""
 

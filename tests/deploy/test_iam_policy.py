@@ -3,9 +3,10 @@
 How the calls are collected: the daemon counts every AWS API attempt it makes,
 from botocore's events, in ``ecsop_aws_api_calls_total{service,operation,code}``
 on ``/metrics``. ``test_policy_matches_what_a_lifecycle_calls`` runs a short
-lifecycle against the sandbox (a deploy, a crash loop rolled back, ``ecsop
-retry``, ``ecsop plan`` including a release with ``spec.roleArn``, ``ecsop
-history`` and ``/status`` with its recent deployments) with the
+lifecycle against the sandbox (a deploy, a crash loop rolled back, a
+migration that hangs and is stopped, ``ecsop retry``, ``ecsop plan``
+including a release with ``spec.roleArn``, ``ecsop history`` and ``/status``
+with its recent deployments) with the
 daemon as a process (the end-to-end harness of tests/e2e), scrapes that counter,
 and records the one-shot commands' calls in-process by wrapping botocore's
 ``BaseClient._make_api_call`` (which also sees the STS client that assumes
@@ -259,6 +260,12 @@ CONDITION_KEYS: Mapping[str, frozenset[str]] = {
     "ecs:TagResource": frozenset({"aws:TagKeys", "ecs:CreateAction"}),
     "ecs:UntagResource": frozenset({"aws:TagKeys"}),
     "ecs:ListTasks": frozenset({"ecs:cluster"}),
+    # Same page, RunTask and StopTask rows (task-definition and task resource types);
+    # aws:ResourceTag/${TagKey} is a global key, here for the one tag key ecsop tests.
+    "ecs:RunTask": frozenset(
+        {"ecs:cluster", "ecs:capacity-provider", "ecs:task-cpu", "ecs:task-memory"}
+    ),
+    "ecs:StopTask": frozenset({"ecs:cluster", "aws:ResourceTag/ecsop:step"}),
     "iam:PassRole": frozenset({"iam:PassedToService"}),
     # Global condition keys (reference_policies_condition-keys.html); aws:ResourceOrgID is
     # set for a role of an account that belongs to an organisation.
@@ -385,6 +392,12 @@ def _fargate_ready(config: dict[str, Any]) -> dict[str, Any]:
         "advancedConfiguration": {"testListener": True},
     }
     config["clusters"]["prod"]["services"]["web"] = web
+    # ``jobs`` runs on Fargate in a VPC, as RunTask of its steps requires.
+    jobs = copy.deepcopy(config["clusters"]["prod"]["services"]["shop-breaker"])
+    jobs["taskDefinition"].update(
+        family="jobs", requiresCompatibilities=["FARGATE"], networkMode="awsvpc"
+    )
+    config["clusters"]["prod"]["services"]["jobs"] = jobs
     for behaviour in config["images"].values():
         if behaviour["behavior"] == "healthy":
             behaviour["errorRate"] = 0.0
@@ -418,6 +431,20 @@ def _cloudwatch_analysis() -> dict[str, Any]:
     }
 
 
+HANG = ["python", "manage.py", "migrate"]
+
+
+def _jobs(image: str) -> dict[str, Any]:
+    """A release whose migration hangs on every image but the first: RunTask, then StopTask."""
+    from e2e.conftest import release_doc
+
+    doc = release_doc("jobs", "jobs", image)
+    doc["spec"]["preDeploy"] = [
+        {"name": "migrate", "container": "app", "command": HANG, "timeoutSeconds": 30}
+    ]
+    return doc
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(240)
 def test_policy_matches_what_a_lifecycle_calls(
@@ -435,7 +462,9 @@ def test_policy_matches_what_a_lifecycle_calls(
         wait_for,
     )
 
-    box = Sandbox(tmp_path, _fargate_ready(scenario()))
+    config = _fargate_ready(scenario())
+    config["commands"] = [{"image": GOOD_V2, "command": HANG, "durationSeconds": 1.0e9}]
+    box = Sandbox(tmp_path, config)
     daemon: Daemon | None = None
     cli_calls: set[tuple[str, str]] = set()
     try:
@@ -451,11 +480,11 @@ def test_policy_matches_what_a_lifecycle_calls(
                 analysis=[_cloudwatch_analysis()],
             )
 
-        repo.commit({"shop.yaml": shop(GOOD_V1)}, "adopt shop")
+        repo.commit({"shop.yaml": shop(GOOD_V1), "jobs.yaml": _jobs(GOOD_V1)}, "adopt")
         daemon = Daemon(tmp_path, box, repo.path)
 
-        def phase() -> Any:
-            return daemon.release("shop").get("phase") if daemon else None
+        def phase(name: str = "shop") -> Any:
+            return daemon.release(name).get("phase") if daemon else None
 
         test_url = box.control("GET", "listeners")["listeners"]["prod/web"]["test"]["url"]
         check = {"url": test_url, "intervalSeconds": 1, "failuresAllowed": 0}
@@ -467,6 +496,13 @@ def test_policy_matches_what_a_lifecycle_calls(
         canary = {"canary": {"percent": 30, "bakeMinutes": 30}}
         repo.commit({"web.yaml": web(GOOD_V1, blue_green)}, "adopt web")
         wait_for(lambda: phase() == "Synced", 30, "shop adopted")
+        # A migration (a pre-deploy step) that hangs: RunTask, StopTask at its timeout.
+        repo.commit({"jobs.yaml": _jobs(GOOD_V2)}, "jobs v2")
+        wait_for(
+            lambda: daemon is not None and daemon.release("jobs").get("reason") == "StepFailed",
+            40,
+            "the migration stopped at its timeout",
+        )
         # Blue/green: green fails its test traffic, rolled back through ecsop's pause.
         repo.commit({"web.yaml": web(BROKEN_APP, blue_green)}, "web broken")
         # A deploy that succeeds: clone, register, update, bake, record last-good.
@@ -513,6 +549,7 @@ def test_policy_matches_what_a_lifecycle_calls(
         )
         with recording_calls() as cli_calls:
             assert cli.main(["retry", "shop", "--specs", str(repo.path), "--url", daemon.url]) == 0
+            assert cli.main(["retry", "jobs", "--specs", str(repo.path), "--url", daemon.url]) == 0
             assert cli.main(["plan", "--specs", str(repo.path)]) in (0, 2)
             assert cli.main(["plan", "--specs", str(cross_account)]) in (0, 2)
             assert cli.main(["history", "shop", "--specs", str(repo.path), "--json"]) == 0
@@ -520,6 +557,7 @@ def test_policy_matches_what_a_lifecycle_calls(
         assert "cannot observe" not in out, out
         # The retry makes the daemon deploy the failed release again (and roll it back).
         wait_for(lambda: box.failed("shop"), 40, "failed again")
+        wait_for(lambda: len(box.call_log("RunTask")) == 2, 40, "the migration retried")
         # The release leaves the directory: once its rollback is done, ecsop lets go.
         repo.remove("shop.yaml", "shop leaves")
         wait_for(lambda: not box.memory("shop").release, 60, "ecsop's tags removed")

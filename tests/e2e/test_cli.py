@@ -138,7 +138,14 @@ def test_run_sandbox_is_the_newcomers_first_command(tmp_path: Path) -> None:
             "every example release synced (staging deployed)",
         )
         with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-            assert b"ecsop_release_synced" in response.read()
+            metrics = response.read().decode()
+        assert "ecsop_release_synced" in metrics
+        # Staging's deploy ran the demo's migration first, then its smoke test in the bake.
+        for kind, step in (("pre_deploy", "migrate"), ("verify", "smoke")):
+            assert (
+                f'ecsop_steps_total{{kind="{kind}",outcome="succeeded",'
+                f'release="taskboard-api-staging",step="{step}"}} 1.0'
+            ) in metrics
         spec = specs / "taskboard-api.yaml"
         crash = "d4d63d598cb81576ed3871e8c2e5fabc4ec4e4157bc27f97c4590542df24344b"
         spec.write_text(

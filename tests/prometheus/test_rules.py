@@ -193,6 +193,8 @@ def _exposed_names() -> set[str]:
     notify.provider("hook")
     notify.attempts.labels("hook", "200").inc()
     notify.latency.labels("hook").observe(0.1)
+    metrics.known_steps("r", [("pre_deploy", "migrate")])
+    metrics.step_duration.labels("r", "pre_deploy", "migrate").observe(1)
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples

@@ -385,3 +385,38 @@ def test_stop_task_deletes_a_service_tasks_tags_too(sb: Harness) -> None:
     sb.ecs.tag_resource(resourceArn=task["taskArn"], tags=[{"key": "k", "value": "v"}])
     sb.ecs.stop_task(cluster="prod", task=task["taskArn"], reason="by hand")
     assert sb.ecs.list_tags_for_resource(resourceArn=task["taskArn"])["tags"] == []
+
+
+@pytest.mark.parametrize(
+    ("given", "subnet"),
+    [
+        pytest.param(None, None, id="default-for-awsvpc"),
+        pytest.param(NETWORK, "subnet-0abc", id="as-the-scenario-gives-it"),
+    ],
+)
+def test_a_service_task_can_be_run_as_its_service_runs(
+    start_sandbox: Callable[..., Harness], given: dict[str, Any] | None, subnet: str | None
+) -> None:
+    """ECS requires a network configuration for awsvpc services; a one-off task copies it."""
+    extra = {"networkConfiguration": given} if given else {}
+    sb = start_sandbox(scenario({"api": service_spec(**extra)}, commands=COMMANDS))
+    service = sb.service()
+    network = service["networkConfiguration"]
+    subnets = network["awsvpcConfiguration"]["subnets"]
+    assert subnets == [subnet] if subnet else subnets[0].startswith("subnet-")
+    started = sb.ecs.run_task(
+        cluster="prod",
+        taskDefinition=service["taskDefinition"],
+        launchType=service["launchType"],
+        networkConfiguration=network,
+        overrides={"containerOverrides": [{"name": "api", "command": MIGRATE}]},
+    )["tasks"][0]
+    details = {d["name"]: d["value"] for d in started["attachments"][0]["details"]}
+    assert details["subnetId"] == subnets[0]
+
+
+def test_a_scenario_network_configuration_is_checked() -> None:
+    with pytest.raises(ValueError, match="subnets is required"):
+        scenario({"api": service_spec(networkConfiguration={"awsvpcConfiguration": {}})})
+    with pytest.raises(ValueError, match="unknown field"):
+        scenario({"api": service_spec(networkConfiguration={"awsvpc": {}})})

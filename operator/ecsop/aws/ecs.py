@@ -26,6 +26,7 @@ from typing import Any
 from ecsop.aws import clients as aws
 from ecsop.aws import ecs_mapping, taskdef
 from ecsop.aws.history import HistoryEntry, ServiceHistory, entries
+from ecsop.aws.one_off import OneOffTasks
 from ecsop.aws.revisions import PreparedClone, Revisions
 from ecsop.decision.ecs_state import (
     Fingerprint,
@@ -33,11 +34,13 @@ from ecsop.decision.ecs_state import (
     ServiceState,
     TaskDefinition,
     TaskDefinitionArn,
+    TaskLaunch,
     TaskTarget,
     short_name,
 )
-from ecsop.decision.memory import FailedRecord, RevisionMemory
+from ecsop.decision.memory import FailedRecord, RevisionMemory, StepRecord
 from ecsop.decision.observation import ServiceDeploymentRecord, StoppedTasks
+from ecsop.decision.step_state import StepTask
 from ecsop.spec.model import ServiceRelease
 
 DESCRIBE_SERVICES_BATCH = 10
@@ -60,6 +63,8 @@ class EcsGateway:
         self._register_client = register_client or client
         self.revisions = Revisions(self._call, self._register, cache_size=cache_size)
         self._history = ServiceHistory(self._call, self.revisions)
+        self.one_off = OneOffTasks(self._call, self.revisions)
+        """Steps' one-off tasks and their records (``spec.preDeploy``, ``spec.verify``)."""
         self._lock = threading.Lock()
         self._instances: dict[str, str] = {}
         """Container instance ARN -> EC2 instance id (fixed for the instance's life)."""
@@ -350,6 +355,49 @@ class EcsGateway:
 
     def register(self, clone: PreparedClone) -> TaskDefinition:
         return self.revisions.register(clone)
+
+    def release_revisions(self, family: str, release: str) -> list[TaskDefinition]:
+        """The newest ACTIVE revisions of ``family`` registered for ``release`` (cached tags)."""
+        return self.revisions.of_release(family, release)
+
+    # -- steps (``ecsop.aws.one_off``) ---------------------------------------------
+
+    def fresh_revision(self, arn: str) -> TaskDefinition:
+        return self.one_off.fresh(arn)
+
+    def record_step(self, arn: str, step: str, record: StepRecord) -> TaskDefinition:
+        return self.one_off.record(arn, step, record)
+
+    def step_tasks(self, cluster: str, started_by: str, container: str) -> tuple[StepTask, ...]:
+        return self.one_off.tasks(cluster, started_by, container)
+
+    def run_step(
+        self,
+        cluster: str,
+        revision: str,
+        launch: TaskLaunch,
+        *,
+        container: str,
+        command: tuple[str, ...],
+        environment: Mapping[str, str],
+        started_by: str,
+        client_token: str,
+        tags: Mapping[str, str],
+    ) -> StepTask:
+        return self.one_off.run(
+            cluster,
+            revision,
+            launch,
+            container=container,
+            command=command,
+            environment=environment,
+            started_by=started_by,
+            client_token=client_token,
+            tags=tags,
+        )
+
+    def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
+        self.one_off.stop(cluster, task_arn, reason)
 
     def _register(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """RegisterTaskDefinition through the single-attempt client (``Revisions.register``)."""

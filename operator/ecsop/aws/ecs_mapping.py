@@ -22,6 +22,9 @@ from typing import Any
 from ecsop.aws import clients as aws
 from ecsop.aws import taskdef
 from ecsop.decision.ecs_state import (
+    AwsVpc,
+    CapacityProviderItem,
+    ContainerLogs,
     Deployment,
     DeploymentStatus,
     LoadBalancer,
@@ -29,9 +32,11 @@ from ecsop.decision.ecs_state import (
     ServiceEvent,
     ServiceState,
     TaskDefinitionArn,
+    TaskLaunch,
     TaskTarget,
 )
 from ecsop.decision.observation import ServiceDeploymentRecord
+from ecsop.decision.step_state import StepTask
 
 EVENTS_KEPT = 20
 """Newest service events kept per observation: enough to explain a rollout, small to log."""
@@ -68,6 +73,91 @@ def service_state(cluster: str, raw: dict[str, Any], observed_at: datetime | Non
         deployment_configuration=dict(config),
         current_service_deployment=str(raw.get("currentServiceDeployment") or ""),
         observed_at=observed_at,
+        launch=task_launch(raw),
+    )
+
+
+def task_launch(raw: Mapping[str, Any]) -> TaskLaunch:
+    """How a service (DescribeServices) launches tasks: what its one-off tasks repeat."""
+    awsvpc = ((raw.get("networkConfiguration") or {}).get("awsvpcConfiguration")) or None
+    return TaskLaunch(
+        launch_type=str(raw.get("launchType") or ""),
+        capacity_provider_strategy=tuple(
+            CapacityProviderItem(
+                str(item["capacityProvider"]),
+                int(item.get("weight") or 0),
+                int(item.get("base") or 0),
+            )
+            for item in raw.get("capacityProviderStrategy") or ()
+            if item.get("capacityProvider")
+        ),
+        platform_version=str(raw.get("platformVersion") or ""),
+        awsvpc=AwsVpc(
+            tuple(str(s) for s in awsvpc.get("subnets") or ()),
+            tuple(str(g) for g in awsvpc.get("securityGroups") or ()),
+            str(awsvpc.get("assignPublicIp") or ""),
+        )
+        if awsvpc
+        else None,
+    )
+
+
+def container_logs(described: Mapping[str, Any]) -> dict[str, ContainerLogs]:
+    """Container name -> where its logs go, from a task definition's ``logConfiguration``s.
+
+    awslogs: ``awslogs-group``, ``awslogs-stream-prefix``, ``awslogs-region``;
+    FireLens to CloudWatch (``Name`` cloudwatch or cloudwatch_logs):
+    ``log_group_name``, ``log_stream_prefix``, ``region``. Other drivers are
+    named only.
+    """
+    found: dict[str, ContainerLogs] = {}
+    for container in described.get("containerDefinitions") or ():
+        config = container.get("logConfiguration") or {}
+        driver = str(config.get("logDriver") or "")
+        if not driver:
+            continue
+        options = {str(k): str(v) for k, v in (config.get("options") or {}).items()}
+        if driver == "awslogs":
+            logs = ContainerLogs(
+                driver,
+                options.get("awslogs-group", ""),
+                options.get("awslogs-stream-prefix", ""),
+                options.get("awslogs-region", ""),
+            )
+        elif driver == "awsfirelens" and options.get("Name") in ("cloudwatch", "cloudwatch_logs"):
+            logs = ContainerLogs(
+                driver,
+                options.get("log_group_name", ""),
+                options.get("log_stream_prefix", ""),
+                options.get("region", ""),
+            )
+        else:
+            logs = ContainerLogs(driver)
+        found[str(container["name"])] = logs
+    return found
+
+
+def step_task(task: Mapping[str, Any], container: str) -> StepTask:
+    """A step's task (DescribeTasks), with its step container's exit code and reason."""
+    named: Mapping[str, Any] = next(
+        (c for c in task.get("containers") or () if c.get("name") == container), {}
+    )
+    exit_code = named.get("exitCode")
+    created = task.get("createdAt") or task.get("startedAt")
+    if created is None:
+        raise aws.AwsError(
+            "IncompleteResponse", f"task {task.get('taskArn')} has no createdAt", "DescribeTasks"
+        )
+    return StepTask(
+        arn=str(task["taskArn"]),
+        last_status=str(task.get("lastStatus", "")),
+        desired_status=str(task.get("desiredStatus", "")),
+        created_at=aws_time(created),
+        stopped_at=aws_time(task["stoppedAt"]) if task.get("stoppedAt") else None,
+        exit_code=int(exit_code) if exit_code is not None else None,
+        stop_code=str(task.get("stopCode") or ""),
+        stopped_reason=str(task.get("stoppedReason") or "")[:300],
+        container_reason=str(named.get("reason") or "")[:300],
     )
 
 

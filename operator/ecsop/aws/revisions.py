@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ecsop.aws import clients, taskdef
+from ecsop.aws import clients, ecs_mapping, taskdef
 from ecsop.decision.ecs_state import TaskDefinition, TaskDefinitionArn, short_name
 from ecsop.decision.memory import TAG_CONTENT, RevisionMemory
 
@@ -150,6 +150,31 @@ class Revisions:
             ).value
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def of_release(self, family: str, release: str) -> list[TaskDefinition]:
+        """The newest ACTIVE revisions of ``family`` ecsop registered for ``release``."""
+        found = []
+        for arn in self._newest(family):
+            revision = self.get(arn)
+            if RevisionMemory.read(revision.tags).release == release:
+                found.append(revision)
+        return found
+
+    def tagged(self, arn: str, tags: Mapping[str, str]) -> TaskDefinition:
+        """Revision ``arn`` with ``tags`` as its tags now (read or written by this process).
+
+        A revision's content never changes, but ecsop records steps in its tags:
+        whoever writes or reads them fresh keeps the cached copy in step.
+        """
+        described = self._described(arn)
+        value = replace(described.value, tags=dict(tags))
+        raw_tags = [{"key": k, "value": v} for k, v in tags.items()]
+        updated = _Described(value, described.raw, raw_tags)
+        with self._lock:
+            keys = [key for key, cached in self._cache.items() if cached.value.arn == value.arn]
+            for key in keys:
+                self._cache[key] = updated
+        return value
+
     # --- internals ---------------------------------------------------------------
 
     def _newest(self, family: str) -> list[TaskDefinitionArn]:
@@ -199,6 +224,7 @@ class Revisions:
             images=taskdef.images_of(raw),
             tags=tags,
             content=tags.get(TAG_CONTENT) or taskdef.content_hash(raw, raw_tags),
+            logs=ecs_mapping.container_logs(raw),
         )
         described = _Described(value, raw, list(raw_tags or ()))
         self._store(value.arn, described)

@@ -4,7 +4,8 @@
 with a dry-run executor and prints each decision instead of recording it:
 the dry run CI can gate on, and it cannot disagree with the daemon. ``retry``
 clears a release's failed record from its service, which is all the daemon
-needs to try that release again.
+needs to try that release again, and makes its failed steps runnable again
+(``controller.step_retry``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from ecsop.aws.clients import AwsError, ClientFactory
 from ecsop.aws.ecs import GatewayPool
 from ecsop.aws.identity import caller_account
 from ecsop.aws.service_cache import ServiceCache
+from ecsop.controller import step_retry
 from ecsop.controller.executor import Applied, DryRunExecutor
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
-from ecsop.decision.actions import Action, Deploy, Wait
+from ecsop.decision.actions import Action, Deploy, RunStep, Wait
 from ecsop.decision.analysis import describe
 from ecsop.decision.ecs_state import ServiceMissing, short_name
 from ecsop.decision.memory import ServiceMemory
@@ -110,9 +112,16 @@ def _verb(action: Action, applied: Applied) -> str:
     if isinstance(action, Wait):
         return "no change"
     verb = f"would {type(action).__name__}"
-    if isinstance(action, Deploy):
+    if isinstance(action, RunStep):  # the step runs on the revision its deploy will use
+        if applied.registered and action.deploy is not None:
+            return f"{verb} (on a new clone of {short_name(action.deploy.base)})"
+        if applied.task_definition:
+            return f"{verb} (on {short_name(applied.task_definition)})"
+        return verb
+    deploy = action
+    if isinstance(deploy, Deploy):
         if applied.registered:
-            return f"{verb} (register a clone of {short_name(action.base)})"
+            return f"{verb} (register a clone of {short_name(deploy.base)})"
         if applied.task_definition:
             return f"{verb} (reuse {short_name(applied.task_definition)})"
     return verb
@@ -135,13 +144,20 @@ def retry(
     spec = release.release.spec
     gateways = GatewayPool(ClientFactory())
     gateway = gateways.ecs(release.region, spec.role_arn)
+    retried_steps = False
     try:
         state = ServiceCache(gateways.ecs, max_age_seconds=0).observe(release)
         if isinstance(state, ServiceMissing):
             print(f"ecsop retry: service {spec.cluster}/{spec.service} not found", file=sys.stderr)
             return 1
+        for step in step_retry.clear_failed_steps(gateway, state, release.release):
+            print(f"{name}: cleared failed {step}")
+            retried_steps = True
         memory = ServiceMemory.read(state.tags)
         if memory.failed is None:
+            if retried_steps:
+                _wake(url, name)
+                return 0
             print(f"{name}: no failed release recorded; nothing to retry")
             return 0
         cleared = memory.retried()
@@ -156,9 +172,14 @@ def retry(
         f"{name}: cleared failed record for {memory.failed.fingerprint}; "
         "the daemon will deploy it again"
     )
+    _wake(url, name)
+    return 0
+
+
+def _wake(url: str, name: str) -> None:
+    """Ask a running daemon to reconcile ``name`` now."""
     try:
         request = urllib.request.Request(f"{url.rstrip('/')}/requeue/{name}", method="POST")
         urllib.request.urlopen(request, timeout=3).close()
     except (urllib.error.URLError, OSError):
         print(f"(daemon at {url} not reachable; it will notice on its next resync)")
-    return 0

@@ -30,6 +30,7 @@ import structlog
 
 from ecsop.aws.clients import AwsError
 from ecsop.aws.revisions import PreparedClone
+from ecsop.controller import step_executor
 from ecsop.decision.actions import (
     Action,
     Continue,
@@ -38,8 +39,11 @@ from ecsop.decision.actions import (
     LetGo,
     RecordFailure,
     RecordLastGood,
+    RecordStep,
     Revert,
     Rollback,
+    RunStep,
+    StopStep,
     Wait,
 )
 from ecsop.decision.ecs_state import ServiceState, TaskDefinition, TaskDefinitionArn
@@ -48,7 +52,7 @@ from ecsop.decision.memory import LEGACY_SERVICE_KEYS, SERVICE_KEYS, ServiceMemo
 log = structlog.get_logger("ecsop.controller.executor")
 
 
-class Gateway(Protocol):
+class Gateway(step_executor.StepGateway, Protocol):
     """The part of ``ecsop.aws.ecs.EcsGateway`` the executor needs."""
 
     def task_definition(self, arn: str) -> TaskDefinition: ...
@@ -99,6 +103,8 @@ class Applied:
     """The memory this action carries could not be written; the action happened anyway."""
     dry_run: bool = False
     """Nothing was changed (``ecsop plan``); the fields say what would have been."""
+    step_task: str = ""
+    """The task a ``RunStep`` started."""
 
 
 class WriteLog:
@@ -209,6 +215,14 @@ class AwsExecutor:
             self._remember(gateway, service, action.memory, keep=False)
             task_definition = action.task_definition if isinstance(action, RecordLastGood) else None
             return Applied(task_definition=task_definition)
+        if isinstance(action, RunStep):  # ``step_executor``: the record, then RunTask
+            chosen, registered = _step_revision(action, gateway, release, commit, dry_run=False)
+            assert chosen is not None
+            task = step_executor.run(gateway, service, chosen, action)
+            return Applied(chosen, registered, step_task=task)
+        if isinstance(action, RecordStep | StopStep):
+            step_executor.finish(gateway, service, action)
+            return Applied(task_definition=action.revision)
         if isinstance(action, LetGo):
             keys = [k for k in (*SERVICE_KEYS, *LEGACY_SERVICE_KEYS) if k in service.tags]
             if action.untag and keys:
@@ -278,6 +292,9 @@ class DryRunExecutor:
             return Applied(task_definition=action.to, dry_run=True)
         if isinstance(action, RecordLastGood):
             return Applied(task_definition=action.task_definition, dry_run=True)
+        if isinstance(action, RunStep):
+            chosen, registered = _step_revision(action, gateway, release, commit, dry_run=True)
+            return Applied(task_definition=chosen, registered=registered, dry_run=True)
         return Applied(dry_run=True)
 
     def flush(self, gateway: Gateway, service: ServiceState) -> None:
@@ -297,6 +314,15 @@ def _revision_for(
     if dry_run:
         return None, True
     return gateway.register(clone).arn, True
+
+
+def _step_revision(
+    action: RunStep, gateway: Gateway, release: str, commit: str | None, *, dry_run: bool
+) -> tuple[TaskDefinitionArn | None, bool]:
+    """The revision a step runs on: named, or the one its deploy would point the service at."""
+    if action.revision is not None or action.deploy is None:
+        return action.revision, False
+    return _revision_for(action.deploy, gateway, release, commit, dry_run=dry_run)
 
 
 def _point(

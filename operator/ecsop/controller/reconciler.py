@@ -11,7 +11,8 @@ run and the real run cannot disagree about what they saw or what they chose.
   process wrote or could not write (``WriteLog``).
 - **Probe**: only the signals the situation needs (``situation.probes_for``):
   gates while a rollout is judged, the judged deployment's stopped tasks, the
-  service deployment history when a rollout of ecsop's has vanished.
+  service deployment history when a rollout of ecsop's has vanished, the
+  release's steps before a deploy or in the bake (``step_probe``).
 - **Decide**: ``ecsop.decision.decide``, pure.
 - **Execute**: the executor, with the service cache told before and after each
   write, so no later pass acts on an observation older than the write.
@@ -30,9 +31,10 @@ import structlog
 from ecsop.aws.clients import AwsError
 from ecsop.aws.ecs import EcsGateway
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
+from ecsop.controller import step_probe
 from ecsop.controller.executor import Applied, Executor, WriteLog
 from ecsop.decision import strategy
-from ecsop.decision.actions import Action, Deploy, LetGo, Wait
+from ecsop.decision.actions import STEP_ACTIONS, Action, Deploy, LetGo, Wait
 from ecsop.decision.decide import decide
 from ecsop.decision.ecs_state import (
     Deployment,
@@ -115,9 +117,13 @@ class ReleaseReconciler:
         view = classify(loaded.release, observation, self._options)
         probes = probes_for(view)
         observation = self._probe(loaded, gateway, observation, view.judged, probes, now)
+        if Probe.STEPS in probes:
+            observation = step_probe.read(
+                loaded, gateway, observation, view, self._options, target.commit, now
+            )
         action = decide(loaded.release, observation, now, self._options, target.spec)
         if self._prober is not None and (
-            Probe.GATES not in probes or not isinstance(action, Wait | Deploy)
+            Probe.GATES not in probes or not isinstance(action, (Wait, Deploy, *STEP_ACTIONS))
         ):
             self._prober.idle(loaded.name)  # nothing judged, or judged: the gates are done
         writes = not isinstance(action, Wait)

@@ -29,7 +29,17 @@ import structlog
 from ecsop.aws.clients import AwsError
 from ecsop.controller.executor import Applied
 from ecsop.controller.restore import RestoreClock
-from ecsop.decision.actions import Action, RecordFailure, RecordLastGood, Rollback, Wait
+from ecsop.decision.actions import (
+    Action,
+    RecordFailure,
+    RecordLastGood,
+    RecordStep,
+    Rollback,
+    RunStep,
+    StepRunning,
+    StopStep,
+    Wait,
+)
 from ecsop.decision.ecs_state import ServiceState
 from ecsop.decision.observation import Observation, fingerprint_of, in_progress
 from ecsop.decision.reasons import Outcome, Phase, Reason
@@ -40,6 +50,7 @@ from ecsop.observability.status import (
     Rollout,
     RolloutProgress,
     StatusStore,
+    StepStatus,
 )
 from ecsop.spec.errors import SpecError
 from ecsop.spec.loader import LoadedRelease
@@ -146,8 +157,14 @@ class DecisionRecorder:
             last_rollout=last_rollout,
             rollout=_progress_of(observation),
             analysis=analysis,
+            step=_step_of(action, applied),
         )
         self.statuses.put(status, self._clock())
+        self.metrics.known_steps(
+            loaded.name,
+            [("pre_deploy", step.name) for step in spec.pre_deploy]
+            + [("verify", step.name) for step in spec.verify],
+        )
         self.metrics.set_release(
             loaded.name,
             spec.cluster,
@@ -160,13 +177,14 @@ class DecisionRecorder:
             action.phase,
             action.reason.value,
         )
-        failure = {}
+        failure: dict[str, str] = {}
         if isinstance(action, Rollback | RecordFailure):
             failure = {
                 "failure": action.failure.value,
                 "stop_reason": action.stop_reason,
                 "failed_deployment": action.deployment_id,
             }
+        failure |= _step_fields(action, applied)
         if changed or not isinstance(action, Wait):
             log.info(
                 action.message,
@@ -288,6 +306,8 @@ class DecisionRecorder:
         )
 
     def _count(self, name: str, action: Action, observation: Observation, now: datetime) -> None:
+        if isinstance(action, RecordStep | StopStep):
+            self._count_step(name, action)
         if isinstance(action, Rollback):
             self.metrics.deployments.labels(name, Outcome.ROLLED_BACK).inc()
             self.metrics.rollbacks.labels(name, action.failure.value).inc()
@@ -305,6 +325,51 @@ class DecisionRecorder:
                     max(0.0, (now - primary.created_at).total_seconds())
                 )
             self.metrics.last_success.labels(name).set(time.time())
+
+
+    def _count_step(self, name: str, action: RecordStep | StopStep) -> None:
+        if isinstance(action, StopStep):
+            if action.record is None:
+                return  # stopping again a task whose failure was counted
+            outcome = "timeout"
+        else:
+            outcome = action.outcome
+        self.metrics.steps.labels(name, action.kind, action.step, outcome).inc()
+        if isinstance(action, RecordStep) and action.duration_seconds is not None:
+            self.metrics.step_duration.labels(name, action.kind, action.step).observe(
+                action.duration_seconds
+            )
+
+
+def _step_of(action: Action, applied: Applied | None) -> StepStatus | None:
+    """The step running now, for ``/status``."""
+    if isinstance(action, StepRunning):
+        return StepStatus(
+            action.step, action.kind, action.task, action.elapsed_seconds, action.timeout_seconds
+        )
+    if isinstance(action, RunStep) and applied is not None and not applied.dry_run:
+        return StepStatus(action.step, action.kind, applied.step_task, 0, action.timeout_seconds)
+    return None
+
+
+def _step_fields(action: Action, applied: Applied | None) -> dict[str, str]:
+    """The log line's step fields: which step, which kind, which task."""
+    if isinstance(action, StepRunning):
+        return {"step": action.step, "step_kind": action.kind, "task": action.task}
+    if isinstance(action, RunStep):
+        task = applied.step_task if applied else ""
+        return {"step": action.step, "step_kind": action.kind, "task": task}
+    if isinstance(action, RecordStep):
+        record = action.record
+        return {
+            "step": action.step,
+            "step_kind": action.kind,
+            "task": record.task,
+            "outcome": action.outcome,
+        }
+    if isinstance(action, StopStep):
+        return {"step": action.step, "step_kind": action.kind, "task": action.task_arn}
+    return {}
 
 
 def _rollout_of(action: Action, now: datetime) -> Rollout | None:

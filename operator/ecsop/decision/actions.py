@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
-from ecsop.decision.memory import ServiceMemory
+from ecsop.decision.memory import ServiceMemory, StepRecord
 from ecsop.decision.reasons import Failure, Phase, Reason
 
 
@@ -143,3 +143,76 @@ class LetGo(Action):
 
 MEMORY_WRITES = (Deploy, Rollback, RecordFailure, RecordLastGood, ForgetRollout, Revert)
 """Actions that write ``memory``."""
+
+
+# --- steps (``ecsop.decision.steps``) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStep(Action):
+    """Start one attempt of a step: its record on the revision first, then RunTask.
+
+    Pre-deploy steps carry the ``Deploy`` they precede: the executor registers
+    (or reuses) its revision exactly as that deploy would, unless ``revision``
+    already names it; verify steps name the deployed revision.
+    """
+
+    kind: str
+    """``step_state.StepKind`` value."""
+    step: str
+    container: str
+    command: tuple[str, ...]
+    environment: Mapping[str, str]
+    started_by: str
+    client_token: str
+    record: StepRecord
+    """Written on the revision before RunTask (``state=started``)."""
+    task_tags: Mapping[str, str]
+    revision: TaskDefinitionArn | None = None
+    deploy: Deploy | None = None
+    pending: tuple[str, ...] = ()
+    """This step and the steps of its kind after it that have not succeeded yet."""
+    timeout_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class RecordStep(Action):
+    """A step's task stopped (or was lost): write its outcome on the revision."""
+
+    kind: str
+    step: str
+    revision: TaskDefinitionArn
+    record: StepRecord
+    outcome: str
+    """``succeeded`` or ``failed``: the ``outcome`` label of ``ecsop_steps_total``."""
+    duration_seconds: float | None = None
+    """From the task's creation to its stop, when both are known."""
+
+
+@dataclass(frozen=True)
+class StopStep(Action):
+    """Stop a step's task (a timeout): its failure is written on the revision first."""
+
+    kind: str
+    step: str
+    revision: TaskDefinitionArn
+    task_arn: str
+    record: StepRecord | None
+    """None when the failure is recorded already (a stop that did not happen before)."""
+    stop_reason: str
+    """StopTask's ``reason``, shown in the task's ``stoppedReason``."""
+
+
+@dataclass(frozen=True)
+class StepRunning(Wait):
+    """A step's task runs: nothing to do but look again (shown in status)."""
+
+    kind: str = ""
+    step: str = ""
+    task: str = ""
+    elapsed_seconds: int = 0
+    timeout_seconds: int = 0
+
+
+STEP_ACTIONS = (RunStep, RecordStep, StopStep)
+"""Actions that change a step (and write its record on a revision)."""

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from ecsop.decision import gates, rollback, strategy
+from ecsop.decision import candidate, gates, rollback, steps, strategy
 from ecsop.decision.actions import (
     Action,
     Continue,
@@ -33,6 +33,7 @@ from ecsop.decision.actions import (
     RecordFailure,
     RecordLastGood,
     Revert,
+    RunStep,
     Wait,
 )
 from ecsop.decision.ecs_state import RolloutState, short_name
@@ -349,6 +350,9 @@ def _baking(p: _Pass) -> Action:
             "running, the bake starts when all are",
             p.poll,
         )
+    verifying = steps.during_bake(p.release, p.observed, p.view, p.memory, p.now, p.poll)
+    if verifying is not None:
+        return verifying
     baked = (p.now - primary.updated_at).total_seconds()
     if baked < rollout.bake_seconds:
         remaining = rollout.bake_seconds - baked
@@ -466,19 +470,13 @@ def _deploy(p: _Pass, reason: Reason) -> Action:
     blocked = _memory_blocked(p) or _unsupported(p) or _held(p, reason)
     if blocked is not None:
         return blocked
+    return _deploy_action(p, reason)
+
+
+def _deploy_action(p: _Pass, reason: Reason) -> Deploy:
     service = p.observed.service
     verb = "self-healing drift" if reason is Reason.SELF_HEAL else "deploying"
-    last_good = p.view.last_good
-    # The clone's base: what the service runs when it is ecsop's own revision
-    # (configuration registered since is kept); the proven last-good when the
-    # service was changed by hand, whose revision ecsop never judged.
-    base = last_good if reason is Reason.SELF_HEAL and last_good else service.task_definition
-    reuse = None
-    if (
-        last_good
-        and fingerprint_of(p.release, p.observed.task_definitions.get(last_good)) == p.view.desired
-    ):
-        reuse = last_good  # a revert: the proven revision may be reusable
+    source = candidate.clone_source(p.release, p.observed, p.view)
     return Deploy(
         Phase.PROGRESSING,
         reason,
@@ -486,9 +484,9 @@ def _deploy(p: _Pass, reason: Reason) -> Action:
         p.poll,
         fingerprint=p.view.desired,
         images=dict(p.release.spec.containers),
-        base=base,
+        base=source.base,
         memory=p.memory.rolling_out(p.view.desired),
-        reuse=reuse,
+        reuse=source.reuse,
         deployment_configuration=strategy.configuration(p.release, service),
     )
 
@@ -507,8 +505,13 @@ def _held(p: _Pass, reason: Reason) -> Action | None:
     Each check is a module of its own and answers a ``Wait`` naming what it
     waits for, or None. Only new releases are held: this function is not on
     the path of rollbacks, which are never held.
+
+    - ``steps.before_deploy``: every pre-deploy step (migrations) succeeded on
+      the revision the deploy will point the service at.
     """
-    return None
+    return steps.before_deploy(
+        p.release, p.observed, p.view, p.now, p.poll, _deploy_action(p, reason)
+    )
 
 
 def _memory_blocked(p: _Pass) -> Action | None:
@@ -580,7 +583,7 @@ def _as_the_spec_stands(action: Action, view: View, spec: SpecState) -> Action:
     if not spec.problems:
         return action
     problem = spec.problems[0]
-    if isinstance(action, Deploy):
+    if isinstance(action, Deploy | RunStep):
         return Wait(
             Phase.INVALID, Reason.INVALID_SPEC, f"spec is invalid, not deploying: {problem}", None
         )

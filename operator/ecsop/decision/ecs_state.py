@@ -92,6 +92,40 @@ class TaskTarget:
 
 
 @dataclass(frozen=True)
+class CapacityProviderItem:
+    """One entry of a service's ``capacityProviderStrategy``."""
+
+    provider: str
+    weight: int = 0
+    base: int = 0
+
+
+@dataclass(frozen=True)
+class AwsVpc:
+    """A service's ``networkConfiguration.awsvpcConfiguration``."""
+
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...] = ()
+    assign_public_ip: str = ""
+
+
+@dataclass(frozen=True)
+class TaskLaunch:
+    """How a service launches its tasks: what a one-off task of its own must use too.
+
+    Read from DescribeServices; a step's RunTask repeats it, so a migration
+    runs where the service runs (same subnets, security groups, Fargate
+    platform, capacity providers).
+    """
+
+    launch_type: str = ""
+    """FARGATE, EC2, EXTERNAL; "" when the service uses a capacity provider strategy."""
+    capacity_provider_strategy: tuple[CapacityProviderItem, ...] = ()
+    platform_version: str = ""
+    awsvpc: AwsVpc | None = None
+
+
+@dataclass(frozen=True)
 class ServiceState:
     """One ECS service as DescribeServices (with tags) reports it."""
 
@@ -129,6 +163,8 @@ class ServiceState:
     clock: it is immune to skew on the daemon's host, and in the sandbox it is
     the simulator's (faster) clock.
     """
+    launch: TaskLaunch = field(default_factory=TaskLaunch)
+    """Launch type or capacity providers, network configuration, platform version."""
 
     @property
     def primary(self) -> Deployment | None:
@@ -151,6 +187,35 @@ class ServiceMissing:
 
 
 @dataclass(frozen=True)
+class ContainerLogs:
+    """A container's ``logConfiguration``, as far as saying where its logs are goes."""
+
+    driver: str
+    group: str = ""
+    """CloudWatch Logs group (awslogs ``awslogs-group``, FireLens ``log_group_name``)."""
+    stream_prefix: str = ""
+    """awslogs ``awslogs-stream-prefix``, FireLens ``log_stream_prefix``."""
+    region: str = ""
+
+    def where(self, container: str, task_id: str) -> str:
+        """Where the logs of ``container`` in task ``task_id`` are, in words.
+
+        awslogs names a stream ``prefix/container/task-id`` ("Using the awslogs
+        log driver", https://docs.aws.amazon.com/AmazonECS/latest/developerguide/using_awslogs.html);
+        FireLens tags a container's records ``<container>-firelens-<task id>``,
+        and Fluent Bit's cloudwatch_logs output names the stream
+        ``log_stream_prefix`` + tag.
+        """
+        if self.driver == "awslogs" and self.group:
+            stream = f"{self.stream_prefix}/{container}/{task_id}" if self.stream_prefix else ""
+            return f"CloudWatch Logs group {self.group}" + (f", stream {stream}" if stream else "")
+        if self.driver == "awsfirelens" and self.group:
+            stream = f"{self.stream_prefix}{container}-firelens-{task_id}"
+            return f"CloudWatch Logs group {self.group}, stream {stream} (FireLens)"
+        return f"log driver {self.driver}"
+
+
+@dataclass(frozen=True)
 class TaskDefinition:
     """The parts of an (immutable) task definition revision the decision needs."""
 
@@ -164,3 +229,5 @@ class TaskDefinition:
     """Hash of everything RegisterTaskDefinition would take to make this revision again,
     ecsop's own tags excepted (``ecsop.aws.taskdef.content_hash``): two revisions with
     the same content are interchangeable, whatever their family or revision number."""
+    logs: Mapping[str, ContainerLogs] = field(default_factory=dict)
+    """Container name -> its log configuration (containers without one are absent)."""

@@ -21,7 +21,11 @@ resource and a user's own come first (``docs/design.md``, "The tag budget").
 On each task definition revision ecsop registers: ``ecsop:release``,
 ``ecsop:fingerprint``, ``ecsop:content`` (``ecsop.aws.taskdef.content_hash`` of
 the revision: what decides reuse) and ``ecsop:commit`` (when the spec
-directory is a git work tree).
+directory is a git work tree). Each step (``spec.preDeploy``, ``spec.verify``)
+run on a revision keeps one more tag there, ``ecsop:step:NAME``, written before
+anything else happens: ``state=started try=N at=SECONDS`` before RunTask, then
+``state=succeeded`` or ``state=failed`` with the task, exit code, stop code and
+why (``StepRecord``).
 
 Services managed by ecsop before this layout carry the older one-tag-per-field
 keys (``LEGACY_SERVICE_KEYS``); they are read, trusted when their release
@@ -31,8 +35,10 @@ matches, and replaced by the two tags on the next write.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
 from ecsop.decision.reasons import Failure
@@ -61,6 +67,8 @@ TAG_COMMIT = "ecsop:commit"
 """On task definitions ecsop registers: the git commit of the spec directory."""
 TAG_CONTENT = "ecsop:content"
 """On task definitions ecsop registers: the content hash of the registration request."""
+REVISION_KEYS = (TAG_RELEASE, TAG_FINGERPRINT, TAG_COMMIT, TAG_CONTENT)
+"""Every tag ecsop writes on a revision it registers (steps add one each)."""
 
 LEGACY_SERVICE_KEYS = (
     "ecsop:release",
@@ -270,3 +278,132 @@ def _failure(value: str) -> Failure:
         return Failure(value)
     except ValueError:
         return Failure.FAILED_TASKS
+
+
+# --- steps: one tag per step on the revision it runs on ---------------------------------
+
+TAG_STEP_PREFIX = "ecsop:step:"
+"""On a revision a step ran on: ``ecsop:step:NAME`` holds that step's ``StepRecord``."""
+_UNSAFE_TAG_VALUE = re.compile(r"[^\w .:/=+@-]+")
+"""Characters ECS refuses in tag values (it allows letters, digits, spaces and ``_.:/=+-@``)."""
+
+
+class StepState(StrEnum):
+    """Where a step stands for one attempt."""
+
+    STARTED = "started"
+    """Recorded just before RunTask: its task is looked for before anything else is done."""
+    SUCCEEDED = "succeeded"
+    """Its container exited 0 within the timeout: never run again for this fingerprint."""
+    FAILED = "failed"
+    """It exited non-zero, failed to start, timed out or was lost: only ``ecsop retry``
+    runs it again (as the next attempt)."""
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step's memory on a revision, as ``key=value`` words in one tag value."""
+
+    state: StepState | None = None
+    """None: not started in this attempt (never run, or cleared by ``ecsop retry``)."""
+    attempt: int = 1
+    """Which run of the step this is; ``ecsop retry`` moves to the next one."""
+    at: int = 0
+    """When it was started: AWS's clock, Unix seconds."""
+    task: str = ""
+    """The task id (the last part of its ARN), once known."""
+    exit_code: int | None = None
+    stop_code: str = ""
+    """ECS's ``stopCode`` (EssentialContainerExited, TaskFailedToStart, UserInitiated, ...)."""
+    why: str = ""
+    """A short explanation (ECS's stopped reason, "timed out after 900s"), tag-safe."""
+
+    @classmethod
+    def read(cls, value: str) -> StepRecord:
+        """A record from its tag value; unknown words are ignored, a broken one is pending."""
+        head, _, why = value.partition(" why=")
+        if value.startswith("why="):
+            head, why = "", value[len("why=") :]
+        words = dict(word.split("=", 1) for word in head.split() if "=" in word)
+        try:
+            state = StepState(words["state"]) if words.get("state") else None
+        except ValueError:
+            state = None
+        return cls(
+            state=state,
+            attempt=_number(words.get("try")) or 1,
+            at=_number(words.get("at")) or 0,
+            task=words.get("task", ""),
+            exit_code=_number(words.get("exit")),
+            stop_code=words.get("stop", ""),
+            why=why.strip(),
+        )
+
+    def value(self) -> str:
+        """The tag value, at most ``MAX_TAG_VALUE`` characters (``why`` is cut to fit)."""
+        words = [f"try={self.attempt}"]
+        if self.state is not None:
+            words.insert(0, f"state={self.state}")
+        if self.at:
+            words.append(f"at={self.at}")
+        if self.task:
+            words.append(f"task={self.task}")
+        if self.exit_code is not None:
+            words.append(f"exit={self.exit_code}")
+        if self.stop_code:
+            words.append(f"stop={_tag_safe(self.stop_code).replace(' ', '')}")
+        text = " ".join(words)
+        if self.why:
+            text = f"{text} why={_tag_safe(self.why)}"
+        return text[:MAX_TAG_VALUE].rstrip()
+
+    # --- transitions ------------------------------------------------------------------
+
+    def started(self, at: int) -> StepRecord:
+        """Before RunTask; a re-sent RunTask of the same attempt keeps the first time."""
+        return replace(self, state=StepState.STARTED, at=self.at or at)
+
+    def finished(
+        self, succeeded: bool, task: str, exit_code: int | None, stop_code: str, why: str
+    ) -> StepRecord:
+        state = StepState.SUCCEEDED if succeeded else StepState.FAILED
+        return replace(
+            self, state=state, task=task, exit_code=exit_code, stop_code=stop_code, why=why
+        )
+
+    def retried(self) -> StepRecord:
+        """What ``ecsop retry`` leaves: the next attempt, not started."""
+        return StepRecord(attempt=self.attempt + 1)
+
+
+TAG_STEP = "ecsop:step"
+"""On a step's task (with ``ecsop:release`` and ``ecsop:fingerprint``): ``NAME try=N``."""
+
+
+def step_task_tags(release: str, fingerprint: str, step: str, attempt: int) -> dict[str, str]:
+    """The tags a step's task is started with: what it is, for people and for IAM."""
+    return {TAG_RELEASE: release, TAG_FINGERPRINT: fingerprint, TAG_STEP: f"{step} try={attempt}"}
+
+
+def step_tag(step: str) -> str:
+    return f"{TAG_STEP_PREFIX}{step}"
+
+
+def step_records(tags: Mapping[str, str]) -> dict[str, StepRecord]:
+    """Step name -> its record, from a revision's tags."""
+    return {
+        key[len(TAG_STEP_PREFIX) :]: StepRecord.read(value)
+        for key, value in tags.items()
+        if key.startswith(TAG_STEP_PREFIX)
+    }
+
+
+def _tag_safe(text: str) -> str:
+    return " ".join(_UNSAFE_TAG_VALUE.sub(" ", text).split())
+
+
+def _number(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None

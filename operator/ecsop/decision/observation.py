@@ -24,6 +24,7 @@ from ecsop.decision.ecs_state import (
     TaskDefinitionArn,
 )
 from ecsop.decision.memory import ServiceMemory
+from ecsop.decision.step_state import StepsSeen
 from ecsop.spec import model as spec_model
 from ecsop.spec.model import ServiceRelease
 
@@ -167,6 +168,9 @@ class Observation:
     denied), kept in-process so the failure it records still holds until it can be."""
     written_by_this_instance: bool = False
     """This daemon process has written this service's memory since it started."""
+    steps: StepsSeen | None = None
+    """The release's pre-deploy or verify steps, read only when the situation may run them
+    (``situation.Probe.STEPS``, ``ecsop.decision.steps.query``). None: not read."""
 
     @property
     def memory(self) -> ServiceMemory:

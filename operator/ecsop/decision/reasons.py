@@ -83,6 +83,16 @@ class Reason(StrEnum):
     """Situation ROLLING_OUT paused for test traffic, every check passed: ECS continues."""
     REVERTING = "Reverting"
     """Situation SUPERSEDED and the spec went back to last-good: the rollout is stopped now."""
+    RUNNING_STEP = "RunningStep"
+    """``decision.steps``: a pre-deploy or verify step is started, or its task runs."""
+    STEP_FINISHED = "StepFinished"
+    """``decision.steps``: a step's task stopped; its outcome is recorded on the revision."""
+    STEP_FAILED = "StepFailed"
+    """``decision.steps``: a pre-deploy step failed: nothing is deployed until the spec
+    changes or ``ecsop retry``."""
+    STEP_BLOCKED = "StepBlocked"
+    """``decision.steps``: a step cannot be started (its container is not in the revision,
+    no room for its tag, its state unreadable, or an earlier spec's step still runs)."""
 
 
 class Failure(StrEnum):
@@ -108,6 +118,8 @@ class Failure(StrEnum):
     """The rollback to last-good failed too."""
     TEST_TRAFFIC = "test_traffic"
     """A blue/green test-traffic check failed before production traffic moved."""
+    VERIFY = "verify"
+    """A ``spec.verify`` step failed during the bake (``decision.steps``)."""
 
 
 class Outcome(StrEnum):

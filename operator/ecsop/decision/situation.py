@@ -77,6 +77,9 @@ class Probe(StrEnum):
     """What became of a rollout ecsop no longer sees (the service deployments' history)."""
     TRAFFIC = "traffic"
     """Where a traffic-shifting rollout is: its stage, pauses, and the listener weights."""
+    STEPS = "steps"
+    """The release's steps: pre-deploy before a deploy, verify in the bake
+    (``ecsop.decision.steps.query`` says which, if the spec has any)."""
 
 
 JUDGED = frozenset({Situation.ROLLING_OUT, Situation.SUPERSEDED, Situation.BAKING})
@@ -193,7 +196,8 @@ def classify(release: ServiceRelease, observed: Observation, options: Options) -
 
 
 def probes_for(view: View) -> frozenset[Probe]:
-    """The signals this pass must gather before deciding: none while steady."""
+    """The signals this pass must gather before deciding: none while steady, but the
+    release's steps before a deploy."""
     return _probes(view) | (
         {Probe.TRAFFIC} if view.shifts_traffic and view.situation in _MOVING else frozenset()
     )
@@ -210,8 +214,12 @@ _MOVING = {
 
 
 def _probes(view: View) -> frozenset[Probe]:
+    if view.situation is Situation.BAKING:
+        return frozenset({Probe.GATES, Probe.STOPPED_TASKS, Probe.STEPS})
     if view.situation in JUDGED:
         return frozenset({Probe.GATES, Probe.STOPPED_TASKS})
+    if view.situation in (Situation.OUT_OF_DATE, Situation.DRIFTED):
+        return frozenset({Probe.STEPS})
     if view.situation is Situation.ECS_ROLLING_BACK:
         failed = view.memory.failed
         recorded = failed is not None and failed.fingerprint == view.desired

@@ -36,6 +36,9 @@ OUTCOMES = tuple(o.value for o in Outcome)
 """The ``outcome`` label values of ``ecsop_deployments_total``."""
 ROLLBACK_REASONS = tuple(f.value for f in Failure if f is not Failure.ROLLBACK_FAILED)
 """The ``reason`` label values of ``ecsop_rollbacks_total`` (a failed rollback is not one)."""
+STEP_OUTCOMES = ("succeeded", "failed", "timeout")
+"""The ``outcome`` label values of ``ecsop_steps_total``."""
+STEP_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 
 
 def label(value: object) -> str:
@@ -166,6 +169,20 @@ class Metrics:
             ["release"],
             registry=registry,
         )
+        self.steps = Counter(
+            "ecsop_steps_total",
+            "Steps (one-off tasks of spec.preDeploy and spec.verify) that ended, by outcome "
+            "(succeeded, failed, timeout).",
+            ["release", "kind", "step", "outcome"],
+            registry=registry,
+        )
+        self.step_duration = Histogram(
+            "ecsop_step_duration_seconds",
+            "From a step's task being created to its stop.",
+            ["release", "kind", "step"],
+            buckets=STEP_BUCKETS,
+            registry=registry,
+        )
         self.aws_calls = Counter(
             "ecsop_aws_api_calls_total",
             "AWS API HTTP attempts, by service, operation and result code.",
@@ -260,6 +277,8 @@ class Metrics:
             self.time_to_restore,
             self.analysis_measurements,
             self.analysis_verdict,
+            self.steps,
+            self.step_duration,
         ):
             _remove_release(metric, name)
 
@@ -290,6 +309,16 @@ class Metrics:
     def analysis_stopped(self, release: str) -> None:
         """``release``'s analyses are no longer measured: its latest verdicts are withdrawn."""
         _remove_release(self.analysis_verdict, release)
+
+    def known_steps(self, name: str, steps: list[tuple[str, str]]) -> None:
+        """Create ``ecsop_steps_total`` at 0 for each (kind, step) of a release's spec.
+
+        Step names are bounded by the spec (at most five of each kind), so the
+        ``step`` label is too; born at 0, a first failure is an ``increase()``.
+        """
+        for kind, step in steps:
+            for outcome in STEP_OUTCOMES:
+                self.steps.labels(name, kind, step, outcome)
 
     # --- spec directory -----------------------------------------------------------
 

@@ -88,6 +88,20 @@ class AnalysisStatus:
 
 
 @dataclass(frozen=True)
+class StepStatus:
+    """A step (``spec.preDeploy`` or ``spec.verify``) whose task runs now."""
+
+    name: str
+    kind: str
+    """``pre_deploy`` or ``verify``."""
+    task: str
+    """The task's ARN ("" until RunTask answered)."""
+    elapsed_seconds: int
+    """Since the task was created, by AWS's clock."""
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
 class ReleaseStatus:
     name: str
     region: str
@@ -116,12 +130,16 @@ class ReleaseStatus:
     last_change: datetime | None = None
     """When the phase last changed."""
     updated_at: datetime | None = None
+    step: StepStatus | None = None
+    """The step running now, if any (``/status``'s ``step``; omitted when none)."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = _jsonable(asdict(self))
         rollout = data.get("lastRollout")
         if rollout is not None and not rollout.get("stopReason"):
             del rollout["stopReason"]  # optional, omitted when empty (Kubernetes' omitempty)
+        if data.get("step") is None:
+            data.pop("step", None)
         return data
 
 

@@ -33,6 +33,10 @@ UNHEALTHY = "59233b6fe80dcdad24162d3d22e28579bdfe7c2f46b2dd4e858f6608f57b3f4f"
 ALARM = "a56b6c86a1b03a5bf47ef6024d06c89e9d9cc8714ef1aaf9b4549eae0d57f6f5"
 SMOKE_500 = "c9d605aa6b83c59d942eb2c251ea7ae0507945e2c7daab4333f390a922e40196"
 """Healthy to ECS and the load balancer; the smoke endpoint answers 500 while it serves."""
+BAD_MIGRATION = "64cceb0783172aa71c72cf599930166f132f41f27515ca368eec0c650aa02443"
+"""Healthy, but its migration (the specs' pre-deploy step) exits 1: nothing is deployed."""
+BAD_SMOKE = "d4aafd3f76b56aea739dea69080987ff177ad374b99d361e12f2b7aa9cf3d556"
+"""Healthy, but its smoke test (the specs' verify step) exits 1: rolled back."""
 WEB_REPOSITORY = "111122223333.dkr.ecr.us-east-1.amazonaws.com/taskboard-web"
 WEB_V3_1 = "9f606588de72969076b0c7773fb7ac65116f4880b1367ed6aa75394726a6ec27"
 WEB_BROKEN = "5faa7b90d3822c01df89aa281331a304a3a628079e0140f02cfaa04d57c2f89f"
@@ -103,6 +107,9 @@ Try it (in another terminal), editing {specs}/taskboard-api.yaml, release taskbo
     http_check     ...@sha256:{SMOKE_500} (healthy to ECS), with under rollout:
                    httpChecks: [{{url: "{check_url}", intervalSeconds: 1, failuresAllowed: 1}}]
   A release is last-good only after every gate stays green for bakeSeconds after COMPLETED.
+  steps: every api release runs its migration first and its smoke test in the bake:
+    ...@sha256:{BAD_MIGRATION} (its migration fails: nothing deployed)
+    ...@sha256:{BAD_SMOKE} (its smoke test fails: rolled back, reason verify)
 Blue/green: edit {specs}/taskboard-web.yaml (release taskboard-web-prod, strategy
   blueGreen with a test-traffic check on the test listener, 127.0.0.1:39081 here):
   good     {WEB_REPOSITORY}@sha256:{WEB_V3_1} (test traffic, then all production at once)

@@ -19,6 +19,7 @@ Python directly.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
@@ -146,6 +147,28 @@ class ServiceSpec(_Model):
     """More than 1: create ``<name>-0001`` ... sharing one task definition revision."""
     crash_after_running_counts_as_failed: bool | None = None
     """Overrides the scenario-wide ``crashAfterRunningCountsAsFailed`` for this service."""
+    network_configuration: dict[str, Any] | None = None
+    """ECS ``NetworkConfiguration``, as CreateService takes it. ECS requires one for an
+    ``awsvpc`` task definition; left out, such a service gets ``default_network``."""
+
+    @field_validator("network_configuration")
+    @classmethod
+    def _network_configuration(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _check_keys(value, "NetworkConfiguration", "networkConfiguration")
+            awsvpc = value.get("awsvpcConfiguration")
+            if not isinstance(awsvpc, dict) or not awsvpc.get("subnets"):
+                raise ValueError("networkConfiguration.awsvpcConfiguration.subnets is required")
+            _check_keys(awsvpc, "AwsVpcConfiguration", "networkConfiguration.awsvpcConfiguration")
+        return value
+
+    def network(self, cluster: str) -> dict[str, Any] | None:
+        """The service's network configuration: given, or the default for ``awsvpc``."""
+        if self.network_configuration is not None:
+            return self.network_configuration
+        if self.task_definition.get("networkMode") != "awsvpc":
+            return None
+        return default_network(cluster)
 
     @field_validator("task_definition")
     @classmethod
@@ -350,6 +373,24 @@ def _shape_members(shape: str) -> frozenset[str]:
 
     model = botocore.session.get_session().get_service_model("ecs")
     return frozenset(model.shape_for(shape).members)
+
+
+def default_network(cluster: str) -> dict[str, Any]:
+    """The network configuration of a scenario's ``awsvpc`` service that names none.
+
+    ECS refuses an ``awsvpc`` service without subnets ("Network Configuration
+    must be provided when networkMode 'awsvpc' is specified"); the sandbox
+    gives each cluster one private subnet and security group, named after it,
+    so a RunTask copying the service's configuration works as on ECS.
+    """
+    token = hashlib.sha256(cluster.encode()).hexdigest()
+    return {
+        "awsvpcConfiguration": {
+            "subnets": [f"subnet-{token[:17]}"],
+            "securityGroups": [f"sg-{token[17:34]}"],
+            "assignPublicIp": "DISABLED",
+        }
+    }
 
 
 def _check_keys(value: Mapping[str, Any], shape: str, where: str) -> None:

@@ -404,6 +404,7 @@ class Simulator:
                     self._bindings(cluster_name, name, spec),
                     health_check_grace_period=spec.health_check_grace_period_seconds,
                     tags=dict(spec.tags),
+                    network_configuration=spec.network(cluster_name),
                 )
                 if spec.crash_after_running_counts_as_failed is not None:
                     service.crash_counts_as_failed = spec.crash_after_running_counts_as_failed

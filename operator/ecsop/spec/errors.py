@@ -11,6 +11,7 @@ A spec value is only ever quoted through ``quoting.quote`` (a bounded ``repr``).
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -123,10 +124,14 @@ def _describe(value: Any) -> str:
 def _allowed_fields(loc: Path_, model: type[BaseModel]) -> list[str]:
     """The field names a mapping at ``loc`` accepts, read from the pydantic models."""
     for part in loc:
+        if isinstance(part, int):
+            continue  # an item of a list of models: the list's model applies
         nested = None
         for name, info in model.model_fields.items():
             if part in (name, info.alias):
                 annotation = info.annotation
+                if typing.get_origin(annotation) is list:
+                    annotation = typing.get_args(annotation)[0]
                 if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                     nested = annotation
         if nested is None:

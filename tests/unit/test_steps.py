@@ -1,0 +1,495 @@
+"""Steps in the decision: migrations before a deploy, smoke tests in the bake, once each.
+
+Table-driven over what a pass read (``Observation.steps``): the records on the
+revision, the tasks found by ``startedBy``. ``docs/design.md``, "Steps".
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from builders import NOW, memory_tags, service, task_definition
+from builders import deployment as build_deployment
+from builders import release as build_release
+from ecsop.decision import actions, situation, steps
+from ecsop.decision import decide as reconciler
+from ecsop.decision.actions import (
+    Deploy,
+    RecordFailure,
+    RecordLastGood,
+    RecordStep,
+    Rollback,
+    RunStep,
+    StepRunning,
+    StopStep,
+    Wait,
+)
+from ecsop.decision.ecs_state import (
+    ContainerLogs,
+    DeploymentStatus,
+    Fingerprint,
+    RolloutState,
+    TaskDefinition,
+)
+from ecsop.decision.memory import (
+    TAG_FINGERPRINT,
+    TAG_RELEASE,
+    StepRecord,
+    StepState,
+    step_records,
+    step_tag,
+)
+from ecsop.decision.observation import Observation, Options, SpecState
+from ecsop.decision.reasons import Failure, Phase, Reason
+from ecsop.decision.step_state import (
+    STARTED_BY_MAX,
+    StepKind,
+    StepsSeen,
+    StepTask,
+    client_token,
+    started_by,
+)
+from ecsop.spec.model import ServiceRelease, fingerprint
+
+OLD = "repo/api@sha256:" + "0" * 64
+NEW = "repo/api@sha256:" + "1" * 64
+SIDE = "repo/log@sha256:" + "9" * 64
+LOGS = {"api": ContainerLogs("awslogs", "/shop/api", "app", "us-east-1")}
+TD_OLD = replace(task_definition("api", 1, {"api": OLD, "log": SIDE}), logs=LOGS)
+TD_NEW = replace(
+    task_definition("api", 2, {"api": NEW, "log": SIDE}, {TAG_RELEASE: "api-prod", "team": "shop"}),
+    logs=LOGS,
+)
+TDS = {td.arn: td for td in (TD_OLD, TD_NEW)}
+FP_NEW = Fingerprint(fingerprint({"api": NEW}))
+MIGRATE = {"name": "migrate", "container": "api", "command": ["migrate"], "timeoutSeconds": 300}
+SEED = {"name": "seed", "container": "api", "command": ["seed"]}
+SMOKE = {"name": "smoke", "container": "api", "command": ["smoke"], "timeoutSeconds": 120}
+
+
+def release(image: str = NEW, **spec: Any) -> ServiceRelease:
+    spec.setdefault("preDeploy", [MIGRATE])
+    return build_release(containers={"api": image}, **spec)
+
+
+def task(
+    state: str = "RUNNING", *, age: float = 60, exit_code: int | None = None, stopping: bool = False
+) -> StepTask:
+    stopped = state == "STOPPED"
+    return StepTask(
+        arn="arn:aws:ecs:us-east-1:111122223333:task/prod/0123456789abcdef0123456789abcdef",
+        last_status=state,
+        desired_status="STOPPED" if stopped or stopping else "RUNNING",
+        created_at=NOW - timedelta(seconds=age),
+        stopped_at=NOW - timedelta(seconds=1) if stopped else None,
+        exit_code=exit_code,
+        stop_code="EssentialContainerExited" if stopped else "",
+        stopped_reason="Essential container in task exited" if stopped else "",
+    )
+
+
+def seen(
+    kind: StepKind = StepKind.PRE_DEPLOY,
+    *,
+    revision: TaskDefinition | None = None,
+    records: dict[str, StepRecord] | None = None,
+    tasks: dict[str, tuple[StepTask, ...]] | None = None,
+    elsewhere: tuple[str, ...] = (),
+) -> StepsSeen:
+    return StepsSeen(
+        kind=kind,
+        fingerprint=FP_NEW,
+        revision=revision,
+        base=TD_OLD,
+        records=records or {},
+        tasks=tasks or {},
+        elsewhere=elsewhere,
+    )
+
+
+def out_of_date(steps_seen: StepsSeen | None) -> Observation:
+    """Steady on the old release (proven), the spec names the new one."""
+    return Observation(
+        service(build_deployment(TD_OLD), tags=memory_tags(last_good=TD_OLD.arn)),
+        TDS,
+        steps=steps_seen,
+    )
+
+
+def baking(steps_seen: StepsSeen | None, baked: float = 3000) -> Observation:
+    """Steady on the new release, bake over, not yet proven."""
+    return Observation(
+        service(
+            build_deployment(TD_NEW, updated_ago=baked), tags=memory_tags(last_good=TD_OLD.arn)
+        ),
+        TDS,
+        steps=steps_seen,
+    )
+
+
+def decide(rel: ServiceRelease, obs: Observation, spec: SpecState | None = None) -> actions.Action:
+    return reconciler.decide(rel, obs, NOW, Options(active_poll_seconds=5), spec)
+
+
+STARTED = StepRecord(StepState.STARTED, 1, int(NOW.timestamp()) - 60)
+SUCCEEDED = StepRecord(StepState.SUCCEEDED, 1, 1, "t1", 0)
+FAILED = StepRecord(StepState.FAILED, 1, 1, "0123456789abcdef", 3, "EssentialContainerExited")
+
+
+@pytest.mark.parametrize(
+    ("rel", "obs", "expected"),
+    [
+        pytest.param(
+            release(),
+            out_of_date(None),
+            (Wait, Phase.PROGRESSING, Reason.STEP_BLOCKED),
+            id="unread-starts-nothing",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(seen()),
+            (RunStep, Phase.PROGRESSING, Reason.RUNNING_STEP),
+            id="first-run-registers-the-revision",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(seen(revision=TD_NEW, records={"migrate": STARTED})),
+            (RunStep, Phase.PROGRESSING, Reason.RUNNING_STEP),
+            id="started-no-task-yet-sends-the-same-runtask",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(
+                seen(
+                    revision=TD_NEW,
+                    records={"migrate": replace(STARTED, at=int(NOW.timestamp()) - 3001)},
+                )
+            ),
+            (RecordStep, Phase.DEGRADED, Reason.STEP_FINISHED),
+            id="started-long-ago-and-gone-is-lost-not-rerun",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(
+                seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (task(),)})
+            ),
+            (StepRunning, Phase.PROGRESSING, Reason.RUNNING_STEP),
+            id="running",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(
+                seen(
+                    revision=TD_NEW,
+                    records={"migrate": STARTED},
+                    tasks={"migrate": (task(age=301),)},
+                )
+            ),
+            (StopStep, Phase.DEGRADED, Reason.STEP_FINISHED),
+            id="past-its-timeout-is-stopped",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(
+                seen(
+                    revision=TD_NEW,
+                    records={"migrate": STARTED},
+                    tasks={"migrate": (task("STOPPING", age=301, stopping=True),)},
+                )
+            ),
+            (StepRunning, Phase.PROGRESSING, Reason.RUNNING_STEP),
+            id="past-its-timeout-but-already-stopping",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(
+                seen(
+                    revision=TD_NEW,
+                    records={"migrate": STARTED},
+                    tasks={"migrate": (task("STOPPED", exit_code=0),)},
+                )
+            ),
+            (RecordStep, Phase.PROGRESSING, Reason.STEP_FINISHED),
+            id="exited-0-is-recorded-succeeded",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(
+                seen(
+                    revision=TD_NEW,
+                    records={"migrate": STARTED},
+                    tasks={"migrate": (task("STOPPED", exit_code=3),)},
+                )
+            ),
+            (RecordStep, Phase.DEGRADED, Reason.STEP_FINISHED),
+            id="exited-3-is-recorded-failed",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(seen(revision=TD_NEW, records={"migrate": FAILED})),
+            (Wait, Phase.DEGRADED, Reason.STEP_FAILED),
+            id="failed-deploys-nothing",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(
+                seen(revision=TD_NEW, records={"migrate": FAILED}, tasks={"migrate": (task(),)})
+            ),
+            (StopStep, Phase.DEGRADED, Reason.STEP_FINISHED),
+            id="failed-but-still-running-is-stopped-again",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(seen(revision=TD_NEW, records={"migrate": SUCCEEDED})),
+            (Deploy, Phase.PROGRESSING, Reason.DEPLOYING),
+            id="succeeded-deploys",
+        ),
+        pytest.param(
+            release(preDeploy=[MIGRATE, SEED]),
+            out_of_date(seen(revision=TD_NEW, records={"migrate": SUCCEEDED})),
+            (RunStep, Phase.PROGRESSING, Reason.RUNNING_STEP),
+            id="in-order-the-next-step",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(seen(revision=TD_NEW, elsewhere=("step migrate of abc (task 1)",))),
+            (Wait, Phase.PROGRESSING, Reason.STEP_BLOCKED),
+            id="an-earlier-specs-migration-runs",
+        ),
+        pytest.param(
+            release(preDeploy=[{**MIGRATE, "container": "worker"}]),
+            out_of_date(seen(revision=TD_NEW)),
+            (Wait, Phase.INVALID, Reason.STEP_BLOCKED),
+            id="unknown-container",
+        ),
+        pytest.param(
+            release(),
+            out_of_date(
+                seen(
+                    revision=replace(TD_NEW, tags={f"user-{i}": "x" for i in range(50)}),
+                )
+            ),
+            (Wait, Phase.DEGRADED, Reason.STEP_BLOCKED),
+            id="no-room-for-its-record",
+        ),
+        pytest.param(
+            release(OLD),
+            Observation(
+                service(build_deployment(TD_NEW), tags=memory_tags(last_good=TD_OLD.arn)),
+                TDS,
+                steps=None,
+            ),
+            (Deploy, Phase.PROGRESSING, Reason.DEPLOYING),
+            id="back-to-the-last-goods-release-runs-none",
+        ),
+        pytest.param(
+            release(),
+            Observation(
+                service(
+                    build_deployment(TD_NEW, RolloutState.IN_PROGRESS, age=60, failed=3),
+                    build_deployment(TD_OLD, status=DeploymentStatus.ACTIVE),
+                    tags=memory_tags(last_good=TD_OLD.arn),
+                ),
+                TDS,
+            ),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="rollbacks-never-run-steps",
+        ),
+        # --- verify, in the bake ---
+        pytest.param(
+            release(preDeploy=[], verify=[SMOKE]),
+            baking(seen(StepKind.VERIFY, revision=TD_NEW)),
+            (RunStep, Phase.PROGRESSING, Reason.RUNNING_STEP),
+            id="verify-starts-in-the-bake",
+        ),
+        pytest.param(
+            release(preDeploy=[], verify=[SMOKE]),
+            baking(
+                seen(
+                    StepKind.VERIFY,
+                    revision=TD_NEW,
+                    records={"smoke": STARTED},
+                    tasks={"smoke": (task(),)},
+                )
+            ),
+            (StepRunning, Phase.PROGRESSING, Reason.RUNNING_STEP),
+            id="verify-running-holds-the-bake",
+        ),
+        pytest.param(
+            release(preDeploy=[], verify=[SMOKE]),
+            baking(seen(StepKind.VERIFY, revision=TD_NEW, records={"smoke": FAILED})),
+            (Rollback, Phase.ROLLING_BACK, Reason.ROLLING_BACK),
+            id="verify-failed-rolls-back",
+        ),
+        pytest.param(
+            release(preDeploy=[], verify=[SMOKE], rollback={"automatic": False}),
+            baking(seen(StepKind.VERIFY, revision=TD_NEW, records={"smoke": FAILED})),
+            (RecordFailure, Phase.DEGRADED, Reason.RELEASE_FAILED),
+            id="verify-failed-without-automatic-rollback-is-recorded",
+        ),
+        pytest.param(
+            release(preDeploy=[], verify=[SMOKE]),
+            baking(seen(StepKind.VERIFY, revision=TD_NEW, records={"smoke": SUCCEEDED})),
+            (RecordLastGood, Phase.SYNCED, Reason.BAKED),
+            id="verify-succeeded-proves-it",
+        ),
+        pytest.param(
+            release(preDeploy=[], verify=[SMOKE]),
+            baking(seen(StepKind.VERIFY, revision=TD_NEW, records={"smoke": SUCCEEDED}), 10),
+            (Wait, Phase.PROGRESSING, Reason.BAKING),
+            id="verify-succeeded-bake-goes-on",
+        ),
+    ],
+)
+def test_step_decision(
+    rel: ServiceRelease, obs: Observation, expected: tuple[type[actions.Action], Phase, Reason]
+) -> None:
+    action = decide(rel, obs)
+    assert (type(action), action.phase, action.reason) == expected, action.message
+    if isinstance(action, RunStep):
+        assert action.record.state is StepState.STARTED
+        assert action.started_by == started_by("api-prod", FP_NEW, action.step, 1)
+        assert action.task_tags[TAG_FINGERPRINT] == FP_NEW
+        if action.kind == StepKind.PRE_DEPLOY:
+            assert action.deploy is not None and action.deploy.fingerprint == FP_NEW
+        else:
+            assert action.revision == TD_NEW.arn and action.deploy is None
+    if isinstance(action, Rollback):
+        assert action.to == TD_OLD.arn
+        assert action.failure is (Failure.VERIFY if rel.spec.verify else Failure.FAILED_TASKS)
+    if isinstance(action, RecordFailure):
+        assert action.failure is Failure.VERIFY
+
+
+def test_a_resent_runtask_is_the_same_request() -> None:
+    """Killed between the record and RunTask, the next pass sends the very same RunTask."""
+    first = decide(release(), out_of_date(seen(revision=TD_NEW)))
+    again = decide(release(), out_of_date(seen(revision=TD_NEW, records={"migrate": STARTED})))
+    assert isinstance(first, RunStep) and isinstance(again, RunStep)
+    assert (again.started_by, again.client_token) == (first.started_by, first.client_token)
+    assert again.record.at == STARTED.at, "the first start time is kept"
+
+
+def test_a_retried_step_is_a_new_attempt_with_its_own_task_identity() -> None:
+    retried = FAILED.retried()
+    action = decide(release(), out_of_date(seen(revision=TD_NEW, records={"migrate": retried})))
+    assert isinstance(action, RunStep)
+    assert action.started_by == started_by("api-prod", FP_NEW, "migrate", 2)
+    assert action.started_by != started_by("api-prod", FP_NEW, "migrate", 1)
+    assert "attempt 2" in action.message
+
+
+def test_a_failed_migration_says_what_and_where_its_logs_are() -> None:
+    action = decide(release(), out_of_date(seen(revision=TD_NEW, records={"migrate": FAILED})))
+    for words in (
+        "pre-deploy step migrate failed (attempt 1)",
+        "container api exited with code 3",
+        "stop code EssentialContainerExited",
+        "CloudWatch Logs group /shop/api, stream app/api/0123456789abcdef",
+        "ecsop retry api-prod",
+    ):
+        assert words in action.message, action.message
+
+
+def test_a_timeout_records_the_failure_before_stopping() -> None:
+    obs = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (task(age=400),)})
+    )
+    action = decide(release(), obs)
+    assert isinstance(action, StopStep) and action.record is not None
+    assert action.record.state is StepState.FAILED
+    assert "timed out after 300s" in action.record.why
+    assert action.task_arn == task().arn
+
+
+def test_plan_says_which_steps_would_run() -> None:
+    action = decide(release(preDeploy=[MIGRATE, SEED]), out_of_date(seen()))
+    assert isinstance(action, RunStep)
+    assert action.pending == ("migrate", "seed")
+    assert "then seed, then deploy" in action.message
+
+
+def test_an_invalid_spec_starts_no_step_but_stops_a_hung_one() -> None:
+    broken = SpecState(problems=("shop.yaml:3: YAML syntax error",))
+    assert isinstance(decide(release(), out_of_date(seen()), broken), Wait)
+    hung = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (task(age=400),)})
+    )
+    assert isinstance(decide(release(), hung, broken), StopStep)
+
+
+def test_steps_are_read_only_where_they_may_run() -> None:
+    rel = release(verify=[SMOKE])
+    options = Options()
+
+    def query(obs: Observation) -> StepKind | None:
+        view = situation.classify(rel, obs, options)
+        assert situation.Probe.STEPS in situation.probes_for(view) or view.situation not in (
+            situation.Situation.OUT_OF_DATE,
+            situation.Situation.BAKING,
+        )
+        found = steps.query(rel, obs, view, options)
+        return found.kind if found else None
+
+    assert query(out_of_date(None)) is StepKind.PRE_DEPLOY
+    assert query(baking(None)) is StepKind.VERIFY
+    synced = Observation(
+        service(build_deployment(TD_NEW), tags=memory_tags(last_good=TD_NEW.arn)), TDS
+    )
+    assert query(synced) is None
+    rolling = Observation(
+        service(
+            build_deployment(TD_NEW, RolloutState.IN_PROGRESS, age=60),
+            build_deployment(TD_OLD, status=DeploymentStatus.ACTIVE),
+            tags=memory_tags(last_good=TD_OLD.arn),
+        ),
+        TDS,
+    )
+    assert query(rolling) is None
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(StepRecord(), id="pending"),
+        pytest.param(STARTED, id="started"),
+        pytest.param(SUCCEEDED, id="succeeded"),
+        pytest.param(FAILED, id="failed"),
+        pytest.param(FAILED.retried(), id="retried"),
+        pytest.param(
+            replace(FAILED, why="CannotPullContainerError: pull (access denied) 'x' → y"),
+            id="ecs-words-made-tag-safe",
+        ),
+    ],
+)
+def test_a_step_record_survives_its_tag(record: StepRecord) -> None:
+    value = record.value()
+    assert len(value) <= 256
+    assert all(c.isalnum() or c in " _.:/=+-@" for c in value), value
+    read = step_records({step_tag("migrate"): value})["migrate"]
+    assert replace(read, why="") == replace(record, why="")
+    assert (
+        read.why.split()
+        == " ".join(
+            "".join(c if c.isalnum() or c in " _.:/=+-@" else " " for c in record.why).split()
+        ).split()
+    )
+
+
+def test_a_long_reason_is_cut_to_fit_a_tag() -> None:
+    value = replace(FAILED, why="x " * 400).value()
+    assert len(value) <= 256 and value.startswith("state=failed try=1")
+
+
+@pytest.mark.parametrize("attempt", [1, 12, 9999, 10**6])
+def test_task_identities_fit_ecs_limits(attempt: int) -> None:
+    name = "a" * 63
+    assert len(started_by(name, FP_NEW, "a" * 32, attempt)) <= STARTED_BY_MAX
+    assert len(client_token(name, FP_NEW, "a" * 32, attempt)) <= 64
+    assert started_by(name, FP_NEW, "migrate", attempt) != started_by(
+        name + "b", FP_NEW, "migrate", attempt
+    ), "two releases sharing a fingerprint never share a task"
