@@ -39,6 +39,16 @@ class Config:
     resync_small: float = 5.0
     """ecsop's resync interval (and the baselines') in the scale runs up to 100 releases."""
 
+    race_fleet: int = 2000
+    """Services in the race scenario's fleet (its burst of N/10 describes must be long
+    enough for a commit to land in it)."""
+    race_changes: int = 100
+    """Spec changes committed at once in each repetition of the race scenario."""
+    race_repetitions: int = 3
+    """Race repetitions per fleet (shared family, distinct families); one control each."""
+    race_resync_s: float = 10.0
+    """ecsop's resync interval in the race scenario."""
+
     def resync_seconds(self, releases: int) -> float:
         """ecsop's resync interval in the scale runs: longer than a full resync takes."""
         return self.resync_small if releases <= 100 else 10.0 if releases <= 1000 else 15.0
@@ -53,4 +63,6 @@ QUICK = Config(
     steady_sizes=(10, 100),
     steady_resyncs=2,
     baseline_passes=1,
+    race_fleet=1000,
+    race_repetitions=2,
 )

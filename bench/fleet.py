@@ -132,3 +132,14 @@ def release(
             },
         },
     }
+
+
+
+def fleet_scenario(size: int, *, distinct: bool, clock_speed: float = 1) -> dict[str, Any]:
+    """One cluster ``fleet`` of ``size`` steady services ``svc-0001``...: each in its own
+    task definition family (``distinct``: ``fleet-svc-0001``..., as most fleets are) or
+    all on one shared revision of ``fleet``."""
+    spec = service_spec("fleet", count=size)
+    if distinct:
+        spec["familyPerService"] = True
+    return scenario({"fleet": {"svc": spec}}, {}, clock_speed=clock_speed)

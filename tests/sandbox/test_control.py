@@ -80,9 +80,10 @@ def test_call_log_times_each_call_and_names_its_caller(sandbox: Harness) -> None
         ("RegisterTaskDefinition", "testing"),
         ("UpdateService", "bench-script"),
     ]
-    describe, _, update = log
+    describe, register, update = log
     assert describe["service"] == "ecs"
     assert describe["request"] == {"cluster": "prod", "services": ["api"]}
+    assert register["request"] == {"family": "api"}  # whose revision it is
     assert update["request"] == {"cluster": "prod", "service": "api", "taskDefinition": arn}
     assert update["sim"] == pytest.approx(describe["sim"] + 30)  # the frozen clock, stepped
     assert describe["wall"] <= update["wall"] and update["fault"] is None

@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import moto
 import pytest
 import yaml
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from pydantic import ValidationError
-from sandbox_harness import GOOD, service_spec
+from sandbox_harness import GOOD, IMAGES, service_spec
 
+from ecsop.sandbox.clock import SimClock
 from ecsop.sandbox.scenario import Scenario, load_scenario
+from ecsop.sandbox.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "operator" / "ecsop" / "sandbox" / "demo.yaml"
@@ -62,6 +66,27 @@ def test_count_expands_service_names() -> None:
         {"clusters": {"c": {"services": {"api": service_spec(1, count=3)}}}}
     )
     assert [name for _, name, _ in scenario.services()] == ["api-0001", "api-0002", "api-0003"]
+
+
+@pytest.mark.parametrize(
+    ("family_per_service", "families"),
+    [
+        pytest.param(False, ["api", "api", "api"], id="shared-family"),
+        pytest.param(True, ["api-api-0001", "api-api-0002", "api-api-0003"], id="per-service"),
+    ],
+)
+def test_count_shares_one_revision_unless_each_has_its_family(
+    family_per_service: bool, families: list[str]
+) -> None:
+    spec = service_spec(1, count=3, familyPerService=family_per_service)
+    scenario = Scenario.model_validate(
+        {"images": IMAGES, "clusters": {"c": {"services": {"api": spec}}}}
+    )
+    with moto.mock_aws():
+        sim = Simulator(scenario, SimClock(speed=0, start=1000.0), DEFAULT_ACCOUNT_ID)
+        sim.load(scenario)
+        running = [sim.services[("c", f"api-000{i}")].task_definition_arn for i in (1, 2, 3)]
+    assert [arn.rsplit("/", 1)[1] for arn in running] == [f"{f}:1" for f in families]
 
 
 def _specs() -> list[dict[str, Any]]:

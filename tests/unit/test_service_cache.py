@@ -80,3 +80,64 @@ def test_an_answer_is_dated_from_itself_not_from_the_refresh_start() -> None:
     cache.refresh([LOADED])
     cache.observe(LOADED)
     assert clock[0] == 40, "the answer, 0 s old, was used: no second describe"
+
+
+def _fleet(count: int) -> list[LoadedRelease]:
+    return [
+        LoadedRelease(release(f"r{i:02d}", service=f"svc{i:02d}"), f"{i}.yaml", 1, "us-east-1")
+        for i in range(count)
+    ]
+
+
+class Batches:
+    """describe_services answering revision 1, calling ``during(batch number)`` mid-call."""
+
+    def __init__(self, during: Any = None) -> None:
+        self.batches: list[list[str]] = []
+        self.during = during or (lambda number: None)
+
+    def describe_services(self, cluster: str, names: list[str]) -> dict[str, Any]:
+        self.batches.append(list(names))
+        self.during(len(self.batches))
+        return {name: service(deployment(td_arn(name, 1)), name=name) for name in names}
+
+
+def test_a_write_during_a_long_refresh_discards_only_the_answers_read_before_it() -> None:
+    fleet = _fleet(20)  # two DescribeServices of ten
+    cache: ServiceCache
+
+    def during(number: int) -> None:
+        if number == 1:  # while the first ten are described, a pass writes one of each ten
+            cache.wrote(fleet[0])
+            cache.wrote(fleet[15])
+
+    ecs = Batches(during)
+    cache = ServiceCache(lambda region, role: ecs, max_age_seconds=30)  # type: ignore[arg-type,return-value]
+    cache.refresh(fleet)
+    assert len(ecs.batches) == 2
+    cache.observe(fleet[15])
+    assert len(ecs.batches) == 2, "described after the write: its answer is current"
+    cache.observe(fleet[0])
+    assert ecs.batches[-1] == ["svc00"], "read before the write: described afresh"
+
+
+def test_each_answer_is_as_old_as_its_own_call() -> None:
+    clock = [0.0]
+    fleet = _fleet(20)
+
+    def during(number: int) -> None:
+        clock[0] += 20  # each call of ten takes 20 s (a paced or slow refresh)
+
+    ecs = Batches(during)
+    cache = ServiceCache(
+        lambda region, role: ecs,  # type: ignore[arg-type,return-value]
+        max_age_seconds=30,
+        monotonic=lambda: clock[0],
+    )
+    cache.refresh(fleet)
+    assert [len(names) for names in ecs.batches] == [10, 10]  # answered at 20 s and 40 s
+    clock[0] = 55.0
+    cache.observe(fleet[10])
+    assert len(ecs.batches) == 2, "15 s old: used"
+    cache.observe(fleet[0])
+    assert ecs.batches[-1] == ["svc00"], "35 s old, older than the resync: described afresh"

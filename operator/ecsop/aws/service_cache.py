@@ -12,9 +12,11 @@ service, or a pass acts twice on one change (a deploy landing while a batched
 refresh is in flight was deployed twice). So every write calls ``wrote``,
 which bumps the service's generation; a batch keeps only the answers for
 services whose generation did not move while it was in flight, and an entry
-is used only if its generation is still current. Each entry is dated from its
-own DescribeServices answer, not from the start of the refresh, so a long
-refresh never expires its own results.
+is used only if its generation is still current. Versions and dates are per
+DescribeServices call of ten, not per refresh: a write during a long refresh
+discards only the answers read before it, and each entry is as old as its own
+answer (a long refresh neither expires its own results nor makes its first
+answers look younger than they are).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ecsop.aws.ecs import EcsGateway
+from ecsop.aws.ecs import DESCRIBE_SERVICES_BATCH, EcsGateway
 from ecsop.decision.ecs_state import ServiceMissing, ServiceState
 from ecsop.spec.loader import LoadedRelease
 from ecsop.spec.model import ServiceIdentity
@@ -67,23 +69,39 @@ class ServiceCache:
             ].append(loaded)
         errors: list[Exception] = []
         for (region, role, cluster), members in groups.items():
-            with self._lock:
-                before = {m.target: self._generations[m.target] for m in members}
-            try:
-                found = self._gateway_for(region, role).describe_services(
-                    cluster, [m.release.spec.service for m in members]
-                )
-            except Exception as exc:  # one account's failure must not stop the others
-                errors.append(exc)
-                continue
-            answered = self._monotonic()
-            with self._lock:
-                for member in members:
-                    state = found.get(member.release.spec.service)
-                    generation = self._generations[member.target]
-                    if state is not None and generation == before[member.target]:
-                        self._entries[member.target] = _Entry(state, answered, generation)
+            for start in range(0, len(members), DESCRIBE_SERVICES_BATCH):
+                batch = members[start : start + DESCRIBE_SERVICES_BATCH]
+                error = self._describe(region, role, cluster, batch)
+                if error is not None:  # one account's failure must not stop the others
+                    errors.append(error)
+                    break
         return errors
+
+    def _describe(
+        self, region: str, role: str | None, cluster: str, batch: list[LoadedRelease]
+    ) -> Exception | None:
+        """One DescribeServices: keep each answer unless ecsop wrote to it meanwhile.
+
+        Versioned and dated per call, not per refresh: a write during a long
+        refresh discards only the answers read before it, and an answer's age
+        is its own.
+        """
+        with self._lock:
+            before = {m.target: self._generations[m.target] for m in batch}
+        try:
+            found = self._gateway_for(region, role).describe_services(
+                cluster, [m.release.spec.service for m in batch]
+            )
+        except Exception as exc:
+            return exc
+        answered = self._monotonic()
+        with self._lock:
+            for member in batch:
+                state = found.get(member.release.spec.service)
+                generation = self._generations[member.target]
+                if state is not None and generation == before[member.target]:
+                    self._entries[member.target] = _Entry(state, answered, generation)
+        return None
 
     def observe(self, loaded: LoadedRelease) -> ServiceState | ServiceMissing:
         """The batched observation if one is waiting, fresh and current, else a fresh describe."""

@@ -122,7 +122,7 @@ class FaultInjector:
 
 CALL_LOG_SIZE = 500_000
 """Calls the log keeps (the oldest are dropped first): minutes of a 3,000-service fleet."""
-LOGGED_FIELDS = ("cluster", "service", "taskDefinition")
+LOGGED_FIELDS = ("cluster", "service", "taskDefinition", "family", "resourceArn")
 """Request fields copied into the log when the call names them (JSON protocol)."""
 
 

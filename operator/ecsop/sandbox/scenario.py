@@ -13,8 +13,9 @@ here and a typo is an error naming the field.
 
 Many services can be declared at once with ``count`` (for benchmarks): the
 entry ``api: {count: 1000, ...}`` creates ``api-0001`` ... ``api-1000`` sharing
-one task definition revision.  Tests may also build ``Scenario`` objects in
-Python directly.
+one task definition revision (or each in a family of its own, with
+``familyPerService``).  Tests may also build ``Scenario`` objects in Python
+directly.
 """
 
 from __future__ import annotations
@@ -145,6 +146,9 @@ class ServiceSpec(_Model):
     tags: dict[str, str] = Field(default_factory=dict)
     count: int = Field(default=1, ge=1)
     """More than 1: create ``<name>-0001`` ... sharing one task definition revision."""
+    family_per_service: bool = False
+    """With ``count``: each service gets a revision of its own family,
+    ``<family>-<service name>``, as in most fleets (one family per service)."""
     crash_after_running_counts_as_failed: bool | None = None
     """Overrides the scenario-wide ``crashAfterRunningCountsAsFailed`` for this service."""
     network_configuration: dict[str, Any] | None = None
@@ -216,6 +220,12 @@ class ServiceSpec(_Model):
                 "(true, or {testListener: true})"
             )
         return self
+
+    def task_definition_of(self, service: str) -> dict[str, Any]:
+        """The task definition service ``service`` (one of ``instance_names``) starts on."""
+        if not self.family_per_service:
+            return self.task_definition
+        return {**self.task_definition, "family": f"{self.task_definition['family']}-{service}"}
 
     def instance_names(self, name: str) -> list[str]:
         if self.count == 1:

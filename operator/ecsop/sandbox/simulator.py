@@ -388,12 +388,14 @@ class Simulator:
             for name, cluster_spec in scenario.clusters.items():
                 self.create_cluster(name)
                 self.capacity[name] = cluster_spec.capacity.max_tasks
-            registered: dict[int, TaskDefinition] = {}
+            registered: dict[tuple[int, str], TaskDefinition] = {}
             for cluster_name, name, spec in scenario.services():
-                definition = registered.get(id(spec))
+                requested = spec.task_definition_of(name)
+                key = (id(spec), str(requested["family"]))
+                definition = registered.get(key)
                 if definition is None:
-                    definition = self.register_task_definition(spec.task_definition)
-                    registered[id(spec)] = definition
+                    definition = self.register_task_definition(requested)
+                    registered[key] = definition
                 service = self.new_service(
                     self.clusters[cluster_name],
                     name,
