@@ -15,16 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import race, report, rollback, steady, strategies, trigger
+from bench import crashloop, race, report, rollback, scale, steady, strategies, trigger
 from bench.config import FULL, QUICK
 from bench.harness import ROOT
 
 SCENARIOS = {
     "trigger": trigger.run,
     "rollback": rollback.run,
+    "crashloop": crashloop.run,
     "strategies": strategies.run,
     "steady": steady.run,
     "race": race.run,
+    "scale": scale.run,
 }
 
 
@@ -49,12 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default=",".join(SCENARIOS), help="comma-separated: " + ",".join(SCENARIOS)
     )
     parser.add_argument("--sizes", help="fleet sizes of the steady scenario, e.g. 10,100,1000")
+    parser.add_argument("--scale-sizes", help="fleet sizes of the scale scenario, e.g. 1000,5000")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
     if args.sizes:
         config = replace(config, steady_sizes=tuple(int(s) for s in args.sizes.split(",")))
+    if args.scale_sizes:
+        config = replace(config, scale_sizes=tuple(int(s) for s in args.scale_sizes.split(",")))
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:

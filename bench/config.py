@@ -49,6 +49,20 @@ class Config:
     race_resync_s: float = 10.0
     """ecsop's resync interval in the race scenario."""
 
+    crashloop_services: int = 20
+    """Services per contender in the crash-loop scenario (issue 24's worker)."""
+    crashloop_clock_speed: float = 10.0
+    """Simulated seconds per real second in the crash-loop scenario."""
+
+    scale_sizes: tuple[int, ...] = (1000, 5000, 10000)
+    """Releases in the scale scenario (one task definition family per service)."""
+    scale_resyncs: int = 3
+    """Resyncs measured per size in the scale scenario (after one discarded)."""
+
+    def scale_resync_s(self, releases: int) -> float:
+        """ecsop's resync interval in the scale scenario: its 30 s default past 1,000."""
+        return 10.0 if releases <= 1000 else 30.0
+
     def resync_seconds(self, releases: int) -> float:
         """ecsop's resync interval in the scale runs: longer than a full resync takes."""
         return self.resync_small if releases <= 100 else 10.0 if releases <= 1000 else 15.0
@@ -63,6 +77,9 @@ QUICK = Config(
     steady_sizes=(10, 100),
     steady_resyncs=2,
     baseline_passes=1,
+    crashloop_services=4,
+    scale_sizes=(1000,),
+    scale_resyncs=2,
     race_fleet=1000,
     race_repetitions=2,
 )

@@ -2,11 +2,15 @@
 
 Each contender deploys a crash-looping image (each service's crashes at its own
 seeded time) to its own services; no circuit breaker, so the only rollback is
-the contender's. The clock runs ``rollback_clock_speed`` x real time and every
-poll interval is divided by it, so in simulated time each contender polls at
-its production default: ecsop's active poll 5 s (``--active-poll-interval``),
-the script's 30 s, the naive reconciler's 30 s. ecsop's specs say
-``maxFailedTasks: 0``: roll back on the first failed task, like the baselines.
+the contender's. The containers have a health check, and the bad image exits
+before it could pass: a failure ECS counts in the deployment's ``failedTasks``,
+which is all the baselines read. (A crash *after* a task ran healthy, with no
+health check at all, ECS does not count: ``bench/crashloop.py``.) The clock
+runs ``rollback_clock_speed`` x real time and every poll interval is divided by
+it, so in simulated time each contender polls at its production default:
+ecsop's active poll 5 s (``--active-poll-interval``), the script's 30 s, the
+naive reconciler's 30 s. ecsop's specs say ``maxFailedTasks: 0``: roll back on
+the first failed task, like the baselines.
 
 The first failure is when the deployment's first task stopped for a failure
 (its ``stoppingAt``, read back through DescribeTasks: that is when ECS counts it
@@ -50,7 +54,7 @@ def run(config: Config, workdir: Path) -> dict[str, Any]:
     box = Sandbox(
         workdir,
         fleet.scenario(
-            fleet.per_contender_services(count),
+            fleet.per_contender_services(count, health_check=True),
             fleet.crash_images(labels, seed=2),
             clock_speed=speed,
         ),

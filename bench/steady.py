@@ -133,22 +133,31 @@ def _ecsop(
     try:
         daemon.wait_settled(size, 600)
         settle_s = time.monotonic() - started
-        mark, before = _counted_quietly(daemon, box)
-        wanted = config.steady_resyncs + 2  # the first is discarded; the last only ends a span
-        with CpuSampler(daemon.pid) as sampler:
-
-            def enough() -> list[float]:
-                found = box.calls(["DescribeServices"], ["ecsop"], after=mark)
-                starts = _bursts(found, resync / 2)
-                return starts if len(starts) >= wanted else []
-
-            starts = wait_for(enough, resync * (wanted + 2), "ecsop's resyncs", 0.5)
-            time.sleep(QUIET + 0.2)
-        last, after = _counted_quietly(daemon, box)
-        calls = [c for c in box.calls([], ["ecsop"], after=mark) if c.seq <= last]
-        memory = daemon.memory()
+        measured = measure_resyncs(daemon, box, size, resync, config.steady_resyncs)
     finally:
         daemon.stop()
+    return {**measured, "startup_to_synced_s": settle_s}
+
+
+def measure_resyncs(
+    daemon: Daemon, box: Sandbox, size: int, resync: float, resyncs: int
+) -> dict[str, Any]:
+    """``resyncs`` resyncs of a settled daemon of ``size`` releases: calls, CPU, busy time
+    and memory per resync."""
+    mark, before = _counted_quietly(daemon, box)
+    wanted = resyncs + 2  # the first is discarded; the last only ends a span
+    with CpuSampler(daemon.pid) as sampler:
+
+        def enough() -> list[float]:
+            found = box.calls(["DescribeServices"], ["ecsop"], after=mark)
+            starts = _bursts(found, resync / 2)
+            return starts if len(starts) >= wanted else []
+
+        starts = wait_for(enough, resync * (wanted + 2), "ecsop's resyncs", 0.5)
+        time.sleep(QUIET + 0.2)
+    last, after = _counted_quietly(daemon, box)
+    calls = [c for c in box.calls([], ["ecsop"], after=mark) if c.seq <= last]
+    memory = daemon.memory()
     spans = list(itertools.pairwise(starts[1:]))
     per_op: Counter[str] = Counter()
     for call in calls:
@@ -170,7 +179,6 @@ def _ecsop(
         "full_resync_s_max": max(busy),
         "peak_rss_mib": memory["VmHWM"] / 1024,
         "rss_mib": memory["VmRSS"] / 1024,
-        "startup_to_synced_s": settle_s,
         "metrics_agree": _agree(before, after, logged),
     }
 

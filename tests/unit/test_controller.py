@@ -259,3 +259,34 @@ def test_queue_depth_follows_the_queue(world: World) -> None:
     assert world.sample("ecsop_workqueue_depth") == 3
     assert world.controller.queue.get(timeout=0) == "a"
     assert world.sample("ecsop_workqueue_depth") == 2
+
+
+def test_a_resync_queues_each_batch_as_it_is_observed_and_each_release_once(world: World) -> None:
+    """Issue 22: at 10,000 releases a refresh outlasts its answers' freshness unless each
+    batch is reconciled as it lands; and a release queued by its batch is not queued again
+    (a second pass would describe it alone)."""
+    names = [f"svc{i:02d}" for i in range(12)]  # two DescribeServices: ten, then two
+    for name in names:
+        world.ecs.add_service(name)
+        world.write(name, V1)
+    while world.controller.queue.get(timeout=0) is not None:  # drain the reloads' additions
+        pass
+    for name in names:
+        world.controller.queue.done(name)
+    seen: list[tuple[int, int]] = []  # (DescribeServices so far, queue depth) per describe
+    describe = world.ecs.describe_services
+
+    def counting(cluster: str, wanted: list[str]) -> Any:
+        seen.append((world.ecs.calls.count("DescribeServices"), len(world.controller.queue)))
+        return describe(cluster, wanted)
+
+    world.ecs.describe_services = counting  # type: ignore[method-assign]
+    world.ecs.calls.clear()
+    world.controller.resync()
+    assert world.ecs.calls == ["DescribeServices", "DescribeServices"]
+    assert seen == [(0, 0), (1, 10)], "the first ten were queued before the next call"
+    assert len(world.controller.queue) == 12
+    for name in names:
+        assert world.controller.queue.get(timeout=0) in names
+        world.reconcile(name)
+    assert world.ecs.calls.count("DescribeServices") == 2, "each pass took its batched answer"

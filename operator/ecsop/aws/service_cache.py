@@ -60,8 +60,18 @@ class ServiceCache:
         self._entries: dict[Key, _Entry] = {}
         self._generations: dict[Key, int] = defaultdict(int)
 
-    def refresh(self, releases: Iterable[LoadedRelease]) -> list[Exception]:
-        """Describe every release's service in batches; return the errors met (per batch)."""
+    def refresh(
+        self,
+        releases: Iterable[LoadedRelease],
+        on_batch: Callable[[list[LoadedRelease]], None] = lambda batch: None,
+    ) -> list[Exception]:
+        """Describe every release's service in batches; return the errors met (per batch).
+
+        ``on_batch`` hears each batch as soon as its answers are cached, so the
+        caller can reconcile them while the rest are described: an answer is then
+        taken seconds after it came, not a whole refresh later (at 10,000
+        releases a refresh takes longer than an answer stays fresh).
+        """
         groups: dict[tuple[str, str | None, str], list[LoadedRelease]] = defaultdict(list)
         for loaded in releases:
             groups[
@@ -75,6 +85,7 @@ class ServiceCache:
                 if error is not None:  # one account's failure must not stop the others
                     errors.append(error)
                     break
+                on_batch(batch)
         return errors
 
     def _describe(

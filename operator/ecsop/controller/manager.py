@@ -10,7 +10,8 @@ Three parts, each in its own module, and this module only connects them:
 - ``ReleaseReconciler`` (``reconciler``) is one pass for one release.
 
 A resync re-reads the directory, describes every service in batches of ten
-(``ServiceCache.refresh``) and queues every name. The first pass after start
+(``ServiceCache.refresh``), queueing each batch's names as it is observed, then
+queues every name. The first pass after start
 is such a resync, so start-up costs one DescribeServices per ten releases.
 
 Callers: ``ecsop.controller.daemon`` builds one ``Controller`` and runs it until SIGTERM.
@@ -39,6 +40,7 @@ from ecsop.observability.status import StatusStore
 from ecsop.probes.health import HealthProber
 from ecsop.runtime.loop import LoopSettings, WorkLoop
 from ecsop.runtime.workqueue import RateLimitingQueue
+from ecsop.spec.loader import LoadedRelease
 from ecsop.spec.watcher import SpecWatcher
 
 log = structlog.get_logger("ecsop.controller")
@@ -177,14 +179,23 @@ class Controller:
         """Re-read the directory (in case an event was missed), observe everything, queue it all."""
         self.reload_specs()
         watched = self.specs.watched()
-        errors = self.cache.refresh(watched)
+        queued: set[str] = set()
+
+        def observed(batch: list[LoadedRelease]) -> None:
+            """Reconcile a batch as soon as it is observed, while the refresh goes on."""
+            for loaded in batch:
+                queued.add(loaded.name)
+                self.queue.add(loaded.name)
+
+        errors = self.cache.refresh(watched, on_batch=observed)
         if errors:
             self.aws_reachable.clear()
             log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
         elif watched:
             self.aws_reachable.set()
         for name in self.specs.names():
-            self.queue.add(name)
+            if name not in queued:  # not observed in a batch: the pass describes it alone
+                self.queue.add(name)
 
     def _loaded(self, changes: Changes, *, queue: bool) -> None:
         fresh, before = changes.specs, changes.previous

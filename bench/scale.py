@@ -1,0 +1,110 @@
+"""Scenario 7, scale with one task definition family per service: N = 1,000 to 10,000.
+
+Most fleets give every service its own family, so every release's revision is
+a task definition of its own: the revision cache must hold them all or every
+resync describes them again. One sandbox per N (clock x1) holds one cluster of
+N steady services ``svc-0001``... in families ``fleet-svc-0001``..., none
+tagged by ecsop yet; ecsop has N release files, all already satisfied.
+
+- **Cold start, adoption**: ``ecsop run`` from process start until every
+  release is Synced (``/status``), the calls it made meanwhile by operation (the
+  sandbox's call log), and the TagResource calls per service (adopting a
+  service records its last-good: at most one each).
+- **Steady**: then ``resyncs`` resyncs are measured exactly as in the steady
+  scenario (``steady.measure_resyncs``): calls per resync (target: 0
+  DescribeTaskDefinition), the daemon's CPU and busy time per resync, peak RSS.
+- **Restart**: the daemon is stopped and a fresh one started on the adopted
+  fleet (a deploy of ecsop, a node replaced): time to Synced, the first pass's
+  calls (target ≤ N + ⌈N/10⌉: ⌈N/10⌉ DescribeServices and one
+  DescribeTaskDefinition per revision, which a new process has never seen), and
+  TagResource calls (target 0: the tags are already right).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench import fleet
+from bench.config import Config
+from bench.harness import Daemon, Sandbox, SpecRepo
+from bench.steady import measure_resyncs, names_of
+
+
+def run(config: Config, workdir: Path) -> dict[str, Any]:
+    sizes = {}
+    for size in config.scale_sizes:
+        sizes[str(size)] = _one_size(config, workdir / f"scale-{size}", size)
+    return {"sizes": sizes}
+
+
+def _one_size(config: Config, workdir: Path, size: int) -> dict[str, Any]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    box = Sandbox(workdir, fleet.fleet_scenario(size, distinct=True), name="sandbox")
+    names = names_of(size)
+    repo = SpecRepo(workdir / "specs")
+    repo.write(
+        {f"{name}.yaml": fleet.release(f"r-{name}", "fleet", name, fleet.BASE) for name in names}
+    )
+    repo.commit("fleet")
+    resync = config.scale_resync_s(size)
+    try:
+        adoption = _start(config, workdir, box, repo, size, resync, steady=True)
+        restart = _start(config, workdir, box, repo, size, resync, steady=False)
+    finally:
+        box.stop()
+    return {
+        "resync_interval_s": resync,
+        "first_pass_budget": size + math.ceil(size / 10),
+        "adoption": adoption,
+        "restart": restart,
+    }
+
+
+def _start(
+    config: Config,
+    workdir: Path,
+    box: Sandbox,
+    repo: SpecRepo,
+    size: int,
+    resync: float,
+    *,
+    steady: bool,
+) -> dict[str, Any]:
+    mark = box.last_seq()
+    started = time.monotonic()
+    daemon = Daemon(
+        workdir,
+        box,
+        repo.path,
+        "--resync-interval",
+        f"{resync:g}",
+        "--workers",
+        str(config.workers),
+        "--log-level",
+        "warning",
+    )
+    try:
+        daemon.wait_settled(size, 900, every=0.5 if size <= 1000 else 2.0)
+        synced_s = time.monotonic() - started
+        settled = box.last_seq()
+        first = [c for c in box.calls([], ["ecsop"], after=mark) if c.seq <= settled]
+        measured = (
+            measure_resyncs(daemon, box, size, resync, config.scale_resyncs) if steady else {}
+        )
+    finally:
+        daemon.stop()
+    tags = Counter(str(c.request.get("resourceArn")) for c in first if c.operation == "TagResource")
+    calls = Counter(c.operation for c in first)
+    return {
+        "startup_to_synced_s": synced_s,
+        "first_pass_calls": dict(sorted(calls.items())),
+        "first_pass_total": sum(calls.values()),
+        "tag_resource": sum(tags.values()),
+        "tag_resource_max_per_service": max(tags.values(), default=0),
+        "services_tagged_twice": sum(1 for n in tags.values() if n > 1),
+        **({"steady": measured} if measured else {}),
+    }
