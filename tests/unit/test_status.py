@@ -221,3 +221,15 @@ def test_status_table_example() -> None:
     ]
     assert lines[5].split()[-1] == "3d"
     assert lines[6:] == ["    running 0a1b2c3d4e5f6a7b"]
+
+
+def test_status_json_keeps_container_names_and_is_built_once() -> None:
+    stored = StatusStore().put(
+        replace(status(Phase.SYNCED), desired_images={"my_app": DIGEST}), START
+    )
+    first = stored.to_json()
+    assert first["desiredImages"] == {"my_app": DIGEST}, "a container name is data, not a field"
+    first["history"] = ["added by /status"]
+    again = stored.to_json()
+    assert "history" not in again and again == stored.to_json()
+    assert again["desiredImages"] is first["desiredImages"], "built once per status"

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from ecsop.decision.analysis import AnalysisState, Measurement
@@ -134,7 +135,13 @@ class ReleaseStatus:
     """The step running now, if any (``/status``'s ``step``; omitted when none)."""
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = _jsonable(asdict(self))
+        """The ``/status`` form: a new dict each call, built once per status (memoised:
+        at 10,000 releases ``/status`` must not rebuild what did not change)."""
+        return dict(self._json)
+
+    @cached_property
+    def _json(self) -> dict[str, Any]:
+        data: dict[str, Any] = _jsonable(self)
         rollout = data.get("lastRollout")
         if rollout is not None and not rollout.get("stopReason"):
             del rollout["stopReason"]  # optional, omitted when empty (Kubernetes' omitempty)
@@ -196,13 +203,35 @@ class StatusStore:
 
 
 def _jsonable(value: Any) -> Any:
+    """JSON values of a status: dataclass fields camelCased, times in ISO 8601.
+
+    Fields are read directly (no ``dataclasses.asdict``, which deep-copies every
+    value); mapping keys are data (container names) and are kept as they are.
+    """
+    if isinstance(value, str | int | float | bool | None):
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, dict):
-        return {_camel(k): _jsonable(v) for k, v in value.items()}
+    names = _json_names(type(value))
+    if names:
+        return {key: _jsonable(getattr(value, name)) for name, key in names}
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+_NAMES: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _json_names(kind: type) -> tuple[tuple[str, str], ...]:
+    """(field, JSON key) of a dataclass, () for anything else; computed once per type."""
+    names = _NAMES.get(kind)
+    if names is None:
+        names = tuple((f.name, _camel(f.name)) for f in fields(kind)) if is_dataclass(kind) else ()
+        _NAMES[kind] = names
+    return names
 
 
 def _camel(key: str) -> str:

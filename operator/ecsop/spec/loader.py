@@ -19,6 +19,7 @@ import subprocess
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,10 @@ class LoadedRelease:
     def name(self) -> str:
         return self.release.name
 
-    @property
+    @cached_property
     def target(self) -> ServiceIdentity:
-        """The ECS service this release manages, names and ARNs normalised."""
+        """The ECS service this release manages, names and ARNs normalised (computed
+        once: every pass and every batched answer is keyed by it)."""
         return spec.identity(self.release.spec, self.region, self.account)
 
 
