@@ -199,6 +199,7 @@ class Revisions:
             images=taskdef.images_of(raw),
             tags=tags,
             content=tags.get(TAG_CONTENT) or taskdef.content_hash(raw, raw_tags),
+            execution_role=str(raw.get("executionRoleArn") or ""),
         )
         described = _Described(value, raw, list(raw_tags or ()))
         self._store(value.arn, described)

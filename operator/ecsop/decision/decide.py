@@ -39,6 +39,7 @@ from ecsop.decision.gates import Verdict
 from ecsop.decision.memory import MAX_TAGS, SERVICE_KEYS, room_for_memory, user_tag_count
 from ecsop.decision.observation import Observation, Options, SpecState, fingerprint_of
 from ecsop.decision.reasons import Failure, Phase, Reason
+from ecsop.decision.release_flow import hold as release_flow
 from ecsop.decision.rollback import FailedRollout
 from ecsop.decision.situation import IN_FLIGHT, Situation, View, classify
 from ecsop.spec.model import ServiceRelease
@@ -434,7 +435,9 @@ def _held(p: _Pass, reason: Reason) -> Action | None:
     waits for, or None. Only new releases are held: this function is not on
     the path of rollbacks, which are never held.
     """
-    return None
+    return release_flow.held(
+        p.release, p.observed, p.view, p.now, self_heal=reason is Reason.SELF_HEAL
+    )
 
 
 def _memory_blocked(p: _Pass) -> Action | None:

@@ -149,3 +149,5 @@ class TaskDefinition:
     """Hash of everything RegisterTaskDefinition would take to make this revision again,
     ecsop's own tags excepted (``ecsop.aws.taskdef.content_hash``): two revisions with
     the same content are interchangeable, whatever their family or revision number."""
+    execution_role: str = ""
+    """``executionRoleArn`` ("" when it has none): the pre-flight checks it exists."""

@@ -23,6 +23,7 @@ from ecsop.decision.ecs_state import (
     TaskDefinitionArn,
 )
 from ecsop.decision.memory import ServiceMemory
+from ecsop.decision.release_flow.inputs import FlowInputs
 from ecsop.spec import model as spec_model
 from ecsop.spec.model import ServiceRelease
 
@@ -97,6 +98,9 @@ class Observation:
     denied), kept in-process so the failure it records still holds until it can be."""
     written_by_this_instance: bool = False
     """This daemon process has written this service's memory since it started."""
+    flow: FlowInputs | None = None
+    """What the release-flow checks read (proofs, dependencies, pre-flight, windows);
+    gathered only when a deploy is pending (``release_flow.needs``), else None."""
 
     @property
     def memory(self) -> ServiceMemory:

@@ -19,12 +19,15 @@ Path_ = tuple[str | int, ...]
 
 
 def field_errors(
-    exc: ValidationError, lines: dict[Path_, int], doc_line: int
+    exc: ValidationError,
+    lines: dict[Path_, int],
+    doc_line: int,
+    root: type[BaseModel] = ServiceRelease,
 ) -> Iterator[tuple[int, str, str]]:
-    """(line, dotted field, message) for each problem pydantic found."""
+    """(line, dotted field, message) for each problem pydantic found in a ``root`` document."""
     for error in exc.errors(include_url=False):
         loc: Path_ = tuple(error["loc"])
-        yield line_of(loc, lines, doc_line), dotted(loc), _message(error, loc)
+        yield line_of(loc, lines, doc_line), dotted(loc), _message(error, loc, root)
 
 
 def line_of(loc: Path_, lines: dict[Path_, int], doc_line: int) -> int:
@@ -60,11 +63,11 @@ _PATTERN_HINTS = {
 }
 
 
-def _message(error: Any, loc: Path_) -> str:
+def _message(error: Any, loc: Path_, root: type[BaseModel] = ServiceRelease) -> str:
     kind: str = error["type"]
     given = error.get("input")
     if kind == "extra_forbidden":
-        allowed = _allowed_fields(loc[:-1])
+        allowed = _allowed_fields(loc[:-1], root)
         hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
         return f"unknown field {loc[-1]!r}{hint}"
     if kind == "missing":
@@ -93,9 +96,9 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text[:60]}"
 
 
-def _allowed_fields(loc: Path_) -> list[str]:
+def _allowed_fields(loc: Path_, root: type[BaseModel] = ServiceRelease) -> list[str]:
     """The field names a mapping at ``loc`` accepts, read from the pydantic models."""
-    model: type[BaseModel] = ServiceRelease
+    model: type[BaseModel] = root
     for part in loc:
         nested = None
         for name, info in model.model_fields.items():

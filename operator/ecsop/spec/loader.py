@@ -28,8 +28,10 @@ from pydantic import ValidationError
 
 from ecsop.spec import errors as spec_errors
 from ecsop.spec import model as spec
+from ecsop.spec import references
 from ecsop.spec import yaml_reader as spec_yaml
 from ecsop.spec.model import ServiceIdentity, ServiceRelease
+from ecsop.spec.release_flow import POLICY_FILES, POLICY_KIND, ReleasePolicy
 
 MAX_FILE_BYTES = 1024 * 1024
 """Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
@@ -65,15 +67,35 @@ class LoadedRelease:
     """``spec.region``, or the daemon's default region when the spec does not say."""
     account: str = ""
     """The daemon's own account, for releases whose spec names none ("" when unknown)."""
+    field_lines: dict[str, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    """Line of each entry of ``spec.dependsOn`` and ``spec.promotion.from`` (dotted path)."""
 
     @property
     def name(self) -> str:
         return self.release.name
 
     @property
+    def depends_on(self) -> list[str]:
+        return self.release.spec.depends_on
+
+    @property
+    def promoted_from(self) -> list[str]:
+        promotion = self.release.spec.promotion
+        return promotion.from_ if promotion else []
+
+    @property
     def target(self) -> ServiceIdentity:
         """The ECS service this release manages, names and ARNs normalised."""
         return spec.identity(self.release.spec, self.region, self.account)
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A valid ReleasePolicy document of the directory-level policy file."""
+
+    policy: ReleasePolicy
+    file: str
+    line: int
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,13 @@ class SpecSet:
     errors: list[SpecError]
     files: int
     commit: str | None
+    policies: tuple[LoadedPolicy, ...] = ()
+    """The ReleasePolicy documents of ``ecsop-policy.yaml`` (deploy windows by label)."""
+
+    @property
+    def policy_errors(self) -> list[SpecError]:
+        """Problems of the policy file: while any stands, no window is known for sure."""
+        return [e for e in self.errors if is_policy_file(e.file)]
 
     @property
     def invalid_releases(self) -> dict[str, list[SpecError]]:
@@ -122,7 +151,7 @@ class ParseCache:
         self._used = set()
 
 
-_Parsed = tuple[list["LoadedRelease"], list[SpecError]]
+_Parsed = tuple[list["LoadedRelease"], list[SpecError], list[LoadedPolicy]]
 
 
 def load(
@@ -141,6 +170,7 @@ def load(
     for releases whose spec names none; "" when it is not known (``validate``).
     """
     candidates: list[LoadedRelease] = []
+    policies: list[LoadedPolicy] = []
     errors: list[SpecError] = []
     files = 0
     # Each path is resolved once: git-sync may swap its symlink mid-load, and
@@ -149,7 +179,7 @@ def load(
     for given, root in roots:
         for display, real in _spec_files(given, root, errors):
             files += 1
-            found, problems = load_file(
+            found, problems, policed = load_file(
                 real,
                 display,
                 default_region=default_region,
@@ -157,13 +187,25 @@ def load(
                 cache=cache,
             )
             candidates.extend(dataclasses.replace(c, account=default_account) for c in found)
+            policies.extend(policed)
             errors.extend(problems)
     if cache is not None:
         cache.sweep()
     releases, conflicts = _unique(candidates)
     errors.extend(conflicts)
+    known = {c.name for c in candidates} | {e.release for e in errors if e.release}
+    releases, broken = _references(releases, known)
+    errors.extend(broken)
+    unique_policies, policy_conflicts = _unique_policies(policies)
+    errors.extend(policy_conflicts)
     commit = git_commit(roots[0][1]) if roots else None
-    return SpecSet(releases=releases, errors=sorted(errors), files=files, commit=commit)
+    return SpecSet(
+        releases=releases,
+        errors=sorted(errors),
+        files=files,
+        commit=commit,
+        policies=unique_policies,
+    )
 
 
 def load_file(
@@ -173,21 +215,22 @@ def load_file(
     default_region: str = "",
     allow_mutable_tags: bool = False,
     cache: ParseCache | None = None,
-) -> tuple[list[LoadedRelease], list[SpecError]]:
-    """Read one file: its valid releases and the errors of its other documents."""
+) -> _Parsed:
+    """Read one file: its valid releases, the errors of its other documents, its policies."""
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            return [], [SpecError(display, None, "", f"file is {size} bytes; the limit is 1 MiB")]
+            problem = f"file is {size} bytes; the limit is 1 MiB"
+            return [], [SpecError(display, None, "", problem)], []
         data = path.read_bytes()
     except OSError as exc:
-        return [], [SpecError(display, None, "", f"cannot read file: {exc.strerror or exc}")]
+        return [], [SpecError(display, None, "", f"cannot read file: {exc.strerror or exc}")], []
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         byte = data[exc.start : exc.start + 1].hex()
-        return [], [SpecError(display, line, "", f"file is not UTF-8 text (byte 0x{byte})")]
+        return [], [SpecError(display, line, "", f"file is not UTF-8 text (byte 0x{byte})")], []
     if cache is None:
         return _parse(text, display, default_region, allow_mutable_tags)
     key = (hashlib.sha256(data).hexdigest(), display, default_region, allow_mutable_tags)
@@ -195,15 +238,17 @@ def load_file(
     if parsed is None:
         parsed = _parse(text, display, default_region, allow_mutable_tags)
         cache.put(key, parsed)
-    return list(parsed[0]), list(parsed[1])
+    return list(parsed[0]), list(parsed[1]), list(parsed[2])
 
 
 def _parse(
     text: str, display: str, default_region: str, allow_mutable_tags: bool
-) -> tuple[list[LoadedRelease], list[SpecError]]:
+) -> _Parsed:
     releases: list[LoadedRelease] = []
+    policies: list[LoadedPolicy] = []
     errors: list[SpecError] = []
     documents = 0
+    policy_file = is_policy_file(display)
     context = {spec.ALLOW_MUTABLE_TAGS: allow_mutable_tags}
     try:
         for node, document in spec_yaml.documents(text):
@@ -218,8 +263,15 @@ def _parse(
                 continue
             if not isinstance(document, dict):
                 kind = type(document).__name__
-                msg = f"a document must be a ServiceRelease mapping, not a {kind}"
+                expected = POLICY_KIND if policy_file else "ServiceRelease"
+                msg = f"a document must be a {expected} mapping, not a {kind}"
                 errors.append(SpecError(display, doc_line, "", msg))
+                continue
+            if policy_file or document.get("kind") == POLICY_KIND:
+                policy, problems = _policy(document, display, lines, doc_line, policy_file)
+                errors.extend(problems)
+                if policy is not None:
+                    policies.append(policy)
                 continue
             try:
                 release = ServiceRelease.model_validate(document, context=context)
@@ -230,14 +282,47 @@ def _parse(
                 )
                 continue
             region = release.spec.region or default_region
-            releases.append(LoadedRelease(release, display, doc_line, region))
+            field_lines = {
+                spec_errors.dotted(path): line
+                for path, line in lines.items()
+                if path[:2] in (("spec", "dependsOn"), ("spec", "promotion"))
+            }
+            releases.append(LoadedRelease(release, display, doc_line, region, "", field_lines))
     except yaml.YAMLError as exc:
-        return [], [_yaml_error(exc, display)]
+        return [], [_yaml_error(exc, display)], []
     except RecursionError:
-        return [], [SpecError(display, None, "", "YAML nesting is too deep")]
+        return [], [SpecError(display, None, "", "YAML nesting is too deep")], []
     if documents == 0 and not errors:
-        errors.append(SpecError(display, None, "", "file holds no ServiceRelease document"))
-    return releases, errors
+        kind = POLICY_KIND if policy_file else "ServiceRelease"
+        errors.append(SpecError(display, None, "", f"file holds no {kind} document"))
+    return releases, errors, policies
+
+
+def is_policy_file(display: str) -> bool:
+    """Whether ``display`` names the directory-level policy file (``ecsop-policy.yaml``)."""
+    return Path(display).name in POLICY_FILES
+
+
+def _policy(
+    document: dict[str, Any],
+    display: str,
+    lines: dict[spec_errors.Path_, int],
+    doc_line: int,
+    policy_file: bool,
+) -> tuple[LoadedPolicy | None, list[SpecError]]:
+    """A ReleasePolicy document, validated; only the policy file may hold them."""
+    if not policy_file:
+        message = (
+            f"{POLICY_KIND} documents belong in the directory-level policy file "
+            f"({' or '.join(POLICY_FILES)})"
+        )
+        return None, [SpecError(display, doc_line, "kind", message)]
+    try:
+        policy = ReleasePolicy.model_validate(document)
+    except ValidationError as exc:
+        found = spec_errors.field_errors(exc, lines, doc_line, root=ReleasePolicy)
+        return None, [SpecError(display, line, field, message) for line, field, message in found]
+    return LoadedPolicy(policy, display, doc_line), []
 
 
 def git_commit(path: Path) -> str | None:
@@ -372,3 +457,35 @@ def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], 
                 rejected.add(id(loaded))
     releases = {c.name: c for c in candidates if id(c) not in rejected}
     return releases, errors
+
+
+def _references(
+    releases: dict[str, LoadedRelease], known: set[str]
+) -> tuple[dict[str, LoadedRelease], list[SpecError]]:
+    """``dependsOn`` and ``promotion.from`` name releases of the directory, without a cycle."""
+    errors: list[SpecError] = []
+    rejected: set[str] = set()
+    for loaded, field, message in references.check(releases, known):
+        found = releases[loaded.name]
+        line = found.field_lines.get(field, found.line)
+        errors.append(SpecError(found.file, line, field, message, found.name))
+        rejected.add(found.name)
+    return {n: r for n, r in releases.items() if n not in rejected}, errors
+
+
+def _unique_policies(
+    policies: list[LoadedPolicy],
+) -> tuple[tuple[LoadedPolicy, ...], list[SpecError]]:
+    """One ReleasePolicy per name; both sides of a clash are errors."""
+    by_name: dict[str, list[LoadedPolicy]] = defaultdict(list)
+    for loaded in policies:
+        by_name[loaded.policy.name].append(loaded)
+    errors = []
+    for name, group in by_name.items():
+        if len(group) > 1:
+            for loaded in group:
+                others = ", ".join(f"{o.file}:{o.line}" for o in group if o is not loaded)
+                msg = f"policy name {name!r} is also defined at {others}"
+                errors.append(SpecError(loaded.file, loaded.line, "metadata.name", msg))
+    kept = tuple(p for p in policies if len(by_name[p.policy.name]) == 1)
+    return kept, errors

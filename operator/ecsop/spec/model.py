@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ecsop.spec.release_flow import DeployWindow, Promotion, release_names
+
 API_VERSION = "ecsop.dev/v1"
 KIND = "ServiceRelease"
 
@@ -168,6 +170,11 @@ class Rollout(_Model):
         max_length=10,
         description="HTTP requests that must keep answering as expected during rollout and bake.",
     )
+    approval: Literal["none", "manual"] = Field(
+        default="none",
+        description="manual: a new release (fingerprint) waits until `ecsop approve NAME` "
+        "records the approval of exactly that fingerprint. Rollbacks never wait.",
+    )
 
     @field_validator("alarms")
     @classmethod
@@ -219,6 +226,25 @@ class ReleaseSpec(_Model):
     suspend: bool = Field(
         default=False, description="When true ecsop observes the service but changes nothing."
     )
+    promotion: Promotion | None = Field(
+        default=None,
+        description="Deploy only images the named releases have proven (ran to last-good).",
+    )
+    depends_on: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Releases that must be Synced before this one deploys a new release.",
+    )
+    deploy_windows: list[DeployWindow] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Allow/deny windows for new deploys (rollbacks are never held).",
+    )
+
+    @field_validator("depends_on")
+    @classmethod
+    def _dependency_names(cls, names: list[str]) -> list[str]:
+        return release_names(names)
 
     @field_validator("containers")
     @classmethod
