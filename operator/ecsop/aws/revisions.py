@@ -150,6 +150,10 @@ class Revisions:
             ).value
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def newest(self, family: str) -> list[TaskDefinitionArn]:
+        """ARNs of ``family``'s newest ACTIVE revisions (``FIND_REVISION_LIMIT``), newest first."""
+        return self._newest(family)
+
     # --- internals ---------------------------------------------------------------
 
     def _newest(self, family: str) -> list[TaskDefinitionArn]:

@@ -20,17 +20,23 @@ from ecsop.aws.ecs import GatewayPool
 from ecsop.aws.identity import caller_account
 from ecsop.aws.service_cache import ServiceCache
 from ecsop.controller.executor import Applied, DryRunExecutor
+from ecsop.controller.flow import FlowContext, FlowGatherer
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.decision.actions import Action, Deploy, Wait
 from ecsop.decision.ecs_state import ServiceMissing, short_name
 from ecsop.decision.memory import ServiceMemory
 from ecsop.decision.observation import Observation, Options
+from ecsop.decision.reasons import HELD, Reason
 from ecsop.probes.health import HealthProber
 from ecsop.spec import loader as source
 from ecsop.spec.loader import LoadedRelease
 
 PLAN_OBSERVATION_SECONDS = 300.0
 """How long plan's batched observations stay usable: one run, however many releases."""
+PREFLIGHT_FAILURES = frozenset(
+    {Reason.IMAGE_NOT_FOUND, Reason.EXECUTION_ROLE_NOT_FOUND, Reason.INVALID_POLICY}
+)
+"""Held for a problem of the spec (or the images it names): plan exits 1, as for an invalid spec."""
 
 
 class _Printed:
@@ -67,15 +73,20 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
     cache.refresh(loaded.releases.values())  # batched; a failed batch is retried per release
     prober = HealthProber(clients.client)
     printed = _Printed()
+    options = Options(self_heal=self_heal)
+    flow = FlowGatherer(cache, gateways.ecs, clients.client, options)
+    context = FlowContext.of(loaded)
     reconciler = ReleaseReconciler(
-        cache, gateways.ecs, DryRunExecutor(), printed, Options(self_heal=self_heal), prober=prober
+        cache, gateways.ecs, DryRunExecutor(), printed, options, prober=prober, flow=flow
     )
     would_change = False
     failed = bool(loaded.errors)
     try:
         for name, release in sorted(loaded.releases.items()):
             try:
-                result = reconciler.reconcile(ReleaseTarget(release, loaded.commit))
+                result = reconciler.reconcile(
+                    ReleaseTarget(release, loaded.commit, context=context)
+                )
             except AwsError as exc:
                 print(f"{name}: cannot observe: {exc.code}: {exc.message}")
                 failed = True
@@ -91,6 +102,7 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
                 continue
             action = result.action
             would_change |= not isinstance(action, Wait)
+            failed |= action.reason in PREFLIGHT_FAILURES
             verb = _verb(action, result.applied)
             print(f"{name}: {action.phase.value}: {verb}: {action.message}")
     finally:
@@ -102,7 +114,7 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
 
 def _verb(action: Action, applied: Applied) -> str:
     if isinstance(action, Wait):
-        return "no change"
+        return "held" if action.reason in HELD else "no change"
     verb = f"would {type(action).__name__}"
     if isinstance(action, Deploy):
         if applied.registered:

@@ -57,6 +57,7 @@ class Daemon:
             self.metrics,
             prober=self.prober,
             on_release_count=self.gateways.fit_cache,
+            client_for=self.clients.client,
         )
         self.endpoint = Endpoint(
             settings.metrics_host,

@@ -27,12 +27,14 @@ from pathlib import Path
 
 import structlog
 
+from ecsop.aws.preflight import ClientFor
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller.executor import AwsExecutor, WriteLog
+from ecsop.controller.flow import FlowGatherer, dependents, flow_context
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.controller.recorder import DecisionRecorder
 from ecsop.controller.specset import Changes, SpecKeeper
-from ecsop.decision.actions import LetGo
+from ecsop.decision.actions import LetGo, RecordLastGood
 from ecsop.decision.observation import Options, SpecState
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.status import StatusStore
@@ -84,6 +86,7 @@ class Controller:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         prober: HealthProber | None = None,
         on_release_count: Callable[[int], None] = lambda count: None,
+        client_for: ClientFor | None = None,
     ) -> None:
         self.settings = settings
         self.prober = prober
@@ -106,6 +109,10 @@ class Controller:
             active_poll_seconds=settings.active_poll_seconds,
             instance_id=settings.instance_id,
         )
+        self.flow = (
+            FlowGatherer(self.cache, gateway_for, client_for, options) if client_for else None
+        )
+        """The release-flow inputs (``controller.flow``); None: no AWS clients (tests)."""
         self.reconciler = ReleaseReconciler(
             self.cache,
             gateway_for,
@@ -115,6 +122,7 @@ class Controller:
             prober=prober,
             write_log=self.write_log,
             clock=clock,
+            flow=self.flow,
         )
         self.loop = WorkLoop(
             self.queue,
@@ -235,9 +243,13 @@ class Controller:
                 removed=entry.removed,
                 claimed_elsewhere=entry.claimed_elsewhere,
             ),
+            context=flow_context(self.specs),
         )
         result = self.reconciler.reconcile(target)
         self.aws_reachable.set()
+        if isinstance(result.action, RecordLastGood):  # promoted or dependent releases may go
+            for waiting in dependents(self.specs.watched(), name):
+                self.queue.add(waiting)
         if isinstance(result.action, LetGo):
             self.specs.let_go(name)
             self._forget(name)

@@ -36,7 +36,13 @@ from ecsop.decision.actions import (
 from ecsop.decision.ecs_state import RolloutState, short_name
 from ecsop.decision.fate import Fate, fate_of
 from ecsop.decision.gates import Verdict
-from ecsop.decision.memory import MAX_TAGS, SERVICE_KEYS, room_for_memory, user_tag_count
+from ecsop.decision.memory import (
+    MAX_TAGS,
+    SERVICE_KEYS,
+    proof_tags,
+    room_for_memory,
+    user_tag_count,
+)
 from ecsop.decision.observation import Observation, Options, SpecState, fingerprint_of
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.release_flow import hold as release_flow
@@ -313,6 +319,7 @@ def _baking(p: _Pass) -> Action:
         None,
         task_definition=service.task_definition,
         memory=memory,
+        proof=proof_tags(p.release.name, service.task_definition),
     )
 
 
