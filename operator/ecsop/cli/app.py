@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ecsop import __version__
+from ecsop.cli import approve as approve_cli
+from ecsop.cli import promote as promote_cli
 
 DEFAULT_URL = "http://127.0.0.1:9100"
 
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(sub)
     _add_status(sub)
     _add_retry(sub)
+    approve_cli.register(sub, _spec_options)
+    promote_cli.register(sub, _spec_options)
     _add_validate(sub)
     _add_schema(sub)
     _add_sandbox(sub)

@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ecsop import __version__
-from ecsop.decision.reasons import Failure, Outcome, Phase
+from ecsop.decision.reasons import HELD, Failure, Outcome, Phase
 
 DURATION_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 OUTCOMES = tuple(o.value for o in Outcome)
@@ -126,6 +126,12 @@ class Metrics:
             ["commit"],
             registry=registry,
         )
+        self.release_held = Gauge(
+            "ecsop_release_held",
+            "1 when a new release is held before deploying, by why (one-hot; all 0: not held).",
+            ["release", "reason"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "ecsop_build_info", "ecsop's version.", ["version"], registry=registry
         )
@@ -181,8 +187,14 @@ class Metrics:
             self.deployment_duration,
             self.last_success,
             self.memory_write_failures,
+            self.release_held,
         ):
             _remove_release(metric, name)
+
+    def set_held(self, name: str, reason: str) -> None:
+        """The release's pass ended held for ``reason`` (one of ``HELD``), or not held."""
+        for each in HELD:
+            self.release_held.labels(name, each.value).set(1 if each.value == reason else 0)
 
     # --- spec directory -----------------------------------------------------------
 
