@@ -186,6 +186,7 @@ def _exposed_names() -> set[str]:
     metrics.set_specs(["bad.yaml"], 1, "abc")
     metrics.memory_write_failures.labels("r").inc()
     metrics.loop_errors.labels("resync").inc()
+    metrics.set_held("r", "AwaitingApproval")
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples
