@@ -112,19 +112,28 @@ class Preflight:
             found = Found.MISSING if error.code == "RepositoryNotFoundException" else Found.UNKNOWN
             detail = f"{error.code}: {error.message}"
             return {image.reference: Lookup(found, detail) for image in images}
-        failures = {
-            _failure_key(failure.get("imageId") or {}): failure
-            for failure in response.get("failures") or ()
+        returned = {
+            key
+            for found in response.get("images") or ()
+            for key in _keys(found.get("imageId") or {})
         }
+        failures = {
+            key: failure
+            for failure in response.get("failures") or ()
+            for key in _keys(failure.get("imageId") or {})
+        }
+        unmatched: dict[str, Any] = next(iter(response.get("failures") or ()), {})
         result: dict[str, Lookup] = {}
         for image in images:
-            failure = failures.get(_id(image))
-            if failure is None:
+            if _id(image) in returned:
                 self._remember(("image", registry, region, repository, _id(image)))
                 result[image.reference] = Lookup(Found.FOUND)
                 continue
-            code = str(failure.get("failureCode", ""))
-            detail = f"{code}: {failure.get('failureReason', '')}"
+            # A found image is the one BatchGetImage returns; a failure that does not
+            # echo the id asked for (moto's) still says why the image is not there.
+            failure = failures.get(_id(image)) or unmatched
+            code = str(failure.get("failureCode", "")) or "NotReturned"
+            detail = f"{code}: {failure.get('failureReason', 'BatchGetImage did not return it')}"
             missing = code in ("ImageNotFound", "ImageTagDoesNotMatchDigest")
             result[image.reference] = Lookup(Found.MISSING if missing else Found.UNKNOWN, detail)
         return result
@@ -149,6 +158,9 @@ def _image_id(image: EcrImage) -> dict[str, str]:
     return {"imageDigest": image.digest} if image.digest else {"imageTag": image.tag or ""}
 
 
-def _failure_key(image_id: dict[str, Any]) -> str:
-    digest = image_id.get("imageDigest")
-    return str(digest) if digest else f"tag:{image_id.get('imageTag', '')}"
+def _keys(image_id: dict[str, Any]) -> list[str]:
+    """The ids an ``imageId`` answers for: its digest and its tag."""
+    keys = [str(image_id["imageDigest"])] if image_id.get("imageDigest") else []
+    if image_id.get("imageTag"):
+        keys.append(f"tag:{image_id['imageTag']}")
+    return keys
