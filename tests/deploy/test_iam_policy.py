@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import boto3
 import botocore.client
 import pytest
 import yaml
@@ -306,7 +307,18 @@ def _fargate_ready(config: dict[str, Any]) -> dict[str, Any]:
         "containerPort": 8080,
     }
     config["alarms"] = ["shop-5xx"]
+    # The release flow: a deploy's pre-flight checks the execution role (iam:GetRole) and
+    # the ECR digests; ``shop-next`` is promoted from ``shop`` (proofs on revisions).
+    shop = config["clusters"]["prod"]["services"]["shop"]["taskDefinition"]
+    shop["executionRoleArn"] = EXECUTION_ROLE
+    shop_next = copy.deepcopy(config["clusters"]["prod"]["services"]["shop-breaker"])
+    shop_next["taskDefinition"]["family"] = "shop-next"
+    config["clusters"]["prod"]["services"]["shop-next"] = shop_next
     return config
+
+
+EXECUTION_ROLE = "arn:aws:iam::123456789012:role/app-execution"
+"""In the sandbox's account (moto's default), named as ``${TASK_ROLES}`` allows."""
 
 
 @pytest.mark.e2e
@@ -335,7 +347,20 @@ def test_policy_matches_what_a_lifecycle_calls(
         def shop(image: str) -> dict[str, Any]:
             return release_doc("shop", "shop", image, alarms=["shop-5xx"], targetHealth=True)
 
-        repo.commit({"shop.yaml": shop(GOOD_V1)}, "adopt shop")
+        def shop_next(image: str) -> dict[str, Any]:
+            promoted = release_doc("shop-next", "shop-next", image)
+            promoted["spec"]["promotion"] = {"from": ["shop"]}
+            return promoted
+
+        box_iam = boto3.client(
+            "iam",
+            endpoint_url=box.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        box_iam.create_role(RoleName="app-execution", AssumeRolePolicyDocument="{}")
+        repo.commit({"shop.yaml": shop(GOOD_V1), "next.yaml": shop_next(GOOD_V1)}, "adopt shop")
         daemon = Daemon(tmp_path, box, repo.path)
 
         def phase() -> Any:
@@ -343,8 +368,9 @@ def test_policy_matches_what_a_lifecycle_calls(
 
         wait_for(lambda: phase() == "Synced", 30, "shop adopted")
         # A deploy that succeeds: clone, register, update, bake, record last-good.
-        repo.commit({"shop.yaml": shop(GOOD_V2)}, "shop v2")
+        repo.commit({"shop.yaml": shop(GOOD_V2), "next.yaml": shop_next(GOOD_V2)}, "v2")
         wait_for(lambda: box.steady_on("shop", GOOD_V2) and phase() == "Synced", 40, "v2")
+        wait_for(lambda: box.steady_on("shop-next", GOOD_V2), 40, "v2 promoted to shop-next")
         # A crash loop: rolled back to last-good, failure recorded in service tags.
         repo.commit({"shop.yaml": shop(CRASH)}, "shop crash")
         wait_for(lambda: phase() == "Degraded", 40, "crash loop rolled back")
