@@ -277,7 +277,7 @@ def test_a_deny_window_holds_a_deploy_but_not_a_rollback(tmp_path: Path) -> None
             "freeze, and other wants v2",
         )
         wait_for(lambda: reason(daemon, "other") == "OutsideDeployWindow", 30, "other held")
-        assert "deny '0 0 * * *'" in daemon.release("other")["message"]
+        assert "deny window '0 0 * * *' (1440 min, UTC)" in daemon.release("other")["message"]
 
         def rolled_back() -> bool:
             flow.box.control("POST", "clock", {"advance": 3})

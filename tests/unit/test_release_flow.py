@@ -189,7 +189,7 @@ HELD = [
         release(deployWindows=[DENY_ALWAYS]),
         flow(),
         (Wait, Phase.PROGRESSING, Reason.OUTSIDE_DEPLOY_WINDOW),
-        "deny '0 0 * * *'",
+        "deny window '0 0 * * *' (1440 min, UTC) is open until",
         id="deny-window-of-the-spec",
     ),
     pytest.param(

@@ -208,7 +208,7 @@ class FlowGatherer:
         situation = classify(loaded.release, observed, self._options).situation
         if situation is Situation.SYNCED:
             return DependencyState(True, "Synced")
-        return DependencyState(False, situation.value.replace("_", " "))
+        return DependencyState(False, _DOING.get(situation, situation.value.replace("_", " ")))
 
 
 def _revisions(gateway: EcsGateway, state: ServiceState) -> dict[TaskDefinitionArn, TaskDefinition]:
@@ -258,3 +258,18 @@ def dependents(releases: Iterable[LoadedRelease], name: str) -> list[str]:
         for loaded in releases
         if name in loaded.depends_on or name in loaded.promoted_from
     )
+
+
+_DOING = {
+    Situation.OUT_OF_DATE: "not deployed yet",
+    Situation.DRIFTED: "changed outside ecsop",
+    Situation.ROLLING_OUT: "rolling out",
+    Situation.SUPERSEDED: "rolling out",
+    Situation.BAKING: "baking",
+    Situation.FAILED_BEFORE: "Degraded: its release failed",
+    Situation.GONE_UNSEEN: "its rollout vanished",
+    Situation.SUSPENDED: "suspended",
+    Situation.FIRST_SIGHT: "not adopted yet",
+    Situation.FOREIGN: "someone else's deployment in progress",
+}
+"""How a dependency's situation reads in the dependent's status."""

@@ -109,8 +109,11 @@ class DeployWindow(_Flow):
         return name
 
     def describe(self) -> str:
-        """``deny '0 17 * * FRI' for 3840 min (Europe/Paris)``, for messages."""
-        return f"{self.kind} {self.schedule!r} for {self.duration_minutes} min ({self.time_zone})"
+        """``deny window '0 17 * * FRI' (3840 min, Europe/Paris)``, for messages."""
+        return (
+            f"{self.kind} window {self.schedule!r} "
+            f"({self.duration_minutes} min, {self.time_zone})"
+        )
 
 
 class Selector(_Flow):

@@ -60,7 +60,7 @@ def check(windows: Sequence[DeployWindow], problems: Sequence[str], now: datetim
     return Wait(
         Phase.PROGRESSING,
         Reason.OUTSIDE_DEPLOY_WINDOW,
-        f"outside the deploy windows ({state.why}); {when}",
+        f"outside the deploy windows: {state.why}; {when}",
         None,
     )
 
@@ -112,10 +112,10 @@ def _denied(windows: Sequence[DeployWindow], t: datetime) -> str:
         if window.kind == "deny":
             end = open_until(window, t)
             if end is not None:
-                return f"{window.describe()} open until {end:%Y-%m-%dT%H:%MZ}"
+                return f"{window.describe()} is open until {end:%Y-%m-%dT%H:%MZ}"
     allows = [w for w in windows if w.kind == "allow"]
     if allows and not any(open_until(w, t) for w in allows):
-        return "no allow window is open: " + ", ".join(w.describe() for w in allows)
+        return "no allow window is open (" + ", ".join(w.describe() for w in allows) + ")"
     return ""
 
 
