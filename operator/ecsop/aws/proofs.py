@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
+from ecsop.aws.clients import AwsError
 from ecsop.aws.ecs import EcsGateway
 from ecsop.decision.ecs_state import ServiceState, TaskDefinitionArn
 from ecsop.decision.memory import ServiceMemory, proves
@@ -59,7 +60,7 @@ class ProofReader:
                 break
             family = self._consider(gateway, arn, release, remaining, proven)
             families.append(family)
-        for family in dict.fromkeys(families):
+        for family in dict.fromkeys(f for f in families if f):
             if not remaining:
                 break
             for arn in gateway.newest_revisions(family):
@@ -76,8 +77,17 @@ class ProofReader:
         remaining: set[str],
         proven: set[str],
     ) -> str:
-        """Move the digests revision ``arn`` proves from ``remaining`` to ``proven``."""
-        revision = gateway.task_definition(arn)
+        """Move the digests revision ``arn`` proves from ``remaining`` to ``proven``.
+
+        A revision that cannot be described (a hand-edited last-good naming one that
+        does not exist) proves nothing and stops nothing; throttling is raised.
+        """
+        try:
+            revision = gateway.task_definition(arn)
+        except AwsError as error:
+            if error.retryable:
+                raise
+            return ""
         carried = {d for d in map(digest_of, revision.images.values()) if d} & remaining
         if carried and self._proves(gateway, revision.arn, revision.tags, release):
             proven |= carried

@@ -34,9 +34,15 @@ from ecsop.spec.loader import LoadedRelease
 PLAN_OBSERVATION_SECONDS = 300.0
 """How long plan's batched observations stay usable: one run, however many releases."""
 PREFLIGHT_FAILURES = frozenset(
-    {Reason.IMAGE_NOT_FOUND, Reason.EXECUTION_ROLE_NOT_FOUND, Reason.INVALID_POLICY}
+    {
+        Reason.IMAGE_NOT_FOUND,
+        Reason.EXECUTION_ROLE_NOT_FOUND,
+        Reason.PREFLIGHT_UNAVAILABLE,
+        Reason.INVALID_POLICY,
+    }
 )
-"""Held for a problem of the spec (or the images it names): plan exits 1, as for an invalid spec."""
+"""Held for a problem of the spec, the images it names, or an AWS error checking them:
+plan exits 1, as for an invalid spec or an AWS error."""
 
 
 class _Printed:
