@@ -164,6 +164,7 @@ def test_promotion_holds_until_staging_proves_the_digest(flow: Flow) -> None:
     )
     tags = {t["key"]: t["value"] for t in proven["tags"]}
     assert proves(tags, "shop-staging", proven["taskDefinition"]["taskDefinitionArn"])
+    assert flow.box.call_log("ListTagsForResource"), "the proof postdates the cached revision"
 
 
 def test_a_proof_outlives_restarts_and_staging_moving_on_and_promote_writes_it(

@@ -211,3 +211,25 @@ def test_a_steady_release_gathers_nothing(flow_world: tuple[World, FakeEcr]) -> 
     assert world.ecs.calls[calls:] == ["DescribeServices"], "one describe, nothing more"
     assert not ecr.calls
     assert TAG_LAST_GOOD in world.ecs.tags("shop") and CLUSTER
+
+
+def test_an_upstream_is_read_with_its_own_role(flow_world: tuple[World, FakeEcr]) -> None:
+    """An upstream in another account: its proofs are read with its ``roleArn``."""
+    world, _ = flow_world
+    asked: list[tuple[str, str | None]] = []
+    gateway_for = world.controller.flow._gateway_for  # type: ignore[union-attr]
+
+    def recording(region: str, role: str | None) -> Any:
+        asked.append((region, role))
+        return gateway_for(region, role)
+
+    world.controller.flow._gateway_for = recording  # type: ignore[union-attr]
+    role = "arn:aws:iam::444455556666:role/ecsop-deployer"
+    world.ecs.add_service("staging")
+    world.write("staging", V1, roleArn=role)
+    world.reconcile("staging")
+    world.adopted("prod")
+    world.write("prod", V2, promotion={"from": ["staging"]})
+    world.reconcile("prod")
+    assert world.status("prod").reason == "PromotionBlocked"
+    assert ("us-east-1", role) in asked
