@@ -36,12 +36,3 @@ def check(release: ServiceRelease, desired: Fingerprint, tags: Mapping[str, str]
         None,
     )
 
-
-def approved_by(release: ServiceRelease, desired: Fingerprint, tags: Mapping[str, str]) -> str:
-    """The " (approved by WHO at WHEN)" note for a deploy message, when approval applied."""
-    approval = ApprovalRecord.read(tags)
-    if release.spec.rollout.approval != "manual" or approval is None:
-        return ""
-    if approval.fingerprint != desired:
-        return ""
-    return f" (approved by {approval.by or 'unknown'} at {approval.at or 'unknown'})"
