@@ -36,6 +36,7 @@ from ecsop.controller.recorder import DecisionRecorder
 from ecsop.controller.specset import Changes, SpecKeeper
 from ecsop.decision.actions import LetGo, RecordLastGood
 from ecsop.decision.observation import Options, SpecState
+from ecsop.decision.reasons import Reason
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.status import StatusStore
 from ecsop.probes.health import HealthProber
@@ -247,7 +248,8 @@ class Controller:
         )
         result = self.reconciler.reconcile(target)
         self.aws_reachable.set()
-        if isinstance(result.action, RecordLastGood):  # promoted or dependent releases may go
+        if isinstance(result.action, RecordLastGood) and result.action.reason is Reason.BAKED:
+            # Releases promoted from this one, or depending on it, may go now.
             for waiting in dependents(self.specs.watched(), name):
                 self.queue.add(waiting)
         if isinstance(result.action, LetGo):
