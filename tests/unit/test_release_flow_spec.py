@@ -81,6 +81,17 @@ def errors_of(tmp_path: Path, files: dict[str, str]) -> list[str]:
             id="cycle",
         ),
         pytest.param(
+            {
+                "a.yaml": release("a", "  promotion: {from: [b]}"),
+                "b.yaml": release("b", "  promotion: {from: [a]}"),
+            },
+            [
+                "a.yaml:8: spec.promotion.from[0]: promotion cycle: a -> b -> a",
+                "b.yaml:8: spec.promotion.from[0]: promotion cycle: a -> b -> a",
+            ],
+            id="promotion-cycle",
+        ),
+        pytest.param(
             {"a.yaml": release("a", "  promotion:", "    from: [a]")},
             ["a.yaml:9: spec.promotion.from[0]: 'a' is this release itself"],
             id="promoted-from-itself",

@@ -2,10 +2,11 @@
 
 A directory-wide rule of ``ecsop.spec.loader``: every name must be a release
 of the directory (valid or not: an invalid release still exists and is
-waited for), a release never names itself, and ``dependsOn`` has no cycle (a
-cycle would hold every release in it forever). Each problem is reported at
-the line of the offending entry; a release with one is not managed, like any
-invalid release, so its last valid spec keeps being watched.
+waited for), a release never names itself, and neither ``dependsOn`` nor
+``promotion.from`` has a cycle (a cycle would hold every release in it
+forever). Each problem is reported at the line of the offending entry; a
+release with one is not managed, like any invalid release, so its last valid
+spec keeps being watched.
 """
 
 from __future__ import annotations
@@ -49,14 +50,26 @@ def check(releases: Mapping[str, Named], known: Collection[str]) -> list[tuple[N
                             f"(releases: {choices})",
                         )
                     )
-    for cycle in cycles(releases, lambda r: r.depends_on):
-        path = " -> ".join([*cycle, cycle[0]])
-        for index, name in enumerate(cycle):
-            loaded = releases[name]
-            after = cycle[(index + 1) % len(cycle)]
-            where = f"spec.dependsOn[{loaded.depends_on.index(after)}]"
-            problems.append((loaded, where, f"dependsOn cycle: {path}"))
+    for field, word, edges in (
+        ("spec.dependsOn", "dependsOn", _depends_on),
+        ("spec.promotion.from", "promotion", _promoted_from),
+    ):
+        for cycle in cycles(releases, edges):
+            path = " -> ".join([*cycle, cycle[0]])
+            for index, name in enumerate(cycle):
+                loaded = releases[name]
+                after = cycle[(index + 1) % len(cycle)]
+                where = f"{field}[{edges(loaded).index(after)}]"
+                problems.append((loaded, where, f"{word} cycle: {path}"))
     return problems
+
+
+def _depends_on(release: Named) -> list[str]:
+    return release.depends_on
+
+
+def _promoted_from(release: Named) -> list[str]:
+    return release.promoted_from
 
 
 def cycles(releases: Mapping[str, Named], edges: Callable[[Named], list[str]]) -> list[list[str]]:
