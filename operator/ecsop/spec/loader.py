@@ -28,10 +28,12 @@ from pydantic import ValidationError
 
 from ecsop.spec import errors as spec_errors
 from ecsop.spec import model as spec
+from ecsop.spec import policy_file as policy_file_
 from ecsop.spec import references
 from ecsop.spec import yaml_reader as spec_yaml
 from ecsop.spec.model import ServiceIdentity, ServiceRelease
-from ecsop.spec.release_flow import POLICY_FILES, POLICY_KIND, ReleasePolicy
+from ecsop.spec.policy_file import LoadedPolicy, is_policy_file
+from ecsop.spec.release_flow import POLICY_KIND
 
 MAX_FILE_BYTES = 1024 * 1024
 """Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
@@ -87,15 +89,6 @@ class LoadedRelease:
     def target(self) -> ServiceIdentity:
         """The ECS service this release manages, names and ARNs normalised."""
         return spec.identity(self.release.spec, self.region, self.account)
-
-
-@dataclass(frozen=True)
-class LoadedPolicy:
-    """A valid ReleasePolicy document of the directory-level policy file."""
-
-    policy: ReleasePolicy
-    file: str
-    line: int
 
 
 @dataclass(frozen=True)
@@ -196,8 +189,8 @@ def load(
     known = {c.name for c in candidates} | {e.release for e in errors if e.release}
     releases, broken = _references(releases, known)
     errors.extend(broken)
-    unique_policies, policy_conflicts = _unique_policies(policies)
-    errors.extend(policy_conflicts)
+    unique_policies, clashes = policy_file_.unique(policies)
+    errors.extend(SpecError(file, line, f, m) for file, line, f, m in clashes)
     commit = git_commit(roots[0][1]) if roots else None
     return SpecSet(
         releases=releases,
@@ -268,8 +261,8 @@ def _parse(
                 errors.append(SpecError(display, doc_line, "", msg))
                 continue
             if policy_file or document.get("kind") == POLICY_KIND:
-                policy, problems = _policy(document, display, lines, doc_line, policy_file)
-                errors.extend(problems)
+                policy, problems = policy_file_.read(document, display, lines, doc_line)
+                errors.extend(SpecError(display, line, f, m) for line, f, m in problems)
                 if policy is not None:
                     policies.append(policy)
                 continue
@@ -296,33 +289,6 @@ def _parse(
         kind = POLICY_KIND if policy_file else "ServiceRelease"
         errors.append(SpecError(display, None, "", f"file holds no {kind} document"))
     return releases, errors, policies
-
-
-def is_policy_file(display: str) -> bool:
-    """Whether ``display`` names the directory-level policy file (``ecsop-policy.yaml``)."""
-    return Path(display).name in POLICY_FILES
-
-
-def _policy(
-    document: dict[str, Any],
-    display: str,
-    lines: dict[spec_errors.Path_, int],
-    doc_line: int,
-    policy_file: bool,
-) -> tuple[LoadedPolicy | None, list[SpecError]]:
-    """A ReleasePolicy document, validated; only the policy file may hold them."""
-    if not policy_file:
-        message = (
-            f"{POLICY_KIND} documents belong in the directory-level policy file "
-            f"({' or '.join(POLICY_FILES)})"
-        )
-        return None, [SpecError(display, doc_line, "kind", message)]
-    try:
-        policy = ReleasePolicy.model_validate(document)
-    except ValidationError as exc:
-        found = spec_errors.field_errors(exc, lines, doc_line, root=ReleasePolicy)
-        return None, [SpecError(display, line, field, message) for line, field, message in found]
-    return LoadedPolicy(policy, display, doc_line), []
 
 
 def git_commit(path: Path) -> str | None:
@@ -471,21 +437,3 @@ def _references(
         errors.append(SpecError(found.file, line, field, message, found.name))
         rejected.add(found.name)
     return {n: r for n, r in releases.items() if n not in rejected}, errors
-
-
-def _unique_policies(
-    policies: list[LoadedPolicy],
-) -> tuple[tuple[LoadedPolicy, ...], list[SpecError]]:
-    """One ReleasePolicy per name; both sides of a clash are errors."""
-    by_name: dict[str, list[LoadedPolicy]] = defaultdict(list)
-    for loaded in policies:
-        by_name[loaded.policy.name].append(loaded)
-    errors = []
-    for name, group in by_name.items():
-        if len(group) > 1:
-            for loaded in group:
-                others = ", ".join(f"{o.file}:{o.line}" for o in group if o is not loaded)
-                msg = f"policy name {name!r} is also defined at {others}"
-                errors.append(SpecError(loaded.file, loaded.line, "metadata.name", msg))
-    kept = tuple(p for p in policies if len(by_name[p.policy.name]) == 1)
-    return kept, errors
