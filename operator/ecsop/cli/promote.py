@@ -137,11 +137,19 @@ def main(
     if dry_run:
         print(f"(dry run: {downstream.file} not written)")
         return 0
-    path.write_text(after)
+    _replace(path, after)
     print(
         f"{target}: {downstream.file} now pins the images {source} proved ({short_name(last_good)})"
     )
     return 0
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` over ``path`` atomically: a daemon watching the directory, or a
+    kill mid-write, never sees half a file (the hidden temporary file is never read)."""
+    temporary = path.with_name(f".{path.name}.ecsop-promote")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def _real_path(specs: Path, display: str) -> Path:
