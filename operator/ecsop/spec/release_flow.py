@@ -111,8 +111,7 @@ class DeployWindow(_Flow):
     def describe(self) -> str:
         """``deny window '0 17 * * FRI' (3840 min, Europe/Paris)``, for messages."""
         return (
-            f"{self.kind} window {self.schedule!r} "
-            f"({self.duration_minutes} min, {self.time_zone})"
+            f"{self.kind} window {self.schedule!r} ({self.duration_minutes} min, {self.time_zone})"
         )
 
 

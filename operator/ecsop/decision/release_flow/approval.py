@@ -35,4 +35,3 @@ def check(release: ServiceRelease, desired: Fingerprint, tags: Mapping[str, str]
         f"waiting for approval of {desired}{before}: run `ecsop approve {release.name}`",
         None,
     )
-
