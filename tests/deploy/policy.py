@@ -18,11 +18,12 @@ from typing import Any
 
 import botocore.session
 
-IAM_PREFIX_OVERRIDES: Mapping[str, str] = {"monitoring": "cloudwatch"}
+IAM_PREFIX_OVERRIDES: Mapping[str, str] = {"monitoring": "cloudwatch", "api.ecr": "ecr"}
 """IAM service prefixes that differ from botocore's signing name.
 
 botocore signs CloudWatch requests as ``monitoring``, but IAM names its actions
-``cloudwatch:*``. Every other service ecsop talks to (``ecs``, ``sts``,
+``cloudwatch:*``; the daemon's metrics name ECR by its endpoint prefix ``api.ecr``,
+IAM by ``ecr:*``. Every other service ecsop talks to (``ecs``, ``sts``, ``iam``,
 ``elasticloadbalancing`` for the ``elbv2`` client) uses its signing name.
 """
 

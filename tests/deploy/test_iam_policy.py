@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import boto3
 import botocore.client
 import pytest
 import yaml
@@ -398,11 +399,22 @@ def _fargate_ready(config: dict[str, Any]) -> dict[str, Any]:
         family="jobs", requiresCompatibilities=["FARGATE"], networkMode="awsvpc"
     )
     config["clusters"]["prod"]["services"]["jobs"] = jobs
+    # The release flow: a deploy's pre-flight checks the execution role (iam:GetRole) and
+    # the ECR digests; ``shop-next`` is promoted from ``shop`` (proofs on revisions).
+    shop = config["clusters"]["prod"]["services"]["shop"]["taskDefinition"]
+    shop["executionRoleArn"] = EXECUTION_ROLE
+    shop_next = copy.deepcopy(config["clusters"]["prod"]["services"]["shop-breaker"])
+    shop_next["taskDefinition"]["family"] = "shop-next"
+    config["clusters"]["prod"]["services"]["shop-next"] = shop_next
     for behaviour in config["images"].values():
         if behaviour["behavior"] == "healthy":
             behaviour["errorRate"] = 0.0
     config["images"][BROKEN_APP] = {"behavior": "healthy", "startSeconds": 5, "errorRate": 1.0}
     return config
+
+
+EXECUTION_ROLE = "arn:aws:iam::123456789012:role/app-execution"
+"""In the sandbox's account (moto's default), named as ``${TASK_ROLES}`` allows."""
 
 
 BROKEN_APP = "registry.example/app@sha256:" + "b" * 64
@@ -480,7 +492,27 @@ def test_policy_matches_what_a_lifecycle_calls(
                 analysis=[_cloudwatch_analysis()],
             )
 
-        repo.commit({"shop.yaml": shop(GOOD_V1), "jobs.yaml": _jobs(GOOD_V1)}, "adopt")
+        def shop_next(image: str) -> dict[str, Any]:
+            promoted = release_doc("shop-next", "shop-next", image)
+            promoted["spec"]["promotion"] = {"from": ["shop"]}
+            return promoted
+
+        box_iam = boto3.client(
+            "iam",
+            endpoint_url=box.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        box_iam.create_role(RoleName="app-execution", AssumeRolePolicyDocument="{}")
+        repo.commit(
+            {
+                "shop.yaml": shop(GOOD_V1),
+                "next.yaml": shop_next(GOOD_V1),
+                "jobs.yaml": _jobs(GOOD_V1),
+            },
+            "adopt",
+        )
         daemon = Daemon(tmp_path, box, repo.path)
 
         def phase(name: str = "shop") -> Any:
@@ -506,8 +538,9 @@ def test_policy_matches_what_a_lifecycle_calls(
         # Blue/green: green fails its test traffic, rolled back through ecsop's pause.
         repo.commit({"web.yaml": web(BROKEN_APP, blue_green)}, "web broken")
         # A deploy that succeeds: clone, register, update, bake, record last-good.
-        repo.commit({"shop.yaml": shop(GOOD_V2)}, "shop v2")
+        repo.commit({"shop.yaml": shop(GOOD_V2), "next.yaml": shop_next(GOOD_V2)}, "v2")
         wait_for(lambda: box.steady_on("shop", GOOD_V2) and phase() == "Synced", 40, "v2")
+        wait_for(lambda: box.steady_on("shop-next", GOOD_V2), 40, "v2 promoted to shop-next")
         # A crash loop: rolled back to last-good, failure recorded in service tags.
         repo.commit({"shop.yaml": shop(CRASH)}, "shop crash")
         wait_for(lambda: phase() == "Degraded", 40, "crash loop rolled back")

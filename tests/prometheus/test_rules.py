@@ -195,6 +195,7 @@ def _exposed_names() -> set[str]:
     notify.latency.labels("hook").observe(0.1)
     metrics.known_steps("r", [("pre_deploy", "migrate")])
     metrics.step_duration.labels("r", "pre_deploy", "migrate").observe(1)
+    metrics.set_held("r", "AwaitingApproval")
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples

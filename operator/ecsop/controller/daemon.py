@@ -88,6 +88,7 @@ class Daemon:
             prober=self.prober,
             on_release_count=self.gateways.fit_cache,
             listener=NotificationEmitter(self.notifier.publish) if self.notifier else None,
+            client_for=self.clients.client,
         )
         self.history = StatusHistory(
             self.gateways.ecs,

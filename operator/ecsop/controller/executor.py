@@ -47,7 +47,12 @@ from ecsop.decision.actions import (
     Wait,
 )
 from ecsop.decision.ecs_state import ServiceState, TaskDefinition, TaskDefinitionArn
-from ecsop.decision.memory import LEGACY_SERVICE_KEYS, SERVICE_KEYS, ServiceMemory
+from ecsop.decision.memory import (
+    LEGACY_SERVICE_KEYS,
+    RELEASE_FLOW_SERVICE_KEYS,
+    SERVICE_KEYS,
+    ServiceMemory,
+)
 
 log = structlog.get_logger("ecsop.controller.executor")
 
@@ -87,6 +92,8 @@ class Gateway(step_executor.StepGateway, Protocol):
     ) -> None: ...
 
     def tag_service(self, service_arn: str, tags: Mapping[str, str]) -> None: ...
+
+    def tag_task_definition(self, arn: str, tags: Mapping[str, str]) -> None: ...
 
     def untag_service(self, service_arn: str, keys: list[str]) -> None: ...
 
@@ -212,6 +219,8 @@ class AwsExecutor:
             error = self._remember(gateway, service, action.memory, keep=True)
             return Applied(memory_error=error)
         if isinstance(action, RecordLastGood | ForgetRollout):
+            if isinstance(action, RecordLastGood) and action.proof:
+                _prove(gateway, action)  # before last-good: it is what a proof explains
             self._remember(gateway, service, action.memory, keep=False)
             task_definition = action.task_definition if isinstance(action, RecordLastGood) else None
             return Applied(task_definition=task_definition)
@@ -224,7 +233,11 @@ class AwsExecutor:
             step_executor.finish(gateway, service, action)
             return Applied(task_definition=action.revision)
         if isinstance(action, LetGo):
-            keys = [k for k in (*SERVICE_KEYS, *LEGACY_SERVICE_KEYS) if k in service.tags]
+            keys = [
+                k
+                for k in (*SERVICE_KEYS, *LEGACY_SERVICE_KEYS, *RELEASE_FLOW_SERVICE_KEYS)
+                if k in service.tags
+            ]
             if action.untag and keys:
                 gateway.untag_service(service.arn, keys)
             self.write_log.forget(service.arn)
@@ -338,3 +351,21 @@ def _point(
     return gateway.update_service(
         service.cluster, service.name, revision, deployment_configuration
     )
+
+
+def _prove(gateway: Gateway, action: RecordLastGood) -> None:
+    """Tag the revision proven; a failure is logged and never stops the last-good record.
+
+    The proof only serves releases promoted from this one, which then wait
+    (``PromotionBlocked``) rather than deploy what they cannot see proven.
+    """
+    try:
+        gateway.tag_task_definition(action.task_definition, action.proof)
+    except AwsError as error:
+        if error.retryable:
+            raise
+        log.error(
+            "could not tag the proven revision; releases promoted from it will wait",
+            task_definition=action.task_definition,
+            error=f"{error.code}: {error.message}",
+        )

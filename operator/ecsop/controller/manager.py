@@ -27,13 +27,16 @@ from pathlib import Path
 
 import structlog
 
+from ecsop.aws.preflight import ClientFor
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller.executor import AwsExecutor, WriteLog
+from ecsop.controller.flow import FlowGatherer, dependents, flow_context
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.controller.recorder import DecisionListener, DecisionRecorder
 from ecsop.controller.specset import Changes, SpecKeeper
-from ecsop.decision.actions import LetGo
+from ecsop.decision.actions import LetGo, RecordLastGood
 from ecsop.decision.observation import Options, SpecState
+from ecsop.decision.reasons import Reason
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.status import StatusStore
 from ecsop.probes.health import HealthProber
@@ -85,6 +88,7 @@ class Controller:
         prober: HealthProber | None = None,
         on_release_count: Callable[[int], None] = lambda count: None,
         listener: DecisionListener | None = None,
+        client_for: ClientFor | None = None,
     ) -> None:
         self.settings = settings
         self.prober = prober
@@ -107,6 +111,10 @@ class Controller:
             active_poll_seconds=settings.active_poll_seconds,
             instance_id=settings.instance_id,
         )
+        self.flow = (
+            FlowGatherer(self.cache, gateway_for, client_for, options) if client_for else None
+        )
+        """The release-flow inputs (``controller.flow``); None: no AWS clients (tests)."""
         self.reconciler = ReleaseReconciler(
             self.cache,
             gateway_for,
@@ -116,6 +124,7 @@ class Controller:
             prober=prober,
             write_log=self.write_log,
             clock=clock,
+            flow=self.flow,
         )
         self.loop = WorkLoop(
             self.queue,
@@ -236,9 +245,14 @@ class Controller:
                 removed=entry.removed,
                 claimed_elsewhere=entry.claimed_elsewhere,
             ),
+            context=flow_context(self.specs),
         )
         result = self.reconciler.reconcile(target)
         self.aws_reachable.set()
+        if isinstance(result.action, RecordLastGood) and result.action.reason is Reason.BAKED:
+            # Releases promoted from this one, or depending on it, may go now.
+            for waiting in dependents(self.specs.watched(), name):
+                self.queue.add(waiting)
         if isinstance(result.action, LetGo):
             self.specs.let_go(name)
             self._forget(name)

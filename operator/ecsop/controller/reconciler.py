@@ -33,6 +33,7 @@ from ecsop.aws.ecs import EcsGateway
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller import step_probe
 from ecsop.controller.executor import Applied, Executor, WriteLog
+from ecsop.controller.flow import FlowContext, FlowGatherer
 from ecsop.decision import strategy
 from ecsop.decision.actions import STEP_ACTIONS, Action, Deploy, LetGo, Wait
 from ecsop.decision.decide import decide
@@ -59,6 +60,8 @@ class ReleaseTarget:
     loaded: LoadedRelease
     commit: str | None
     spec: SpecState = field(default_factory=SpecState)
+    context: FlowContext | None = None
+    """The rest of the spec directory, for the release-flow checks (``controller.flow``)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class ReleaseReconciler:
         prober: HealthProber | None = None,
         write_log: WriteLog | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        flow: FlowGatherer | None = None,
     ) -> None:
         self.cache = cache
         self._gateway_for = gateway_for
@@ -103,6 +107,7 @@ class ReleaseReconciler:
         self._prober = prober
         self._write_log = write_log or WriteLog()
         self._clock = clock
+        self._flow = flow
 
     def reconcile(self, target: ReleaseTarget) -> PassResult:
         """One pass; raises AWS errors (the caller backs off and retries)."""
@@ -121,6 +126,8 @@ class ReleaseReconciler:
             observation = step_probe.read(
                 loaded, gateway, observation, view, self._options, target.commit, now
             )
+        if self._flow is not None:
+            observation = self._flow.gather(loaded, target.context, observation, view)
         action = decide(loaded.release, observation, now, self._options, target.spec)
         if self._prober is not None and (
             Probe.GATES not in probes or not isinstance(action, (Wait, Deploy, *STEP_ACTIONS))
