@@ -1,4 +1,4 @@
-"""What a running sandbox adds around the simulator: ECR images and app metrics.
+"""What a running sandbox adds around the simulator: ECR images, app metrics, ECS events.
 
 ``SandboxServer`` calls ``install`` once the scenario is loaded, hands the
 control API to ``Addons.register`` and calls ``Addons.close`` when it stops.
@@ -6,14 +6,15 @@ Each add-on owns its module; this one wires them and serves their control
 routes (``docs/sandbox.md``, "The control API"):
 
 - ``GET /_sandbox/ecr``, ``POST /_sandbox/ecr`` (``ecr_images``);
-- ``GET /_sandbox/metrics``, ``POST /_sandbox/metrics`` (``app_metrics``).
+- ``GET /_sandbox/metrics``, ``POST /_sandbox/metrics`` (``app_metrics``);
+- ``GET /_sandbox/events``, ``POST /_sandbox/events`` (``ecs_eventbridge``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ecsop.sandbox import metric_math
+from ecsop.sandbox import ecs_eventbridge, metric_math
 from ecsop.sandbox.app_metrics import AppMetrics
 from ecsop.sandbox.control import Control, ControlError
 from ecsop.sandbox.ecr_images import EcrImages, parse
@@ -33,6 +34,7 @@ class Addons:
             self.metrics = AppMetrics(sim, scenario.metrics)
             sim.extensions.append(self.metrics)
             self.metrics.advance_to(sim.now)
+        self.events = ecs_eventbridge.install(sim, scenario.events, scenario.seed)
 
     def register(self, control: Control) -> None:
         control.route("GET", "ecr", self._get_ecr)
@@ -40,8 +42,10 @@ class Addons:
         control.route("GET", "metrics", self._get_metrics)
         control.route("POST", "metrics", self._post_metrics)
         control.on_images.append(self._images_added)
+        self.events.register(control)
 
     def close(self) -> None:
+        self.events.close()
         self.metrics.close()
 
     # -- app metrics -------------------------------------------------------
