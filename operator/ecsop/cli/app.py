@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ecsop import __version__
+from ecsop.cli import events_flags
 
 DEFAULT_URL = "http://127.0.0.1:9100"
 
@@ -128,8 +129,8 @@ def _add_run(sub: Any) -> None:
         type=float,
         default=_env("ECSOP_RESYNC_INTERVAL", None, float),
         help="seconds between full passes over every release (env ECSOP_RESYNC_INTERVAL; "
-        "default 30, divided by the clock speed with --sandbox). Costs one "
-        "DescribeServices per 10 services per pass",
+        "default 30, or 300 with --events-queue, divided by the clock speed with --sandbox). "
+        "Costs one DescribeServices per 10 services per pass",
     )
     run.add_argument(
         "--active-poll-interval",
@@ -137,8 +138,8 @@ def _add_run(sub: Any) -> None:
         type=float,
         default=_env("ECSOP_ACTIVE_POLL_INTERVAL", None, float),
         help="seconds between looks at a release whose rollout is in progress "
-        "(env ECSOP_ACTIVE_POLL_INTERVAL; default 5, divided by the clock speed with "
-        "--sandbox)",
+        "(env ECSOP_ACTIVE_POLL_INTERVAL; default 5, or 30 with --events-queue, divided by "
+        "the clock speed with --sandbox)",
     )
     run.add_argument(
         "--workers",
@@ -183,6 +184,7 @@ def _add_run(sub: Any) -> None:
         "default %(default)s)",
     )
     _spec_options(run)
+    events_flags.add(run)
     run.set_defaults(handler=_run)
 
 
@@ -314,11 +316,18 @@ def _run(args: argparse.Namespace) -> int:
         controller=ControllerSettings(
             specs=Path(specs),
             default_region=region,
-            resync_seconds=_interval(args.resync_interval, 30.0, sandbox),
-            active_poll_seconds=_interval(args.active_poll_interval, 5.0, sandbox),
+            resync_seconds=_interval(
+                args.resync_interval, events_flags.resync_default(args), sandbox
+            ),
+            active_poll_seconds=_interval(
+                args.active_poll_interval, events_flags.poll_default(args), sandbox
+            ),
             workers=args.workers,
             self_heal=not args.no_self_heal,
             allow_mutable_tags=args.allow_mutable_tags,
+            events=events_flags.settings(
+                args, lambda given, default: _interval(given, default, sandbox)
+            ),
         ),
         aws=AwsSettings(retry_mode=args.aws_retry_mode, max_attempts=args.aws_max_attempts),
         metrics_host=args.metrics_host,

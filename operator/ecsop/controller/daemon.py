@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from ecsop import __version__
 from ecsop.aws.clients import AwsSettings, ClientFactory
 from ecsop.aws.ecs import GatewayPool
+from ecsop.aws.event_queue import open_queue
 from ecsop.aws.identity import caller_account
 from ecsop.controller.manager import Controller, ControllerSettings
 from ecsop.observability.metrics import Metrics
@@ -51,12 +52,18 @@ class Daemon:
         self.gateways = GatewayPool(self.clients)
         # Health gates use the same clients (same retry config, same call metrics).
         self.prober = HealthProber(self.clients.client, settings.health)
+        events = settings.controller.events
         self.controller = Controller(
             settings.controller,
             self.gateways.ecs,
             self.metrics,
             prober=self.prober,
             on_release_count=self.gateways.fit_cache,
+            event_source=open_queue(
+                self.clients.client, events.queue_url, settings.controller.default_region
+            )
+            if events is not None
+            else None,
         )
         self.endpoint = Endpoint(
             settings.metrics_host,
@@ -123,7 +130,11 @@ class Daemon:
         return True
 
     def _status_header(self) -> dict[str, Any]:
-        return {"version": __version__, "specs": str(self.settings.controller.specs)}
+        return {
+            "version": __version__,
+            "specs": str(self.settings.controller.specs),
+            **self.controller.events.status(),
+        }
 
 
 def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:
