@@ -237,3 +237,12 @@ def test_nothing_is_built_while_no_rule_listens(sandbox: Harness) -> None:
     sandbox.advance(60)
     state = requests.get(f"{sandbox.server.endpoint_url}/_sandbox/events", timeout=5).json()
     assert state["emitted"] > 0 and state["delivered"] == 0 and state["events"] == []
+
+
+def test_a_target_that_cannot_take_an_event_loses_it_and_ecs_goes_on(sandbox: Harness) -> None:
+    inbox = Inbox(sandbox)
+    inbox.sqs.delete_queue(QueueUrl=inbox.url)
+    sandbox.deploy(GOOD_2)
+    sandbox.run_until(lambda s: s["deployments"][0]["rolloutState"] == "COMPLETED")
+    state = requests.get(f"{sandbox.server.endpoint_url}/_sandbox/events", timeout=5).json()
+    assert state["undeliverable"] > 0 and state["delivered"] == 0

@@ -72,11 +72,17 @@ def unreachable_then_back(c: Cadence, clock: Clock) -> None:
     c.received()
 
 
-def unreachable_and_silent_then_only_reachable(c: Cadence, clock: Clock) -> None:
-    three_failures(c, clock)
+def silent_then_unreachable_then_only_reachable(c: Cadence, clock: Clock) -> None:
     deployed_and_never_reported(c, clock)
     c.check()
+    three_failures(c, clock)
     c.received()  # reachable, but nothing heard yet: still silent
+
+
+def unreachable_then_a_deploy_nobody_can_report(c: Cadence, clock: Clock) -> None:
+    three_failures(c, clock)
+    deployed_and_never_reported(c, clock)
+    c.check()  # no event could arrive: not silence as well
 
 
 @pytest.mark.parametrize(
@@ -91,10 +97,16 @@ def unreachable_and_silent_then_only_reachable(c: Cadence, clock: Clock) -> None
         pytest.param(failures_interrupted_by_a_success, True, (), id="failures-not-in-a-row"),
         pytest.param(unreachable_then_back, True, (), id="unreachable-then-received"),
         pytest.param(
-            unreachable_and_silent_then_only_reachable,
+            silent_then_unreachable_then_only_reachable,
             False,
             (Fallback.SILENT,),
             id="both-then-reachable-still-silent",
+        ),
+        pytest.param(
+            unreachable_then_a_deploy_nobody_can_report,
+            False,
+            (Fallback.UNREACHABLE,),
+            id="unreachable-is-not-also-silent",
         ),
     ],
 )
@@ -139,21 +151,21 @@ def test_each_change_is_told_once_with_what_began() -> None:
         told.append((state.flowing, began, state.detail))
 
     cadence = Cadence(SETTINGS, on_change=on_change, monotonic=clock)
-    three_failures(cadence, clock)
-    cadence.failed("again")  # already unreachable: not told again
     cadence.expect("shop")
     clock.now += 61
     cadence.check()
-    cadence.check()
+    cadence.check()  # already silent: not told again
+    three_failures(cadence, clock)
+    cadence.failed("again")  # already unreachable: not told again
     cadence.received()
     cadence.heard("shop")
     assert [(f, b) for f, b, _ in told] == [
-        (False, Fallback.UNREACHABLE),
         (False, Fallback.SILENT),
+        (False, Fallback.UNREACHABLE),
         (True, None),
     ]
-    assert "Could not connect" in told[0][2]
-    assert "no event about shop arrived within 60s" in told[1][2]
+    assert "no event about shop arrived within 60s" in told[0][2]
+    assert "Could not connect" in told[1][2]
 
 
 def test_the_oldest_expectation_counts_and_a_repeat_does_not_reset_it() -> None:

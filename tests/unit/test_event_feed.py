@@ -324,6 +324,9 @@ def test_a_deploy_nobody_reports_makes_ecsop_poll_again_and_say_so(tmp_path: Pat
         with capture_logs() as logs:
             assert world.controller.reconcile("shop") == 30  # deployed; events will say more
             time.sleep(0.25)
+            world.feed.cadence.check()
+            # The rollout scheduled 30 s out is looked at on the short poll from now.
+            assert world.controller.queue.waiting == 1
             assert world.controller.reconcile("shop") == 5  # nobody said: the short poll
         assert world.sample("ecsop_events_flowing") == 0
         assert world.sample("ecsop_events_fallbacks_total", reason="silent") == 1
@@ -361,7 +364,7 @@ def test_without_a_queue_no_event_metric_exists(tmp_path: Path) -> None:
         Metrics(registry),
     )
     assert controller.events.status() == {}
-    assert controller.events.requeue_after(5.0) == 5.0
+    assert controller.events.requeue_after("shop", 5.0) == 5.0
     assert not any(family.name.startswith("ecsop_event") for family in registry.collect())
 
 

@@ -28,6 +28,7 @@ Callers: ``ecsop.controller.manager`` (passes, requeues, resync interval) and
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -115,6 +116,9 @@ class EventFeed:
         self.cadence = Cadence(cadence, on_change=self._changed)
         self._poller: EventPoller | None = None
         self._last_event: datetime | None = None
+        self._lock = threading.Lock()
+        self._polled: set[str] = set()
+        """Releases whose last pass asked for another look (a rollout being watched)."""
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -171,7 +175,13 @@ class EventFeed:
         if applied is not None and applied.deployment_id and not applied.dry_run:
             self.cadence.expect(name)
 
-    def requeue_after(self, seconds: float | None) -> float | None:
+    def requeue_after(self, name: str, seconds: float | None) -> float | None:
+        """When to look at ``name`` again, as the cadence stands now."""
+        with self._lock:
+            if seconds is None:
+                self._polled.discard(name)
+            else:
+                self._polled.add(name)
         return self.cadence.requeue_after(seconds)
 
     def resync_seconds(self) -> float:
@@ -180,6 +190,8 @@ class EventFeed:
     def forget(self, name: str) -> None:
         """The release left: drop what was kept for it."""
         self.router.forget(name)
+        with self._lock:
+            self._polled.discard(name)
         if self._metrics is not None:
             for woke in ("true", "false"):
                 with suppress(KeyError):
@@ -227,6 +239,11 @@ class EventFeed:
                 detail=state.detail,
             )
         elif began is not None:
+            # Rollouts scheduled at the long interval are looked at on the short one now.
+            with self._lock:
+                polled = sorted(self._polled)
+            for name in polled:
+                self._queue.add_after(name, settings.fallback_poll)
             log.warning(
                 "events not flowing: polling rollouts every "
                 f"{settings.fallback_poll:g}s, resyncing every {settings.fallback_resync:g}s",

@@ -270,7 +270,7 @@ class Controller:
             self.specs.let_go(name)
             self._forget(name)
             return None
-        return self.events.requeue_after(result.action.requeue_after)
+        return self.events.requeue_after(name, result.action.requeue_after)
 
     def _forget(self, name: str) -> None:
         self.recorder.forget(name)

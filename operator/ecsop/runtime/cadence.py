@@ -148,6 +148,8 @@ class Cadence:
         if not self.settings.events:
             return
         with self._lock:
+            if Fallback.UNREACHABLE in self._reasons:
+                self._expected.clear()  # no event can arrive: silence says nothing more
             if not self._expected:
                 return
             now = self._monotonic()

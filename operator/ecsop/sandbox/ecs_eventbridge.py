@@ -104,7 +104,13 @@ class EcsEventBridge:
         """Delayed events: (due simulated time, sequence, PutEvents entry)."""
         self._sequence = itertools.count()
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
-        self.counts = {"emitted": 0, "delivered": 0, "dropped": 0, "duplicated": 0}
+        self.counts = {
+            "emitted": 0,
+            "delivered": 0,
+            "dropped": 0,
+            "duplicated": 0,
+            "undeliverable": 0,
+        }
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -246,10 +252,14 @@ class EcsEventBridge:
             self._deliver(entry)
 
     def _deliver(self, entry: dict[str, Any]) -> None:
-        self.counts["delivered"] += 1
-        backend = self._backend()
-        if backend is not None:
-            backend.put_events([entry])
+        """Put the event on the bus. A target that cannot take it (a deleted queue) loses
+        it: EventBridge retries a failed delivery, then drops it; ECS never notices."""
+        try:
+            self._backend().put_events([entry])
+        except Exception:
+            self.counts["undeliverable"] += 1
+        else:
+            self.counts["delivered"] += 1
 
     def _backend(self) -> Any:
         from moto.events.models import events_backends
@@ -272,7 +282,11 @@ class EcsEventBridge:
             if speed <= 0 or not self._listening():
                 self._stop.wait(IDLE_TICK)
                 continue
-            now = self._sim.sync()
+            try:
+                now = self._sim.sync()
+            except Exception:  # the request path reports it (sync raises there too)
+                self._stop.wait(IDLE_TICK)
+                continue
             self._stop.wait(self._sleep(now, speed))
 
     def _sleep(self, now: float, speed: float) -> float:
