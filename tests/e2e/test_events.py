@@ -122,7 +122,7 @@ class World:
 
     def rollback_latency(self) -> float:
         """Simulated seconds from the last crash before the rollback to the rollback."""
-        deploy_call, rollback = self.updates()[-2:]
+        rollback = self.updates()[-1]
         stops = [s for s in self.crash_stops() if s <= rollback["sim"]]
         assert stops, "rolled back before any task crashed?"
         return float(rollback["sim"] - stops[-1])
