@@ -43,7 +43,3 @@ def deploy(endpoint: str, clusters: list[str], name: str = "ecsop-events") -> di
     assert stack["StackStatus"] == "CREATE_COMPLETE", stack
     return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
 
-
-def local_url(endpoint: str, queue_url: str) -> str:
-    """The queue URL as the sandbox serves it (moto answers AWS-shaped URLs in outputs)."""
-    return f"{endpoint}/{queue_url.split('/', 3)[3]}"

@@ -20,6 +20,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from ecsop.decision.reasons import Phase
+from ecsop.observability.event_metrics import EventMetrics
 from ecsop.observability.metrics import Metrics
 from grafana import DASHBOARD, dashboard_queries
 
@@ -186,6 +187,9 @@ def _exposed_names() -> set[str]:
     metrics.set_specs(["bad.yaml"], 1, "abc")
     metrics.memory_write_failures.labels("r").inc()
     metrics.loop_errors.labels("resync").inc()
+    events = EventMetrics(registry)
+    events.matched.labels("r", "true").inc()
+    events.age.observe(1)
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples

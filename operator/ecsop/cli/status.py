@@ -21,8 +21,25 @@ def main(url: str, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps(body, indent=2))
         return 0
+    events = events_line(body.get("events"))
+    if events:
+        print(events)
     print(render(body.get("releases", []), datetime.now(UTC)))
     return 0
+
+
+def events_line(events: dict[str, Any] | None) -> str:
+    """One line on the event feed (``--events-queue``); "" without one."""
+    if not events:
+        return ""
+    poll = f"{events.get('activePollSeconds', 0):g}s"
+    if events.get("flowing"):
+        return f"events: flowing; rollouts polled every {poll}"
+    reasons = ", ".join(events.get("reasons") or ())
+    detail = " ".join(str(events.get("detail", "")).split())
+    return textwrap.shorten(
+        f"events: NOT flowing ({reasons}), rollouts polled every {poll}: {detail}", 200
+    )
 
 
 def render(releases: list[dict[str, Any]], now: datetime) -> str:
