@@ -39,6 +39,7 @@ import structlog
 
 from ecsop.aws import ecs_events
 from ecsop.aws.ecs_events import EventKind
+from ecsop.aws.event_queue import QueueInfo
 from ecsop.aws.service_cache import ServiceCache
 from ecsop.controller.event_routing import EventRouter, worth_a_look
 from ecsop.controller.specset import SpecKeeper
@@ -63,6 +64,12 @@ class EventSettings:
     """How often everything is resynced while events do not flow."""
     silence_seconds: float = 60.0
     """How long a change ecsop made may go unreported before events are not trusted."""
+
+
+class EventQueue(Source, Protocol):
+    """The queue the feed reads (``ecsop.aws.event_queue.EventQueue``)."""
+
+    def describe(self) -> QueueInfo: ...
 
 
 class Pass(Protocol):
@@ -102,7 +109,7 @@ class EventFeed:
         specs: SpecKeeper,
         cache: ServiceCache,
         queue: RateLimitingQueue,
-        source: Source | None = None,
+        source: EventQueue | None = None,
     ) -> None:
         self.settings = settings
         self.acks = PassAcks()
@@ -142,11 +149,8 @@ class EventFeed:
     def _describe(self) -> None:
         """Say which queue is read, or why it cannot be (then poll at the short interval)."""
         assert self.settings is not None and self._source is not None
-        describe = getattr(self._source, "describe", None)
-        if describe is None:
-            return
         try:
-            info = describe()
+            info = self._source.describe()
         except Exception as error:
             self.cadence.failed(str(error), at_once=True)
             return

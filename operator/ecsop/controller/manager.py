@@ -28,7 +28,7 @@ from pathlib import Path
 import structlog
 
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
-from ecsop.controller.event_feed import EventFeed, EventSettings, cadence_settings
+from ecsop.controller.event_feed import EventFeed, EventQueue, EventSettings, cadence_settings
 from ecsop.controller.executor import AwsExecutor, WriteLog
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.controller.recorder import DecisionRecorder
@@ -38,7 +38,6 @@ from ecsop.decision.observation import Options, SpecState
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.status import StatusStore
 from ecsop.probes.health import HealthProber
-from ecsop.runtime.event_source import Source
 from ecsop.runtime.loop import LoopSettings, WorkLoop
 from ecsop.runtime.workqueue import RateLimitingQueue
 from ecsop.spec.watcher import SpecWatcher
@@ -89,7 +88,7 @@ class Controller:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         prober: HealthProber | None = None,
         on_release_count: Callable[[int], None] = lambda count: None,
-        event_source: Source | None = None,
+        event_source: EventQueue | None = None,
     ) -> None:
         self.settings = settings
         self.prober = prober
