@@ -26,7 +26,8 @@ https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_cwe_events.html)
 
 The simulator tells this module of every change (``Simulator.listeners``,
 ``new_task_hooks``), and each event is put on moto's default event bus with
-its own simulated ``time``, so rules created through the EventBridge API
+its own simulated ``time`` (by a sender thread with a running clock, so API
+calls never wait for EventBridge's work), so rules created through the EventBridge API
 deliver it to their targets (an SQS queue) as AWS would. The scenario's
 ``events`` section (and ``POST /_sandbox/events``) makes delivery late,
 lossy, duplicated or out of order, drawn from a generator seeded by the
@@ -113,6 +114,11 @@ class EcsEventBridge:
         }
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._outbox: deque[dict[str, Any]] = deque()
+        """Events to put on the bus, in order, by the sender thread: outside the
+        simulator's lock, which every API call waits for (a running clock only)."""
+        self._outbox_ready = threading.Condition(threading.Lock())
+        self._sender: threading.Thread | None = None
 
     # -- wiring --------------------------------------------------------------
     def install(self) -> None:
@@ -123,11 +129,16 @@ class EcsEventBridge:
             self._sim.extensions.append(self)
         self._thread = threading.Thread(target=self._run, name="ecs-events", daemon=True)
         self._thread.start()
+        self._sender = threading.Thread(target=self._send, name="ecs-events-send", daemon=True)
+        self._sender.start()
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        with self._outbox_ready:
+            self._outbox_ready.notify_all()
+        for thread in (self._thread, self._sender):
+            if thread is not None:
+                thread.join()
 
     def register(self, control: Control) -> None:
         control.route("GET", "events", self._get)
@@ -222,7 +233,7 @@ class EcsEventBridge:
         entry = {
             "Source": SOURCE,
             "DetailType": detail_type,
-            "Detail": json.dumps(detail),
+            "Detail": detail,  # serialised when sent
             "Resources": resources,
             "Time": at,
         }
@@ -252,10 +263,30 @@ class EcsEventBridge:
             self._deliver(entry)
 
     def _deliver(self, entry: dict[str, Any]) -> None:
+        """Send the event: at once with a frozen clock (tests read right after stepping
+        it), else through the sender thread, in order, without the simulator's lock."""
+        if self._sim.clock.speed <= 0:
+            self._put(entry)
+            return
+        with self._outbox_ready:
+            self._outbox.append(entry)
+            self._outbox_ready.notify()
+
+    def _send(self) -> None:
+        while True:
+            with self._outbox_ready:
+                while not self._outbox and not self._stop.is_set():
+                    self._outbox_ready.wait()
+                if not self._outbox:
+                    return
+                entry = self._outbox.popleft()
+            self._put(entry)
+
+    def _put(self, entry: dict[str, Any]) -> None:
         """Put the event on the bus. A target that cannot take it (a deleted queue) loses
         it: EventBridge retries a failed delivery, then drops it; ECS never notices."""
         try:
-            self._backend().put_events([entry])
+            self._backend().put_events([{**entry, "Detail": json.dumps(entry["Detail"])}])
         except Exception:
             self.counts["undeliverable"] += 1
         else:
