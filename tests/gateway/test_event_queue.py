@@ -145,6 +145,9 @@ STOPPED_TASK = {
                 deployment="ecs-svc/1234567890123456789",
                 name="STOPPED/STOPPED",
                 stopping=True,
+                task=TASK,
+                stop="EssentialContainerExited: Essential container in task exited; "
+                "container web exit code 1",
             ),
             id="service-task-stopped",
         ),
@@ -165,6 +168,9 @@ STOPPED_TASK = {
                 deployment="ci",
                 name="STOPPED/STOPPED",
                 stopping=True,
+                task=TASK,
+                stop="EssentialContainerExited: Essential container in task exited; "
+                "container web exit code 1",
             ),
             id="one-off-task-account-from-the-arn",
         ),

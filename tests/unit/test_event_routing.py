@@ -106,10 +106,34 @@ def test_a_releases_old_deployments_stop_routing_once_it_is_observed_again(
     assert router.release_of(task("", "ecs-svc/333")) is None
 
 
+CRASH = "EssentialContainerExited: Essential container in task exited; container app exit code 1"
+SCALE_IN = "ServiceSchedulerInitiated: Scaling activity initiated by (deployment ecs-svc/1)"
+
+
+def test_only_the_first_word_of_a_failing_task_is_news(router: EventRouter) -> None:
+    crashed = task("shop", name="STOPPING/STOPPED", task="arn:task/1", stop=CRASH)
+    assert router.news("shop", crashed) is True
+    assert router.news("shop", task("shop", task="arn:task/1", stop=CRASH)) is False  # STOPPED
+    assert router.news("shop", task("shop", task="arn:task/2", stop=SCALE_IN)) is False
+    assert router.news("shop", task("shop", task="arn:task/3", stop="stopped")) is True
+
+
+def test_the_start_of_ecsops_own_deployment_is_no_news(router: EventRouter) -> None:
+    def deployment(name: str, deployment_id: str) -> EcsEvent:
+        return EcsEvent(EventKind.DEPLOYMENT, service="shop", name=name, deployment=deployment_id)
+
+    router.started("shop", "ecs-svc/333")
+    assert router.news("shop", deployment("SERVICE_DEPLOYMENT_IN_PROGRESS", "ecs-svc/333")) is False
+    assert router.news("shop", deployment("SERVICE_DEPLOYMENT_COMPLETED", "ecs-svc/333")) is True
+    assert router.news("shop", deployment("SERVICE_DEPLOYMENT_IN_PROGRESS", "ecs-svc/444")) is True
+    assert router.release_of(task("", "ecs-svc/333")) == "shop"  # its tasks are routed
+
+
 @pytest.mark.parametrize(
     ("event", "worth"),
     [
-        pytest.param(task(name="STOPPING/STOPPED"), True, id="task-told-to-stop"),
+        pytest.param(task(name="STOPPING/STOPPED", stop=CRASH), True, id="task-crashed"),
+        pytest.param(task(name="STOPPING/STOPPED", stop=SCALE_IN), False, id="task-scaled-in"),
         pytest.param(task(name="PENDING/RUNNING", stopping=False), False, id="task-starting"),
         pytest.param(
             EcsEvent(EventKind.DEPLOYMENT, name="SERVICE_DEPLOYMENT_IN_PROGRESS"),

@@ -76,6 +76,11 @@ class EcsEvent:
     """``eventName``, or ``lastStatus/desiredStatus`` of a task."""
     stopping: bool = False
     """A task event of a task told to stop (``desiredStatus`` ``STOPPED``)."""
+    task: str = ""
+    """A task event's task ARN."""
+    stop: str = ""
+    """Why a task told to stop stops, in the one line ``ecs_mapping.stopped_reason``
+    makes of a DescribeTasks task (stop code, reason, containers' exit codes)."""
 
 
 MALFORMED = EcsEvent(EventKind.MALFORMED)
@@ -111,6 +116,7 @@ def _task(base: EcsEvent, detail: dict[str, Any], resources: list[str]) -> EcsEv
     task = next((a for r in resources if (a := parse_arn(r, "task"))), None)
     group = str(detail.get("group") or "")
     located = cluster or task
+    stopping = detail.get("desiredStatus") == "STOPPED"
     return EcsEvent(
         EventKind.TASK,
         id=base.id,
@@ -121,8 +127,16 @@ def _task(base: EcsEvent, detail: dict[str, Any], resources: list[str]) -> EcsEv
         service=group.removeprefix("service:") if group.startswith("service:") else "",
         deployment=str(detail.get("startedBy") or ""),
         name=f"{detail.get('lastStatus', '')}/{detail.get('desiredStatus', '')}",
-        stopping=detail.get("desiredStatus") == "STOPPED",
+        stopping=stopping,
+        task=next((r for r in resources if parse_arn(r, "task")), str(detail.get("taskArn") or "")),
+        stop=_stop_line(detail) if stopping else "",
     )
+
+
+def _stop_line(detail: dict[str, Any]) -> str:
+    containers = detail.get("containers")
+    listed = [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
+    return ecs_mapping.stopped_reason({**detail, "containers": listed})
 
 
 def _service(

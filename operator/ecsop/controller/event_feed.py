@@ -41,7 +41,7 @@ from ecsop.aws import ecs_events
 from ecsop.aws.ecs_events import EventKind
 from ecsop.aws.event_queue import QueueInfo
 from ecsop.aws.service_cache import ServiceCache
-from ecsop.controller.event_routing import EventRouter, worth_a_look
+from ecsop.controller.event_routing import EventRouter
 from ecsop.controller.specset import SpecKeeper
 from ecsop.observability.event_metrics import EventMetrics
 from ecsop.observability.metrics import Metrics
@@ -177,6 +177,7 @@ class EventFeed:
             self.router.observed(name, (d.id for d in observation.service.deployments))
         applied = result.applied
         if applied is not None and applied.deployment_id and not applied.dry_run:
+            self.router.started(name, applied.deployment_id)
             self.cadence.expect(name)
 
     def requeue_after(self, name: str, seconds: float | None) -> float | None:
@@ -216,7 +217,7 @@ class EventFeed:
         if name is None:
             return None
         self.cadence.heard(name)
-        woke = worth_a_look(event)
+        woke = self.router.news(name, event)
         metrics.matched.labels(name, "true" if woke else "false").inc()
         log.debug("event", release=name, kind=event.kind.value, what=event.name, woke=woke)
         return name if woke else None

@@ -6,13 +6,17 @@ deployments each release's service ran when last observed); a service action
 or deployment event by its service ARN. The account must match (a release
 whose account the daemon does not know matches any), as must the region.
 
-Worth a look is what can change a decision: every deployment state change
-and service action (a rollout started, failed, completed; the service is
-steady; tasks cannot start or be placed), and a task told to stop (a crash,
-a failed start or health check, a replacement, a scale-in). A task being
-provisioned, pulled or started changes no decision, so it wakes nothing: it
-is counted and its message deleted at once. That is what keeps a rollout
-watched by events cheaper in API calls than the same rollout polled.
+News worth a look is what can change a decision: a deployment state change
+(a rollout started by someone else, or failed, or completed; not the start
+of one ecsop itself made, which it knows of), a service action (the service
+is steady; tasks cannot start or be placed), and the first word of a task
+told to stop for a failure (a crash, a failed start or health check: ecsop's
+own classification, ``decision.failures``). A task being provisioned, pulled
+or started, stopped for a scale-in or a replacement, or a second event about
+the same task stopping, changes no decision: it wakes nothing, is counted,
+and its message is deleted at once. That keeps the workers free for the news
+during a burst of rollouts, and a rollout watched by events cheaper in API
+calls than the same rollout polled.
 
 Called by ``ecsop.controller.event_feed`` from the event poller's thread.
 """
@@ -20,20 +24,25 @@ Called by ``ecsop.controller.event_feed`` from the event poller's thread.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from ecsop.aws.ecs_events import EcsEvent, EventKind
 from ecsop.controller.specset import SpecKeeper
+from ecsop.decision import failures
 from ecsop.spec.loader import LoadedRelease, SpecSet
+
+STOPPING_REMEMBERED = 10_000
+"""Tasks whose stop already woke their release (a second event about it is no news)."""
 
 Place = tuple[str, str, str]
 """(region, cluster, service) of a release's service."""
 
 
 def worth_a_look(event: EcsEvent) -> bool:
-    """Whether the event can change a decision (see the module docstring)."""
+    """Whether the event can change a decision, whatever came before it."""
     if event.kind is EventKind.TASK:
-        return event.stopping
+        return event.stopping and failures.classify_stop(event.stop).is_failure
     return event.kind in (EventKind.SERVICE_ACTION, EventKind.DEPLOYMENT)
 
 
@@ -46,6 +55,9 @@ class EventRouter:
         self._deployments: dict[str, str] = {}
         """Deployment id -> release whose service ran it when last observed."""
         self._of_release: dict[str, tuple[str, ...]] = {}
+        self._started: dict[str, str] = {}
+        """Release -> the deployment ecsop's own UpdateService started last."""
+        self._stopping: OrderedDict[str, None] = OrderedDict()
 
     def observed(self, name: str, deployments: Iterable[str]) -> None:
         """A pass of ``name`` saw its service run these deployments."""
@@ -58,10 +70,36 @@ class EventRouter:
             for deployment in ids:
                 self._deployments[deployment] = name
 
+    def started(self, name: str, deployment: str) -> None:
+        """ecsop's UpdateService started ``deployment`` for ``name``: its start is no news."""
+        with self._lock:
+            self._started[name] = deployment
+            self._deployments[deployment] = name
+
     def forget(self, name: str) -> None:
         self.observed(name, ())
         with self._lock:
             self._of_release.pop(name, None)
+            self._started.pop(name, None)
+
+    def news(self, name: str, event: EcsEvent) -> bool:
+        """Whether ``event`` about ``name`` is worth a look now (the module docstring)."""
+        if not worth_a_look(event):
+            return False
+        with self._lock:
+            if event.kind is EventKind.DEPLOYMENT:
+                return not (
+                    event.name == "SERVICE_DEPLOYMENT_IN_PROGRESS"
+                    and event.deployment
+                    and self._started.get(name) == event.deployment
+                )
+            if event.kind is EventKind.TASK and event.task:
+                if event.task in self._stopping:
+                    return False
+                self._stopping[event.task] = None
+                while len(self._stopping) > STOPPING_REMEMBERED:
+                    self._stopping.popitem(last=False)
+        return True
 
     def release_of(self, event: EcsEvent) -> str | None:
         """The release the event is about, or None (another service, or not an ECS event)."""
