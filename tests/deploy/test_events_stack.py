@@ -59,6 +59,8 @@ def test_the_rule_covers_the_three_kinds_of_ecs_events_the_daemon_reads() -> Non
     assert pattern["source"] == ["aws.ecs"]
     kinds = {kind for branch in pattern["$or"] for kind in branch["detail-type"]}
     assert kinds == {"ECS Task State Change", "ECS Service Action", "ECS Deployment State Change"}
+    (tasks,) = [b for b in pattern["$or"] if b["detail-type"] == ["ECS Task State Change"]]
+    assert tasks["detail"]["desiredStatus"] == ["STOPPED"]  # what can wake a release
 
 
 @pytest.fixture
@@ -125,5 +127,7 @@ def test_deployed_the_rule_delivers_the_managed_clusters_events(server: SandboxS
         cluster = event["resources"][0].split("/")[1]
         by_kind.setdefault(event["detail-type"], set()).add(cluster)
     assert by_kind["ECS Task State Change"] == {"prod"}
+    tasks = [e["detail"] for e in seen if e["detail-type"] == "ECS Task State Change"]
+    assert tasks and all(t["desiredStatus"] == "STOPPED" for t in tasks)
     assert by_kind["ECS Service Action"] == {"prod"}
     assert by_kind["ECS Deployment State Change"] == {"prod", "sandbox"}
