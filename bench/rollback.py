@@ -234,18 +234,30 @@ def _event_queue(box: Sandbox, cluster: str) -> str:
 def _idle(config: Config, box: Sandbox, daemons: dict[str, Running]) -> dict[str, Any]:
     """Both ecsop contenders at rest, side by side: AWS calls per hour of each.
 
-    Every release was rolled back (Degraded: nothing in flight). The window spans
+    Every release was rolled back (Degraded) and ECS finished every rollback (one
+    COMPLETED deployment per service): nothing in flight. The window spans
     ``idle_resyncs`` of the longer resync interval; ECS calls are counted per
     simulated hour (their intervals are simulated seconds), SQS calls per real hour
     (a long poll waits up to 20 real seconds whatever the clock does).
     """
     speed = config.rollback_clock_speed
+    ecs = box.ecs("bench")
     for running in daemons.values():
 
-        def at_rest(daemon: Daemon = running.daemon) -> bool:
-            return all(p in ("Degraded", "Synced") for p in daemon.phases().values())
+        def at_rest(daemon: Daemon = running.daemon, cluster: str = running.name) -> bool:
+            if not all(p in ("Degraded", "Synced") for p in daemon.phases().values()):
+                return False
+            names = [fleet.service_name(i) for i in range(config.rollback_services)]
+            for start in range(0, len(names), 10):
+                found = ecs.describe_services(cluster=cluster, services=names[start : start + 10])
+                for service in found["services"]:
+                    deployments = service["deployments"]
+                    if len(deployments) != 1 or deployments[0]["rolloutState"] != "COMPLETED":
+                        return False
+            return True
 
-        wait_for(at_rest, 120, f"every rollback of {running.name} over", 0.5)
+        wait_for(at_rest, 300, f"every rollback of {running.name} over in ECS", 0.5)
+    time.sleep(2)  # the last events of the rollbacks are read and looked at
     window = max(config.idle_min_s, config.idle_resyncs * config.events_resync_sim / speed)
     mark = box.last_seq()
     time.sleep(window)
