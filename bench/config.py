@@ -24,6 +24,15 @@ class Config:
     """ecsop's ``--active-poll-interval`` default, in simulated seconds."""
     resync_sim: float = 30.0
     """ecsop's ``--resync-interval`` default and the baselines' poll, in simulated seconds."""
+    events_poll_sim: float = 30.0
+    """ecsop's ``--active-poll-interval`` default with ``--events-queue``, simulated seconds."""
+    events_resync_sim: float = 300.0
+    """ecsop's ``--resync-interval`` default with ``--events-queue``, simulated seconds."""
+    idle_resyncs: int = 2
+    """Idle cost: each ecsop contender is watched for this many of its resync intervals once
+    every rollout is over (at least ``idle_min_s`` real seconds)."""
+    idle_min_s: float = 30.0
+    """The shortest idle window, real seconds (several long polls of the event queue)."""
 
     strategy_services: int = 3
     """Services per strategy (rolling, blue/green, canary) in the strategies scenario."""
@@ -50,6 +59,7 @@ QUICK = Config(
     naive_trigger_interval=5.0,
     rollback_services=4,
     strategy_services=1,
+    idle_resyncs=1,
     steady_sizes=(10, 100),
     steady_resyncs=2,
     baseline_passes=1,

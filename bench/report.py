@@ -74,24 +74,50 @@ def _rollback(data: dict[str, Any]) -> list[str]:
         f"({data['services']} failing deploys each, clock x{data['clock_speed']:g})",
         "",
         "| contender | polls every (sim s) | sim p50 | sim p95 | sim max | real p50 | real p95 | "
-        "real max | within one poll | AWS calls / deploy | ecsop p95 ÷ this p95 (sim) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "real max | within one poll | ECS calls / deploy | AWS calls / deploy | "
+        "ecsop p95 ÷ this p95 (sim) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("ecsop", "script", "naive"):
+    names = [n for n in ("ecsop", "events", "script", "naive") if n in c]
+    for name in names:
         row = c[name]
+        ecs_calls = row.get("ecs_calls", sum(row["calls"].values()))
         out.append(
-            f"| {name} | {_f(row['poll_interval_sim_s'], 0)} | {_f(row['sim_p50_s'])} | "
+            f"| {LABELS.get(name, name)} | {_f(row['poll_interval_sim_s'], 0)} | "
+            f"{_f(row['sim_p50_s'])} | "
             f"{_f(row['sim_p95_s'])} | {_f(row['sim_max_s'])} | {_f(row['real_p50_s'], 3)} | "
             f"{_f(row['real_p95_s'], 3)} | {_f(row['real_max_s'], 3)} | "
             f"{row['within_one_poll']}/{row['samples'] + row['missed']} | "
+            f"{_f(ecs_calls / data['services'], 1)} | "
             f"{_f(sum(row['calls'].values()) / data['services'], 1)} | "
             f"{_ratio(ours['sim_p95_s'], row['sim_p95_s']) if name != 'ecsop' else '1x'} |"
         )
     out += [
         "",
-        "AWS calls / deploy: every call the contender made from its first bad deploy until "
-        "the last rollback, per deploy (ecsop's include its resyncs and its 5 s active polls).",
+        "Calls / deploy: every call the contender made from its first bad deploy until "
+        "the last rollback, per deploy (ecsop's include its resyncs and active polls; "
+        "the events contender's AWS calls include its SQS calls).",
     ]
+    idle = {name: c[name]["idle"] for name in names if "idle" in c[name]}
+    if idle:
+        out += [
+            "",
+            "#### 2b. ecsop at rest: AWS calls per hour (20 services, every release rolled back)",
+            "",
+            "| contender | ECS / h | SQS / h | total / h | measured over (real s) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in idle.items():
+            out.append(
+                f"| {LABELS.get(name, name)} | {_f(row['ecs_per_hour'], 0)} | "
+                f"{_f(row['sqs_per_hour'], 0)} | {_f(row['total_per_hour'], 0)} | "
+                f"{_f(row['window_real_s'], 0)} |"
+            )
+        out += [
+            "",
+            "ECS calls per simulated hour (the resync's intervals are simulated seconds); "
+            "SQS calls per real hour (a long poll waits 20 real seconds).",
+        ]
     return [*out, ""]
 
 
@@ -131,6 +157,10 @@ def _strategies(data: dict[str, Any]) -> list[str]:
         "and canary send production back to blue, still running.",
     ]
     return [*out, ""]
+LABELS = {
+    "ecsop": "ecsop (polling, 5 s)",
+    "events": "ecsop --events-queue (poll 30 s)",
+}
 
 
 def _steady(data: dict[str, Any]) -> list[str]:
@@ -189,7 +219,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     if "rollback" in results:
-        row = results["rollback"]["contenders"]["ecsop"]
+        contenders = results["rollback"]["contenders"]
+        row = contenders["ecsop"]
         total = row["samples"] + row["missed"]
         out.append(
             {
@@ -199,6 +230,27 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": total > 0 and row["within_one_poll"] == total,
             }
         )
+        events = contenders.get("events")
+        if events is not None:
+            ratio = row["sim_p95_s"] / events["sim_p95_s"] if events["sim_p95_s"] else math.inf
+            out.append(
+                {
+                    "target": "with --events-queue: rollback p95 at least 5x better than the "
+                    "5 s poll's",
+                    "measured": f"p95 {_f(events['sim_p95_s'])} vs {_f(row['sim_p95_s'])} sim s "
+                    f"({ratio:.1f}x), {events['missed']} missed",
+                    "met": ratio >= 5 and events["missed"] == 0,
+                }
+            )
+            ours, theirs = events["ecs_calls"], row["ecs_calls"]
+            out.append(
+                {
+                    "target": "with --events-queue: fewer ECS calls per rollout than the 5 s poll",
+                    "measured": f"{_f(ours / results['rollback']['services'], 1)} vs "
+                    f"{_f(theirs / results['rollback']['services'], 1)} per deploy",
+                    "met": ours < theirs,
+                }
+            )
     if "strategies" in results:
         data = results["strategies"]
         rows, poll = data["rows"], data["active_poll_sim_s"]

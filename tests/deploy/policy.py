@@ -65,6 +65,11 @@ def iam_action(service: str, operation: str) -> str:
     return f"{iam_prefix(service)}:{operation}"
 
 
+BATCH_ACTIONS: Mapping[str, str] = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
+"""API calls IAM authorises as another action: "You cannot set permissions explicitly for
+... DeleteMessageBatch ... setting permissions for ... DeleteMessage ... sets permissions
+for the corresponding batch versions" ("Amazon SQS batch actions", SQS Developer Guide)."""
+
 NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})
 """Calls IAM never denies: "No permissions are required to perform this operation"
 (STS API Reference, GetCallerIdentity)."""
@@ -75,6 +80,7 @@ def required_actions(calls: Iterable[tuple[str, str]]) -> dict[str, str]:
     needed: dict[str, str] = {}
     for service, operation in calls:
         action = iam_action(service, operation)
+        action = BATCH_ACTIONS.get(action, action)
         if action in NO_PERMISSION_NEEDED:
             continue
         needed.setdefault(action, f"called: {service} {operation}")

@@ -6,7 +6,8 @@ on ``/metrics``. ``test_policy_matches_what_a_lifecycle_calls`` runs a short
 lifecycle against the sandbox (a deploy, a crash loop rolled back, a
 migration that hangs and is stopped, ``ecsop retry``, ``ecsop plan``
 including a release with ``spec.roleArn``, ``ecsop history`` and ``/status``
-with its recent deployments) with the
+with its recent deployments, the ECS events read from helm-free-deploy's
+events queue) with the
 daemon as a process (the end-to-end harness of tests/e2e), scrapes that counter,
 and records the one-shot commands' calls in-process by wrapping botocore's
 ``BaseClient._make_api_call`` (which also sees the STS client that assumes
@@ -74,6 +75,7 @@ SANDBOX_VALUES = {
     "CLUSTER": "prod",
     "TASK_ROLES": "app-*",
     "DAEMON_ACCOUNT_ID": "999999999999",
+    "EVENTS_QUEUE": "ecsop-events",
 }
 
 
@@ -195,6 +197,7 @@ def test_every_document_is_well_formed(path: Path) -> None:
         "DAEMON_ACCOUNT_ID",
         "OIDC_PROVIDER",
         "GIT_SECRET_NAME",
+        "EVENTS_QUEUE",
     }, "placeholders are the ones helm-free-deploy/iam/README.md documents"
 
 
@@ -220,12 +223,19 @@ def test_service_tags_are_limited_to_the_keys_ecsop_writes(path: Path) -> None:
             assert not any(policy._matches(k, "team") for k in keys)
 
 
-def test_daemon_policy_is_the_deployer_policy_plus_assume_role() -> None:
+def test_daemon_policy_is_the_deployer_policy_plus_assume_role_and_its_events_queue() -> None:
     daemon = policy.statements(policy.load(DAEMON_POLICY))
     deployer = policy.statements(policy.load(DEPLOYER_POLICY))
     extra = [s for s in daemon if s not in deployer]
-    assert [a for s in extra for a in s.actions] == ["sts:AssumeRole"]
+    assert [a for s in extra for a in s.actions] == [
+        "sts:AssumeRole",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    ]
     assert all(s in daemon for s in deployer)
+    (queue,) = [s for s in extra if s.actions[0].startswith("sqs:")]
+    assert queue.resources == ("arn:aws:sqs:${REGION}:${ACCOUNT_ID}:${EVENTS_QUEUE}",)
 
 
 def test_deployer_trust_policy_matches_how_ecsop_assumes_roles() -> None:
@@ -462,6 +472,7 @@ def _jobs(image: str) -> dict[str, Any]:
 def test_policy_matches_what_a_lifecycle_calls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from e2e import event_stack
     from e2e.conftest import (  # the end-to-end harness: real processes
         CRASH,
         GOOD_V1,
@@ -513,7 +524,9 @@ def test_policy_matches_what_a_lifecycle_calls(
             },
             "adopt",
         )
-        daemon = Daemon(tmp_path, box, repo.path)
+        cluster = box.service("shop")["clusterArn"]
+        queue = event_stack.deploy(box.url, [cluster])["QueueUrl"]
+        daemon = Daemon(tmp_path, box, repo.path, "--events-queue", queue)
 
         def phase(name: str = "shop") -> Any:
             return daemon.release(name).get("phase") if daemon else None
@@ -605,6 +618,7 @@ def test_policy_matches_what_a_lifecycle_calls(
     from_daemon = daemon_calls(metrics)
     assert ("ecs", "UpdateService") in from_daemon, "the lifecycle did not deploy"
     assert ("sts", "AssumeRole") in cli_calls, "spec.roleArn was not exercised"
+    assert ("sqs", "DeleteMessageBatch") in from_daemon, "no ECS event was read and deleted"
     needed = policy.required_actions(from_daemon | cli_calls)
 
     values = {**SANDBOX_VALUES, "ACCOUNT_ID": service_arn.split(":")[4]}
@@ -613,7 +627,7 @@ def test_policy_matches_what_a_lifecycle_calls(
         wanted = (
             needed
             if path == DAEMON_POLICY
-            else {a: why for a, why in needed.items() if not a.startswith("sts:")}
+            else {a: why for a, why in needed.items() if not a.startswith(("sts:", "sqs:"))}
         )
         result = policy.compare(document, wanted, NOT_EXERCISED)
         assert not result.missing, f"{path.name} lacks actions the daemon calls: {result.missing}"
@@ -637,3 +651,7 @@ def test_policy_matches_what_a_lifecycle_calls(
         (deploy,) = [s for s in policy.statements(document) if "ecs:UpdateService" in s.actions]
         (pattern,) = deploy.conditions["ArnLike"]["ecs:task-definition"]
         assert policy._matches(pattern, task_definition_arn), (path.name, task_definition_arn)
+    daemon_policy = policy.render(policy.load(DAEMON_POLICY), values)
+    queue_arn = f"arn:aws:sqs:us-east-1:{values['ACCOUNT_ID']}:ecsop-events"
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        assert policy.resource_allowed(daemon_policy, action, queue_arn), action

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from ecsop.decision.analysis import MeasurementVerdict
 from ecsop.decision.reasons import Phase
 from ecsop.notify.metrics import NotifyMetrics
+from ecsop.observability.event_metrics import EventMetrics
 from ecsop.observability.metrics import Metrics
 from grafana import DASHBOARD, dashboard_queries
 
@@ -196,6 +197,9 @@ def _exposed_names() -> set[str]:
     metrics.known_steps("r", [("pre_deploy", "migrate")])
     metrics.step_duration.labels("r", "pre_deploy", "migrate").observe(1)
     metrics.set_held("r", "AwaitingApproval")
+    events = EventMetrics(registry)
+    events.matched.labels("r", "true").inc()
+    events.age.observe(1)
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples

@@ -59,6 +59,9 @@ def main(url: str, *, as_json: bool, name: str | None = None) -> int:
     if as_json:
         print(json.dumps({**body, "releases": releases} if name else body, indent=2))
         return 0
+    events = events_line(body.get("events"))
+    if events:
+        print(events)
     print(render(releases, datetime.now(UTC)))
     if name is not None:
         for line in render_analysis(releases[0].get("analysis") or []):
@@ -79,6 +82,20 @@ def render_analysis(analyses: list[dict[str, Any]]) -> list[str]:
             detail = " ".join(str(measurement.get("detail") or "").split())
             lines.append(f"  {when:<8}  {measurement.get('verdict', ''):<12}  {_cut(detail, 54)}")
     return lines
+
+
+def events_line(events: dict[str, Any] | None) -> str:
+    """One line on the event feed (``--events-queue``); "" without one."""
+    if not events:
+        return ""
+    poll = f"{events.get('activePollSeconds', 0):g}s"
+    if events.get("flowing"):
+        return f"events: flowing; rollouts polled every {poll}"
+    reasons = ", ".join(events.get("reasons") or ())
+    detail = " ".join(str(events.get("detail", "")).split())
+    return textwrap.shorten(
+        f"events: NOT flowing ({reasons}), rollouts polled every {poll}: {detail}", 200
+    )
 
 
 def render(releases: list[dict[str, Any]], now: datetime) -> str:

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from ecsop import __version__
 from ecsop.aws.clients import AwsSettings, ClientFactory
 from ecsop.aws.ecs import GatewayPool
+from ecsop.aws.event_queue import open_queue
 from ecsop.aws.identity import caller_account
 from ecsop.controller.history import HistorySettings, StatusHistory
 from ecsop.controller.manager import Controller, ControllerSettings
@@ -81,6 +82,7 @@ class Daemon:
             if settings.notifications is not None
             else None
         )
+        events = settings.controller.events
         self.controller = Controller(
             settings.controller,
             self.gateways.ecs,
@@ -89,6 +91,11 @@ class Daemon:
             on_release_count=self.gateways.fit_cache,
             listener=NotificationEmitter(self.notifier.publish) if self.notifier else None,
             client_for=self.clients.client,
+            event_source=open_queue(
+                self.clients.client, events.queue_url, settings.controller.default_region
+            )
+            if events is not None
+            else None,
         )
         self.history = StatusHistory(
             self.gateways.ecs,
@@ -173,7 +180,11 @@ class Daemon:
         return entry.loaded if entry is not None else None
 
     def _status_header(self) -> dict[str, Any]:
-        return {"version": __version__, "specs": str(self.settings.controller.specs)}
+        return {
+            "version": __version__,
+            "specs": str(self.settings.controller.specs),
+            **self.controller.events.status(),
+        }
 
 
 def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:

@@ -29,6 +29,7 @@ import structlog
 
 from ecsop.aws.preflight import ClientFor
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
+from ecsop.controller.event_feed import EventFeed, EventQueue, EventSettings, cadence_settings
 from ecsop.controller.executor import AwsExecutor, WriteLog
 from ecsop.controller.flow import FlowGatherer, dependents, flow_context
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
@@ -75,6 +76,9 @@ class ControllerSettings:
     instance_id: str = field(default_factory=new_instance_id)
     """This process, as its writes name it; another id writing after it means two
     instances act on one service."""
+    events: EventSettings | None = None
+    """An event queue (``--events-queue``): the two intervals above are then the long
+    ones, used while its events flow (``event_feed``)."""
 
 
 class Controller:
@@ -89,6 +93,7 @@ class Controller:
         on_release_count: Callable[[int], None] = lambda count: None,
         listener: DecisionListener | None = None,
         client_for: ClientFor | None = None,
+        event_source: EventQueue | None = None,
     ) -> None:
         self.settings = settings
         self.prober = prober
@@ -106,6 +111,17 @@ class Controller:
         )
         self.cache = ServiceCache(gateway_for, max_age_seconds=settings.resync_seconds)
         self.write_log = WriteLog()
+        self.events = EventFeed(
+            settings.events,
+            cadence_settings(
+                settings.events, settings.active_poll_seconds, settings.resync_seconds
+            ),
+            metrics,
+            self.specs,
+            self.cache,
+            self.queue,
+            event_source,
+        )
         options = Options(
             self_heal=settings.self_heal,
             active_poll_seconds=settings.active_poll_seconds,
@@ -138,6 +154,7 @@ class Controller:
             on_error=self._failed,
             on_pass=self._count_pass,
             on_loop_error=lambda loop: metrics.loop_errors.labels(loop).inc(),
+            resync_interval=self.events.resync_seconds,
         )
         self._on_release_count = on_release_count
         self._watcher: SpecWatcher | None = None
@@ -159,6 +176,7 @@ class Controller:
         )
         self._watcher.start()
         self.loop.start()
+        self.events.start()
         log.info(
             "controller started",
             specs=str(self.settings.specs),
@@ -170,6 +188,7 @@ class Controller:
         """Stop taking work; let reconciles in flight finish their AWS call."""
         if self._watcher is not None:
             self._watcher.stop()
+        self.events.stop()
         self.loop.stop()
         log.info("controller stopped")
 
@@ -228,7 +247,14 @@ class Controller:
     # --- one pass --------------------------------------------------------------------
 
     def reconcile(self, name: str) -> float | None:
-        """One pass for one release. Returns seconds until the next pass, or None."""
+        """One pass for one release. Returns seconds until the next pass, or None.
+
+        The events that asked for it are deleted once it completes (``event_feed``).
+        """
+        with self.events.pass_of(name):
+            return self._reconcile(name)
+
+    def _reconcile(self, name: str) -> float | None:
         entry = self.specs.entry(name)
         commit = self.specs.commit
         if entry is None:
@@ -253,14 +279,16 @@ class Controller:
             # Releases promoted from this one, or depending on it, may go now.
             for waiting in dependents(self.specs.watched(), name):
                 self.queue.add(waiting)
+        self.events.passed(name, result)
         if isinstance(result.action, LetGo):
             self.specs.let_go(name)
             self._forget(name)
             return None
-        return result.action.requeue_after
+        return self.events.requeue_after(name, result.action.requeue_after)
 
     def _forget(self, name: str) -> None:
         self.recorder.forget(name)
+        self.events.forget(name)
         if self.prober is not None:
             self.prober.idle(name)
 
