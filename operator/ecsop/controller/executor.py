@@ -22,7 +22,7 @@ explains, and a failed write of that memory never stops the safe action.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,6 +42,7 @@ from ecsop.decision.actions import (
 )
 from ecsop.decision.ecs_state import ServiceState, TaskDefinition, TaskDefinitionArn
 from ecsop.decision.memory import LEGACY_SERVICE_KEYS, SERVICE_KEYS, ServiceMemory
+from ecsop.runtime.fence import check_current
 
 log = structlog.get_logger("ecsop.controller.executor")
 
@@ -96,24 +97,38 @@ class WriteLog:
     predecessor's (``Situation.ANOTHER_INSTANCE``); ``unwritten`` keeps a
     failure record that no tag could hold, so the failed release is still not
     deployed again while this process lives.
+
+    With several replicas, both are knowledge of one tenure of a shard: when a
+    replica (re)acquires a shard it forgets them for the shard's releases
+    (``forget_releases``), or it would take the previous owner's ``writer=`` for
+    another instance acting, and flush a record another owner may have
+    superseded. ``predecessor`` says whether a ``writer=`` value names an earlier
+    tenure (a lower fencing token): a write that tenure had in flight when it
+    lost the shard may land after this one's, and is not another instance acting.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, predecessor: Callable[[str], bool] | None = None) -> None:
         self._lock = threading.Lock()
-        self._written: set[str] = set()
+        self._written: dict[str, str] = {}
+        """Service ARN -> the release whose memory was written there."""
         self._unwritten: dict[str, ServiceMemory] = {}
+        self._predecessor = predecessor or (lambda writer: False)
 
-    def written(self, service_arn: str) -> bool:
+    def written(self, service_arn: str, writer: str = "") -> bool:
+        """Whether this process wrote the service's memory, and ``writer`` (the
+        memory's current ``writer=``) is not merely an earlier tenure's late write."""
         with self._lock:
-            return service_arn in self._written
+            if service_arn not in self._written:
+                return False
+        return not (writer and self._predecessor(writer))
 
     def unwritten(self, service_arn: str) -> ServiceMemory | None:
         with self._lock:
             return self._unwritten.get(service_arn)
 
-    def succeeded(self, service_arn: str) -> None:
+    def succeeded(self, service_arn: str, release: str = "") -> None:
         with self._lock:
-            self._written.add(service_arn)
+            self._written[service_arn] = release
             self._unwritten.pop(service_arn, None)
 
     def failed(self, service_arn: str, memory: ServiceMemory) -> None:
@@ -122,8 +137,19 @@ class WriteLog:
 
     def forget(self, service_arn: str) -> None:
         with self._lock:
-            self._written.discard(service_arn)
+            self._written.pop(service_arn, None)
             self._unwritten.pop(service_arn, None)
+
+    def forget_releases(self, releases: Collection[str]) -> int:
+        """Forget everything about the services of ``releases``; how many services."""
+        wanted = set(releases)
+        with self._lock:
+            arns = {a for a, r in self._written.items() if r in wanted}
+            arns |= {a for a, m in self._unwritten.items() if m.release in wanted}
+            for arn in arns:
+                self._written.pop(arn, None)
+                self._unwritten.pop(arn, None)
+        return len(arns)
 
 
 class Executor(Protocol):
@@ -153,9 +179,15 @@ class AwsExecutor:
         release: str,
         commit: str | None,
     ) -> Applied:
-        """Carry out ``action`` on ``service``. Raises the gateway's errors unchanged."""
+        """Carry out ``action`` on ``service``. Raises the gateway's errors unchanged.
+
+        Every write first checks this thread's fence (``ecsop.runtime.fence``):
+        once the replica no longer holds the release's shard, ``OwnershipLost``
+        is raised instead and nothing more is written.
+        """
         if isinstance(action, Wait):
             return Applied()
+        gateway = _Fenced(gateway)
         if isinstance(action, Deploy):
             chosen, registered = _revision_for(action, gateway, release, commit, dry_run=False)
             assert chosen is not None
@@ -189,6 +221,7 @@ class AwsExecutor:
         pending = self.write_log.unwritten(service.arn)
         if pending is None:
             return
+        gateway = _Fenced(gateway)
         try:
             gateway.tag_service(service.arn, pending.tags())
             stale = pending.stale_keys(service.tags)
@@ -196,7 +229,7 @@ class AwsExecutor:
                 gateway.untag_service(service.arn, stale)
         except AwsError:
             return  # still unwritable: the pass reports it again
-        self.write_log.succeeded(service.arn)
+        self.write_log.succeeded(service.arn, pending.release)
 
     def _remember(
         self, gateway: Gateway, service: ServiceState, memory: ServiceMemory, *, keep: bool
@@ -223,8 +256,52 @@ class AwsExecutor:
                 error=f"{error.code}: {error.message}",
             )
             return f"{error.code}: {error.message}"
-        self.write_log.succeeded(service.arn)
+        self.write_log.succeeded(service.arn, memory.release)
         return ""
+
+
+class _Fenced:
+    """The gateway, with this thread's fence checked before every write."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def task_definition(self, arn: str) -> TaskDefinition:
+        return self._gateway.task_definition(arn)
+
+    def prepare_clone(
+        self,
+        base: TaskDefinitionArn,
+        images: Mapping[str, str],
+        release: str,
+        fingerprint: str,
+        commit: str | None,
+    ) -> PreparedClone:
+        return self._gateway.prepare_clone(base, images, release, fingerprint, commit)
+
+    def reusable(self, arn: TaskDefinitionArn, clone: PreparedClone) -> bool:
+        return self._gateway.reusable(arn, clone)
+
+    def find_revision(self, clone: PreparedClone) -> TaskDefinitionArn | None:
+        return self._gateway.find_revision(clone)
+
+    def register(self, clone: PreparedClone) -> TaskDefinition:
+        check_current()
+        return self._gateway.register(clone)
+
+    def update_service(
+        self, cluster: str, service: str, task_definition: TaskDefinitionArn
+    ) -> str:
+        check_current()
+        return self._gateway.update_service(cluster, service, task_definition)
+
+    def tag_service(self, service_arn: str, tags: Mapping[str, str]) -> None:
+        check_current()
+        self._gateway.tag_service(service_arn, tags)
+
+    def untag_service(self, service_arn: str, keys: list[str]) -> None:
+        check_current()
+        self._gateway.untag_service(service_arn, keys)
 
 
 class DryRunExecutor:

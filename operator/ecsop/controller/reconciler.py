@@ -56,6 +56,9 @@ class ReleaseTarget:
     loaded: LoadedRelease
     commit: str | None
     spec: SpecState = field(default_factory=SpecState)
+    writer: str | None = None
+    """``writer=`` for this pass's memory (a replica and its fencing token); None: the
+    daemon's instance id."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,13 @@ class ReleaseReconciler:
         self._executor.flush(gateway, state)
         observation = self._observe(gateway, state)
         now = state.observed_at or self._clock()
-        view = classify(loaded.release, observation, self._options)
+        options = self._options
+        if target.writer is not None:
+            options = replace(options, instance_id=target.writer)
+        view = classify(loaded.release, observation, options)
         probes = probes_for(view)
         observation = self._probe(loaded, gateway, observation, view.judged, probes, now)
-        action = decide(loaded.release, observation, now, self._options, target.spec)
+        action = decide(loaded.release, observation, now, options, target.spec)
         if self._prober is not None and (
             Probe.GATES not in probes or not isinstance(action, Wait | Deploy)
         ):
@@ -153,12 +159,9 @@ class ReleaseReconciler:
     def _observe(self, gateway: EcsGateway, state: ServiceState) -> Observation:
         """The service, the revisions the decision may need, and this process's records."""
         unwritten = self._write_log.unwritten(state.arn)
-        observation = Observation(
-            service=state,
-            task_definitions={},
-            unwritten=unwritten,
-            written_by_this_instance=self._write_log.written(state.arn),
-        )
+        observation = Observation(service=state, task_definitions={}, unwritten=unwritten)
+        written = self._write_log.written(state.arn, observation.memory.writer)
+        observation = replace(observation, written_by_this_instance=written)
         arns = {state.task_definition, *(d.task_definition for d in state.deployments)}
         last_good = observation.memory.last_good
         optional = {last_good} if last_good else set()
