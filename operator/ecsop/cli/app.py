@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ecsop import __version__
+from ecsop.cli import coordination as coordination_cli
 
 DEFAULT_URL = "http://127.0.0.1:9100"
 
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_schema(sub)
     _add_sandbox(sub)
+    coordination_cli.add_parser(sub)
     return parser
 
 
@@ -183,6 +185,7 @@ def _add_run(sub: Any) -> None:
         "default %(default)s)",
     )
     _spec_options(run)
+    coordination_cli.add_run_flags(run)
     run.set_defaults(handler=_run)
 
 
@@ -310,6 +313,8 @@ def _run(args: argparse.Namespace) -> int:
     if not region:
         print("ecsop run: no region: pass --region or set AWS_REGION", file=sys.stderr)
         return 2
+    if sandbox is not None and args.replicas > 1:
+        coordination_cli.sandbox_table(args, region)
     settings = DaemonSettings(
         controller=ControllerSettings(
             specs=Path(specs),
@@ -323,8 +328,12 @@ def _run(args: argparse.Namespace) -> int:
         aws=AwsSettings(retry_mode=args.aws_retry_mode, max_attempts=args.aws_max_attempts),
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port,
+        coordination=coordination_cli.settings(args, args.metrics_host, args.metrics_port),
     )
     try:
+        if sandbox is not None and args.replicas > 1:
+            sandbox.explain(specs, args.metrics_port)
+            return coordination_cli.run_replicas(settings, args.replicas)
         daemon = Daemon(settings)
         if sandbox is not None:
             sandbox.explain(specs, daemon.endpoint.port)

@@ -21,9 +21,11 @@ from ecsop import __version__
 from ecsop.aws.clients import AwsSettings, ClientFactory
 from ecsop.aws.ecs import GatewayPool
 from ecsop.controller.manager import Controller, ControllerSettings
+from ecsop.controller.replica import CoordinationSettings, Replica
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.server import Endpoint
 from ecsop.probes.health import HealthProber, HealthSettings
+from ecsop.runtime import fence
 
 log = structlog.get_logger("ecsop.controller.daemon")
 
@@ -37,6 +39,8 @@ class DaemonSettings:
     """Address of the /metrics, /healthz, /readyz and /status endpoint."""
     metrics_port: int = 9100
     """Port of that endpoint; 0 picks a free one."""
+    coordination: CoordinationSettings | None = None
+    """With several replicas: the lease table and this replica (None: run alone)."""
 
 
 class Daemon:
@@ -46,17 +50,34 @@ class Daemon:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.clients = ClientFactory(settings.aws, on_client_created=self.metrics.instrument)
+        # Every attempt of every AWS call checks the pass's fence: a replica that lost a
+        # shard sends nothing more for it, not even a botocore retry of a write.
+        self.clients = ClientFactory(
+            settings.aws,
+            on_client_created=self.metrics.instrument,
+            before_attempt=fence.check_current,
+        )
         self.gateways = GatewayPool(self.clients)
         # Health gates use the same clients (same retry config, same call metrics).
         self.prober = HealthProber(self.clients.client, settings.health)
+        self.replica: Replica | None = None
+        if settings.coordination is not None:
+            self.replica = Replica(
+                settings.coordination,
+                self.clients,
+                self.registry,
+                settings.controller.default_region,
+            )
         self.controller = Controller(
             settings.controller,
             self.gateways.ecs,
             self.metrics,
             prober=self.prober,
             on_release_count=self.gateways.fit_cache,
+            ownership=self.replica.ownership if self.replica else None,
         )
+        if self.replica is not None:
+            self.replica.attach(self.controller)
         self.endpoint = Endpoint(
             settings.metrics_host,
             settings.metrics_port,
@@ -66,6 +87,8 @@ class Daemon:
             requeue=self._requeue,
             extra_status=self._status_header,
             healthy=self.controller.health,
+            releases=self.replica.releases if self.replica else None,
+            route=self.replica.route if self.replica else None,
         )
 
     def start(self) -> None:
@@ -76,6 +99,8 @@ class Daemon:
             )
         self.endpoint.start()
         self.controller.start()
+        if self.replica is not None:
+            self.replica.start()
         log.info(
             "ecsop started",
             version=__version__,
@@ -84,6 +109,8 @@ class Daemon:
 
     def stop(self) -> None:
         self.controller.stop()
+        if self.replica is not None:
+            self.replica.stop()  # after the passes in flight: then release every shard
         self.prober.close()
         self.endpoint.stop()
 
@@ -107,6 +134,12 @@ class Daemon:
             return False, f"spec directory {specs} does not exist (yet)"
         if not self.controller.specs_loaded.is_set():
             return False, "specs not loaded yet"
+        if self.replica is not None:
+            ok, why = self.replica.health()
+            if not ok:
+                return False, why
+            if not self.replica.coordinator.held():
+                return True, "ready: standby, holding no shard"
         if not self.controller.aws_reachable.is_set():
             return False, "AWS not reached yet (or the last batched observe failed)"
         return True, "ready"
@@ -119,7 +152,10 @@ class Daemon:
         return True
 
     def _status_header(self) -> dict[str, Any]:
-        return {"version": __version__, "specs": str(self.settings.controller.specs)}
+        header = {"version": __version__, "specs": str(self.settings.controller.specs)}
+        if self.replica is not None:
+            header.update(self.replica.status_header())
+        return header
 
 
 def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:

@@ -318,6 +318,8 @@ class Controller:
         errors = self.cache.refresh(watched)
         if errors:
             log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
+        elif watched:
+            self.aws_reachable.set()
         for name in names:
             self.queue.add(name)
 

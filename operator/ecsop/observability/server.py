@@ -31,7 +31,12 @@ class Endpoint:
         requeue: Callable[[str], bool],
         extra_status: Callable[[], dict[str, Any]] = dict,
         healthy: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
+        releases: Callable[[], list[dict[str, Any]]] | None = None,
+        route: Callable[[str, str], tuple[int, str] | None] | None = None,
     ) -> None:
+        """``releases`` replaces ``statuses`` in ``/status`` (with several replicas: every
+        release and who owns it); ``route(name, query)`` may answer ``POST /requeue/NAME``
+        itself, as (HTTP status, text), for a release another replica owns."""
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +55,8 @@ class Endpoint:
         self._healthy = healthy
         self._requeue = requeue
         self._extra = extra_status
+        self._releases = releases or (lambda: [s.to_json() for s in self._statuses.all()])
+        self._route = route or (lambda name, query: None)
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -78,15 +85,20 @@ class Endpoint:
             ok, why = self._ready()
             _send(request, 200 if ok else 503, f"{why}\n".encode(), "text/plain")
         elif path == "/status":
-            body = {**self._extra(), "releases": [s.to_json() for s in self._statuses.all()]}
+            body = {**self._extra(), "releases": self._releases()}
             _send(request, 200, json.dumps(body, indent=2).encode(), "application/json")
         else:
             _send(request, 404, b"not found\n", "text/plain")
 
     def _post(self, request: BaseHTTPRequestHandler) -> None:
         prefix = "/requeue/"
-        if request.path.startswith(prefix):
-            name = request.path[len(prefix) :]
+        path, _, query = request.path.partition("?")
+        if path.startswith(prefix):
+            name = path[len(prefix) :]
+            routed = self._route(name, query)
+            if routed is not None:
+                _send(request, routed[0], f"{routed[1]}\n".encode(), "text/plain")
+                return
             found = self._requeue(name)
             _send(
                 request,

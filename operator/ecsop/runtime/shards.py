@@ -67,7 +67,7 @@ class ShardListener:
     def renew_failed(self, shard: int) -> None:
         """A renewal did not succeed (error or condition)."""
 
-    def round_done(self, held: int, live: int, store_ok: bool) -> None:
+    def round_done(self, held: list[int], live: int, store_ok: bool) -> None:
         """After each round: shards held, live replicas seen, whether the table answered."""
 
 
@@ -120,6 +120,7 @@ class ShardCoordinator:
         """member -> (beat, since, url, gone)."""
         self._reads_ok = 0
         self._last_read_ok: float | None = None
+        self._last_write_ok: float | None = None
         self._store_errors = 0
         self._mismatch: int | None = None
         self._stop = threading.Event()
@@ -202,12 +203,13 @@ class ShardCoordinator:
                 f"for {self.shards}: acting on none (see docs on changing --shards)"
             )
         now = self._clock()
-        if self._last_read_ok is None:
+        if self._last_read_ok is None or self._last_write_ok is None:
             return False, "the coordination table has not answered yet"
-        quiet = now - self._last_read_ok
+        quiet = now - min(self._last_read_ok, self._last_write_ok)
         if quiet > self.settings.lease_seconds:
+            what = "answered" if self._last_read_ok <= self._last_write_ok else "taken a write"
             return False, (
-                f"the coordination table has not answered for {quiet:.0f}s: acting on no "
+                f"the coordination table has not {what} for {quiet:.0f}s: acting on no "
                 "shard this replica cannot prove it holds"
             )
         return True, "ok"
@@ -250,9 +252,8 @@ class ShardCoordinator:
         if table is not None and self._claimed(table):
             self._balance()
         with self._lock:
-            held = sum(1 for t in self._tenures.values() if t.valid(self._clock()))
             live = len(self._live(self._clock()))
-        self._listener.round_done(held, live, table is not None)
+        self._listener.round_done(self.held(), live, table is not None)
 
     # --- round steps -----------------------------------------------------------------
 
@@ -283,6 +284,8 @@ class ShardCoordinator:
             self._store.beat(self.me, _version(), self._url)
         except Exception as exc:
             self._store_failed("heartbeat", exc)
+        else:
+            self._last_write_ok = self._clock()
 
     def _renew(self) -> None:
         for shard, tenure in list(self._tenures.items()):
@@ -297,7 +300,7 @@ class ShardCoordinator:
                 log.warning(
                     "could not renew a lease; still acting until the renew deadline",
                     shard=shard,
-                    token=tenure.token,
+                    fencing_token=tenure.token,
                     seconds_left=round(tenure.acting_until - self._clock(), 1),
                     error=str(exc),
                 )
@@ -394,7 +397,7 @@ class ShardCoordinator:
         log.info(
             "acquired shard",
             shard=shard,
-            token=token,
+            fencing_token=token,
             previous_holder=view.holder or None,
             waited_seconds=round(started - view.since, 1),
         )
@@ -416,7 +419,7 @@ class ShardCoordinator:
                 "stopped acting on shard; not releasing the lease (work still in flight, or "
                 "past the renew deadline): it expires instead",
                 shard=shard,
-                token=tenure.token,
+                fencing_token=tenure.token,
                 why=why,
             )
             self._listener.transition(shard, "lost")
@@ -426,7 +429,9 @@ class ShardCoordinator:
         except Exception as exc:
             self._store_failed("release", exc)
             released = False
-        log.info("released shard", shard=shard, token=tenure.token, why=why, released=released)
+        log.info(
+            "released shard", shard=shard, fencing_token=tenure.token, why=why, released=released
+        )
         self._listener.transition(shard, "released")
 
     def _drop(self, shard: int, why: str, *, kind: str, level: str) -> None:
@@ -434,7 +439,9 @@ class ShardCoordinator:
             tenure = self._tenures.pop(shard, None)
         if tenure is None:
             return
-        getattr(log, level)("stopped acting on shard", shard=shard, token=tenure.token, why=why)
+        getattr(log, level)(
+            "stopped acting on shard", shard=shard, fencing_token=tenure.token, why=why
+        )
         self._listener.lost(shard, why)
         self._listener.transition(shard, kind)
 
