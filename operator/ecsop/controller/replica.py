@@ -87,8 +87,14 @@ class _Listener(ShardListener):
         ).start()
 
     def lost(self, shard: int, why: str) -> None:
-        if self.controller is not None:
-            self.controller.shard_lost(shard, why)
+        controller = self.controller
+        if controller is None:
+            return
+        # The gate is already closed; dropping status and series is bookkeeping that
+        # costs time per release, so it runs off the lease thread too.
+        threading.Thread(
+            target=controller.shard_lost, args=(shard, why), name=f"ecsop-lost-{shard}", daemon=True
+        ).start()
 
     def transition(self, shard: int, kind: str) -> None:
         self.metrics.transition(shard, kind)

@@ -34,6 +34,7 @@ import random
 import secrets
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -125,6 +126,7 @@ class ShardCoordinator:
         self._mismatch: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(min(8, shards), thread_name_prefix="ecsop-renew")
 
     # --- the gate ------------------------------------------------------------------
 
@@ -244,13 +246,28 @@ class ShardCoordinator:
             self._stop.wait(self.settings.retry_period_seconds * jitter)
 
     def round(self) -> None:
-        """One round: read, heartbeat, renew, balance (public: tests drive it on a manual clock)."""
+        """One round: renew, read, heartbeat, balance (public: tests drive it on a manual clock).
+
+        Renewals go first and in parallel: a round's time must not grow with the
+        number of shards held, nor wait behind a slow read.
+        """
+        started = self._clock()
+        self._renew()
+        renewed = self._clock()
+        self._expire()
         table = self._read()
         self._beat()
-        self._renew()
-        self._expire()
         if table is not None and self._claimed(table):
             self._balance()
+        took = self._clock() - started
+        if took > self.settings.retry_period_seconds:
+            log.warning(
+                "a lease round took longer than the retry period (the table or this "
+                "process is slow); renewals may miss their deadline",
+                seconds=round(took, 2),
+                renewing_seconds=round(renewed - started, 2),
+                held=len(self._tenures),
+            )
         with self._lock:
             live = len(self._live(self._clock()))
         self._listener.round_done(self.held(), live, table is not None)
@@ -288,34 +305,41 @@ class ShardCoordinator:
             self._last_write_ok = self._clock()
 
     def _renew(self) -> None:
-        for shard, tenure in list(self._tenures.items()):
-            started = self._clock()
-            if not tenure.valid(started):
-                continue  # _expire drops it and says so
-            version = _version()
-            try:
-                ok = self._store.renew(shard, self.me, tenure.token, version)
-            except Exception as exc:
-                self._listener.renew_failed(shard)
-                log.warning(
-                    "could not renew a lease; still acting until the renew deadline",
-                    shard=shard,
-                    fencing_token=tenure.token,
-                    seconds_left=round(tenure.acting_until - self._clock(), 1),
-                    error=str(exc),
-                )
-                continue
-            if ok:
-                with self._lock:
-                    if self._tenures.get(shard) is tenure:
-                        self._tenures[shard] = replace(
-                            tenure,
-                            version=version,
-                            acting_until=started + self.settings.renew_deadline_seconds,
-                        )
-                continue
+        held = list(self._tenures.items())
+        if len(held) > 1:
+            list(self._pool.map(lambda pair: self._renew_one(*pair), held))
+        else:
+            for shard, tenure in held:
+                self._renew_one(shard, tenure)
+
+    def _renew_one(self, shard: int, tenure: Tenure) -> None:
+        started = self._clock()
+        if not tenure.valid(started):
+            return  # _expire drops it and says so
+        version = _version()
+        try:
+            ok = self._store.renew(shard, self.me, tenure.token, version)
+        except Exception as exc:
             self._listener.renew_failed(shard)
-            self._drop(shard, "another replica holds the lease now", kind="lost", level="error")
+            log.warning(
+                "could not renew a lease; still acting until the renew deadline",
+                shard=shard,
+                fencing_token=tenure.token,
+                seconds_left=round(tenure.acting_until - self._clock(), 1),
+                error=str(exc),
+            )
+            return
+        if ok:
+            with self._lock:
+                if self._tenures.get(shard) is tenure:
+                    self._tenures[shard] = replace(
+                        tenure,
+                        version=version,
+                        acting_until=started + self.settings.renew_deadline_seconds,
+                    )
+            return
+        self._listener.renew_failed(shard)
+        self._drop(shard, "another replica holds the lease now", kind="lost", level="error")
 
     def _expire(self) -> None:
         now = self._clock()
@@ -325,8 +349,8 @@ class ShardCoordinator:
                     shard,
                     f"the lease was not renewed within the renew deadline "
                     f"({self.settings.renew_deadline_seconds:g}s); stopped acting "
-                    f"{now - tenure.acting_until:.1f}s ago, {self.settings.margin_seconds:g}s "
-                    "before another replica may take it",
+                    f"{now - tenure.acting_until:.1f}s ago; another replica may take it "
+                    f"{self.settings.margin_seconds:g}s after that",
                     kind="lost",
                     level="error",
                 )
