@@ -5,7 +5,8 @@ from botocore's events, in ``ecsop_aws_api_calls_total{service,operation,code}``
 on ``/metrics``. ``test_policy_matches_what_a_lifecycle_calls`` runs a short
 lifecycle against the sandbox (a deploy, a crash loop rolled back, ``ecsop
 retry``, ``ecsop plan`` including a release with ``spec.roleArn``) with the
-daemon as a process (the end-to-end harness of tests/e2e), scrapes that counter,
+daemon as a process coordinating through a DynamoDB table as replicas do
+(the end-to-end harness of tests/e2e), scrapes that counter,
 and records the one-shot commands' calls in-process by wrapping botocore's
 ``BaseClient._make_api_call`` (which also sees the STS client that assumes
 roles, a client the daemon's metrics never instrument).
@@ -34,6 +35,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from ecsop.aws import clients as aws
+from ecsop.aws.coordination import create_table
 from ecsop.cli import app as cli
 from ecsop.decision import memory
 from ecsop.decision.ecs_state import Fingerprint
@@ -69,7 +71,9 @@ SANDBOX_VALUES = {
     "CLUSTER": "prod",
     "TASK_ROLES": "app-*",
     "DAEMON_ACCOUNT_ID": "999999999999",
+    "COORDINATION_TABLE": "ecsop-coordination",
 }
+COORDINATION_TABLE = SANDBOX_VALUES["COORDINATION_TABLE"]
 
 
 # -- the pure parts -------------------------------------------------------------
@@ -82,6 +86,7 @@ SANDBOX_VALUES = {
         pytest.param("elbv2", "elasticloadbalancing", id="elbv2"),
         pytest.param("cloudwatch", "cloudwatch", id="cloudwatch-signs-as-monitoring"),
         pytest.param("sts", "sts", id="sts"),
+        pytest.param("dynamodb", "dynamodb", id="dynamodb"),
     ],
 )
 def test_iam_prefix_comes_from_botocores_model(client: str, prefix: str) -> None:
@@ -190,6 +195,7 @@ def test_every_document_is_well_formed(path: Path) -> None:
         "DAEMON_ACCOUNT_ID",
         "OIDC_PROVIDER",
         "GIT_SECRET_NAME",
+        "COORDINATION_TABLE",
     }, "placeholders are the ones helm-free-deploy/iam/README.md documents"
 
 
@@ -215,12 +221,25 @@ def test_service_tags_are_limited_to_the_keys_ecsop_writes(path: Path) -> None:
             assert not any(policy._matches(k, "team") for k in keys)
 
 
-def test_daemon_policy_is_the_deployer_policy_plus_assume_role() -> None:
+def test_daemon_policy_is_the_deployer_policy_plus_assume_role_and_its_table() -> None:
     daemon = policy.statements(policy.load(DAEMON_POLICY))
     deployer = policy.statements(policy.load(DEPLOYER_POLICY))
     extra = [s for s in daemon if s not in deployer]
-    assert [a for s in extra for a in s.actions] == ["sts:AssumeRole"]
+    assert [a for s in extra for a in s.actions] == [
+        "sts:AssumeRole",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
+    ]
     assert all(s in daemon for s in deployer)
+
+
+def test_the_coordination_table_is_the_only_dynamodb_resource() -> None:
+    document = policy.render(policy.load(DAEMON_POLICY), SANDBOX_VALUES)
+    table = f"arn:aws:dynamodb:us-east-1:123456789012:table/{COORDINATION_TABLE}"
+    for statement in policy.statements(document):
+        if any(a.startswith("dynamodb:") for a in statement.actions):
+            assert statement.resources == (table,)
+            assert all(a.startswith("dynamodb:") for a in statement.actions)
 
 
 def test_deployer_trust_policy_matches_how_ecsop_assumes_roles() -> None:
@@ -336,7 +355,34 @@ def test_policy_matches_what_a_lifecycle_calls(
             return release_doc("shop", "shop", image, alarms=["shop-5xx"], targetHealth=True)
 
         repo.commit({"shop.yaml": shop(GOOD_V1)}, "adopt shop")
-        daemon = Daemon(tmp_path, box, repo.path)
+        # The daemon runs as one of several replicas would: leases in the table.
+        import boto3
+
+        create_table(
+            boto3.client(
+                "dynamodb",
+                endpoint_url=box.url,
+                region_name="us-east-1",
+                aws_access_key_id="setup",
+                aws_secret_access_key="x",
+            ),
+            COORDINATION_TABLE,
+        )
+        daemon = Daemon(
+            tmp_path,
+            box,
+            repo.path,
+            "--coordination",
+            f"dynamodb:{COORDINATION_TABLE}",
+            "--shards",
+            "2",
+            "--lease-duration",
+            "6",
+            "--renew-deadline",
+            "4",
+            "--retry-period",
+            "1",
+        )
 
         def phase() -> Any:
             return daemon.release("shop").get("phase") if daemon else None
@@ -391,6 +437,7 @@ def test_policy_matches_what_a_lifecycle_calls(
     from_daemon = daemon_calls(metrics)
     assert ("ecs", "UpdateService") in from_daemon, "the lifecycle did not deploy"
     assert ("sts", "AssumeRole") in cli_calls, "spec.roleArn was not exercised"
+    assert ("dynamodb", "UpdateItem") in from_daemon, "the lifecycle ran without coordination"
     needed = policy.required_actions(from_daemon | cli_calls)
 
     values = {**SANDBOX_VALUES, "ACCOUNT_ID": service_arn.split(":")[4]}
@@ -399,7 +446,11 @@ def test_policy_matches_what_a_lifecycle_calls(
         wanted = (
             needed
             if path == DAEMON_POLICY
-            else {a: why for a, why in needed.items() if not a.startswith("sts:")}
+            else {
+                a: why
+                for a, why in needed.items()
+                if not a.startswith(("sts:", "dynamodb:"))  # the daemon's own, not a target's
+            }
         )
         result = policy.compare(document, wanted, NOT_EXERCISED)
         assert not result.missing, f"{path.name} lacks actions the daemon calls: {result.missing}"
@@ -420,3 +471,7 @@ def test_policy_matches_what_a_lifecycle_calls(
             "ecs:UntagResource",
         ):
             assert policy.resource_allowed(document, action, service_arn), (path.name, action)
+    table = f"arn:aws:dynamodb:us-east-1:{values['ACCOUNT_ID']}:table/{COORDINATION_TABLE}"
+    daemon_document = policy.render(policy.load(DAEMON_POLICY), values)
+    for action in ("dynamodb:Scan", "dynamodb:UpdateItem"):
+        assert policy.resource_allowed(daemon_document, action, table), action
