@@ -20,6 +20,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from ecsop.decision.reasons import Phase
+from ecsop.observability.lease_metrics import LeaseMetrics
 from ecsop.observability.metrics import Metrics
 from grafana import DASHBOARD, dashboard_queries
 
@@ -184,6 +185,10 @@ def _exposed_names() -> set[str]:
     metrics.workqueue_retries.inc()
     metrics.aws_calls.labels("ecs", "DescribeServices", "200").inc()
     metrics.set_specs(["bad.yaml"], 1, "abc")
+    leases = LeaseMetrics(registry, shards=2)
+    leases.transition(0, "acquired")
+    leases.renew_failed(0)
+    leases.round_done([0], 2, True)
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples
