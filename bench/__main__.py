@@ -15,11 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report, rollback, steady, trigger
+from bench import failover, report, rollback, steady, trigger
 from bench.config import FULL, QUICK
 from bench.harness import ROOT
 
-SCENARIOS = {"trigger": trigger.run, "rollback": rollback.run, "steady": steady.run}
+SCENARIOS = {
+    "trigger": trigger.run,
+    "rollback": rollback.run,
+    "steady": steady.run,
+    "failover": failover.run,
+}
 
 
 def machine() -> str:
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small N, few changes (< 2 min)")
     parser.add_argument(
-        "--only", default=",".join(SCENARIOS), help="comma-separated: trigger,rollback,steady"
+        "--only", default=",".join(SCENARIOS), help="comma-separated: " + ",".join(SCENARIOS)
     )
     parser.add_argument("--sizes", help="fleet sizes of the steady scenario, e.g. 10,100,1000")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
