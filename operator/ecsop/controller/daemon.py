@@ -108,6 +108,8 @@ class Daemon:
         )
 
     def stop(self) -> None:
+        if self.replica is not None:
+            self.replica.coordinator.quiesce()  # take nothing new while passes finish
         self.controller.stop()
         if self.replica is not None:
             self.replica.stop()  # after the passes in flight: then release every shard

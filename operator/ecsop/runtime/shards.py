@@ -125,6 +125,7 @@ class ShardCoordinator:
         self._store_errors = 0
         self._mismatch: int | None = None
         self._stop = threading.Event()
+        self._quiesced = False
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(min(8, shards), thread_name_prefix="ecsop-renew")
 
@@ -221,6 +222,10 @@ class ShardCoordinator:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ecsop-leases", daemon=True)
         self._thread.start()
+
+    def quiesce(self) -> None:
+        """Take no more shards (still renew the held ones): the process is stopping."""
+        self._quiesced = True
 
     def stop(self, *, release: bool = True) -> None:
         """Stop the rounds; release every shard held (work must be stopped first) and leave."""
@@ -392,7 +397,7 @@ class ShardCoordinator:
             why = f"handing over: {len(mine)} held, target {target}"
             self._hand_over(self._rng.choice(mine), why)
             return
-        if self._reads_ok < ROUNDS_BEFORE_TAKING:
+        if self._reads_ok < ROUNDS_BEFORE_TAKING or self._quiesced:
             return
         self._rng.shuffle(candidates)
         for shard in candidates[: max(0, target - len(mine))]:
