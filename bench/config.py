@@ -48,6 +48,19 @@ class Config:
     resync_small: float = 5.0
     """ecsop's resync interval (and the baselines') in the scale runs up to 100 releases."""
 
+    failover_trials: int = 10
+    """kill -9 trials of the fail-over scenario (each moves every shard the victim held)."""
+    failover_lease: tuple[float, float, float] = (15.0, 10.0, 2.0)
+    """--lease-duration, --renew-deadline, --retry-period of the fail-over scenario."""
+    failover_services: int = 40
+    """Steady services of the fail-over scenario."""
+    cost_services: int = 100
+    """Steady services of the sharding-cost scenario."""
+    replica_counts: tuple[int, ...] = (1, 2, 4)
+    """Replicas (over 8 shards) of the sharding-cost scenario, besides one without coordination."""
+    cost_resyncs: int = 4
+    """Resync intervals (5 s) counted per replica count."""
+
     def resync_seconds(self, releases: int) -> float:
         """ecsop's resync interval in the scale runs: longer than a full resync takes."""
         return self.resync_small if releases <= 100 else 10.0 if releases <= 1000 else 15.0
@@ -63,4 +76,9 @@ QUICK = Config(
     steady_sizes=(10, 100),
     steady_resyncs=2,
     baseline_passes=1,
+    failover_trials=3,
+    failover_lease=(6.0, 4.0, 1.0),
+    failover_services=20,
+    cost_services=40,
+    cost_resyncs=2,
 )

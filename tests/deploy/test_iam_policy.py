@@ -8,7 +8,8 @@ migration that hangs and is stopped, ``ecsop retry``, ``ecsop plan``
 including a release with ``spec.roleArn``, ``ecsop history`` and ``/status``
 with its recent deployments, the ECS events read from helm-free-deploy's
 events queue) with the
-daemon as a process (the end-to-end harness of tests/e2e), scrapes that counter,
+daemon as a process coordinating through a DynamoDB table as replicas do
+(the end-to-end harness of tests/e2e), scrapes that counter,
 and records the one-shot commands' calls in-process by wrapping botocore's
 ``BaseClient._make_api_call`` (which also sees the STS client that assumes
 roles, a client the daemon's metrics never instrument).
@@ -38,6 +39,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from ecsop.aws import clients as aws
+from ecsop.aws.coordination import create_table
 from ecsop.cli import app as cli
 from ecsop.decision import memory
 from ecsop.decision.ecs_state import Fingerprint
@@ -76,7 +78,9 @@ SANDBOX_VALUES = {
     "TASK_ROLES": "app-*",
     "DAEMON_ACCOUNT_ID": "999999999999",
     "EVENTS_QUEUE": "ecsop-events",
+    "COORDINATION_TABLE": "ecsop-coordination",
 }
+COORDINATION_TABLE = SANDBOX_VALUES["COORDINATION_TABLE"]
 
 
 # -- the pure parts -------------------------------------------------------------
@@ -89,6 +93,7 @@ SANDBOX_VALUES = {
         pytest.param("elbv2", "elasticloadbalancing", id="elbv2"),
         pytest.param("cloudwatch", "cloudwatch", id="cloudwatch-signs-as-monitoring"),
         pytest.param("sts", "sts", id="sts"),
+        pytest.param("dynamodb", "dynamodb", id="dynamodb"),
     ],
 )
 def test_iam_prefix_comes_from_botocores_model(client: str, prefix: str) -> None:
@@ -198,6 +203,7 @@ def test_every_document_is_well_formed(path: Path) -> None:
         "OIDC_PROVIDER",
         "GIT_SECRET_NAME",
         "EVENTS_QUEUE",
+        "COORDINATION_TABLE",
     }, "placeholders are the ones helm-free-deploy/iam/README.md documents"
 
 
@@ -223,7 +229,7 @@ def test_service_tags_are_limited_to_the_keys_ecsop_writes(path: Path) -> None:
             assert not any(policy._matches(k, "team") for k in keys)
 
 
-def test_daemon_policy_is_the_deployer_policy_plus_assume_role_and_its_events_queue() -> None:
+def test_daemon_policy_is_the_deployer_policy_plus_assume_role_its_queue_and_its_table() -> None:
     daemon = policy.statements(policy.load(DAEMON_POLICY))
     deployer = policy.statements(policy.load(DEPLOYER_POLICY))
     extra = [s for s in daemon if s not in deployer]
@@ -232,10 +238,21 @@ def test_daemon_policy_is_the_deployer_policy_plus_assume_role_and_its_events_qu
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
     ]
     assert all(s in daemon for s in deployer)
     (queue,) = [s for s in extra if s.actions[0].startswith("sqs:")]
     assert queue.resources == ("arn:aws:sqs:${REGION}:${ACCOUNT_ID}:${EVENTS_QUEUE}",)
+
+
+def test_the_coordination_table_is_the_only_dynamodb_resource() -> None:
+    document = policy.render(policy.load(DAEMON_POLICY), SANDBOX_VALUES)
+    table = f"arn:aws:dynamodb:us-east-1:123456789012:table/{COORDINATION_TABLE}"
+    for statement in policy.statements(document):
+        if any(a.startswith("dynamodb:") for a in statement.actions):
+            assert statement.resources == (table,)
+            assert all(a.startswith("dynamodb:") for a in statement.actions)
 
 
 def test_deployer_trust_policy_matches_how_ecsop_assumes_roles() -> None:
@@ -526,7 +543,34 @@ def test_policy_matches_what_a_lifecycle_calls(
         )
         cluster = box.service("shop")["clusterArn"]
         queue = event_stack.deploy(box.url, [cluster])["QueueUrl"]
-        daemon = Daemon(tmp_path, box, repo.path, "--events-queue", queue)
+        # The daemon runs as one of several replicas would: leases in the table.
+        create_table(
+            boto3.client(
+                "dynamodb",
+                endpoint_url=box.url,
+                region_name="us-east-1",
+                aws_access_key_id="setup",
+                aws_secret_access_key="x",
+            ),
+            COORDINATION_TABLE,
+        )
+        daemon = Daemon(
+            tmp_path,
+            box,
+            repo.path,
+            "--events-queue",
+            queue,
+            "--coordination",
+            f"dynamodb:{COORDINATION_TABLE}",
+            "--shards",
+            "2",
+            "--lease-duration",
+            "6",
+            "--renew-deadline",
+            "4",
+            "--retry-period",
+            "1",
+        )
 
         def phase(name: str = "shop") -> Any:
             return daemon.release(name).get("phase") if daemon else None
@@ -619,6 +663,7 @@ def test_policy_matches_what_a_lifecycle_calls(
     assert ("ecs", "UpdateService") in from_daemon, "the lifecycle did not deploy"
     assert ("sts", "AssumeRole") in cli_calls, "spec.roleArn was not exercised"
     assert ("sqs", "DeleteMessageBatch") in from_daemon, "no ECS event was read and deleted"
+    assert ("dynamodb", "UpdateItem") in from_daemon, "the lifecycle ran without coordination"
     needed = policy.required_actions(from_daemon | cli_calls)
 
     values = {**SANDBOX_VALUES, "ACCOUNT_ID": service_arn.split(":")[4]}
@@ -627,7 +672,12 @@ def test_policy_matches_what_a_lifecycle_calls(
         wanted = (
             needed
             if path == DAEMON_POLICY
-            else {a: why for a, why in needed.items() if not a.startswith(("sts:", "sqs:"))}
+            else {
+                a: why
+                for a, why in needed.items()
+                # the daemon's own (its events queue, its coordination table), not a target's
+                if not a.startswith(("sts:", "sqs:", "dynamodb:"))
+            }
         )
         result = policy.compare(document, wanted, NOT_EXERCISED)
         assert not result.missing, f"{path.name} lacks actions the daemon calls: {result.missing}"
@@ -655,3 +705,6 @@ def test_policy_matches_what_a_lifecycle_calls(
     queue_arn = f"arn:aws:sqs:us-east-1:{values['ACCOUNT_ID']}:ecsop-events"
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
         assert policy.resource_allowed(daemon_policy, action, queue_arn), action
+    table = f"arn:aws:dynamodb:us-east-1:{values['ACCOUNT_ID']}:table/{COORDINATION_TABLE}"
+    for action in ("dynamodb:Scan", "dynamodb:UpdateItem"):
+        assert policy.resource_allowed(daemon_policy, action, table), action

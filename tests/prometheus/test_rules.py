@@ -23,6 +23,7 @@ from ecsop.decision.analysis import MeasurementVerdict
 from ecsop.decision.reasons import Phase
 from ecsop.notify.metrics import NotifyMetrics
 from ecsop.observability.event_metrics import EventMetrics
+from ecsop.observability.lease_metrics import LeaseMetrics
 from ecsop.observability.metrics import Metrics
 from grafana import DASHBOARD, dashboard_queries
 
@@ -200,6 +201,10 @@ def _exposed_names() -> set[str]:
     events = EventMetrics(registry)
     events.matched.labels("r", "true").inc()
     events.age.observe(1)
+    leases = LeaseMetrics(registry, shards=2)
+    leases.transition(0, "acquired")
+    leases.renew_failed(0)
+    leases.round_done([0], 2, True)
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples

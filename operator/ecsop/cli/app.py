@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from ecsop import __version__
 from ecsop.cli import approve as approve_cli
+from ecsop.cli import coordination as coordination_cli
 from ecsop.cli import (
     history,
     options,
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add(sub)
     schema.add(sub)
     sandbox.add(sub)
+    coordination_cli.add_parser(sub)
     return parser
 
 

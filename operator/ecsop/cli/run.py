@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ecsop.cli import events_flags, notifications, options
+from ecsop.cli import coordination, events_flags, notifications, options
 
 
 def add(sub: Any) -> None:
@@ -185,6 +185,7 @@ def add(sub: Any) -> None:
         "asked and cached until it changes; 0 turns it off",
     )
     events_flags.add(run)
+    coordination.add_run_flags(run)
     run.set_defaults(handler=handle)
 
 
@@ -211,6 +212,8 @@ def handle(args: argparse.Namespace) -> int:
     if not region:
         print("ecsop run: no region: pass --region or set AWS_REGION", file=sys.stderr)
         return 2
+    if sandbox is not None and args.replicas > 1:
+        coordination.sandbox_table(args, region)
     settings = DaemonSettings(
         controller=ControllerSettings(
             specs=Path(specs),
@@ -233,9 +236,13 @@ def handle(args: argparse.Namespace) -> int:
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port,
         api_token=token,
+        coordination=coordination.settings(args, args.metrics_host, args.metrics_port),
         **notifications.settings(args, Path(specs)),
     )
     try:
+        if sandbox is not None and args.replicas > 1:
+            sandbox.explain(specs, args.metrics_port)
+            return coordination.run_replicas(settings, args.replicas)
         try:
             daemon = Daemon(settings)
         except ListenError as exc:

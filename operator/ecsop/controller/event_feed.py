@@ -169,6 +169,10 @@ class EventFeed:
         with self.acks.pass_of(name):
             yield
 
+    def not_ours(self, name: str) -> None:
+        """Another replica owns ``name``: its events go back to the queue (``PassAcks.abandon``)."""
+        self.acks.abandon(name)
+
     def passed(self, name: str, result: Pass) -> None:
         """What a completed pass teaches: its service's deployments, and whether ecsop
         started one (ECS must then report it)."""

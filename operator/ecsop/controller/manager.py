@@ -13,6 +13,13 @@ A resync re-reads the directory, describes every service in batches of ten
 (``ServiceCache.refresh``) and queues every name. The first pass after start
 is such a resync, so start-up costs one DescribeServices per ten releases.
 
+With several replicas (``ecsop.controller.ownership``), a resync observes and
+queues only the releases of the shards this replica holds, each pass runs only
+while it holds the release's shard (checked as the pass starts, and fenced
+before every write), and a shard taken over is prepared before any pass enters
+it: what this process remembered writing there is forgotten, waiting
+observations are dropped, then its releases are observed in batches and queued.
+
 Callers: ``ecsop.controller.daemon`` builds one ``Controller`` and runs it until SIGTERM.
 """
 
@@ -32,6 +39,7 @@ from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller.event_feed import EventFeed, EventQueue, EventSettings, cadence_settings
 from ecsop.controller.executor import AwsExecutor, WriteLog
 from ecsop.controller.flow import FlowGatherer, dependents, flow_context
+from ecsop.controller.ownership import Claim, Ownership
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.controller.recorder import DecisionListener, DecisionRecorder
 from ecsop.controller.specset import Changes, SpecKeeper
@@ -41,6 +49,8 @@ from ecsop.decision.reasons import Reason
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.status import StatusStore
 from ecsop.probes.health import HealthProber
+from ecsop.runtime.fence import OwnershipLost, fenced
+from ecsop.runtime.lease import Tenure
 from ecsop.runtime.loop import LoopSettings, WorkLoop
 from ecsop.runtime.workqueue import RateLimitingQueue
 from ecsop.spec.watcher import SpecWatcher
@@ -94,8 +104,10 @@ class Controller:
         listener: DecisionListener | None = None,
         client_for: ClientFor | None = None,
         event_source: EventQueue | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.settings = settings
+        self.ownership = ownership or Ownership()
         self.prober = prober
         """Health gates (target health, alarms, HTTP checks); None judges ECS's signals only."""
         self.metrics = metrics
@@ -110,7 +122,7 @@ class Controller:
             on_depth=metrics.workqueue_depth.set, on_retry=metrics.workqueue_retries.inc
         )
         self.cache = ServiceCache(gateway_for, max_age_seconds=settings.resync_seconds)
-        self.write_log = WriteLog()
+        self.write_log = WriteLog(predecessor=self.ownership.is_predecessor)
         self.events = EventFeed(
             settings.events,
             cadence_settings(
@@ -204,7 +216,7 @@ class Controller:
     def resync(self) -> None:
         """Re-read the directory (in case an event was missed), observe everything, queue it all."""
         self.reload_specs()
-        watched = self.specs.watched()
+        watched = [w for w in self.specs.watched() if self.ownership.holds(w.name)]
         errors = self.cache.refresh(watched)
         if errors:
             self.aws_reachable.clear()
@@ -212,7 +224,8 @@ class Controller:
         elif watched:
             self.aws_reachable.set()
         for name in self.specs.names():
-            self.queue.add(name)
+            if self.ownership.holds(name):
+                self.queue.add(name)
 
     def _loaded(self, changes: Changes, *, queue: bool) -> None:
         fresh, before = changes.specs, changes.previous
@@ -250,11 +263,29 @@ class Controller:
         """One pass for one release. Returns seconds until the next pass, or None.
 
         The events that asked for it are deleted once it completes (``event_feed``).
+        Only while this replica holds the release's shard; a pass that loses it
+        midway stops before its next write (``OwnershipLost``) and says so. Events
+        about a release another replica owns are left to the queue, which delivers
+        them again after its visibility timeout, to whichever replica receives them.
         """
-        with self.events.pass_of(name):
-            return self._reconcile(name)
+        with self.ownership.acting(name) as claim:
+            if claim is None:
+                self.events.not_ours(name)
+                return None  # another replica's now; queued again if this one takes it
+            with self.events.pass_of(name), fenced(lambda: self.ownership.check(claim, name)):
+                try:
+                    return self._reconcile(name, claim)
+                except OwnershipLost as lost:
+                    log.warning(
+                        "stopped a pass: this replica lost the release's shard; "
+                        "the write it was about to start was not sent",
+                        release=name,
+                        shard=claim.shard,
+                        why=str(lost),
+                    )
+                    return None
 
-    def _reconcile(self, name: str) -> float | None:
+    def _reconcile(self, name: str, claim: Claim) -> float | None:
         entry = self.specs.entry(name)
         commit = self.specs.commit
         if entry is None:
@@ -272,6 +303,7 @@ class Controller:
                 claimed_elsewhere=entry.claimed_elsewhere,
             ),
             context=flow_context(self.specs),
+            writer=claim.writer,
         )
         result = self.reconciler.reconcile(target)
         self.aws_reachable.set()
@@ -292,7 +324,56 @@ class Controller:
         if self.prober is not None:
             self.prober.idle(name)
 
+    # --- shards (with coordination) ----------------------------------------------------
+
+    def releases_of(self, shard: int) -> list[str]:
+        return [n for n in self.specs.names() if self.ownership.shard_of(n) == shard]
+
+    def shard_acquiring(self, shard: int) -> None:
+        """Before any pass enters a shard taken over: forget this process's knowledge of it.
+
+        What it wrote there during an earlier tenure (``writer=`` from then would
+        read as another instance's), records it could not write (another owner
+        may have moved on), and observations waiting in the cache (older than the
+        previous owner's writes, which this process never saw).
+        """
+        names = self.releases_of(shard)
+        forgotten = self.write_log.forget_releases(names)
+        for name in names:
+            entry = self.specs.entry(name)
+            if entry is not None and entry.loaded is not None:
+                self.cache.invalidate(entry.loaded)
+        log.info(
+            "taking over shard: resuming from AWS state",
+            shard=shard,
+            releases=len(names),
+            forgotten_services=forgotten,
+        )
+
+    def shard_acquired(self, tenure: Tenure) -> None:
+        """A shard is open to work: observe its releases in batches, then queue them."""
+        names = self.releases_of(tenure.shard)
+        entries = [self.specs.entry(n) for n in names]
+        watched = [e.loaded for e in entries if e is not None and e.loaded is not None]
+        errors = self.cache.refresh(watched)
+        if errors:
+            log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
+        elif watched:
+            self.aws_reachable.set()
+        for name in names:
+            self.queue.add(name)
+
+    def shard_lost(self, shard: int, why: str) -> None:
+        """This replica stopped acting on a shard: its releases' status and series go."""
+        for name in self.releases_of(shard):
+            self.statuses.remove(name)
+            self.metrics.forget_release(name)
+            if self.prober is not None:
+                self.prober.idle(name)
+
     def _failed(self, name: str, exc: Exception) -> None:
+        if not self.ownership.holds(name):
+            return  # the next owner reports on it
         entry = self.specs.entry(name)
         self.recorder.failed(name, entry.loaded if entry else None, exc, self.specs.commit)
 
@@ -302,5 +383,5 @@ class Controller:
         That pass removed the release's series; counting it would bring one back.
         """
         self.metrics.reconcile_duration.observe(seconds)
-        if self.specs.entry(name) is not None:
+        if self.specs.entry(name) is not None and self.ownership.holds(name):
             self.metrics.reconciles.labels(name, result).inc()

@@ -62,6 +62,9 @@ class ReleaseTarget:
     spec: SpecState = field(default_factory=SpecState)
     context: FlowContext | None = None
     """The rest of the spec directory, for the release-flow checks (``controller.flow``)."""
+    writer: str | None = None
+    """``writer=`` for this pass's memory (a replica and its fencing token); None: the
+    daemon's instance id."""
 
 
 @dataclass(frozen=True)
@@ -119,16 +122,19 @@ class ReleaseReconciler:
         self._executor.flush(gateway, state)
         observation = self._observe(gateway, state)
         now = state.observed_at or self._clock()
-        view = classify(loaded.release, observation, self._options)
+        options = self._options
+        if target.writer is not None:
+            options = replace(options, instance_id=target.writer)
+        view = classify(loaded.release, observation, options)
         probes = probes_for(view)
         observation = self._probe(loaded, gateway, observation, view.judged, probes, now)
         if Probe.STEPS in probes:
             observation = step_probe.read(
-                loaded, gateway, observation, view, self._options, target.commit, now
+                loaded, gateway, observation, view, options, target.commit, now
             )
         if self._flow is not None:
             observation = self._flow.gather(loaded, target.context, observation, view)
-        action = decide(loaded.release, observation, now, self._options, target.spec)
+        action = decide(loaded.release, observation, now, options, target.spec)
         if self._prober is not None and (
             Probe.GATES not in probes or not isinstance(action, (Wait, Deploy, *STEP_ACTIONS))
         ):
@@ -167,12 +173,9 @@ class ReleaseReconciler:
     def _observe(self, gateway: EcsGateway, state: ServiceState) -> Observation:
         """The service, the revisions the decision may need, and this process's records."""
         unwritten = self._write_log.unwritten(state.arn)
-        observation = Observation(
-            service=state,
-            task_definitions={},
-            unwritten=unwritten,
-            written_by_this_instance=self._write_log.written(state.arn),
-        )
+        observation = Observation(service=state, task_definitions={}, unwritten=unwritten)
+        written = self._write_log.written(state.arn, observation.memory.writer)
+        observation = replace(observation, written_by_this_instance=written)
         arns = {state.task_definition, *(d.task_definition for d in state.deployments)}
         last_good = observation.memory.last_good
         optional = {last_good} if last_good else set()

@@ -113,6 +113,13 @@ class PassAcks:
             raise
         self.release(taken)
 
+    def abandon(self, key: str) -> None:
+        """Another process acts on ``key`` (another replica owns it): its receipts are
+        dropped here, not deleted, so the queue delivers them again after its visibility
+        timeout, to whichever process receives them then."""
+        with self._cond:
+            self._waiting.pop(key, None)
+
     def take_done(self, timeout: float) -> list[str]:
         """The receipts to delete now, waiting up to ``timeout`` seconds for some."""
         with self._cond:
