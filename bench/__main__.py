@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import crashloop, race, report, rollback, scale, steady, strategies, trigger
+from bench import crashloop, failover, race, report, rollback, scale, steady, strategies, trigger
 from bench.config import FULL, QUICK
 from bench.harness import ROOT
 
@@ -27,6 +27,7 @@ SCENARIOS = {
     "steady": steady.run,
     "race": race.run,
     "scale": scale.run,
+    "failover": failover.run,
 }
 
 

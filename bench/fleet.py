@@ -25,40 +25,30 @@ BASE = image("base")
 """What every service runs at the start."""
 
 
-HEALTH_CHECK = {"command": ["CMD-SHELL", "test -f /tmp/ready"], "interval": 5, "retries": 3}
-"""A container health check (``healthCheck`` of RegisterTaskDefinition)."""
-
-
-def task_definition(family: str, health_check: bool = False) -> dict[str, Any]:
-    container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": BASE,
-        "essential": True,
-        "environment": [{"name": "MODE", "value": "bench"}],
-    }
-    if health_check:
-        container["healthCheck"] = HEALTH_CHECK
+def task_definition(family: str) -> dict[str, Any]:
     return {
         "family": family,
         "requiresCompatibilities": ["FARGATE"],
         "networkMode": "awsvpc",
         "cpu": "256",
         "memory": "512",
-        "containerDefinitions": [container],
+        "containerDefinitions": [
+            {
+                "name": CONTAINER,
+                "image": BASE,
+                "essential": True,
+                "environment": [{"name": "MODE", "value": "bench"}],
+            }
+        ],
         "tags": [{"key": "team", "value": "bench"}],
     }
 
 
 def service_spec(
-    family: str,
-    desired: int = 2,
-    count: int = 1,
-    *,
-    breaker: bool = False,
-    health_check: bool = False,
+    family: str, desired: int = 2, count: int = 1, *, breaker: bool = False
 ) -> dict[str, Any]:
     """A service; by default without circuit breaker (the contender's rollback is the only
-    one) and without health check (healthy means RUNNING for a while)."""
+    one)."""
     spec: dict[str, Any] = {
         "desiredCount": desired,
         "deploymentConfiguration": {
@@ -66,7 +56,7 @@ def service_spec(
             "minimumHealthyPercent": 100,
             "deploymentCircuitBreaker": {"enable": breaker, "rollback": breaker},
         },
-        "taskDefinition": task_definition(family, health_check),
+        "taskDefinition": task_definition(family),
     }
     if count > 1:
         spec["count"] = count
@@ -88,13 +78,13 @@ def scenario(
 
 
 def per_contender_services(
-    per_cluster: int, contenders: tuple[str, ...] = CONTENDERS, **options: Any
+    per_cluster: int, contenders: tuple[str, ...] = CONTENDERS, *, breaker: bool = False
 ) -> dict[str, dict[str, Any]]:
     """``per_cluster`` services ``svc-000``... in each contender's cluster, one family each
-    (``options``: ``service_spec``'s)."""
+    (with the deployment circuit breaker: ``breaker``)."""
     return {
         contender: {
-            service_name(i): service_spec(f"{contender}-{service_name(i)}", **options)
+            service_name(i): service_spec(f"{contender}-{service_name(i)}", breaker=breaker)
             for i in range(per_cluster)
         }
         for contender in contenders
@@ -110,8 +100,7 @@ def healthy_images(labels: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def crash_images(labels: list[str], seed: int) -> dict[str, dict[str, Any]]:
-    """Crash-looping images, each crashing at its own (seeded) time after RUNNING, before
-    its health check could pass (it would only after 60 s).
+    """Crash-looping images, each crashing at its own (seeded) time after RUNNING.
 
     Spreading the crash times spreads the first failures over the pollers'
     phases, so no contender is lucky or unlucky by alignment.
@@ -122,7 +111,6 @@ def crash_images(labels: list[str], seed: int) -> dict[str, dict[str, Any]]:
             "behavior": "crashloop",
             "exitCode": 1,
             "crashAfterSeconds": round(rng.uniform(3.0, 20.0), 2),
-            "startSeconds": 60,
         }
         for label in labels
     }

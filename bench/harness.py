@@ -154,6 +154,8 @@ class Call:
     operation: str
     caller: str
     request: dict[str, Any]
+    service: str = ""
+    """The SigV4 signing name (``ecs``, ``sqs``, ...)."""
 
 
 class Sandbox:
@@ -205,7 +207,15 @@ class Sandbox:
         query.append(("after", str(after)))
         found = self.control("GET", "calls/log?" + urllib.parse.urlencode(query))["calls"]
         return [
-            Call(c["seq"], c["wall"], c["sim"], c["operation"], c["caller"], c["request"])
+            Call(
+                c["seq"],
+                c["wall"],
+                c["sim"],
+                c["operation"],
+                c["caller"],
+                c["request"],
+                c.get("service", ""),
+            )
             for c in found
         ]
 

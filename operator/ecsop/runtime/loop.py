@@ -54,6 +54,7 @@ class WorkLoop:
         on_pass: Callable[[str, str, float], None] = lambda key, result, seconds: None,
         on_loop_error: Callable[[str], None] = lambda loop: None,
         monotonic: Callable[[], float] = time.monotonic,
+        resync_interval: Callable[[], float] | None = None,
     ) -> None:
         self.queue = queue
         self._reconcile = reconcile
@@ -63,6 +64,8 @@ class WorkLoop:
         self._on_pass = on_pass
         self._on_loop_error = on_loop_error
         self._monotonic = monotonic
+        self._resync_interval = resync_interval or (lambda: settings.resync_seconds)
+        """The interval now: it may shrink (events stopped flowing) between two resyncs."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started_at = monotonic()
@@ -110,7 +113,13 @@ class WorkLoop:
                 self._on_loop_error("resync")
             else:
                 self._resynced_at = self._monotonic()
-            self._stop.wait(self._settings.resync_seconds)
+            # Re-read the interval every second: a shorter one applies from now.
+            ended = self._monotonic()
+            while not self._stop.is_set():
+                left = ended + self._resync_interval() - self._monotonic()
+                if left <= 0:
+                    break
+                self._stop.wait(min(left, 1.0))
 
     def _work(self) -> None:
         while True:
