@@ -290,3 +290,60 @@ def test_a_resync_queues_each_batch_as_it_is_observed_and_each_release_once(worl
         assert world.controller.queue.get(timeout=0) in names
         world.reconcile(name)
     assert world.ecs.calls.count("DescribeServices") == 2, "each pass took its batched answer"
+
+
+def test_adoption_tags_each_service_once_and_a_restart_tags_none(world: World) -> None:
+    """Issue 22, #3: adopting 1,000 services made 1,111-1,207 TagResource calls; at most
+    one per service, and none when the tags are already right."""
+    names = [f"svc{i:02d}" for i in range(12)]
+    for name in names:
+        world.ecs.add_service(name)
+        world.write(name, V1)
+    world.ecs.calls.clear()
+    for _ in range(3):  # the adopting pass, then steady resyncs
+        world.controller.resync()
+        for name in names:
+            world.reconcile(name)
+    assert [world.phase(name) for name in names] == [Phase.SYNCED] * len(names)
+    assert world.ecs.calls.count("TagResource") == len(names)
+    world.start()  # a restart: memory only in the tags, already right
+    world.ecs.calls.clear()
+    world.controller.resync()
+    for name in names:
+        world.reconcile(name)
+    assert [world.phase(name) for name in names] == [Phase.SYNCED] * len(names)
+    assert world.ecs.calls.count("TagResource") == 0
+    assert world.ecs.calls.count("UpdateService") == 0
+
+
+def test_a_change_deployed_while_a_batch_is_in_flight_is_deployed_once(world: World) -> None:
+    """Issue 22, #1: the batched answer read before the deploy, used by a later pass,
+    showed the old revision still running, and the change was deployed twice."""
+    names = [f"svc{i:02d}" for i in range(12)]
+    for name in names:
+        world.adopted(name)
+    answered, resume = threading.Event(), threading.Event()
+    describe = world.ecs.describe_services
+
+    def slow(cluster: str, wanted: list[str]) -> Any:
+        found = describe(cluster, wanted)  # read now, delivered after the deploy
+        if len(wanted) > 1:
+            answered.set()
+            assert resume.wait(5)
+        return found
+
+    world.ecs.describe_services = slow  # type: ignore[method-assign]
+    refresh = threading.Thread(target=world.controller.resync)
+    refresh.start()
+    assert answered.wait(5)
+    world.write("svc00", V2)
+    world.ecs.calls.clear()
+    world.reconcile("svc00")  # the change lands mid-refresh and is deployed at once
+    assert world.ecs.calls.count("UpdateService") == 1
+    resume.set()
+    refresh.join(5)
+    for _ in range(2):
+        for name in names:
+            world.reconcile(name)
+    assert world.ecs.calls.count("UpdateService") == 1
+    assert world.ecs.calls.count("RegisterTaskDefinition") <= 1
