@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench import report_scale
+
 TARGET_RSS_MIB = 200.0
 TARGET_CPU_S = 2.0
 TARGET_TRIGGER_P99_S = 1.0
@@ -37,6 +39,7 @@ def markdown(results: dict[str, Any]) -> str:
         parts += _strategies(results["strategies"])
     if "failover" in results:
         parts += _failover(results["failover"])
+    parts += report_scale.markdown(results)
     parts += _targets(targets(results))
     return "\n".join(parts)
 
@@ -357,6 +360,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                         "met": ours["cpu_s_per_resync"] < TARGET_CPU_S,
                     }
                 )
+    out += report_scale.targets(results)
     return out
 
 
