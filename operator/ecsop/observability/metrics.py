@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from ecsop import __version__
 from ecsop.decision.analysis import MeasurementVerdict
 from ecsop.decision.reasons import HELD, Failure, Outcome, Phase
+from ecsop.observability.release_metrics import ReleaseFamily
 from ecsop.spec.quoting import printable
 
 DURATION_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
@@ -88,23 +89,32 @@ class Metrics:
             ["release"],
             registry=registry,
         )
-        self.release_phase = Gauge(
+        self.release_phase = ReleaseFamily(
             "ecsop_release_phase",
             "The release's phase, one-hot.",
+            "gauge",
             ["release", "phase"],
-            registry=registry,
+            registry,
+            label,
+            domain=[label(p.value) for p in Phase],
         )
-        self.deployments = Counter(
+        self.deployments = ReleaseFamily(
             "ecsop_deployments_total",
             "Rollouts judged, by outcome (succeeded, rolled_back, failed).",
+            "counter",
             ["release", "outcome"],
-            registry=registry,
+            registry,
+            label,
+            domain=[label(o) for o in OUTCOMES],
         )
-        self.rollbacks = Counter(
+        self.rollbacks = ReleaseFamily(
             "ecsop_rollbacks_total",
             "Rollbacks, by failure reason.",
+            "counter",
             ["release", "reason"],
-            registry=registry,
+            registry,
+            label,
+            domain=[label(r) for r in ROLLBACK_REASONS],
         )
         self.deployment_duration = Histogram(
             "ecsop_deployment_duration_seconds",
@@ -204,11 +214,14 @@ class Metrics:
             ["commit"],
             registry=registry,
         )
-        self.release_held = Gauge(
+        self.release_held = ReleaseFamily(
             "ecsop_release_held",
             "1 when a new release is held before deploying, by why (one-hot; all 0: not held).",
+            "gauge",
             ["release", "reason"],
-            registry=registry,
+            registry,
+            label,
+            domain=[label(h.value) for h in HELD],
         )
         self.build_info = Gauge(
             "ecsop_build_info", "ecsop's version.", ["version"], registry=registry
@@ -366,6 +379,9 @@ class Metrics:
 
 def _remove_release(metric: Any, name: str) -> None:
     """Remove every child of ``metric`` whose ``release`` label is ``name``."""
+    if isinstance(metric, ReleaseFamily):
+        metric.forget(name)
+        return
     stale = set()
     for family in metric.collect():
         for sample in family.samples:
