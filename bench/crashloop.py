@@ -1,4 +1,4 @@
-"""Scenario 8, the crash loop ECS does not count: ecsop versus waiting for the breaker.
+"""Scenario 9, the crash loop ECS does not count: ecsop versus waiting for the breaker.
 
 A worker (no load balancer, no health check) with the deployment circuit
 breaker on and rollback on gets a new image whose container exits 5 s after

@@ -1,4 +1,4 @@
-"""Scenario 6, the mid-refresh race: a bulk commit while a resync's batched describes fly.
+"""Scenario 7, the mid-refresh race: a bulk commit while a resync's batched describes fly.
 
 A resync describes every service in batches of ten (``ServiceCache.refresh``)
 and hands each answer to the pass that reconciles the release. A spec change

@@ -1,4 +1,4 @@
-"""Scenario 7, scale with one task definition family per service: N = 1,000 to 10,000.
+"""Scenario 8, scale with one task definition family per service: N = 1,000 to 10,000.
 
 Most fleets give every service its own family, so every release's revision is
 a task definition of its own: the revision cache must hold them all or every

@@ -153,7 +153,9 @@ def measure_resyncs(
             starts = _bursts(found, resync / 2)
             return starts if len(starts) >= wanted else []
 
-        starts = wait_for(enough, resync * (wanted + 2), "ecsop's resyncs", 0.5)
+        # A resync is due an interval after the last one ended: at 10,000 releases the
+        # resync itself lasts a good part of an interval, hence twice the intervals.
+        starts = wait_for(enough, 2 * resync * (wanted + 2), "ecsop's resyncs", 0.5)
         time.sleep(QUIET + 0.2)
     last, after = _counted_quietly(daemon, box)
     calls = [c for c in box.calls([], ["ecsop"], after=mark) if c.seq <= last]
