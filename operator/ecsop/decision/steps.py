@@ -4,7 +4,7 @@ A step is a one-off ECS task of the release's own revision (``spec.preDeploy``,
 ``spec.verify``; ``docs/design.md``, "Steps"). ``decide`` asks this module at
 two points, and only there:
 
-- ``before_deploy`` (from ``decide._held``): a new release is deployed only
+- ``before_deploy`` (from ``deploying.held``): a new release is deployed only
   once every pre-deploy step succeeded on the revision the deploy will point
   the service at. Rollbacks never pass here, so they never run a migration.
 - ``during_bake`` (from ``decide._baking``): a deployed revision is proven only
@@ -64,7 +64,7 @@ def query(
         if view.situation is Situation.DRIFTED and not options.self_heal:
             return None
         if not room_for_memory(observed.service.tags) or observed.unwritten is not None:
-            return None  # nothing will be deployed: ``decide._memory_blocked``
+            return None  # nothing will be deployed: ``deploying.memory_blocked``
         if _last_good_carries(release, observed, view):
             return None
         source = clone_source(release, observed, view)
