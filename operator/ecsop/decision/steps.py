@@ -35,7 +35,8 @@ from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.rollback import FailedRollout
 from ecsop.decision.situation import Situation, View
 from ecsop.decision.step_state import StepKind
-from ecsop.spec.model import ServiceRelease, Step
+from ecsop.spec.model import ServiceRelease
+from ecsop.spec.step import Step
 
 STEP_SPAN_SECONDS = 86400 + 3600
 """How long after its start a step of another fingerprint may still be running

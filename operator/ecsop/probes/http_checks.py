@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 
 from ecsop import __version__
-from ecsop.spec.model import HttpCheck, SecretFrom
+from ecsop.spec.http_check import HttpCheck, SecretFrom
 from ecsop.spec.quoting import REDACTED, redacted
 
 log = structlog.get_logger("ecsop.probes.health")
