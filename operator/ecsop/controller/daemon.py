@@ -18,6 +18,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from ecsop import __version__
+from ecsop.aws.budget import BudgetSettings, CallBudget
 from ecsop.aws.clients import AwsSettings, ClientFactory
 from ecsop.aws.ecs import GatewayPool
 from ecsop.aws.identity import caller_account
@@ -27,6 +28,7 @@ from ecsop.controller.notifications import NotificationEmitter
 from ecsop.notify import assembly
 from ecsop.notify.config import NotificationConfig
 from ecsop.observability.metrics import Metrics
+from ecsop.observability.pacing_metrics import PacingMetrics
 from ecsop.observability.server import Endpoint, EndpointSettings
 from ecsop.probes.analysis import AnalysisProbes
 from ecsop.probes.health import HealthProber, HealthSettings
@@ -54,6 +56,8 @@ class DaemonSettings:
     """The recent deployments ``/status`` shows per release, read on demand."""
     notification_grace_seconds: float = 5.0
     """On SIGTERM, how long queued notifications may still be delivered."""
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
+    """ecsop's share of AWS's API rates (``--api-budget``)."""
 
 
 class Daemon:
@@ -63,7 +67,11 @@ class Daemon:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.clients = ClientFactory(settings.aws, on_client_created=self.metrics.instrument)
+        self.pacing = PacingMetrics(self.registry)
+        self.budget = CallBudget(settings.budget, on_wait=self.pacing.waited)
+        self.clients = ClientFactory(
+            settings.aws, on_client_created=self.metrics.instrument, budget=self.budget
+        )
         self.gateways = GatewayPool(self.clients)
         # Health gates use the same clients (same retry config, same call metrics).
         self.prober = HealthProber(
@@ -88,6 +96,8 @@ class Daemon:
             prober=self.prober,
             on_release_count=self.gateways.fit_cache,
             listener=NotificationEmitter(self.notifier.publish) if self.notifier else None,
+            budget=self.budget,
+            on_resync_interval=self.pacing.resync,
         )
         self.history = StatusHistory(
             self.gateways.ecs,
@@ -119,6 +129,7 @@ class Daemon:
         self.controller.specs.default_account = caller_account(
             self.clients.client, self.settings.controller.default_region
         )
+        self.budget.own_account = self.controller.specs.default_account
         if self.notifier is not None:
             self.notifier.start()
         self.controller.start()
@@ -172,7 +183,11 @@ class Daemon:
         return entry.loaded if entry is not None else None
 
     def _status_header(self) -> dict[str, Any]:
-        return {"version": __version__, "specs": str(self.settings.controller.specs)}
+        return {
+            "version": __version__,
+            "specs": str(self.settings.controller.specs),
+            "resync": self.controller.pacer.status(),
+        }
 
 
 def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:
