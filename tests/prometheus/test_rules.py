@@ -23,6 +23,7 @@ from ecsop.decision.analysis import MeasurementVerdict
 from ecsop.decision.reasons import Phase
 from ecsop.notify.metrics import NotifyMetrics
 from ecsop.observability.metrics import Metrics
+from ecsop.observability.pacing_metrics import PacingMetrics
 from grafana import DASHBOARD, dashboard_queries
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,6 +196,9 @@ def _exposed_names() -> set[str]:
     notify.latency.labels("hook").observe(0.1)
     metrics.known_steps("r", [("pre_deploy", "migrate")])
     metrics.step_duration.labels("r", "pre_deploy", "migrate").observe(1)
+    pacing = PacingMetrics(registry)
+    pacing.resync(30, 30)
+    pacing.waited("ecs", "DescribeServices", 0.1)
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -18,8 +19,11 @@ from structlog.testing import capture_logs
 
 from builders import release
 from ecsop.aws.throttling import Rate
+from ecsop.cli.status import render_resync
 from ecsop.controller import pacing
 from ecsop.controller.active_poll import ActivePoller
+from ecsop.runtime.loop import LoopSettings, WorkLoop
+from ecsop.runtime.workqueue import RateLimitingQueue
 from ecsop.spec.loader import LoadedRelease
 
 
@@ -333,3 +337,83 @@ def test_rollouts_in_progress_are_polled_in_batches(tmp_path: Path) -> None:
     assert len(world.controller.poller.poll_due()) == 25
     assert len(drain(world)) == 25
     assert world.ecs.calls.count("DescribeServices") == 3
+
+
+# --- the work loop and the status line -------------------------------------------------------
+
+
+def test_health_allows_three_stretched_intervals_not_three_configured_ones() -> None:
+
+    now = [0.0]
+    loop = WorkLoop(
+        RateLimitingQueue(),
+        lambda key: None,
+        lambda: None,
+        LoopSettings(workers=0, resync_seconds=30),
+        monotonic=lambda: now[0],
+        resync_interval=lambda: 133.0,
+    )
+    now[0] = 300.0
+    assert loop.health()[0], "a 133 s interval is not a missed 30 s one"
+    now[0] = 400.0
+    assert not loop.health()[0]
+
+
+def test_a_pass_asking_to_be_looked_at_again_goes_to_the_requeue_hook() -> None:
+
+    asked: list[tuple[str, float]] = []
+    done = threading.Event()
+
+    def requeue(key: str, delay: float) -> None:
+        asked.append((key, delay))
+        done.set()
+
+    queue = RateLimitingQueue()
+    loop = WorkLoop(
+        queue,
+        lambda key: 5.0,
+        lambda: None,
+        LoopSettings(workers=1, resync_seconds=60),
+        requeue=requeue,
+    )
+    loop.start()
+    queue.add("shop")
+    assert done.wait(5)
+    loop.stop()
+    assert asked[0][0] == "shop" and 4.5 < asked[0][1] <= 5.0
+
+
+@pytest.mark.parametrize(
+    ("resync", "line"),
+    [
+        pytest.param({"stretched": False}, "", id="kept"),
+        pytest.param(
+            {
+                "stretched": True,
+                "configuredSeconds": 30.0,
+                "effectiveSeconds": 133.333,
+                "describeServicesCalls": 1000,
+                "describeServicesPerSecond": 7.5,
+            },
+            "resync every 133.333s, not 30.0s: 1000 DescribeServices per resync at 7.5/s "
+            "(--api-budget)",
+            id="budget",
+        ),
+        pytest.param(
+            {
+                "stretched": True,
+                "configuredSeconds": 30.0,
+                "effectiveSeconds": 41.2,
+                "describeServicesPerSecond": None,
+                "lastResyncSeconds": 41.2,
+            },
+            "resync every 41.2s, not 30.0s: the last resync took 41.2s",
+            id="slow",
+        ),
+    ],
+)
+def test_ecsop_status_says_when_the_resync_is_stretched(
+    resync: dict[str, object], line: str
+) -> None:
+
+    assert render_resync(resync) == line

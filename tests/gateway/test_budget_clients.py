@@ -1,0 +1,121 @@
+"""The API budget and the timestamp parser on real botocore clients, against moto over HTTP.
+
+Every client the factory makes waits for its budget before each HTTP attempt
+(botocore's ``before-send``), whichever code calls it; and every session
+parses AWS's timestamps straight to UTC (botocore's parser factory).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from ecsop.aws import clients as aws
+from ecsop.aws import timestamps
+from ecsop.aws.budget import BudgetSettings, CallBudget
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::210987654321:role/ecsop-deployer"
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[tuple[str, str, float]] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def paced_factory(share: float) -> tuple[aws.ClientFactory, Recorded]:
+    seen = Recorded()
+    budget = CallBudget(
+        BudgetSettings(share=share),
+        monotonic=lambda: seen.now,
+        sleep=seen.sleep,
+        on_wait=lambda service, operation, seconds: seen.waits.append(
+            (service, operation, seconds)
+        ),
+    )
+    return aws.ClientFactory(budget=budget), seen
+
+
+def test_every_attempt_of_every_client_waits_for_its_budget(aws_env: str) -> None:
+    # A share of 0.05 of ECS's service-read bucket: 5 at once, then 1 a second.
+    factory, seen = paced_factory(share=0.05)
+    ecs = factory.client("ecs", REGION)
+    ecs.create_cluster(clusterName="prod")
+    for _ in range(8):
+        ecs.describe_services(cluster="prod", services=["api"])
+    waited = [w for w in seen.waits if w[1] == "DescribeServices"]
+    assert len(waited) == 3
+    assert seen.now == pytest.approx(3.0)
+    # Another client of the same account and region spends the same budget...
+    factory.client("ecs", REGION, retries=False).list_services(cluster="prod")
+    assert seen.waits[-1][1] == "ListServices"
+    # ...another account (a role) its own.
+    other = factory.client("ecs", REGION, ROLE)
+    other.create_cluster(clusterName="prod")
+    before = len(seen.waits)
+    other.describe_services(cluster="prod", services=["api"])
+    assert len(seen.waits) == before
+
+
+def test_without_a_budget_nothing_waits(aws_env: str) -> None:
+    factory, seen = paced_factory(share=0)
+    ecs = factory.client("ecs", REGION)
+    ecs.create_cluster(clusterName="prod")
+    for _ in range(30):
+        ecs.describe_clusters(clusters=["prod"])
+    assert seen.waits == [] and seen.now == 0
+
+
+def created_at(client: Any) -> datetime:
+    found = client.describe_services(cluster="prod", services=["api"])["services"][0]
+    moment: datetime = found["deployments"][0]["createdAt"]
+    return moment
+
+
+def test_the_factorys_clients_parse_timestamps_to_utc(aws_env: str) -> None:
+    setup = boto3.client("ecs", region_name=REGION)
+    setup.create_cluster(clusterName="prod")
+    setup.register_task_definition(
+        family="api", containerDefinitions=[{"name": "app", "image": "nginx", "memory": 128}]
+    )
+    setup.create_service(cluster="prod", serviceName="api", taskDefinition="api", desiredCount=0)
+    ours = created_at(aws.ClientFactory().client("ecs", REGION))
+    stock = created_at(setup)
+    assert ours.tzinfo is UTC
+    assert stock.tzinfo is not UTC  # botocore's own: the local zone, rebuilt every call
+    assert ours == stock
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(1764480000, datetime(2025, 11, 30, 5, 20, tzinfo=UTC), id="epoch-int"),
+        pytest.param(
+            1764480000.5, datetime(2025, 11, 30, 5, 20, 0, 500000, tzinfo=UTC), id="epoch-float"
+        ),
+        pytest.param("1764480000", datetime(2025, 11, 30, 5, 20, tzinfo=UTC), id="epoch-string"),
+        pytest.param(
+            "2025-11-30T05:20:00.250Z",
+            datetime(2025, 11, 30, 5, 20, 0, 250000, tzinfo=UTC),
+            id="iso-z",
+        ),
+        pytest.param(
+            "2025-11-30T07:20:00+02:00", datetime(2025, 11, 30, 5, 20, tzinfo=UTC), id="iso-offset"
+        ),
+        pytest.param("2025-11-30T05:20:00", datetime(2025, 11, 30, 5, 20, tzinfo=UTC), id="naive"),
+        pytest.param(
+            "Sun, 30 Nov 2025 05:20:00 GMT", datetime(2025, 11, 30, 5, 20, tzinfo=UTC), id="rfc822"
+        ),
+    ],
+)
+def test_every_timestamp_form_aws_sends_is_the_same_instant(value: Any, expected: datetime) -> None:
+    parsed = timestamps.parse(value)
+    assert parsed == expected
+    assert parsed.utcoffset() is not None
