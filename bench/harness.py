@@ -154,6 +154,8 @@ class Call:
     operation: str
     caller: str
     request: dict[str, Any]
+    fault: int | None = None
+    """The injected fault's HTTP status (400: throttled), if the call got one."""
 
 
 class Sandbox:
@@ -205,7 +207,9 @@ class Sandbox:
         query.append(("after", str(after)))
         found = self.control("GET", "calls/log?" + urllib.parse.urlencode(query))["calls"]
         return [
-            Call(c["seq"], c["wall"], c["sim"], c["operation"], c["caller"], c["request"])
+            Call(
+                c["seq"], c["wall"], c["sim"], c["operation"], c["caller"], c["request"], c["fault"]
+            )
             for c in found
         ]
 
