@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import budget, report, rollback, steady, strategies, timestamps, trigger
+from bench import budget, failover, report, rollback, steady, strategies, timestamps, trigger
 from bench.config import FULL, QUICK
 from bench.harness import ROOT
 
@@ -24,6 +24,7 @@ SCENARIOS = {
     "rollback": rollback.run,
     "strategies": strategies.run,
     "steady": steady.run,
+    "failover": failover.run,
     "budget": budget.run,
     "timestamps": timestamps.run,
 }

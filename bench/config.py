@@ -24,6 +24,15 @@ class Config:
     """ecsop's ``--active-poll-interval`` default, in simulated seconds."""
     resync_sim: float = 30.0
     """ecsop's ``--resync-interval`` default and the baselines' poll, in simulated seconds."""
+    events_poll_sim: float = 30.0
+    """ecsop's ``--active-poll-interval`` default with ``--events-queue``, simulated seconds."""
+    events_resync_sim: float = 300.0
+    """ecsop's ``--resync-interval`` default with ``--events-queue``, simulated seconds."""
+    idle_resyncs: int = 2
+    """Idle cost: each ecsop contender is watched for this many of its resync intervals once
+    every rollout is over (at least ``idle_min_s`` real seconds)."""
+    idle_min_s: float = 30.0
+    """The shortest idle window, real seconds (several long polls of the event queue)."""
 
     strategy_services: int = 3
     """Services per strategy (rolling, blue/green, canary) in the strategies scenario."""
@@ -38,6 +47,19 @@ class Config:
     """Passes of the naive reconciler and of the script fleet's watch, per size."""
     resync_small: float = 5.0
     """ecsop's resync interval (and the baselines') in the scale runs up to 100 releases."""
+
+    failover_trials: int = 10
+    """kill -9 trials of the fail-over scenario (each moves every shard the victim held)."""
+    failover_lease: tuple[float, float, float] = (15.0, 10.0, 2.0)
+    """--lease-duration, --renew-deadline, --retry-period of the fail-over scenario."""
+    failover_services: int = 40
+    """Steady services of the fail-over scenario."""
+    cost_services: int = 100
+    """Steady services of the sharding-cost scenario."""
+    replica_counts: tuple[int, ...] = (1, 2, 4)
+    """Replicas (over 8 shards) of the sharding-cost scenario, besides one without coordination."""
+    cost_resyncs: int = 4
+    """Resync intervals (5 s) counted per replica count."""
 
     budget_sizes: tuple[int, ...] = (1000, 5000, 10000)
     """Releases in the throttled scenario (``bench/budget.py``)."""
@@ -76,9 +98,15 @@ QUICK = Config(
     naive_trigger_interval=5.0,
     rollback_services=4,
     strategy_services=1,
+    idle_resyncs=1,
     steady_sizes=(10, 100),
     steady_resyncs=2,
     baseline_passes=1,
+    failover_trials=3,
+    failover_lease=(6.0, 4.0, 1.0),
+    failover_services=20,
+    cost_services=40,
+    cost_resyncs=2,
     budget_sizes=(100, 300),
     budget_resync_s=10.0,
     budget_steady_intervals=1,

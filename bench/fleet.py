@@ -73,14 +73,16 @@ def scenario(
     }
 
 
-def per_contender_services(per_cluster: int) -> dict[str, dict[str, Any]]:
+def per_contender_services(
+    per_cluster: int, contenders: tuple[str, ...] = CONTENDERS
+) -> dict[str, dict[str, Any]]:
     """``per_cluster`` services ``svc-000``... in each contender's cluster, one family each."""
     return {
         contender: {
             service_name(i): service_spec(f"{contender}-{service_name(i)}")
             for i in range(per_cluster)
         }
-        for contender in CONTENDERS
+        for contender in contenders
     }
 
 

@@ -154,6 +154,8 @@ class Call:
     operation: str
     caller: str
     request: dict[str, Any]
+    service: str = ""
+    """The SigV4 signing name (``ecs``, ``sqs``, ...)."""
     fault: int | None = None
     """The injected fault's HTTP status (400: throttled), if the call got one."""
 
@@ -208,7 +210,14 @@ class Sandbox:
         found = self.control("GET", "calls/log?" + urllib.parse.urlencode(query))["calls"]
         return [
             Call(
-                c["seq"], c["wall"], c["sim"], c["operation"], c["caller"], c["request"], c["fault"]
+                c["seq"],
+                c["wall"],
+                c["sim"],
+                c["operation"],
+                c["caller"],
+                c["request"],
+                c.get("service", ""),
+                c["fault"],
             )
             for c in found
         ]

@@ -35,6 +35,8 @@ def markdown(results: dict[str, Any]) -> str:
         parts += _steady(results["steady"])
     if "strategies" in results:
         parts += _strategies(results["strategies"])
+    if "failover" in results:
+        parts += _failover(results["failover"])
     if "budget" in results:
         parts += _budget(results["budget"])
     if "timestamps" in results:
@@ -78,24 +80,50 @@ def _rollback(data: dict[str, Any]) -> list[str]:
         f"({data['services']} failing deploys each, clock x{data['clock_speed']:g})",
         "",
         "| contender | polls every (sim s) | sim p50 | sim p95 | sim max | real p50 | real p95 | "
-        "real max | within one poll | AWS calls / deploy | ecsop p95 ÷ this p95 (sim) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "real max | within one poll | ECS calls / deploy | AWS calls / deploy | "
+        "ecsop p95 ÷ this p95 (sim) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("ecsop", "script", "naive"):
+    names = [n for n in ("ecsop", "events", "script", "naive") if n in c]
+    for name in names:
         row = c[name]
+        ecs_calls = row.get("ecs_calls", sum(row["calls"].values()))
         out.append(
-            f"| {name} | {_f(row['poll_interval_sim_s'], 0)} | {_f(row['sim_p50_s'])} | "
+            f"| {LABELS.get(name, name)} | {_f(row['poll_interval_sim_s'], 0)} | "
+            f"{_f(row['sim_p50_s'])} | "
             f"{_f(row['sim_p95_s'])} | {_f(row['sim_max_s'])} | {_f(row['real_p50_s'], 3)} | "
             f"{_f(row['real_p95_s'], 3)} | {_f(row['real_max_s'], 3)} | "
             f"{row['within_one_poll']}/{row['samples'] + row['missed']} | "
+            f"{_f(ecs_calls / data['services'], 1)} | "
             f"{_f(sum(row['calls'].values()) / data['services'], 1)} | "
             f"{_ratio(ours['sim_p95_s'], row['sim_p95_s']) if name != 'ecsop' else '1x'} |"
         )
     out += [
         "",
-        "AWS calls / deploy: every call the contender made from its first bad deploy until "
-        "the last rollback, per deploy (ecsop's include its resyncs and its 5 s active polls).",
+        "Calls / deploy: every call the contender made from its first bad deploy until "
+        "the last rollback, per deploy (ecsop's include its resyncs and active polls; "
+        "the events contender's AWS calls include its SQS calls).",
     ]
+    idle = {name: c[name]["idle"] for name in names if "idle" in c[name]}
+    if idle:
+        out += [
+            "",
+            "#### 2b. ecsop at rest: AWS calls per hour (20 services, every release rolled back)",
+            "",
+            "| contender | ECS / h | SQS / h | total / h | measured over (real s) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, row in idle.items():
+            out.append(
+                f"| {LABELS.get(name, name)} | {_f(row['ecs_per_hour'], 0)} | "
+                f"{_f(row['sqs_per_hour'], 0)} | {_f(row['total_per_hour'], 0)} | "
+                f"{_f(row['window_real_s'], 0)} |"
+            )
+        out += [
+            "",
+            "ECS calls per simulated hour (the resync's intervals are simulated seconds); "
+            "SQS calls per real hour (a long poll waits 20 real seconds).",
+        ]
     return [*out, ""]
 
 
@@ -135,6 +163,10 @@ def _strategies(data: dict[str, Any]) -> list[str]:
         "and canary send production back to blue, still running.",
     ]
     return [*out, ""]
+LABELS = {
+    "ecsop": "ecsop (polling, 5 s)",
+    "events": "ecsop --events-queue (poll 30 s)",
+}
 
 
 def _steady(data: dict[str, Any]) -> list[str]:
@@ -180,8 +212,61 @@ def _steady(data: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def _failover(data: dict[str, Any]) -> list[str]:
+    over = data["failover"]
+    lease, deadline, retry = over["lease_flags_s"]
+    out = [
+        f"### 5. Several replicas: kill -9 of a shard owner → the new owner's first AWS call "
+        f"for that shard ({over['shards_moved']} shards moved in {over['trials']} kills; "
+        f"lease {lease:g} s, renew deadline {deadline:g} s, retry period {retry:g} s)",
+        "",
+        "| p50 s | p99 s | max s | bound: lease + 2 rounds (s) |",
+        "|---|---|---|---|",
+        f"| {_f(over['p50_s'])} | {_f(over['p99_s'])} | {_f(over['max_s'])} | "
+        f"{_f(lease + 2 * retry * 1.2)} |",
+        "",
+        f"AWS calls per resync ({data['cost']['services']} steady services, resync "
+        f"{data['cost']['resync_s']:g} s; 8 shards with coordination):",
+        "",
+        "| replicas | DescribeServices | other ECS | ECS total | budget ⌈N/10⌉ "
+        "| DynamoDB calls/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, row in data["cost"]["rows"].items():
+        calls = row["ecs_calls_per_resync"]
+        ds = calls.get("DescribeServices", 0.0)
+        out.append(
+            f"| {label} | {_f(ds, 1)} | {_f(row['ecs_total_per_resync'] - ds, 1)} | "
+            f"{_f(row['ecs_total_per_resync'], 1)} | {row['describe_services_budget']} | "
+            f"{_f(row['dynamodb_calls_per_s'], 1)} |"
+        )
+    return [*out, ""]
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    if "failover" in results:
+        over = results["failover"]["failover"]
+        lease, _, retry = over["lease_flags_s"]
+        bound = lease + 2 * retry * 1.2
+        out.append(
+            {
+                "target": f"a dead owner's shards reconciled within lease + 2 rounds ({bound:g} s)",
+                "measured": f"max {_f(over['max_s'])} s, p99 {_f(over['p99_s'])} s",
+                "met": over["max_s"] <= bound,
+            }
+        )
+        rows = results["failover"]["cost"]["rows"]
+        for label, row in rows.items():
+            budget = row["describe_services_budget"] + row["replicas"]
+            out.append(
+                {
+                    "target": f"{label} replica(s): ECS calls per resync ≤ ⌈N/10⌉ + replicas "
+                    f"({budget})",
+                    "measured": f"{_f(row['ecs_total_per_resync'], 1)}",
+                    "met": row["ecs_total_per_resync"] <= budget,
+                }
+            )
     if "trigger" in results:
         p99 = results["trigger"]["contenders"]["ecsop"]["p99_s"]
         missed = results["trigger"]["contenders"]["ecsop"]["missed"]
@@ -193,7 +278,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     if "rollback" in results:
-        row = results["rollback"]["contenders"]["ecsop"]
+        contenders = results["rollback"]["contenders"]
+        row = contenders["ecsop"]
         total = row["samples"] + row["missed"]
         out.append(
             {
@@ -203,6 +289,27 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": total > 0 and row["within_one_poll"] == total,
             }
         )
+        events = contenders.get("events")
+        if events is not None:
+            ratio = row["sim_p95_s"] / events["sim_p95_s"] if events["sim_p95_s"] else math.inf
+            out.append(
+                {
+                    "target": "with --events-queue: rollback p95 at least 5x better than the "
+                    "5 s poll's",
+                    "measured": f"p95 {_f(events['sim_p95_s'])} vs {_f(row['sim_p95_s'])} sim s "
+                    f"({ratio:.1f}x), {events['missed']} missed",
+                    "met": ratio >= 5 and events["missed"] == 0,
+                }
+            )
+            ours, theirs = events["ecs_calls"], row["ecs_calls"]
+            out.append(
+                {
+                    "target": "with --events-queue: fewer ECS calls per rollout than the 5 s poll",
+                    "measured": f"{_f(ours / results['rollback']['services'], 1)} vs "
+                    f"{_f(theirs / results['rollback']['services'], 1)} per deploy",
+                    "met": ours < theirs,
+                }
+            )
     if "strategies" in results:
         data = results["strategies"]
         rows, poll = data["rows"], data["active_poll_sim_s"]

@@ -5,7 +5,7 @@
 #          SUBNET_ID=subnet-0abc SECURITY_GROUP_ID=sg-0abc \
 #          ECSOP_IMAGE=111122223333.dkr.ecr.us-east-1.amazonaws.com/ecsop@sha256:<digest> \
 #          SPECS_REPO=https://github.com/acme/deploy-specs.git SPECS_REF=main \
-#          GIT_SECRET_NAME=ecsop/git
+#          GIT_SECRET_NAME=ecsop/git COORDINATION_TABLE=ecsop-coordination
 #   ./deploy.sh render    # write rendered JSON to ./rendered/ and stop (no AWS calls)
 #   ./deploy.sh apply     # render, then register the task definition and create/update the service
 #
@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-VARIABLES=(ACCOUNT_ID REGION CLUSTER SUBNET_ID SECURITY_GROUP_ID ECSOP_IMAGE SPECS_REPO SPECS_REF GIT_SECRET_NAME)
+VARIABLES=(ACCOUNT_ID REGION CLUSTER SUBNET_ID SECURITY_GROUP_ID ECSOP_IMAGE SPECS_REPO SPECS_REF GIT_SECRET_NAME COORDINATION_TABLE)
 OUT=${OUT:-rendered}
 
 render() {
@@ -53,8 +53,22 @@ render() {
   echo "rendered into $OUT/"
 }
 
+coordination_table() {
+  # What `ecsop coordination create-table` does: on-demand, key pk, TTL on ttl.
+  if ! aws dynamodb describe-table --region "$REGION" --table-name "$COORDINATION_TABLE" >/dev/null 2>&1; then
+    aws dynamodb create-table --region "$REGION" --table-name "$COORDINATION_TABLE" \
+      --attribute-definitions AttributeName=pk,AttributeType=S \
+      --key-schema AttributeName=pk,KeyType=HASH --billing-mode PAY_PER_REQUEST >/dev/null
+    aws dynamodb wait table-exists --region "$REGION" --table-name "$COORDINATION_TABLE"
+    aws dynamodb update-time-to-live --region "$REGION" --table-name "$COORDINATION_TABLE" \
+      --time-to-live-specification Enabled=true,AttributeName=ttl >/dev/null
+  fi
+  echo "coordination table $COORDINATION_TABLE ready"
+}
+
 apply() {
   render
+  coordination_table
   aws logs create-log-group --region "$REGION" --log-group-name /ecs/ecsop 2>/dev/null || true
   aws logs put-retention-policy --region "$REGION" --log-group-name /ecs/ecsop --retention-in-days 30
   local arn

@@ -18,11 +18,12 @@ from typing import Any
 
 import botocore.session
 
-IAM_PREFIX_OVERRIDES: Mapping[str, str] = {"monitoring": "cloudwatch"}
+IAM_PREFIX_OVERRIDES: Mapping[str, str] = {"monitoring": "cloudwatch", "api.ecr": "ecr"}
 """IAM service prefixes that differ from botocore's signing name.
 
 botocore signs CloudWatch requests as ``monitoring``, but IAM names its actions
-``cloudwatch:*``. Every other service ecsop talks to (``ecs``, ``sts``,
+``cloudwatch:*``; the daemon's metrics name ECR by its endpoint prefix ``api.ecr``,
+IAM by ``ecr:*``. Every other service ecsop talks to (``ecs``, ``sts``, ``iam``,
 ``elasticloadbalancing`` for the ``elbv2`` client) uses its signing name.
 """
 
@@ -64,6 +65,11 @@ def iam_action(service: str, operation: str) -> str:
     return f"{iam_prefix(service)}:{operation}"
 
 
+BATCH_ACTIONS: Mapping[str, str] = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
+"""API calls IAM authorises as another action: "You cannot set permissions explicitly for
+... DeleteMessageBatch ... setting permissions for ... DeleteMessage ... sets permissions
+for the corresponding batch versions" ("Amazon SQS batch actions", SQS Developer Guide)."""
+
 NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})
 """Calls IAM never denies: "No permissions are required to perform this operation"
 (STS API Reference, GetCallerIdentity)."""
@@ -74,6 +80,7 @@ def required_actions(calls: Iterable[tuple[str, str]]) -> dict[str, str]:
     needed: dict[str, str] = {}
     for service, operation in calls:
         action = iam_action(service, operation)
+        action = BATCH_ACTIONS.get(action, action)
         if action in NO_PERMISSION_NEEDED:
             continue
         needed.setdefault(action, f"called: {service} {operation}")

@@ -6,8 +6,10 @@ on ``/metrics``. ``test_policy_matches_what_a_lifecycle_calls`` runs a short
 lifecycle against the sandbox (a deploy, a crash loop rolled back, a
 migration that hangs and is stopped, ``ecsop retry``, ``ecsop plan``
 including a release with ``spec.roleArn``, ``ecsop history`` and ``/status``
-with its recent deployments) with the
-daemon as a process (the end-to-end harness of tests/e2e), scrapes that counter,
+with its recent deployments, the ECS events read from helm-free-deploy's
+events queue) with the
+daemon as a process coordinating through a DynamoDB table as replicas do
+(the end-to-end harness of tests/e2e), scrapes that counter,
 and records the one-shot commands' calls in-process by wrapping botocore's
 ``BaseClient._make_api_call`` (which also sees the STS client that assumes
 roles, a client the daemon's metrics never instrument).
@@ -30,12 +32,14 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import boto3
 import botocore.client
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from ecsop.aws import clients as aws
+from ecsop.aws.coordination import create_table
 from ecsop.cli import app as cli
 from ecsop.decision import memory
 from ecsop.decision.ecs_state import Fingerprint
@@ -73,7 +77,10 @@ SANDBOX_VALUES = {
     "CLUSTER": "prod",
     "TASK_ROLES": "app-*",
     "DAEMON_ACCOUNT_ID": "999999999999",
+    "EVENTS_QUEUE": "ecsop-events",
+    "COORDINATION_TABLE": "ecsop-coordination",
 }
+COORDINATION_TABLE = SANDBOX_VALUES["COORDINATION_TABLE"]
 
 
 # -- the pure parts -------------------------------------------------------------
@@ -86,6 +93,7 @@ SANDBOX_VALUES = {
         pytest.param("elbv2", "elasticloadbalancing", id="elbv2"),
         pytest.param("cloudwatch", "cloudwatch", id="cloudwatch-signs-as-monitoring"),
         pytest.param("sts", "sts", id="sts"),
+        pytest.param("dynamodb", "dynamodb", id="dynamodb"),
     ],
 )
 def test_iam_prefix_comes_from_botocores_model(client: str, prefix: str) -> None:
@@ -194,6 +202,8 @@ def test_every_document_is_well_formed(path: Path) -> None:
         "DAEMON_ACCOUNT_ID",
         "OIDC_PROVIDER",
         "GIT_SECRET_NAME",
+        "EVENTS_QUEUE",
+        "COORDINATION_TABLE",
     }, "placeholders are the ones helm-free-deploy/iam/README.md documents"
 
 
@@ -219,12 +229,30 @@ def test_service_tags_are_limited_to_the_keys_ecsop_writes(path: Path) -> None:
             assert not any(policy._matches(k, "team") for k in keys)
 
 
-def test_daemon_policy_is_the_deployer_policy_plus_assume_role() -> None:
+def test_daemon_policy_is_the_deployer_policy_plus_assume_role_its_queue_and_its_table() -> None:
     daemon = policy.statements(policy.load(DAEMON_POLICY))
     deployer = policy.statements(policy.load(DEPLOYER_POLICY))
     extra = [s for s in daemon if s not in deployer]
-    assert [a for s in extra for a in s.actions] == ["sts:AssumeRole"]
+    assert [a for s in extra for a in s.actions] == [
+        "sts:AssumeRole",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
+    ]
     assert all(s in daemon for s in deployer)
+    (queue,) = [s for s in extra if s.actions[0].startswith("sqs:")]
+    assert queue.resources == ("arn:aws:sqs:${REGION}:${ACCOUNT_ID}:${EVENTS_QUEUE}",)
+
+
+def test_the_coordination_table_is_the_only_dynamodb_resource() -> None:
+    document = policy.render(policy.load(DAEMON_POLICY), SANDBOX_VALUES)
+    table = f"arn:aws:dynamodb:us-east-1:123456789012:table/{COORDINATION_TABLE}"
+    for statement in policy.statements(document):
+        if any(a.startswith("dynamodb:") for a in statement.actions):
+            assert statement.resources == (table,)
+            assert all(a.startswith("dynamodb:") for a in statement.actions)
 
 
 def test_deployer_trust_policy_matches_how_ecsop_assumes_roles() -> None:
@@ -398,11 +426,22 @@ def _fargate_ready(config: dict[str, Any]) -> dict[str, Any]:
         family="jobs", requiresCompatibilities=["FARGATE"], networkMode="awsvpc"
     )
     config["clusters"]["prod"]["services"]["jobs"] = jobs
+    # The release flow: a deploy's pre-flight checks the execution role (iam:GetRole) and
+    # the ECR digests; ``shop-next`` is promoted from ``shop`` (proofs on revisions).
+    shop = config["clusters"]["prod"]["services"]["shop"]["taskDefinition"]
+    shop["executionRoleArn"] = EXECUTION_ROLE
+    shop_next = copy.deepcopy(config["clusters"]["prod"]["services"]["shop-breaker"])
+    shop_next["taskDefinition"]["family"] = "shop-next"
+    config["clusters"]["prod"]["services"]["shop-next"] = shop_next
     for behaviour in config["images"].values():
         if behaviour["behavior"] == "healthy":
             behaviour["errorRate"] = 0.0
     config["images"][BROKEN_APP] = {"behavior": "healthy", "startSeconds": 5, "errorRate": 1.0}
     return config
+
+
+EXECUTION_ROLE = "arn:aws:iam::123456789012:role/app-execution"
+"""In the sandbox's account (moto's default), named as ``${TASK_ROLES}`` allows."""
 
 
 BROKEN_APP = "registry.example/app@sha256:" + "b" * 64
@@ -450,6 +489,7 @@ def _jobs(image: str) -> dict[str, Any]:
 def test_policy_matches_what_a_lifecycle_calls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from e2e import event_stack
     from e2e.conftest import (  # the end-to-end harness: real processes
         CRASH,
         GOOD_V1,
@@ -480,8 +520,57 @@ def test_policy_matches_what_a_lifecycle_calls(
                 analysis=[_cloudwatch_analysis()],
             )
 
-        repo.commit({"shop.yaml": shop(GOOD_V1), "jobs.yaml": _jobs(GOOD_V1)}, "adopt")
-        daemon = Daemon(tmp_path, box, repo.path)
+        def shop_next(image: str) -> dict[str, Any]:
+            promoted = release_doc("shop-next", "shop-next", image)
+            promoted["spec"]["promotion"] = {"from": ["shop"]}
+            return promoted
+
+        box_iam = boto3.client(
+            "iam",
+            endpoint_url=box.url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        box_iam.create_role(RoleName="app-execution", AssumeRolePolicyDocument="{}")
+        repo.commit(
+            {
+                "shop.yaml": shop(GOOD_V1),
+                "next.yaml": shop_next(GOOD_V1),
+                "jobs.yaml": _jobs(GOOD_V1),
+            },
+            "adopt",
+        )
+        cluster = box.service("shop")["clusterArn"]
+        queue = event_stack.deploy(box.url, [cluster])["QueueUrl"]
+        # The daemon runs as one of several replicas would: leases in the table.
+        create_table(
+            boto3.client(
+                "dynamodb",
+                endpoint_url=box.url,
+                region_name="us-east-1",
+                aws_access_key_id="setup",
+                aws_secret_access_key="x",
+            ),
+            COORDINATION_TABLE,
+        )
+        daemon = Daemon(
+            tmp_path,
+            box,
+            repo.path,
+            "--events-queue",
+            queue,
+            "--coordination",
+            f"dynamodb:{COORDINATION_TABLE}",
+            "--shards",
+            "2",
+            "--lease-duration",
+            "6",
+            "--renew-deadline",
+            "4",
+            "--retry-period",
+            "1",
+        )
 
         def phase(name: str = "shop") -> Any:
             return daemon.release(name).get("phase") if daemon else None
@@ -506,8 +595,9 @@ def test_policy_matches_what_a_lifecycle_calls(
         # Blue/green: green fails its test traffic, rolled back through ecsop's pause.
         repo.commit({"web.yaml": web(BROKEN_APP, blue_green)}, "web broken")
         # A deploy that succeeds: clone, register, update, bake, record last-good.
-        repo.commit({"shop.yaml": shop(GOOD_V2)}, "shop v2")
+        repo.commit({"shop.yaml": shop(GOOD_V2), "next.yaml": shop_next(GOOD_V2)}, "v2")
         wait_for(lambda: box.steady_on("shop", GOOD_V2) and phase() == "Synced", 40, "v2")
+        wait_for(lambda: box.steady_on("shop-next", GOOD_V2), 40, "v2 promoted to shop-next")
         # A crash loop: rolled back to last-good, failure recorded in service tags.
         repo.commit({"shop.yaml": shop(CRASH)}, "shop crash")
         wait_for(lambda: phase() == "Degraded", 40, "crash loop rolled back")
@@ -572,6 +662,8 @@ def test_policy_matches_what_a_lifecycle_calls(
     from_daemon = daemon_calls(metrics)
     assert ("ecs", "UpdateService") in from_daemon, "the lifecycle did not deploy"
     assert ("sts", "AssumeRole") in cli_calls, "spec.roleArn was not exercised"
+    assert ("sqs", "DeleteMessageBatch") in from_daemon, "no ECS event was read and deleted"
+    assert ("dynamodb", "UpdateItem") in from_daemon, "the lifecycle ran without coordination"
     needed = policy.required_actions(from_daemon | cli_calls)
 
     values = {**SANDBOX_VALUES, "ACCOUNT_ID": service_arn.split(":")[4]}
@@ -580,7 +672,12 @@ def test_policy_matches_what_a_lifecycle_calls(
         wanted = (
             needed
             if path == DAEMON_POLICY
-            else {a: why for a, why in needed.items() if not a.startswith("sts:")}
+            else {
+                a: why
+                for a, why in needed.items()
+                # the daemon's own (its events queue, its coordination table), not a target's
+                if not a.startswith(("sts:", "sqs:", "dynamodb:"))
+            }
         )
         result = policy.compare(document, wanted, NOT_EXERCISED)
         assert not result.missing, f"{path.name} lacks actions the daemon calls: {result.missing}"
@@ -604,3 +701,10 @@ def test_policy_matches_what_a_lifecycle_calls(
         (deploy,) = [s for s in policy.statements(document) if "ecs:UpdateService" in s.actions]
         (pattern,) = deploy.conditions["ArnLike"]["ecs:task-definition"]
         assert policy._matches(pattern, task_definition_arn), (path.name, task_definition_arn)
+    daemon_policy = policy.render(policy.load(DAEMON_POLICY), values)
+    queue_arn = f"arn:aws:sqs:us-east-1:{values['ACCOUNT_ID']}:ecsop-events"
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        assert policy.resource_allowed(daemon_policy, action, queue_arn), action
+    table = f"arn:aws:dynamodb:us-east-1:{values['ACCOUNT_ID']}:table/{COORDINATION_TABLE}"
+    for action in ("dynamodb:Scan", "dynamodb:UpdateItem"):
+        assert policy.resource_allowed(daemon_policy, action, table), action

@@ -43,6 +43,7 @@ ECS_VALUES = {
     "SPECS_REPO": "https://github.com/acme/deploy-specs.git",
     "SPECS_REF": "main",
     "GIT_SECRET_NAME": "ecsop/git",
+    "COORDINATION_TABLE": "ecsop-coordination",
 }
 
 
@@ -158,10 +159,16 @@ def test_task_definition_wires_git_sync_to_ecsop() -> None:
     assert document["taskRoleArn"].endswith(":role/ecsop")
 
 
-def test_service_runs_one_daemon_at_a_time() -> None:
+def test_service_runs_two_coordinated_replicas() -> None:
     service = json.loads((ECS / "service.json").read_text())
-    assert service["desiredCount"] == 1
-    assert service["deploymentConfiguration"]["maximumPercent"] == 100
+    assert service["desiredCount"] == 2
+    # A rolling update adds the new tasks before stopping the old: never fewer than 2.
+    assert service["deploymentConfiguration"]["minimumHealthyPercent"] == 100
+    task = json.loads((ECS / "task-definition.json").read_text())
+    ecsop = next(c for c in task["containerDefinitions"] if c["name"] == "ecsop")
+    env = {e["name"]: e["value"] for e in ecsop["environment"]}
+    assert env["ECSOP_COORDINATION"] == "dynamodb:${COORDINATION_TABLE}"
+    assert int(env["ECSOP_SHARDS"]) >= service["desiredCount"]
 
 
 # -- Kubernetes ---------------------------------------------------------------------
@@ -212,8 +219,6 @@ def _arg(container: dict[str, Any], flag: str) -> str:
 
 def test_deployment_is_locked_down_and_probed() -> None:
     deployment = _kind("Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == _kind("ServiceAccount")["metadata"]["name"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -226,17 +231,42 @@ def test_deployment_is_locked_down_and_probed() -> None:
         assert container["resources"]["requests"] and container["resources"]["limits"]
     ecsop = _container(deployment, "ecsop")
     ports = {p["name"]: p["containerPort"] for p in ecsop["ports"]}
-    env = {e["name"]: e["value"] for e in ecsop["env"]}
+    env = {e["name"]: e.get("value") for e in ecsop["env"]}
     assert ports["metrics"] == int(env["ECSOP_METRICS_PORT"]) == 9100
     assert ecsop["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert ecsop["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert ecsop["securityContext"]["runAsUser"] == 10001  # the Dockerfile's USER
 
 
+def test_two_replicas_coordinated_spread_and_disruption_budgeted() -> None:
+    deployment = _kind("Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    labels = spec["template"]["metadata"]["labels"]
+    spread = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert {c["topologyKey"] for c in spread} == {
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/hostname",
+    }
+    assert all(c["labelSelector"]["matchLabels"].items() <= labels.items() for c in spread)
+    budget = _kind("PodDisruptionBudget")["spec"]
+    assert budget["minAvailable"] == 1 < spec["replicas"]
+    assert budget["selector"]["matchLabels"].items() <= labels.items()
+    env = {e["name"]: e for e in _container(deployment, "ecsop")["env"]}
+    assert env["ECSOP_COORDINATION"]["value"].startswith("dynamodb:")
+    assert int(env["ECSOP_SHARDS"]["value"]) >= spec["replicas"]
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["ECSOP_ADVERTISE_URL"]["value"] == "http://$(POD_IP):9100"
+
+
 def test_git_sync_publishes_where_ecsop_reads() -> None:
     deployment = _kind("Deployment")
     ecsop = _container(deployment, "ecsop")
-    env = {e["name"]: e["value"] for e in ecsop["env"]}
+    env = {e["name"]: e.get("value") for e in ecsop["env"]}
     assert env["ECSOP_SPECS"] == SPECS_PATH
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     assert "emptyDir" in volumes["git"]
@@ -273,8 +303,11 @@ def _images() -> list[tuple[str, str]]:
         for container in pod.get("initContainers", []) + pod.get("containers", []):
             found.append((f"kubernetes {container['name']}", container["image"]))
     compose = yaml.safe_load((COMPOSE / "docker-compose.yaml").read_text())
+    # ecsop:sandbox is built from this repository, locally, by the service that says so;
+    # the services that run the same image use what that build produced.
+    built = {s["image"] for s in compose["services"].values() if "build" in s}
     for name, service in compose["services"].items():
-        if "build" not in service:  # ecsop:sandbox is built from this repository, locally
+        if "build" not in service and service["image"] not in built:
             found.append((f"compose {name}", service["image"]))
     for container in json.loads((ECS / "task-definition.json").read_text())["containerDefinitions"]:
         if container["image"] != "${ECSOP_IMAGE}":  # deploy.sh refuses a tag (below)
@@ -334,7 +367,7 @@ def test_compose_references_files_that_exist() -> None:
                 assert path.exists(), f"{name}: {source} -> {path} does not exist"
         for dependency in service.get("depends_on", []):
             assert dependency in compose["services"], f"{name}: depends on {dependency}"
-    build = compose["services"]["ecsop"]["build"]
+    build = compose["services"]["sandbox"]["build"]
     dockerfile = (COMPOSE / build["context"] / build["dockerfile"]).resolve()
     stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", dockerfile.read_text(), re.M | re.I)
     assert build["target"] in stages
@@ -349,6 +382,18 @@ def test_compose_prometheus_loads_the_shipped_rules_and_scrapes_ecsop() -> None:
         assert _host_path(source) == (DEPLOY / "prometheus" / "alerts.yaml").resolve()
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "ecsop"  # the shipped alerts match on job="ecsop"
-    assert job["static_configs"][0]["targets"] == ["ecsop:9100"]
-    command = compose["services"]["ecsop"]["command"]
-    assert command[command.index("--specs") + 1] == SPECS_PATH
+    replicas = {n: s for n, s in compose["services"].items() if n.startswith("ecsop-")}
+    assert len(replicas) == 2
+    ports = sorted(int(s["environment"]["ECSOP_METRICS_PORT"]) for s in replicas.values())
+    assert job["static_configs"][0]["targets"] == [f"sandbox:{port}" for port in ports]
+    published = [p.split(":")[0] for p in compose["services"]["sandbox"]["ports"]]
+    assert published == [str(port) for port in ports]
+    for service in replicas.values():
+        command = service["command"]
+        assert command[command.index("--specs") + 1] == SPECS_PATH
+        assert service["network_mode"] == "service:sandbox"
+        env = service["environment"]
+        assert env["ECSOP_COORDINATION"] == "dynamodb:ecsop-trial"
+        assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    table = compose["services"]["coordination-table"]
+    assert table["command"] == ["ecsop-trial"]

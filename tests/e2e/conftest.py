@@ -316,12 +316,14 @@ class Daemon:
     def __init__(
         self, tmp: Path, sandbox: Sandbox, specs: Path, *extra: str, caller: str = "testing"
     ) -> None:
+        """``caller``: the access key id its AWS calls are signed with (the call log's
+        ``caller``), to tell several daemons' calls apart."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.caller = caller or "testing"
         self.log_path = tmp / f"daemon-{self.port}.log"
         self.log = self.log_path.open("w")
-        # ``caller`` is the access key id the sandbox's call log names this daemon by.
-        env = {**os.environ, **sandbox.aws_env(), "AWS_ACCESS_KEY_ID": caller}
+        env = {**os.environ, **sandbox.aws_env(), "AWS_ACCESS_KEY_ID": self.caller}
         self.proc = subprocess.Popen(
             [
                 sys.executable,

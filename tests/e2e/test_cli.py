@@ -150,16 +150,16 @@ def test_run_sandbox_is_the_newcomers_first_command(tmp_path: Path) -> None:
         crash = "d4d63d598cb81576ed3871e8c2e5fabc4ec4e4157bc27f97c4590542df24344b"
         spec.write_text(
             spec.read_text().replace(
-                "69b373efb722b59b62fb55c9eccce7989f6385ed3e3063a3b58daa61527e3af7", crash
+                "c7aa851d3bc1db87561f200b55082aad56d29a4af40c38f242ae0154b8f5fced", crash
             )
         )
         wait_for(
-            lambda: phases()["taskboard-api-prod"] in ("RollingBack", "Degraded"),
+            lambda: phases()["taskboard-api-staging"] in ("RollingBack", "Degraded"),
             60,
             "automatic rollback of the crash-looping digest",
         )
-        wait_for(lambda: phases()["taskboard-api-prod"] == "Degraded", 60, "rolled back")
-        assert phases()["taskboard-api-staging"] == "Synced"
+        wait_for(lambda: phases()["taskboard-api-staging"] == "Degraded", 60, "rolled back")
+        assert phases()["taskboard-api-prod"] == "Synced"
     finally:
         proc.terminate()
         assert proc.wait(20) == 0

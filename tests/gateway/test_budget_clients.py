@@ -73,6 +73,36 @@ def test_without_a_budget_nothing_waits(aws_env: str) -> None:
     assert seen.waits == [] and seen.now == 0
 
 
+def test_the_events_queue_and_the_lease_table_are_never_paced(aws_env: str) -> None:
+    """SQS and DynamoDB meter no request rate per account: a lease renewal never waits for a
+    token, even with a budget so small that every ECS call does; the fence still runs on the
+    queue's client (the lease table's is the fence's own machinery: never fenced)."""
+    seen = Recorded()
+    fenced: list[str] = []
+    budget = CallBudget(
+        BudgetSettings(share=0.01),
+        monotonic=lambda: seen.now,
+        sleep=seen.sleep,
+        on_wait=lambda service, operation, seconds: seen.waits.append(
+            (service, operation, seconds)
+        ),
+    )
+    factory = aws.ClientFactory(budget=budget, before_attempt=lambda: fenced.append("x"))
+    sqs = factory.client("sqs", REGION)
+    url = sqs.create_queue(QueueName="ecsop-events")["QueueUrl"]
+    for _ in range(30):
+        sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
+    leases = factory.quick_client("dynamodb", REGION, timeout=2.0)
+    for _ in range(30):
+        leases.list_tables()
+    assert seen.waits == [] and seen.now == 0
+    assert len(fenced) == 31  # CreateQueue and the 30 receives
+    ecs = factory.client("ecs", REGION)
+    for _ in range(3):
+        ecs.list_clusters()
+    assert [op for _, op, _ in seen.waits] == ["ListClusters", "ListClusters"]
+
+
 def created_at(client: Any) -> datetime:
     found = client.describe_services(cluster="prod", services=["api"])["services"][0]
     moment: datetime = found["deployments"][0]["createdAt"]

@@ -22,6 +22,8 @@ from prometheus_client import CollectorRegistry
 from ecsop.decision.analysis import MeasurementVerdict
 from ecsop.decision.reasons import Phase
 from ecsop.notify.metrics import NotifyMetrics
+from ecsop.observability.event_metrics import EventMetrics
+from ecsop.observability.lease_metrics import LeaseMetrics
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.pacing_metrics import PacingMetrics
 from grafana import DASHBOARD, dashboard_queries
@@ -196,6 +198,14 @@ def _exposed_names() -> set[str]:
     notify.latency.labels("hook").observe(0.1)
     metrics.known_steps("r", [("pre_deploy", "migrate")])
     metrics.step_duration.labels("r", "pre_deploy", "migrate").observe(1)
+    metrics.set_held("r", "AwaitingApproval")
+    events = EventMetrics(registry)
+    events.matched.labels("r", "true").inc()
+    events.age.observe(1)
+    leases = LeaseMetrics(registry, shards=2)
+    leases.transition(0, "acquired")
+    leases.renew_failed(0)
+    leases.round_done([0], 2, True)
     pacing = PacingMetrics(registry)
     pacing.resync(30, 30)
     pacing.waited("ecs", "DescribeServices", 0.1)

@@ -217,6 +217,20 @@ class FakeEcs:
         name = service_arn.rsplit("/", 1)[-1]
         self._set(name, tags={**self.services[name].tags, **tags})
 
+    def tag_task_definition(self, arn: str, tags: Mapping[str, str]) -> None:
+        self.calls.append("TagResource(task-definition)")
+        td = self.tds[arn]
+        self.tds[arn] = dataclasses.replace(td, tags={**td.tags, **tags})
+
+    def resource_tags(self, arn: str) -> dict[str, str]:
+        self.calls.append("ListTagsForResource")
+        return dict(self.tds[arn].tags)
+
+    def newest_revisions(self, family: str) -> list[TaskDefinitionArn]:
+        self.calls.append("ListTaskDefinitions")
+        found = [td for td in self.tds.values() if td.family == family]
+        return [td.arn for td in sorted(found, key=lambda td: -td.revision)]
+
     def untag_service(self, service_arn: str, keys: list[str]) -> None:
         self.calls.append("UntagResource")
         name = service_arn.rsplit("/", 1)[-1]

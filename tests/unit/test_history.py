@@ -1,6 +1,6 @@
 """The release history: what became of each deployment (pure), and /status's cached reads.
 
-``tests/sandbox/test_history.py`` reads real service deployments from the
+``tests/sandbox/test_service_history.py`` reads real service deployments from the
 simulator; here the judgement's rarer branches, table-driven, and the
 ``/status`` reader's cost: nothing while nobody asks, one read per TTL.
 """

@@ -417,3 +417,24 @@ def test_ecsop_status_says_when_the_resync_is_stretched(
 ) -> None:
 
     assert render_resync(resync) == line
+
+
+def test_the_interval_asked_for_may_change_between_resyncs_and_the_budget_still_bounds_it() -> None:
+    """With an events queue the interval asked for is the cadence's: long while events flow,
+    short when they stop. The budget's floor holds whichever it is."""
+    asked = [300.0]
+    clock = [0.0]
+
+    def wait(seconds: float) -> bool:
+        clock[0] += seconds
+        return False
+
+    paced = pacing.ResyncPacer(
+        lambda: asked[0], lambda: DESCRIBE, share=0.75, monotonic=lambda: clock[0], wait=wait
+    )
+    seen = Recorder(clock)
+    paced.run(fleet(5000), seen.observe, seen.queue)
+    assert paced.interval == 300.0 and not paced.status()["stretched"]
+    asked[0] = 30.0  # events stopped flowing: the short resync, at once
+    assert paced.interval == pytest.approx(500 / 7.5)
+    assert paced.status()["stretched"] and paced.status()["configuredSeconds"] == 30.0

@@ -273,3 +273,65 @@ def test_random_edits_read_incrementally_always_agree_with_a_full_read(specs: Pa
         else:
             target.write_text(doc(other.stem, tag=f"v{step}"))
         twins.reload(*changed)
+
+
+# --- rules across releases (dependsOn, promotion.from, policies): applied to every reading ---
+
+
+def depending(name: str, on: str) -> str:
+    found = yaml.safe_load(doc(name))
+    found["spec"]["dependsOn"] = [on]
+    return yaml.safe_dump(found)
+
+
+def test_removing_a_release_another_depends_on_refuses_the_other_though_its_file_is_unread(
+    specs: Path,
+) -> None:
+    (specs / "web.yaml").write_text(depending("web", "r15"))
+    twins = Twins(specs)
+    walks_forbidden(twins.incremental)
+    (specs / "r15.yaml").unlink()
+    assert "web" in twins.reload(specs / "r15.yaml")
+    assert "web" not in twins.incremental.specs.releases  # its last valid spec is kept
+    entry = twins.incremental.entry("web")
+    assert entry is not None
+    assert any(p.field == "spec.dependsOn[0]" and "r15" in p.message for p in entry.problems)
+    (specs / "r15.yaml").write_text(doc("r15"))
+    assert "web" in twins.reload(specs / "r15.yaml")
+    assert (entry := twins.incremental.entry("web")) is not None and not entry.problems
+
+
+def test_a_cycle_made_by_one_file_is_refused_on_both_sides(specs: Path) -> None:
+    (specs / "a.yaml").write_text(depending("a", "b"))
+    (specs / "b.yaml").write_text(doc("b"))
+    twins = Twins(specs)
+    walks_forbidden(twins.incremental)
+    (specs / "b.yaml").write_text(depending("b", "a"))
+    assert {"a", "b"} <= set(twins.reload(specs / "b.yaml"))
+    for name in ("a", "b"):
+        entry = twins.incremental.entry(name)
+        assert entry is not None and any("cycle" in p.message for p in entry.problems)
+
+
+def test_a_policy_file_read_again_alone_gives_its_policies_and_their_clashes(
+    specs: Path,
+) -> None:
+    policy = """\
+apiVersion: ecsop.dev/v1
+kind: ReleasePolicy
+metadata: {name: prod-windows}
+spec:
+  selector: {matchLabels: {env: prod}}
+  deployWindows:
+    - {kind: allow, schedule: "0 9 * * MON-THU", durationMinutes: 480}
+"""
+    twins = Twins(specs)
+    walks_forbidden(twins.incremental)
+    (specs / "ecsop-policy.yaml").write_text(policy)
+    twins.reload(specs / "ecsop-policy.yaml")
+    assert [p.policy.name for p in twins.incremental.specs.policies] == ["prod-windows"]
+    assert twins.incremental.specs.policies == twins.full.specs.policies
+    (specs / "ecsop-policy.yaml").write_text(policy + "---\n" + policy)
+    twins.reload(specs / "ecsop-policy.yaml")
+    assert twins.incremental.specs.policies == ()
+    assert twins.incremental.specs.policy_errors == twins.full.specs.policy_errors != []

@@ -7,8 +7,9 @@ waits for its token instead of being sent into throttling. Operations that
 AWS throttles together (ECS's DescribeServices and ListServices) share one
 budget, as they share one bucket at AWS.
 
-Every boto3 client the daemon makes draws from it: ``instrument`` registers a
-``before-send`` handler (botocore's documented event system), which fires
+Every boto3 client the daemon makes draws from it, except SQS's and
+DynamoDB's, which AWS does not meter per request (``throttling.metered``).
+``instrument`` registers a ``before-send`` handler (botocore's documented event system), which fires
 once per HTTP attempt, retries included, as AWS counts them. The bucket
 reserves tokens the way golang.org/x/time/rate's ``Reserve`` does: a caller
 that finds no token takes a future one and sleeps until it exists, so
@@ -119,6 +120,8 @@ class CallBudget:
     def instrument(self, client: Any, role_arn: str | None) -> None:
         """Make every HTTP attempt of ``client`` wait for its token first."""
         service = str(client.meta.service_model.endpoint_prefix)
+        if not throttling.metered(service):
+            return  # SQS, DynamoDB: no shared request-rate bucket to keep within
         region = str(client.meta.region_name or "")
         account = account_of(role_arn)
 

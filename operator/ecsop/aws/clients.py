@@ -170,10 +170,15 @@ class ClientFactory:
         self,
         settings: AwsSettings | None = None,
         on_client_created: Callable[[Any], None] | None = None,
+        before_attempt: Callable[[], None] | None = None,
         budget: CallBudget | None = None,
     ) -> None:
         self._settings = settings or AwsSettings()
         self._on_client_created = on_client_created
+        self._before_attempt = before_attempt
+        """Called before every HTTP attempt of ``client()``'s clients (retries included);
+        what it raises stops the attempt. The daemon's fence: a replica that lost a
+        shard sends nothing more for it, not even a retry of a write begun before."""
         self.budget = budget
         """ecsop's share of AWS's API rates; None: calls are not paced."""
         self._config = Config(
@@ -226,8 +231,45 @@ class ClientFactory:
                     client = session.client(service_name, config=config)
                 if self._on_client_created is not None:
                     self._on_client_created(client)
+                # The budget's wait first, then the fence: a shard lost while a call
+                # waited for its token stops that call.
                 if self.budget is not None:
                     self.budget.instrument(client, role_arn or None)
+                if self._before_attempt is not None:
+                    client.meta.events.register("before-send", self._guard)
+                self._clients[key] = client
+            return client
+
+    def _guard(self, **kwargs: Any) -> None:
+        if self._before_attempt is not None:
+            self._before_attempt()
+
+    def quick_client(self, service_name: str, region: str | None, *, timeout: float) -> Any:
+        """A client whose every call gives up within about ``2 * timeout`` seconds.
+
+        For the coordination table: a lease renewal that answers after the next
+        round is due is worth nothing, so it gets two attempts with short
+        timeouts instead of the daemon's patient defaults. Same credentials,
+        endpoint and ``on_client_created`` (its calls are counted like others).
+        """
+        key = (f"{service_name}+quick", region or None, None, True)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                session = self._session(region or None, None)
+                config = self._config.merge(
+                    Config(
+                        connect_timeout=timeout,
+                        read_timeout=timeout,
+                        retries={"mode": "standard", "total_max_attempts": 2},
+                    )
+                )
+                with translated_errors(f"create {service_name} client"):
+                    client = session.client(service_name, config=config)
+                if self._on_client_created is not None:
+                    self._on_client_created(client)
+                if self.budget is not None:
+                    self.budget.instrument(client, None)
                 self._clients[key] = client
             return client
 

@@ -398,6 +398,19 @@ class EcsGateway:
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         self.one_off.stop(cluster, task_arn, reason)
+    def newest_revisions(self, family: str) -> list[TaskDefinitionArn]:
+        """The family's newest ACTIVE revisions, newest first (``Revisions.newest``)."""
+        return self.revisions.newest(family)
+
+    def tag_task_definition(self, arn: str, tags: Mapping[str, str]) -> None:
+        """Tag a revision after it was registered (a proof: ``ecsop.aws.proofs``)."""
+        if tags:
+            self._call("tag_resource", resourceArn=arn, tags=taskdef.tag_list(tags))
+
+    def resource_tags(self, arn: str) -> dict[str, str]:
+        """A resource's tags as they are now (a revision's proof may postdate the cache)."""
+        response = self._call("list_tags_for_resource", resourceArn=arn)
+        return taskdef.tags_of(response.get("tags"))
 
     def _register(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """RegisterTaskDefinition through the single-attempt client (``Revisions.register``)."""

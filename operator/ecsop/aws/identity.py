@@ -32,3 +32,13 @@ def caller_account(client_for: Callable[[str, str | None], Any], region: str) ->
         )
         return ""
     return str(identity.get("Account", ""))
+
+
+def caller_arn(client_for: Callable[[str, str | None], Any], region: str) -> str:
+    """Who the base credentials are (an IAM user or assumed-role session ARN): an approver.
+
+    Raises ``AwsError``: an approval must say who gave it.
+    """
+    with clients.translated_errors("GetCallerIdentity"):
+        identity = client_for("sts", region or None).get_caller_identity()
+    return str(identity.get("Arn", ""))

@@ -174,6 +174,9 @@ class Revisions:
             for key in keys:
                 self._cache[key] = updated
         return value
+    def newest(self, family: str) -> list[TaskDefinitionArn]:
+        """ARNs of ``family``'s newest ACTIVE revisions (``FIND_REVISION_LIMIT``), newest first."""
+        return self._newest(family)
 
     # --- internals ---------------------------------------------------------------
 
@@ -225,6 +228,7 @@ class Revisions:
             tags=tags,
             content=tags.get(TAG_CONTENT) or taskdef.content_hash(raw, raw_tags),
             logs=ecs_mapping.container_logs(raw),
+            execution_role=str(raw.get("executionRoleArn") or ""),
         )
         described = _Described(value, raw, list(raw_tags or ()))
         self._store(value.arn, described)

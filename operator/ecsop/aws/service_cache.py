@@ -103,6 +103,28 @@ class ServiceCache:
         state = found.get(spec.service)
         return state if state is not None else ServiceMissing(spec.cluster, spec.service, "none")
 
+    def peek(self, loaded: LoadedRelease) -> ServiceState | ServiceMissing:
+        """Another release's service, for a check of this one (promotion, dependsOn).
+
+        A waiting batched answer, fresh and current, is read and left for that
+        release's own pass; otherwise one DescribeServices, not kept.
+        """
+        with self._lock:
+            entry = self._entries.get(loaded.target)
+            current = self._generations[loaded.target]
+        if (
+            entry is not None
+            and entry.generation == current
+            and self._monotonic() - entry.answered_at <= self._max_age
+        ):
+            return entry.state
+        spec = loaded.release.spec
+        found = self._gateway_for(loaded.region, spec.role_arn).describe_services(
+            spec.cluster, [spec.service]
+        )
+        state = found.get(spec.service)
+        return state if state is not None else ServiceMissing(spec.cluster, spec.service, "none")
+
     def wrote(self, loaded: LoadedRelease) -> None:
         """ecsop is about to write to (or just wrote to) this service: what was read is stale."""
         with self._lock:

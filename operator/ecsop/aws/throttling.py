@@ -15,6 +15,15 @@ https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.htm
   ("CloudWatch service quotas",
   https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_limits.html);
   a quota per second is taken as a bucket of that many, refilled as fast.
+- SQS and DynamoDB (the events queue, the replicas' lease table): not
+  metered by a shared per-action bucket at all. "Standard queues support a
+  nearly unlimited number of API calls per second, per API action"
+  (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/DistributedQueues.html);
+  DynamoDB's data plane is throttled by the table's own capacity, not by an
+  account-wide request rate ("3- Account limits exceeded",
+  https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/throttling-account-limit-exceeded-mitigation.html),
+  and a lease renewal that waited for a token could arrive after its lease
+  expired. ``metered`` says so: the budget lets their calls through unpaced.
 - Any other action: ``UNPUBLISHED``, ecsop's own cautious assumption (AWS
   publishes no number for it; ecsop makes such calls rarely: STS, one-offs).
 
@@ -128,6 +137,15 @@ UNPUBLISHED = Rate(10, 20)
 _ECS: dict[str, Bucket] = {
     action: bucket for bucket, actions in ECS_CATEGORIES for action in actions
 }
+
+
+UNMETERED_SERVICES = frozenset({"sqs", "dynamodb"})
+"""botocore endpoint prefixes whose calls draw from no per-account API bucket."""
+
+
+def metered(service: str) -> bool:
+    """Whether AWS throttles ``service``'s calls per account and Region by request rate."""
+    return service not in UNMETERED_SERVICES
 
 
 def bucket_of(service: str, operation: str) -> Bucket:

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from ecsop import __version__
+from ecsop.cli import approve as approve_cli
+from ecsop.cli import coordination as coordination_cli
 from ecsop.cli import (
     history,
     options,
@@ -25,6 +27,7 @@ from ecsop.cli import (
     status,
     validate,
 )
+from ecsop.cli import promote as promote_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,10 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan_commands.add_plan(sub)
     status.add(sub)
     plan_commands.add_retry(sub)
+    approve_cli.register(sub, options.spec_options)
+    promote_cli.register(sub, options.spec_options)
     history.add_parser(sub, options.spec_options)
     validate.add(sub)
     schema.add(sub)
     sandbox.add(sub)
+    coordination_cli.add_parser(sub)
     return parser
 
 

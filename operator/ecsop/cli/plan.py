@@ -22,12 +22,14 @@ from ecsop.aws.identity import caller_account
 from ecsop.aws.service_cache import ServiceCache
 from ecsop.controller import step_retry
 from ecsop.controller.executor import Applied, DryRunExecutor
+from ecsop.controller.flow import FlowContext, FlowGatherer
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.decision.actions import Action, Deploy, RunStep, Wait
 from ecsop.decision.analysis import describe
 from ecsop.decision.ecs_state import ServiceMissing, short_name
 from ecsop.decision.memory import ServiceMemory
 from ecsop.decision.observation import Observation, Options
+from ecsop.decision.reasons import HELD, Reason
 from ecsop.probes.analysis import AnalysisProbes
 from ecsop.probes.health import HealthProber
 from ecsop.spec import loader as source
@@ -35,6 +37,16 @@ from ecsop.spec.loader import LoadedRelease
 
 PLAN_OBSERVATION_SECONDS = 300.0
 """How long plan's batched observations stay usable: one run, however many releases."""
+PREFLIGHT_FAILURES = frozenset(
+    {
+        Reason.IMAGE_NOT_FOUND,
+        Reason.EXECUTION_ROLE_NOT_FOUND,
+        Reason.PREFLIGHT_UNAVAILABLE,
+        Reason.INVALID_POLICY,
+    }
+)
+"""Held for a problem of the spec, the images it names, or an AWS error checking them:
+plan exits 1, as for an invalid spec or an AWS error."""
 
 
 class _Printed:
@@ -72,15 +84,20 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
     # Analyses are not measured: the daemon's measurements live in its process.
     prober = HealthProber(clients.client, analysis=AnalysisProbes(clients.client, measuring=False))
     printed = _Printed()
+    options = Options(self_heal=self_heal)
+    flow = FlowGatherer(cache, gateways.ecs, clients.client, options)
+    context = FlowContext.of(loaded)
     reconciler = ReleaseReconciler(
-        cache, gateways.ecs, DryRunExecutor(), printed, Options(self_heal=self_heal), prober=prober
+        cache, gateways.ecs, DryRunExecutor(), printed, options, prober=prober, flow=flow
     )
     would_change = False
     failed = bool(loaded.errors)
     try:
         for name, release in sorted(loaded.releases.items()):
             try:
-                result = reconciler.reconcile(ReleaseTarget(release, loaded.commit))
+                result = reconciler.reconcile(
+                    ReleaseTarget(release, loaded.commit, context=context)
+                )
             except AwsError as exc:
                 print(f"{name}: cannot observe: {exc.code}: {exc.message}")
                 failed = True
@@ -96,6 +113,7 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
                 continue
             action = result.action
             would_change |= not isinstance(action, Wait)
+            failed |= action.reason in PREFLIGHT_FAILURES
             verb = _verb(action, result.applied)
             print(f"{name}: {action.phase.value}: {verb}: {action.message}")
             if isinstance(action, Deploy):
@@ -110,7 +128,7 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
 
 def _verb(action: Action, applied: Applied) -> str:
     if isinstance(action, Wait):
-        return "no change"
+        return "held" if action.reason in HELD else "no change"
     verb = f"would {type(action).__name__}"
     if isinstance(action, RunStep):  # the step runs on the revision its deploy will use
         if applied.registered and action.deploy is not None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ecsop.cli import notifications, options
+from ecsop.cli import coordination, events_flags, notifications, options
 
 
 def add(sub: Any) -> None:
@@ -38,7 +38,7 @@ def add(sub: Any) -> None:
         env="ECSOP_RESYNC_INTERVAL",
         kind=float,
         metavar="SECONDS",
-        show_default="30, divided by the clock speed with --sandbox",
+        show_default="30, or 300 with --events-queue, divided by the clock speed with --sandbox",
         help="seconds between full passes over every release; each costs one "
         "DescribeServices per 10 services",
     )
@@ -48,7 +48,7 @@ def add(sub: Any) -> None:
         env="ECSOP_ACTIVE_POLL_INTERVAL",
         kind=float,
         metavar="SECONDS",
-        show_default="5, divided by the clock speed with --sandbox",
+        show_default="5, or 30 with --events-queue, divided by the clock speed with --sandbox",
         help="seconds between looks at a release whose rollout is in progress",
     )
     options.add(
@@ -196,6 +196,8 @@ def add(sub: Any) -> None:
         help="recent deployments /status shows per release, read from AWS when /status is "
         "asked and cached until it changes; 0 turns it off",
     )
+    events_flags.add(run)
+    coordination.add_run_flags(run)
     run.set_defaults(handler=handle)
 
 
@@ -225,25 +227,38 @@ def handle(args: argparse.Namespace) -> int:
     if not region:
         print("ecsop run: no region: pass --region or set AWS_REGION", file=sys.stderr)
         return 2
+    if sandbox is not None and args.replicas > 1:
+        coordination.sandbox_table(args, region)
     settings = DaemonSettings(
         controller=ControllerSettings(
             specs=Path(specs),
             default_region=region,
-            resync_seconds=_interval(args.resync_interval, 30.0, sandbox),
-            active_poll_seconds=_interval(args.active_poll_interval, 5.0, sandbox),
+            resync_seconds=_interval(
+                args.resync_interval, events_flags.resync_default(args), sandbox
+            ),
+            active_poll_seconds=_interval(
+                args.active_poll_interval, events_flags.poll_default(args), sandbox
+            ),
             workers=args.workers,
             self_heal=not args.no_self_heal,
             allow_mutable_tags=args.allow_mutable_tags,
+            events=events_flags.settings(
+                args, lambda given, default: _interval(given, default, sandbox)
+            ),
         ),
         aws=AwsSettings(retry_mode=args.aws_retry_mode, max_attempts=args.aws_max_attempts),
         health=HealthSettings(analysis=analysis),
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port,
         api_token=token,
+        coordination=coordination.settings(args, args.metrics_host, args.metrics_port),
         budget=BudgetSettings(share=args.api_budget),
         **notifications.settings(args, Path(specs)),
     )
     try:
+        if sandbox is not None and args.replicas > 1:
+            sandbox.explain(specs, args.metrics_port)
+            return coordination.run_replicas(settings, args.replicas)
         try:
             daemon = Daemon(settings)
         except ListenError as exc:

@@ -1,7 +1,9 @@
 """``ecsop status [NAME]``: a running daemon's ``/status`` as a table that fits 80 columns.
 
 With a release name, that release only, followed by its analyses (``rollout.analysis``)
-and their latest measurements.
+and their latest measurements. With several replicas any one answers: its
+``/status`` lists every release with the replica that owns it, and the details of
+the others' releases are read from their owners' ``/status`` (one request per owner).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 import textwrap
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,11 +47,12 @@ def handle(args: argparse.Namespace) -> int:
 
 def main(url: str, *, as_json: bool, name: str | None = None) -> int:
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/status", timeout=10) as response:
-            body = json.load(response)
+        body = _read(url)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"ecsop status: cannot read {url}/status: {exc}", file=sys.stderr)
         return 1
+    if "coordination" in body:
+        body["releases"] = from_owners(body, _read)
     releases = body.get("releases", [])
     if name is not None:
         releases = [item for item in releases if item.get("name") == name]
@@ -59,6 +63,11 @@ def main(url: str, *, as_json: bool, name: str | None = None) -> int:
     if as_json:
         print(json.dumps({**body, "releases": releases} if name else body, indent=2))
         return 0
+    if "coordination" in body:
+        print(_replicas_line(body))
+    events = events_line(body.get("events"))
+    if events:
+        print(events)
     print(render(releases, datetime.now(UTC)))
     stretched = render_resync(body.get("resync") or {})
     if stretched:
@@ -99,6 +108,58 @@ def render_analysis(analyses: list[dict[str, Any]]) -> list[str]:
             detail = " ".join(str(measurement.get("detail") or "").split())
             lines.append(f"  {when:<8}  {measurement.get('verdict', ''):<12}  {_cut(detail, 54)}")
     return lines
+
+
+def events_line(events: dict[str, Any] | None) -> str:
+    """One line on the event feed (``--events-queue``); "" without one."""
+    if not events:
+        return ""
+    poll = f"{events.get('activePollSeconds', 0):g}s"
+    if events.get("flowing"):
+        return f"events: flowing; rollouts polled every {poll}"
+    reasons = ", ".join(events.get("reasons") or ())
+    detail = " ".join(str(events.get("detail", "")).split())
+    return textwrap.shorten(
+        f"events: NOT flowing ({reasons}), rollouts polled every {poll}: {detail}", 200
+    )
+
+
+def _read(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url.rstrip('/')}/status", timeout=10) as response:
+        body: dict[str, Any] = json.load(response)
+    return body
+
+
+def from_owners(
+    body: dict[str, Any], read: Callable[[str], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Every release, with the details its owner reports for those another replica owns."""
+    releases: list[dict[str, Any]] = body.get("releases", [])
+    me = body.get("replica", "")
+    owners = {
+        r["owner"]: r.get("ownerUrl", "") for r in releases if r.get("owner") not in ("", me)
+    }
+    details: dict[str, dict[str, Any]] = {}
+    for owner, owner_url in owners.items():
+        try:
+            theirs = read(owner_url).get("releases", []) if owner_url else []
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            theirs = []
+            for item in releases:
+                if item.get("owner") == owner:
+                    item["message"] = f"owned by {owner} at {owner_url}: unreachable ({exc})"
+        details.update({r["name"]: r for r in theirs if r.get("owner") == owner})
+    return [details.get(r["name"], r) if r.get("owner") not in ("", me) else r for r in releases]
+
+
+def _replicas_line(body: dict[str, Any]) -> str:
+    coordination = body["coordination"]
+    counts: dict[str, int] = {}
+    for owner in coordination.get("owners", []):
+        holder = owner.get("holder") or "(nobody)"
+        counts[holder] = counts.get(holder, 0) + 1
+    spread = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    return f"{coordination.get('shards')} shards held by: {spread} (answered by {body['replica']})"
 
 
 def render(releases: list[dict[str, Any]], now: datetime) -> str:

@@ -21,10 +21,12 @@ from ecsop import __version__
 from ecsop.aws.budget import BudgetSettings, CallBudget
 from ecsop.aws.clients import AwsSettings, ClientFactory
 from ecsop.aws.ecs import GatewayPool
+from ecsop.aws.event_queue import open_queue
 from ecsop.aws.identity import caller_account
 from ecsop.controller.history import HistorySettings, StatusHistory
 from ecsop.controller.manager import Controller, ControllerSettings
 from ecsop.controller.notifications import NotificationEmitter
+from ecsop.controller.replica import CoordinationSettings, Replica
 from ecsop.notify import assembly
 from ecsop.notify.config import NotificationConfig
 from ecsop.observability.metrics import Metrics
@@ -32,6 +34,7 @@ from ecsop.observability.pacing_metrics import PacingMetrics
 from ecsop.observability.server import Endpoint, EndpointSettings
 from ecsop.probes.analysis import AnalysisProbes
 from ecsop.probes.health import HealthProber, HealthSettings
+from ecsop.runtime import fence
 from ecsop.spec.loader import LoadedRelease
 
 log = structlog.get_logger("ecsop.controller.daemon")
@@ -56,6 +59,8 @@ class DaemonSettings:
     """The recent deployments ``/status`` shows per release, read on demand."""
     notification_grace_seconds: float = 5.0
     """On SIGTERM, how long queued notifications may still be delivered."""
+    coordination: CoordinationSettings | None = None
+    """With several replicas: the lease table and this replica (None: run alone)."""
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     """ecsop's share of AWS's API rates (``--api-budget``)."""
 
@@ -69,8 +74,13 @@ class Daemon:
         self.metrics = Metrics(self.registry)
         self.pacing = PacingMetrics(self.registry)
         self.budget = CallBudget(settings.budget, on_wait=self.pacing.waited)
+        # Every attempt of every AWS call checks the pass's fence: a replica that lost a
+        # shard sends nothing more for it, not even a botocore retry of a write.
         self.clients = ClientFactory(
-            settings.aws, on_client_created=self.metrics.instrument, budget=self.budget
+            settings.aws,
+            on_client_created=self.metrics.instrument,
+            before_attempt=fence.check_current,
+            budget=self.budget,
         )
         self.gateways = GatewayPool(self.clients)
         # Health gates use the same clients (same retry config, same call metrics).
@@ -89,6 +99,15 @@ class Daemon:
             if settings.notifications is not None
             else None
         )
+        events = settings.controller.events
+        self.replica: Replica | None = None
+        if settings.coordination is not None:
+            self.replica = Replica(
+                settings.coordination,
+                self.clients,
+                self.registry,
+                settings.controller.default_region,
+            )
         self.controller = Controller(
             settings.controller,
             self.gateways.ecs,
@@ -96,6 +115,13 @@ class Daemon:
             prober=self.prober,
             on_release_count=self.gateways.fit_cache,
             listener=NotificationEmitter(self.notifier.publish) if self.notifier else None,
+            client_for=self.clients.client,
+            event_source=open_queue(
+                self.clients.client, events.queue_url, settings.controller.default_region
+            )
+            if events is not None
+            else None,
+            ownership=self.replica.ownership if self.replica else None,
             budget=self.budget,
             on_resync_interval=self.pacing.resync,
         )
@@ -105,6 +131,8 @@ class Daemon:
             self.controller.statuses.get,
             settings.history,
         )
+        if self.replica is not None:
+            self.replica.attach(self.controller)
         self.endpoint = Endpoint(
             settings.metrics_host,
             settings.metrics_port,
@@ -117,6 +145,8 @@ class Daemon:
             settings=settings.endpoint,
             api_token=settings.api_token,
             per_release=self.history,
+            releases=self.replica.releases if self.replica else None,
+            route=self.replica.route if self.replica else None,
         )
 
     def start(self) -> None:
@@ -133,6 +163,8 @@ class Daemon:
         if self.notifier is not None:
             self.notifier.start()
         self.controller.start()
+        if self.replica is not None:
+            self.replica.start()
         log.info(
             "ecsop started",
             version=__version__,
@@ -140,7 +172,11 @@ class Daemon:
         )
 
     def stop(self) -> None:
+        if self.replica is not None:
+            self.replica.coordinator.quiesce()  # take nothing new while passes finish
         self.controller.stop()
+        if self.replica is not None:
+            self.replica.stop()  # after the passes in flight: then release every shard
         if self.notifier is not None:
             self.notifier.close(self.settings.notification_grace_seconds)
         self.prober.close()
@@ -167,6 +203,12 @@ class Daemon:
             return False, f"spec directory {specs} does not exist (yet)"
         if not self.controller.specs_loaded.is_set():
             return False, "specs not loaded yet"
+        if self.replica is not None:
+            ok, why = self.replica.health()
+            if not ok:
+                return False, why
+            if not self.replica.coordinator.held():
+                return True, "ready: standby, holding no shard"
         if not self.controller.aws_reachable.is_set():
             return False, "AWS not reached yet (or the last batched observe failed)"
         return True, "ready"
@@ -183,11 +225,15 @@ class Daemon:
         return entry.loaded if entry is not None else None
 
     def _status_header(self) -> dict[str, Any]:
-        return {
+        header = {
             "version": __version__,
             "specs": str(self.settings.controller.specs),
+            **self.controller.events.status(),
             "resync": self.controller.pacer.status(),
         }
+        if self.replica is not None:
+            header.update(self.replica.status_header())
+        return header
 
 
 def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:

@@ -22,9 +22,9 @@ explains, and a failed write of that memory never stops the safe action.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import structlog
 
@@ -47,7 +47,13 @@ from ecsop.decision.actions import (
     Wait,
 )
 from ecsop.decision.ecs_state import ServiceState, TaskDefinition, TaskDefinitionArn
-from ecsop.decision.memory import LEGACY_SERVICE_KEYS, SERVICE_KEYS, ServiceMemory
+from ecsop.decision.memory import (
+    LEGACY_SERVICE_KEYS,
+    RELEASE_FLOW_SERVICE_KEYS,
+    SERVICE_KEYS,
+    ServiceMemory,
+)
+from ecsop.runtime.fence import check_current
 
 log = structlog.get_logger("ecsop.controller.executor")
 
@@ -88,6 +94,8 @@ class Gateway(step_executor.StepGateway, Protocol):
 
     def tag_service(self, service_arn: str, tags: Mapping[str, str]) -> None: ...
 
+    def tag_task_definition(self, arn: str, tags: Mapping[str, str]) -> None: ...
+
     def untag_service(self, service_arn: str, keys: list[str]) -> None: ...
 
 
@@ -114,24 +122,38 @@ class WriteLog:
     predecessor's (``Situation.ANOTHER_INSTANCE``); ``unwritten`` keeps a
     failure record that no tag could hold, so the failed release is still not
     deployed again while this process lives.
+
+    With several replicas, both are knowledge of one tenure of a shard: when a
+    replica (re)acquires a shard it forgets them for the shard's releases
+    (``forget_releases``), or it would take the previous owner's ``writer=`` for
+    another instance acting, and flush a record another owner may have
+    superseded. ``predecessor`` says whether a ``writer=`` value names an earlier
+    tenure (a lower fencing token): a write that tenure had in flight when it
+    lost the shard may land after this one's, and is not another instance acting.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, predecessor: Callable[[str], bool] | None = None) -> None:
         self._lock = threading.Lock()
-        self._written: set[str] = set()
+        self._written: dict[str, str] = {}
+        """Service ARN -> the release whose memory was written there."""
         self._unwritten: dict[str, ServiceMemory] = {}
+        self._predecessor = predecessor or (lambda writer: False)
 
-    def written(self, service_arn: str) -> bool:
+    def written(self, service_arn: str, writer: str = "") -> bool:
+        """Whether this process wrote the service's memory, and ``writer`` (the
+        memory's current ``writer=``) is not merely an earlier tenure's late write."""
         with self._lock:
-            return service_arn in self._written
+            if service_arn not in self._written:
+                return False
+        return not (writer and self._predecessor(writer))
 
     def unwritten(self, service_arn: str) -> ServiceMemory | None:
         with self._lock:
             return self._unwritten.get(service_arn)
 
-    def succeeded(self, service_arn: str) -> None:
+    def succeeded(self, service_arn: str, release: str = "") -> None:
         with self._lock:
-            self._written.add(service_arn)
+            self._written[service_arn] = release
             self._unwritten.pop(service_arn, None)
 
     def failed(self, service_arn: str, memory: ServiceMemory) -> None:
@@ -140,8 +162,19 @@ class WriteLog:
 
     def forget(self, service_arn: str) -> None:
         with self._lock:
-            self._written.discard(service_arn)
+            self._written.pop(service_arn, None)
             self._unwritten.pop(service_arn, None)
+
+    def forget_releases(self, releases: Collection[str]) -> int:
+        """Forget everything about the services of ``releases``; how many services."""
+        wanted = set(releases)
+        with self._lock:
+            arns = {a for a, r in self._written.items() if r in wanted}
+            arns |= {a for a, m in self._unwritten.items() if m.release in wanted}
+            for arn in arns:
+                self._written.pop(arn, None)
+                self._unwritten.pop(arn, None)
+        return len(arns)
 
 
 class Executor(Protocol):
@@ -171,9 +204,15 @@ class AwsExecutor:
         release: str,
         commit: str | None,
     ) -> Applied:
-        """Carry out ``action`` on ``service``. Raises the gateway's errors unchanged."""
+        """Carry out ``action`` on ``service``. Raises the gateway's errors unchanged.
+
+        Every write first checks this thread's fence (``ecsop.runtime.fence``):
+        once the replica no longer holds the release's shard, ``OwnershipLost``
+        is raised instead and nothing more is written.
+        """
         if isinstance(action, Wait):
             return Applied()
+        gateway = cast(Gateway, _Fenced(gateway))
         if isinstance(action, Deploy):
             chosen, registered = _revision_for(action, gateway, release, commit, dry_run=False)
             assert chosen is not None
@@ -212,6 +251,8 @@ class AwsExecutor:
             error = self._remember(gateway, service, action.memory, keep=True)
             return Applied(memory_error=error)
         if isinstance(action, RecordLastGood | ForgetRollout):
+            if isinstance(action, RecordLastGood) and action.proof:
+                _prove(gateway, action)  # before last-good: it is what a proof explains
             self._remember(gateway, service, action.memory, keep=False)
             task_definition = action.task_definition if isinstance(action, RecordLastGood) else None
             return Applied(task_definition=task_definition)
@@ -224,7 +265,11 @@ class AwsExecutor:
             step_executor.finish(gateway, service, action)
             return Applied(task_definition=action.revision)
         if isinstance(action, LetGo):
-            keys = [k for k in (*SERVICE_KEYS, *LEGACY_SERVICE_KEYS) if k in service.tags]
+            keys = [
+                k
+                for k in (*SERVICE_KEYS, *LEGACY_SERVICE_KEYS, *RELEASE_FLOW_SERVICE_KEYS)
+                if k in service.tags
+            ]
             if action.untag and keys:
                 gateway.untag_service(service.arn, keys)
             self.write_log.forget(service.arn)
@@ -236,6 +281,7 @@ class AwsExecutor:
         pending = self.write_log.unwritten(service.arn)
         if pending is None:
             return
+        gateway = cast(Gateway, _Fenced(gateway))
         try:
             gateway.tag_service(service.arn, pending.tags())
             stale = pending.stale_keys(service.tags)
@@ -243,7 +289,7 @@ class AwsExecutor:
                 gateway.untag_service(service.arn, stale)
         except AwsError:
             return  # still unwritable: the pass reports it again
-        self.write_log.succeeded(service.arn)
+        self.write_log.succeeded(service.arn, pending.release)
 
     def _remember(
         self, gateway: Gateway, service: ServiceState, memory: ServiceMemory, *, keep: bool
@@ -270,8 +316,48 @@ class AwsExecutor:
                 error=f"{error.code}: {error.message}",
             )
             return f"{error.code}: {error.message}"
-        self.write_log.succeeded(service.arn)
+        self.write_log.succeeded(service.arn, memory.release)
         return ""
+
+
+_WRITES = frozenset(
+    {
+        "register",
+        "update_service",
+        "stop_service_deployment",
+        "continue_service_deployment",
+        "tag_service",
+        "tag_task_definition",
+        "untag_service",
+        "record_step",
+        "run_step",
+        "stop_task",
+    }
+)
+"""The gateway's methods that change AWS: each checks the fence first."""
+
+
+class _Fenced:
+    """The gateway, with this thread's fence checked before every write.
+
+    The AWS clients check the fence before every attempt as well (the daemon's
+    ``before_attempt`` hook); checking here too stops a write before any of its
+    preparation, and names the method in the log.
+    """
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._gateway, name)
+        if name not in _WRITES:
+            return attribute
+
+        def fenced(*args: Any, **kwargs: Any) -> Any:
+            check_current()
+            return attribute(*args, **kwargs)
+
+        return fenced
 
 
 class DryRunExecutor:
@@ -338,3 +424,21 @@ def _point(
     return gateway.update_service(
         service.cluster, service.name, revision, deployment_configuration
     )
+
+
+def _prove(gateway: Gateway, action: RecordLastGood) -> None:
+    """Tag the revision proven; a failure is logged and never stops the last-good record.
+
+    The proof only serves releases promoted from this one, which then wait
+    (``PromotionBlocked``) rather than deploy what they cannot see proven.
+    """
+    try:
+        gateway.tag_task_definition(action.task_definition, action.proof)
+    except AwsError as error:
+        if error.retryable:
+            raise
+        log.error(
+            "could not tag the proven revision; releases promoted from it will wait",
+            task_definition=action.task_definition,
+            error=f"{error.code}: {error.message}",
+        )

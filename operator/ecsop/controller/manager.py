@@ -16,6 +16,13 @@ start-up costs one DescribeServices per ten releases. A pass that asks to be
 looked at again (a rollout in progress) is observed in batches too
 (``active_poll``).
 
+With several replicas (``ecsop.controller.ownership``), a resync observes and
+queues only the releases of the shards this replica holds, each pass runs only
+while it holds the release's shard (checked as the pass starts, and fenced
+before every write), and a shard taken over is prepared before any pass enters
+it: what this process remembered writing there is forgotten, waiting
+observations are dropped, then its releases are observed in batches and queued.
+
 Callers: ``ecsop.controller.daemon`` builds one ``Controller`` and runs it until SIGTERM.
 """
 
@@ -31,18 +38,25 @@ from pathlib import Path
 import structlog
 
 from ecsop.aws.budget import CallBudget
+from ecsop.aws.preflight import ClientFor
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller import pacing
 from ecsop.controller.active_poll import ActivePoller
+from ecsop.controller.event_feed import EventFeed, EventQueue, EventSettings, cadence_settings
 from ecsop.controller.executor import AwsExecutor, WriteLog
+from ecsop.controller.flow import FlowGatherer, dependents, flow_context
+from ecsop.controller.ownership import Claim, Ownership
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.controller.recorder import DecisionListener, DecisionRecorder
 from ecsop.controller.specset import Changes, SpecKeeper
-from ecsop.decision.actions import LetGo
+from ecsop.decision.actions import LetGo, RecordLastGood
 from ecsop.decision.observation import Options, SpecState
+from ecsop.decision.reasons import Reason
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.status import StatusStore
 from ecsop.probes.health import HealthProber
+from ecsop.runtime.fence import OwnershipLost, fenced
+from ecsop.runtime.lease import Tenure
 from ecsop.runtime.loop import LoopSettings, WorkLoop
 from ecsop.runtime.workqueue import RateLimitingQueue
 from ecsop.spec.loader import LoadedRelease
@@ -79,6 +93,9 @@ class ControllerSettings:
     instance_id: str = field(default_factory=new_instance_id)
     """This process, as its writes name it; another id writing after it means two
     instances act on one service."""
+    events: EventSettings | None = None
+    """An event queue (``--events-queue``): the two intervals above are then the long
+    ones, used while its events flow (``event_feed``)."""
     resync_budget_share: float = 0.75
     """Share of the DescribeServices budget a resync plans to spend; the rest is left to
     rollouts being polled and to spec changes (``pacing``)."""
@@ -95,10 +112,14 @@ class Controller:
         prober: HealthProber | None = None,
         on_release_count: Callable[[int], None] = lambda count: None,
         listener: DecisionListener | None = None,
+        client_for: ClientFor | None = None,
+        event_source: EventQueue | None = None,
+        ownership: Ownership | None = None,
         budget: CallBudget | None = None,
         on_resync_interval: Callable[[float, float], None] = lambda effective, configured: None,
     ) -> None:
         self.settings = settings
+        self.ownership = ownership or Ownership()
         self.prober = prober
         """Health gates (target health, alarms, HTTP checks); None judges ECS's signals only."""
         self.metrics = metrics
@@ -113,12 +134,27 @@ class Controller:
             on_depth=metrics.workqueue_depth.set, on_retry=metrics.workqueue_retries.inc
         )
         self.cache = ServiceCache(gateway_for, max_age_seconds=settings.resync_seconds)
-        self.write_log = WriteLog()
+        self.write_log = WriteLog(predecessor=self.ownership.is_predecessor)
+        self.events = EventFeed(
+            settings.events,
+            cadence_settings(
+                settings.events, settings.active_poll_seconds, settings.resync_seconds
+            ),
+            metrics,
+            self.specs,
+            self.cache,
+            self.queue,
+            event_source,
+        )
         options = Options(
             self_heal=settings.self_heal,
             active_poll_seconds=settings.active_poll_seconds,
             instance_id=settings.instance_id,
         )
+        self.flow = (
+            FlowGatherer(self.cache, gateway_for, client_for, options) if client_for else None
+        )
+        """The release-flow inputs (``controller.flow``); None: no AWS clients (tests)."""
         self.reconciler = ReleaseReconciler(
             self.cache,
             gateway_for,
@@ -128,9 +164,10 @@ class Controller:
             prober=prober,
             write_log=self.write_log,
             clock=clock,
+            flow=self.flow,
         )
         self.pacer = pacing.ResyncPacer(
-            settings.resync_seconds,
+            self.events.resync_seconds,
             lambda: budget.rate("ecs", "DescribeServices") if budget is not None else None,
             share=settings.resync_budget_share,
             on_interval=on_resync_interval,
@@ -177,6 +214,7 @@ class Controller:
         self._watcher.start()
         self.poller.start()
         self.loop.start()
+        self.events.start()
         log.info(
             "controller started",
             specs=str(self.settings.specs),
@@ -190,6 +228,7 @@ class Controller:
             self._watcher.stop()
         self.pacer.stop()
         self.poller.stop()
+        self.events.stop()
         self.loop.stop()
         log.info("controller stopped")
 
@@ -206,7 +245,7 @@ class Controller:
     def resync(self) -> None:
         """Re-read the directory (in case an event was missed), observe everything, queue it all."""
         self.reload_specs()
-        watched = self.specs.watched()
+        watched = [w for w in self.specs.watched() if self.ownership.holds(w.name)]
         errors = self.pacer.run(watched, self.cache.refresh, self._queue_names)
         if errors:
             self.aws_reachable.clear()
@@ -218,7 +257,8 @@ class Controller:
 
     def _queue_names(self, names: Iterable[str]) -> None:
         for name in names:
-            self.queue.add(name)
+            if self.ownership.holds(name):
+                self.queue.add(name)
 
     def _watched_spec(self, name: str) -> LoadedRelease | None:
         entry = self.specs.entry(name)
@@ -257,7 +297,32 @@ class Controller:
     # --- one pass --------------------------------------------------------------------
 
     def reconcile(self, name: str) -> float | None:
-        """One pass for one release. Returns seconds until the next pass, or None."""
+        """One pass for one release. Returns seconds until the next pass, or None.
+
+        The events that asked for it are deleted once it completes (``event_feed``).
+        Only while this replica holds the release's shard; a pass that loses it
+        midway stops before its next write (``OwnershipLost``) and says so. Events
+        about a release another replica owns are left to the queue, which delivers
+        them again after its visibility timeout, to whichever replica receives them.
+        """
+        with self.ownership.acting(name) as claim:
+            if claim is None:
+                self.events.not_ours(name)
+                return None  # another replica's now; queued again if this one takes it
+            with self.events.pass_of(name), fenced(lambda: self.ownership.check(claim, name)):
+                try:
+                    return self._reconcile(name, claim)
+                except OwnershipLost as lost:
+                    log.warning(
+                        "stopped a pass: this replica lost the release's shard; "
+                        "the write it was about to start was not sent",
+                        release=name,
+                        shard=claim.shard,
+                        why=str(lost),
+                    )
+                    return None
+
+    def _reconcile(self, name: str, claim: Claim) -> float | None:
         entry = self.specs.entry(name)
         commit = self.specs.commit
         if entry is None:
@@ -274,21 +339,78 @@ class Controller:
                 removed=entry.removed,
                 claimed_elsewhere=entry.claimed_elsewhere,
             ),
+            context=flow_context(self.specs),
+            writer=claim.writer,
         )
         result = self.reconciler.reconcile(target)
         self.aws_reachable.set()
+        if isinstance(result.action, RecordLastGood) and result.action.reason is Reason.BAKED:
+            # Releases promoted from this one, or depending on it, may go now.
+            for waiting in dependents(self.specs.watched(), name):
+                self.queue.add(waiting)
+        self.events.passed(name, result)
         if isinstance(result.action, LetGo):
             self.specs.let_go(name)
             self._forget(name)
             return None
-        return result.action.requeue_after
+        return self.events.requeue_after(name, result.action.requeue_after)
 
     def _forget(self, name: str) -> None:
         self.recorder.forget(name)
+        self.events.forget(name)
         if self.prober is not None:
             self.prober.idle(name)
 
+    # --- shards (with coordination) ----------------------------------------------------
+
+    def releases_of(self, shard: int) -> list[str]:
+        return [n for n in self.specs.names() if self.ownership.shard_of(n) == shard]
+
+    def shard_acquiring(self, shard: int) -> None:
+        """Before any pass enters a shard taken over: forget this process's knowledge of it.
+
+        What it wrote there during an earlier tenure (``writer=`` from then would
+        read as another instance's), records it could not write (another owner
+        may have moved on), and observations waiting in the cache (older than the
+        previous owner's writes, which this process never saw).
+        """
+        names = self.releases_of(shard)
+        forgotten = self.write_log.forget_releases(names)
+        for name in names:
+            entry = self.specs.entry(name)
+            if entry is not None and entry.loaded is not None:
+                self.cache.invalidate(entry.loaded)
+        log.info(
+            "taking over shard: resuming from AWS state",
+            shard=shard,
+            releases=len(names),
+            forgotten_services=forgotten,
+        )
+
+    def shard_acquired(self, tenure: Tenure) -> None:
+        """A shard is open to work: observe its releases in batches, then queue them."""
+        names = self.releases_of(tenure.shard)
+        entries = [self.specs.entry(n) for n in names]
+        watched = [e.loaded for e in entries if e is not None and e.loaded is not None]
+        errors = self.cache.refresh(watched)
+        if errors:
+            log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
+        elif watched:
+            self.aws_reachable.set()
+        for name in names:
+            self.queue.add(name)
+
+    def shard_lost(self, shard: int, why: str) -> None:
+        """This replica stopped acting on a shard: its releases' status and series go."""
+        for name in self.releases_of(shard):
+            self.statuses.remove(name)
+            self.metrics.forget_release(name)
+            if self.prober is not None:
+                self.prober.idle(name)
+
     def _failed(self, name: str, exc: Exception) -> None:
+        if not self.ownership.holds(name):
+            return  # the next owner reports on it
         entry = self.specs.entry(name)
         self.recorder.failed(name, entry.loaded if entry else None, exc, self.specs.commit)
 
@@ -298,5 +420,5 @@ class Controller:
         That pass removed the release's series; counting it would bring one back.
         """
         self.metrics.reconcile_duration.observe(seconds)
-        if self.specs.entry(name) is not None:
+        if self.specs.entry(name) is not None and self.ownership.holds(name):
             self.metrics.reconciles.labels(name, result).inc()

@@ -127,7 +127,7 @@ class ResyncPacer:
 
     def __init__(
         self,
-        configured: float,
+        configured: float | Callable[[], float],
         rate: RateOf,
         *,
         share: float = 0.75,
@@ -135,7 +135,9 @@ class ResyncPacer:
         on_interval: Callable[[float, float], None] = lambda effective, configured: None,
         wait: Callable[[float], bool] | None = None,
     ) -> None:
-        self.configured = configured
+        self._configured = configured if callable(configured) else lambda: configured
+        """The interval asked for now: ``--resync-interval``, or the event feed's cadence
+        (long while events flow, short when they do not)."""
         self._rate = rate
         self.share = share
         self._monotonic = monotonic
@@ -146,7 +148,11 @@ class ResyncPacer:
         self._lock = threading.Lock()
         self._plan: Plan | None = None
         self._took = 0.0
-        self._logged = configured
+        self._logged = self.configured
+
+    @property
+    def configured(self) -> float:
+        return self._configured()
 
     def stop(self) -> None:
         """Stop spreading batches: a resync in progress finishes at once."""
@@ -156,8 +162,8 @@ class ResyncPacer:
     def interval(self) -> float:
         """Seconds between the starts of two resyncs: the plan's, or the last one's if longer."""
         with self._lock:
-            planned = self._plan.interval if self._plan is not None else self.configured
-            return max(planned, self._took)
+            needed = self._plan.needed if self._plan is not None else 0.0
+            return max(self.configured, needed, self._took)
 
     def run(
         self,
@@ -187,11 +193,12 @@ class ResyncPacer:
         with self._lock:
             current, took = self._plan, self._took
         effective = self.interval
+        configured = self.configured
         rate = current.rate if current is not None else None
         return {
-            "configuredSeconds": self.configured,
+            "configuredSeconds": configured,
             "effectiveSeconds": round(effective, 3),
-            "stretched": effective > self.configured,
+            "stretched": effective > configured,
             "describeServicesCalls": len(current.batches) if current is not None else 0,
             "describeServicesPerSecond": (
                 None if rate is None else round(rate.sustained * self.share, 3)
@@ -201,9 +208,9 @@ class ResyncPacer:
 
     def _report(self, current: Plan) -> None:
         effective = max(current.interval, self._took)
-        self._on_interval(effective, self.configured)
-        noticed = effective > self.configured and (
-            effective > self._logged * STRETCH_NOTICED or self._logged <= self.configured
+        self._on_interval(effective, current.configured)
+        noticed = effective > current.configured and (
+            effective > self._logged * STRETCH_NOTICED or self._logged <= current.configured
         )
         rate = current.rate
         if noticed:
@@ -211,7 +218,7 @@ class ResyncPacer:
                 "resync interval stretched to fit the AWS API budget"
                 if current.stretched
                 else "resync interval stretched: the last resync took longer than the interval",
-                configured=self.configured,
+                configured=current.configured,
                 effective=round(effective, 1),
                 releases=sum(len(b.members) for b in current.batches),
                 describe_services=len(current.batches),
@@ -220,6 +227,6 @@ class ResyncPacer:
                 ),
             )
             self._logged = effective
-        elif effective <= self.configured < self._logged:
-            log.info("resync interval back to the configured one", configured=self.configured)
-            self._logged = self.configured
+        elif effective <= current.configured < self._logged:
+            log.info("resync interval back to the configured one", configured=current.configured)
+            self._logged = current.configured

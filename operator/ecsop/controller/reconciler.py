@@ -33,6 +33,7 @@ from ecsop.aws.ecs import EcsGateway
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller import step_probe
 from ecsop.controller.executor import Applied, Executor, WriteLog
+from ecsop.controller.flow import FlowContext, FlowGatherer
 from ecsop.decision import strategy
 from ecsop.decision.actions import STEP_ACTIONS, Action, Deploy, LetGo, Wait
 from ecsop.decision.decide import decide
@@ -59,6 +60,11 @@ class ReleaseTarget:
     loaded: LoadedRelease
     commit: str | None
     spec: SpecState = field(default_factory=SpecState)
+    context: FlowContext | None = None
+    """The rest of the spec directory, for the release-flow checks (``controller.flow``)."""
+    writer: str | None = None
+    """``writer=`` for this pass's memory (a replica and its fencing token); None: the
+    daemon's instance id."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ class ReleaseReconciler:
         prober: HealthProber | None = None,
         write_log: WriteLog | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        flow: FlowGatherer | None = None,
     ) -> None:
         self.cache = cache
         self._gateway_for = gateway_for
@@ -103,6 +110,7 @@ class ReleaseReconciler:
         self._prober = prober
         self._write_log = write_log or WriteLog()
         self._clock = clock
+        self._flow = flow
 
     def reconcile(self, target: ReleaseTarget) -> PassResult:
         """One pass; raises AWS errors (the caller backs off and retries)."""
@@ -114,14 +122,19 @@ class ReleaseReconciler:
         self._executor.flush(gateway, state)
         observation = self._observe(gateway, state)
         now = state.observed_at or self._clock()
-        view = classify(loaded.release, observation, self._options)
+        options = self._options
+        if target.writer is not None:
+            options = replace(options, instance_id=target.writer)
+        view = classify(loaded.release, observation, options)
         probes = probes_for(view)
         observation = self._probe(loaded, gateway, observation, view.judged, probes, now)
         if Probe.STEPS in probes:
             observation = step_probe.read(
-                loaded, gateway, observation, view, self._options, target.commit, now
+                loaded, gateway, observation, view, options, target.commit, now
             )
-        action = decide(loaded.release, observation, now, self._options, target.spec)
+        if self._flow is not None:
+            observation = self._flow.gather(loaded, target.context, observation, view)
+        action = decide(loaded.release, observation, now, options, target.spec)
         if self._prober is not None and (
             Probe.GATES not in probes or not isinstance(action, (Wait, Deploy, *STEP_ACTIONS))
         ):
@@ -160,12 +173,9 @@ class ReleaseReconciler:
     def _observe(self, gateway: EcsGateway, state: ServiceState) -> Observation:
         """The service, the revisions the decision may need, and this process's records."""
         unwritten = self._write_log.unwritten(state.arn)
-        observation = Observation(
-            service=state,
-            task_definitions={},
-            unwritten=unwritten,
-            written_by_this_instance=self._write_log.written(state.arn),
-        )
+        observation = Observation(service=state, task_definitions={}, unwritten=unwritten)
+        written = self._write_log.written(state.arn, observation.memory.writer)
+        observation = replace(observation, written_by_this_instance=written)
         arns = {state.task_definition, *(d.task_definition for d in state.deployments)}
         last_good = observation.memory.last_good
         optional = {last_good} if last_good else set()

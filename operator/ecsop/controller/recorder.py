@@ -173,6 +173,7 @@ class DecisionRecorder:
             action.phase,
             _settled(service) and bool(running_fp) and running_fp == desired_fp,
         )
+        self.metrics.set_held(loaded.name, action.reason.value)
         changed = previous is None or (previous.phase, previous.reason) != (
             action.phase,
             action.reason.value,

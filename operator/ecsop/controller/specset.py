@@ -88,7 +88,11 @@ class SpecKeeper:
                 if _unreadable(fresh, self._path):
                     # Keep every entry as it was; report the problem.
                     self._specs = SpecSet(
-                        previous.releases, fresh.errors, previous.files, previous.commit
+                        previous.releases,
+                        fresh.errors,
+                        previous.files,
+                        previous.commit,
+                        previous.policies,
                     )
                     return Changes((), self._specs, previous)
                 self._specs = fresh

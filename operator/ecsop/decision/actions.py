@@ -9,7 +9,7 @@ the executor never decides what a record says, only when to write it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
@@ -100,6 +100,9 @@ class RecordLastGood(Action):
 
     task_definition: TaskDefinitionArn
     memory: ServiceMemory
+    proof: Mapping[str, str] = field(default_factory=dict)
+    """Tags recording ``task_definition`` as proven (a bake ended, not an adoption),
+    written on the revision before the service's last-good (``memory.proof_tags``)."""
 
 
 @dataclass(frozen=True)

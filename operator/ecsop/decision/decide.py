@@ -39,9 +39,16 @@ from ecsop.decision.actions import (
 from ecsop.decision.ecs_state import RolloutState, short_name
 from ecsop.decision.fate import Fate, fate_of
 from ecsop.decision.gates import Verdict
-from ecsop.decision.memory import MAX_TAGS, SERVICE_KEYS, room_for_memory, user_tag_count
+from ecsop.decision.memory import (
+    MAX_TAGS,
+    SERVICE_KEYS,
+    proof_tags,
+    room_for_memory,
+    user_tag_count,
+)
 from ecsop.decision.observation import Observation, Options, SpecState, Traffic, fingerprint_of
 from ecsop.decision.reasons import Failure, Phase, Reason
+from ecsop.decision.release_flow import hold as release_flow
 from ecsop.decision.rollback import FailedRollout
 from ecsop.decision.situation import IN_FLIGHT, Situation, View, classify
 from ecsop.spec.model import ServiceRelease
@@ -381,6 +388,7 @@ def _baking(p: _Pass) -> Action:
         None,
         task_definition=service.task_definition,
         memory=memory,
+        proof=proof_tags(p.release.name, service.task_definition),
     )
 
 
@@ -506,9 +514,17 @@ def _held(p: _Pass, reason: Reason) -> Action | None:
     waits for, or None. Only new releases are held: this function is not on
     the path of rollbacks, which are never held.
 
-    - ``steps.before_deploy``: every pre-deploy step (migrations) succeeded on
-      the revision the deploy will point the service at.
+    - ``release_flow.held``: pre-flight (images exist, the execution role
+      exists), promotion, ordering (``dependsOn``), approval, deploy windows;
+    - then ``steps.before_deploy``: every pre-deploy step (migrations) succeeded
+      on the revision the deploy will point the service at. Last, so a
+      migration never runs for a deploy that something else still holds.
     """
+    held = release_flow.held(
+        p.release, p.observed, p.view, p.now, self_heal=reason is Reason.SELF_HEAL
+    )
+    if held is not None:
+        return held
     return steps.before_deploy(
         p.release, p.observed, p.view, p.now, p.poll, _deploy_action(p, reason)
     )

@@ -231,3 +231,5 @@ class TaskDefinition:
     the same content are interchangeable, whatever their family or revision number."""
     logs: Mapping[str, ContainerLogs] = field(default_factory=dict)
     """Container name -> its log configuration (containers without one are absent)."""
+    execution_role: str = ""
+    """``executionRoleArn`` ("" when it has none): the pre-flight checks it exists."""

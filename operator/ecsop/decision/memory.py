@@ -407,3 +407,67 @@ def _number(text: str | None) -> int | None:
         return int(text) if text is not None else None
     except ValueError:
         return None
+# --- the release flow: proofs on revisions, approvals on services ----------------------
+
+TAG_PROVEN_PREFIX = "ecsop:proven:"
+"""On a revision that became a release's last-good after its bake: ``ecsop:proven:RELEASE``.
+
+The value binds the proof to that revision (``proof_check``), so a tag copied
+to another revision (the console's "create new revision" copies tags) proves
+nothing. Written once, never removed: a digest proven last week stays
+promotable after the release moved on (``ecsop.decision.release_flow.promotion``).
+One key per release, so two releases proving one revision never overwrite each other.
+"""
+TAG_APPROVAL = "ecsop:approval"
+"""On a service whose release needs approval: ``fp=FINGERPRINT at=TIME by=WHO``.
+
+Written by ``ecsop approve`` (never by the daemon), before the revision it
+approves exists, so it lives on the service, not on a revision; it is a third
+tag (only for ``rollout.approval: manual``) because ``ecsop:state`` has no room
+for who approved (an ARN). Removed with the other tags when ecsop lets go.
+"""
+RELEASE_FLOW_SERVICE_KEYS = (TAG_APPROVAL,)
+"""Service tags of the release flow that ``LetGo`` removes as well."""
+
+
+def proof_check(release: str, task_definition: str) -> str:
+    digest = hashlib.sha256(f"proven\n{release}\n{task_definition}".encode())
+    return digest.hexdigest()[:_CHECK_LENGTH]
+
+
+def proof_tags(release: str, task_definition: str) -> dict[str, str]:
+    """The tag that records ``task_definition`` as proven by ``release``."""
+    return {f"{TAG_PROVEN_PREFIX}{release}": proof_check(release, task_definition)}
+
+
+def proves(tags: Mapping[str, str], release: str, task_definition: str) -> bool:
+    """Whether ``tags`` (of revision ``task_definition``) record a proof by ``release``."""
+    return tags.get(f"{TAG_PROVEN_PREFIX}{release}") == proof_check(release, task_definition)
+
+
+_TAG_VALUE_ALLOWED = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-=._:/@"
+)
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    """``ecsop approve``: who approved which fingerprint, when (AWS's time, ISO 8601)."""
+
+    fingerprint: Fingerprint
+    by: str = ""
+    at: str = ""
+
+    @classmethod
+    def read(cls, tags: Mapping[str, str]) -> ApprovalRecord | None:
+        raw = tags.get(TAG_APPROVAL, "")
+        words = dict(word.split("=", 1) for word in raw.split() if "=" in word)
+        if not words.get("fp"):
+            return None
+        return cls(Fingerprint(words["fp"]), words.get("by", ""), words.get("at", ""))
+
+    def tags(self) -> dict[str, str]:
+        """The one tag; ``by`` is cut to fit ECS's 256 characters, odd characters replaced."""
+        head = f"fp={self.fingerprint} at={self.at} by="
+        who = "".join(c if c in _TAG_VALUE_ALLOWED and c != " " else "_" for c in self.by)
+        return {TAG_APPROVAL: head + who[: MAX_TAG_VALUE - len(head)]}

@@ -24,6 +24,7 @@ from ecsop.decision.ecs_state import (
     TaskDefinitionArn,
 )
 from ecsop.decision.memory import ServiceMemory
+from ecsop.decision.release_flow.inputs import FlowInputs
 from ecsop.decision.step_state import StepsSeen
 from ecsop.spec import model as spec_model
 from ecsop.spec.model import ServiceRelease
@@ -171,6 +172,9 @@ class Observation:
     steps: StepsSeen | None = None
     """The release's pre-deploy or verify steps, read only when the situation may run them
     (``situation.Probe.STEPS``, ``ecsop.decision.steps.query``). None: not read."""
+    flow: FlowInputs | None = None
+    """What the release-flow checks read (proofs, dependencies, pre-flight, windows);
+    gathered only when a deploy is pending (``release_flow.needs``), else None."""
 
     @property
     def memory(self) -> ServiceMemory:

@@ -93,6 +93,22 @@ class Reason(StrEnum):
     STEP_BLOCKED = "StepBlocked"
     """``decision.steps``: a step cannot be started (its container is not in the revision,
     no room for its tag, its state unreadable, or an earlier spec's step still runs)."""
+    IMAGE_NOT_FOUND = "ImageNotFound"
+    """Pre-flight (``_held``): an ECR image digest of the release is not in its repository."""
+    EXECUTION_ROLE_NOT_FOUND = "ExecutionRoleNotFound"
+    """Pre-flight (``_held``): the task definition's execution role does not exist."""
+    PREFLIGHT_UNAVAILABLE = "PreflightUnavailable"
+    """Pre-flight (``_held``): an image or the execution role could not be checked (AWS error)."""
+    PROMOTION_BLOCKED = "PromotionBlocked"
+    """``spec.promotion`` (``_held``): an image is not yet proven by every upstream release."""
+    WAITING_FOR_DEPENDENCY = "WaitingForDependency"
+    """``spec.dependsOn`` (``_held``): a release this one depends on is not Synced."""
+    AWAITING_APPROVAL = "AwaitingApproval"
+    """``rollout.approval: manual`` (``_held``): this fingerprint has no ``ecsop approve`` yet."""
+    OUTSIDE_DEPLOY_WINDOW = "OutsideDeployWindow"
+    """Deploy windows (``_held``): a deny window is open, or no allow window is."""
+    INVALID_POLICY = "InvalidPolicy"
+    """``_held``: the policy file (``ecsop-policy.yaml``) is invalid, so no window is known."""
 
 
 class Failure(StrEnum):
@@ -131,3 +147,17 @@ class Outcome(StrEnum):
     """Rolled back, by ecsop or by ECS."""
     FAILED = "failed"
     """Failed and not rolled back (rollback off, no last-good, or the rollback failed)."""
+
+
+HELD = (
+    Reason.IMAGE_NOT_FOUND,
+    Reason.EXECUTION_ROLE_NOT_FOUND,
+    Reason.PREFLIGHT_UNAVAILABLE,
+    Reason.PROMOTION_BLOCKED,
+    Reason.WAITING_FOR_DEPENDENCY,
+    Reason.AWAITING_APPROVAL,
+    Reason.OUTSIDE_DEPLOY_WINDOW,
+    Reason.INVALID_POLICY,
+)
+"""Reasons a new release is held before it is deployed (``decide._held``): the ``reason``
+label of ``ecsop_release_held``."""

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from ecsop import __version__
 from ecsop.decision.analysis import MeasurementVerdict
-from ecsop.decision.reasons import Failure, Outcome, Phase
+from ecsop.decision.reasons import HELD, Failure, Outcome, Phase
 from ecsop.spec.quoting import printable
 
 DURATION_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
@@ -204,6 +204,12 @@ class Metrics:
             ["commit"],
             registry=registry,
         )
+        self.release_held = Gauge(
+            "ecsop_release_held",
+            "1 when a new release is held before deploying, by why (one-hot; all 0: not held).",
+            ["release", "reason"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "ecsop_build_info", "ecsop's version.", ["version"], registry=registry
         )
@@ -279,6 +285,7 @@ class Metrics:
             self.analysis_verdict,
             self.steps,
             self.step_duration,
+            self.release_held,
         ):
             _remove_release(metric, name)
 
@@ -319,6 +326,11 @@ class Metrics:
         for kind, step in steps:
             for outcome in STEP_OUTCOMES:
                 self.steps.labels(name, kind, step, outcome)
+
+    def set_held(self, name: str, reason: str) -> None:
+        """The release's pass ended held for ``reason`` (one of ``HELD``), or not held."""
+        for each in HELD:
+            self.release_held.labels(name, each.value).set(1 if each.value == reason else 0)
 
     # --- spec directory -----------------------------------------------------------
 

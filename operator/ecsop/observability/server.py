@@ -155,7 +155,13 @@ class Endpoint:
         api_token: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         per_release: Callable[[Sequence[str]], Mapping[str, Mapping[str, Any]]] = lambda names: {},
+        releases: Callable[[], list[dict[str, Any]]] | None = None,
+        route: Callable[[str, str, str], tuple[int, str] | None] | None = None,
     ) -> None:
+        """``releases`` replaces ``statuses`` in ``/status`` (with several replicas: every
+        release and who owns it); ``route(name, query, authorization)`` may answer
+        ``POST /requeue/NAME`` itself, as (HTTP status, text), for a release another
+        replica owns (forwarding the caller's ``Authorization``)."""
         settings = settings or EndpointSettings()
         self._registry = registry
         self._statuses = statuses
@@ -164,6 +170,8 @@ class Endpoint:
         self._requeue = requeue
         self._extra = extra_status
         self._per_release = per_release
+        self._releases = releases or (lambda: [s.to_json() for s in self._statuses.all()])
+        self._route = route or (lambda name, query, authorization: None)
         self._token = _digest(api_token) if api_token else None
         self._limiter = RequeueLimiter(settings, monotonic)
         self._map: dict[int, Any] = {}
@@ -216,7 +224,7 @@ class Endpoint:
         else:
             code, body, content_type, headers = 405, b"method not allowed\n", "text/plain", []
         start_response(
-            _STATUS_LINES[code],
+            _STATUS_LINES.get(code) or f"{code} Status",
             [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
         )
         return [body]
@@ -231,7 +239,7 @@ class Endpoint:
             ok, why = self._ready()
             return 200 if ok else 503, f"{why}\n".encode(), "text/plain", []
         if path == "/status":
-            releases = [s.to_json() for s in self._statuses.all()]
+            releases = self._releases()
             more = self._per_release([r["name"] for r in releases])
             for release in releases:
                 release.update(more.get(release["name"], {}))
@@ -249,6 +257,10 @@ class Endpoint:
         name = match.group(1)
         if not _RELEASE_NAME.match(name):
             return 404, b"unknown release\n", "text/plain", []
+        query, authorization = environ.get("QUERY_STRING", ""), environ.get("HTTP_AUTHORIZATION")
+        routed = self._route(name, str(query), str(authorization or ""))
+        if routed is not None:
+            return routed[0], f"{routed[1]}\n".encode(), "text/plain", []
         admission, wait = self._limiter.admit(name, self._requeue)
         if admission is Admission.QUEUED:
             return 202, b"queued\n", "text/plain", []
@@ -290,7 +302,10 @@ _STATUS_LINES = {
     403: "403 Forbidden",
     404: "404 Not Found",
     405: "405 Method Not Allowed",
+    409: "409 Conflict",
     429: "429 Too Many Requests",
+    500: "500 Internal Server Error",
+    502: "502 Bad Gateway",
     503: "503 Service Unavailable",
 }
 

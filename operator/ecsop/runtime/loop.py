@@ -71,7 +71,9 @@ class WorkLoop:
         self._on_loop_error = on_loop_error
         self._monotonic = monotonic
         self._requeue = requeue or queue.add_after
-        self._interval = resync_interval or (lambda: settings.resync_seconds)
+        self._resync_interval = resync_interval or (lambda: settings.resync_seconds)
+        """The interval now: it may shrink (events stopped flowing) between two resyncs, or
+        stretch to fit the API budget."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started_at = monotonic()
@@ -98,7 +100,7 @@ class WorkLoop:
     def health(self) -> tuple[bool, str]:
         """Unhealthy once resyncs stop completing (a stuck or failing loop)."""
         since = self._resynced_at if self._resynced_at is not None else self._started_at
-        allowed = RESYNC_MISSED_BEFORE_UNHEALTHY * self._interval()
+        allowed = RESYNC_MISSED_BEFORE_UNHEALTHY * self._resync_interval()
         late = self._monotonic() - since
         if late > allowed:
             what = "completed" if self._resynced_at is not None else "started"
@@ -120,7 +122,13 @@ class WorkLoop:
                 self._on_loop_error("resync")
             else:
                 self._resynced_at = self._monotonic()
-            self._stop.wait(max(0.0, started + self._interval() - self._monotonic()))
+            # Re-read the interval every second: a shorter one applies from now. Counted
+            # from the resync's start: a paced resync spreads its calls over the interval.
+            while not self._stop.is_set():
+                left = started + self._resync_interval() - self._monotonic()
+                if left <= 0:
+                    break
+                self._stop.wait(min(left, 1.0))
 
     def _work(self) -> None:
         while True:

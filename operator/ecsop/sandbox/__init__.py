@@ -27,6 +27,8 @@ A test double, never on the daemon's production path except behind
 - ``traffic``, ``app_metrics``, ``metrics_endpoints``: serving tasks' Prometheus
   endpoints, file SD and CloudWatch data; ``metric_math``: GetMetricData math
 - ``scenario_extras``: the ``commands`` and ``metrics`` scenario sections
+- ``ecs_eventbridge``: ECS's task, service action and deployment events on
+  moto's EventBridge (late, lost or duplicated as the scenario says)
 - ``control``: the ``/_sandbox/`` API; ``addons``: the add-ons around the
   simulator and their routes; ``server``: ``SandboxServer`` and ``main``
 - ``demo``: ``ecsop run --sandbox`` (in-process server, boto3 pointed at it);

@@ -1,4 +1,4 @@
-"""What a running sandbox adds around the simulator: ECR images and app metrics.
+"""What a running sandbox adds around the simulator: ECR images, app metrics, ECS events.
 
 ``SandboxServer`` calls ``install`` once the scenario is loaded, hands the
 control API to ``Addons.register`` and calls ``Addons.close`` when it stops.
@@ -8,13 +8,14 @@ routes (``docs/sandbox.md``, "The control API"):
 - ``GET /_sandbox/ecr``, ``POST /_sandbox/ecr`` (``ecr_images``);
 - ``GET /_sandbox/metrics``, ``POST /_sandbox/metrics`` (``app_metrics``);
 - ``GET /_sandbox/listeners`` (``listener_endpoints``).
+- ``GET /_sandbox/events``, ``POST /_sandbox/events`` (``ecs_eventbridge``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ecsop.sandbox import metric_math
+from ecsop.sandbox import ecs_eventbridge, metric_math
 from ecsop.sandbox.app_metrics import AppMetrics
 from ecsop.sandbox.control import Control, ControlError
 from ecsop.sandbox.ecr_images import EcrImages, parse
@@ -36,6 +37,7 @@ class Addons:
             sim.extensions.append(self.metrics)
             self.metrics.advance_to(sim.now)
         self.listeners = ListenerEndpoints(sim, scenario)
+        self.events = ecs_eventbridge.install(sim, scenario.events, scenario.seed)
 
     def register(self, control: Control) -> None:
         control.route("GET", "ecr", self._get_ecr)
@@ -44,8 +46,10 @@ class Addons:
         control.route("POST", "metrics", self._post_metrics)
         control.route("GET", "listeners", lambda _: self.listeners.describe())
         control.on_images.append(self._images_added)
+        self.events.register(control)
 
     def close(self) -> None:
+        self.events.close()
         self.metrics.close()
         self.listeners.close()
 

@@ -91,19 +91,25 @@ class RunningSandbox:
         """Say, on stderr (stdout carries the logs), what to watch and what to try."""
         daemon = f"http://127.0.0.1:{metrics_port}"
         speed = self.server.scenario.clock_speed
-        check_url = f"{self.smoke.url}/prod/taskboard-api"
+        check_url = f"{self.smoke.url}/staging/taskboard-api"
         print(
             f"""
 ecsop is running against a simulated ECS at {self.server.endpoint_url} (clock x{speed:g}).
   status:  ecsop status --url {daemon}        metrics: {daemon}/metrics
+  other commands reach the sandbox with: export AWS_ENDPOINT_URL={self.server.endpoint_url} \
+      AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION={self.region}
   staging runs one version behind its spec, so watch it deploy now.
 
-Try it (in another terminal), editing {specs}/taskboard-api.yaml, release taskboard-api-prod:
-  deploy:    set its `api` image to {API_REPOSITORY}@sha256:{V1_5}
-  rollback:  set it to ...@sha256:{CRASHLOOP} (crash-loops; ECS or ecsop rolls it back)
+Try it (in another terminal): promote what staging proved to production, as the runbook says:
+  ecsop promote taskboard-api-staging taskboard-api-prod --specs {specs}   # prints the diff
+  ecsop approve taskboard-api-prod --specs {specs} --url {daemon}          # then it deploys
+  (outside the freezes of {specs}/ecsop-policy.yaml; the worker waits for the API)
+Break staging, editing {specs}/taskboard-api.yaml, release taskboard-api-staging:
+  rollback:  set its `api` image to {API_REPOSITORY}@sha256:{CRASHLOOP}
+             (crash-loops; ECS or ecsop rolls it back; production never gets it)
   gates, each rolled back with its own reason in status, logs and metrics:
     target_health  ...@sha256:{UNHEALTHY} (fails ELB health checks)
-    alarm          ...@sha256:{ALARM} (trips taskboard-api-prod-5xx)
+    alarm          ...@sha256:{ALARM} (trips taskboard-api-staging-5xx)
     http_check     ...@sha256:{SMOKE_500} (healthy to ECS), with under rollout:
                    httpChecks: [{{url: "{check_url}", intervalSeconds: 1, failuresAllowed: 1}}]
   A release is last-good only after every gate stays green for bakeSeconds after COMPLETED.

@@ -136,6 +136,7 @@ def advance(sim: Simulator, service: Service, task: Task, until: float) -> list[
         at, step = task.agenda.pop(0)
         outcome = _STEPS[step](sim, service, task, at)
         task.version += 1
+        _changed(sim, service, task, at)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -172,12 +173,20 @@ def begin_stop(
         if graceful:
             task.last_status = TaskStatus.DEACTIVATING
             task.plan_step(at + delay, "stopping")
+            _changed(sim, service, task, at)
             return
     if task.last_status in (TaskStatus.PROVISIONING, TaskStatus.PENDING):
         task.plan_step(at, "stopped")
     else:
         task.last_status = TaskStatus.STOPPING
         task.plan_step(at + sim.timings.stopping_seconds, "stopped")
+    _changed(sim, service, task, at)
+
+
+def _changed(sim: Simulator, service: Service, task: Task, at: float) -> None:
+    """Tell the listeners (ECS's events: ``ecs_eventbridge``) the task may have changed."""
+    for listener in sim.listeners:
+        listener.task_changed(service, task, at)
 
 
 def _pending(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:

@@ -37,7 +37,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from ecsop.sandbox import traffic_config
-from ecsop.sandbox.scenario_extras import CommandBehaviour, MetricsOptions
+from ecsop.sandbox.scenario_extras import CommandBehaviour, EventsOptions, MetricsOptions
 
 Behavior = Literal["healthy", "crashloop", "unhealthy", "pull-error", "slow", "flaky", "alarm"]
 
@@ -329,6 +329,8 @@ class Scenario(_Model):
     """What one-off tasks (RunTask) do, by image and command (``oneoff``)."""
     metrics: MetricsOptions = Field(default_factory=MetricsOptions)
     """Per-task Prometheus endpoints and CloudWatch metrics (``app_metrics``)."""
+    events: EventsOptions = Field(default_factory=EventsOptions)
+    """How ECS events reach EventBridge's targets: late, lost, twice (``ecs_eventbridge``)."""
     hooks: dict[str, HookBehaviour] = Field(default_factory=dict)
     """Lifecycle hook target (Lambda function) ARN -> what it answers."""
     crash_after_running_counts_as_failed: bool = False

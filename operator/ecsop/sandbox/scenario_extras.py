@@ -6,7 +6,9 @@ these models:
 - ``commands``: what a one-off task's container does (RunTask), matched by
   image and command (``oneoff``);
 - ``metrics``: where the per-task Prometheus endpoints are announced and how
-  much traffic a serving task sees (``app_metrics``).
+  much traffic a serving task sees (``app_metrics``);
+- ``events``: how the ECS events the simulator publishes to EventBridge are
+  delivered: late, lost or twice (``ecs_eventbridge``).
 
 Formats are documented for users in ``docs/sandbox.md``.
 """
@@ -65,3 +67,20 @@ class MetricsOptions(_Model):
         if not self.cloud_watch_namespace or self.cloud_watch_namespace.startswith("AWS/"):
             raise ValueError("cloudWatchNamespace must be non-empty and not start with 'AWS/'")
         return self
+
+
+class EventsOptions(_Model):
+    """How the ECS events on EventBridge reach the rules' targets (``ecs_eventbridge``).
+
+    EventBridge delivers "at least once" and in no particular order, and an
+    event can be late; these let a test make every one of those happen, drawn
+    from the scenario's seed (the same scenario loses the same events)."""
+
+    drop_rate: float = Field(default=0.0, ge=0, le=1)
+    """Fraction of events never delivered."""
+    delay_seconds: float = Field(default=0.0, ge=0)
+    """Simulated seconds every delivered event arrives after it happened."""
+    jitter_seconds: float = Field(default=0.0, ge=0)
+    """Plus a uniform draw of up to this many simulated seconds: events overtake each other."""
+    duplicate_rate: float = Field(default=0.0, ge=0, le=1)
+    """Fraction of delivered events delivered a second time."""

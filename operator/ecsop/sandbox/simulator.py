@@ -73,6 +73,16 @@ class Extension(Protocol):
     def advance_to(self, until: float) -> None: ...
 
 
+class Listener(Protocol):
+    """Told of the changes ECS publishes as events (``ecs_eventbridge``), under ``lock``."""
+
+    def task_changed(self, service: Service, task: Task, at: float) -> None: ...
+
+    def service_event(self, service: Service, message: str, at: float) -> None: ...
+
+    def deployment_started(self, service: Service, deployment: Deployment, at: float) -> None: ...
+
+
 class SimulatorStuck(RuntimeError):
     """A service kept waking itself at the same simulated instant."""
 
@@ -126,6 +136,8 @@ class Simulator:
         """Advanced after the services at every ``advance_to``, in this order."""
         self.new_task_hooks: list[Callable[[Service, Task], None]] = []
         """Called with every service task when it is created (``app_metrics``)."""
+        self.listeners: list[Listener] = []
+        """Told of task, deployment and service changes (``ecs_eventbridge``)."""
 
     # -- time -------------------------------------------------------------
     def advance_to(self, until: float) -> None:
@@ -163,6 +175,11 @@ class Simulator:
         self.advance_to(self.clock.now())
         return self.now
 
+    def next_wake(self) -> float | None:
+        """The earliest simulated time a service step may be due (None: all steady)."""
+        with self.lock:
+            return self._timers[0][0] if self._timers else None
+
     def wake(self, service: Service, at: float) -> None:
         if service.wake_at is not None and service.wake_at <= at:
             return
@@ -190,6 +207,8 @@ class Simulator:
 
     def add_event(self, service: Service, message: str, at: float) -> None:
         service.events.add(events.ServiceEvent(self.ids.event_id(), at, message))
+        for listener in self.listeners:
+            listener.service_event(service, message, at)
 
     def notice(self, service: Service, condition: str, message: str, at: float) -> None:
         """Log a condition's event, unless it was logged less than six hours ago."""
@@ -356,6 +375,8 @@ class Simulator:
         service.task_definition_arn = task_definition_arn
         service.steady = False
         self.wake(service, at)
+        for listener in self.listeners:
+            listener.deployment_started(service, deployment, at)
         return deployment
 
     def start_steady(self, service: Service) -> None:

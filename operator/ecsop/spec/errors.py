@@ -44,12 +44,15 @@ class SpecError:
 
 
 def field_errors(
-    exc: ValidationError, lines: dict[Path_, int], doc_line: int
+    exc: ValidationError,
+    lines: dict[Path_, int],
+    doc_line: int,
+    root: type[BaseModel] = ServiceRelease,
 ) -> Iterator[tuple[int, str, str]]:
-    """(line, dotted field, message) for each problem pydantic found."""
+    """(line, dotted field, message) for each problem pydantic found in a ``root`` document."""
     for error in exc.errors(include_url=False):
         loc: Path_ = tuple(error["loc"])
-        yield line_of(loc, lines, doc_line), dotted(loc), message(error, loc)
+        yield line_of(loc, lines, doc_line), dotted(loc), message(error, loc, root)
 
 
 def line_of(loc: Path_, lines: dict[Path_, int], doc_line: int) -> int:

@@ -13,6 +13,7 @@ change the watcher reports). Watching itself lives in ``ecsop.watcher``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -29,10 +30,14 @@ from pydantic import ValidationError
 from ecsop.spec import errors as spec_errors
 from ecsop.spec import files as spec_files
 from ecsop.spec import model as spec
+from ecsop.spec import policy_file as policy_file_
+from ecsop.spec import references
 from ecsop.spec import yaml_reader as spec_yaml
 from ecsop.spec.errors import SpecError
 from ecsop.spec.model import ServiceIdentity, ServiceRelease
+from ecsop.spec.policy_file import LoadedPolicy, is_policy_file
 from ecsop.spec.quoting import clip
+from ecsop.spec.release_flow import POLICY_KIND
 
 MAX_FILE_BYTES = 1024 * 1024
 """Spec files above 1 MiB are refused: no release needs that, a generated blob might."""
@@ -51,10 +56,21 @@ class LoadedRelease:
     """``spec.region``, or the daemon's default region when the spec does not say."""
     account: str = ""
     """The daemon's own account, for releases whose spec names none ("" when unknown)."""
+    field_lines: dict[str, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    """Line of each entry of ``spec.dependsOn`` and ``spec.promotion.from`` (dotted path)."""
 
     @functools.cached_property
     def name(self) -> str:
         return self.release.name
+
+    @property
+    def depends_on(self) -> list[str]:
+        return self.release.spec.depends_on
+
+    @property
+    def promoted_from(self) -> list[str]:
+        promotion = self.release.spec.promotion
+        return promotion.from_ if promotion else []
 
     @functools.cached_property
     def target(self) -> ServiceIdentity:
@@ -70,6 +86,13 @@ class SpecSet:
     errors: list[SpecError]
     files: int
     commit: str | None
+    policies: tuple[LoadedPolicy, ...] = ()
+    """The ReleasePolicy documents of ``ecsop-policy.yaml`` (deploy windows by label)."""
+
+    @property
+    def policy_errors(self) -> list[SpecError]:
+        """Problems of the policy file: while any stands, no window is known for sure."""
+        return [e for e in self.errors if is_policy_file(e.file)]
 
     @property
     def invalid_releases(self) -> dict[str, list[SpecError]]:
@@ -108,7 +131,7 @@ class ParseCache:
         self._used = set()
 
 
-_Parsed = tuple[list["LoadedRelease"], list[SpecError]]
+_Parsed = tuple[list["LoadedRelease"], list[SpecError], list[LoadedPolicy]]
 
 
 def load(
@@ -127,6 +150,7 @@ def load(
     for releases whose spec names none; "" when it is not known (``validate``).
     """
     candidates: list[LoadedRelease] = []
+    policies: list[LoadedPolicy] = []
     errors: list[SpecError] = []
     files = 0
     # Each path is resolved once: git-sync may swap its symlink mid-load, and
@@ -140,7 +164,7 @@ def load(
             continue
         for display, real in spec_files.under(given, root, errors):
             files += 1
-            found, problems = load_file(
+            found, problems, policed = load_file(
                 real,
                 display,
                 default_region=default_region,
@@ -148,21 +172,37 @@ def load(
                 cache=cache,
             )
             candidates.extend(replace(c, account=default_account) for c in found)
+            policies.extend(policed)
             errors.extend(problems)
     if cache is not None:
         cache.sweep()
-    return assemble(candidates, errors, files, roots[0][1] if roots else None)
+    releases, conflicts = _unique(candidates)
+    names = {c.name for c in candidates}
+    root = roots[0][1] if roots else None
+    return assemble(releases, names, [*errors, *conflicts], files, root, policies)
 
 
 def assemble(
-    candidates: Sequence[LoadedRelease], errors: Sequence[SpecError], files: int, root: Path | None
+    releases: dict[str, LoadedRelease],
+    names: set[str],
+    errors: Sequence[SpecError],
+    files: int,
+    root: Path | None,
+    policies: Sequence[LoadedPolicy],
 ) -> SpecSet:
-    """The spec set of every file's releases and errors: the directory-wide rules applied,
-    and the commit checked out at ``root``."""
-    releases, conflicts = _unique(candidates)
-    commit = git_commit(root) if root is not None else None
+    """The spec set of the releases no conflict refused (``names``: every release of the
+    directory, refused or not) with the rules that span releases applied (references,
+    one policy per name), and the commit checked out at ``root``."""
+    known = names | {e.release for e in errors if e.release}
+    releases, broken = _references(releases, known)
+    unique_policies, clashes = policy_file_.unique(list(policies))
+    found = [*errors, *broken, *(SpecError(file, line, f, m) for file, line, f, m in clashes)]
     return SpecSet(
-        releases=releases, errors=sorted([*errors, *conflicts]), files=files, commit=commit
+        releases=releases,
+        errors=sorted(found),
+        files=files,
+        commit=git_commit(root) if root is not None else None,
+        policies=unique_policies,
     )
 
 
@@ -173,8 +213,8 @@ def load_file(
     default_region: str = "",
     allow_mutable_tags: bool = False,
     cache: ParseCache | None = None,
-) -> tuple[list[LoadedRelease], list[SpecError]]:
-    """Read one file: its valid releases and the errors of its other documents.
+) -> _Parsed:
+    """Read one file: its valid releases, the errors of its other documents, its policies.
 
     Never raises: whatever the file holds, its problems come back as ``SpecError``.
     """
@@ -182,7 +222,7 @@ def load_file(
         return _load_file(path, display, default_region, allow_mutable_tags, cache)
     except Exception as exc:  # a bug of ours must cost one file, never the whole load
         what = f"{type(exc).__name__}: {clip(str(exc), MAX_MESSAGE)}"
-        return [], [SpecError(display, None, "", f"cannot be read (internal error {what})")]
+        return [], [SpecError(display, None, "", f"cannot be read (internal error {what})")], []
 
 
 def _load_file(
@@ -191,20 +231,21 @@ def _load_file(
     default_region: str,
     allow_mutable_tags: bool,
     cache: ParseCache | None,
-) -> tuple[list[LoadedRelease], list[SpecError]]:
+) -> _Parsed:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            return [], [SpecError(display, None, "", f"file is {size} bytes; the limit is 1 MiB")]
+            problem = f"file is {size} bytes; the limit is 1 MiB"
+            return [], [SpecError(display, None, "", problem)], []
         data = path.read_bytes()
     except OSError as exc:
-        return [], [SpecError(display, None, "", f"cannot read file: {exc.strerror or exc}")]
+        return [], [SpecError(display, None, "", f"cannot read file: {exc.strerror or exc}")], []
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         byte = data[exc.start : exc.start + 1].hex()
-        return [], [SpecError(display, line, "", f"file is not UTF-8 text (byte 0x{byte})")]
+        return [], [SpecError(display, line, "", f"file is not UTF-8 text (byte 0x{byte})")], []
     if cache is None:
         return _parse(text, display, default_region, allow_mutable_tags)
     key = (hashlib.sha256(data).hexdigest(), display, default_region, allow_mutable_tags)
@@ -212,15 +253,17 @@ def _load_file(
     if parsed is None:
         parsed = _parse(text, display, default_region, allow_mutable_tags)
         cache.put(key, parsed)
-    return list(parsed[0]), list(parsed[1])
+    return list(parsed[0]), list(parsed[1]), list(parsed[2])
 
 
 def _parse(
     text: str, display: str, default_region: str, allow_mutable_tags: bool
-) -> tuple[list[LoadedRelease], list[SpecError]]:
+) -> _Parsed:
     releases: list[LoadedRelease] = []
+    policies: list[LoadedPolicy] = []
     errors: list[SpecError] = []
     documents = 0
+    policy_file = is_policy_file(display)
     context = {spec.ALLOW_MUTABLE_TAGS: allow_mutable_tags}
     try:
         for node, document in spec_yaml.documents(text):
@@ -235,8 +278,15 @@ def _parse(
                 continue
             if not isinstance(document, dict):
                 kind = type(document).__name__
-                msg = f"a document must be a ServiceRelease mapping, not a {kind}"
+                expected = POLICY_KIND if policy_file else "ServiceRelease"
+                msg = f"a document must be a {expected} mapping, not a {kind}"
                 errors.append(SpecError(display, doc_line, "", msg))
+                continue
+            if policy_file or document.get("kind") == POLICY_KIND:
+                policy, problems = policy_file_.read(document, display, lines, doc_line)
+                errors.extend(SpecError(display, line, f, m) for line, f, m in problems)
+                if policy is not None:
+                    policies.append(policy)
                 continue
             try:
                 release = ServiceRelease.model_validate(document, context=context)
@@ -247,14 +297,20 @@ def _parse(
                 )
                 continue
             region = release.spec.region or default_region
-            releases.append(LoadedRelease(release, display, doc_line, region))
+            field_lines = {
+                spec_errors.dotted(path): line
+                for path, line in lines.items()
+                if path[:2] in (("spec", "dependsOn"), ("spec", "promotion"))
+            }
+            releases.append(LoadedRelease(release, display, doc_line, region, "", field_lines))
     except yaml.YAMLError as exc:
-        return [], [_yaml_error(exc, display)]
+        return [], [_yaml_error(exc, display)], []
     except RecursionError:
-        return [], [SpecError(display, None, "", "YAML nesting is too deep")]
+        return [], [SpecError(display, None, "", "YAML nesting is too deep")], []
     if documents == 0 and not errors:
-        errors.append(SpecError(display, None, "", "file holds no ServiceRelease document"))
-    return releases, errors
+        kind = POLICY_KIND if policy_file else "ServiceRelease"
+        errors.append(SpecError(display, None, "", f"file holds no {kind} document"))
+    return releases, errors, policies
 
 
 def git_commit(path: Path) -> str | None:
@@ -358,3 +414,17 @@ def conflicts(
         msg = f"service {loaded.target} is also managed by {others}"
         errors.append(SpecError(loaded.file, loaded.line, "spec.service", msg, name))
     return errors
+
+
+def _references(
+    releases: dict[str, LoadedRelease], known: set[str]
+) -> tuple[dict[str, LoadedRelease], list[SpecError]]:
+    """``dependsOn`` and ``promotion.from`` name releases of the directory, without a cycle."""
+    errors: list[SpecError] = []
+    rejected: set[str] = set()
+    for loaded, field, message in references.check(releases, known):
+        found = releases[loaded.name]
+        line = found.field_lines.get(field, found.line)
+        errors.append(SpecError(found.file, line, field, message, found.name))
+        rejected.add(found.name)
+    return {n: r for n, r in releases.items() if n not in rejected}, errors

@@ -32,6 +32,7 @@ from pydantic.alias_generators import to_camel
 
 from ecsop.spec.analysis import Analysis, distinct_names
 from ecsop.spec.quoting import quote
+from ecsop.spec.release_flow import DeployWindow, Promotion, release_names
 
 API_VERSION = "ecsop.dev/v1"
 KIND = "ServiceRelease"
@@ -431,6 +432,11 @@ class Rollout(_Model):
         description="Metric queries (Prometheus or CloudWatch) that must keep passing during "
         "rollout and bake; a failing one rolls back (reason analysis).",
     )
+    approval: Literal["none", "manual"] = Field(
+        default="none",
+        description="manual: a new release (fingerprint) waits until `ecsop approve NAME` "
+        "records the approval of exactly that fingerprint. Rollbacks never wait.",
+    )
 
     @field_validator("alarms")
     @classmethod
@@ -595,6 +601,25 @@ class ReleaseSpec(_Model):
         "completed, during the bake (smoke tests); a failure rolls the release back "
         "(reason verify).",
     )
+    promotion: Promotion | None = Field(
+        default=None,
+        description="Deploy only images the named releases have proven (ran to last-good).",
+    )
+    depends_on: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Releases that must be Synced before this one deploys a new release.",
+    )
+    deploy_windows: list[DeployWindow] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Allow/deny windows for new deploys (rollbacks are never held).",
+    )
+
+    @field_validator("depends_on")
+    @classmethod
+    def _dependency_names(cls, names: list[str]) -> list[str]:
+        return release_names(names)
 
     @field_validator("containers")
     @classmethod

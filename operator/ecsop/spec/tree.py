@@ -19,7 +19,10 @@ The directory-wide rules (one document per name, one release per service,
 ``loader.conflicts``) are kept in an index by name and by service, and only
 the releases sharing a name or a service with what changed are judged again,
 so a change in one file that clashes with another is caught as before, at
-the cost of the change. Each reading says which release names it may have
+the cost of the change. The rules across releases (``dependsOn`` and
+``promotion.from`` name existing releases without a cycle; one ReleasePolicy
+per name) are applied to the whole set on every reading (``loader.assemble``:
+a walk of the names, without reading a file). Each reading says which release names it may have
 changed (``Reading.names``). Not thread-safe: ``ecsop.controller.specset``
 holds its reload lock around it.
 """
@@ -37,6 +40,7 @@ from ecsop.spec import files as spec_files
 from ecsop.spec import loader
 from ecsop.spec.errors import SpecError
 from ecsop.spec.loader import LoadedRelease, ParseCache, Place, SpecSet, place_of
+from ecsop.spec.policy_file import LoadedPolicy
 from ecsop.spec.quoting import printable
 
 Signature = tuple[int, int, int, int]
@@ -50,6 +54,7 @@ class _File:
     """None when it could not be stat'ed: such a file is read again every time."""
     releases: tuple[LoadedRelease, ...]
     errors: tuple[SpecError, ...]
+    policies: tuple[LoadedPolicy, ...] = ()
 
 
 _EMPTY = _File("", None, (), ())
@@ -147,6 +152,8 @@ class SpecTree:
         self._walk_errors: list[SpecError] = []
         """Problems of the walk itself (a broken symlink, an unreadable directory)."""
         self._rules = _Rules()
+        self._refused: frozenset[str] = frozenset()
+        """Releases the cross-release rules (``dependsOn``, ``promotion.from``) refused."""
 
     def read_all(self, account: str) -> Reading:
         """Walk the whole directory, re-reading only files whose signature changed."""
@@ -249,7 +256,7 @@ class SpecTree:
             and known.display == display
         ):
             return known
-        found, problems = loader.load_file(
+        found, problems, policies = loader.load_file(
             real,
             display,
             default_region=self._default_region,
@@ -257,7 +264,7 @@ class SpecTree:
             cache=self._cache,
         )
         releases = tuple(replace(r, account=self._account) for r in found)
-        return _File(display, signature, releases, tuple(problems))
+        return _File(display, signature, releases, tuple(problems), tuple(policies))
 
     def _reading(self, names: set[str], files: set[str]) -> Reading:
         errors = [
@@ -265,12 +272,18 @@ class SpecTree:
             *(error for found in self._broken.values() for error in found),
             *self._rules.errors(),
         ]
-        specs = SpecSet(
-            releases=dict(self._rules.releases),
-            errors=sorted(errors),
-            files=len(self._files),
-            commit=loader.git_commit(self._root) if self._root is not None else None,
+        specs = loader.assemble(
+            self._rules.releases,
+            set(self._rules.by_name),
+            errors,
+            len(self._files),
+            self._root,
+            [policy for found in self._files.values() for policy in found.policies],
         )
+        # References span releases: a change may refuse or free one it does not touch.
+        refused = frozenset(self._rules.releases) - frozenset(specs.releases)
+        names |= refused | self._refused
+        self._refused = refused
         return Reading(specs, frozenset(names), frozenset(files))
 
     def _forget(self) -> None:

@@ -1,0 +1,102 @@
+"""Names one release gives of others: ``dependsOn`` and ``promotion.from``, checked together.
+
+A directory-wide rule of ``ecsop.spec.loader``: every name must be a release
+of the directory (valid or not: an invalid release still exists and is
+waited for), a release never names itself, and neither ``dependsOn`` nor
+``promotion.from`` has a cycle (a cycle would hold every release in it
+forever). Each problem is reported at the line of the offending entry; a
+release with one is not managed, like any invalid release, so its last valid
+spec keeps being watched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Protocol
+
+
+class Named(Protocol):
+    """The parts of a loaded release these rules read (``loader.LoadedRelease``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def depends_on(self) -> list[str]: ...
+
+    @property
+    def promoted_from(self) -> list[str]: ...
+
+
+def check(releases: Mapping[str, Named], known: Collection[str]) -> list[tuple[Named, str, str]]:
+    """Every reference problem, as (release, field, message)."""
+    problems: list[tuple[Named, str, str]] = []
+    for loaded in releases.values():
+        for field, names in (
+            ("spec.dependsOn", loaded.depends_on),
+            ("spec.promotion.from", loaded.promoted_from),
+        ):
+            for index, name in enumerate(names):
+                where = f"{field}[{index}]"
+                if name == loaded.name:
+                    problems.append((loaded, where, f"{name!r} is this release itself"))
+                elif name not in known:
+                    choices = ", ".join(sorted(known)) or "none"
+                    problems.append(
+                        (
+                            loaded,
+                            where,
+                            f"no release named {name!r} in the spec directory "
+                            f"(releases: {choices})",
+                        )
+                    )
+    for field, word, edges in (
+        ("spec.dependsOn", "dependsOn", _depends_on),
+        ("spec.promotion.from", "promotion", _promoted_from),
+    ):
+        for cycle in cycles(releases, edges):
+            path = " -> ".join([*cycle, cycle[0]])
+            for index, name in enumerate(cycle):
+                loaded = releases[name]
+                after = cycle[(index + 1) % len(cycle)]
+                where = f"{field}[{edges(loaded).index(after)}]"
+                problems.append((loaded, where, f"{word} cycle: {path}"))
+    return problems
+
+
+def _depends_on(release: Named) -> list[str]:
+    return release.depends_on
+
+
+def _promoted_from(release: Named) -> list[str]:
+    return release.promoted_from
+
+
+def cycles(releases: Mapping[str, Named], edges: Callable[[Named], list[str]]) -> list[list[str]]:
+    """Each elementary cycle found by a depth-first walk, once (self-loops excluded)."""
+    found: list[list[str]] = []
+    seen_cycles: set[frozenset[str]] = set()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def walk(name: str) -> None:
+        state[name] = 1
+        path.append(name)
+        for after in edges(releases[name]):
+            if after == name or after not in releases:
+                continue
+            if state.get(after) == 1:
+                cycle = path[path.index(after) :]
+                key = frozenset(cycle)
+                if key not in seen_cycles:
+                    seen_cycles.add(key)
+                    found.append(cycle)
+            elif after not in state:
+                walk(after)
+        path.pop()
+        state[name] = 2
+
+    for name in sorted(releases):
+        if name not in state:
+            walk(name)
+    return found

@@ -1,0 +1,269 @@
+"""Shard leases: the client-go timings, take-over, hand-over, and never two replicas acting.
+
+Replicas share one in-memory table and one manual clock (``lease_world``);
+every round and every clock step checks that no shard is acted on by two
+replicas at once. The property test drives random schedules of rounds,
+pauses, crashes, cut links and lost answers through the same check.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lease_world import World
+
+from ecsop.controller.ownership import shard_of
+from ecsop.runtime.lease import LeaseSettings, Seen
+
+S = LeaseSettings()
+
+
+@pytest.mark.parametrize(
+    ("view", "now", "takeable"),
+    [
+        pytest.param(Seen(None, "", 0, 100.0), 100.0, True, id="no-item-yet"),
+        pytest.param(Seen("v1", "", 3, 100.0), 100.0, True, id="released"),
+        pytest.param(Seen("v1", "me", 3, 100.0), 100.0, True, id="our-own-stale-item"),
+        pytest.param(Seen("v1", "other", 3, 100.0), 114.9, False, id="other-within-lease"),
+        pytest.param(Seen("v1", "other", 3, 100.0), 115.0, True, id="other-unchanged-a-lease"),
+    ],
+)
+def test_when_a_lease_may_be_taken(view: Seen, now: float, takeable: bool) -> None:
+    assert view.takeable(now, "me", S) is takeable
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"lease_seconds": 10, "renew_deadline_seconds": 10}, id="deadline-too-long"),
+        pytest.param({"retry_period_seconds": 9}, id="retry-too-long-for-deadline"),
+        pytest.param({"retry_period_seconds": 0}, id="no-retry-period"),
+    ],
+)
+def test_settings_keep_client_gos_ordering(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        LeaseSettings(**kwargs)
+
+
+def test_client_go_defaults() -> None:
+    assert (S.lease_seconds, S.renew_deadline_seconds, S.retry_period_seconds) == (15, 10, 2)
+    assert S.margin_seconds == 5
+
+
+def test_shard_of_is_stable_and_spreads() -> None:
+    names = [f"release-{i}" for i in range(300)]
+    shards = [shard_of(n, 8) for n in names]
+    assert shard_of("payments-api", 8) == shard_of("payments-api", 8)
+    assert shard_of("payments-api", 8) == 0  # a stable hash: the same in every process
+    counts = [shards.count(s) for s in range(8)]
+    assert min(counts) >= 20 and max(counts) <= 75, counts  # mean 37.5
+
+
+def test_a_lone_replica_takes_every_shard_after_seeing_the_table_twice() -> None:
+    world = World(shards=4)
+    world.add("a")
+    world.round()
+    assert world.held() == {"a": []}, "no take before a second read"
+    world.round()
+    assert world.held() == {"a": [0, 1, 2, 3]}
+    assert sorted(t[2] for t in world.table.takes) == [1, 1, 1, 1]
+
+
+def test_three_replicas_spread_eight_shards_three_three_two() -> None:
+    world = World(shards=8)
+    for name in "abc":
+        world.add(name)
+    world.rounds(12)
+    held = world.held()
+    assert sorted(len(s) for s in held.values()) == [2, 3, 3]
+    assert sorted(s for shards in held.values() for s in shards) == list(range(8))
+
+
+def test_a_replica_joining_gets_its_share_one_hand_over_at_a_time() -> None:
+    world = World(shards=8)
+    world.add("a")
+    world.add("b")
+    world.rounds(6)
+    assert sorted(len(s) for s in world.held().values()) == [4, 4]
+    world.add("c")
+    world.round()
+    released = sum(1 for r in world.replicas for kind, _ in r.listener.events if kind == "released")
+    assert released <= 2, "one hand-over per replica per round, not a stampede"
+    world.rounds(10)
+    held = world.held()
+    assert sorted(len(s) for s in held.values()) == [2, 3, 3]
+    assert sorted(s for shards in held.values() for s in shards) == list(range(8))
+
+
+def test_a_dead_replicas_shards_move_after_one_lease_duration_not_before() -> None:
+    world = World(shards=4)
+    a, b = world.add("a"), world.add("b")
+    world.rounds(6)
+    dead = a.coordinator.held()
+    assert dead and b.coordinator.held()
+    a.crashed = True
+    died = world.clock.now
+    while not set(dead) <= set(b.coordinator.held()):
+        world.round(step=0.5)
+        assert world.clock.now - died < S.lease_seconds + 2 * S.retry_period_seconds + 1
+    assert world.clock.now - died >= S.lease_seconds - S.retry_period_seconds
+    assert sorted(b.coordinator.held()) == [0, 1, 2, 3]
+
+
+def test_a_paused_holder_stops_acting_by_its_renew_deadline_and_stays_out() -> None:
+    world = World(shards=2)
+    a, b = world.add("a"), world.add("b")
+    world.rounds(6)
+    (shard, *_) = a.coordinator.held()
+    before = a.coordinator.holding(shard)
+    assert before is not None
+    a.paused = True  # SIGSTOP: no rounds, but time goes on
+    world.rounds(12)
+    assert shard in b.coordinator.held()
+    assert a.coordinator.holding(shard) is None
+    assert not a.coordinator.still_holds(before)
+    a.paused = False  # SIGCONT
+    world.rounds(3)
+    assert shard not in a.coordinator.held()
+    assert ("lost", shard) in a.listener.events
+
+
+def test_table_down_no_replica_acts_past_its_deadline_and_none_takes() -> None:
+    world = World(shards=4)
+    replicas = [world.add(n) for n in "ab"]
+    world.rounds(6)
+    for replica in replicas:
+        replica.link.down = True
+    down_at = world.clock.now
+    world.rounds(int(S.renew_deadline_seconds / S.retry_period_seconds) + 1)
+    assert world.clock.now - down_at >= S.renew_deadline_seconds
+    assert world.held() == {"a": [], "b": []}
+    for replica in replicas:
+        ok, _ = replica.coordinator.health()
+        assert ok is (world.clock.now - down_at <= S.lease_seconds)
+    world.rounds(4)
+    assert all(not r.coordinator.health()[0] for r in replicas)
+    assert "has not answered" in replicas[0].coordinator.health()[1]
+    for replica in replicas:
+        replica.link.down = False
+    world.rounds(6)
+    assert sorted(s for shards in world.held().values() for s in shards) == [0, 1, 2, 3]
+
+
+def test_lost_answers_do_not_make_two_holders() -> None:
+    world = World(shards=2)
+    a = world.add("a")
+    world.add("b")
+    a.link.lose_answers = True
+    world.rounds(10)
+    a.link.lose_answers = False
+    world.rounds(10)
+    assert sorted(s for shards in world.held().values() for s in shards) == [0, 1]
+
+
+def test_hand_over_releases_so_the_next_owner_need_not_wait_a_lease() -> None:
+    world = World(shards=2)
+    a = world.add("a")
+    world.rounds(3)
+    assert a.coordinator.held() == [0, 1]
+    b = world.add("b")
+    world.rounds(3)
+    assert len(b.coordinator.held()) == 1, "took the released shard without waiting 15 s"
+    assert world.clock.now < 1000 + 6 * S.retry_period_seconds + S.lease_seconds
+
+
+def test_hand_over_waits_for_work_in_flight_or_lets_the_lease_expire() -> None:
+    world = World(shards=1)
+    a = world.add("a")
+    world.rounds(3)
+    with a.coordinator.acting(0) as tenure:
+        assert tenure is not None
+        a.coordinator.stop(release=True)  # drain_seconds=0: work still in flight
+        assert a.coordinator.holding(0) is None, "closed to new work at once"
+    assert world.table.leases[0].holder == "a", "not released while a pass was in flight"
+
+
+def test_tokens_grow_with_every_take() -> None:
+    world = World(shards=1)
+    a, b = world.add("a"), world.add("b")
+    for _ in range(4):
+        world.rounds(8)
+        holder = a if a.coordinator.held() else b
+        holder.crashed = True
+        world.rounds(10)
+        holder.crashed = False
+        holder.coordinator._tenures.clear()  # a restart forgets everything
+    tokens = [token for shard, _, token in world.table.takes if shard == 0]
+    assert tokens == sorted(set(tokens)) and len(tokens) >= 4
+
+
+def test_a_replica_with_another_shard_count_acts_on_nothing() -> None:
+    world = World(shards=4)
+    world.add("a")
+    b = world.add("b", shards=8)
+    world.rounds(6)
+    assert b.coordinator.held() == []
+    ok, why = b.coordinator.health()
+    assert not ok and "4 shards" in why
+
+
+# --- the property: never two replicas acting on one shard ----------------------------------
+
+STEP = st.one_of(
+    st.tuples(st.just("round"), st.floats(0.1, 3.0)),
+    st.tuples(st.just("pause"), st.integers(0, 2)),
+    st.tuples(st.just("resume"), st.integers(0, 2)),
+    st.tuples(st.just("crash"), st.integers(0, 2)),
+    st.tuples(st.just("restart"), st.integers(0, 2)),
+    st.tuples(st.just("cut"), st.integers(0, 2)),
+    st.tuples(st.just("heal"), st.integers(0, 2)),
+    st.tuples(st.just("lossy"), st.integers(0, 2)),
+    st.tuples(st.just("sleep"), st.floats(0.1, 20.0)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(STEP, min_size=5, max_size=80), seed=st.integers(0, 1000))
+def test_never_two_replicas_act_on_one_shard(steps: list[tuple[str, float]], seed: int) -> None:
+    world = World(shards=3, seed=seed)
+    replicas = [world.add(n) for n in "abc"]
+    for kind, value in steps:
+        if kind == "round":
+            world.round(step=float(value))
+        elif kind == "sleep":
+            world.clock.now += float(value)
+            world.check()
+        else:
+            replica = replicas[int(value)]
+            if kind == "pause":
+                replica.paused = True
+            elif kind == "resume":
+                replica.paused = False
+            elif kind == "crash":
+                replica.crashed = True
+            elif kind == "restart" and replica.crashed:
+                fresh = world.add(f"{replica.name}{len(world.replicas)}")
+                replicas[int(value)] = fresh
+            elif kind == "cut":
+                replica.link.down = True
+            elif kind == "heal":
+                replica.link.down = False
+                replica.link.lose_answers = False
+            elif kind == "lossy":
+                replica.link.lose_answers = True
+    tokens: dict[int, list[int]] = {}
+    for shard, _, token in world.table.takes:
+        tokens.setdefault(shard, []).append(token)
+    for taken in tokens.values():
+        assert taken == sorted(taken) and len(taken) == len(set(taken)), "fencing tokens grow"
+    # Healed and left alone, the survivors hold every shard exactly once.
+    for replica in world.replicas:
+        replica.paused = False
+        replica.link.down = False
+        replica.link.lose_answers = False
+    if all(r.crashed for r in world.replicas):
+        world.add("fresh")
+    world.rounds(20)
+    held = [s for shards in world.held().values() for s in shards]
+    assert sorted(held) == [0, 1, 2]
