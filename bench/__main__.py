@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", help="fleet sizes of the steady scenario, e.g. 10,100,1000")
     parser.add_argument("--budget-sizes", help="fleet sizes of the budget scenario, e.g. 1000")
+    parser.add_argument(
+        "--budget-contenders",
+        help="of the budget scenario: paced,unpaced,today (default paced,today)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
@@ -60,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, steady_sizes=tuple(int(s) for s in args.sizes.split(",")))
     if args.budget_sizes:
         config = replace(config, budget_sizes=tuple(int(s) for s in args.budget_sizes.split(",")))
+    if args.budget_contenders:
+        config = replace(
+            config,
+            budget_contenders=tuple(c.strip() for c in args.budget_contenders.split(",")),
+        )
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:

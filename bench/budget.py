@@ -1,6 +1,6 @@
 """Scenario 6, observing within ECS's API budget: the sandbox throttling at ECS's rates.
 
-For each fleet size N, two contenders run one after the other, each against
+For each fleet size N, the contenders run one after the other, each against
 its own fresh sandbox holding one cluster of N steady services already
 adopted by ecsop (their ``ecsop:`` tags written by the bench, as a daemon
 restart finds them), with the sandbox's fault injection set to ECS's
@@ -9,10 +9,15 @@ and ListServices share 100 at once and 20 a second, UpdateService 50 / 5,
 RegisterTaskDefinition 20 / 1, ...; ``ecsop/sandbox/ecs_rates.py``):
 
 - ``paced``: ecsop as shipped, ``--api-budget 0.5``;
-- ``unpaced``: the same daemon with ``--api-budget 0``: no budget, no
-  stretching, every call sent as soon as it is made (botocore's adaptive
-  retries still back off once throttled). This is how ecsop spent ECS's quota
-  before the budget.
+- ``today``: ecsop before this work (``TODAY``, exported with ``git archive``
+  and run from there), at its defaults: no budget, a first pass whose workers
+  describe releases one by one while the batched refresh runs, rollouts polled
+  one service per call, the whole directory re-read on every change;
+- ``unpaced`` (on request, ``--budget-contenders``): this checkout with
+  ``--api-budget 0``: batched as shipped, but no budget and no stretching,
+  every call sent as soon as it is made.
+
+All rely on botocore's adaptive retries once throttled.
 
 Real time throughout (clock x1), production intervals (resync 30 s, active
 poll 5 s; ``--quick`` shortens the resync). Per contender, in this order:
@@ -42,20 +47,48 @@ import concurrent.futures
 import itertools
 import math
 import statistics
+import subprocess
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import fleet
 from bench.config import Config
-from bench.harness import Call, CpuSampler, Daemon, Sandbox, SpecRepo, percentile, wait_for
+from bench.harness import (
+    ROOT,
+    Call,
+    CpuSampler,
+    Daemon,
+    Sandbox,
+    SpecRepo,
+    percentile,
+    wait_for,
+)
 from ecsop.decision.ecs_state import TaskDefinitionArn
 from ecsop.decision.memory import ServiceMemory
 
-CONTENDERS: dict[str, tuple[str, ...]] = {
-    "paced": ("--api-budget", "0.5"),
-    "unpaced": ("--api-budget", "0"),
+TODAY = "111e51d"
+"""main as it was merged into the budget branch: ecsop without the budget's work (no
+pacing, no batched first pass or active polls, a full spec reload per change)."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    flags: tuple[str, ...]
+    today: bool = False
+    """Run ``TODAY``'s ecsop (exported with ``git archive``) rather than this checkout's."""
+
+    def label(self) -> str:
+        flags = " ".join(self.flags) or "defaults"
+        return f"ecsop at {TODAY} ({flags})" if self.today else flags
+
+
+CONTENDERS: dict[str, Contender] = {
+    "paced": Contender(("--api-budget", "0.5")),
+    "unpaced": Contender(("--api-budget", "0")),
+    "today": Contender((), today=True),
 }
 SLOW = fleet.image("slow-rollout")
 """The 100 rollouts' image: healthy, but only 5 minutes after its tasks start."""
@@ -63,11 +96,20 @@ CLUSTER = "fleet"
 
 
 def run(config: Config, workdir: Path) -> dict[str, Any]:
+    chosen = {name: CONTENDERS[name] for name in config.budget_contenders}
+    code = _export(TODAY, workdir / "today") if any(c.today for c in chosen.values()) else None
     sizes: dict[str, Any] = {}
     for size in config.budget_sizes:
         sizes[str(size)] = {
-            name: _contender(config, workdir / f"budget-{size}-{name}", size, name, flags)
-            for name, flags in CONTENDERS.items()
+            name: _contender(
+                config,
+                workdir / f"budget-{size}-{name}",
+                size,
+                name,
+                contender.flags,
+                code if contender.today else None,
+            )
+            for name, contender in chosen.items()
         }
     return {
         "sizes": sizes,
@@ -75,8 +117,18 @@ def run(config: Config, workdir: Path) -> dict[str, Any]:
         "active_poll_s": config.budget_active_poll_s,
         "rollouts": config.budget_rollouts,
         "changes": config.budget_changes,
-        "contenders": {name: " ".join(flags) for name, flags in CONTENDERS.items()},
+        "contenders": {name: contender.label() for name, contender in chosen.items()},
     }
+
+
+def _export(rev: str, into: Path) -> Path:
+    """``rev``'s operator package, as files: ``into/operator``."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "operator"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "operator"
 
 
 def names_of(size: int) -> list[str]:
@@ -85,7 +137,12 @@ def names_of(size: int) -> list[str]:
 
 
 def _contender(
-    config: Config, workdir: Path, size: int, name: str, flags: tuple[str, ...]
+    config: Config,
+    workdir: Path,
+    size: int,
+    name: str,
+    flags: tuple[str, ...],
+    code: Path | None,
 ) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     images = {SLOW: {"behavior": "healthy", "startSeconds": 300}}
@@ -104,7 +161,7 @@ def _contender(
         repo.write({f"{n}.yaml": _release(n, fleet.BASE) for n in names})
         repo.commit("fleet")
         box.control("POST", "faults", {"preset": "ecs-documented"})
-        return _measure(config, workdir, box, repo, names, name, flags)
+        return _measure(config, workdir, box, repo, names, name, flags, code)
     finally:
         box.stop()
 
@@ -138,6 +195,7 @@ def _measure(
     names: list[str],
     caller: str,
     flags: tuple[str, ...],
+    code: Path | None,
 ) -> dict[str, Any]:
     size = len(names)
     mark = box.last_seq()
@@ -158,17 +216,19 @@ def _measure(
         "0",  # /status must not read deployment history: the bench polls it
         *flags,
         caller=caller,
+        code=code,
     )
     try:
         _wait_synced(daemon, size, config.budget_timeout_s)
         settled = time.time()
         first = _span(box, caller, mark, started, settled)
         first["seconds"] = settled - started
-        resync = daemon.get("/status")["resync"]
+        # Before the budget, /status said nothing of the resync: it kept the configured one.
+        resync = daemon.get("/status").get("resync") or {"effectiveSeconds": None}
 
         steady_s = max(
             config.budget_steady_intervals
-            * max(resync["effectiveSeconds"], config.budget_resync_s),
+            * max(resync["effectiveSeconds"] or 0.0, config.budget_resync_s),
             config.budget_min_window_s,
         )
         mark = box.last_seq()
@@ -179,7 +239,7 @@ def _measure(
         steady = _span(box, caller, mark, window_start, window_end)
         steady["observed_interval_s"] = _observed_interval(box, caller, mark, window_end)
         steady["cpu_s_per_s"] = (sampler.at(window_end) - sampler.at(window_start)) / steady_s
-        steady["reported"] = daemon.get("/status")["resync"]
+        steady["reported"] = daemon.get("/status").get("resync") or {"effectiveSeconds": None}
 
         trigger = _triggers(config, box, repo, names, caller)
         rollouts = _rollouts(config, box, repo, names, caller)

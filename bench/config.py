@@ -63,6 +63,8 @@ class Config:
 
     budget_sizes: tuple[int, ...] = (1000, 5000, 10000)
     """Releases in the throttled scenario (``bench/budget.py``)."""
+    budget_contenders: tuple[str, ...] = ("paced", "today")
+    """Who runs the throttled scenario (``bench/budget.py``'s ``CONTENDERS``)."""
     budget_resync_s: float = 30.0
     """ecsop's ``--resync-interval`` there (its default)."""
     budget_active_poll_s: float = 5.0

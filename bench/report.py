@@ -445,6 +445,8 @@ def _budget(data: dict[str, Any]) -> list[str]:
 def _budget_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for size, row in data["sizes"].items():
+        if "paced" not in row:
+            continue
         paced = row["paced"]
         first, steady = paced["first_pass"], paced["steady"]
         bound = math.ceil(int(size) / 10)

@@ -206,7 +206,7 @@ def test_errors_of_each_batch_are_returned_and_every_batch_still_queued() -> Non
 
 
 class Poll:
-    def __init__(self, releases: list[LoadedRelease]) -> None:
+    def __init__(self, releases: list[LoadedRelease], fill: float = 0.0) -> None:
         self.now = 0.0
         self.by_name = {r.name: r for r in releases}
         self.described: list[tuple[str, ...]] = []
@@ -216,6 +216,7 @@ class Poll:
             self.observe,
             self.queued.append,
             slack=1.0,
+            fill=fill,
             monotonic=lambda: self.now,
         )
 
@@ -246,6 +247,46 @@ def test_releases_due_within_the_slack_share_a_batch_later_ones_wait() -> None:
     assert poll.described == [("svc-00000", "svc-00001")]
     poll.now = 6.5
     assert poll.poller.poll_due() == ["svc-00002"]
+
+
+def test_rollouts_started_one_by_one_fall_into_one_phase_of_full_batches() -> None:
+    """RegisterTaskDefinition paced at one every 2 s starts rollouts 2 s apart; each poll
+    fills its call with the cluster's releases due next, so once all run every call names
+    ten, and each release is still looked at at least every 5 s."""
+    poll = Poll(fleet(30), fill=5.0)
+    names = sorted(poll.by_name)
+    seen: dict[str, list[float]] = {name: [] for name in names}
+    for step in range(0, 240):  # 120 s in steps of 0.5 s
+        poll.now = step / 2
+        if step % 4 == 0 and step // 4 < len(names):
+            poll.poller.schedule(names[step // 4], 5.0)  # a rollout starts, 2 s apart
+        poll.queued.clear()
+        for name in poll.poller.poll_due():
+            seen[name].append(poll.now)
+            poll.poller.schedule(name, 5.0)  # still rolling: look again in 5 s
+    started_all = 2.0 * (len(names) - 1)
+    after = [len(b) for b in poll.described[-12:]]
+    assert after == [10] * 12
+    for times in seen.values():
+        assert all(b - a <= 5.0 for a, b in itertools.pairwise(times))
+    assert poll.now > started_all + 30
+
+
+def test_a_call_is_filled_only_with_its_own_clusters_releases_due_within_a_poll() -> None:
+    poll = Poll(fleet(3), fill=5.0)
+    poll.poller.schedule("svc-00000", 5.0)
+    poll.poller.schedule("svc-00001", 8.0)
+    poll.poller.schedule("svc-00002", 30.0)  # a bake, not a poll: never pulled this early
+    poll.now = 5.0
+    assert sorted(poll.poller.poll_due()) == ["svc-00000", "svc-00001"]
+    assert poll.described == [("svc-00000", "svc-00001")]
+    assert poll.poller.pending() == 1
+    other = Poll([loaded("web"), loaded("api", cluster="other")], fill=5.0)
+    other.poller.schedule("web", 1.0)
+    other.poller.schedule("api", 3.0)
+    other.now = 1.0
+    assert other.poller.poll_due() == ["web"]
+    assert other.poller.pending() == 1
 
 
 def test_a_new_request_replaces_the_earlier_one() -> None:

@@ -12,7 +12,12 @@ DescribeServices a second instead of 20.
 Passes of one batch start together and ask to be looked at after the same
 delay, so they come due together again and stay batched; ``slack`` (a fifth
 of the active-poll interval by default) gathers releases that drifted apart.
-A release is then looked at up to ``slack`` early, never late.
+A batch with room left (fewer than ten of its cluster due) is filled with the
+releases of that cluster due next within ``fill`` seconds (the active-poll
+interval): a seat in a call already being made costs nothing, and rollouts
+started one by one (RegisterTaskDefinition is paced at one every two seconds)
+fall into one phase within a poll instead of being polled a few per call
+forever. A release is looked at up to ``fill`` early, never late.
 
 Called by ``ecsop.controller.manager``: ``schedule`` is the work loop's
 ``requeue``; ``start``/``stop`` with the daemon.
@@ -23,10 +28,12 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 
 import structlog
 
+from ecsop.aws.ecs import DESCRIBE_SERVICES_BATCH
 from ecsop.controller import pacing
 from ecsop.spec.loader import LoadedRelease
 
@@ -41,6 +48,7 @@ class ActivePoller:
         queue: Callable[[str], None],
         *,
         slack: float,
+        fill: float = 0.0,
         monotonic: Callable[[], float] = time.monotonic,
         on_batch: Callable[[int], None] = lambda size: None,
     ) -> None:
@@ -48,6 +56,7 @@ class ActivePoller:
         self._observe = observe
         self._queue = queue
         self._slack = slack
+        self._fill = fill
         self._monotonic = monotonic
         self._on_batch = on_batch
         self._cond = threading.Condition()
@@ -90,7 +99,9 @@ class ActivePoller:
         if not names:
             return []
         known = [found for found in map(self._loaded, names) if found is not None]
-        for batch in pacing.batches(known):
+        extra = self._top_up(known, now + self._fill)
+        names += [loaded.name for loaded in extra]
+        for batch in pacing.batches([*known, *extra]):
             try:
                 errors = self._observe(batch.members)
             except Exception as exc:  # the passes describe on their own and back off
@@ -101,6 +112,28 @@ class ActivePoller:
         for name in names:
             self._queue(name)
         return names
+
+    def _top_up(self, known: list[LoadedRelease], until: float) -> list[LoadedRelease]:
+        """Releases due by ``until`` that fill the last batch of a cluster being polled now,
+        earliest first; taken off the schedule."""
+        room = Counter({g: -n % DESCRIBE_SERVICES_BATCH for g, n in _counts(known).items()})
+        if not +room:
+            return []
+        with self._cond:
+            waiting = sorted((due, name) for name, due in self._due.items() if due <= until)
+        chosen: list[tuple[float, LoadedRelease]] = []
+        for due, name in waiting:
+            found = self._loaded(name)
+            if found is not None and room[pacing.group_of(found)] > 0:
+                room[pacing.group_of(found)] -= 1
+                chosen.append((due, found))
+        taken: list[LoadedRelease] = []
+        with self._cond:
+            for due, found in chosen:
+                if self._due.get(found.name) == due:  # not rescheduled meanwhile
+                    del self._due[found.name]
+                    taken.append(found)
+        return taken
 
     def _take(self, until: float) -> list[str]:
         """Pop every name due by ``until`` (stale heap entries skipped); under ``_cond``."""
@@ -133,3 +166,7 @@ class ActivePoller:
                 self.poll_due()
             except Exception:  # never lose the poller; the resync still sees everything
                 log.exception("active poll failed")
+
+
+def _counts(releases: Iterable[LoadedRelease]) -> Counter[pacing.Group]:
+    return Counter(pacing.group_of(loaded) for loaded in releases)

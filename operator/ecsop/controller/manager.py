@@ -177,6 +177,7 @@ class Controller:
             self.cache.refresh,
             self.queue.add,
             slack=settings.active_poll_seconds / 5,
+            fill=settings.active_poll_seconds,
         )
         self.loop = WorkLoop(
             self.queue,

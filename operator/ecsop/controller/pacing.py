@@ -59,12 +59,20 @@ class Batch:
         return tuple(m.name for m in self.members)
 
 
+Group = tuple[str, str, str | None, str]
+"""(account, region, role, cluster): releases one DescribeServices call can name together."""
+
+
+def group_of(loaded: LoadedRelease) -> Group:
+    spec = loaded.release.spec
+    return (loaded.target.account, loaded.region, spec.role_arn, spec.cluster)
+
+
 def batches(releases: Iterable[LoadedRelease]) -> list[Batch]:
     """The fewest DescribeServices calls that observe ``releases``, in a stable order."""
-    groups: dict[tuple[str, str, str | None, str], list[LoadedRelease]] = defaultdict(list)
+    groups: dict[Group, list[LoadedRelease]] = defaultdict(list)
     for loaded in releases:
-        spec = loaded.release.spec
-        groups[(loaded.target.account, loaded.region, spec.role_arn, spec.cluster)].append(loaded)
+        groups[group_of(loaded)].append(loaded)
     found: list[Batch] = []
     for (account, region, role, cluster), members in sorted(
         groups.items(), key=lambda item: tuple(str(part) for part in item[0])
