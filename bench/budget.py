@@ -1,4 +1,4 @@
-"""Scenario 6, observing within ECS's API budget: the sandbox throttling at ECS's rates.
+"""Scenario 7, observing within ECS's API budget: the sandbox throttling at ECS's rates.
 
 For each fleet size N, the contenders run one after the other, each against
 its own fresh sandbox holding one cluster of N steady services already

@@ -383,13 +383,13 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
     return [*out, ""]
 
 
-# --- scenario 6: within ECS's API budget (bench/budget.py) ---------------------------------
+# --- scenario 7: within ECS's API budget (bench/budget.py) ---------------------------------
 
 
 def _budget(data: dict[str, Any]) -> list[str]:
     sizes = data["sizes"]
     out = [
-        "### 6. Within ECS's API budget: the sandbox throttling at ECS's documented rates",
+        "### 7. Within ECS's API budget: the sandbox throttling at ECS's documented rates",
         "",
         f"Resync {_f(data['resync_s'], 0)} s, active poll {_f(data['active_poll_s'], 0)} s; "
         + "; ".join(f"`{name}`: `{flags}`" for name, flags in data["contenders"].items())
@@ -489,14 +489,14 @@ def _budget_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-# --- scenario 7: timestamp parsing (bench/timestamps.py) -----------------------------------
+# --- scenario 8: timestamp parsing (bench/timestamps.py) -----------------------------------
 
 
 def _timestamps(data: dict[str, Any]) -> list[str]:
     rows = data["rows"]
     stock = rows["botocore"]["ms_per_answer"]
     out = [
-        "### 7. Timestamp parsing: one DescribeServices answer of 10 services "
+        "### 8. Timestamp parsing: one DescribeServices answer of 10 services "
         f"({data['timestamps_per_answer']:,} timestamps)",
         "",
         "| parser | ms per answer | s per resync of 10,000 releases | datetimes in | "

@@ -1,4 +1,4 @@
-"""Scenario 7, the hot path's timestamp parsing: botocore's default parser against ecsop's.
+"""Scenario 8, the hot path's timestamp parsing: botocore's default parser against ecsop's.
 
 A DescribeServices answer of ten services, each with one deployment and the
 hundred events ECS keeps (1,020 epoch timestamps, as ECS sends them), is

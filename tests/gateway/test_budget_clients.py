@@ -149,3 +149,37 @@ def test_every_timestamp_form_aws_sends_is_the_same_instant(value: Any, expected
     parsed = timestamps.parse(value)
     assert parsed == expected
     assert parsed.utcoffset() is not None
+
+
+class Lost(Exception):
+    pass
+
+
+def test_a_shard_lost_while_a_call_waits_for_its_token_stops_that_call(aws_env: str) -> None:
+    """The budget's wait comes before the fence: a write that waited seconds for its token
+    is not sent by a replica that lost the release meanwhile."""
+    lost = [False]
+    sent: list[str] = []
+
+    def fence() -> None:
+        if lost[0]:
+            raise Lost("shard 3 lost")
+
+    def sleep(seconds: float) -> None:
+        lost[0] = True  # the lease expired while this call waited
+
+    budget = CallBudget(BudgetSettings(share=0.05), monotonic=lambda: 0.0, sleep=sleep)
+    factory = aws.ClientFactory(budget=budget, before_attempt=fence)
+    ecs = factory.client("ecs", REGION)
+    ecs.meta.events.register("before-send", lambda **_: sent.append("sent"))
+    ecs.create_cluster(clusterName="prod")  # cluster-modify: a burst of one at this share
+    assert sent == ["sent"]
+    with pytest.raises(Lost):
+        ecs.create_cluster(clusterName="again")  # waits for a token, then the fence says no
+    assert sent == ["sent"]
+    assert [
+        c["clusterName"]
+        for c in boto3.client("ecs", region_name=REGION).describe_clusters(
+            clusters=["prod", "again"]
+        )["clusters"]
+    ] == ["prod"]
