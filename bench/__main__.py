@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only trigger,rollback,steady] [--sizes 10,100]``."""
+"""``python -m bench [--quick] [--only trigger,rollback,steady,budget] [--sizes 10,100]``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import failover, report, rollback, steady, strategies, trigger
+from bench import budget, failover, report, rollback, steady, strategies, timestamps, trigger
 from bench.config import FULL, QUICK
 from bench.harness import ROOT
 
@@ -25,6 +25,8 @@ SCENARIOS = {
     "strategies": strategies.run,
     "steady": steady.run,
     "failover": failover.run,
+    "budget": budget.run,
+    "timestamps": timestamps.run,
 }
 
 
@@ -49,12 +51,24 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default=",".join(SCENARIOS), help="comma-separated: " + ",".join(SCENARIOS)
     )
     parser.add_argument("--sizes", help="fleet sizes of the steady scenario, e.g. 10,100,1000")
+    parser.add_argument("--budget-sizes", help="fleet sizes of the budget scenario, e.g. 1000")
+    parser.add_argument(
+        "--budget-contenders",
+        help="of the budget scenario: paced,unpaced,today (default paced,today)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
     if args.sizes:
         config = replace(config, steady_sizes=tuple(int(s) for s in args.sizes.split(",")))
+    if args.budget_sizes:
+        config = replace(config, budget_sizes=tuple(int(s) for s in args.budget_sizes.split(",")))
+    if args.budget_contenders:
+        config = replace(
+            config,
+            budget_contenders=tuple(c.strip() for c in args.budget_contenders.split(",")),
+        )
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:
