@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only trigger,rollback,steady] [--sizes 10,100]``."""
+"""``python -m bench [--quick] [--only trigger,rollback,steady,budget] [--sizes 10,100]``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import crashloop, failover, race, report, rollback, scale, steady, strategies, trigger
+from bench import (
+    budget,
+    crashloop,
+    failover,
+    race,
+    report,
+    rollback,
+    scale,
+    steady,
+    strategies,
+    timestamps,
+    trigger,
+)
 from bench.config import FULL, QUICK
 from bench.harness import ROOT
 
@@ -28,6 +40,8 @@ SCENARIOS = {
     "race": race.run,
     "scale": scale.run,
     "failover": failover.run,
+    "budget": budget.run,
+    "timestamps": timestamps.run,
 }
 
 
@@ -53,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", help="fleet sizes of the steady scenario, e.g. 10,100,1000")
     parser.add_argument("--scale-sizes", help="fleet sizes of the scale scenario, e.g. 1000,5000")
+    parser.add_argument("--budget-sizes", help="fleet sizes of the budget scenario, e.g. 1000")
+    parser.add_argument(
+        "--budget-contenders",
+        help="of the budget scenario: paced,unpaced,today (default paced,today)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
@@ -61,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, steady_sizes=tuple(int(s) for s in args.sizes.split(",")))
     if args.scale_sizes:
         config = replace(config, scale_sizes=tuple(int(s) for s in args.scale_sizes.split(",")))
+    if args.budget_sizes:
+        config = replace(config, budget_sizes=tuple(int(s) for s in args.budget_sizes.split(",")))
+    if args.budget_contenders:
+        config = replace(
+            config,
+            budget_contenders=tuple(c.strip() for c in args.budget_contenders.split(",")),
+        )
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:

@@ -84,6 +84,34 @@ class Config:
     cost_resyncs: int = 4
     """Resync intervals (5 s) counted per replica count."""
 
+    budget_sizes: tuple[int, ...] = (1000, 5000, 10000)
+    """Releases in the throttled scenario (``bench/budget.py``)."""
+    budget_contenders: tuple[str, ...] = ("paced", "today")
+    """Who runs the throttled scenario (``bench/budget.py``'s ``CONTENDERS``)."""
+    budget_resync_s: float = 30.0
+    """ecsop's ``--resync-interval`` there (its default)."""
+    budget_active_poll_s: float = 5.0
+    """ecsop's ``--active-poll-interval`` there (its default)."""
+    budget_steady_intervals: int = 2
+    """Resync intervals (the effective ones) of steady state measured."""
+    budget_min_window_s: float = 60.0
+    """Shortest steady-state window, whatever the interval."""
+    budget_changes: int = 20
+    """Single spec changes timed per contender."""
+    budget_change_spacing_s: float = 3.0
+    """Seconds from one change to the next: RegisterTaskDefinition's budget refills."""
+    budget_trigger_timeout_s: float = 60.0
+    """A change not deployed within this is counted as missed."""
+    budget_rollouts: int = 100
+    """Rollouts started at once to measure the cost of polling them."""
+    budget_timeout_s: float = 1800.0
+    """Longest wait for a first pass or for every rollout to start."""
+
+    timestamp_parses: int = 200
+    """DescribeServices answers parsed per round in the timestamp scenario."""
+    timestamp_rounds: int = 5
+    """Rounds of it (the median is reported)."""
+
     def resync_seconds(self, releases: int) -> float:
         """ecsop's resync interval in the scale runs: longer than a full resync takes."""
         return self.resync_small if releases <= 100 else 10.0 if releases <= 1000 else 15.0
@@ -109,4 +137,11 @@ QUICK = Config(
     failover_services=20,
     cost_services=40,
     cost_resyncs=2,
+    budget_sizes=(100, 300),
+    budget_resync_s=10.0,
+    budget_steady_intervals=1,
+    budget_min_window_s=15.0,
+    budget_changes=5,
+    budget_rollouts=20,
+    timestamp_parses=50,
 )

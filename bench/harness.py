@@ -68,6 +68,12 @@ def aws_env(endpoint: str, caller: str) -> dict[str, str]:
     }
 
 
+def _with_code(env: dict[str, str], code: Path | None) -> dict[str, str]:
+    if code is None:
+        return env
+    return {**env, "PYTHONPATH": os.pathsep.join([str(code), env["PYTHONPATH"]])}
+
+
 # --- /proc --------------------------------------------------------------------------
 
 
@@ -156,6 +162,8 @@ class Call:
     request: dict[str, Any]
     service: str = ""
     """The SigV4 signing name (``ecs``, ``sqs``, ...)."""
+    fault: int | None = None
+    """The injected fault's HTTP status (400: throttled), if the call got one."""
 
 
 class Sandbox:
@@ -215,6 +223,7 @@ class Sandbox:
                 c["caller"],
                 c["request"],
                 c.get("service", ""),
+                c["fault"],
             )
             for c in found
         ]
@@ -287,7 +296,10 @@ class Daemon:
         specs: Path,
         *flags: str,
         caller: str = "ecsop",
+        code: Path | None = None,
     ) -> None:
+        """``code``: a directory holding another ``ecsop`` package to run instead of this
+        checkout's (an earlier commit's, for a side-by-side run)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"daemon-{caller}-{self.port}.log"
@@ -301,7 +313,7 @@ class Daemon:
             [sys.executable, "-m", "ecsop", "run", "--specs", str(specs), *endpoint, *flags],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=aws_env(sandbox.url, caller),
+            env=_with_code(aws_env(sandbox.url, caller), code),
         )
         self.pid = self.proc.pid
         try:

@@ -40,6 +40,10 @@ def markdown(results: dict[str, Any]) -> str:
     if "failover" in results:
         parts += _failover(results["failover"])
     parts += report_scale.markdown(results)
+    if "budget" in results:
+        parts += _budget(results["budget"])
+    if "timestamps" in results:
+        parts += _timestamps(results["timestamps"])
     parts += _targets(targets(results))
     return "\n".join(parts)
 
@@ -361,6 +365,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     }
                 )
     out += report_scale.targets(results)
+    if "budget" in results:
+        out += _budget_targets(results["budget"])
+    if "timestamps" in results:
+        rows = results["timestamps"]["rows"]
+        speedup = rows["botocore"]["ms_per_answer"] / rows["ecsop"]["ms_per_answer"]
+        out.append(
+            {
+                "target": "timestamp parsing: faster than botocore's, same instants",
+                "measured": f"{_f(speedup, 1)}x, same: {results['timestamps']['same_instants']}",
+                "met": speedup > 1 and results["timestamps"]["same_instants"],
+            }
+        )
     return out
 
 
@@ -368,4 +384,134 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
     out = ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
     for row in rows:
         out.append(f"| {row['target']} | {row['measured']} | {'yes' if row['met'] else '**no**'} |")
+    return [*out, ""]
+
+
+# --- scenario 7: within ECS's API budget (bench/budget.py) ---------------------------------
+
+
+def _budget(data: dict[str, Any]) -> list[str]:
+    sizes = data["sizes"]
+    out = [
+        "### 7. Within ECS's API budget: the sandbox throttling at ECS's documented rates",
+        "",
+        f"Resync {_f(data['resync_s'], 0)} s, active poll {_f(data['active_poll_s'], 0)} s; "
+        + "; ".join(f"`{name}`: `{flags}`" for name, flags in data["contenders"].items())
+        + ". ⌈N/10⌉: the fewest DescribeServices that observe N releases.",
+        "",
+        "**First pass** (start → every release reconciled once) **and steady state**",
+        "",
+        "| N | contender | first pass: DescribeServices (⌈N/10⌉) | of them single | calls "
+        "| throttled | time s | steady: calls/s | DescribeServices/s | throttled "
+        "| effective interval s (reported / seen) | CPU % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size, row in sizes.items():
+        for name, c in row.items():
+            first, steady = c["first_pass"], c["steady"]
+            reported = steady["reported"]["effectiveSeconds"]
+            out.append(
+                f"| {int(size):,} | {name} | {first['describe_services']:,} "
+                f"({math.ceil(int(size) / 10):,}) | {first['describe_services_single']:,} "
+                f"| {first['calls']:,} | {first['throttled']:,} "
+                f"({_f(100 * first['throttled_share'], 1)} %) | {_f(first['seconds'], 1)} "
+                f"| {_f(steady['calls_per_s'], 2)} | {_f(steady['describe_services_per_s'], 2)} "
+                f"| {steady['throttled']:,} ({_f(100 * steady['throttled_share'], 1)} %) "
+                f"| {_f(reported, 1)} / {_f(steady['observed_interval_s'], 1)} "
+                f"| {_f(100 * steady['cpu_s_per_s'], 1)} |"
+            )
+    out += [
+        "",
+        f"**Trigger latency** (single spec changes, {data['changes']} per contender, "
+        "file written → UpdateService, real seconds) **and "
+        f"{data['rollouts']} rollouts in progress** (polled every "
+        f"{_f(data['active_poll_s'], 0)} s)",
+        "",
+        "| N | contender | trigger p50 | p99 | max | missed | rollouts started in s "
+        "| throttled while starting | polling: DescribeServices/s for the rollouts "
+        "| services per such call | all calls/s | throttled |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size, row in sizes.items():
+        for name, c in row.items():
+            t, r = c["trigger"], c["rollouts"]
+            window = r["window"]
+            out.append(
+                f"| {int(size):,} | {name} | {_f(t['p50_s'], 3)} | {_f(t['p99_s'], 3)} "
+                f"| {_f(t['max_s'], 3)} | {t['missed']} | {_f(r['all_started_s'], 1)} "
+                f"| {r['start_span']['throttled']:,} | {_f(r['rollout_describes_per_s'], 2)} "
+                f"| {_f(r['services_per_rollout_describe'], 1)} | {_f(window['calls_per_s'], 2)} "
+                f"| {window['throttled']:,} |"
+            )
+    return [*out, ""]
+
+
+def _budget_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for size, row in data["sizes"].items():
+        if "paced" not in row:
+            continue
+        paced = row["paced"]
+        first, steady = paced["first_pass"], paced["steady"]
+        bound = math.ceil(int(size) / 10)
+        out.append(
+            {
+                "target": f"N={int(size):,}: first pass ≤ ⌈N/10⌉ = {bound:,} DescribeServices, "
+                "none of one service",
+                "measured": f"{first['describe_services']:,}, "
+                f"{first['describe_services_single']:,} single",
+                "met": first["describe_services"] <= bound
+                and first["describe_services_single"] == 0,
+            }
+        )
+        out.append(
+            {
+                "target": f"N={int(size):,}: throttled calls ≤ 1 % at startup, 0 in steady state",
+                "measured": f"{_f(100 * first['throttled_share'], 2)} %, {steady['throttled']}",
+                "met": first["throttled_share"] <= 0.01 and steady["throttled"] == 0,
+            }
+        )
+        rollouts = paced["rollouts"]
+        out.append(
+            {
+                "target": f"N={int(size):,}: {data['rollouts']} rollouts polled ten per "
+                "DescribeServices",
+                "measured": f"{_f(rollouts['services_per_rollout_describe'], 1)} per call",
+                "met": rollouts["services_per_rollout_describe"] >= 9.0,
+            }
+        )
+        if int(size) >= 10000:
+            out.append(
+                {
+                    "target": f"N={int(size):,}: a single change reaches UpdateService "
+                    "in < 0.3 s (p50)",
+                    "measured": f"p50 {_f(paced['trigger']['p50_s'], 3)} s, "
+                    f"p99 {_f(paced['trigger']['p99_s'], 3)} s",
+                    "met": paced["trigger"]["p50_s"] < 0.3,
+                }
+            )
+    return out
+
+
+# --- scenario 8: timestamp parsing (bench/timestamps.py) -----------------------------------
+
+
+def _timestamps(data: dict[str, Any]) -> list[str]:
+    rows = data["rows"]
+    stock = rows["botocore"]["ms_per_answer"]
+    out = [
+        "### 8. Timestamp parsing: one DescribeServices answer of 10 services "
+        f"({data['timestamps_per_answer']:,} timestamps)",
+        "",
+        "| parser | ms per answer | s per resync of 10,000 releases | datetimes in | "
+        "botocore ÷ this |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        out.append(
+            f"| {name} | {_f(row['ms_per_answer'], 2)} | {_f(row['s_per_10k_resync'], 1)} "
+            f"| {row['tz']} | {_ratio(stock, row['ms_per_answer'])} |"
+        )
+    out.append("")
+    out.append(f"Every timestamp read as the same instant by both: {data['same_instants']}.")
     return [*out, ""]

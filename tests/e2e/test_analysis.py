@@ -14,10 +14,8 @@ every (real) second.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from ecsop.spec.model import fingerprint
+from prometheus_process import Prometheus, binary, scraping_files
 
 from .conftest import (
     GOOD_V1,
@@ -37,7 +36,6 @@ from .conftest import (
     digest,
     free_port,
     release_doc,
-    stop_process,
     wait_for,
 )
 
@@ -101,64 +99,15 @@ def sandbox(tmp_path: Path, file_sd: Path) -> Iterator[Sandbox]:
     box.stop()
 
 
-class Prometheus:
-    """A Prometheus server scraping the sandbox's tasks (file SD) every second."""
-
-    def __init__(self, binary: str, tmp: Path, file_sd: Path, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": "ecs",
-                    "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}],
-                }
-            ],
-        }
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = (tmp / "prometheus.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-        def ready() -> bool:
-            assert self.proc.poll() is None, (tmp / "prometheus.log").read_text()[-2000:]
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-
-        try:
-            wait_for(ready, 30, "Prometheus ready")
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.log.close()
-
-
 @pytest.fixture
 def start_prometheus(tmp_path: Path, file_sd: Path) -> Iterator[Callable[[int], Prometheus]]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        why = "the prometheus server binary is not installed (apt-get install prometheus)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{why}; CI must install it")
-        pytest.skip(why)
+    executable = binary()
     started: list[Prometheus] = []
 
     def start(port: int) -> Prometheus:
         home = tmp_path / f"prometheus-{port}"
         home.mkdir()
-        server = Prometheus(binary, home, file_sd, port)
+        server = Prometheus(executable, home, scraping_files(file_sd), port)
         started.append(server)
         return server
 

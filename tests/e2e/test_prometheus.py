@@ -9,22 +9,17 @@ sandbox's clock runs 20 times faster than real time.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ecsop.spec.model import fingerprint
 from grafana import dashboard_queries
+from prometheus_process import Prometheus, binary
 
 from .conftest import (
     CRASH,
@@ -32,9 +27,7 @@ from .conftest import (
     Daemon,
     Sandbox,
     SpecRepo,
-    free_port,
     release_doc,
-    stop_process,
     wait_for,
 )
 
@@ -43,90 +36,22 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "helm-free-deploy" / "prometheus" / "alerts.yaml"
 
 
-class Prometheus:
-    """A Prometheus server process scraping ``target`` as job "ecsop"."""
-
-    def __init__(self, binary: str, tmp: Path, target: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {
-                "scrape_interval": "1s",
-                "scrape_timeout": "1s",
-                "evaluation_interval": "1s",
-            },
-            "rule_files": [str(RULES)],
-            "scrape_configs": [{"job_name": "ecsop", "static_configs": [{"targets": [target]}]}],
-        }
-        path = tmp / "prometheus.yml"
-        path.write_text(yaml.safe_dump(config))
-        self.log_path = tmp / "prometheus.log"
-        self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={path}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(self.ready, 30, "Prometheus ready")
-        except BaseException:
-            self.stop()
-            raise
-
-    def ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"prometheus exited: {self.log_path.read_text()[-2000:]}")
-        with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-            return response.status == 200
-
-    def api(self, path: str, **params: str) -> Any:
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=5) as response:
-            body = json.load(response)
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.api("query", query=expr)["result"]
-        return result
-
-    def alerts(self, name: str, state: str) -> list[dict[str, Any]]:
-        return [
-            alert
-            for alert in self.api("alerts")["alerts"]
-            if alert["labels"]["alertname"] == name and alert["state"] == state
-        ]
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.log.close()
+def scraping_ecsop(target: str) -> dict[str, Any]:
+    """Scrape ``target`` as job "ecsop" every second and evaluate the shipped rules as often."""
+    return {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [{"job_name": "ecsop", "static_configs": [{"targets": [target]}]}],
+    }
 
 
 @pytest.fixture
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        why = "the prometheus server binary is not installed (apt-get install prometheus)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{why}; CI must install it")
-        pytest.skip(why)
-    return found
-
-
-@pytest.fixture
-def start_prometheus(
-    prometheus_binary: str, tmp_path: Path
-) -> Iterator[Callable[[str], Prometheus]]:
+def start_prometheus(tmp_path: Path) -> Iterator[Callable[[str], Prometheus]]:
+    executable = binary()
     started: list[Prometheus] = []
 
     def start(target: str) -> Prometheus:
-        server = Prometheus(prometheus_binary, tmp_path, target)
+        server = Prometheus(executable, tmp_path, scraping_ecsop(target))
         started.append(server)
         return server
 

@@ -25,6 +25,7 @@ from ecsop.notify.metrics import NotifyMetrics
 from ecsop.observability.event_metrics import EventMetrics
 from ecsop.observability.lease_metrics import LeaseMetrics
 from ecsop.observability.metrics import Metrics
+from ecsop.observability.pacing_metrics import PacingMetrics
 from grafana import DASHBOARD, dashboard_queries
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,6 +206,9 @@ def _exposed_names() -> set[str]:
     leases.transition(0, "acquired")
     leases.renew_failed(0)
     leases.round_done([0], 2, True)
+    pacing = PacingMetrics(registry)
+    pacing.resync(30, 30)
+    pacing.waited("ecs", "DescribeServices", 0.1)
     families = list(registry.collect())
     return {family.name for family in families} | {
         sample.name for family in families for sample in family.samples

@@ -8,13 +8,13 @@ scraping hold a minute of simulated traffic.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_server import Prometheus, binary, wait_for
 from sandbox_harness import IMAGES, Harness, scenario, service_spec
+
+from prometheus_process import Prometheus, binary, scraping_files, wait_for
 
 pytestmark = pytest.mark.sandbox
 
@@ -27,22 +27,12 @@ RATIO = (
 
 
 @pytest.fixture
-def prometheus_binary() -> str:
-    found = binary()
-    if found is None:
-        why = "the prometheus server binary is not installed (apt-get install prometheus)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{why}; CI must install it")
-        pytest.skip(why)
-    return found
-
-
-@pytest.fixture
-def prometheus(prometheus_binary: str, tmp_path: Path) -> Iterator[Callable[[Path], Prometheus]]:
+def prometheus(tmp_path: Path) -> Iterator[Callable[[Path], Prometheus]]:
+    executable = binary()
     started: list[Prometheus] = []
 
     def start(file_sd: Path) -> Prometheus:
-        server = Prometheus(prometheus_binary, tmp_path, file_sd)
+        server = Prometheus(executable, tmp_path, scraping_files(file_sd))
         started.append(server)
         return server
 

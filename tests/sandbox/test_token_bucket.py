@@ -1,4 +1,4 @@
-"""Token-bucket throttling: per-operation buckets and ECS's documented rates.
+"""Token-bucket throttling: per-operation buckets and ECS's documented rates (per category).
 
 "The bucket maximum capacity signifies the burst rate and the bucket refill rate
 is the sustained rate" (request-throttling.html). Unit tests run the buckets on
@@ -78,11 +78,14 @@ def test_operations_have_their_own_buckets_and_throttled_calls_are_counted() -> 
 @pytest.mark.parametrize(
     ("operation", "burst"),
     [
-        pytest.param("DescribeClusters", 50, id="cluster-read-documented"),
-        pytest.param("RegisterTaskDefinition", 20, id="register-documented"),
+        pytest.param("DescribeClusters", 50, id="cluster-read"),
+        pytest.param("RegisterTaskDefinition", 20, id="task-definition-modify"),
         pytest.param("RunTask", 20, id="run-task-fargate"),
-        pytest.param("DescribeServices", 50, id="read-kind"),
-        pytest.param("UpdateService", 20, id="modify-kind"),
+        pytest.param("DescribeServices", 100, id="service-read"),
+        pytest.param("UpdateService", 50, id="service-modify"),
+        pytest.param("TagResource", 20, id="tag-modify"),
+        pytest.param("DescribeTasks", 100, id="cluster-resource-read"),
+        pytest.param("StopServiceDeployment", 20, id="unlisted"),
     ],
 )
 def test_the_ecs_preset_gives_each_ecs_operation_its_burst(operation: str, burst: int) -> None:
@@ -95,6 +98,20 @@ def test_the_ecs_preset_gives_each_ecs_operation_its_burst(operation: str, burst
     assert sum(injector.decide(ecs(operation)) is None for _ in range(100)) == refill
     # Other services are not ECS: the preset leaves them alone.
     assert all(injector.decide(Call("monitoring", operation, "cbor")) is None for _ in range(99))
+
+
+def test_actions_of_one_category_share_its_bucket_as_at_ecs() -> None:
+    """"All API actions in a category share the same token bucket" (request-throttling.html)."""
+    wall = FakeWall()
+    injector = FaultInjector(Faults.model_validate({"preset": "ecs-documented"}), 1, wall)
+    allowed = [
+        injector.decide(ecs(operation)) is None
+        for _ in range(60)
+        for operation in ("DescribeServices", "ListServices")
+    ]
+    assert sum(allowed) == 100
+    # Another category is untouched.
+    assert injector.decide(ecs("UpdateService")) is None
 
 
 def test_an_operation_entry_overrides_the_preset() -> None:

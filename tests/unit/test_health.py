@@ -41,7 +41,8 @@ from ecsop.decision.observation import Health, Observation, Options
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.situation import Probe, classify, probes_for
 from ecsop.probes import health, http_checks
-from ecsop.spec.model import HttpCheck, Rollout, ServiceRelease, fingerprint
+from ecsop.spec.http_check import HttpCheck
+from ecsop.spec.model import Rollout, ServiceRelease, fingerprint
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 OLD = "repo/api@sha256:" + "0" * 64

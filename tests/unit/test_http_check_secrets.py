@@ -20,7 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from ecsop.probes import http_checks
-from ecsop.spec.model import HttpCheck
+from ecsop.spec.http_check import HttpCheck
 from ecsop.spec.quoting import redacted
 
 TOKEN = "t0k3n-5ecret-value"

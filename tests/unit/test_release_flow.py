@@ -1,6 +1,6 @@
 """The release flow in the decision: what holds a new release, in which order, and what never is.
 
-Table-driven over ``decide`` (``decide._held`` -> ``release_flow.hold``), on
+Table-driven over ``decide`` (``deploying.held`` -> ``release_flow.hold``), on
 the shared builders: a service steady on its last-good revision (images
 ``OLD``) whose spec moved on to ``NEW`` (situation OUT_OF_DATE).
 """

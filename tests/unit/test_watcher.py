@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ecsop.spec.watcher import SpecWatcher, WatchLayout, layout_of
+from ecsop.spec.watcher import Changed, SpecWatcher, WatchLayout, layout_of
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -27,11 +27,13 @@ class Calls:
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.changed: list[Changed] = []
         self._cond = threading.Condition()
 
-    def __call__(self) -> None:
+    def __call__(self, changed: Changed = None) -> None:
         with self._cond:
             self.times.append(time.monotonic())
+            self.changed.append(changed)
             self._cond.notify_all()
 
     @property
@@ -87,6 +89,7 @@ def test_editing_a_spec_triggers_on_change_within_a_second(
     spec.write_text(SPEC + "# edited\n")
     assert calls.wait_for(1, timeout=1.0)
     assert calls.times[0] - changed < 1.0
+    assert calls.changed[0] == frozenset({spec.resolve()}), "the call names what changed"
 
 
 def test_a_burst_of_writes_is_debounced_into_few_calls(
@@ -113,6 +116,7 @@ def test_git_sync_symlink_swap_is_followed_to_the_new_checkout(
     git_sync_publish(tmp_path, "bbb")
     assert calls.wait_for(1), "the swap itself is a change"
     assert watcher.target == new
+    assert calls.changed[0] is None, "a swap cannot be named file by file: read everything"
 
     shutil.rmtree(old)  # git-sync removes the previous worktree after the swap
     settled = calls.count
@@ -199,7 +203,7 @@ def test_changes_under_dot_git_are_ignored(
 def test_a_failing_callback_does_not_stop_the_watcher(tmp_path: Path) -> None:
     calls = Calls()
 
-    def explode() -> None:
+    def explode(changed: Changed) -> None:
         calls()
         raise RuntimeError("reload failed")
 
@@ -215,7 +219,7 @@ def test_changes_during_a_callback_bring_exactly_one_more_call(tmp_path: Path) -
     calls = Calls()
     release = threading.Event()
 
-    def slow() -> None:
+    def slow(changed: Changed) -> None:
         calls()
         release.wait(2)
 
@@ -250,7 +254,7 @@ def test_stop_ends_the_threads_promptly_and_silences_callbacks(tmp_path: Path) -
 
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError):
-        SpecWatcher(".", on_change=lambda: None, debounce_seconds=2, max_delay_seconds=1)
+        SpecWatcher(".", on_change=lambda changed: None, debounce_seconds=2, max_delay_seconds=1)
 
 
 # --- what gets watched -----------------------------------------------------------

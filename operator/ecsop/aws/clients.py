@@ -30,6 +30,8 @@ import botocore.session
 from botocore.config import Config
 
 from ecsop import __version__
+from ecsop.aws import timestamps
+from ecsop.aws.budget import CallBudget
 
 RetryMode = Literal["standard", "adaptive"]
 
@@ -159,6 +161,9 @@ class ClientFactory:
     own. ``on_client_created`` runs once per new client, before anyone uses it:
     the metrics module registers botocore event handlers (``after-call``,
     ``needs-retry``) there, and tests count calls with ``before-call``.
+    With a ``budget``, every attempt of every client waits for its token first
+    (``ecsop.aws.budget``). Every session parses AWS's timestamps with
+    ``ecsop.aws.timestamps``.
     """
 
     def __init__(
@@ -166,6 +171,7 @@ class ClientFactory:
         settings: AwsSettings | None = None,
         on_client_created: Callable[[Any], None] | None = None,
         before_attempt: Callable[[], None] | None = None,
+        budget: CallBudget | None = None,
     ) -> None:
         self._settings = settings or AwsSettings()
         self._on_client_created = on_client_created
@@ -173,6 +179,8 @@ class ClientFactory:
         """Called before every HTTP attempt of ``client()``'s clients (retries included);
         what it raises stops the attempt. The daemon's fence: a replica that lost a
         shard sends nothing more for it, not even a retry of a write begun before."""
+        self.budget = budget
+        """ecsop's share of AWS's API rates; None: calls are not paced."""
         self._config = Config(
             retries={
                 "mode": self._settings.retry_mode,
@@ -223,6 +231,10 @@ class ClientFactory:
                     client = session.client(service_name, config=config)
                 if self._on_client_created is not None:
                     self._on_client_created(client)
+                # The budget's wait first, then the fence: a shard lost while a call
+                # waited for its token stops that call.
+                if self.budget is not None:
+                    self.budget.instrument(client, role_arn or None)
                 if self._before_attempt is not None:
                     client.meta.events.register("before-send", self._guard)
                 self._clients[key] = client
@@ -256,6 +268,8 @@ class ClientFactory:
                     client = session.client(service_name, config=config)
                 if self._on_client_created is not None:
                     self._on_client_created(client)
+                if self.budget is not None:
+                    self.budget.instrument(client, None)
                 self._clients[key] = client
             return client
 
@@ -264,7 +278,7 @@ class ClientFactory:
         session = self._sessions.get(key)
         if session is None:
             if role_arn is None:
-                session = boto3.Session(region_name=region)
+                session = boto3.Session(botocore_session=timestamps.session(), region_name=region)
             else:
                 session = self._assumed_role_session(region, role_arn)
             self._sessions[key] = session
@@ -306,7 +320,7 @@ class ClientFactory:
         credentials = botocore.credentials.DeferredRefreshableCredentials(
             refresh_using=fetcher.fetch_credentials, method="assume-role"
         )
-        core = botocore.session.get_session()
+        core = timestamps.session()
         core.register_component(
             "credential_provider",
             botocore.credentials.CredentialResolver([_AssumedRoleProvider(credentials)]),

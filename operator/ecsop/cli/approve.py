@@ -25,6 +25,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from ecsop.cli.release_lookup import unknown_release
+
 DEFAULT_URL = "http://127.0.0.1:9100"
 
 
@@ -82,11 +84,7 @@ def main(specs: Path, name: str, *, url: str, default_region: str, allow_mutable
     )
     release = loaded.releases.get(name)
     if release is None:
-        known = ", ".join(sorted(loaded.releases)) or "none"
-        print(
-            f"ecsop approve: no valid release named {name!r} in {specs} (releases: {known})",
-            file=sys.stderr,
-        )
+        print(f"ecsop approve: {unknown_release(loaded, specs, name)}", file=sys.stderr)
         return 1
     spec = release.release.spec
     if spec.rollout.approval != "manual":

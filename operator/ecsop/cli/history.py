@@ -18,6 +18,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ecsop.cli.release_lookup import unknown_release
 from ecsop.notify.events import short_digest
 
 if TYPE_CHECKING:
@@ -88,11 +89,7 @@ def main(
     )
     release = loaded.releases.get(name)
     if release is None:
-        known = ", ".join(sorted(loaded.releases)) or "none"
-        print(
-            f"ecsop history: no valid release named {name!r} in {specs} (releases: {known})",
-            file=sys.stderr,
-        )
+        print(f"ecsop history: {unknown_release(loaded, specs, name)}", file=sys.stderr)
         return 1
     spec = release.release.spec
     gateway = GatewayPool(ClientFactory()).ecs(release.region, spec.role_arn)

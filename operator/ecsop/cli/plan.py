@@ -1,18 +1,12 @@
-"""``ecsop plan`` and ``ecsop retry``: one-shot commands that share the daemon's path.
+"""``ecsop plan``: what the daemon would do now, by the daemon's own path, changing nothing.
 
 ``plan`` runs the daemon's own ``ReleaseReconciler`` (observe, probe, decide)
 with a dry-run executor and prints each decision instead of recording it:
-the dry run CI can gate on, and it cannot disagree with the daemon. ``retry``
-clears a release's failed record from its service, which is all the daemon
-needs to try that release again, and makes its failed steps runnable again
-(``controller.step_retry``).
+the dry run CI can gate on, and it cannot disagree with the daemon.
 """
 
 from __future__ import annotations
 
-import sys
-import urllib.error
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -20,14 +14,12 @@ from ecsop.aws.clients import AwsError, ClientFactory
 from ecsop.aws.ecs import GatewayPool
 from ecsop.aws.identity import caller_account
 from ecsop.aws.service_cache import ServiceCache
-from ecsop.controller import step_retry
 from ecsop.controller.executor import Applied, DryRunExecutor
 from ecsop.controller.flow import FlowContext, FlowGatherer
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
 from ecsop.decision.actions import Action, Deploy, RunStep, Wait
 from ecsop.decision.analysis import describe
-from ecsop.decision.ecs_state import ServiceMissing, short_name
-from ecsop.decision.memory import ServiceMemory
+from ecsop.decision.ecs_state import short_name
 from ecsop.decision.observation import Observation, Options
 from ecsop.decision.reasons import HELD, Reason
 from ecsop.probes.analysis import AnalysisProbes
@@ -143,61 +135,3 @@ def _verb(action: Action, applied: Applied) -> str:
         if applied.task_definition:
             return f"{verb} (reuse {short_name(applied.task_definition)})"
     return verb
-
-
-def retry(
-    specs: Path, name: str, *, url: str, default_region: str, allow_mutable_tags: bool
-) -> int:
-    loaded = source.load(
-        [specs], default_region=default_region, allow_mutable_tags=allow_mutable_tags
-    )
-    release = loaded.releases.get(name)
-    if release is None:
-        known = ", ".join(sorted(loaded.releases)) or "none"
-        print(
-            f"ecsop retry: no valid release named {name!r} in {specs} (releases: {known})",
-            file=sys.stderr,
-        )
-        return 1
-    spec = release.release.spec
-    gateways = GatewayPool(ClientFactory())
-    gateway = gateways.ecs(release.region, spec.role_arn)
-    retried_steps = False
-    try:
-        state = ServiceCache(gateways.ecs, max_age_seconds=0).observe(release)
-        if isinstance(state, ServiceMissing):
-            print(f"ecsop retry: service {spec.cluster}/{spec.service} not found", file=sys.stderr)
-            return 1
-        for step in step_retry.clear_failed_steps(gateway, state, release.release):
-            print(f"{name}: cleared failed {step}")
-            retried_steps = True
-        memory = ServiceMemory.read(state.tags)
-        if memory.failed is None:
-            if retried_steps:
-                _wake(url, name)
-                return 0
-            print(f"{name}: no failed release recorded; nothing to retry")
-            return 0
-        cleared = memory.retried()
-        gateway.tag_service(state.arn, cleared.tags())
-        stale = cleared.stale_keys(state.tags)
-        if stale:
-            gateway.untag_service(state.arn, stale)
-    except AwsError as exc:
-        print(f"ecsop retry: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    print(
-        f"{name}: cleared failed record for {memory.failed.fingerprint}; "
-        "the daemon will deploy it again"
-    )
-    _wake(url, name)
-    return 0
-
-
-def _wake(url: str, name: str) -> None:
-    """Ask a running daemon to reconcile ``name`` now."""
-    try:
-        request = urllib.request.Request(f"{url.rstrip('/')}/requeue/{name}", method="POST")
-        urllib.request.urlopen(request, timeout=3).close()
-    except (urllib.error.URLError, OSError):
-        print(f"(daemon at {url} not reachable; it will notice on its next resync)")

@@ -1,7 +1,7 @@
-"""The flags of ``ecsop plan`` and ``ecsop retry``, wired to ``ecsop.cli.plan``.
+"""The flags of ``ecsop plan`` and ``ecsop retry``, wired to ``ecsop.cli.plan`` and ``.retry``.
 
 The commands themselves (observe and decide without acting; clear a failed
-record) live in ``plan``; this module only declares them and hands over.
+record) live in ``plan`` and ``retry``; this module only declares them and hands over.
 """
 
 from __future__ import annotations
@@ -73,12 +73,12 @@ def handle_plan(args: argparse.Namespace) -> int:
 
 
 def handle_retry(args: argparse.Namespace) -> int:
-    from ecsop.cli import plan
+    from ecsop.cli import retry
 
     token = options.api_token(args.api_token_file)
     if token is not None:
         _send_token(args.url, token)
-    return plan.retry(
+    return retry.main(
         Path(args.specs),
         args.name,
         url=args.url,
@@ -103,9 +103,9 @@ class _BearerToken(urllib.request.BaseHandler):
 
 
 def _send_token(url: str, token: str) -> None:
-    """Make ``plan.retry``'s request to the daemon carry the API token.
+    """Make ``retry.main``'s request to the daemon carry the API token.
 
-    ``plan.retry`` wakes the daemon with ``urllib.request.urlopen``; installing
+    ``retry.main`` wakes the daemon with ``urllib.request.urlopen``; installing
     an opener is how the token reaches that request without changing it.
     """
     urllib.request.install_opener(urllib.request.build_opener(_BearerToken(url, token)))

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ecsop.cli.release_lookup import unknown_release
+
 
 def register(sub: Any, spec_options: Callable[[argparse.ArgumentParser], None]) -> None:
     promote = sub.add_parser(
@@ -80,8 +82,7 @@ def main(
     upstream, downstream = loaded.releases.get(source), loaded.releases.get(target)
     for name, found in ((source, upstream), (target, downstream)):
         if found is None:
-            known = ", ".join(sorted(loaded.releases)) or "none"
-            return _refuse(f"no valid release named {name!r} in {specs} (releases: {known})")
+            return _refuse(unknown_release(loaded, specs, name))
     assert upstream is not None and downstream is not None
     spec = upstream.release.spec
     gateway = GatewayPool(ClientFactory()).ecs(upstream.region, spec.role_arn)

@@ -104,6 +104,18 @@ def add(sub: Any) -> None:
         metavar="N",
         help="attempts per AWS call, retries included",
     )
+    options.add(
+        aws,
+        "--api-budget",
+        env="ECSOP_API_BUDGET",
+        kind=float,
+        default=0.5,
+        metavar="SHARE",
+        help="share of each of AWS's documented API rates (per account and region, e.g. "
+        "ECS's 20 DescribeServices a second) ecsop may use: calls wait for it rather than "
+        "be throttled, and the resync interval stretches when every release does not fit; "
+        "0 turns the budget off",
+    )
     analysis = options.group(run, "analysis gates (rollout.analysis)")
     options.add(
         analysis,
@@ -190,6 +202,7 @@ def add(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from ecsop.aws.budget import BudgetSettings
     from ecsop.aws.clients import AwsSettings
     from ecsop.controller.daemon import Daemon, DaemonSettings
     from ecsop.controller.manager import ControllerSettings
@@ -198,6 +211,8 @@ def handle(args: argparse.Namespace) -> int:
     from ecsop.probes.health import HealthSettings
 
     token = options.api_token(args.api_token_file)  # refused before anything starts
+    if args.api_budget < 0:
+        raise options.UsageError("--api-budget (env ECSOP_API_BUDGET) cannot be negative")
     analysis = _analysis_settings(args)
     logs.configure(args.log_format, args.log_level)
     specs = args.specs or ("specs" if args.sandbox else None)
@@ -237,6 +252,7 @@ def handle(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         api_token=token,
         coordination=coordination.settings(args, args.metrics_host, args.metrics_port),
+        budget=BudgetSettings(share=args.api_budget),
         **notifications.settings(args, Path(specs)),
     )
     try:

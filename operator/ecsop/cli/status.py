@@ -69,10 +69,30 @@ def main(url: str, *, as_json: bool, name: str | None = None) -> int:
     if events:
         print(events)
     print(render(releases, datetime.now(UTC)))
+    stretched = render_resync(body.get("resync") or {})
+    if stretched:
+        print(stretched)
     if name is not None:
         for line in render_analysis(releases[0].get("analysis") or []):
             print(line)
     return 0
+
+
+def render_resync(resync: dict[str, Any]) -> str:
+    """One line when the daemon observes every release less often than asked; else ""."""
+    if not resync.get("stretched"):
+        return ""
+    rate = resync.get("describeServicesPerSecond")
+    why = (
+        f"{resync.get('describeServicesCalls')} DescribeServices per resync at {rate}/s "
+        "(--api-budget)"
+        if rate
+        else f"the last resync took {resync.get('lastResyncSeconds')}s"
+    )
+    return (
+        f"resync every {resync.get('effectiveSeconds')}s, not {resync.get('configuredSeconds')}s: "
+        f"{why}"
+    )
 
 
 def render_analysis(analyses: list[dict[str, Any]]) -> list[str]:

@@ -18,6 +18,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from ecsop import __version__
+from ecsop.aws.budget import BudgetSettings, CallBudget
 from ecsop.aws.clients import AwsSettings, ClientFactory
 from ecsop.aws.ecs import GatewayPool
 from ecsop.aws.event_queue import open_queue
@@ -29,6 +30,7 @@ from ecsop.controller.replica import CoordinationSettings, Replica
 from ecsop.notify import assembly
 from ecsop.notify.config import NotificationConfig
 from ecsop.observability.metrics import Metrics
+from ecsop.observability.pacing_metrics import PacingMetrics
 from ecsop.observability.server import Endpoint, EndpointSettings
 from ecsop.probes.analysis import AnalysisProbes
 from ecsop.probes.health import HealthProber, HealthSettings
@@ -59,6 +61,8 @@ class DaemonSettings:
     """On SIGTERM, how long queued notifications may still be delivered."""
     coordination: CoordinationSettings | None = None
     """With several replicas: the lease table and this replica (None: run alone)."""
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
+    """ecsop's share of AWS's API rates (``--api-budget``)."""
 
 
 class Daemon:
@@ -68,12 +72,15 @@ class Daemon:
         self.settings = settings
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
+        self.pacing = PacingMetrics(self.registry)
+        self.budget = CallBudget(settings.budget, on_wait=self.pacing.waited)
         # Every attempt of every AWS call checks the pass's fence: a replica that lost a
         # shard sends nothing more for it, not even a botocore retry of a write.
         self.clients = ClientFactory(
             settings.aws,
             on_client_created=self.metrics.instrument,
             before_attempt=fence.check_current,
+            budget=self.budget,
         )
         self.gateways = GatewayPool(self.clients)
         # Health gates use the same clients (same retry config, same call metrics).
@@ -115,6 +122,8 @@ class Daemon:
             if events is not None
             else None,
             ownership=self.replica.ownership if self.replica else None,
+            budget=self.budget,
+            on_resync_interval=self.pacing.resync,
         )
         self.history = StatusHistory(
             self.gateways.ecs,
@@ -150,6 +159,7 @@ class Daemon:
         self.controller.specs.default_account = caller_account(
             self.clients.client, self.settings.controller.default_region
         )
+        self.budget.own_account = self.controller.specs.default_account
         if self.notifier is not None:
             self.notifier.start()
         self.controller.start()
@@ -219,6 +229,7 @@ class Daemon:
             "version": __version__,
             "specs": str(self.settings.controller.specs),
             **self.controller.events.status(),
+            "resync": self.controller.pacer.status(),
         }
         if self.replica is not None:
             header.update(self.replica.status_header())

@@ -10,9 +10,11 @@ Three parts, each in its own module, and this module only connects them:
 - ``ReleaseReconciler`` (``reconciler``) is one pass for one release.
 
 A resync re-reads the directory, describes every service in batches of ten
-(``ServiceCache.refresh``), queueing each batch's names as it is observed, then
-queues every name. The first pass after start
-is such a resync, so start-up costs one DescribeServices per ten releases.
+(``ServiceCache.refresh``), queueing each batch as it lands, paced to fit the
+AWS API budget (``pacing``). The first pass after start is such a resync, so
+start-up costs one DescribeServices per ten releases. A pass that asks to be
+looked at again (a rollout in progress) is observed in batches too
+(``active_poll``).
 
 With several replicas (``ecsop.controller.ownership``), a resync observes and
 queues only the releases of the shards this replica holds, each pass runs only
@@ -28,15 +30,18 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
+from ecsop.aws.budget import CallBudget
 from ecsop.aws.preflight import ClientFor
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
+from ecsop.controller import pacing
+from ecsop.controller.active_poll import ActivePoller
 from ecsop.controller.event_feed import EventFeed, EventQueue, EventSettings, cadence_settings
 from ecsop.controller.executor import AwsExecutor, WriteLog
 from ecsop.controller.flow import FlowGatherer, dependents, flow_context
@@ -91,6 +96,9 @@ class ControllerSettings:
     events: EventSettings | None = None
     """An event queue (``--events-queue``): the two intervals above are then the long
     ones, used while its events flow (``event_feed``)."""
+    resync_budget_share: float = 0.75
+    """Share of the DescribeServices budget a resync plans to spend; the rest is left to
+    rollouts being polled and to spec changes (``pacing``)."""
 
 
 class Controller:
@@ -107,6 +115,8 @@ class Controller:
         client_for: ClientFor | None = None,
         event_source: EventQueue | None = None,
         ownership: Ownership | None = None,
+        budget: CallBudget | None = None,
+        on_resync_interval: Callable[[float, float], None] = lambda effective, configured: None,
     ) -> None:
         self.settings = settings
         self.ownership = ownership or Ownership()
@@ -156,6 +166,19 @@ class Controller:
             clock=clock,
             flow=self.flow,
         )
+        self.pacer = pacing.ResyncPacer(
+            self.events.resync_seconds,
+            lambda: budget.rate("ecs", "DescribeServices") if budget is not None else None,
+            share=settings.resync_budget_share,
+            on_interval=on_resync_interval,
+        )
+        self.poller = ActivePoller(
+            self._watched_spec,
+            self.cache.refresh,
+            self.queue.add,
+            slack=settings.active_poll_seconds / 5,
+            fill=settings.active_poll_seconds,
+        )
         self.loop = WorkLoop(
             self.queue,
             self.reconcile,
@@ -168,7 +191,8 @@ class Controller:
             on_error=self._failed,
             on_pass=self._count_pass,
             on_loop_error=lambda loop: metrics.loop_errors.labels(loop).inc(),
-            resync_interval=self.events.resync_seconds,
+            requeue=self.poller.schedule,
+            resync_interval=lambda: self.pacer.interval,
         )
         self._on_release_count = on_release_count
         self._watcher: SpecWatcher | None = None
@@ -189,6 +213,7 @@ class Controller:
             debounce_seconds=self.settings.debounce_seconds,
         )
         self._watcher.start()
+        self.poller.start()
         self.loop.start()
         self.events.start()
         log.info(
@@ -202,6 +227,8 @@ class Controller:
         """Stop taking work; let reconciles in flight finish their AWS call."""
         if self._watcher is not None:
             self._watcher.stop()
+        self.pacer.stop()
+        self.poller.stop()
         self.events.stop()
         self.loop.stop()
         log.info("controller stopped")
@@ -211,32 +238,32 @@ class Controller:
 
     # --- triggers --------------------------------------------------------------------
 
-    def reload_specs(self) -> None:
-        """Read the directory; queue the releases whose spec changed, appeared or vanished."""
-        self._loaded(self.specs.reload(), queue=True)
+    def reload_specs(self, paths: frozenset[Path] | None = None) -> None:
+        """Read the directory (only ``paths`` when the watcher names them); queue the
+        releases whose spec changed, appeared or vanished."""
+        self._loaded(self.specs.reload(paths), queue=True)
 
     def resync(self) -> None:
         """Re-read the directory (in case an event was missed), observe everything, queue it all."""
         self.reload_specs()
         watched = [w for w in self.specs.watched() if self.ownership.holds(w.name)]
-        queued: set[str] = set()
-
-        def observed(batch: list[LoadedRelease]) -> None:
-            """Reconcile a batch as soon as it is observed, while the refresh goes on."""
-            for loaded in batch:
-                queued.add(loaded.name)
-                self.queue.add(loaded.name)
-
-        errors = self.cache.refresh(watched, on_batch=observed)
+        errors = self.pacer.run(watched, self.cache.refresh, self._queue_names)
         if errors:
             self.aws_reachable.clear()
             log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
         elif watched:
             self.aws_reachable.set()
-        for name in self.specs.names():
-            # not observed in a batch: the pass describes it alone
-            if name not in queued and self.ownership.holds(name):
+        batched = {loaded.name for loaded in watched}
+        self._queue_names(name for name in self.specs.names() if name not in batched)
+
+    def _queue_names(self, names: Iterable[str]) -> None:
+        for name in names:
+            if self.ownership.holds(name):
                 self.queue.add(name)
+
+    def _watched_spec(self, name: str) -> LoadedRelease | None:
+        entry = self.specs.entry(name)
+        return entry.loaded if entry is not None else None
 
     def _loaded(self, changes: Changes, *, queue: bool) -> None:
         fresh, before = changes.specs, changes.previous

@@ -38,7 +38,7 @@ from ecsop.decision.observation import Observation, Options
 from ecsop.decision.situation import View
 from ecsop.decision.step_state import StepKind, StepsSeen, StepTask, describe_task, started_by
 from ecsop.spec.loader import LoadedRelease
-from ecsop.spec.model import Step
+from ecsop.spec.step import Step
 
 log = structlog.get_logger("ecsop.controller.steps")
 

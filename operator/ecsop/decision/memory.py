@@ -407,6 +407,8 @@ def _number(text: str | None) -> int | None:
         return int(text) if text is not None else None
     except ValueError:
         return None
+
+
 # --- the release flow: proofs on revisions, approvals on services ----------------------
 
 TAG_PROVEN_PREFIX = "ecsop:proven:"

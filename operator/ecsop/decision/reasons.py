@@ -159,5 +159,5 @@ HELD = (
     Reason.OUTSIDE_DEPLOY_WINDOW,
     Reason.INVALID_POLICY,
 )
-"""Reasons a new release is held before it is deployed (``decide._held``): the ``reason``
+"""Reasons a new release is held before it is deployed (``deploying.held``): the ``reason``
 label of ``ecsop_release_held``."""

@@ -54,7 +54,8 @@ from ecsop.decision.step_state import (
     revision_name,
     started_by,
 )
-from ecsop.spec.model import ServiceRelease, Step
+from ecsop.spec.model import ServiceRelease
+from ecsop.spec.step import Step
 
 LOST_AFTER_SECONDS = 50 * 60
 """A ``started`` step whose task ListTasks no longer shows is lost after this long.

@@ -4,7 +4,7 @@ A step is a one-off ECS task of the release's own revision (``spec.preDeploy``,
 ``spec.verify``; ``docs/design.md``, "Steps"). ``decide`` asks this module at
 two points, and only there:
 
-- ``before_deploy`` (from ``decide._held``): a new release is deployed only
+- ``before_deploy`` (from ``deploying.held``): a new release is deployed only
   once every pre-deploy step succeeded on the revision the deploy will point
   the service at. Rollbacks never pass here, so they never run a migration.
 - ``during_bake`` (from ``decide._baking``): a deployed revision is proven only
@@ -35,7 +35,8 @@ from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.rollback import FailedRollout
 from ecsop.decision.situation import Situation, View
 from ecsop.decision.step_state import StepKind
-from ecsop.spec.model import ServiceRelease, Step
+from ecsop.spec.model import ServiceRelease
+from ecsop.spec.step import Step
 
 STEP_SPAN_SECONDS = 86400 + 3600
 """How long after its start a step of another fingerprint may still be running
@@ -64,7 +65,7 @@ def query(
         if view.situation is Situation.DRIFTED and not options.self_heal:
             return None
         if not room_for_memory(observed.service.tags) or observed.unwritten is not None:
-            return None  # nothing will be deployed: ``decide._memory_blocked``
+            return None  # nothing will be deployed: ``deploying.memory_blocked``
         if _last_good_carries(release, observed, view):
             return None
         source = clone_source(release, observed, view)

@@ -28,7 +28,8 @@ from ecsop.decision.ecs_state import ServiceState
 from ecsop.decision.gates import Verdict
 from ecsop.decision.observation import Observation, Traffic
 from ecsop.decision.reasons import Failure
-from ecsop.spec.model import ServiceRelease, Strategy
+from ecsop.spec.model import ServiceRelease
+from ecsop.spec.strategy import Strategy
 
 PAUSE_STAGE = "POST_TEST_TRAFFIC_SHIFT"
 """Where ecsop's pause holds a blue/green deployment: test traffic on green, production on blue."""

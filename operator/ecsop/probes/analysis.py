@@ -24,12 +24,10 @@ Each measurement is logged, counted (``on_measurement``: the daemon's
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +47,7 @@ from ecsop.decision.analysis import (
     number,
 )
 from ecsop.probes import prometheus
+from ecsop.probes.interval_scheduler import IntervalScheduler
 from ecsop.spec.analysis import Analysis
 from ecsop.spec.query_text import fill
 
@@ -105,6 +104,10 @@ class _Item:
     state: AnalysisState
     in_flight: bool = False
 
+    @property
+    def interval_seconds(self) -> float:
+        return float(self.analysis.interval_seconds)
+
 
 @dataclass
 class _Watch:
@@ -119,7 +122,7 @@ class _Watch:
     """``monotonic()`` when ``aws_now`` was AWS's time."""
 
 
-class AnalysisProbes:
+class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
     """Runs each watched release's analyses on their intervals, off the reconcile workers."""
 
     def __init__(
@@ -142,15 +145,8 @@ class AnalysisProbes:
         self._on_measurement = on_measurement
         self._on_forget = on_forget
         self._open_url = open_url or prometheus.opener()
-        self._monotonic = monotonic
         self._wall = wall
-        self._pool = ThreadPoolExecutor(
-            max_workers=self.settings.workers, thread_name_prefix="ecsop-analysis"
-        )
-        self._cond = threading.Condition()
-        self._watches: dict[str, _Watch] = {}
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        super().__init__(self.settings.workers, "analysis", monotonic)
 
     def watch(
         self,
@@ -188,48 +184,12 @@ class AnalysisProbes:
                 current.aws_now, current.at = now, at
             return tuple(item.state for item in current.items)
 
-    def forget(self, name: str) -> None:
-        with self._cond:
-            known = self._watches.pop(name, None) is not None
-        if known and self._on_forget is not None:
+    def _forgotten(self, name: str) -> None:
+        if self._on_forget is not None:
             self._on_forget(name)
 
-    def watching(self) -> list[str]:
-        with self._cond:
-            return sorted(self._watches)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._watches.clear()
-            self._cond.notify_all()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    # --- scheduling ------------------------------------------------------------------
-
-    def _start(self) -> None:
-        if self._thread is None and not self._closed:
-            self._thread = threading.Thread(
-                target=self._schedule, name="ecsop-analysis-scheduler", daemon=True
-            )
-            self._thread.start()
-
-    def _schedule(self) -> None:
-        with self._cond:
-            while not self._closed:
-                now = self._monotonic()
-                wake: float | None = None
-                for name, watch in self._watches.items():
-                    for item in watch.items:
-                        if item.in_flight:
-                            continue
-                        if item.due <= now:
-                            item.in_flight = True
-                            item.due = now + item.analysis.interval_seconds
-                            self._pool.submit(self._run, name, watch, item)
-                        else:
-                            wake = item.due if wake is None else min(wake, item.due)
-                self._cond.wait(None if wake is None else max(wake - now, 0.01))
+    def _items(self, watch: _Watch) -> list[_Item]:
+        return watch.items
 
     def _run(self, name: str, watch: _Watch, item: _Item) -> None:
         analysis = item.analysis

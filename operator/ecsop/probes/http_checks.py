@@ -18,12 +18,10 @@ from __future__ import annotations
 import base64
 import http.client
 import os
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,8 @@ from typing import Any
 import structlog
 
 from ecsop import __version__
-from ecsop.spec.model import HttpCheck, SecretFrom
+from ecsop.probes.interval_scheduler import IntervalScheduler
+from ecsop.spec.http_check import HttpCheck, SecretFrom
 from ecsop.spec.quoting import REDACTED, redacted
 
 log = structlog.get_logger("ecsop.probes.health")
@@ -137,6 +136,10 @@ class _Check:
     """Why the check cannot be judged now (a missing secret); empty when it can."""
     in_flight: bool = False
 
+    @property
+    def interval_seconds(self) -> float:
+        return float(self.check.interval_seconds)
+
 
 @dataclass
 class _Watch:
@@ -144,7 +147,7 @@ class _Watch:
     checks: list[_Check] = field(default_factory=list)
 
 
-class HttpProbes:
+class HttpProbes(IntervalScheduler[_Watch, _Check]):
     """Runs each watched release's HTTP checks on their intervals, off the reconcile workers.
 
     ``watch`` starts (or keeps) a release's checks and returns the latest
@@ -164,12 +167,7 @@ class HttpProbes:
         self._opener = opener or urllib.request.build_opener(_NoRedirect)
         self._secrets_dir = secrets_dir
         self._environ = environ
-        self._monotonic = monotonic
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ecsop-http-check")
-        self._cond = threading.Condition()
-        self._watches: dict[str, _Watch] = {}
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        super().__init__(workers, "http-check", monotonic)
 
     def watch(
         self, name: str, generation: str, checks: Iterable[HttpCheck]
@@ -214,44 +212,8 @@ class HttpProbes:
                 return {}
             return {redacted(c.check.url): c.successes for c in current.checks}
 
-    def forget(self, name: str) -> None:
-        with self._cond:
-            self._watches.pop(name, None)
-
-    def watching(self) -> list[str]:
-        with self._cond:
-            return sorted(self._watches)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._watches.clear()
-            self._cond.notify_all()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _start(self) -> None:
-        if self._thread is None and not self._closed:
-            self._thread = threading.Thread(
-                target=self._schedule, name="ecsop-http-scheduler", daemon=True
-            )
-            self._thread.start()
-
-    def _schedule(self) -> None:
-        with self._cond:
-            while not self._closed:
-                now = self._monotonic()
-                wake: float | None = None
-                for name, watch in self._watches.items():
-                    for check in watch.checks:
-                        if check.in_flight:
-                            continue
-                        if check.due <= now:
-                            check.in_flight = True
-                            check.due = now + check.check.interval_seconds
-                            self._pool.submit(self._run, name, watch, check)
-                        else:
-                            wake = check.due if wake is None else min(wake, check.due)
-                self._cond.wait(None if wake is None else max(wake - now, 0.01))
+    def _items(self, watch: _Watch) -> list[_Check]:
+        return watch.checks
 
     def _run(self, name: str, watch: _Watch, check: _Check) -> None:
         try:

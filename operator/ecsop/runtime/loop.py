@@ -5,7 +5,12 @@ de-duplicating ``RateLimitingQueue``; a bounded pool of workers takes one key
 at a time and calls ``reconcile(key)``, which returns seconds until the key's
 next pass (``RequeueAfter``) or None; an exception requeues the key with
 per-key exponential backoff (``reconcileHandler``); success forgets its
-backoff. A resync thread calls ``resync()`` every interval.
+backoff. A resync thread calls ``resync()`` every interval, counted from the
+start of one resync to the start of the next. Who looks again after
+``RequeueAfter`` (``requeue``, by default the queue's ``add_after``) and how
+long the interval is (``resync_interval``, by default the settings') can be
+injected: the controller batches the one and stretches the other to fit the
+AWS API budget (``ecsop.controller.pacing``).
 
 No iteration of either loop ever dies from an exception: it is logged,
 counted (``on_loop_error``) and the loop goes on, and ``health`` reports a
@@ -54,6 +59,7 @@ class WorkLoop:
         on_pass: Callable[[str, str, float], None] = lambda key, result, seconds: None,
         on_loop_error: Callable[[str], None] = lambda loop: None,
         monotonic: Callable[[], float] = time.monotonic,
+        requeue: Callable[[str, float], None] | None = None,
         resync_interval: Callable[[], float] | None = None,
     ) -> None:
         self.queue = queue
@@ -64,8 +70,10 @@ class WorkLoop:
         self._on_pass = on_pass
         self._on_loop_error = on_loop_error
         self._monotonic = monotonic
+        self._requeue = requeue or queue.add_after
         self._resync_interval = resync_interval or (lambda: settings.resync_seconds)
-        """The interval now: it may shrink (events stopped flowing) between two resyncs."""
+        """The interval now: it may shrink (events stopped flowing) between two resyncs, or
+        stretch to fit the API budget."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started_at = monotonic()
@@ -92,7 +100,7 @@ class WorkLoop:
     def health(self) -> tuple[bool, str]:
         """Unhealthy once resyncs stop completing (a stuck or failing loop)."""
         since = self._resynced_at if self._resynced_at is not None else self._started_at
-        allowed = RESYNC_MISSED_BEFORE_UNHEALTHY * self._settings.resync_seconds
+        allowed = RESYNC_MISSED_BEFORE_UNHEALTHY * self._resync_interval()
         late = self._monotonic() - since
         if late > allowed:
             what = "completed" if self._resynced_at is not None else "started"
@@ -106,6 +114,7 @@ class WorkLoop:
 
     def _resync_forever(self) -> None:
         while not self._stop.is_set():
+            started = self._monotonic()
             try:
                 self._resync()
             except Exception:
@@ -113,10 +122,10 @@ class WorkLoop:
                 self._on_loop_error("resync")
             else:
                 self._resynced_at = self._monotonic()
-            # Re-read the interval every second: a shorter one applies from now.
-            ended = self._monotonic()
+            # Re-read the interval every second: a shorter one applies from now. Counted
+            # from the resync's start: a paced resync spreads its calls over the interval.
             while not self._stop.is_set():
-                left = ended + self._resync_interval() - self._monotonic()
+                left = started + self._resync_interval() - self._monotonic()
                 if left <= 0:
                     break
                 self._stop.wait(min(left, 1.0))
@@ -148,6 +157,6 @@ class WorkLoop:
             # Counted from the start of the pass, so a rollout is looked at
             # every interval, not every interval plus a pass.
             elapsed = time.perf_counter() - started
-            self.queue.add_after(key, max(0.0, requeue - elapsed))
+            self._requeue(key, max(0.0, requeue - elapsed))
         result = "requeue" if requeue is not None else "success"
         self._on_pass(key, result, time.perf_counter() - started)

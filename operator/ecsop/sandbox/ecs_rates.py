@@ -1,54 +1,101 @@
 """ECS's API throttling rates: the ``faults: {preset: ecs-documented}`` table.
 
 ECS throttles every API request per account and Region with token buckets, a
-sustained (refill) rate and a burst (capacity) per action ("Request throttling
-for the Amazon ECS API",
+sustained (refill) rate and a burst (capacity) per *category* of actions:
+"All API actions in a category share the same token bucket" ("Request
+throttling for the Amazon ECS API", table "Request Token Bucket Sizes and
+Refill Rates",
 https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html).
-Each row below says where its numbers come from:
+``CATEGORIES`` is that table, row for row, so ``DescribeServices`` and
+``ListServices`` draw from one bucket of 100 refilled at 20 a second, as at
+AWS. Two readings of the sandbox's own:
 
-- ``DescribeClusters``: the page's own example, a bucket of 50 refilled at 20
-  per second ("cluster read actions").
-- ``RegisterTaskDefinition``: 20 burst, 1 per second sustained, as the page
-  gives it (quoted in aws-actions/amazon-ecs-deploy-task-definition#502).
-- ``RunTask``: 20 calls per second, burst and sustained, Fargate's separate
-  RunTask quota ("AWS Fargate throttling quotas",
-  https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html),
-  the stricter of the two that apply to Fargate tasks.
-- ``DescribeTasks``: about 20 per second, shared with
-  ``DescribeContainerInstances`` (aws-solutions/workload-discovery-on-aws#355,
-  citing the page); burst as the other read actions.
-- Every other ``Describe*``, ``List*`` and ``Get*`` action: the cluster-read
-  rates (50, 20/s); every other action: the task-definition-register rates
-  (20, 1/s).  These two are the sandbox's reading, not numbers the page gives
-  for those actions (the stored copy of its table could not be read): the
-  stricter documented row of each kind.  Correct a row here when the page says
-  otherwise; ``faults.operations`` overrides any row per scenario.
+- ``RunTask``: AWS Fargate throttles it further, 20 calls per second burst and
+  sustained ("AWS Fargate throttling quotas",
+  https://docs.aws.amazon.com/AmazonECS/latest/developerguide/throttling.html);
+  the sandbox's tasks are Fargate's, so ``RunTask`` has that bucket of its own
+  instead of the "cluster resource modify" row it shares at AWS.
+- An ECS action the table does not list (``StopServiceDeployment``, ...): the
+  strictest modify row (20, 1 a second), a bucket of its own.
 
-Each action has its own bucket (the page states quotas per action); the preset
-throttles ECS calls only.
+The sandbox keeps its own copy rather than reading ecsop's
+(``ecsop.aws.throttling``): it stands for AWS, and must not agree with the
+client under test by construction.
 """
 
 from __future__ import annotations
 
 from ecsop.sandbox.token_bucket import Rate
 
-READ = Rate(refill_per_second=20, burst=50)
-"""Cluster read actions (DescribeClusters), the page's example."""
-MODIFY = Rate(refill_per_second=1, burst=20)
-"""RegisterTaskDefinition, as the page gives it."""
 
-DOCUMENTED: dict[str, Rate] = {
-    "DescribeClusters": READ,
-    "RegisterTaskDefinition": MODIFY,
-    "RunTask": Rate(refill_per_second=20, burst=20),
-    "DescribeTasks": Rate(refill_per_second=20, burst=50),
+def _row(burst: int, sustained: float, actions: str) -> tuple[Rate, tuple[str, ...]]:
+    return Rate(refill_per_second=sustained, burst=burst), tuple(actions.split())
+
+
+CATEGORIES: dict[str, tuple[Rate, tuple[str, ...]]] = {
+    "cluster-modify": _row(
+        20,
+        1,
+        "CreateCluster DeleteCluster PutClusterCapacityProviders UpdateCluster "
+        "UpdateClusterSettings",
+    ),
+    "cluster-read": _row(50, 20, "DescribeClusters ListClusters"),
+    "task-definition-modify": _row(20, 1, "DeregisterTaskDefinition RegisterTaskDefinition"),
+    "task-definition-read": _row(
+        50, 20, "DescribeTaskDefinition ListTaskDefinitions ListTaskDefinitionFamilies"
+    ),
+    "task-definition-delete": _row(5, 1, "DeleteTaskDefinitions"),
+    "capacity-provider-modify": _row(
+        10, 1, "CreateCapacityProvider DeleteCapacityProvider UpdateCapacityProvider"
+    ),
+    "capacity-provider-read": _row(50, 20, "DescribeCapacityProviders"),
+    "tag-modify": _row(20, 10, "TagResource UntagResource"),
+    "tag-read": _row(50, 20, "ListTagsForResource"),
+    "setting-modify": _row(
+        10, 1, "DeleteAccountSetting PutAccountSetting PutAccountSettingDefault"
+    ),
+    "setting-read": _row(50, 20, "ListAccountSettings"),
+    "cluster-resource-modify": _row(
+        100,
+        40,
+        "DeleteAttributes DeregisterContainerInstance ExecuteCommand PutAttributes StartTask "
+        "StopTask UpdateContainerAgent UpdateContainerInstancesState",
+    ),
+    "fargate-run-task": _row(20, 20, "RunTask"),
+    "cluster-resource-read": _row(
+        100,
+        20,
+        "DescribeContainerInstances DescribeTasks ListAttributes ListContainerInstances ListTasks",
+    ),
+    "agent-modify": _row(
+        200,
+        120,
+        "RegisterContainerInstance SubmitAttachmentStateChanges SubmitContainerStateChange "
+        "SubmitTaskStateChange",
+    ),
+    "service-modify": _row(50, 5, "CreateService DeleteService UpdateService"),
+    "service-read": _row(100, 20, "DescribeServices ListServices"),
+    "service-deployment": _row(50, 20, "DescribeServiceDeployments ListServiceDeployments"),
+    "service-revision": _row(50, 20, "DescribeServiceRevisions"),
+    "task-protection": _row(200, 80, "UpdateTaskProtection GetTaskProtection"),
+    "cluster-service-resource-read": _row(10, 1, "ListServicesByNamespace"),
 }
-"""Rows with a published source (see the module docstring)."""
+"""Category -> (its bucket's rate, the actions sharing it)."""
+
+UNLISTED = Rate(refill_per_second=1, burst=20)
+"""An ECS action the table does not name: the strictest modify row."""
+
+_CATEGORY_OF = {action: name for name, (_, actions) in CATEGORIES.items() for action in actions}
+
+
+def bucket(operation: str) -> tuple[str, Rate]:
+    """The bucket an ECS ``operation`` draws from: (its name, its rate)."""
+    category = _CATEGORY_OF.get(operation)
+    if category is None:
+        return operation, UNLISTED
+    return category, CATEGORIES[category][0]
 
 
 def rate(operation: str) -> Rate:
-    """The preset's rate for an ECS ``operation`` (a documented row, else its kind's)."""
-    found = DOCUMENTED.get(operation)
-    if found is not None:
-        return found
-    return READ if operation.startswith(("Describe", "List", "Get")) else MODIFY
+    """The preset's rate for an ECS ``operation``."""
+    return bucket(operation)[1]

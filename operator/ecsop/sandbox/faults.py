@@ -8,8 +8,9 @@ sequence (which tasks of a flaky image crash).
 An operation may also have a token bucket (``refillPerSecond``, ``burst``;
 ``token_bucket``), in wall-clock time like AWS's own throttling, and the
 ``ecs-documented`` preset gives every ECS operation ECS's rates
-(``ecs_rates``).  A call finding its bucket empty is throttled, and counted as
-throttled like any injected throttling; otherwise the rates still apply.
+(``ecs_rates``), actions of one category sharing one bucket as at ECS.  A
+call finding its bucket empty is throttled, and counted as throttled like any
+injected throttling; otherwise the rates still apply.
 
 ``CallLog`` keeps the newest calls one by one, with the wall-clock and
 simulated time each arrived at, who signed it and which cluster, service and
@@ -84,17 +85,18 @@ class FaultInjector:
             return fault
 
     def _bucket(self, key: tuple[str, str]) -> TokenBucket | None:
+        service, operation = key
+        faults = self._faults
+        own = faults.operations.get(operation)
+        rate: Rate | None = None
+        if own is not None and own.refill_per_second is not None and own.burst is not None:
+            rate = Rate(own.refill_per_second, own.burst)
+        elif faults.preset == "ecs-documented" and service == "ecs":
+            category, rate = ecs_rates.bucket(operation)
+            key = (service, f"category:{category}")  # the category's actions share it
+        elif faults.refill_per_second is not None and faults.burst is not None:
+            rate = Rate(faults.refill_per_second, faults.burst)
         if key not in self._buckets:
-            service, operation = key
-            faults = self._faults
-            own = faults.operations.get(operation)
-            rate: Rate | None = None
-            if own is not None and own.refill_per_second is not None and own.burst is not None:
-                rate = Rate(own.refill_per_second, own.burst)
-            elif faults.preset == "ecs-documented" and service == "ecs":
-                rate = ecs_rates.rate(operation)
-            elif faults.refill_per_second is not None and faults.burst is not None:
-                rate = Rate(faults.refill_per_second, faults.burst)
             self._buckets[key] = None if rate is None else TokenBucket(rate, self._monotonic)
         return self._buckets[key]
 

@@ -19,8 +19,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ecsop.spec.cloudwatch_query import CloudWatchQuery
-from ecsop.spec.query_text import Comparison, StrictModel, Templated, comparison
+from ecsop.spec.query_text import Comparison, Templated, comparison
 from ecsop.spec.quoting import quote
+from ecsop.spec.strict_model import StrictModel
 
 NO_DATA = "no data"
 """``inconclusiveIf``'s default word: an empty result (or NaN) is inconclusive."""

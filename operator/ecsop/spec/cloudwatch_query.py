@@ -16,8 +16,9 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from ecsop.spec.query_text import Expression, Label, StrictModel, Templated
+from ecsop.spec.query_text import Expression, Label, Templated
 from ecsop.spec.quoting import quote
+from ecsop.spec.strict_model import StrictModel
 
 _QUERY_ID = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
 HIGH_RESOLUTION_PERIODS = (1, 5, 10, 20, 30)

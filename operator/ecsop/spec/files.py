@@ -39,7 +39,12 @@ def _why(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def under(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tuple[str, Path]]:
+def under(
+    given: Path,
+    root: Path,
+    errors: list[SpecError],
+    directories: dict[Path, Path] | None = None,
+) -> Iterator[tuple[str, Path]]:
     """Yield (display name, real path) of every spec file under ``given`` (resolved: ``root``).
 
     Hidden entries are skipped (``.git``, and the ``..data``/``..<timestamp>``
@@ -50,6 +55,8 @@ def under(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tuple[st
     ``*.yml``) are looked at; any other entry is ignored, whatever it is or
     points to. A spec file or directory whose symlink leaves the directory is
     refused, so a spec repo cannot make the daemon read arbitrary files.
+    ``directories``, when given, receives every directory walked (real path ->
+    display path): ``ecsop.spec.tree`` re-reads one file of them alone.
     """
     try:
         exists, is_file = root.exists(), root.is_file()
@@ -63,12 +70,19 @@ def under(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tuple[st
         yield shown(given), root
         return
     seen: set[Path] = set()
-    yield from _walk(root, root, Path(shown(given)), seen, errors)
+    walked: dict[Path, Path] = {} if directories is None else directories
+    yield from _walk(root, root, Path(shown(given)), seen, errors, walked)
 
 
 def _walk(
-    root: Path, directory: Path, display: Path, seen: set[Path], errors: list[SpecError]
+    root: Path,
+    directory: Path,
+    display: Path,
+    seen: set[Path],
+    errors: list[SpecError],
+    walked: dict[Path, Path],
 ) -> Iterator[tuple[str, Path]]:
+    walked[directory] = display
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
@@ -81,10 +95,14 @@ def _walk(
         if not spec_named and not _is_dir(entry):
             continue  # README.md, notes.txt -> /etc/passwd: not a spec, whatever it points to
         entry_name = display / printable(entry.name)
-        real = resolved(Path(entry.path), str(entry_name), errors)
+        link = _is_symlink(entry)
+        # ``directory`` is a real path, so only a symlink needs resolving.
+        real = (
+            resolved(Path(entry.path), str(entry_name), errors) if link else directory / entry.name
+        )
         if real is None:
             continue
-        if entry.is_symlink() and not real.is_relative_to(root):
+        if link and not real.is_relative_to(root):
             errors.append(
                 SpecError(
                     str(entry_name), None, "", "symlink points outside the spec directory; refused"
@@ -93,13 +111,14 @@ def _walk(
             continue
         if real in seen:
             continue
-        if real.is_dir():
+        is_dir = real.is_dir() if link else _is_dir(entry)
+        if is_dir:
             seen.add(real)
-            yield from _walk(root, real, entry_name, seen, errors)
-        elif real.is_file():
+            yield from _walk(root, real, entry_name, seen, errors, walked)
+        elif real.is_file() if link else _is_file(entry):
             seen.add(real)
             yield str(entry_name), real
-        elif not real.exists():
+        elif link and not real.exists():
             errors.append(SpecError(str(entry_name), None, "", "broken symlink: no such file"))
         else:
             errors.append(SpecError(str(entry_name), None, "", "not a regular file; refused"))
@@ -113,6 +132,20 @@ def shown(path: Path) -> str:
     terminal) refuses. Display names are made safe here, where they are created.
     """
     return printable(str(path))
+
+
+def _is_symlink(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return True  # cannot tell: resolve it, which reports what is wrong
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

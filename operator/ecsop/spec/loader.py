@@ -14,13 +14,13 @@ change the watcher reports). Watching itself lives in ``ecsop.watcher``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import subprocess
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ class LoadedRelease:
     field_lines: dict[str, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
     """Line of each entry of ``spec.dependsOn`` and ``spec.promotion.from`` (dotted path)."""
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         return self.release.name
 
@@ -72,10 +72,9 @@ class LoadedRelease:
         promotion = self.release.spec.promotion
         return promotion.from_ if promotion else []
 
-    @cached_property
+    @functools.cached_property
     def target(self) -> ServiceIdentity:
-        """The ECS service this release manages, names and ARNs normalised (computed
-        once: every pass and every batched answer is keyed by it)."""
+        """The ECS service this release manages, names and ARNs normalised (computed once)."""
         return spec.identity(self.release.spec, self.region, self.account)
 
 
@@ -178,19 +177,31 @@ def load(
     if cache is not None:
         cache.sweep()
     releases, conflicts = _unique(candidates)
-    errors.extend(conflicts)
-    known = {c.name for c in candidates} | {e.release for e in errors if e.release}
+    names = {c.name for c in candidates}
+    root = roots[0][1] if roots else None
+    return assemble(releases, names, [*errors, *conflicts], files, root, policies)
+
+
+def assemble(
+    releases: dict[str, LoadedRelease],
+    names: set[str],
+    errors: Sequence[SpecError],
+    files: int,
+    root: Path | None,
+    policies: Sequence[LoadedPolicy],
+) -> SpecSet:
+    """The spec set of the releases no conflict refused (``names``: every release of the
+    directory, refused or not) with the rules that span releases applied (references,
+    one policy per name), and the commit checked out at ``root``."""
+    known = names | {e.release for e in errors if e.release}
     releases, broken = _references(releases, known)
-    errors.extend(broken)
-    unique_policies, clashes = policy_file_.unique(policies)
-    errors.extend(SpecError(file, line, f, m) for file, line, f, m in clashes)
-    first = roots[0][1] if roots else None
-    commit = git_commit(first) if first is not None else None
+    unique_policies, clashes = policy_file_.unique(list(policies))
+    found = [*errors, *broken, *(SpecError(file, line, f, m) for file, line, f, m in clashes)]
     return SpecSet(
         releases=releases,
-        errors=sorted(errors),
+        errors=sorted(found),
         files=files,
-        commit=commit,
+        commit=git_commit(root) if root is not None else None,
         policies=unique_policies,
     )
 
@@ -350,7 +361,18 @@ def _same_account(one: LoadedRelease, other: LoadedRelease) -> bool:
     return a == b or not a or not b
 
 
-def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], list[SpecError]]:
+Place = tuple[str, str, str]
+"""(region, cluster, service) of a release's target: where two releases may clash."""
+
+
+def place_of(loaded: LoadedRelease) -> Place:
+    target = loaded.target
+    return (target.region, target.cluster, target.service)
+
+
+def _unique(
+    candidates: Sequence[LoadedRelease],
+) -> tuple[dict[str, LoadedRelease], list[SpecError]]:
     """Apply the directory-wide rules: one document per name, one release per service.
 
     Both sides of a conflict are reported and neither is managed: picking one
@@ -358,31 +380,40 @@ def _unique(candidates: list[LoadedRelease]) -> tuple[dict[str, LoadedRelease], 
     """
     errors: list[SpecError] = []
     by_name: dict[str, list[LoadedRelease]] = defaultdict(list)
-    by_place: dict[tuple[str, str, str], list[LoadedRelease]] = defaultdict(list)
+    by_place: dict[Place, list[LoadedRelease]] = defaultdict(list)
     for loaded in candidates:
         by_name[loaded.name].append(loaded)
-        target = loaded.target
-        by_place[(target.region, target.cluster, target.service)].append(loaded)
-    rejected: set[int] = set()
-    for name, group in by_name.items():
-        if len(group) > 1:
-            for loaded in group:
-                others = ", ".join(f"{o.file}:{o.line}" for o in group if o is not loaded)
-                msg = f"release name {name!r} is also defined at {others}"
-                errors.append(SpecError(loaded.file, loaded.line, "metadata.name", msg, name))
-                rejected.add(id(loaded))
-    for group in by_place.values():
-        for loaded in group:
-            # Same names in two known accounts are two services; an account not known
-            # (the daemon's own, offline) may be either, so it conflicts with both.
-            clashing = [o for o in group if o is not loaded and _same_account(o, loaded)]
-            if clashing:
-                others = ", ".join(f"{o.name} ({o.file}:{o.line})" for o in clashing)
-                msg = f"service {loaded.target} is also managed by {others}"
-                errors.append(SpecError(loaded.file, loaded.line, "spec.service", msg, loaded.name))
-                rejected.add(id(loaded))
-    releases = {c.name: c for c in candidates if id(c) not in rejected}
+        by_place[place_of(loaded)].append(loaded)
+    releases: dict[str, LoadedRelease] = {}
+    for loaded in candidates:
+        found = conflicts(loaded, by_name[loaded.name], by_place[place_of(loaded)])
+        if found:
+            errors.extend(found)
+        else:
+            releases[loaded.name] = loaded
     return releases, errors
+
+
+def conflicts(
+    loaded: LoadedRelease,
+    same_name: Sequence[LoadedRelease],
+    same_place: Sequence[LoadedRelease],
+) -> list[SpecError]:
+    """Why ``loaded`` may not be managed, given every candidate of its name and its place."""
+    errors: list[SpecError] = []
+    name = loaded.name
+    if len(same_name) > 1:
+        others = ", ".join(f"{o.file}:{o.line}" for o in same_name if o is not loaded)
+        msg = f"release name {name!r} is also defined at {others}"
+        errors.append(SpecError(loaded.file, loaded.line, "metadata.name", msg, name))
+    # Same names in two known accounts are two services; an account not known
+    # (the daemon's own, offline) may be either, so it conflicts with both.
+    clashing = [o for o in same_place if o is not loaded and _same_account(o, loaded)]
+    if clashing:
+        others = ", ".join(f"{o.name} ({o.file}:{o.line})" for o in clashing)
+        msg = f"service {loaded.target} is also managed by {others}"
+        errors.append(SpecError(loaded.file, loaded.line, "spec.service", msg, name))
+    return errors
 
 
 def _references(

@@ -3,9 +3,7 @@
 ``{{name}}`` placeholders let one query fit every release: the probe fills
 them for the deployment it judges (``fill``), and the spec refuses unknown ones
 at their line (``Templated``). A comparison (``> 0.01``) is parsed here, an
-operator and a number, and never evaluated as code. ``StrictModel`` is the
-spec's model configuration, shared by ``ecsop.spec.analysis`` and
-``ecsop.spec.cloudwatch_query``. Pure.
+operator and a number, and never evaluated as code. Pure.
 """
 
 from __future__ import annotations
@@ -15,8 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, StringConstraints
 
 from ecsop.spec.quoting import clip, quote
 
@@ -123,15 +120,3 @@ Expression = Annotated[
     str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_known_placeholders)
 ]
 Label = Annotated[str, StringConstraints(max_length=255), AfterValidator(_known_placeholders)]
-
-
-class StrictModel(BaseModel):
-    """The spec's configuration (``ecsop.spec.model``): no unknown fields, no coercion."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        strict=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-    )

@@ -26,8 +26,9 @@ from collections.abc import Mapping
 from typing import Literal
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator
+
+from ecsop.spec.strict_model import StrictModel
 
 POLICY_KIND = "ReleasePolicy"
 POLICY_FILES = ("ecsop-policy.yaml", "ecsop-policy.yml")
@@ -38,19 +39,7 @@ MAX_WINDOW_MINUTES = 366 * 24 * 60
 CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 
-class _Flow(BaseModel):
-    """The spec's model configuration (``ecsop.spec.model._Model``): strict, frozen, camelCase."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        strict=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-    )
-
-
-class Promotion(_Flow):
+class Promotion(StrictModel):
     """Deploy only images every named release has proven (run to last-good after its bake)."""
 
     from_: list[str] = Field(
@@ -67,7 +56,7 @@ class Promotion(_Flow):
         return release_names(names)
 
 
-class DeployWindow(_Flow):
+class DeployWindow(StrictModel):
     """A time window, recurring on a cron schedule, in which deploys are allowed or denied."""
 
     kind: Literal["allow", "deny"] = Field(
@@ -115,7 +104,7 @@ class DeployWindow(_Flow):
         )
 
 
-class Selector(_Flow):
+class Selector(StrictModel):
     match_labels: dict[str, str] = Field(
         default_factory=dict,
         description="Releases whose metadata.labels contain every one of these pairs; "
@@ -126,18 +115,18 @@ class Selector(_Flow):
         return all(labels.get(key) == value for key, value in self.match_labels.items())
 
 
-class PolicyMetadata(_Flow):
+class PolicyMetadata(StrictModel):
     name: str = Field(pattern=NAME_PATTERN, max_length=63, description="Unique policy name.")
 
 
-class PolicySpec(_Flow):
+class PolicySpec(StrictModel):
     selector: Selector = Field(description="Which releases the policy applies to.")
     deploy_windows: list[DeployWindow] = Field(
         min_length=1, max_length=50, description="Windows every selected release observes."
     )
 
 
-class ReleasePolicy(_Flow):
+class ReleasePolicy(StrictModel):
     """Deploy windows for every release a label selector picks (``ecsop-policy.yaml``)."""
 
     api_version: Literal["ecsop.dev/v1"] = Field(description="Always ecsop.dev/v1.")

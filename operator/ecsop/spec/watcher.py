@@ -1,9 +1,12 @@
-"""Watching the spec directory: one ``on_change()`` per burst of changes, git-sync aware.
+"""Watching the spec directory: one ``on_change(paths)`` per burst of changes, git-sync aware.
 
 The controller hands ``SpecWatcher`` the spec path and a callback (reload the
-specs, queue every release). The watcher turns filesystem events into calls of
-that callback and nothing else: it never reads a spec, so what a change *means*
-stays level-based, decided by a full reload.
+specs, queue the releases that changed). The watcher turns filesystem events
+into calls of that callback and nothing else: it never reads a spec. Each call
+names the paths the burst changed (real paths under the watched target), so
+the reload can read just those files (``ecsop.spec.tree``); it passes None
+when it cannot say (a symlink swapped, a watched root deleted, the path
+re-resolved elsewhere), and the reload then reads everything.
 
 How the path is watched, and why:
 
@@ -47,14 +50,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 import watchfiles
 
-__all__ = ["SpecWatcher", "WatchLayout", "layout_of"]
+__all__ = ["Changed", "SpecWatcher", "WatchLayout", "layout_of"]
 
 log = structlog.get_logger(__name__)
 
@@ -126,19 +129,24 @@ def _real(directory: Path) -> Path:
     return Path(os.path.realpath(directory))
 
 
+Changed = frozenset[Path] | None
+"""The paths a burst changed, or None: anything may have (read everything)."""
+
+
 class SpecWatcher:
-    """Calls ``on_change()`` once per debounced burst of changes under ``path``.
+    """Calls ``on_change(paths)`` once per debounced burst of changes under ``path``.
 
     ``on_change`` runs on the watcher's own thread, one call at a time; events
-    that arrive while it runs produce one more call afterwards. An exception
-    from it is logged and the watcher carries on. ``force_polling`` is for file
-    systems without inotify events (some network and container bind mounts).
+    that arrive while it runs produce one more call afterwards (naming them). An
+    exception from it is logged and the watcher carries on. ``force_polling`` is
+    for file systems without inotify events (some network and container bind
+    mounts).
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        on_change: Callable[[], object],
+        on_change: Callable[[Changed], object],
         *,
         debounce_seconds: float = 0.1,
         max_delay_seconds: float = 1.0,
@@ -159,6 +167,8 @@ class SpecWatcher:
         self._cond = threading.Condition()
         self._first_event: float | None = None
         self._last_event = 0.0
+        self._changed: set[Path] | None = set()
+        """Paths changed since the last call; None once one cannot be named."""
         self._layout = WatchLayout(target=None)
         self._arms: dict[_ArmKey, _Arm] = {}
         self._arms_lock = threading.Lock()
@@ -216,23 +226,34 @@ class SpecWatcher:
 
     # --- dispatcher ------------------------------------------------------------------
 
-    def _poke(self) -> None:
-        """Called from the watch threads on every filtered batch of events."""
+    def _poke(self, paths: Iterable[str] | None) -> None:
+        """Called from the watch threads on every filtered batch of events (None: unnamed)."""
         with self._cond:
             now = time.monotonic()
             if self._first_event is None:
                 self._first_event = now
             self._last_event = now
+            if paths is None or self._changed is None:
+                self._changed = None
+            else:
+                self._changed.update(Path(p) for p in paths)
             self._cond.notify_all()
+
+    def _take_changed(self) -> Changed:
+        with self._cond:
+            changed, self._changed = self._changed, set()
+        return None if changed is None else frozenset(changed)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             if not self._wait_for_burst():
                 if not self._stop.is_set() and self._relayout():
-                    self._fire("target changed (recheck)")
+                    self._take_changed()
+                    self._fire("target changed (recheck)", None)
                 continue
-            self._relayout()
-            self._fire("files changed")
+            moved = self._relayout()
+            changed = self._take_changed()
+            self._fire("files changed", None if moved else changed)
 
     def _wait_for_burst(self) -> bool:
         """Block until a burst of events has gone quiet; False on recheck timeout or stop."""
@@ -265,12 +286,12 @@ class SpecWatcher:
         self._sync_arms()
         return changed
 
-    def _fire(self, why: str) -> None:
+    def _fire(self, why: str, changed: Changed) -> None:
         if self._stop.is_set():
             return
         log.debug("spec change", path=str(self._path), reason=why)
         try:
-            self._on_change()
+            self._on_change(changed)
         except Exception:
             log.exception("on_change failed; still watching", path=str(self._path))
 
@@ -331,7 +352,9 @@ class SpecWatcher:
                     for change, changed in changes
                 )
                 stop_event.lost = stop_event.lost or lost
-                self._poke()
+                # Only the recursive watch of the target names spec files; an anchor's
+                # event is a swapped link, and a lost root may hide anything.
+                self._poke(None if lost or not recursive else (p for _, p in changes))
                 if lost:
                     return
         except Exception as exc:  # a vanished directory, an inotify limit: recheck re-arms

@@ -10,7 +10,7 @@ policies, each one pure module judged from the observation:
 - ``approval``: ``rollout.approval: manual`` and ``ecsop approve``;
 - ``windows``: allow and deny windows (the spec's and the policy file's).
 
-``hold`` runs them in that order for ``decide._held`` and says which inputs a
+``hold`` runs them in that order for ``deploying.held`` and says which inputs a
 pass must gather (``needs``); ``inputs`` holds those inputs. Rollbacks never
 come here, and a return to the proven last-good release passes every check
 but the pre-flight. Nothing in this package imports at package level, so

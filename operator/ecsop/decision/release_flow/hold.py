@@ -1,6 +1,6 @@
 """Which release-flow checks a pass needs, and the one place they are run in order.
 
-``decide._held`` calls ``held``; the reconcile pass calls ``needs`` on the
+``deploying.held`` calls ``held``; the reconcile pass calls ``needs`` on the
 same classification to gather only what those checks will read, and only
 when a deploy is pending, so a steady release costs no extra AWS call.
 
@@ -39,7 +39,7 @@ class Need(StrEnum):
 
 
 def deploys(view: View, options: Options) -> bool:
-    """Whether this pass's situation leads to ``decide._deploy``."""
+    """Whether this pass's situation leads to ``deploying.deploy``."""
     return view.situation is Situation.OUT_OF_DATE or (
         view.situation is Situation.DRIFTED and options.self_heal
     )
@@ -70,7 +70,7 @@ def returns_to_proven(release: ServiceRelease, observed: Observation, view: View
 
 
 def clone_base(view: View, observed: Observation, self_heal: bool) -> TaskDefinitionArn:
-    """The revision a deploy clones: the rule of ``decide._deploy``, for the pre-flight."""
+    """The revision a deploy clones: the rule of ``deploying.deploy``, for the pre-flight."""
     if self_heal and view.last_good:
         return view.last_good
     return observed.service.task_definition

@@ -1,14 +1,15 @@
-"""A real Prometheus server for sandbox tests (Debian's ``prometheus`` binary).
+"""A real Prometheus server for tests: Debian's ``prometheus`` binary, as a process.
 
-The same pattern as ``tests/e2e/test_prometheus.py``: a process on a free port
-with a 1 s scrape interval, its storage in the test's temporary directory, its
-HTTP API read with ``urllib``.  Here it discovers its targets from the file-SD
-file the sandbox writes.
+It listens on a free port with its storage in the test's temporary
+directory; the tests give it its whole configuration (what to scrape, which
+rule files) and read its HTTP API with ``urllib``. ``binary`` finds the
+executable; without it a test skips, and fails under CI, which must install it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -20,11 +21,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 
-def binary() -> str | None:
-    return shutil.which("prometheus")
+def binary() -> str:
+    """The prometheus executable; skips the test without one (fails it under CI)."""
+    found = shutil.which("prometheus")
+    if found is None:
+        why = "the prometheus server binary is not installed (apt-get install prometheus)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{why}; CI must install it")
+        pytest.skip(why)
+    return found
 
 
 def free_port() -> int:
@@ -49,20 +58,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class Prometheus:
-    """A Prometheus process scraping the targets listed in ``file_sd`` as job "ecs"."""
+    """A Prometheus process run with ``config`` (its ``prometheus.yml``, as a mapping)."""
 
-    def __init__(self, executable: str, tmp: Path, file_sd: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self, executable: str, tmp: Path, config: dict[str, Any], port: int | None = None
+    ) -> None:
+        """``port``: a fixed one, to start Prometheus again where the daemon looks for it."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": "ecs",
-                    "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}],
-                }
-            ],
-        }
         path = tmp / "prometheus.yml"
         path.write_text(yaml.safe_dump(config))
         self.log_path = tmp / "prometheus.log"
@@ -90,13 +93,23 @@ class Prometheus:
         with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
             return bool(response.status == 200)
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        params = urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(f"{self.url}/api/v1/query?{params}", timeout=5) as response:
+    def api(self, path: str, **params: str) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=5) as response:
             body = json.load(response)
         assert body["status"] == "success", body
-        result: list[dict[str, Any]] = body["data"]["result"]
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.api("query", query=expr)["result"]
         return result
+
+    def alerts(self, name: str, state: str) -> list[dict[str, Any]]:
+        return [
+            alert
+            for alert in self.api("alerts")["alerts"]
+            if alert["labels"]["alertname"] == name and alert["state"] == state
+        ]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -107,3 +120,16 @@ class Prometheus:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
+
+
+def scraping_files(file_sd: Path, job: str = "ecs") -> dict[str, Any]:
+    """A configuration scraping every second the targets listed in ``file_sd`` as ``job``."""
+    return {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}],
+            }
+        ],
+    }

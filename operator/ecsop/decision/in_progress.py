@@ -1,0 +1,210 @@
+"""The branches of ``decide`` while a deployment is in flight: judge it, or wait for it.
+
+A rollout of ecsop's own is judged every pass (gates, test traffic, analysis)
+and rolled back when a verdict fails; a rollback, ECS's own or ecsop's, is
+waited for and declared failed when it cannot finish; a deployment someone
+else started is waited for, never fought. None of these branches starts a new
+release: that is ``deploying``.
+"""
+
+from __future__ import annotations
+
+from ecsop.decision import gates, rollback, strategy
+from ecsop.decision.actions import Action, Continue, RecordFailure, Revert, Wait
+from ecsop.decision.ecs_state import RolloutState, short_name
+from ecsop.decision.gates import Verdict
+from ecsop.decision.observation import Traffic, fingerprint_of
+from ecsop.decision.pass_inputs import PassInputs
+from ecsop.decision.reasons import Failure, Phase, Reason
+from ecsop.decision.rollback import FailedRollout
+
+
+def rolling_out(p: PassInputs) -> Action:
+    deployment, traffic = p.view.judged, p.observed.traffic
+    assert deployment is not None
+    if traffic is not None and traffic.rolling_back:
+        return traffic_returning(p, traffic)
+    waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
+    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
+    if verdict is None and strategy.paused_for_test_traffic(p.release, traffic):
+        assert traffic is not None and traffic.paused is not None
+        judged = strategy.judge_test_traffic(p.release, p.observed)
+        if isinstance(judged, Verdict):
+            verdict = judged
+        elif judged:
+            return Continue(
+                Phase.PROGRESSING,
+                Reason.TEST_TRAFFIC_PASSED,
+                f"rolling out {p.view.desired}: every test-traffic check passed on green; "
+                "ECS may move production traffic",
+                p.poll,
+                service_deployment=traffic.service_deployment,
+                hook_id=traffic.paused.hook_id,
+            )
+    if verdict is not None:
+        failed = FailedRollout(p.view.desired, verdict, deployment.id)
+        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
+    age = int(gates.age(deployment, p.now))
+    where = strategy.progress(p.release, p.observed, p.now)
+    return Wait(
+        Phase.PROGRESSING,
+        Reason.ROLLOUT_IN_PROGRESS,
+        f"rolling out {p.view.desired}: "
+        + (f"{where}; " if where else "")
+        + f"{deployment.running_count}/{deployment.desired_count} running, "
+        f"{deployment.failed_tasks} failed, {age}s of "
+        f"{p.release.spec.rollout.timeout_seconds + int(waits)}s",
+        p.poll,
+    )
+
+
+def traffic_returning(p: PassInputs, traffic: Traffic) -> Action:
+    """ECS is rolling the service deployment back (asked by ecsop, or on its own): wait.
+
+    Between StopServiceDeployment and ECS making blue the PRIMARY again, the
+    deployments still look like a rollout; acting on them would start a second
+    deployment.
+    """
+    where = traffic.production_on_green
+    share = f"{where:g}% of production still on green" if where else "production back on blue"
+    return Wait(
+        Phase.ROLLING_BACK,
+        Reason.ROLLING_BACK,
+        f"ECS is rolling the service deployment back ({traffic.status}): {share}",
+        p.poll,
+    )
+
+
+def resuming_rollback(p: PassInputs) -> Action:
+    # We recorded the failure but did not get to UpdateService (crash,
+    # throttling): finish the rollback without judging health again.
+    recorded = p.view.memory.failed
+    assert recorded is not None and p.view.judged is not None
+    traffic = p.observed.traffic
+    if traffic is not None and traffic.rolling_back:
+        # Issued: ECS shows ROLLBACK_REQUESTED until its scheduler acts on the stop,
+        # while the deployments still look like the rollout. A second stop is a second
+        # request for what is already under way.
+        return traffic_returning(p, traffic)
+    verdict = Verdict(recorded.failure, "resuming a rollback that was recorded but not yet issued")
+    failed = FailedRollout(p.view.desired, verdict, p.view.judged.id)
+    return rollback.roll_back(p.view, failed, p.memory, p.poll, p.observed.traffic)
+
+
+def ecs_rolling_back(p: PassInputs) -> Action:
+    deployment = p.view.judged
+    assert deployment is not None
+    recorded = p.view.memory.failed
+    if recorded is not None and recorded.fingerprint == p.view.desired:
+        detail = deployment.rollout_state_reason or "ECS circuit breaker failed the deployment"
+        return Wait(
+            Phase.ROLLING_BACK,
+            Reason.ECS_ROLLING_BACK,
+            f"ECS is rolling back {p.view.desired}: {detail}",
+            p.poll,
+        )
+    verdict = gates.explained(
+        gates.ecs_failure(p.observed, deployment, Failure.ECS_ROLLBACK), p.release, p.observed
+    )
+    return RecordFailure(
+        Phase.ROLLING_BACK,
+        Reason.ECS_ROLLING_BACK,
+        f"ECS is rolling back {p.view.desired}: {verdict.detail}",
+        p.poll,
+        failed_fingerprint=p.view.desired,
+        failure=verdict.failure,
+        detail=verdict.detail,
+        memory=p.memory.failed_with(p.view.desired, verdict.failure),
+        deployment_id=deployment.id,
+        stop_reason=verdict.stop_reason,
+        rolled_back_by_ecs=True,
+    )
+
+
+def rolling_back(p: PassInputs) -> Action:
+    primary, recorded = p.view.judged, p.view.memory.failed
+    assert primary is not None and recorded is not None and p.view.last_good is not None
+    rollout = p.release.spec.rollout
+    if (
+        primary.rollout_state is RolloutState.FAILED
+        or primary.failed_tasks > rollout.max_failed_tasks
+        or gates.age(primary, p.now) > rollout.timeout_seconds
+    ):
+        return rollback.rollback_failed(p.view, primary, p.memory, p.poll)
+    return Wait(
+        Phase.ROLLING_BACK,
+        Reason.ROLLING_BACK,
+        f"rolling back to {short_name(p.view.last_good)} after {recorded.failure.value} of "
+        f"{recorded.fingerprint}: {primary.running_count}/{primary.desired_count} running",
+        p.poll,
+    )
+
+
+def superseded(p: PassInputs) -> Action:
+    # ecsop's own earlier rollout, superseded by a spec change. It is judged
+    # like any of ours: a fix pushed while the previous release crash-loops
+    # must not wait forever behind it. Healthy, it finishes first: one change
+    # at a time.
+    deployment, traffic = p.view.judged, p.observed.traffic
+    assert deployment is not None
+    if traffic is not None and traffic.rolling_back:
+        return traffic_returning(p, traffic)
+    last_good = p.view.last_good
+    if (
+        last_good is not None
+        and p.observed.task_definitions.get(last_good) is not None
+        and (fingerprint_of(p.release, p.observed.task_definitions[last_good]) == p.view.desired)
+    ):
+        # The spec went back to last-good while this rollout runs: a revert
+        # means "go back now", not "finish, then deploy back".
+        return Revert(
+            Phase.ROLLING_BACK,
+            Reason.REVERTING,
+            f"the spec went back to {short_name(last_good)} while {p.view.judged_fingerprint} "
+            "rolls out: stopping that rollout now (not a failure of it)",
+            p.poll,
+            to=last_good,
+            memory=p.memory.without_rollout(),
+            service_deployment=traffic.service_deployment if traffic and traffic.ongoing else "",
+        )
+    waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
+    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
+    if verdict is not None:
+        failed = FailedRollout(p.view.judged_fingerprint, verdict, deployment.id)
+        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
+    return Wait(
+        Phase.PROGRESSING,
+        Reason.ROLLOUT_IN_PROGRESS,
+        f"finishing the rollout of {p.view.judged_fingerprint} before deploying {p.view.desired}",
+        p.poll,
+    )
+
+
+def foreign(p: PassInputs) -> Action:
+    primary = p.view.primary
+    assert primary is not None
+    what = f"deployment {primary.id} ({short_name(primary.task_definition)})"
+    if gates.age(primary, p.now) > p.release.spec.rollout.timeout_seconds:
+        return Wait(
+            Phase.DEGRADED,
+            Reason.FOREIGN_DEPLOYMENT,
+            f"{what}, not started by ecsop for this spec, has not settled after "
+            f"{int(gates.age(primary, p.now))}s",
+            p.poll,
+        )
+    return Wait(
+        Phase.PROGRESSING,
+        Reason.FOREIGN_DEPLOYMENT,
+        f"waiting for {what}, not started by ecsop for this spec, to settle",
+        p.poll,
+    )
+
+
+def no_primary(p: PassInputs) -> Action:
+    # ECS always has a PRIMARY; treat its absence as a transient read.
+    return Wait(
+        Phase.PROGRESSING,
+        Reason.FOREIGN_DEPLOYMENT,
+        "service has no PRIMARY deployment yet",
+        p.poll,
+    )

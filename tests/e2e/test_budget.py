@@ -1,0 +1,85 @@
+"""The daemon within ECS's API budget, against a sandbox throttling at ECS's documented rates.
+
+The sandbox's ``ecs-documented`` preset throttles ECS calls with ECS's token
+buckets; the daemon keeps to its ``--api-budget`` share of them, batches its
+first pass and its rollout polls, and says so when the resync interval cannot
+be kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from .conftest import GOOD_V1, GOOD_V2, Daemon, Sandbox, SpecRepo, release_doc, wait_for
+
+pytestmark = pytest.mark.e2e
+StartDaemon = Callable[..., Daemon]
+
+RELEASES = {
+    "shop.yaml": release_doc("shop", "shop", GOOD_V1),
+    "shop-breaker.yaml": release_doc("shop-breaker", "shop-breaker", GOOD_V1),
+}
+
+
+def synced(daemon: Daemon, *names: str) -> bool:
+    return all(daemon.release(name).get("phase") == "Synced" for name in names)
+
+
+def metric(daemon: Daemon, name: str) -> float | None:
+    for line in daemon.get("/metrics").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_the_first_pass_is_one_batch_and_nothing_is_throttled(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    sandbox.control("POST", "faults", {"preset": "ecs-documented"})
+    repo.commit(RELEASES, "two releases")
+    daemon = start_daemon()
+    wait_for(lambda: synced(daemon, "shop", "shop-breaker"), 30, "both adopted")
+
+    first = sandbox.call_log("DescribeServices")[0]
+    assert sorted(first["request"]["services"]) == ["shop", "shop-breaker"]
+
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V2)}, "shop v2")
+    wait_for(lambda: sandbox.steady_on("shop", GOOD_V2), 30, "v2 rolled out")
+    wait_for(lambda: synced(daemon, "shop"), 30, "v2 baked")
+
+    throttled = {
+        row["operation"]: row["throttled"]
+        for row in sandbox.control("GET", "calls")["calls"]
+        if row["throttled"]
+    }
+    assert throttled == {}
+    resync = daemon.get("/status")["resync"]
+    assert resync["stretched"] is False
+    assert resync["describeServicesPerSecond"] == pytest.approx(7.5)  # 3/4 of half of 20
+
+
+def test_a_resync_that_does_not_fit_the_budget_stretches_and_says_so(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    repo.commit(RELEASES, "two releases")
+    # A tenth of ECS's rates: 2 DescribeServices a second, 1.5 for a resync, so the
+    # one DescribeServices of each resync needs 0.67 s, more than the 0.5 s asked for.
+    daemon = start_daemon("--api-budget", "0.1", "--resync-interval", "0.5")
+    wait_for(lambda: synced(daemon, "shop", "shop-breaker"), 30, "both adopted")
+    resync = wait_for(lambda: daemon.get("/status")["resync"], 10, "the resync's status")
+    assert resync["stretched"] is True
+    assert resync["configuredSeconds"] == 0.5
+    assert resync["effectiveSeconds"] == pytest.approx(1 / 1.5, rel=0.2)
+    assert resync["describeServicesCalls"] == 1
+    assert metric(daemon, "ecsop_resync_interval_seconds") == pytest.approx(1 / 1.5, rel=0.2)
+    assert metric(daemon, "ecsop_resync_interval_configured_seconds") == 0.5
+    stretched = [
+        line
+        for line in daemon.logs()
+        if line.get("event") == "resync interval stretched to fit the AWS API budget"
+    ]
+    assert len(stretched) == 1
+    assert stretched[0]["describe_services_per_second"] == pytest.approx(1.5)
+    assert daemon.get("/healthz").strip() == "ok"
