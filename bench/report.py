@@ -6,18 +6,11 @@ import math
 from typing import Any
 
 from bench import report_scale
+from bench.figures import fig
 
 TARGET_RSS_MIB = 200.0
 TARGET_CPU_S = 2.0
 TARGET_TRIGGER_P99_S = 1.0
-
-
-def _f(value: float | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
 
 
 def _ratio(ours: float, theirs: float) -> str:
@@ -61,15 +54,15 @@ def _trigger(data: dict[str, Any]) -> list[str]:
     for name in ("ecsop", "script", "naive"):
         row = c[name]
         out.append(
-            f"| {name} | {row['how']} | {_f(row['p50_s'], 3)} | {_f(row['p95_s'], 3)} | "
-            f"{_f(row['p99_s'], 3)} | {_f(row['max_s'], 3)} | {row['missed']} | "
+            f"| {name} | {row['how']} | {fig(row['p50_s'], 3)} | {fig(row['p95_s'], 3)} | "
+            f"{fig(row['p99_s'], 3)} | {fig(row['max_s'], 3)} | {row['missed']} | "
             f"{_ratio(ours['p99_s'], row['p99_s']) if name != 'ecsop' else '1x'} |"
         )
     if "first_call_p50_s" in ours:
         out += [
             "",
             f"ecsop, file written → its first AWS call for the release: p50 "
-            f"{_f(ours['first_call_p50_s'], 3)} s, p99 {_f(ours['first_call_p99_s'], 3)} s "
+            f"{fig(ours['first_call_p50_s'], 3)} s, p99 {fig(ours['first_call_p99_s'], 3)} s "
             "(the rest is the AWS calls of the deploy).",
         ]
     return [*out, ""]
@@ -92,13 +85,13 @@ def _rollback(data: dict[str, Any]) -> list[str]:
         row = c[name]
         ecs_calls = row.get("ecs_calls", sum(row["calls"].values()))
         out.append(
-            f"| {LABELS.get(name, name)} | {_f(row['poll_interval_sim_s'], 0)} | "
-            f"{_f(row['sim_p50_s'])} | "
-            f"{_f(row['sim_p95_s'])} | {_f(row['sim_max_s'])} | {_f(row['real_p50_s'], 3)} | "
-            f"{_f(row['real_p95_s'], 3)} | {_f(row['real_max_s'], 3)} | "
+            f"| {LABELS.get(name, name)} | {fig(row['poll_interval_sim_s'], 0)} | "
+            f"{fig(row['sim_p50_s'])} | "
+            f"{fig(row['sim_p95_s'])} | {fig(row['sim_max_s'])} | {fig(row['real_p50_s'], 3)} | "
+            f"{fig(row['real_p95_s'], 3)} | {fig(row['real_max_s'], 3)} | "
             f"{row['within_one_poll']}/{row['samples'] + row['missed']} | "
-            f"{_f(ecs_calls / data['services'], 1)} | "
-            f"{_f(sum(row['calls'].values()) / data['services'], 1)} | "
+            f"{fig(ecs_calls / data['services'], 1)} | "
+            f"{fig(sum(row['calls'].values()) / data['services'], 1)} | "
             f"{_ratio(ours['sim_p95_s'], row['sim_p95_s']) if name != 'ecsop' else '1x'} |"
         )
     out += [
@@ -118,9 +111,9 @@ def _rollback(data: dict[str, Any]) -> list[str]:
         ]
         for name, row in idle.items():
             out.append(
-                f"| {LABELS.get(name, name)} | {_f(row['ecs_per_hour'], 0)} | "
-                f"{_f(row['sqs_per_hour'], 0)} | {_f(row['total_per_hour'], 0)} | "
-                f"{_f(row['window_real_s'], 0)} |"
+                f"| {LABELS.get(name, name)} | {fig(row['ecs_per_hour'], 0)} | "
+                f"{fig(row['sqs_per_hour'], 0)} | {fig(row['total_per_hour'], 0)} | "
+                f"{fig(row['window_real_s'], 0)} |"
             )
         out += [
             "",
@@ -150,9 +143,9 @@ def _strategies(data: dict[str, Any]) -> list[str]:
     ]
     for key, row in rows.items():
         out.append(
-            f"| {key} | {_f(row['start_seconds'], 0)} s | {_f(row['ecsop_restore_p50_s'], 1)} | "
-            f"{_f(row['ecsop_restore_max_s'], 1)} | {_f(row['production_restore_p50_s'], 1)} | "
-            f"{_f(row['bad_weight_time_p50_s'], 1)} | "
+            f"| {key} | {fig(row['start_seconds'], 0)} s | {fig(row['ecsop_restore_p50_s'], 1)} | "
+            f"{fig(row['ecsop_restore_max_s'], 1)} | {fig(row['production_restore_p50_s'], 1)} | "
+            f"{fig(row['bad_weight_time_p50_s'], 1)} | "
             f"{row['bad_production_answers']}/{row['production_answers']} | "
             f"{_ratio(rolling, row['ecsop_restore_p50_s']) if comparable(key, row) else '-'} |"
         )
@@ -189,8 +182,8 @@ def _steady(data: dict[str, Any]) -> list[str]:
             dtd = calls.get("DescribeTaskDefinition", 0.0)
             other = r["calls_total_per_resync"] - ds - dtd
             out.append(
-                f"| {int(size):,} | {name} | {_f(ds, 1)} | {_f(dtd, 1)} | {_f(other, 1)} | "
-                f"{_f(r['calls_total_per_resync'], 1)} | "
+                f"| {int(size):,} | {name} | {fig(ds, 1)} | {fig(dtd, 1)} | {fig(other, 1)} | "
+                f"{fig(r['calls_total_per_resync'], 1)} | "
                 f"{ours['describe_services_budget'] if name == 'ecsop' else ''} | "
                 f"{_ratio(ours['calls_total_per_resync'], r['calls_total_per_resync']) if name != 'ecsop' else '1x'} |"  # noqa: E501
             )
@@ -207,8 +200,8 @@ def _steady(data: dict[str, Any]) -> list[str]:
         for name in ("ecsop", "naive", "script"):
             r = row[name]
             out.append(
-                f"| {int(size):,} | {name} | {_f(r['cpu_s_per_resync'], 3)} | "
-                f"{_f(r['full_resync_s'], 2)} | {_f(r['peak_rss_mib'], 0)} | "
+                f"| {int(size):,} | {name} | {fig(r['cpu_s_per_resync'], 3)} | "
+                f"{fig(r['full_resync_s'], 2)} | {fig(r['peak_rss_mib'], 0)} | "
                 f"{_ratio(ours['cpu_s_per_resync'], r['cpu_s_per_resync']) if name != 'ecsop' else ''} | "  # noqa: E501
                 f"{_ratio(ours['peak_rss_mib'], r['peak_rss_mib']) if name != 'ecsop' else ''} |"
             )
@@ -225,8 +218,8 @@ def _failover(data: dict[str, Any]) -> list[str]:
         "",
         "| p50 s | p99 s | max s | bound: lease + 2 rounds (s) |",
         "|---|---|---|---|",
-        f"| {_f(over['p50_s'])} | {_f(over['p99_s'])} | {_f(over['max_s'])} | "
-        f"{_f(lease + 2 * retry * 1.2)} |",
+        f"| {fig(over['p50_s'])} | {fig(over['p99_s'])} | {fig(over['max_s'])} | "
+        f"{fig(lease + 2 * retry * 1.2)} |",
         "",
         f"AWS calls per resync ({data['cost']['services']} steady services, resync "
         f"{data['cost']['resync_s']:g} s; 8 shards with coordination):",
@@ -239,9 +232,9 @@ def _failover(data: dict[str, Any]) -> list[str]:
         calls = row["ecs_calls_per_resync"]
         ds = calls.get("DescribeServices", 0.0)
         out.append(
-            f"| {label} | {_f(ds, 1)} | {_f(row['ecs_total_per_resync'] - ds, 1)} | "
-            f"{_f(row['ecs_total_per_resync'], 1)} | {row['describe_services_budget']} | "
-            f"{_f(row['dynamodb_calls_per_s'], 1)} |"
+            f"| {label} | {fig(ds, 1)} | {fig(row['ecs_total_per_resync'] - ds, 1)} | "
+            f"{fig(row['ecs_total_per_resync'], 1)} | {row['describe_services_budget']} | "
+            f"{fig(row['dynamodb_calls_per_s'], 1)} |"
         )
     return [*out, ""]
 
@@ -255,7 +248,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "target": f"a dead owner's shards reconciled within lease + 2 rounds ({bound:g} s)",
-                "measured": f"max {_f(over['max_s'])} s, p99 {_f(over['p99_s'])} s",
+                "measured": f"max {fig(over['max_s'])} s, p99 {fig(over['p99_s'])} s",
                 "met": over["max_s"] <= bound,
             }
         )
@@ -266,7 +259,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "target": f"{label} replica(s): ECS calls per resync ≤ ⌈N/10⌉ + replicas "
                     f"({budget})",
-                    "measured": f"{_f(row['ecs_total_per_resync'], 1)}",
+                    "measured": f"{fig(row['ecs_total_per_resync'], 1)}",
                     "met": row["ecs_total_per_resync"] <= budget,
                 }
             )
@@ -276,7 +269,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "target": "trigger latency p99 < 1 s",
-                "measured": f"p99 {_f(p99, 3)} s, {missed} missed",
+                "measured": f"p99 {fig(p99, 3)} s, {missed} missed",
                 "met": p99 < TARGET_TRIGGER_P99_S and missed == 0,
             }
         )
@@ -287,8 +280,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "target": "rollback within one active-poll interval "
-                f"({_f(row['poll_interval_sim_s'], 0)} sim s) of the first failure",
-                "measured": f"{row['within_one_poll']}/{total}; max {_f(row['sim_max_s'])} sim s",
+                f"({fig(row['poll_interval_sim_s'], 0)} sim s) of the first failure",
+                "measured": f"{row['within_one_poll']}/{total}; max {fig(row['sim_max_s'])} sim s",
                 "met": total > 0 and row["within_one_poll"] == total,
             }
         )
@@ -299,7 +292,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "target": "with --events-queue: rollback p95 at least 5x better than the "
                     "5 s poll's",
-                    "measured": f"p95 {_f(events['sim_p95_s'])} vs {_f(row['sim_p95_s'])} sim s "
+                    "measured": f"p95 {fig(events['sim_p95_s'])} vs {fig(row['sim_p95_s'])} sim s "
                     f"({ratio:.1f}x), {events['missed']} missed",
                     "met": ratio >= 5 and events["missed"] == 0,
                 }
@@ -308,8 +301,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             out.append(
                 {
                     "target": "with --events-queue: fewer ECS calls per rollout than the 5 s poll",
-                    "measured": f"{_f(ours / results['rollback']['services'], 1)} vs "
-                    f"{_f(theirs / results['rollback']['services'], 1)} per deploy",
+                    "measured": f"{fig(ours / results['rollback']['services'], 1)} vs "
+                    f"{fig(theirs / results['rollback']['services'], 1)} per deploy",
                     "met": ours < theirs,
                 }
             )
@@ -319,8 +312,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         blue_green = rows["blueGreen"]
         out.append(
             {
-                "target": f"blue/green restores within one active poll ({_f(poll, 0)} sim s)",
-                "measured": f"max {_f(blue_green['ecsop_restore_max_s'], 1)} sim s",
+                "target": f"blue/green restores within one active poll ({fig(poll, 0)} sim s)",
+                "measured": f"max {fig(blue_green['ecsop_restore_max_s'], 1)} sim s",
                 "met": blue_green["ecsop_restore_max_s"] <= poll,
             }
         )
@@ -330,8 +323,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "target": "blue/green restores ≥ 10x faster than a rolling rollback "
-                f"(tasks serving {_f(rows['rolling']['start_seconds'], 0)} s after RUNNING)",
-                "measured": f"{_f(ratio, 1)}x",
+                f"(tasks serving {fig(rows['rolling']['start_seconds'], 0)} s after RUNNING)",
+                "measured": f"{fig(ratio, 1)}x",
                 "met": ratio >= 10,
             }
         )
@@ -345,7 +338,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "target": f"N={int(size):,}: ≤ ⌈N/10⌉ = {ours['describe_services_budget']} "
                     "DescribeServices and 0 DescribeTaskDefinition per resync",
-                    "measured": f"{_f(ds, 1)} and {_f(dtd, 1)}",
+                    "measured": f"{fig(ds, 1)} and {fig(dtd, 1)}",
                     "met": ds <= ours["describe_services_budget"] and dtd == 0,
                 }
             )
@@ -353,14 +346,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 out.append(
                     {
                         "target": "N=1,000: peak RSS < 200 MB",
-                        "measured": f"{_f(ours['peak_rss_mib'], 0)} MiB",
+                        "measured": f"{fig(ours['peak_rss_mib'], 0)} MiB",
                         "met": ours["peak_rss_mib"] * 1.048576 < TARGET_RSS_MIB,
                     }
                 )
                 out.append(
                     {
                         "target": "N=1,000: CPU of a full resync < 2 s (daemon only)",
-                        "measured": f"{_f(ours['cpu_s_per_resync'], 3)} s",
+                        "measured": f"{fig(ours['cpu_s_per_resync'], 3)} s",
                         "met": ours["cpu_s_per_resync"] < TARGET_CPU_S,
                     }
                 )
@@ -373,7 +366,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "target": "timestamp parsing: faster than botocore's, same instants",
-                "measured": f"{_f(speedup, 1)}x, same: {results['timestamps']['same_instants']}",
+                "measured": f"{fig(speedup, 1)}x, same: {results['timestamps']['same_instants']}",
                 "met": speedup > 1 and results["timestamps"]["same_instants"],
             }
         )
@@ -395,7 +388,7 @@ def _budget(data: dict[str, Any]) -> list[str]:
     out = [
         "### 7. Within ECS's API budget: the sandbox throttling at ECS's documented rates",
         "",
-        f"Resync {_f(data['resync_s'], 0)} s, active poll {_f(data['active_poll_s'], 0)} s; "
+        f"Resync {fig(data['resync_s'], 0)} s, active poll {fig(data['active_poll_s'], 0)} s; "
         + "; ".join(f"`{name}`: `{flags}`" for name, flags in data["contenders"].items())
         + ". ⌈N/10⌉: the fewest DescribeServices that observe N releases.",
         "",
@@ -414,18 +407,18 @@ def _budget(data: dict[str, Any]) -> list[str]:
                 f"| {int(size):,} | {name} | {first['describe_services']:,} "
                 f"({math.ceil(int(size) / 10):,}) | {first['describe_services_single']:,} "
                 f"| {first['calls']:,} | {first['throttled']:,} "
-                f"({_f(100 * first['throttled_share'], 1)} %) | {_f(first['seconds'], 1)} "
-                f"| {_f(steady['calls_per_s'], 2)} | {_f(steady['describe_services_per_s'], 2)} "
-                f"| {steady['throttled']:,} ({_f(100 * steady['throttled_share'], 1)} %) "
-                f"| {_f(reported, 1)} / {_f(steady['observed_interval_s'], 1)} "
-                f"| {_f(100 * steady['cpu_s_per_s'], 1)} |"
+                f"({fig(100 * first['throttled_share'], 1)} %) | {fig(first['seconds'], 1)} "
+                f"| {fig(steady['calls_per_s'], 2)} | {fig(steady['describe_services_per_s'], 2)} "
+                f"| {steady['throttled']:,} ({fig(100 * steady['throttled_share'], 1)} %) "
+                f"| {fig(reported, 1)} / {fig(steady['observed_interval_s'], 1)} "
+                f"| {fig(100 * steady['cpu_s_per_s'], 1)} |"
             )
     out += [
         "",
         f"**Trigger latency** (single spec changes, {data['changes']} per contender, "
         "file written → UpdateService, real seconds) **and "
         f"{data['rollouts']} rollouts in progress** (polled every "
-        f"{_f(data['active_poll_s'], 0)} s)",
+        f"{fig(data['active_poll_s'], 0)} s)",
         "",
         "| N | contender | trigger p50 | p99 | max | missed | rollouts started in s "
         "| throttled while starting | polling: DescribeServices/s for the rollouts "
@@ -437,10 +430,10 @@ def _budget(data: dict[str, Any]) -> list[str]:
             t, r = c["trigger"], c["rollouts"]
             window = r["window"]
             out.append(
-                f"| {int(size):,} | {name} | {_f(t['p50_s'], 3)} | {_f(t['p99_s'], 3)} "
-                f"| {_f(t['max_s'], 3)} | {t['missed']} | {_f(r['all_started_s'], 1)} "
-                f"| {r['start_span']['throttled']:,} | {_f(r['rollout_describes_per_s'], 2)} "
-                f"| {_f(r['services_per_rollout_describe'], 1)} | {_f(window['calls_per_s'], 2)} "
+                f"| {int(size):,} | {name} | {fig(t['p50_s'], 3)} | {fig(t['p99_s'], 3)} "
+                f"| {fig(t['max_s'], 3)} | {t['missed']} | {fig(r['all_started_s'], 1)} "
+                f"| {r['start_span']['throttled']:,} | {fig(r['rollout_describes_per_s'], 2)} "
+                f"| {fig(r['services_per_rollout_describe'], 1)} | {fig(window['calls_per_s'], 2)} "
                 f"| {window['throttled']:,} |"
             )
     return [*out, ""]
@@ -467,7 +460,7 @@ def _budget_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "target": f"N={int(size):,}: throttled calls ≤ 1 % at startup, 0 in steady state",
-                "measured": f"{_f(100 * first['throttled_share'], 2)} %, {steady['throttled']}",
+                "measured": f"{fig(100 * first['throttled_share'], 2)} %, {steady['throttled']}",
                 "met": first["throttled_share"] <= 0.01 and steady["throttled"] == 0,
             }
         )
@@ -476,7 +469,7 @@ def _budget_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "target": f"N={int(size):,}: {data['rollouts']} rollouts polled ten per "
                 "DescribeServices",
-                "measured": f"{_f(rollouts['services_per_rollout_describe'], 1)} per call",
+                "measured": f"{fig(rollouts['services_per_rollout_describe'], 1)} per call",
                 "met": rollouts["services_per_rollout_describe"] >= 9.0,
             }
         )
@@ -485,8 +478,8 @@ def _budget_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "target": f"N={int(size):,}: a single change reaches UpdateService "
                     "in < 0.3 s (p50)",
-                    "measured": f"p50 {_f(paced['trigger']['p50_s'], 3)} s, "
-                    f"p99 {_f(paced['trigger']['p99_s'], 3)} s",
+                    "measured": f"p50 {fig(paced['trigger']['p50_s'], 3)} s, "
+                    f"p99 {fig(paced['trigger']['p99_s'], 3)} s",
                     "met": paced["trigger"]["p50_s"] < 0.3,
                 }
             )
@@ -509,7 +502,7 @@ def _timestamps(data: dict[str, Any]) -> list[str]:
     ]
     for name, row in rows.items():
         out.append(
-            f"| {name} | {_f(row['ms_per_answer'], 2)} | {_f(row['s_per_10k_resync'], 1)} "
+            f"| {name} | {fig(row['ms_per_answer'], 2)} | {fig(row['s_per_10k_resync'], 1)} "
             f"| {row['tz']} | {_ratio(stock, row['ms_per_answer'])} |"
         )
     out.append("")

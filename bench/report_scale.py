@@ -10,18 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench.figures import fig
+
 TARGET_10K_RSS_MIB = 500.0
 TARGET_10K_CPU_S = 5.0
 TARGET_10K_SYNCED_S = 60.0
 """Issue 22's targets at 10,000 releases on 2 cores (MB read as MiB x 1.048576)."""
-
-
-def _f(value: float | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
 
 
 def markdown(results: dict[str, Any]) -> list[str]:
@@ -48,8 +42,8 @@ def _race(data: dict[str, Any]) -> list[str]:
         for index, rep in enumerate(fleet["repetitions"]):
             label = rep["mode"] if rep["mode"] == "control" else f"race {index + 1}"
             out.append(
-                f"| {kind} | {label} | {_f(rep['commit_after_burst_start_s'])} "
-                f"| {_f(rep['burst_s'])} | {rep['deployed_during_burst']} "
+                f"| {kind} | {label} | {fig(rep['commit_after_burst_start_s'])} "
+                f"| {fig(rep['burst_s'])} | {rep['deployed_during_burst']} "
                 f"| {rep['update_service']} | {rep['register_task_definition']} "
                 f"| {rep['duplicate_updates']} | {rep['duplicate_registrations']} |"
             )
@@ -71,12 +65,12 @@ def _scale(data: dict[str, Any]) -> list[str]:
             steady = run.get("steady", {})
             calls = steady.get("calls_per_resync", {})
             out.append(
-                f"| {int(size):,} | {start} | {_f(run['startup_to_synced_s'], 1)} "
+                f"| {int(size):,} | {start} | {fig(run['startup_to_synced_s'], 1)} "
                 f"| {run['first_pass_total']:,} | {row['first_pass_budget']:,} "
                 f"| {run['tag_resource']:,} | {run['tag_resource_max_per_service']} "
-                f"| {_f(calls.get('DescribeTaskDefinition', 0.0), 1) if steady else '-'} "
-                f"| {_f(steady.get('cpu_s_per_resync'), 3)} "
-                f"| {_f(steady.get('full_resync_s'))} | {_f(steady.get('peak_rss_mib'), 0)} |"
+                f"| {fig(calls.get('DescribeTaskDefinition', 0.0), 1) if steady else '-'} "
+                f"| {fig(steady.get('cpu_s_per_resync'), 3)} "
+                f"| {fig(steady.get('full_resync_s'))} | {fig(steady.get('peak_rss_mib'), 0)} |"
             )
     return [*out, ""]
 
@@ -95,12 +89,12 @@ def _crashloop(data: dict[str, Any]) -> list[str]:
     for name, row in data["contenders"].items():
         states = ", ".join(f"{k} {v}" for k, v in sorted(row["ecs_rollout_states"].items()))
         out.append(
-            f"| {name} | {_f(row['poll_interval_sim_s'], 0)} "
+            f"| {name} | {fig(row['poll_interval_sim_s'], 0)} "
             f"| {row['rolled_back']}/{row['services']} "
-            f"| {_f(row['deploy_to_rollback_sim_p50_s'], 1)} "
-            f"| {_f(row['deploy_to_rollback_sim_max_s'], 1)} "
-            f"| {_f(row['exit_to_rollback_sim_p50_s'], 1)} "
-            f"| {_f(row['exit_to_rollback_sim_max_s'], 1)} | {_f(row['tasks_exited_p50'], 0)} "
+            f"| {fig(row['deploy_to_rollback_sim_p50_s'], 1)} "
+            f"| {fig(row['deploy_to_rollback_sim_max_s'], 1)} "
+            f"| {fig(row['exit_to_rollback_sim_p50_s'], 1)} "
+            f"| {fig(row['exit_to_rollback_sim_max_s'], 1)} | {fig(row['tasks_exited_p50'], 0)} "
             f"| {row['ecs_failed_tasks_max']} | {states} |"
         )
     return [*out, ""]
@@ -129,7 +123,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "target": f"N={n:,}, distinct families: 0 DescribeTaskDefinition per "
                     "steady resync",
-                    "measured": _f(dtd, 1),
+                    "measured": fig(dtd, 1),
                     "met": bool(steady) and dtd == 0,
                 }
             )
@@ -163,7 +157,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "target": "crash loop ECS does not count: ecsop rolls back every service within "
                 "one active poll of the (maxFailedTasks+1)-th exit",
                 "measured": f"{ours['within_one_poll']}/{ours['services']}; max "
-                f"{_f(ours['exit_to_rollback_sim_max_s'], 1)} sim s",
+                f"{fig(ours['exit_to_rollback_sim_max_s'], 1)} sim s",
                 "met": ours["within_one_poll"] == ours["services"],
             }
         )
@@ -175,17 +169,17 @@ def _ten_thousand(row: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
             "target": "N=10,000: peak RSS < 500 MB",
-            "measured": f"{_f(steady.get('peak_rss_mib'), 0)} MiB",
+            "measured": f"{fig(steady.get('peak_rss_mib'), 0)} MiB",
             "met": steady.get("peak_rss_mib", math.inf) * 1.048576 < TARGET_10K_RSS_MIB,
         },
         {
             "target": "N=10,000: CPU per resync < 5 s",
-            "measured": f"{_f(steady.get('cpu_s_per_resync'), 2)} s",
+            "measured": f"{fig(steady.get('cpu_s_per_resync'), 2)} s",
             "met": steady.get("cpu_s_per_resync", math.inf) < TARGET_10K_CPU_S,
         },
         {
             "target": "N=10,000: Synced from cold start < 60 s",
-            "measured": f"{_f(row['adoption']['startup_to_synced_s'], 1)} s",
+            "measured": f"{fig(row['adoption']['startup_to_synced_s'], 1)} s",
             "met": row["adoption"]["startup_to_synced_s"] < TARGET_10K_SYNCED_S,
         },
     ]
