@@ -249,9 +249,11 @@ def test_300_releases_over_8_shards_one_owner_each_and_a_kill_9_mid_rollout(
     dead.kill()
     died = time.time()
 
-    taker = wait_for(lambda: group.owner_of(shard), LEASE_S + 5, f"shard {shard} taken over")
-    taken = time.time()
+    taker = wait_for(lambda: group.owner_of(shard), LEASE_S + 15, f"shard {shard} taken over")
     assert taker in others
+    # When the taker itself took the lease (its log), not when /status showed it: polling
+    # the replicas' status of 300 releases adds its own delay on a loaded machine.
+    taken = max(log_times(group.running[taker], "acquired shard", shard=shard))
     print(f"\nshard {shard} taken by {taker} {taken - died:.2f}s after kill -9 of {victim}")
     assert taken - died <= LEASE_S + 2 * RETRY_S * 1.2 + 0.5, "within one lease duration"
     wait_for(
