@@ -186,8 +186,10 @@ def test_blue_green_judges_green_on_test_traffic_then_moves_production(
 @pytest.mark.parametrize(
     ("shape", "weights"),
     [
-        ({"canary": {"percent": 25, "bakeMinutes": 1}}, {25.0}),
-        ({"linear": {"stepPercent": 50, "stepBakeMinutes": 1}}, {50.0}),
+        # Bakes of 3 simulated minutes (9 s real at x20): long enough for the test's
+        # polls of /status to see the step, even on a loaded machine.
+        ({"canary": {"percent": 25, "bakeMinutes": 3}}, {25.0}),
+        ({"linear": {"stepPercent": 50, "stepBakeMinutes": 3}}, {50.0}),
     ],
     ids=["canary", "linear"],
 )
