@@ -41,7 +41,7 @@ from bench.harness import (
     SpecRepo,
     end,
     percentile,
-    start_baseline,
+    start_script,
     wait_updates,
 )
 
@@ -138,23 +138,13 @@ def _script(config: Config, workdir: Path, box: Sandbox) -> dict[str, Any]:
     try:
         for index, name in enumerate(names):
             procs.append(
-                start_baseline(
+                start_script(
                     workdir,
                     box,
-                    "script",
-                    "script",
-                    "--cluster",
-                    "script",
-                    "--service",
                     name,
-                    "--container",
-                    fleet.CONTAINER,
-                    "--image",
                     _bad("script", index),
-                    "--poll",
-                    f"{config.resync_sim / speed:g}",
-                    "--timeout",
-                    f"{HORIZON_SIM / speed + 5:g}",
+                    poll=f"{config.resync_sim / speed:g}",
+                    timeout=f"{HORIZON_SIM / speed + 5:g}",
                     log_name="crashloop-script",
                 )
             )

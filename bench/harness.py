@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from bench.fleet import CONTAINER
+
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -384,6 +386,39 @@ def start_baseline(
         )
     finally:
         log.close()
+
+
+def start_script(
+    workdir: Path,
+    sandbox: Sandbox,
+    service: str,
+    image: str,
+    *,
+    poll: str,
+    timeout: str,
+    log_name: str,
+) -> subprocess.Popen[bytes]:
+    """The deploy-script baseline: update ``service`` of cluster "script" to ``image``, then
+    poll every ``poll`` seconds until ECS's own breaker or ``timeout`` decides."""
+    return start_baseline(
+        workdir,
+        sandbox,
+        "script",
+        "script",
+        "--cluster",
+        "script",
+        "--service",
+        service,
+        "--container",
+        CONTAINER,
+        "--image",
+        image,
+        "--poll",
+        poll,
+        "--timeout",
+        timeout,
+        log_name=log_name,
+    )
 
 
 def end(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:

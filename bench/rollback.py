@@ -48,6 +48,7 @@ from bench.harness import (
     end,
     percentile,
     start_baseline,
+    start_script,
     wait_for,
     wait_updates,
 )
@@ -290,23 +291,13 @@ def _script(config: Config, workdir: Path, box: Sandbox, rng: random.Random) -> 
     try:
         for index in range(count):
             procs.append(
-                start_baseline(
+                start_script(
                     workdir,
                     box,
-                    "script",
-                    "script",
-                    "--cluster",
-                    "script",
-                    "--service",
                     fleet.service_name(index),
-                    "--container",
-                    fleet.CONTAINER,
-                    "--image",
                     fleet.image(f"script-crash-{index}"),
-                    "--poll",
-                    f"{config.resync_sim / speed:g}",
-                    "--timeout",
-                    f"{TIMEOUT_SIM / speed:g}",
+                    poll=f"{config.resync_sim / speed:g}",
+                    timeout=f"{TIMEOUT_SIM / speed:g}",
                     log_name="rollback-script",
                 )
             )

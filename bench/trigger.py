@@ -29,6 +29,7 @@ from bench.harness import (
     end,
     percentile,
     start_baseline,
+    start_script,
     wait_for,
     wait_updates,
 )
@@ -156,23 +157,13 @@ def _script(config: Config, workdir: Path, box: Sandbox, rng: random.Random) -> 
             mark = box.last_seq()
             written = _change(repo, "script", index)
             procs.append(
-                start_baseline(
+                start_script(
                     workdir,
                     box,
-                    "script",
-                    "script",
-                    "--cluster",
-                    "script",
-                    "--service",
                     name,
-                    "--container",
-                    fleet.CONTAINER,
-                    "--image",
                     fleet.image(f"script-v{index}"),
-                    "--poll",
-                    "30",
-                    "--timeout",
-                    "120",
+                    poll="30",
+                    timeout="120",
                     log_name="trigger-script",
                 )
             )
