@@ -217,7 +217,15 @@ def test_two_daemons_on_one_directory_never_both_keep_acting(
         ][0]["image"]
         for arn in sandbox.ecs.list_task_definitions(familyPrefix="shop")["taskDefinitionArns"]
     ]
-    assert sum(images.count(i) for i in (GOOD_V1, GOOD_V2, GOOD_V3)) <= 4, (counts, images)
+    # The sandbox's v1, then one each for v2, v3 and the return to v1 (the
+    # sandbox's v1 carries no ecsop release tag, so it is not reused). A racing
+    # first change registers twice: RegisterTaskDefinition has no condition two
+    # uncoordinated processes could share. Never a duplicate after that.
+    raced = sum(count - 1 for count in counts)
+    assert sum(images.count(i) for i in (GOOD_V1, GOOD_V2, GOOD_V3)) <= 4 + raced, (
+        counts,
+        images,
+    )
     writers = {c["caller"] for c in sandbox.call_log("TagResource")}
     if max(counts) == 2 or writers == {"first", "second"}:
         reasons = [d.release("shop").get("reason") for d in (first, second)]
