@@ -72,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         "--budget-contenders",
         help="of the budget scenario: paced,unpaced,today (default paced,today)",
     )
+    parser.add_argument(
+        "--rollback-clock-speed",
+        type=float,
+        help="simulated seconds per real second in the rollback scenario (default 5); "
+        "each real millisecond the sandbox takes to deliver an event counts this many "
+        "times in simulated reaction time",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
@@ -82,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, scale_sizes=tuple(int(s) for s in args.scale_sizes.split(",")))
     if args.budget_sizes:
         config = replace(config, budget_sizes=tuple(int(s) for s in args.budget_sizes.split(",")))
+    if args.rollback_clock_speed:
+        config = replace(config, rollback_clock_speed=args.rollback_clock_speed)
     if args.budget_contenders:
         config = replace(
             config,

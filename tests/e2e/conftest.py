@@ -252,17 +252,21 @@ class Sandbox:
         )
 
     def image_of(self, name: str) -> str:
-        arn = self.service(name)["taskDefinition"]
+        return self._app_image(self.service(name)["taskDefinition"])
+
+    def _app_image(self, arn: str) -> str:
         td = self.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
         return next(c["image"] for c in td["containerDefinitions"] if c["name"] == "app")
 
     def steady_on(self, name: str, image: str) -> bool:
-        svc = self.service(name)
-        deployments = svc["deployments"]
+        """One deployment, COMPLETED, on ``image``: all read from one DescribeServices
+        (two reads let an UpdateService land between them: the old deployment
+        COMPLETED beside the new task definition)."""
+        deployments = self.service(name)["deployments"]
         return (
             len(deployments) == 1
             and deployments[0].get("rolloutState") == "COMPLETED"
-            and self.image_of(name) == image
+            and self._app_image(deployments[0]["taskDefinition"]) == image
         )
 
     def revisions(self, family: str) -> int:
