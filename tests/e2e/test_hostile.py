@@ -333,3 +333,40 @@ def _stopped_tasks(sandbox: Sandbox, service: str, task_definition: str) -> list
         return []
     tasks = sandbox.ecs.describe_tasks(cluster="prod", tasks=arns)["tasks"]
     return [t for t in tasks if t["taskDefinitionArn"] == task_definition]
+
+
+def test_answers_lost_after_the_write_never_register_or_deploy_twice(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    """AWS carries out the call, the answer never arrives (a dropped connection).
+
+    Every RegisterTaskDefinition and half of the UpdateService and TagResource
+    calls are lost after the write: each retry must find what the lost answer
+    did instead of doing it again. One revision per fingerprint, one ECS
+    deployment per change, and the crash is still rolled back and remembered.
+    """
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V1)}, "v1")
+    daemon = start_daemon()
+    wait_for(lambda: synced(daemon, "shop"), 30, "adopted")
+    lost = {"lostAnswerRate": 1.0}
+    half = {"lostAnswerRate": 0.5}
+    operations = {"RegisterTaskDefinition": lost, "UpdateService": half, "TagResource": half}
+    sandbox.control("POST", "faults", {"operations": operations})
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V2, bakeSeconds=5)}, "v2")
+    wait_for(lambda: synced(daemon, "shop") and sandbox.steady_on("shop", GOOD_V2), 60, "v2")
+    repo.commit({"shop.yaml": release_doc("shop", "shop", CRASH, bakeSeconds=5)}, "crash")
+    wait_for(lambda: sandbox.failed("shop") == fingerprint({"app": CRASH}), 60, "rolled back")
+    wait_for(lambda: sandbox.steady_on("shop", GOOD_V2), 60, "back on v2")
+    lost_calls = {
+        row["operation"]: row["lostAnswers"]
+        for row in sandbox.control("GET", "calls")["calls"]
+        if row.get("lostAnswers")
+    }
+    assert lost_calls.get("RegisterTaskDefinition", 0) >= 2, lost_calls  # the fault bit
+    assert sandbox.revisions("shop") == 3, "v1, v2 and the crash: each registered once"
+    arn = sandbox.service("shop")["serviceArn"]
+    started = sandbox.ecs.list_service_deployments(cluster="prod", service=arn)[
+        "serviceDeployments"
+    ]
+    # The adopted v1, v2, the crash, and the rollback to v2: never a second one of a change.
+    assert len(started) == 4, [d.get("targetServiceRevisionArn") for d in started]

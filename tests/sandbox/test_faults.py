@@ -77,6 +77,52 @@ def test_server_errors_are_retried(start_sandbox: Callable[..., Harness]) -> Non
     assert calls(sb, "ListClusters")["errors"] > 0
 
 
+@pytest.mark.parametrize(
+    ("operation", "call", "found"),
+    [
+        pytest.param(
+            "RegisterTaskDefinition",
+            lambda sb: sb.ecs.register_task_definition(
+                family="lost", containerDefinitions=[{"name": "app", "image": "x", "memory": 64}]
+            ),
+            lambda sb: len(sb.ecs.list_task_definitions(familyPrefix="lost")["taskDefinitionArns"]),
+            id="ecs-simulator",
+        ),
+        pytest.param(
+            "PutMetricAlarm",
+            lambda sb: sb.cloudwatch.put_metric_alarm(
+                AlarmName="lost",
+                Namespace="App",
+                MetricName="Errors",
+                Statistic="Sum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=1.0,
+                ComparisonOperator="GreaterThanThreshold",
+            ),
+            lambda sb: len(sb.cloudwatch.describe_alarms(AlarmNames=["lost"])["MetricAlarms"]),
+            id="moto",
+        ),
+    ],
+)
+def test_a_lost_answer_comes_after_the_write(
+    start_sandbox: Callable[..., Harness],
+    operation: str,
+    call: Callable[[Harness], object],
+    found: Callable[[Harness], int],
+) -> None:
+    """The caller sees a 500 and AWS has done it: what a retry must not do twice."""
+    sb = start_sandbox(
+        scenario(faults={"operations": {operation: {"lostAnswerRate": 1.0}}}), retries=1
+    )
+    with pytest.raises(ClientError) as caught:
+        call(sb)
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert found(sb) == 1
+    row = calls(sb, operation)
+    assert (row["count"], row["errors"], row["lostAnswers"]) == (1, 1, 1)
+
+
 def test_faults_can_change_at_run_time(sandbox: Harness) -> None:
     url = f"{sandbox.server.endpoint_url}/_sandbox/faults"
     assert requests.post(

@@ -33,11 +33,16 @@ from ecsop.sandbox.protocol import Call
 from ecsop.sandbox.scenario import Faults
 from ecsop.sandbox.token_bucket import Rate, TokenBucket
 
+LOST = -1
+"""Key of the lost-answer count among the injected faults (they are also 500s)."""
+
 
 @dataclass(frozen=True)
 class Fault:
     status: int
     """400 means throttling; 500 or 503 a server error."""
+    after_write: bool = False
+    """The call is carried out first, then its answer replaced by ``status``."""
 
 
 class FaultInjector:
@@ -72,7 +77,7 @@ class FaultInjector:
                 self._injected[(*key, 400)] += 1
                 return Fault(400)
             rates = self._faults.for_operation(call.operation)
-            if not (rates.throttle_rate or rates.error_rate):
+            if not (rates.throttle_rate or rates.error_rate or rates.lost_answer_rate):
                 return None
             draw = self._rng.random()
             fault: Fault | None = None
@@ -80,8 +85,12 @@ class FaultInjector:
                 fault = Fault(400)
             elif draw < rates.throttle_rate + rates.error_rate:
                 fault = Fault(self._rng.choice((500, 503)))
+            elif self._rng.random() < rates.lost_answer_rate:
+                fault = Fault(500, after_write=True)
             if fault is not None:
                 self._injected[(*key, fault.status)] += 1
+                if fault.after_write:
+                    self._injected[(*key, LOST)] += 1
             return fault
 
     def _bucket(self, key: tuple[str, str]) -> TokenBucket | None:
@@ -112,6 +121,7 @@ class FaultInjector:
                         "throttled": self._injected[(service, operation, 400)],
                         "errors": self._injected[(service, operation, 500)]
                         + self._injected[(service, operation, 503)],
+                        "lostAnswers": self._injected[(service, operation, LOST)],
                     }
                 )
             return rows

@@ -265,6 +265,10 @@ class OperationFaults(_Model):
     """Fraction of calls answered with a throttling error (HTTP 400)."""
     error_rate: float = Field(default=0.0, ge=0, le=1)
     """Fraction of calls answered with HTTP 500 or 503 (half each)."""
+    lost_answer_rate: float = Field(default=0.0, ge=0, le=1)
+    """Fraction of calls carried out whose answer is then lost: the write happens,
+    the caller gets HTTP 500 (as when a connection drops after AWS applied a call)
+    and may retry what is already done. Drawn among the calls no other fault took."""
     refill_per_second: float | None = Field(default=None, gt=0)
     """Token bucket (with ``burst``): tokens added per wall-clock second; a call
     finding the bucket empty is throttled (``token_bucket``)."""

@@ -30,7 +30,7 @@ from typing import Any
 from ecsop.sandbox import addons, ecs_api, protocol
 from ecsop.sandbox.clock import SimClock
 from ecsop.sandbox.control import Control
-from ecsop.sandbox.faults import CallLog, FaultInjector
+from ecsop.sandbox.faults import CallLog, Fault, FaultInjector
 from ecsop.sandbox.scenario import Scenario, ScenarioError, load_scenario
 from ecsop.sandbox.simulator import EcsError, Simulator
 
@@ -89,15 +89,25 @@ class SandboxApp:
                 fault=fault.status if fault is not None else None,
                 request=request,
             )
-        if fault is not None:
-            answer = (
-                protocol.throttling(call)
-                if fault.status == 400
-                else protocol.server_error(call, fault.status)
-            )
-            start_response(_status(answer.status), answer.headers)
-            return [answer.body]
+        if fault is not None and not fault.after_write:
+            return _fault(call, fault, start_response)
         self._sim.sync()
+        if fault is not None:  # carried out, then its answer lost
+            for _ in self._dispatch(call, target, environ, body, request, _discard):
+                pass
+            return _fault(call, fault, start_response)
+        return self._dispatch(call, target, environ, body, request, start_response)
+
+    def _dispatch(
+        self,
+        call: protocol.Call,
+        target: str,
+        environ: dict[str, Any],
+        body: bytes,
+        request: dict[str, Any] | None,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        """The call carried out: ECS by the simulator, everything else by moto."""
         if target.startswith(ECS_TARGET_PREFIX):
             return self._ecs(call, target[len(ECS_TARGET_PREFIX) :], body, request, start_response)
         return self._moto(environ, start_response)
@@ -292,6 +302,23 @@ def main(scenario_path: str, port: int) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _fault(call: protocol.Call, fault: Fault, start_response: StartResponse) -> Iterable[bytes]:
+    answer = (
+        protocol.throttling(call)
+        if fault.status == 400
+        else protocol.server_error(call, fault.status)
+    )
+    start_response(_status(answer.status), answer.headers)
+    return [answer.body]
+
+
+def _discard(
+    status: str, headers: list[tuple[str, str]], exc_info: Any = None
+) -> Callable[[bytes], object]:
+    """A ``start_response`` for an answer nobody will receive."""
+    return lambda data: None
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
