@@ -10,7 +10,7 @@ import botocore.session
 import pytest
 
 from ecsop.aws import throttling
-from ecsop.aws.budget import BudgetSettings, CallBudget, account_of
+from ecsop.aws.budget import BudgetDeferred, BudgetSettings, CallBudget, account_of, deferrable
 from ecsop.aws.throttling import Rate
 
 
@@ -117,6 +117,29 @@ def test_a_burst_goes_at_once_then_calls_are_spaced_at_the_share_of_the_sustaine
         paced.acquire("111122223333", "us-east-1", "ecs", "DescribeServices")
     assert clock.now - started == pytest.approx(2.0)
     assert len(waits) == 20 and all(w[:2] == ("ecs", "DescribeServices") for w in waits)
+
+
+def test_a_deferrable_call_that_would_wait_too_long_takes_no_token_and_says_when() -> None:
+    """A deploy gives its worker back rather than sleep; a rollback behind it goes first."""
+    paced, clock, waits = budget(share=0.5)
+    rate = paced.rate("ecs", "RegisterTaskDefinition")
+    assert rate is not None
+    for _ in range(int(rate.burst)):
+        paced.acquire("a", "us-east-1", "ecs", "RegisterTaskDefinition")
+    with deferrable(1.0), pytest.raises(BudgetDeferred) as deferred:
+        paced.acquire("a", "us-east-1", "ecs", "RegisterTaskDefinition")
+    assert deferred.value.seconds == pytest.approx(1 / rate.sustained)
+    assert clock.slept == [] and waits == []
+    # No token was taken: outside the block the next call waits exactly as long.
+    assert paced.acquire("a", "us-east-1", "ecs", "RegisterTaskDefinition") == pytest.approx(
+        1 / rate.sustained
+    )
+    # Within the limit, a deferrable call waits like any other.
+    clock.now += (rate.burst + 1) / rate.sustained  # the bucket full again
+    with deferrable(1 / rate.sustained + 0.01):
+        for _ in range(int(rate.burst) + 1):
+            paced.acquire("a", "us-east-1", "ecs", "RegisterTaskDefinition")
+    assert clock.slept[-1] == pytest.approx(1 / rate.sustained)
 
 
 def test_operations_ecs_throttles_together_share_one_budget() -> None:

@@ -12,9 +12,15 @@ from typing import Any
 import pytest
 
 from builders import deployment, memory_tags, service, td_arn
+from ecsop.aws.budget import BudgetDeferred, CallBudget
 from ecsop.aws.clients import AwsError
 from ecsop.aws.revisions import PreparedClone
-from ecsop.controller.executor import AwsExecutor, DryRunExecutor, WriteLog
+from ecsop.controller.executor import (
+    DEPLOY_MAX_BUDGET_WAIT,
+    AwsExecutor,
+    DryRunExecutor,
+    WriteLog,
+)
 from ecsop.decision.actions import Deploy, LetGo, RecordFailure, RecordLastGood, Rollback
 from ecsop.decision.ecs_state import Fingerprint, TaskDefinition, TaskDefinitionArn
 from ecsop.decision.memory import (
@@ -273,3 +279,49 @@ def test_dry_run_changes_nothing_and_says_what_it_would_register() -> None:
     applied = DryRunExecutor().execute(deploy(), gateway, SERVICE, "api-prod", None)
     assert gateway.names() == ["find_revision"]
     assert applied.dry_run and applied.registered and applied.task_definition is None
+
+
+class PacedGateway(RecordingGateway):
+    """Every write first draws its token from an exhausted budget, as the clients'
+    ``before-send`` handler does (``ecsop.aws.budget.CallBudget.instrument``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.slept: list[float] = []
+        self.budget = CallBudget(monotonic=lambda: self.now, sleep=self.slept.append)
+        for operation in ("RegisterTaskDefinition", "UpdateService"):
+            rate = self.budget.rate("ecs", operation)
+            assert rate is not None
+            for _ in range(int(rate.burst) + 5):  # five calls' worth of waiting already
+                self.budget.acquire("", "us-east-1", "ecs", operation)
+        self.slept.clear()
+
+    def register(self, clone: PreparedClone) -> TaskDefinition:
+        self.budget.acquire("", "us-east-1", "ecs", "RegisterTaskDefinition")
+        return super().register(clone)
+
+    def update_service(
+        self,
+        cluster: str,
+        service: str,
+        task_definition: TaskDefinitionArn,
+        deployment_configuration: Any = None,
+    ) -> str:
+        self.budget.acquire("", "us-east-1", "ecs", "UpdateService")
+        return super().update_service(cluster, service, task_definition, deployment_configuration)
+
+
+def test_a_deploy_the_budget_would_hold_gives_its_worker_back_and_writes_nothing() -> None:
+    gateway = PacedGateway()
+    with pytest.raises(BudgetDeferred) as deferred:
+        AwsExecutor(WriteLog()).execute(deploy(), gateway, SERVICE, "api-prod", "abc123")
+    assert deferred.value.seconds > DEPLOY_MAX_BUDGET_WAIT
+    assert gateway.names() == ["find_revision"] and gateway.slept == []
+
+
+def test_a_rollback_waits_for_the_budget_and_is_never_deferred() -> None:
+    gateway = PacedGateway()
+    applied = AwsExecutor(WriteLog()).execute(rollback(), gateway, SERVICE, "api-prod", None)
+    assert gateway.names() == ["tag_service", "update_service"]
+    assert applied.deployment_id == "ecs-svc/new" and gateway.slept[0] > DEPLOY_MAX_BUDGET_WAIT

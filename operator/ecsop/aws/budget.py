@@ -18,13 +18,23 @@ callers are served in order, spaced at the sustained rate, and never refused.
 The controller reads ``rate`` to plan how long a resync takes within the
 budget (``ecsop.controller.pacing``). ``share`` 0 turns the budget off:
 nothing waits, as before it existed.
+
+A worker asleep in the budget serves nobody else. Work that can come back
+later (a deploy, never a rollback) runs inside ``deferrable(seconds)``: a
+call that would wait longer takes no token and raises ``BudgetDeferred``
+instead, and the controller requeues the release for when the token will
+exist (client-go's ``AddAfter``). Otherwise twenty deploys of one commit,
+paced at RegisterTaskDefinition's half-a-call-a-second, held every worker for
+seconds each while a failing rollout's rollback waited in the queue behind
+them (bench/README, the rollback scenario).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +59,29 @@ WaitListener = Callable[[str, str, float], None]
 """(service, operation, seconds waited) for every call that had to wait."""
 
 
+class BudgetDeferred(Exception):
+    """A deferrable call would wait longer than its caller allows; no token was taken."""
+
+    def __init__(self, service: str, operation: str, seconds: float) -> None:
+        super().__init__(f"{service}:{operation} would wait {seconds:.2f}s for the API budget")
+        self.seconds = seconds
+
+
+_local = threading.local()
+
+
+@contextmanager
+def deferrable(max_wait: float) -> Iterator[None]:
+    """Calls of this thread inside the block raise ``BudgetDeferred`` rather than
+    wait longer than ``max_wait`` seconds for their token."""
+    previous = getattr(_local, "max_wait", None)
+    _local.max_wait = max_wait
+    try:
+        yield
+    finally:
+        _local.max_wait = previous
+
+
 class _Reservations:
     """A token bucket whose callers reserve tokens, possibly future ones."""
 
@@ -57,13 +90,21 @@ class _Reservations:
         self._tokens = rate.burst
         self._at = now
 
-    def reserve(self, now: float) -> float:
-        """Take a token; seconds until it exists (0 when one was there)."""
+    def reserve(self, now: float, max_wait: float | None = None) -> float:
+        """Take a token; seconds until it exists (0 when one was there).
+
+        With ``max_wait``, a token further away than that is not taken: the
+        seconds until it would exist are returned negated.
+        """
         elapsed = max(0.0, now - self._at)
         self._at = now
         self._tokens = min(self.rate.burst, self._tokens + elapsed * self.rate.sustained)
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate.sustained
+        left = self._tokens - 1.0
+        wait = 0.0 if left >= 0 else -left / self.rate.sustained
+        if max_wait is not None and wait > max_wait:
+            return -wait
+        self._tokens = left
+        return wait
 
 
 class CallBudget:
@@ -99,11 +140,15 @@ class CallBudget:
         return throttling.bucket_of(service, operation).rate.scaled(self.settings.share)
 
     def acquire(self, account: str, region: str, service: str, operation: str) -> float:
-        """Wait for one call's token; the seconds waited."""
+        """Wait for one call's token; the seconds waited.
+
+        Inside ``deferrable``, raises ``BudgetDeferred`` instead of a longer wait.
+        """
         if not self.enabled:
             return 0.0
         bucket = throttling.bucket_of(service, operation)
         key = (account or self.own_account, region, bucket.name)
+        max_wait = getattr(_local, "max_wait", None)
         with self._lock:
             now = self._monotonic()
             found = self._buckets.get(key)
@@ -111,7 +156,9 @@ class CallBudget:
                 found = self._buckets[key] = _Reservations(
                     bucket.rate.scaled(self.settings.share), now
                 )
-            wait = found.reserve(now)
+            wait = found.reserve(now, max_wait)
+        if wait < 0:
+            raise BudgetDeferred(service, operation, -wait)
         if wait > 0:
             self._on_wait(service, operation, wait)
             self._sleep(wait)

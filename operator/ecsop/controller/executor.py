@@ -28,6 +28,7 @@ from typing import Any, Protocol, cast
 
 import structlog
 
+from ecsop.aws import budget
 from ecsop.aws.clients import AwsError
 from ecsop.aws.revisions import PreparedClone
 from ecsop.controller import step_executor
@@ -113,6 +114,12 @@ class Applied:
     """Nothing was changed (``ecsop plan``); the fields say what would have been."""
     step_task: str = ""
     """The task a ``RunStep`` started."""
+
+
+DEPLOY_MAX_BUDGET_WAIT = 0.25
+"""Seconds a deploy's writes may wait for the API budget; longer, and the deploy is
+requeued for when its token exists (``ecsop.aws.budget.BudgetDeferred``). Short: every
+worker asleep in the budget is one a rollback cannot have."""
 
 
 class WriteLog:
@@ -214,9 +221,13 @@ class AwsExecutor:
             return Applied()
         gateway = cast(Gateway, _Fenced(gateway))
         if isinstance(action, Deploy):
-            chosen, registered = _revision_for(action, gateway, release, commit, dry_run=False)
-            assert chosen is not None
-            started = _point(gateway, service, chosen, action.deployment_configuration)
+            # A deploy can come back later; a worker asleep in the budget cannot
+            # serve a rollback meanwhile. Once UpdateService is sent, the memory
+            # write that explains it waits instead.
+            with budget.deferrable(DEPLOY_MAX_BUDGET_WAIT):
+                chosen, registered = _revision_for(action, gateway, release, commit, dry_run=False)
+                assert chosen is not None
+                started = _point(gateway, service, chosen, action.deployment_configuration)
             # After, not before: a record of a rollout that never started would
             # read as a failure. Killed between the two calls, the next pass sees
             # the rollout itself and judges it.
@@ -421,9 +432,7 @@ def _point(
     primary = service.primary
     if primary is not None and primary.task_definition == revision:
         return primary.id
-    return gateway.update_service(
-        service.cluster, service.name, revision, deployment_configuration
-    )
+    return gateway.update_service(service.cluster, service.name, revision, deployment_configuration)
 
 
 def _prove(gateway: Gateway, action: RecordLastGood) -> None:

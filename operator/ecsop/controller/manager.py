@@ -28,6 +28,7 @@ Callers: ``ecsop.controller.daemon`` builds one ``Controller`` and runs it until
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 from collections.abc import Callable, Iterable
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import structlog
 
-from ecsop.aws.budget import CallBudget
+from ecsop.aws.budget import BudgetDeferred, CallBudget
 from ecsop.aws.preflight import ClientFor
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller import pacing
@@ -313,6 +314,12 @@ class Controller:
             with self.events.pass_of(name), fenced(lambda: self.ownership.check(claim, name)):
                 try:
                     return self._reconcile(name, claim)
+                except BudgetDeferred as deferred:
+                    # UpdateService was not sent (a revision registered before it is
+                    # found and reused); the pass comes back when its token exists.
+                    log.debug("deploy deferred by the API budget", release=name, why=str(deferred))
+                    # Spread: deploys deferred together would all come back for one token.
+                    return deferred.seconds * random.uniform(1.0, 2.0)
                 except OwnershipLost as lost:
                     log.warning(
                         "stopped a pass: this replica lost the release's shard; "
