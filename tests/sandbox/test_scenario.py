@@ -53,6 +53,11 @@ DEMO = ROOT / "operator" / "ecsop" / "sandbox" / "demo.yaml"
         pytest.param(
             {"faults": {"throttleRate": 0.7, "errorRate": 0.5}}, "exceed 1", id="rates-over-1"
         ),
+        pytest.param(
+            {"faults": {"operations": {"Tag": {"errorRate": 0.5, "lostAnswerRate": 0.6}}}},
+            "lostAnswerRate must not exceed 1",
+            id="lost-answers-over-1",
+        ),
     ],
 )
 def test_invalid_scenarios_name_the_problem(raw: dict[str, Any], fragment: str) -> None:

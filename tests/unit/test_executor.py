@@ -285,12 +285,14 @@ class PacedGateway(RecordingGateway):
     """Every write first draws its token from an exhausted budget, as the clients'
     ``before-send`` handler does (``ecsop.aws.budget.CallBudget.instrument``)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, exhausted: tuple[str, ...] = ("RegisterTaskDefinition", "UpdateService")
+    ) -> None:
         super().__init__()
         self.now = 0.0
         self.slept: list[float] = []
         self.budget = CallBudget(monotonic=lambda: self.now, sleep=self.slept.append)
-        for operation in ("RegisterTaskDefinition", "UpdateService"):
+        for operation in exhausted:
             rate = self.budget.rate("ecs", operation)
             assert rate is not None
             for _ in range(int(rate.burst) + 5):  # five calls' worth of waiting already
@@ -325,3 +327,18 @@ def test_a_rollback_waits_for_the_budget_and_is_never_deferred() -> None:
     applied = AwsExecutor(WriteLog()).execute(rollback(), gateway, SERVICE, "api-prod", None)
     assert gateway.names() == ["tag_service", "update_service"]
     assert applied.deployment_id == "ecs-svc/new" and gateway.slept[0] > DEPLOY_MAX_BUDGET_WAIT
+
+
+def test_a_deploy_deferred_after_its_registration_reuses_that_revision_when_it_comes_back() -> None:
+    """The register went out, UpdateService had to wait: the next pass finds the revision
+    the first registered (ecsop:content) instead of registering a second one."""
+    gateway = PacedGateway(exhausted=("UpdateService",))
+    with pytest.raises(BudgetDeferred):
+        AwsExecutor(WriteLog()).execute(deploy(), gateway, SERVICE, "api-prod", "abc123")
+    assert gateway.names() == ["find_revision", "register"]
+    gateway.existing = CLONE  # what find_revision now finds in the family
+    gateway.now += 60.0  # the token exists when the requeued pass comes back
+    applied = AwsExecutor(WriteLog()).execute(deploy(), gateway, SERVICE, "api-prod", "abc123")
+    assert gateway.names().count("register") == 1
+    assert gateway.names()[-2:] == ["update_service", "tag_service"]
+    assert applied.task_definition == CLONE and not applied.registered

@@ -90,11 +90,10 @@ class _Reservations:
         self._tokens = rate.burst
         self._at = now
 
-    def reserve(self, now: float, max_wait: float | None = None) -> float:
-        """Take a token; seconds until it exists (0 when one was there).
+    def reserve(self, now: float, max_wait: float | None = None) -> tuple[bool, float]:
+        """Take a token: (taken, seconds until it exists; 0 when one was there).
 
-        With ``max_wait``, a token further away than that is not taken: the
-        seconds until it would exist are returned negated.
+        With ``max_wait``, a token further away than that is not taken.
         """
         elapsed = max(0.0, now - self._at)
         self._at = now
@@ -102,9 +101,9 @@ class _Reservations:
         left = self._tokens - 1.0
         wait = 0.0 if left >= 0 else -left / self.rate.sustained
         if max_wait is not None and wait > max_wait:
-            return -wait
+            return False, wait
         self._tokens = left
-        return wait
+        return True, wait
 
 
 class CallBudget:
@@ -156,9 +155,9 @@ class CallBudget:
                 found = self._buckets[key] = _Reservations(
                     bucket.rate.scaled(self.settings.share), now
                 )
-            wait = found.reserve(now, max_wait)
-        if wait < 0:
-            raise BudgetDeferred(service, operation, -wait)
+            taken, wait = found.reserve(now, max_wait)
+        if not taken:
+            raise BudgetDeferred(service, operation, wait)
         if wait > 0:
             self._on_wait(service, operation, wait)
             self._sleep(wait)

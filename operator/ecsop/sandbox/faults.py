@@ -33,9 +33,6 @@ from ecsop.sandbox.protocol import Call
 from ecsop.sandbox.scenario import Faults
 from ecsop.sandbox.token_bucket import Rate, TokenBucket
 
-LOST = -1
-"""Key of the lost-answer count among the injected faults (they are also 500s)."""
-
 
 @dataclass(frozen=True)
 class Fault:
@@ -54,6 +51,8 @@ class FaultInjector:
         self._rng = random.Random(f"faults:{seed}")
         self._calls: Counter[tuple[str, str]] = Counter()
         self._injected: Counter[tuple[str, str, int]] = Counter()
+        self._lost: Counter[tuple[str, str]] = Counter()
+        """Of the injected 500s, those answering a call carried out (``lostAnswerRate``)."""
         self._monotonic = monotonic
         self._buckets: dict[tuple[str, str], TokenBucket | None] = {}
 
@@ -85,12 +84,11 @@ class FaultInjector:
                 fault = Fault(400)
             elif draw < rates.throttle_rate + rates.error_rate:
                 fault = Fault(self._rng.choice((500, 503)))
-            elif self._rng.random() < rates.lost_answer_rate:
+            elif draw < rates.throttle_rate + rates.error_rate + rates.lost_answer_rate:
                 fault = Fault(500, after_write=True)
+                self._lost[key] += 1
             if fault is not None:
                 self._injected[(*key, fault.status)] += 1
-                if fault.after_write:
-                    self._injected[(*key, LOST)] += 1
             return fault
 
     def _bucket(self, key: tuple[str, str]) -> TokenBucket | None:
@@ -121,7 +119,7 @@ class FaultInjector:
                         "throttled": self._injected[(service, operation, 400)],
                         "errors": self._injected[(service, operation, 500)]
                         + self._injected[(service, operation, 503)],
-                        "lostAnswers": self._injected[(service, operation, LOST)],
+                        "lostAnswers": self._lost[(service, operation)],
                     }
                 )
             return rows
@@ -130,6 +128,7 @@ class FaultInjector:
         with self._lock:
             self._calls.clear()
             self._injected.clear()
+            self._lost.clear()
 
 
 CALL_LOG_SIZE = 500_000

@@ -268,7 +268,7 @@ class OperationFaults(_Model):
     lost_answer_rate: float = Field(default=0.0, ge=0, le=1)
     """Fraction of calls carried out whose answer is then lost: the write happens,
     the caller gets HTTP 500 (as when a connection drops after AWS applied a call)
-    and may retry what is already done. Drawn among the calls no other fault took."""
+    and may retry what is already done."""
     refill_per_second: float | None = Field(default=None, gt=0)
     """Token bucket (with ``burst``): tokens added per wall-clock second; a call
     finding the bucket empty is throttled (``token_bucket``)."""
@@ -277,8 +277,8 @@ class OperationFaults(_Model):
 
     @model_validator(mode="after")
     def _rates(self) -> Self:
-        if self.throttle_rate + self.error_rate > 1:
-            raise ValueError("throttleRate + errorRate must not exceed 1")
+        if self.throttle_rate + self.error_rate + self.lost_answer_rate > 1:
+            raise ValueError("throttleRate + errorRate + lostAnswerRate must not exceed 1")
         if (self.refill_per_second is None) != (self.burst is None):
             raise ValueError("a token bucket needs both refillPerSecond and burst")
         return self
