@@ -47,8 +47,9 @@ from ecsop.controller.event_feed import EventFeed, EventQueue, EventSettings, ca
 from ecsop.controller.executor import AwsExecutor, WriteLog
 from ecsop.controller.flow import FlowGatherer, dependents, flow_context
 from ecsop.controller.ownership import Claim, Ownership
-from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
+from ecsop.controller.reconciler import PassResult, ReleaseReconciler, ReleaseTarget
 from ecsop.controller.recorder import DecisionListener, DecisionRecorder
+from ecsop.controller.settled import Settled, SettledReleases, in_sync
 from ecsop.controller.specset import Changes, SpecKeeper
 from ecsop.decision.actions import LetGo, RecordLastGood
 from ecsop.decision.observation import Options, SpecState
@@ -125,6 +126,7 @@ class Controller:
         """Health gates (target health, alarms, HTTP checks); None judges ECS's signals only."""
         self.metrics = metrics
         self.statuses = statuses or StatusStore()
+        self._clock = clock
         self.recorder = DecisionRecorder(self.statuses, metrics, clock, listener)
         self.specs = SpecKeeper(
             settings.specs,
@@ -135,6 +137,9 @@ class Controller:
             on_depth=metrics.workqueue_depth.set, on_retry=metrics.workqueue_retries.inc
         )
         self.cache = ServiceCache(gateway_for, max_age_seconds=settings.resync_seconds)
+        self.settled = SettledReleases()
+        """Releases whose last pass ended in sync, and what it saw: a resync that finds
+        them unchanged does not pass them again (``settled``)."""
         self.write_log = WriteLog(predecessor=self.ownership.is_predecessor)
         self.events = EventFeed(
             settings.events,
@@ -248,7 +253,7 @@ class Controller:
         """Re-read the directory (in case an event was missed), observe everything, queue it all."""
         self.reload_specs()
         watched = [w for w in self.specs.watched() if self.ownership.holds(w.name)]
-        errors = self.pacer.run(watched, self.cache.refresh, self._queue_names)
+        errors = self.pacer.run(watched, self.cache.refresh, self._queue_observed)
         if errors:
             self.aws_reachable.clear()
             log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
@@ -261,6 +266,37 @@ class Controller:
         for name in names:
             if self.ownership.holds(name):
                 self.queue.add(name)
+
+    def _queue_observed(self, names: Iterable[str]) -> None:
+        """Queue a batch the resync has just observed, but for the releases it found as
+        their last pass left them: that pass would only decide ``InSync`` again."""
+        commit = self.specs.commit
+        unchanged = 0
+        for name in names:
+            if not self.ownership.holds(name):
+                continue
+            if self._still_settled(name, commit):
+                unchanged += 1
+            else:
+                self.queue.add(name)
+        if unchanged:
+            self.metrics.resync_unchanged.inc(unchanged)
+
+    def _still_settled(self, name: str, commit: str | None) -> bool:
+        settled = self.settled.get(name)
+        entry = self.specs.entry(name)
+        if (
+            settled is None
+            or entry is None
+            or entry.loaded is None
+            or entry.problems
+            or entry.removed
+            or not settled.holds_for(entry.loaded, commit)
+            or not self.cache.take_if_unchanged(entry.loaded, settled.service, settled.generation)
+        ):
+            return False
+        self.statuses.seen(name, self._clock())
+        return True
 
     def _watched_spec(self, name: str) -> LoadedRelease | None:
         entry = self.specs.entry(name)
@@ -331,6 +367,7 @@ class Controller:
                     return None
 
     def _reconcile(self, name: str, claim: Claim) -> float | None:
+        self.settled.passing(name)
         entry = self.specs.entry(name)
         commit = self.specs.commit
         if entry is None:
@@ -350,8 +387,10 @@ class Controller:
             context=flow_context(self.specs),
             writer=claim.writer,
         )
+        generation = self.cache.generation(entry.loaded)
         result = self.reconciler.reconcile(target)
         self.aws_reachable.set()
+        self._settle(name, target, result, generation)
         if isinstance(result.action, RecordLastGood) and result.action.reason is Reason.BAKED:
             # Releases promoted from this one, or depending on it, may go now.
             for waiting in dependents(self.specs.watched(), name):
@@ -363,7 +402,24 @@ class Controller:
             return None
         return self.events.requeue_after(name, result.action.requeue_after)
 
+    def _settle(
+        self, name: str, target: ReleaseTarget, result: PassResult, generation: int
+    ) -> None:
+        """Keep what a pass that ended in sync saw, if nothing was written meanwhile."""
+        observation = result.observation
+        if (
+            observation is not None
+            and in_sync(result.action)
+            and not target.spec.problems
+            and self.cache.generation(target.loaded) == generation
+            and self.write_log.unwritten(observation.service.arn) is None
+        ):
+            self.settled.passed(
+                name, Settled(target.loaded, target.commit, observation.service, generation)
+            )
+
     def _forget(self, name: str) -> None:
+        self.settled.forget(name)
         self.recorder.forget(name)
         self.events.forget(name)
         if self.prober is not None:
@@ -411,12 +467,14 @@ class Controller:
     def shard_lost(self, shard: int, why: str) -> None:
         """This replica stopped acting on a shard: its releases' status and series go."""
         for name in self.releases_of(shard):
+            self.settled.forget(name)
             self.statuses.remove(name)
             self.metrics.forget_release(name)
             if self.prober is not None:
                 self.prober.idle(name)
 
     def _failed(self, name: str, exc: Exception) -> None:
+        self.settled.forget(name)
         if not self.ownership.holds(name):
             return  # the next owner reports on it
         entry = self.specs.entry(name)
