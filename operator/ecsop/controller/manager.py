@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from pathlib import Path
 import structlog
 
 from ecsop.aws.budget import BudgetDeferred, CallBudget
+from ecsop.aws.ecs import DESCRIBE_SERVICES_BATCH
 from ecsop.aws.preflight import ClientFor
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller import pacing
@@ -201,6 +202,8 @@ class Controller:
             resync_interval=lambda: self.pacer.interval,
         )
         self._on_release_count = on_release_count
+        self._room = DESCRIBE_SERVICES_BATCH * settings.workers
+        """Releases ready in the queue below which a resync observes its next batch."""
         self._watcher: SpecWatcher | None = None
         self.specs_loaded = threading.Event()
         self.aws_reachable = threading.Event()
@@ -253,7 +256,7 @@ class Controller:
         """Re-read the directory (in case an event was missed), observe everything, queue it all."""
         self.reload_specs()
         watched = [w for w in self.specs.watched() if self.ownership.holds(w.name)]
-        errors = self.pacer.run(watched, self.cache.refresh, self._queue_observed)
+        errors = self.pacer.run(watched, self._observe_with_room, self._queue_observed)
         if errors:
             self.aws_reachable.clear()
             log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
@@ -261,6 +264,18 @@ class Controller:
             self.aws_reachable.set()
         batched = {loaded.name for loaded in watched}
         self._queue_names(name for name in self.specs.names() if name not in batched)
+
+    def _observe_with_room(self, batch: Sequence[LoadedRelease]) -> list[Exception]:
+        """Observe a resync's next batch once the workers have taken all but a few of the
+        releases queued: its answers are then taken within seconds, not described again
+        alone once they expire (a cold start of 10,000 releases queued thousands of
+        answers that its first passes, a DescribeTaskDefinition each, took minutes to
+        reach). Waits at most a resync interval, so stuck workers cannot stop the resync;
+        each batch counts as the resync's progress for ``/healthz``."""
+        if self.loop.working:  # else nobody would make room (``resync`` called on its own)
+            self.queue.wait_for_room(self._room, timeout=self.settings.resync_seconds)
+        self.loop.progressed()
+        return self.cache.refresh(batch)
 
     def _queue_names(self, names: Iterable[str]) -> None:
         for name in names:
