@@ -394,10 +394,11 @@ def _budget(data: dict[str, Any]) -> list[str]:
         "",
         "**First pass** (start → every release reconciled once) **and steady state**",
         "",
-        "| N | contender | first pass: DescribeServices (⌈N/10⌉) | of them single | calls "
+        "| N | contender | first pass: DescribeServices (⌈N/10⌉) | of them single "
+        "| of them naming only services already described | calls "
         "| throttled | time s | steady: calls/s | DescribeServices/s | throttled "
         "| effective interval s (reported / seen) | CPU % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, row in sizes.items():
         for name, c in row.items():
@@ -406,6 +407,7 @@ def _budget(data: dict[str, Any]) -> list[str]:
             out.append(
                 f"| {int(size):,} | {name} | {first['describe_services']:,} "
                 f"({math.ceil(int(size) / 10):,}) | {first['describe_services_single']:,} "
+                f"| {first.get('describe_services_again', '-')} "
                 f"| {first['calls']:,} | {first['throttled']:,} "
                 f"({fig(100 * first['throttled_share'], 1)} %) | {fig(first['seconds'], 1)} "
                 f"| {fig(steady['calls_per_s'], 2)} | {fig(steady['describe_services_per_s'], 2)} "
@@ -447,13 +449,15 @@ def _budget_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
         paced = row["paced"]
         first, steady = paced["first_pass"], paced["steady"]
         bound = math.ceil(int(size) / 10)
+        again = int(first.get("describe_services_again", 0))
         out.append(
             {
                 "target": f"N={int(size):,}: first pass ≤ ⌈N/10⌉ = {bound:,} DescribeServices, "
                 "none of one service",
-                "measured": f"{first['describe_services']:,}, "
-                f"{first['describe_services_single']:,} single",
-                "met": first["describe_services"] <= bound
+                "measured": f"{first['describe_services'] - again:,} describing a service "
+                f"for the first time, {first['describe_services_single']:,} single "
+                f"({again:,} more named only services already described: the next resync)",
+                "met": first["describe_services"] - again <= bound
                 and first["describe_services_single"] == 0,
             }
         )

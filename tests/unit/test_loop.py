@@ -84,3 +84,23 @@ def test_a_worker_survives_a_failing_error_handler() -> None:
         time.sleep(0.01)
     loop.stop()
     assert {"a", "b"} <= set(seen)
+
+
+def test_a_resync_that_keeps_making_progress_stays_healthy() -> None:
+    """A first pass of 10,000 releases that waits for its workers lasts minutes: as long
+    as its batches keep going out it is alive, and once they stop it is not."""
+    clock = Clock()
+    loop = WorkLoop(
+        RateLimitingQueue(),
+        lambda key: None,
+        lambda: None,
+        LoopSettings(workers=0, resync_seconds=30),
+        monotonic=clock,
+    )
+    for _ in range(10):
+        clock.now += 60
+        loop.progressed()
+        assert loop.health()[0]
+    clock.now += 91
+    healthy, why = loop.health()
+    assert not healthy and "made progress" in why

@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from controller_world import V1, World
@@ -22,6 +24,7 @@ from ecsop.aws.throttling import Rate
 from ecsop.cli.status import render_resync
 from ecsop.controller import pacing
 from ecsop.controller.active_poll import ActivePoller
+from ecsop.controller.manager import Controller, ControllerSettings
 from ecsop.runtime.loop import LoopSettings, WorkLoop
 from ecsop.runtime.workqueue import RateLimitingQueue
 from ecsop.spec.loader import LoadedRelease
@@ -362,6 +365,46 @@ def test_the_first_pass_costs_one_describe_services_per_ten_releases(tmp_path: P
     assert world.ecs.calls.count("DescribeServices") == 10
 
 
+def test_a_first_pass_slower_than_its_answers_stay_fresh_describes_no_release_alone(
+    tmp_path: Path,
+) -> None:
+    """Issue 22: at a cold start of 10,000 releases the resync queued every answer in
+    seconds, the first passes (a DescribeTaskDefinition each) took minutes to reach
+    them, and thousands expired and were described again one by one (3,995
+    DescribeServices instead of 1,000). The resync now observes a batch only when the
+    workers have room, so every answer is taken fresh."""
+    world = world_with(tmp_path, 200)
+    describe, task_definition = world.ecs.describe_services, world.ecs.task_definition
+    sizes: list[int] = []
+
+    def counted(cluster: str, names: list[str]) -> Any:
+        sizes.append(len(names))
+        return describe(cluster, names)
+
+    def slow(arn: str) -> Any:
+        time.sleep(0.03)  # 200 first passes take 1.5 s on 4 workers; answers last 1 s
+        return task_definition(arn)
+
+    world.ecs.describe_services = counted  # type: ignore[method-assign]
+    world.ecs.task_definition = slow  # type: ignore[method-assign]
+    controller = Controller(
+        ControllerSettings(
+            specs=world.specs, default_region="us-east-1", resync_seconds=1.0, workers=4
+        ),
+        lambda region, role: world.ecs,
+        world.metrics,
+        clock=world.clock,
+    )
+    controller.start()  # its first resync is the first pass
+    try:
+        wait_for(lambda: len(controller.statuses.all()) == 200, 30)
+    finally:
+        controller.stop()
+    first = sizes[: math.ceil(200 / 10)]
+    assert first == [10] * 20, "the first pass: twenty DescribeServices of ten"
+    assert 1 not in sizes, "no answer expired before its pass took it"
+
+
 def test_rollouts_in_progress_are_polled_in_batches(tmp_path: Path) -> None:
     world = world_with(tmp_path, 25)
     world.controller.resync()
@@ -479,3 +522,10 @@ def test_the_interval_asked_for_may_change_between_resyncs_and_the_budget_still_
     asked[0] = 30.0  # events stopped flowing: the short resync, at once
     assert paced.interval == pytest.approx(500 / 7.5)
     assert paced.status()["stretched"] and paced.status()["configuredSeconds"] == 30.0
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -565,3 +565,36 @@ def test_concurrent_workers_never_share_an_item_and_never_lose_one(
     assert lost == [], "added but never handed out afterwards"
     assert gets <= adds
     assert queue.get(timeout=0) is None
+
+
+def test_a_producer_waits_for_room_until_workers_take_items() -> None:
+    queue = RateLimitingQueue()
+    for index in range(5):
+        queue.add(f"r{index}")
+    assert not queue.wait_for_room(3, timeout=0.05), "no worker took anything"
+    room = threading.Event()
+
+    def producer() -> None:
+        if queue.wait_for_room(3, timeout=5):
+            room.set()
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    assert queue.get(timeout=0) == "r0"
+    assert not room.wait(0.1), "four still ready"
+    assert queue.get(timeout=0) == "r1"
+    assert room.wait(5), "two ready: room"
+    thread.join(5)
+    assert queue.wait_for_room(3, timeout=0)
+
+
+def test_a_producer_waiting_for_room_is_released_by_shutdown() -> None:
+    queue = RateLimitingQueue()
+    for index in range(5):
+        queue.add(f"r{index}")
+    released = threading.Event()
+    thread = threading.Thread(target=lambda: (queue.wait_for_room(1, timeout=30), released.set()))
+    thread.start()
+    queue.shutdown()
+    assert released.wait(5)
+    thread.join(5)

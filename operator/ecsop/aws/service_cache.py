@@ -154,6 +154,29 @@ class ServiceCache:
         state = found.get(spec.service)
         return state if state is not None else ServiceMissing(spec.cluster, spec.service, "none")
 
+    def generation(self, loaded: LoadedRelease) -> int:
+        """How many writes and invalidations this service has had: an observation made
+        under one generation is outdated by the next."""
+        with self._lock:
+            return self._generations[loaded.target]
+
+    def take_if_unchanged(self, loaded: LoadedRelease, seen: ServiceState, generation: int) -> bool:
+        """Whether the batched answer waiting for this release says what ``seen`` did,
+        with no write or invalidation since ``generation``; if so it is consumed here,
+        the pass it was for being unneeded (``ecsop.controller.settled``)."""
+        with self._lock:
+            entry = self._entries.get(loaded.target)
+            if (
+                entry is None
+                or entry.generation != generation
+                or self._generations[loaded.target] != generation
+                or not isinstance(entry.state, ServiceState)
+                or not entry.state.says_what(seen)
+            ):
+                return False
+            del self._entries[loaded.target]
+            return True
+
     def wrote(self, loaded: LoadedRelease) -> None:
         """ecsop is about to write to (or just wrote to) this service: what was read is stale."""
         with self._lock:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from pathlib import Path
 import structlog
 
 from ecsop.aws.budget import BudgetDeferred, CallBudget
+from ecsop.aws.ecs import DESCRIBE_SERVICES_BATCH
 from ecsop.aws.preflight import ClientFor
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller import pacing
@@ -47,8 +48,9 @@ from ecsop.controller.event_feed import EventFeed, EventQueue, EventSettings, ca
 from ecsop.controller.executor import AwsExecutor, WriteLog
 from ecsop.controller.flow import FlowGatherer, dependents, flow_context
 from ecsop.controller.ownership import Claim, Ownership
-from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
+from ecsop.controller.reconciler import PassResult, ReleaseReconciler, ReleaseTarget
 from ecsop.controller.recorder import DecisionListener, DecisionRecorder
+from ecsop.controller.settled import Settled, SettledReleases, in_sync
 from ecsop.controller.specset import Changes, SpecKeeper
 from ecsop.decision.actions import LetGo, RecordLastGood
 from ecsop.decision.observation import Options, SpecState
@@ -125,6 +127,7 @@ class Controller:
         """Health gates (target health, alarms, HTTP checks); None judges ECS's signals only."""
         self.metrics = metrics
         self.statuses = statuses or StatusStore()
+        self._clock = clock
         self.recorder = DecisionRecorder(self.statuses, metrics, clock, listener)
         self.specs = SpecKeeper(
             settings.specs,
@@ -135,6 +138,9 @@ class Controller:
             on_depth=metrics.workqueue_depth.set, on_retry=metrics.workqueue_retries.inc
         )
         self.cache = ServiceCache(gateway_for, max_age_seconds=settings.resync_seconds)
+        self.settled = SettledReleases()
+        """Releases whose last pass ended in sync, and what it saw: a resync that finds
+        them unchanged does not pass them again (``settled``)."""
         self.write_log = WriteLog(predecessor=self.ownership.is_predecessor)
         self.events = EventFeed(
             settings.events,
@@ -196,6 +202,8 @@ class Controller:
             resync_interval=lambda: self.pacer.interval,
         )
         self._on_release_count = on_release_count
+        self._room = DESCRIBE_SERVICES_BATCH * settings.workers
+        """Releases ready in the queue below which a resync observes its next batch."""
         self._watcher: SpecWatcher | None = None
         self.specs_loaded = threading.Event()
         self.aws_reachable = threading.Event()
@@ -248,7 +256,7 @@ class Controller:
         """Re-read the directory (in case an event was missed), observe everything, queue it all."""
         self.reload_specs()
         watched = [w for w in self.specs.watched() if self.ownership.holds(w.name)]
-        errors = self.pacer.run(watched, self.cache.refresh, self._queue_names)
+        errors = self.pacer.run(watched, self._observe_with_room, self._queue_observed)
         if errors:
             self.aws_reachable.clear()
             log.warning("batched observe failed", errors=[str(e) for e in errors[:5]])
@@ -257,10 +265,53 @@ class Controller:
         batched = {loaded.name for loaded in watched}
         self._queue_names(name for name in self.specs.names() if name not in batched)
 
+    def _observe_with_room(self, batch: Sequence[LoadedRelease]) -> list[Exception]:
+        """Observe a resync's next batch once the workers have taken all but a few of the
+        releases queued: its answers are then taken within seconds, not described again
+        alone once they expire (a cold start of 10,000 releases queued thousands of
+        answers that its first passes, a DescribeTaskDefinition each, took minutes to
+        reach). Waits at most a resync interval, so stuck workers cannot stop the resync;
+        each batch counts as the resync's progress for ``/healthz``."""
+        if self.loop.working:  # else nobody would make room (``resync`` called on its own)
+            self.queue.wait_for_room(self._room, timeout=self.settings.resync_seconds)
+        self.loop.progressed()
+        return self.cache.refresh(batch)
+
     def _queue_names(self, names: Iterable[str]) -> None:
         for name in names:
             if self.ownership.holds(name):
                 self.queue.add(name)
+
+    def _queue_observed(self, names: Iterable[str]) -> None:
+        """Queue a batch the resync has just observed, but for the releases it found as
+        their last pass left them: that pass would only decide ``InSync`` again."""
+        commit = self.specs.commit
+        unchanged = 0
+        for name in names:
+            if not self.ownership.holds(name):
+                continue
+            if self._still_settled(name, commit):
+                unchanged += 1
+            else:
+                self.queue.add(name)
+        if unchanged:
+            self.metrics.resync_unchanged.inc(unchanged)
+
+    def _still_settled(self, name: str, commit: str | None) -> bool:
+        settled = self.settled.get(name)
+        entry = self.specs.entry(name)
+        if (
+            settled is None
+            or entry is None
+            or entry.loaded is None
+            or entry.problems
+            or entry.removed
+            or not settled.holds_for(entry.loaded, commit)
+            or not self.cache.take_if_unchanged(entry.loaded, settled.service, settled.generation)
+        ):
+            return False
+        self.statuses.seen(name, self._clock())
+        return True
 
     def _watched_spec(self, name: str) -> LoadedRelease | None:
         entry = self.specs.entry(name)
@@ -331,6 +382,7 @@ class Controller:
                     return None
 
     def _reconcile(self, name: str, claim: Claim) -> float | None:
+        self.settled.passing(name)
         entry = self.specs.entry(name)
         commit = self.specs.commit
         if entry is None:
@@ -350,8 +402,10 @@ class Controller:
             context=flow_context(self.specs),
             writer=claim.writer,
         )
+        generation = self.cache.generation(entry.loaded)
         result = self.reconciler.reconcile(target)
         self.aws_reachable.set()
+        self._settle(name, target, result, generation)
         if isinstance(result.action, RecordLastGood) and result.action.reason is Reason.BAKED:
             # Releases promoted from this one, or depending on it, may go now.
             for waiting in dependents(self.specs.watched(), name):
@@ -363,7 +417,24 @@ class Controller:
             return None
         return self.events.requeue_after(name, result.action.requeue_after)
 
+    def _settle(
+        self, name: str, target: ReleaseTarget, result: PassResult, generation: int
+    ) -> None:
+        """Keep what a pass that ended in sync saw, if nothing was written meanwhile."""
+        observation = result.observation
+        if (
+            observation is not None
+            and in_sync(result.action)
+            and not target.spec.problems
+            and self.cache.generation(target.loaded) == generation
+            and self.write_log.unwritten(observation.service.arn) is None
+        ):
+            self.settled.passed(
+                name, Settled(target.loaded, target.commit, observation.service, generation)
+            )
+
     def _forget(self, name: str) -> None:
+        self.settled.forget(name)
         self.recorder.forget(name)
         self.events.forget(name)
         if self.prober is not None:
@@ -411,12 +482,14 @@ class Controller:
     def shard_lost(self, shard: int, why: str) -> None:
         """This replica stopped acting on a shard: its releases' status and series go."""
         for name in self.releases_of(shard):
+            self.settled.forget(name)
             self.statuses.remove(name)
             self.metrics.forget_release(name)
             if self.prober is not None:
                 self.prober.idle(name)
 
     def _failed(self, name: str, exc: Exception) -> None:
+        self.settled.forget(name)
         if not self.ownership.holds(name):
             return  # the next owner reports on it
         entry = self.specs.entry(name)

@@ -9,7 +9,7 @@ that tests can feed with hand-built states.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NewType
@@ -169,6 +169,10 @@ class ServiceState:
     @property
     def primary(self) -> Deployment | None:
         return next((d for d in self.deployments if d.status is DeploymentStatus.PRIMARY), None)
+
+    def says_what(self, earlier: ServiceState) -> bool:
+        """Whether this answer reports exactly what ``earlier`` did, read at another time."""
+        return replace(self, observed_at=earlier.observed_at) == earlier
 
     @property
     def account(self) -> str:

@@ -140,6 +140,12 @@ class Metrics:
             "Time of one reconcile pass.",
             registry=registry,
         )
+        self.resync_unchanged = Counter(
+            "ecsop_resync_unchanged_total",
+            "Releases a resync found exactly as their last pass left them (in sync, "
+            "nothing changed or written since): not reconciled again.",
+            registry=registry,
+        )
         self.workqueue_depth = Gauge(
             "ecsop_workqueue_depth", "Releases waiting in the work queue.", registry=registry
         )

@@ -193,6 +193,13 @@ class StatusStore:
             self._items[status.name] = stored
             return stored
 
+    def seen(self, name: str, now: datetime) -> None:
+        """The release was observed again and had not changed: only ``updatedAt`` moves."""
+        with self._lock:
+            found = self._items.get(name)
+            if found is not None:
+                self._items[name] = replace(found, updated_at=now)
+
     def remove(self, name: str) -> None:
         with self._lock:
             self._items.pop(name, None)

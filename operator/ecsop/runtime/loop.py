@@ -78,6 +78,7 @@ class WorkLoop:
         self._threads: list[threading.Thread] = []
         self._started_at = monotonic()
         self._resynced_at: float | None = None
+        self._progressed_at: float | None = None
 
     def start(self) -> None:
         self._started_at = self._monotonic()
@@ -97,15 +98,31 @@ class WorkLoop:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def working(self) -> bool:
+        """Whether workers are taking from the queue (started, not stopping)."""
+        return bool(self._threads) and self._settings.workers > 0 and not self._stop.is_set()
+
     def health(self) -> tuple[bool, str]:
-        """Unhealthy once resyncs stop completing (a stuck or failing loop)."""
+        """Unhealthy once resyncs stop completing and stop making progress (a stuck or
+        failing loop). A resync that waits for the workers (the first pass of a large
+        fleet) is alive as long as its batches keep going out (``progressed``)."""
         since = self._resynced_at if self._resynced_at is not None else self._started_at
+        if self._progressed_at is not None:
+            since = max(since, self._progressed_at)
         allowed = RESYNC_MISSED_BEFORE_UNHEALTHY * self._resync_interval()
         late = self._monotonic() - since
         if late > allowed:
             what = "completed" if self._resynced_at is not None else "started"
-            return False, f"no resync has completed for {late:.0f}s (last {what} {late:.0f}s ago)"
+            return False, (
+                f"no resync has completed or made progress for {late:.0f}s "
+                f"(last {what} {late:.0f}s ago)"
+            )
         return True, "ok"
+
+    def progressed(self) -> None:
+        """The resync in progress has just observed another batch."""
+        self._progressed_at = self._monotonic()
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

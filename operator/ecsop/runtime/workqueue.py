@@ -92,6 +92,8 @@ class RateLimitingQueue:
         """(due, sequence, item); an entry not recorded in ``_waiting`` is stale."""
         self._sequence = itertools.count()
         self._shutting_down = False
+        self._producers_waiting = 0
+        """Callers of ``wait_for_room``: each item taken wakes them."""
 
     # -- client-go Interface ----------------------------------------------------
 
@@ -119,6 +121,8 @@ class RateLimitingQueue:
                     self._processing.add(item)
                     self._dirty.discard(item)
                     self._on_depth(len(self._queue))
+                    if self._producers_waiting:
+                        self._cond.notify_all()
                     return item
                 if self._shutting_down:
                     return None
@@ -144,6 +148,28 @@ class RateLimitingQueue:
                 self._on_depth(len(self._queue))
                 self._cond.notify()
             self._promote_due()
+
+    def wait_for_room(self, limit: int, timeout: float) -> bool:
+        """Block until fewer than ``limit`` items are ready, the queue shuts down, or
+        ``timeout`` passes; whether there is room.
+
+        A producer's backpressure, which client-go's queue does not need because
+        its informers hold no answer that can go stale: ecsop's resync queues each
+        batch with its DescribeServices answer waiting in the service cache, and
+        an answer not taken within its freshness is described again alone.
+        """
+        with self._cond:
+            deadline = self._clock.monotonic() + timeout
+            self._producers_waiting += 1
+            try:
+                while len(self._queue) >= limit and not self._shutting_down:
+                    remaining = deadline - self._clock.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._clock.wait(self._cond, remaining)
+                return True
+            finally:
+                self._producers_waiting -= 1
 
     def __len__(self) -> int:
         """Items ready to be handed out (not those processing or scheduled for later)."""
