@@ -45,13 +45,7 @@ def test_a_resync_that_raises_is_counted_and_the_loop_goes_on() -> None:
 
 def test_health_fails_when_no_resync_completes_for_three_intervals() -> None:
     clock = Clock()
-    loop = WorkLoop(
-        RateLimitingQueue(),
-        lambda key: None,
-        lambda: None,
-        LoopSettings(workers=0, resync_seconds=30),
-        monotonic=clock,
-    )
+    loop = idle_loop(clock)
     assert loop.health()[0]
     clock.now += 91
     healthy, why = loop.health()
@@ -90,13 +84,7 @@ def test_a_resync_that_keeps_making_progress_stays_healthy() -> None:
     """A first pass of 10,000 releases that waits for its workers lasts minutes: as long
     as its batches keep going out it is alive, and once they stop it is not."""
     clock = Clock()
-    loop = WorkLoop(
-        RateLimitingQueue(),
-        lambda key: None,
-        lambda: None,
-        LoopSettings(workers=0, resync_seconds=30),
-        monotonic=clock,
-    )
+    loop = idle_loop(clock)
     for _ in range(10):
         clock.now += 60
         loop.progressed()
@@ -104,3 +92,14 @@ def test_a_resync_that_keeps_making_progress_stays_healthy() -> None:
     clock.now += 91
     healthy, why = loop.health()
     assert not healthy and "made progress" in why
+
+
+def idle_loop(clock: Clock) -> WorkLoop:
+    """A loop with no workers and a 30 s resync, on ``clock``: for its health alone."""
+    return WorkLoop(
+        RateLimitingQueue(),
+        lambda key: None,
+        lambda: None,
+        LoopSettings(workers=0, resync_seconds=30),
+        monotonic=clock,
+    )
