@@ -63,11 +63,14 @@ class LoadedRelease:
     def name(self) -> str:
         return self.release.name
 
-    @property
+    # Cached: every reading checks every release's references (``spec.references``), and
+    # reaching them through the model costs microseconds each, at 10,000 releases a tenth
+    # of a second per spec change.
+    @functools.cached_property
     def depends_on(self) -> list[str]:
         return self.release.spec.depends_on
 
-    @property
+    @functools.cached_property
     def promoted_from(self) -> list[str]:
         promotion = self.release.spec.promotion
         return promotion.from_ if promotion else []
