@@ -583,6 +583,8 @@ def test_a_producer_waits_for_room_until_workers_take_items() -> None:
     assert queue.get(timeout=0) == "r0"
     assert not room.wait(0.1), "four still ready"
     assert queue.get(timeout=0) == "r1"
+    assert not room.wait(0.1), "three still ready"
+    assert queue.get(timeout=0) == "r2"
     assert room.wait(5), "two ready: room"
     thread.join(5)
     assert queue.wait_for_room(3, timeout=0)
