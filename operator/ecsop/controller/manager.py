@@ -425,7 +425,6 @@ class Controller:
         if (
             observation is not None
             and in_sync(result.action)
-            and not target.spec.problems
             and self.cache.generation(target.loaded) == generation
             and self.write_log.unwritten(observation.service.arn) is None
         ):
