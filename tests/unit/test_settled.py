@@ -143,3 +143,15 @@ def test_a_spec_broken_after_the_pass_is_passed_again(settled: World) -> None:
     assert resync(world) == ["svc10"]
     world.reconcile("svc10")
     assert world.phase("svc10") is Phase.INVALID
+
+
+def test_a_shard_taken_over_passes_its_releases_again(settled: World) -> None:
+    """Two replicas: a shard this one lost and took back may have been written by the
+    other meanwhile, so what its releases' last passes saw here no longer holds."""
+    world = settled
+    shard = world.controller.ownership.shard_of("svc01")
+    taken = sorted(world.controller.releases_of(shard))
+    world.controller.shard_lost(shard, "lease expired")
+    world.controller.shard_acquiring(shard)
+    assert resync(world) == taken
+    assert "svc01" in taken
