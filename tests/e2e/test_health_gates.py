@@ -85,9 +85,8 @@ def gates_scenario() -> dict[str, Any]:
         },
         "alarms": ["web-5xx", "guarded-5xx"],
         "clusters": {"prod": {"services": {"web": _service("web"), "guarded": _guarded()}}},
-        # ECS reads deployment alarms on its own schedule; every simulated second here, so
-        # ECS (not ecsop's own probe of the same alarm) is the one that rolls back.
-        "timings": {"alarmPollSeconds": 1},
+        # ECS reads deployment alarms every 60 s here (the sandbox's default); ecsop, whose
+        # own probe sees the same alarm within seconds, gives ECS 90 s to move first.
     }
 
 

@@ -112,7 +112,7 @@ def test_every_field_is_mapped(stub: tuple[ecs.EcsGateway, Stubber]) -> None:
     assert isinstance(state, ServiceState)
     assert (state.desired_count, state.running_count) == (4, 3)
     assert state.circuit_breaker_enabled and not state.circuit_breaker_rollback
-    assert state.alarm_names == ("api-5xx", "api-p99")
+    assert state.alarm_names == ("api-5xx", "api-p99") and state.alarm_rollback
     assert state.has_load_balancers
     assert state.tags == {"ecsop:release": "api"}
     assert state.observed_at == T0 + timedelta(minutes=5)
@@ -132,6 +132,8 @@ def test_every_field_is_mapped(stub: tuple[ecs.EcsGateway, Stubber]) -> None:
     ("alarms", "expected"),
     [
         pytest.param({"alarmNames": ["a"], "enable": False, "rollback": False}, (), id="disabled"),
+        # ECS neither watches nor rolls back on alarms it does not use.
+        pytest.param({"alarmNames": ["a"], "enable": False, "rollback": True}, (), id="off"),
         pytest.param(None, (), id="absent"),
     ],
 )
@@ -145,6 +147,7 @@ def test_alarms_count_only_when_enabled(
     )
     state = gateway.describe_services("prod", ["api"])["api"]
     assert isinstance(state, ServiceState) and state.alarm_names == expected
+    assert not state.alarm_rollback
 
 
 def test_failures_and_draining_are_missing(stub: tuple[ecs.EcsGateway, Stubber]) -> None:

@@ -262,6 +262,58 @@ def test_unwatched_alarms_and_disabled_target_health_fail_nothing() -> None:
     assert isinstance(decide(release(targetHealth=False), obs), actions.Wait)
 
 
+def ecs_guarded(
+    *deployments: Deployment, fired_ago: float | None, rollback: bool = True, **health: Any
+) -> Observation:
+    """The service's own deployment alarm ``api-ecs-5xx`` fired ``fired_ago`` seconds
+    before NOW (None: CloudWatch gave no time); ECS rolls back on it if ``rollback``."""
+    since = {} if fired_ago is None else {"api-ecs-5xx": NOW - timedelta(seconds=fired_ago)}
+    alarms = (*health.pop("alarms_in_alarm", ()), "api-ecs-5xx")
+    state = {"alarm_names": ("api-ecs-5xx",), "alarm_rollback": rollback}
+    return observe(
+        *deployments,
+        state=state,
+        alarms_in_alarm=alarms,
+        alarms_firing_since=since,
+        **health,
+    )
+
+
+def test_ecs_gets_the_first_move_on_its_own_deployment_alarm() -> None:
+    # The rollout began 120 s ago; the alarm fired 10 s ago: ECS watches it and
+    # rolls back by itself. A second rollback by ecsop would race ECS's.
+    action = decide(release(), ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=10))
+    assert isinstance(action, actions.Wait) and action.phase is Phase.PROGRESSING
+    assert "ECS deployment alarm api-ecs-5xx in ALARM for 10s: ECS rolls back" in action.message
+
+
+@pytest.mark.parametrize(
+    "obs",
+    [
+        pytest.param(ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=91), id="grace-over"),
+        pytest.param(ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=10, rollback=False), id="no-ecs"),
+        # In ALARM when the deployment began: ECS does not watch it this deployment.
+        pytest.param(ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=121), id="before-start"),
+        pytest.param(ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=None), id="no-time"),
+        # COMPLETED: ECS's watch is over; ecsop's bake goes on alone.
+        pytest.param(ecs_guarded(BAKING, fired_ago=10), id="ecsop-bake"),
+    ],
+)
+def test_ecsop_rolls_back_on_a_deployment_alarm_ecs_will_not_act_on(obs: Observation) -> None:
+    action = decide(release(), obs)
+    assert isinstance(action, actions.Rollback) and action.failure is Failure.ALARM
+    assert "alarm api-ecs-5xx is in ALARM" in action.detail
+
+
+def test_other_failing_gates_are_not_left_to_ecs() -> None:
+    both = ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=10, alarms_in_alarm=("api-5xx",))
+    action = decide(release(alarms=["api-5xx"]), both)
+    assert isinstance(action, actions.Rollback) and "alarm api-5xx is in ALARM" in action.detail
+    unhealthy = ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=10, unhealthy_targets=2)
+    action = decide(release(), unhealthy)
+    assert isinstance(action, actions.Rollback) and action.failure is Failure.TARGET_HEALTH
+
+
 def test_bake_waits_for_every_gate_to_be_judged() -> None:
     unknown = ("HTTP check http://x/ (no result yet)",)
     waiting = decide(release(), observe(BAKED, unknown=unknown))
@@ -417,10 +469,14 @@ def test_alarm_states_reads_metric_alarms_and_leaves_out_missing_ones(aws: None)
     cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
     put_alarm("a-5xx")
     put_alarm("b-latency", "ALARM")
-    assert health.alarm_states(cloudwatch, ["a-5xx", "b-latency", "missing"]) == {
+    states = health.alarm_states(cloudwatch, ["a-5xx", "b-latency", "missing"])
+    assert {name: state.value for name, state in states.items()} == {
         "a-5xx": "OK",
         "b-latency": "ALARM",
     }
+    assert [state.firing for state in states.values()] == [False, True]
+    # When it fired: what ecsop measures ECS's first move on its own alarms from.
+    assert all(isinstance(state.since, datetime) for state in states.values())
 
 
 class Clients:

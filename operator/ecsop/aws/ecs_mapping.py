@@ -62,6 +62,7 @@ def service_state(cluster: str, raw: dict[str, Any], observed_at: datetime | Non
         circuit_breaker_enabled=bool(breaker.get("enable", False)),
         circuit_breaker_rollback=bool(breaker.get("rollback", False)),
         alarm_names=tuple(alarms.get("alarmNames") or ()) if alarms.get("enable") else (),
+        alarm_rollback=bool(alarms.get("enable") and alarms.get("rollback")),
         has_load_balancers=bool(raw.get("loadBalancers")),
         load_balancers=tuple(
             load_balancer(lb) for lb in raw.get("loadBalancers") or () if lb.get("targetGroupArn")

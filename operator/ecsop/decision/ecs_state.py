@@ -141,6 +141,9 @@ class ServiceState:
     circuit_breaker_enabled: bool = False
     circuit_breaker_rollback: bool = False
     alarm_names: tuple[str, ...] = ()
+    """``deploymentConfiguration.alarms.alarmNames`` when ECS watches them (``enable``)."""
+    alarm_rollback: bool = False
+    """ECS rolls a deployment back by itself when one of ``alarm_names`` fires."""
     has_load_balancers: bool = False
     load_balancers: tuple[LoadBalancer, ...] = ()
     """The target-group entries of ``loadBalancers`` (Classic ELBs have none)."""

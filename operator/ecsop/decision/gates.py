@@ -8,6 +8,16 @@ targets unhealthy, is an HTTP check failing, has the timeout passed. Every
 answer is a ``Verdict`` with the first stopped task's reason folded in, so
 nothing after ``decide`` rewrites it. Pure functions, like the decision.
 An analysis (``rollout.analysis``) fails like an HTTP check, after them.
+
+The service's own deployment alarms are watched too, but when ECS rolls back
+on them by itself (``alarms.rollback``) ecsop leaves the first move to ECS for
+``ECS_ALARM_GRACE_SECONDS`` after the alarm fired: two rollbacks of one
+deployment would race (ecsop's UpdateService against ECS's own), and the one
+ECS makes is the one the user configured. ECS only watches alarms that were
+not in ALARM when the deployment began and only while the deployment is
+IN_PROGRESS ("How CloudWatch alarms detect Amazon ECS deployment failures",
+https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-alarm-failure.html);
+outside those, or once the grace is over, ecsop acts at once as for any alarm.
 """
 
 from __future__ import annotations
@@ -20,6 +30,13 @@ from ecsop.decision.ecs_state import Deployment, RolloutState, ServiceState
 from ecsop.decision.observation import Observation
 from ecsop.decision.reasons import Failure
 from ecsop.spec.model import ServiceRelease
+
+ECS_ALARM_GRACE_SECONDS = 90.0
+"""How long ECS gets to roll back on its own deployment alarm before ecsop does.
+
+ECS does not document how often it reads the alarms; 60 s is CloudWatch's
+standard alarm period, and 30 s more lets ECS's rollback show in DescribeServices.
+"""
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,9 @@ def rollout_failure(
         ecs = ecs_failure(observed, deployment, Failure.CIRCUIT_BREAKER)
         return explained(ecs, release, observed)
     verdict: Verdict | None = failed_tasks(release, observed, deployment)
-    verdict = verdict or health_failure(release, observed)
+    verdict = verdict or health_failure(
+        release, observed, ecs_rolls_back_on(observed, deployment, now)
+    )
     allowed = rollout.timeout_seconds + waits_seconds
     if verdict is None and age(deployment, now) > allowed:
         waited = f" (and the strategy's {int(waits_seconds)}s of bakes)" if waits_seconds else ""
@@ -143,10 +162,49 @@ def target_health_enabled(release: ServiceRelease, service: ServiceState) -> boo
     return service.has_load_balancers if target_health is None else target_health
 
 
-def health_failure(release: ServiceRelease, observed: Observation) -> Verdict | None:
+def ecs_rolls_back_on(
+    observed: Observation, deployment: Deployment, now: datetime
+) -> tuple[str, ...]:
+    """The firing alarms ECS will roll ``deployment`` back on by itself, still within
+    ``ECS_ALARM_GRACE_SECONDS``: ecsop does not act on these (yet)."""
+    service = observed.service
+    if not service.alarm_rollback or deployment.rollout_state is not RolloutState.IN_PROGRESS:
+        return ()
+    if service.primary is None or service.primary.id != deployment.id:
+        return ()  # ECS rolls back the deployment it runs, not one it already replaced
+    since = observed.health.alarms_firing_since
+    return tuple(
+        name
+        for name in observed.health.alarms_in_alarm
+        if name in service.alarm_names
+        and name in since
+        and since[name] >= deployment.created_at
+        and (now - since[name]).total_seconds() < ECS_ALARM_GRACE_SECONDS
+    )
+
+
+def left_to_ecs(observed: Observation, deployment: Deployment, now: datetime) -> str:
+    """Status words for alarms ECS is given the first move on ("" when none)."""
+    names = ecs_rolls_back_on(observed, deployment, now)
+    if not names:
+        return ""
+    since = min(observed.health.alarms_firing_since[name] for name in names)
+    return (
+        f"ECS deployment alarm {', '.join(names)} in ALARM for "
+        f"{int((now - since).total_seconds())}s: ECS rolls back by itself (ecsop does after "
+        f"{int(ECS_ALARM_GRACE_SECONDS)}s)"
+    )
+
+
+def health_failure(
+    release: ServiceRelease, observed: Observation, left_to_ecs: tuple[str, ...] = ()
+) -> Verdict | None:
+    """The first failing health gate; alarms in ``left_to_ecs`` are ECS's to act on."""
     health = observed.health
     watched = set(release.spec.rollout.alarms) | set(observed.service.alarm_names)
-    firing = [name for name in health.alarms_in_alarm if name in watched]
+    firing = [
+        name for name in health.alarms_in_alarm if name in watched and name not in left_to_ecs
+    ]
     if firing:
         return Verdict(Failure.ALARM, f"alarm {firing[0]} is in ALARM")
     if target_health_enabled(release, observed.service) and health.unhealthy_targets > 0:

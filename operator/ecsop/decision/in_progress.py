@@ -46,6 +46,7 @@ def rolling_out(p: PassInputs) -> Action:
         return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
     age = int(gates.age(deployment, p.now))
     where = strategy.progress(p.release, p.observed, p.now)
+    where = "; ".join(w for w in (where, gates.left_to_ecs(p.observed, deployment, p.now)) if w)
     return Wait(
         Phase.PROGRESSING,
         Reason.ROLLOUT_IN_PROGRESS,

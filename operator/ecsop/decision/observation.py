@@ -42,6 +42,8 @@ class Health:
     """
 
     alarms_in_alarm: tuple[str, ...] = ()
+    alarms_firing_since: Mapping[str, datetime] = field(default_factory=dict)
+    """When each alarm in ``alarms_in_alarm`` went to ALARM, where CloudWatch said."""
     unhealthy_targets: int = 0
     failing_http_checks: tuple[str, ...] = ()
     target_detail: str = ""

@@ -118,6 +118,7 @@ class HealthProber:
         # Gates that could not be read (logged); pending HTTP checks are not errors.
         unreadable: list[str] = []
         firing: tuple[str, ...] = ()
+        firing_since: dict[str, datetime] = {}
         names = list(dict.fromkeys([*release.spec.rollout.alarms, *service.alarm_names]))
         if names:
             try:
@@ -125,7 +126,10 @@ class HealthProber:
             except aws.AwsError as exc:
                 unreadable.append(f"alarms ({exc.code}: {exc.message})")
             else:
-                firing = tuple(name for name in names if states.get(name) == "ALARM")
+                firing = tuple(name for name in names if states.get(name, _NO_ALARM).firing)
+                firing_since = {
+                    name: since for name in firing if (since := states[name].since) is not None
+                }
                 unreadable.extend(
                     f"alarm {name} (no such CloudWatch alarm in {region})"
                     for name in release.spec.rollout.alarms
@@ -168,6 +172,7 @@ class HealthProber:
         self._note_errors(name, tuple(unreadable))
         return Health(
             alarms_in_alarm=firing,
+            alarms_firing_since=firing_since,
             unhealthy_targets=unhealthy,
             failing_http_checks=failing,
             target_detail=detail,
@@ -228,14 +233,35 @@ class HealthProber:
             log.warning("health gate could not be judged", release=name, errors=list(errors))
 
 
-def alarm_states(cloudwatch: Any, names: Sequence[str]) -> dict[str, str]:
-    """The state (``OK``, ``ALARM``, ``INSUFFICIENT_DATA``) of each alarm among ``names``.
+@dataclass(frozen=True)
+class AlarmState:
+    """One alarm's ``StateValue`` and when it last changed (CloudWatch's clock)."""
+
+    value: str
+    """``OK``, ``ALARM`` or ``INSUFFICIENT_DATA``."""
+    since: datetime | None = None
+    """``StateTransitionedTimestamp`` ("the date and time that the alarm's StateValue
+    most recently changed", CloudWatch API Reference, MetricAlarm), else
+    ``StateUpdatedTimestamp``, which also moves when only the evaluation state
+    does: never later than the transition, so a grace measured from it ends no
+    later than one measured from the transition."""
+
+    @property
+    def firing(self) -> bool:
+        return self.value == "ALARM"
+
+
+_NO_ALARM = AlarmState("")
+
+
+def alarm_states(cloudwatch: Any, names: Sequence[str]) -> dict[str, AlarmState]:
+    """The state of each alarm among ``names``.
 
     Metric and composite alarms alike. A name missing from the result has no
     alarm: the caller decides whether that matters (a spec alarm with a typo
     must not pass as green; a service's own deployment alarm is ECS's to judge).
     """
-    states: dict[str, str] = {}
+    states: dict[str, AlarmState] = {}
     for start in range(0, len(names), DESCRIBE_ALARMS_BATCH):
         request: dict[str, Any] = {
             "AlarmNames": list(names[start : start + DESCRIBE_ALARMS_BATCH]),
@@ -245,7 +271,12 @@ def alarm_states(cloudwatch: Any, names: Sequence[str]) -> dict[str, str]:
             with aws.translated_errors("DescribeAlarms"):
                 page = cloudwatch.describe_alarms(**request)
             for alarm in [*page.get("MetricAlarms", ()), *page.get("CompositeAlarms", ())]:
-                states[str(alarm["AlarmName"])] = str(alarm.get("StateValue", ""))
+                since = alarm.get("StateTransitionedTimestamp") or alarm.get(
+                    "StateUpdatedTimestamp"
+                )
+                states[str(alarm["AlarmName"])] = AlarmState(
+                    str(alarm.get("StateValue", "")), since if isinstance(since, datetime) else None
+                )
             if not page.get("NextToken"):
                 break
             request["NextToken"] = page["NextToken"]

@@ -3,13 +3,18 @@
 The simulator only flips their state: an ``alarm`` image that is serving keeps
 its alarm in ALARM; when the last such task stops the alarm returns to OK.
 Reference counting makes several services or tasks sharing one alarm behave.
-DescribeAlarms and the rest of the API are moto's.
+DescribeAlarms and the rest of the API are moto's; the state's timestamps
+(``StateUpdatedTimestamp``, ``StateTransitionedTimestamp``: "the date and
+time that the alarm's StateValue most recently changed", CloudWatch API
+Reference, MetricAlarm) are set on the simulated clock, at the instant the
+task that flips the alarm does, like every other time the sandbox answers.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 
 
 class Alarms:
@@ -19,7 +24,7 @@ class Alarms:
         self._backend = cloudwatch_backends[account_id][region]
         self._trippers: Counter[str] = Counter()
 
-    def create(self, name: str) -> None:
+    def create(self, name: str, at: float) -> None:
         self._backend.put_metric_alarm(
             name=name,
             namespace="AWS/ApplicationELB",
@@ -34,7 +39,7 @@ class Alarms:
             alarm_actions=[],
             treat_missing_data="notBreaching",
         )
-        self._set(name, "OK", "Threshold Crossed: no datapoints were breaching the threshold")
+        self._set(name, "OK", "Threshold Crossed: no datapoints were breaching the threshold", at)
 
     def exists(self, name: str) -> bool:
         return name in self._backend.alarms
@@ -51,17 +56,24 @@ class Alarms:
             return 0.0
         return float(alarm.period) * int(alarm.evaluation_periods)
 
-    def trip(self, name: str) -> None:
+    def trip(self, name: str, at: float) -> None:
         self._trippers[name] += 1
         if self._trippers[name] == 1 and self.exists(name):
-            self._set(name, "ALARM", "Threshold Crossed: 1 datapoint [12.0] was greater than 0.0")
+            reason = "Threshold Crossed: 1 datapoint [12.0] was greater than 0.0"
+            self._set(name, "ALARM", reason, at)
 
-    def release(self, name: str) -> None:
+    def release(self, name: str, at: float) -> None:
         if self._trippers[name] <= 0:
             return
         self._trippers[name] -= 1
         if self._trippers[name] == 0 and self.exists(name):
-            self._set(name, "OK", "Threshold Crossed: 1 datapoint [0.0] was not greater than 0.0")
+            reason = "Threshold Crossed: 1 datapoint [0.0] was not greater than 0.0"
+            self._set(name, "OK", reason, at)
 
-    def _set(self, name: str, state: str, reason: str) -> None:
+    def _set(self, name: str, state: str, reason: str, at: float) -> None:
         self._backend.set_alarm_state(name, reason, json.dumps({"version": "1.0"}), state)
+        alarm = self._backend.alarms[name]
+        when = datetime.fromtimestamp(at, UTC)
+        alarm.state_updated_timestamp = when
+        # Not a field moto keeps; its serializer answers any attribute the shape names.
+        alarm.state_transitioned_timestamp = when  # type: ignore[attr-defined]

@@ -77,7 +77,7 @@ def launch_running(sim: Simulator, service: Service, deployment: Deployment, at:
     for binding in service.load_balancers:
         sim.target_groups.set_state(task.target_group(binding), task.private_ip, "healthy")
     task.agenda = [(when, step) for when, step in task.agenda if step != "healthy"]
-    _become_healthy(sim, service, task)
+    _become_healthy(sim, service, task, at)
     return task
 
 
@@ -162,7 +162,7 @@ def begin_stop(
     task.failed = failed
     task.healthy = False
     task.version += 1
-    _release_alarms(sim, task)
+    _release_alarms(sim, task, at)
     task.agenda = []
     graceful = not failed and task.last_status is TaskStatus.RUNNING
     if task.registered_target:
@@ -253,11 +253,11 @@ def _run(sim: Simulator, service: Service, task: Task, at: float, announce: bool
 def _healthy(sim: Simulator, service: Service, task: Task, at: float) -> Outcome | None:
     for binding in service.load_balancers:
         sim.target_groups.set_state(task.target_group(binding), task.private_ip, "healthy")
-    _become_healthy(sim, service, task)
+    _become_healthy(sim, service, task, at)
     return Outcome.HEALTHY
 
 
-def _become_healthy(sim: Simulator, service: Service, task: Task) -> None:
+def _become_healthy(sim: Simulator, service: Service, task: Task, at: float) -> None:
     task.healthy = True
     if any(c.has_health_check for c in task.containers):
         task.health_status = "HEALTHY"
@@ -269,13 +269,13 @@ def _become_healthy(sim: Simulator, service: Service, task: Task) -> None:
         for template in task.plan.alarms
     )
     for name in names:
-        sim.alarms.trip(name)
+        sim.alarms.trip(name, at)
     task.alarms_tripped = names
 
 
-def _release_alarms(sim: Simulator, task: Task) -> None:
+def _release_alarms(sim: Simulator, task: Task, at: float) -> None:
     for name in task.alarms_tripped:
-        sim.alarms.release(name)
+        sim.alarms.release(name, at)
     task.alarms_tripped = ()
 
 

@@ -405,7 +405,7 @@ class Simulator:
         """Create the scenario's alarms, clusters, task definitions and services."""
         with self.lock:
             for name in scenario.alarms:
-                self.alarms.create(name)
+                self.alarms.create(name, self.clock.now())
             for name, cluster_spec in scenario.clusters.items():
                 self.create_cluster(name)
                 self.capacity[name] = cluster_spec.capacity.max_tasks
