@@ -63,6 +63,7 @@ from bench.harness import (
     Daemon,
     Sandbox,
     SpecRepo,
+    describes_again,
     percentile,
     wait_for,
 )
@@ -275,13 +276,7 @@ def _span(box: Sandbox, caller: str, mark: int, start: float, end: float) -> dic
     throttled = Counter(c.operation for c in calls if c.fault == 400)
     describes = [c for c in calls if c.operation == "DescribeServices"]
     single = sum(1 for c in describes if len(c.request.get("services") or ()) == 1)
-    described: set[str] = set()
-    again = 0  # naming only services described earlier in the span (a later resync's)
-    for call in sorted(describes, key=lambda c: c.seq):
-        named = {str(s) for s in call.request.get("services") or ()}
-        if named and named <= described:
-            again += 1
-        described |= named
+    again = describes_again(describes)
     return {
         "calls": len(calls),
         "calls_by_operation": dict(sorted(by_op.items())),

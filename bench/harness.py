@@ -168,6 +168,25 @@ class Call:
     """The injected fault's HTTP status (400: throttled), if the call got one."""
 
 
+def describes_again(calls: list[Call]) -> int:
+    """DescribeServices among ``calls`` naming only services an earlier one named.
+
+    A first pass ends when every release has had its pass; the next resync is
+    due then and starts at once, so the calls a bench counts until it *sees*
+    every release Synced include some of that resync's. These are those.
+    """
+    described: set[str] = set()
+    again = 0
+    for call in sorted(calls, key=lambda c: c.seq):
+        if call.operation != "DescribeServices":
+            continue
+        named = {str(s) for s in call.request.get("services") or ()}
+        if named and named <= described:
+            again += 1
+        described |= named
+    return again
+
+
 class Sandbox:
     """``python -m ecsop sandbox`` with a generated scenario, and its control API."""
 

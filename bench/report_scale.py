@@ -54,10 +54,11 @@ def _scale(data: dict[str, Any]) -> list[str]:
     out = [
         "#### Scale, one task definition family per service",
         "",
-        "| N | start | to Synced s | first-pass calls | budget N + ⌈N/10⌉ | TagResource "
+        "| N | start | to Synced s | first-pass calls | + next resync's DescribeServices "
+        "| budget N + ⌈N/10⌉ | TagResource "
         "| max per service | DescribeTaskDefinition / steady resync | CPU s / resync "
         "| full resync s | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, row in data["sizes"].items():
         for start in ("adoption", "restart"):
@@ -66,7 +67,8 @@ def _scale(data: dict[str, Any]) -> list[str]:
             calls = steady.get("calls_per_resync", {})
             out.append(
                 f"| {int(size):,} | {start} | {fig(run['startup_to_synced_s'], 1)} "
-                f"| {run['first_pass_total']:,} | {row['first_pass_budget']:,} "
+                f"| {run['first_pass_total']:,} | {run.get('next_resync_describes', '-')} "
+                f"| {row['first_pass_budget']:,} "
                 f"| {run['tag_resource']:,} | {run['tag_resource_max_per_service']} "
                 f"| {fig(calls.get('DescribeTaskDefinition', 0.0), 1) if steady else '-'} "
                 f"| {fig(steady.get('cpu_s_per_resync'), 3)} "

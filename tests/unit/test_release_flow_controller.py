@@ -10,6 +10,7 @@ woken by the pass that records last-good.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def test_a_throttled_proof_is_retried_with_the_pass() -> None:
 
 def test_letting_go_removes_the_approval_too() -> None:
     tags = {**SERVICE.tags, TAG_APPROVAL: "fp=0123456789abcdef at=t by=me"}
-    service = type(SERVICE)(**{**SERVICE.__dict__, "tags": tags})
+    service = replace(SERVICE, tags=tags)
     gateway = ProvingGateway()
     action = LetGo(Phase.PROGRESSING, Reason.REMOVED, "gone", None, untag=True)
     AwsExecutor(WriteLog()).execute(action, gateway, service, "api-prod", None)

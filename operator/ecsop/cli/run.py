@@ -209,7 +209,9 @@ def handle(args: argparse.Namespace) -> int:
     from ecsop.observability import logs
     from ecsop.observability.server import ListenError
     from ecsop.probes.health import HealthSettings
+    from ecsop.runtime.malloc import limit_arenas
 
+    limit_arenas()  # before any thread: see ecsop.runtime.malloc
     token = options.api_token(args.api_token_file)  # refused before anything starts
     if args.api_budget < 0:
         raise options.UsageError("--api-budget (env ECSOP_API_BUDGET) cannot be negative")

@@ -32,7 +32,7 @@ from ecsop.decision.reasons import Phase, Reason
 from ecsop.spec.loader import LoadedRelease
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settled:
     """What a pass that ended in sync saw: all its decision depended on."""
 

@@ -35,7 +35,7 @@ class RolloutState(StrEnum):
     FAILED = "FAILED"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Deployment:
     """One entry of ``service.deployments`` (rolling update controller)."""
 
@@ -52,14 +52,14 @@ class Deployment:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceEvent:
     id: str
     created_at: datetime
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoadBalancer:
     """One entry of ``service.loadBalancers`` that names a target group (ALB/NLB)."""
 
@@ -74,7 +74,7 @@ class LoadBalancer:
     """``advancedConfiguration``: the listener rule of the test listener, if any."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskTarget:
     """Where one running task is registered in target groups, from DescribeTasks.
 
@@ -91,7 +91,7 @@ class TaskTarget:
     """(container name, container port) -> host port."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CapacityProviderItem:
     """One entry of a service's ``capacityProviderStrategy``."""
 
@@ -100,7 +100,7 @@ class CapacityProviderItem:
     base: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AwsVpc:
     """A service's ``networkConfiguration.awsvpcConfiguration``."""
 
@@ -109,7 +109,7 @@ class AwsVpc:
     assign_public_ip: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskLaunch:
     """How a service launches its tasks: what a one-off task of its own must use too.
 
@@ -125,7 +125,7 @@ class TaskLaunch:
     awsvpc: AwsVpc | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceState:
     """One ECS service as DescribeServices (with tags) reports it."""
 
@@ -184,7 +184,7 @@ class ServiceState:
         return parts[4] if len(parts) > 5 else ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceMissing:
     """DescribeServices named this service in ``failures`` or reported it INACTIVE."""
 
@@ -193,7 +193,7 @@ class ServiceMissing:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContainerLogs:
     """A container's ``logConfiguration``, as far as saying where its logs are goes."""
 
@@ -222,7 +222,7 @@ class ContainerLogs:
         return f"log driver {self.driver}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskDefinition:
     """The parts of an (immutable) task definition revision the decision needs."""
 

@@ -82,7 +82,7 @@ STATE_VERSION = "1"
 _CHECK_LENGTH = 12
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FailedRecord:
     """A release that failed: not deployed again until the spec changes or ``ecsop retry``."""
 
@@ -90,7 +90,7 @@ class FailedRecord:
     failure: Failure
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceMemory:
     """ecsop's memory of one service, as read from (and written to) its tags."""
 
@@ -228,7 +228,7 @@ def room_for_memory(tags: Mapping[str, str]) -> bool:
     return user_tag_count(tags) + len(SERVICE_KEYS) <= MAX_TAGS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RevisionMemory:
     """What ecsop wrote on a task definition revision it registered."""
 
@@ -300,7 +300,7 @@ class StepState(StrEnum):
     runs it again (as the next attempt)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepRecord:
     """One step's memory on a revision, as ``key=value`` words in one tag value."""
 
@@ -452,7 +452,7 @@ _TAG_VALUE_ALLOWED = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ApprovalRecord:
     """``ecsop approve``: who approved which fingerprint, when (AWS's time, ISO 8601)."""
 

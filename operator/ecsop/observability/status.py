@@ -21,7 +21,7 @@ from ecsop.decision.analysis import AnalysisState, Measurement
 from ecsop.decision.reasons import Outcome, Phase
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Condition:
     type: str
     status: str
@@ -31,7 +31,7 @@ class Condition:
     last_transition_time: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rollout:
     """The outcome of the last rollout ecsop judged."""
 
@@ -44,7 +44,7 @@ class Rollout:
     """ECS's reason for the first failed task of the rollout (``lastRollout.stopReason``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RolloutProgress:
     """Where a traffic-shifting rollout (or its rollback) is, as ECS reports it."""
 
@@ -58,7 +58,7 @@ class RolloutProgress:
     """ECS waits at ecsop's pause (blue/green test traffic being judged)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AnalysisStatus:
     """An analysis gate of the last rollout judged (``rollout.analysis``), as status shows it."""
 
@@ -88,7 +88,7 @@ class AnalysisStatus:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepStatus:
     """A step (``spec.preDeploy`` or ``spec.verify``) whose task runs now."""
 
