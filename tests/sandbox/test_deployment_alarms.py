@@ -98,3 +98,30 @@ def test_alarm_read_on_ecs_schedule_fails_a_quiet_deployment(
         f"(service api) (deployment {failing}) deployment failed: alarm detected: {ALARM_NAME}."
         in messages(service)
     )
+
+
+def test_alarm_state_times_are_on_the_simulated_clock(
+    start_sandbox: Callable[..., Harness],
+) -> None:
+    """StateTransitionedTimestamp moves when the value changes, StateUpdatedTimestamp at
+    every update, both on the clock the service's deployments are dated by (ecsop
+    measures how long ECS has had to act on its own alarm from them)."""
+    sb = start_sandbox(scenario({"api": _alarmed()}))
+
+    def alarm() -> dict[str, Any]:
+        return sb.cloudwatch.describe_alarms(AlarmNames=[ALARM_NAME])["MetricAlarms"][0]
+
+    created = alarm()["StateTransitionedTimestamp"]
+    sb.advance(600)
+    sb.cloudwatch.set_alarm_state(AlarmName=ALARM_NAME, StateValue="ALARM", StateReason="5xx")
+    fired = alarm()
+    assert (fired["StateTransitionedTimestamp"] - created).total_seconds() >= 600
+    assert fired["StateUpdatedTimestamp"] == fired["StateTransitionedTimestamp"]
+    sb.advance(120)
+    sb.cloudwatch.set_alarm_state(AlarmName=ALARM_NAME, StateValue="ALARM", StateReason="again")
+    again = alarm()
+    assert again["StateTransitionedTimestamp"] == fired["StateTransitionedTimestamp"]
+    assert (again["StateUpdatedTimestamp"] - fired["StateUpdatedTimestamp"]).total_seconds() >= 120
+    deployed = sb.deploy(GOOD_2)
+    started = sb.service()["deployments"][0]["createdAt"]
+    assert deployed and abs((started - again["StateUpdatedTimestamp"]).total_seconds()) < 5

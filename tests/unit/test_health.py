@@ -263,13 +263,21 @@ def test_unwatched_alarms_and_disabled_target_health_fail_nothing() -> None:
 
 
 def ecs_guarded(
-    *deployments: Deployment, fired_ago: float | None, rollback: bool = True, **health: Any
+    *deployments: Deployment,
+    fired_ago: float | None,
+    rollback: bool = True,
+    other_fired_ago: float | None = None,
+    **health: Any,
 ) -> Observation:
     """The service's own deployment alarm ``api-ecs-5xx`` fired ``fired_ago`` seconds
-    before NOW (None: CloudWatch gave no time); ECS rolls back on it if ``rollback``."""
+    before NOW (None: CloudWatch gave no time); ECS rolls back on it if ``rollback``.
+    With ``other_fired_ago``, its second alarm ``api-ecs-p99`` is firing too."""
     since = {} if fired_ago is None else {"api-ecs-5xx": NOW - timedelta(seconds=fired_ago)}
-    alarms = (*health.pop("alarms_in_alarm", ()), "api-ecs-5xx")
-    state = {"alarm_names": ("api-ecs-5xx",), "alarm_rollback": rollback}
+    alarms: tuple[str, ...] = (*health.pop("alarms_in_alarm", ()), "api-ecs-5xx")
+    if other_fired_ago is not None:
+        since["api-ecs-p99"] = NOW - timedelta(seconds=other_fired_ago)
+        alarms = (*alarms, "api-ecs-p99")
+    state = {"alarm_names": ("api-ecs-5xx", "api-ecs-p99"), "alarm_rollback": rollback}
     return observe(
         *deployments,
         state=state,
@@ -295,6 +303,11 @@ def test_ecs_gets_the_first_move_on_its_own_deployment_alarm() -> None:
         # In ALARM when the deployment began: ECS does not watch it this deployment.
         pytest.param(ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=121), id="before-start"),
         pytest.param(ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=None), id="no-time"),
+        # Another of its alarms was in ALARM when it began: ECS watches none of them.
+        pytest.param(
+            ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=10, other_fired_ago=300),
+            id="another-before-start",
+        ),
         # COMPLETED: ECS's watch is over; ecsop's bake goes on alone.
         pytest.param(ecs_guarded(BAKING, fired_ago=10), id="ecsop-bake"),
     ],

@@ -195,6 +195,20 @@ def test_green_passing_test_traffic_lets_ecs_move_production() -> None:
     assert (action.service_deployment, action.hook_id) == (SD, "ecs-pause-1")
 
 
+def test_production_stays_on_blue_while_ecs_has_its_move_on_a_deployment_alarm() -> None:
+    # Test traffic passed, but the service's own deployment alarm fired 10 s ago and
+    # ECS rolls back on it by itself: ecsop neither rolls back nor lets ECS go on.
+    obs = paused_observation(TestTraffic({CHECK["url"]: 2}))
+    firing = Health(
+        test_traffic=obs.health.test_traffic,
+        alarms_in_alarm=("web-5xx",),
+        alarms_firing_since={"web-5xx": NOW - timedelta(seconds=10)},
+    )
+    service = replace(obs.service, alarm_names=("web-5xx",), alarm_rollback=True)
+    action = decide(web(BG_TEST), replace(obs, service=service, health=firing))
+    assert isinstance(action, Wait) and "ECS rolls back by itself" in action.message
+
+
 def test_green_not_yet_judged_on_test_traffic_waits() -> None:
     action = decide(web(BG_TEST), paused_observation(TestTraffic({CHECK["url"]: 1})))
     assert isinstance(action, Wait) and action.reason is Reason.ROLLOUT_IN_PROGRESS

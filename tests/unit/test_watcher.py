@@ -41,7 +41,7 @@ class Calls:
         with self._cond:
             return len(self.times)
 
-    def wait_for(self, n: int, timeout: float = 1.0) -> bool:
+    def wait_for(self, n: int, timeout: float = 5.0) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: len(self.times) >= n, timeout)
 

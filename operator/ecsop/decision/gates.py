@@ -13,11 +13,14 @@ The service's own deployment alarms are watched too, but when ECS rolls back
 on them by itself (``alarms.rollback``) ecsop leaves the first move to ECS for
 ``ECS_ALARM_GRACE_SECONDS`` after the alarm fired: two rollbacks of one
 deployment would race (ecsop's UpdateService against ECS's own), and the one
-ECS makes is the one the user configured. ECS only watches alarms that were
-not in ALARM when the deployment began and only while the deployment is
+ECS makes is the one the user configured. ECS watches none of the alarms for
+a deployment that began with one in ALARM, and only while the deployment is
 IN_PROGRESS ("How CloudWatch alarms detect Amazon ECS deployment failures",
 https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-alarm-failure.html);
 outside those, or once the grace is over, ecsop acts at once as for any alarm.
+Every other failing gate (tasks, targets, HTTP checks, analyses, the timeout)
+acts at once: it is ecsop's to judge, and a blue/green pause is not passed
+while ECS is given its move.
 """
 
 from __future__ import annotations
@@ -173,13 +176,13 @@ def ecs_rolls_back_on(
     if service.primary is None or service.primary.id != deployment.id:
         return ()  # ECS rolls back the deployment it runs, not one it already replaced
     since = observed.health.alarms_firing_since
+    firing = [name for name in observed.health.alarms_in_alarm if name in service.alarm_names]
+    if any(name not in since or since[name] < deployment.created_at for name in firing):
+        # One of them was in ALARM when the deployment began (or CloudWatch gave no
+        # time): ECS watches none of them for this deployment.
+        return ()
     return tuple(
-        name
-        for name in observed.health.alarms_in_alarm
-        if name in service.alarm_names
-        and name in since
-        and since[name] >= deployment.created_at
-        and (now - since[name]).total_seconds() < ECS_ALARM_GRACE_SECONDS
+        name for name in firing if (now - since[name]).total_seconds() < ECS_ALARM_GRACE_SECONDS
     )
 
 

@@ -26,7 +26,12 @@ def rolling_out(p: PassInputs) -> Action:
         return traffic_returning(p, traffic)
     waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
     verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
-    if verdict is None and strategy.paused_for_test_traffic(p.release, traffic):
+    left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
+    if (
+        verdict is None
+        and not left_to_ecs  # an alarm is firing: production traffic stays on blue
+        and strategy.paused_for_test_traffic(p.release, traffic)
+    ):
         assert traffic is not None and traffic.paused is not None
         judged = strategy.judge_test_traffic(p.release, p.observed)
         if isinstance(judged, Verdict):
@@ -46,7 +51,7 @@ def rolling_out(p: PassInputs) -> Action:
         return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
     age = int(gates.age(deployment, p.now))
     where = strategy.progress(p.release, p.observed, p.now)
-    where = "; ".join(w for w in (where, gates.left_to_ecs(p.observed, deployment, p.now)) if w)
+    where = "; ".join(w for w in (where, left_to_ecs) if w)
     return Wait(
         Phase.PROGRESSING,
         Reason.ROLLOUT_IN_PROGRESS,
@@ -173,10 +178,14 @@ def superseded(p: PassInputs) -> Action:
     if verdict is not None:
         failed = FailedRollout(p.view.judged_fingerprint, verdict, deployment.id)
         return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
+    message = (
+        f"finishing the rollout of {p.view.judged_fingerprint} before deploying {p.view.desired}"
+    )
+    left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
     return Wait(
         Phase.PROGRESSING,
         Reason.ROLLOUT_IN_PROGRESS,
-        f"finishing the rollout of {p.view.judged_fingerprint} before deploying {p.view.desired}",
+        f"{message}; {left_to_ecs}" if left_to_ecs else message,
         p.poll,
     )
 

@@ -243,8 +243,8 @@ class AlarmState:
     """``StateTransitionedTimestamp`` ("the date and time that the alarm's StateValue
     most recently changed", CloudWatch API Reference, MetricAlarm), else
     ``StateUpdatedTimestamp``, which also moves when only the evaluation state
-    does: never later than the transition, so a grace measured from it ends no
-    later than one measured from the transition."""
+    does: never earlier than the transition, so a grace measured from it can
+    end later (CloudWatch answers both; the fallback is for older endpoints)."""
 
     @property
     def firing(self) -> bool:

@@ -107,7 +107,7 @@ class Simulator:
         self.catalog = ImageCatalog(scenario.images)
         self.timings = scenario.timings
         self.target_groups = TargetGroups(account_id, scenario.region)
-        self.alarms = Alarms(account_id, scenario.region)
+        self.alarms = Alarms(account_id, scenario.region, clock.now)
         self.rules = ListenerRules(account_id, scenario.region)
         self.hooks = LifecycleHooks(scenario.hooks)
         self.clusters: dict[str, Cluster] = {}
