@@ -126,7 +126,7 @@ class HealthProber:
             except aws.AwsError as exc:
                 unreadable.append(f"alarms ({exc.code}: {exc.message})")
             else:
-                firing = tuple(name for name in names if states.get(name, _NO_ALARM).firing)
+                firing = tuple(name for name in names if name in states and states[name].firing)
                 firing_since = {
                     name: since for name in firing if (since := states[name].since) is not None
                 }
@@ -249,9 +249,6 @@ class AlarmState:
     @property
     def firing(self) -> bool:
         return self.value == "ALARM"
-
-
-_NO_ALARM = AlarmState("")
 
 
 def alarm_states(cloudwatch: Any, names: Sequence[str]) -> dict[str, AlarmState]:

@@ -25,7 +25,7 @@ def stamp(alarm: Any, before: str | None, at: float) -> None:
     only when the value changed (``before`` is the value it had)."""
     when = datetime.fromtimestamp(at, UTC)
     alarm.state_updated_timestamp = when
-    if alarm.state_value != before or getattr(alarm, "state_transitioned_timestamp", None) is None:
+    if alarm.state_value != before:
         # Not a field moto keeps; its serializer answers any attribute the shape names.
         alarm.state_transitioned_timestamp = when
 
