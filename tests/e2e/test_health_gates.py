@@ -83,18 +83,28 @@ def gates_scenario() -> dict[str, Any]:
             UNHEALTHY: {"behavior": "unhealthy", "healthCheckCodes": "[500]"},
             ALARMING: {"behavior": "alarm", "alarm": "{service}-5xx", "startSeconds": 5},
         },
-        "alarms": ["web-5xx", "guarded-5xx"],
-        "clusters": {"prod": {"services": {"web": _service("web"), "guarded": _guarded()}}},
+        "alarms": ["web-5xx", "guarded-5xx", "full-5xx"],
+        "clusters": {
+            "prod": {
+                "services": {
+                    "web": _service("web"),
+                    "guarded": _guarded(),
+                    "full": _guarded("full", {f"team-{i:02d}": "x" for i in range(48)}),
+                }
+            }
+        },
         # ECS reads deployment alarms every 60 s here (the sandbox's default); ecsop, whose
         # own probe sees the same alarm within seconds, gives ECS 90 s to move first.
     }
 
 
-def _guarded() -> dict[str, Any]:
+def _guarded(name: str = "guarded", tags: dict[str, str] | None = None) -> dict[str, Any]:
     """A service whose own ECS deployment alarms roll it back (ECS, not ecsop, acts)."""
-    service = _service("guarded")
+    service = _service(name)
+    if tags:
+        service["tags"] = tags
     service["deploymentConfiguration"]["alarms"] = {
-        "alarmNames": ["guarded-5xx"],
+        "alarmNames": [f"{name}-5xx"],
         "enable": True,
         "rollback": True,
     }
@@ -172,9 +182,7 @@ def rolled_back_for(
 ) -> dict[str, Any]:
     """Wait for ``image``'s failure, the service back on GOOD_V1; check reason everywhere."""
     wait_for(
-        lambda: (
-            sandbox.failed(service) == fingerprint({"app": image})
-        ),
+        lambda: sandbox.failed(service) == fingerprint({"app": image}),
         30,
         f"{image} failure recorded",
     )
@@ -294,4 +302,88 @@ def test_ecs_rollback_on_its_own_deployment_alarm_is_recognised(
     rollout = rolled_back_for(sandbox, daemon, "guarded", "guarded", ALARMING, "alarm")
     assert "guarded-5xx" in rollout["detail"]
     assert sandbox.calls("UpdateService") == 1, "ECS rolled back by itself; ecsop only deployed"
+    assert daemon.stop() == 0
+
+
+# --- attacks on ECS's first move (a hostile tester's, each a finding to keep) -------
+
+
+def ecs_rolled_back(sandbox: Sandbox, service: str) -> bool:
+    """ALARMING recorded failed (reason alarm) and the service steady on v1 again."""
+    return (
+        sandbox.failed(service) == fingerprint({"app": ALARMING})
+        and sandbox.failed_reason(service) == "alarm"
+        and sandbox.steady_on(service, GOOD_V1)
+    )
+
+
+def only_deploys(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """Every UpdateService so far; each must point at an ALARMING revision (no rollback
+    by ecsop: ECS's own rollback is not an API call)."""
+    calls = sandbox.call_log("UpdateService")
+    for call in calls:
+        arn = call["request"]["taskDefinition"]
+        image = sandbox.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"][
+            "containerDefinitions"
+        ][0]["image"]
+        assert image == ALARMING, (call["caller"], arn, image)
+    return calls
+
+
+def test_a_spec_broken_while_ecs_has_its_move_leaves_the_rollback_to_ecs(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    daemon = adopt(repo, start_daemon, release_doc("guarded", "guarded", GOOD_V1))
+    repo.commit({"app.yaml": release_doc("guarded", "guarded", ALARMING)}, "alarming")
+    wait_for(lambda: sandbox.calls("UpdateService") == 1, 20, "deployed")
+    repo.commit({"app.yaml": "apiVersion: ecsop.dev/v1\nkind: [Release\n"}, "broken")
+    wait_for(lambda: ecs_rolled_back(sandbox, "guarded"), 40, "ECS rolled back, recorded")
+    assert len(only_deploys(sandbox)) == 1
+    wait_for(lambda: daemon.release("guarded")["phase"] in ("Invalid", "Degraded"), 10, "shown")
+    assert daemon.release("guarded")["lastRollout"]["outcome"] == "rolled_back"
+    assert daemon.stop() == 0
+
+
+def test_two_daemons_both_leave_the_rollback_to_ecs(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    # Two replicas by mistake (no coordination): the deploy may race once (issue 21's
+    # finding, ``test_hostile``), but neither rolls back what ECS rolls back itself.
+    repo.commit({"app.yaml": release_doc("guarded", "guarded", GOOD_V1)}, "adopt")
+    first = start_daemon(caller="first")
+    second = start_daemon(caller="second")
+    for daemon in (first, second):
+        wait_for(lambda d=daemon: d.release("guarded").get("phase") == "Synced", 20, "adopted")
+    repo.commit({"app.yaml": release_doc("guarded", "guarded", ALARMING)}, "alarming")
+    wait_for(lambda: ecs_rolled_back(sandbox, "guarded"), 40, "ECS rolled back, recorded")
+    time.sleep(1)  # a few more active polls of both daemons
+    assert 1 <= len(only_deploys(sandbox)) <= 2
+    assert first.stop() == 0 and second.stop() == 0
+
+
+def test_ecs_rollback_of_a_service_with_48_tags_is_recorded_and_lost_answers_repeat_nothing(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    # 48 tags of the user's leave room for ecsop's two; every TagResource answer of the
+    # recording is lost after the write half the time, and UpdateService's too.
+    daemon = adopt(repo, start_daemon, release_doc("full", "full", GOOD_V1))
+    assert len(sandbox.tags("full")) == 50
+    half = {"lostAnswerRate": 0.5}
+    sandbox.control("POST", "faults", {"operations": {"TagResource": half, "UpdateService": half}})
+    repo.commit({"app.yaml": release_doc("full", "full", ALARMING)}, "alarming")
+    wait_for(lambda: ecs_rolled_back(sandbox, "full"), 60, "ECS rolled back, recorded")
+    time.sleep(1)
+    only_deploys(sandbox)  # retried UpdateService calls (botocore's), no rollback by ecsop
+    arn = sandbox.service("full")["serviceArn"]
+    started = sandbox.ecs.list_service_deployments(cluster="prod", service=arn)
+    # The adopted v1 and ALARMING's, which ECS rolled back: a lost answer is found,
+    # never deployed again.
+    assert len(started["serviceDeployments"]) == 2, started["serviceDeployments"]
+    assert len(sandbox.tags("full")) == 50
+    status = wait_for(
+        lambda: daemon.release("full") if daemon.release("full")["phase"] == "Degraded" else None,
+        10,
+        "Degraded",
+    )
+    assert status["lastRollout"]["reason"] == "alarm"
     assert daemon.stop() == 0

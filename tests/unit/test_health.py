@@ -303,6 +303,9 @@ def test_ecs_gets_the_first_move_on_its_own_deployment_alarm() -> None:
         # In ALARM when the deployment began: ECS does not watch it this deployment.
         pytest.param(ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=121), id="before-start"),
         pytest.param(ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=None), id="no-time"),
+        # CloudWatch's time an hour ahead of ECS's: no clock skew explains it, and a
+        # wrong timestamp must not hold the rollback back for that hour.
+        pytest.param(ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=-3600), id="future-time"),
         # Another of its alarms was in ALARM when it began: ECS watches none of them.
         pytest.param(
             ecs_guarded(ROLLING, OLD_ACTIVE, fired_ago=10, other_fired_ago=300),

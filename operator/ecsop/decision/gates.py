@@ -181,8 +181,12 @@ def ecs_rolls_back_on(
         # One of them was in ALARM when the deployment began (or CloudWatch gave no
         # time): ECS watches none of them for this deployment.
         return ()
+    # A time ahead of ``now`` is CloudWatch's clock ahead of ECS's: within the grace it
+    # is skew; further, a time no clock explains, which must not hold a rollback.
     return tuple(
-        name for name in firing if (now - since[name]).total_seconds() < ECS_ALARM_GRACE_SECONDS
+        name
+        for name in firing
+        if abs((now - since[name]).total_seconds()) < ECS_ALARM_GRACE_SECONDS
     )
 
 
