@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -139,6 +140,31 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "c
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
+SANDBOX_ANNOUNCEMENT = re.compile(r"ecsop sandbox: (http://[^\s]+) ")
+
+
+def announced_url(
+    proc: subprocess.Popen[bytes], log: Path, announcement: re.Pattern[str], timeout: float
+) -> str:
+    """The URL a process printed once it listened; fails at once, with its log, if it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = announcement.search(log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"{proc.args!r} exited with {proc.returncode} before it listened:\n"
+                + log.read_text(errors="replace")[-4000:]
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{proc.args!r} did not listen within {timeout}s:\n"
+                + log.read_text(errors="replace")[-4000:]
+            )
+        time.sleep(0.05)
+
+
 def stop_process(
     proc: subprocess.Popen[bytes], grace: float = 10, sig: int = signal.SIGTERM
 ) -> int:
@@ -155,26 +181,20 @@ def stop_process(
 
 class Sandbox:
     def __init__(self, tmp: Path, config: dict[str, Any]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         path = tmp / "scenario.yaml"
         path.write_text(yaml.safe_dump(config))
-        self.log = (tmp / "sandbox.log").open("w")
+        self.log_path = tmp / "sandbox.log"
+        self.log = self.log_path.open("w")
+        # Port 0: the sandbox binds a free port itself and prints its URL. A port picked
+        # here and bound later can be taken in between by another worker's process.
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ecsop",
-                "sandbox",
-                "--scenario",
-                str(path),
-                "--port",
-                str(self.port),
-            ],
+            [sys.executable, "-m", "ecsop", "sandbox", "--scenario", str(path), "--port", "0"],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
         try:
+            self.url = announced_url(self.proc, self.log_path, SANDBOX_ANNOUNCEMENT, 60)
+            self.port = int(self.url.rsplit(":", 1)[1])
             wait_for(lambda: self.control("GET", "clock"), 30, "sandbox endpoint")
         except BaseException:
             self.stop()  # a fixture that never yields never tears down: no orphan process
@@ -316,49 +336,80 @@ class SpecRepo:
         return self.git("rev-parse", "HEAD")
 
 
+class PortTaken(Exception):
+    """The daemon's port was bound by someone else between choosing and binding it."""
+
+
 class Daemon:
     def __init__(
         self, tmp: Path, sandbox: Sandbox, specs: Path, *extra: str, caller: str = "testing"
     ) -> None:
         """``caller``: the access key id its AWS calls are signed with (the call log's
         ``caller``), to tell several daemons' calls apart."""
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.caller = caller or "testing"
-        self.log_path = tmp / f"daemon-{self.port}.log"
-        self.log = self.log_path.open("w")
         env = {**os.environ, **sandbox.aws_env(), "AWS_ACCESS_KEY_ID": self.caller}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ecsop",
-                "run",
-                "--specs",
-                str(specs),
-                "--metrics-host",
-                "127.0.0.1",
-                "--metrics-port",
-                str(self.port),
-                "--resync-interval",
-                "2",
-                "--active-poll-interval",
-                "0.25",
-                "--log-format",
-                "json",
-                "--workers",
-                "2",
-                *extra,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        try:
-            wait_for(lambda: self.get("/healthz"), 30, "daemon /healthz")
-        except BaseException:
-            self.kill()
-            raise
+        # The daemon's port is its identity among replicas, so it is chosen here; a port
+        # another worker's process takes before the daemon binds it costs one more start.
+        for _attempt in range(5):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.log_path = tmp / f"daemon-{self.port}.log"
+            self.log = self.log_path.open("w")
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ecsop",
+                    "run",
+                    "--specs",
+                    str(specs),
+                    "--metrics-host",
+                    "127.0.0.1",
+                    "--metrics-port",
+                    str(self.port),
+                    "--resync-interval",
+                    "2",
+                    "--active-poll-interval",
+                    "0.25",
+                    "--log-format",
+                    "json",
+                    "--workers",
+                    "2",
+                    *extra,
+                ],
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            try:
+                self._wait_healthy(30)
+                return
+            except PortTaken:
+                self.log.close()
+            except BaseException:
+                self.kill()
+                raise
+        raise AssertionError("five free ports were all taken before the daemon bound them")
+
+    def _wait_healthy(self, timeout: float) -> None:
+        """Until /healthz answers; at once if the daemon exits (PortTaken if for its port)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.get("/healthz"):
+                    return
+            except Exception:  # not listening yet
+                pass
+            if self.proc.poll() is not None:
+                log = self.log_path.read_text(errors="replace")
+                if "choose another port" in log:
+                    raise PortTaken(self.port)
+                raise AssertionError(
+                    f"the daemon exited with {self.proc.returncode}:\n{log[-4000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for daemon /healthz")
+            time.sleep(0.1)
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as response:
