@@ -176,6 +176,18 @@ def test_validation_errors_name_file_and_line(
     assert errors_of(tmp_path, files) == expected
 
 
+def test_an_unknown_name_in_a_large_directory_lists_the_closest_releases(tmp_path: Path) -> None:
+    """At thousands of releases, listing all of them would make one error line of every name."""
+    files = {f"shop-{n}.yaml": release(f"shop-{n}") for n in range(30)}
+    files["a.yaml"] = release("a", "  dependsOn: [shop-7x, zzzzzz]")
+    assert errors_of(tmp_path, files) == [
+        "a.yaml:8: spec.dependsOn[0]: no release named 'shop-7x' in the spec directory "
+        "(closest of its 31 releases: shop-7, shop-27, shop-17, shop-9, shop-8)",
+        "a.yaml:8: spec.dependsOn[1]: no release named 'zzzzzz' in the spec directory "
+        "(none of its 31 releases has a close name)",
+    ]
+
+
 def test_a_release_with_a_broken_reference_is_not_managed(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(release("a", "  dependsOn: [nosuch]"))
     (tmp_path / "b.yaml").write_text(release("b", "  dependsOn: [a]"))

@@ -11,6 +11,7 @@ spec keeps being watched.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
@@ -44,13 +45,12 @@ def check(releases: Mapping[str, Named], known: Collection[str]) -> list[tuple[N
                 if name == loaded.name:
                     problems.append((loaded, where, f"{name!r} is this release itself"))
                 elif name not in known:
-                    choices = ", ".join(sorted(known)) or "none"
                     problems.append(
                         (
                             loaded,
                             where,
                             f"no release named {name!r} in the spec directory "
-                            f"(releases: {choices})",
+                            f"({_choices(name, known)})",
                         )
                     )
     for field, word, edges in (
@@ -65,6 +65,24 @@ def check(releases: Mapping[str, Named], known: Collection[str]) -> list[tuple[N
                 where = f"{field}[{edges(loaded).index(after)}]"
                 problems.append((loaded, where, f"{word} cycle: {path}"))
     return problems
+
+
+LISTED_RELEASES = 20
+"""Up to this many releases in the directory, an unknown name's error lists them all."""
+
+
+def _choices(name: str, known: Collection[str]) -> str:
+    """What the name could have been: every release in a small directory, else the closest.
+
+    A directory of thousands of releases would otherwise put all their names in
+    one error line (and in ``/status``, a log line and an alert's annotation).
+    """
+    if len(known) <= LISTED_RELEASES:
+        return "releases: " + (", ".join(sorted(known)) or "none")
+    close = difflib.get_close_matches(name, known, n=5)
+    if not close:
+        return f"none of its {len(known)} releases has a close name"
+    return f"closest of its {len(known)} releases: " + ", ".join(close)
 
 
 def _depends_on(release: Named) -> list[str]:
