@@ -687,5 +687,5 @@ def test_a_slow_endpoint_never_blocks_the_caller(server: Server) -> None:
     started = time.monotonic()
     probes.watch("api", "g1", [check(server.url, timeoutSeconds=3)])
     probes.watch("api", "g1", [check(server.url, timeoutSeconds=3)])
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 0.8, "watch never waits for the 1 s answer"
     probes.close()

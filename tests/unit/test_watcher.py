@@ -243,7 +243,7 @@ def test_stop_ends_the_threads_promptly_and_silences_callbacks(tmp_path: Path) -
     watcher.start()
     started = time.monotonic()
     watcher.stop()
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.5, "within stop's 2 s timeout: the threads ended"
     assert not watcher.running
     leftover = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
     assert leftover == []
