@@ -70,6 +70,30 @@ def test_sandbox_command_serves_boto3() -> None:
     assert f"http://127.0.0.1:{port}" in out
 
 
+def test_port_zero_binds_a_free_port_and_prints_its_url(tmp_path: Path) -> None:
+    """How tests start several sandboxes at once: no port chosen ahead that another can take."""
+    out = tmp_path / "out.log"
+    with out.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ecsop", "sandbox", "--scenario", str(DEMO), "--port", "0"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not out.read_text().startswith("ecsop sandbox: http://127.0.0.1:"):
+            assert process.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, "the sandbox printed no URL"
+            time.sleep(0.1)
+        url = out.read_text().split()[2]
+        assert not url.endswith(":0")
+        assert requests.get(f"{url}/_sandbox/health", timeout=5).ok
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+    assert process.returncode == 0
+
+
 def test_sandbox_command_reports_a_bad_scenario(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("clockSpeed: fast\nbogus: 1\n")

@@ -15,7 +15,12 @@ def add(sub: Any) -> None:
         "--endpoint-url or AWS_ENDPOINT_URL and any dummy credentials.",
     )
     sandbox.add_argument("--scenario", required=True, help="scenario YAML file")
-    sandbox.add_argument("--port", type=int, default=4566, help="port (default: %(default)s)")
+    sandbox.add_argument(
+        "--port",
+        type=int,
+        default=4566,
+        help="port (default: %(default)s; 0: any free port, printed with the URL at start)",
+    )
     sandbox.set_defaults(handler=handle)
 
 
