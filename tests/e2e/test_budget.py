@@ -83,3 +83,42 @@ def test_a_resync_that_does_not_fit_the_budget_stretches_and_says_so(
     assert len(stretched) == 1
     assert stretched[0]["describe_services_per_second"] == pytest.approx(1.5)
     assert daemon.get("/healthz").strip() == "ok"
+
+
+def deferred_calls(daemon: Daemon) -> float:
+    return sum(
+        float(line.split()[1])
+        for line in daemon.get("/metrics").splitlines()
+        if line.startswith("ecsop_aws_budget_deferred_calls_total{")
+    )
+
+
+def test_a_deploy_deferred_by_the_budget_is_late_never_lost_and_registers_once(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    sandbox.control("POST", "faults", {"preset": "ecs-documented"})
+    repo.commit(RELEASES, "two releases")
+    # 6 % of ECS's rates: RegisterTaskDefinition's bucket (20 burst, 1 a second) holds
+    # 1.2 tokens and refills one in 17 s, so the second deploy of one commit would
+    # wait about 13 s, far past the 0.25 s a worker waits: it is deferred instead.
+    daemon = start_daemon("--api-budget", "0.06")
+    wait_for(lambda: synced(daemon, "shop", "shop-breaker"), 60, "both adopted")
+    registered = sandbox.calls("RegisterTaskDefinition")
+
+    repo.commit(
+        {
+            "shop.yaml": release_doc("shop", "shop", GOOD_V2),
+            "shop-breaker.yaml": release_doc("shop-breaker", "shop-breaker", GOOD_V2),
+        },
+        "both to v2",
+    )
+    wait_for(lambda: deferred_calls(daemon) >= 1, 30, "a deploy deferred by the budget")
+    wait_for(
+        lambda: sandbox.steady_on("shop", GOOD_V2) and sandbox.steady_on("shop-breaker", GOOD_V2),
+        90,
+        "both rolled out, the deferred one when its token existed",
+    )
+    assert sandbox.calls("RegisterTaskDefinition") - registered == 2, "one revision each"
+    assert sandbox.calls("UpdateService") == 2
+    throttled = [row for row in sandbox.control("GET", "calls")["calls"] if row["throttled"]]
+    assert throttled == []

@@ -121,7 +121,16 @@ def test_a_burst_goes_at_once_then_calls_are_spaced_at_the_share_of_the_sustaine
 
 def test_a_deferrable_call_that_would_wait_too_long_takes_no_token_and_says_when() -> None:
     """A deploy gives its worker back rather than sleep; a rollback behind it goes first."""
-    paced, clock, waits = budget(share=0.5)
+    defers: list[tuple[str, str]] = []
+    clock = FakeTime()
+    waits: list[tuple[str, str, float]] = []
+    paced = CallBudget(
+        BudgetSettings(share=0.5),
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+        on_wait=lambda service, operation, seconds: waits.append((service, operation, seconds)),
+        on_defer=lambda service, operation: defers.append((service, operation)),
+    )
     rate = paced.rate("ecs", "RegisterTaskDefinition")
     assert rate is not None
     for _ in range(int(rate.burst)):
@@ -130,6 +139,7 @@ def test_a_deferrable_call_that_would_wait_too_long_takes_no_token_and_says_when
         paced.acquire("a", "us-east-1", "ecs", "RegisterTaskDefinition")
     assert deferred.value.seconds == pytest.approx(1 / rate.sustained)
     assert clock.slept == [] and waits == []
+    assert defers == [("ecs", "RegisterTaskDefinition")], "counted for the metric"
     # No token was taken: outside the block the next call waits exactly as long.
     assert paced.acquire("a", "us-east-1", "ecs", "RegisterTaskDefinition") == pytest.approx(
         1 / rate.sustained
@@ -140,6 +150,7 @@ def test_a_deferrable_call_that_would_wait_too_long_takes_no_token_and_says_when
         for _ in range(int(rate.burst) + 1):
             paced.acquire("a", "us-east-1", "ecs", "RegisterTaskDefinition")
     assert clock.slept[-1] == pytest.approx(1 / rate.sustained)
+    assert len(defers) == 1, "a call that waited within the limit was not deferred"
 
 
 def test_operations_ecs_throttles_together_share_one_budget() -> None:

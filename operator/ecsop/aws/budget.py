@@ -57,6 +57,8 @@ Key = tuple[str, str, str]
 
 WaitListener = Callable[[str, str, float], None]
 """(service, operation, seconds waited) for every call that had to wait."""
+DeferListener = Callable[[str, str], None]
+"""(service, operation) for every deferrable call not sent (``BudgetDeferred``)."""
 
 
 class BudgetDeferred(Exception):
@@ -116,6 +118,7 @@ class CallBudget:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         on_wait: WaitListener = lambda service, operation, seconds: None,
+        on_defer: DeferListener = lambda service, operation: None,
     ) -> None:
         self.settings = settings or BudgetSettings()
         if self.settings.share < 0:
@@ -123,6 +126,7 @@ class CallBudget:
         self._monotonic = monotonic
         self._sleep = sleep
         self._on_wait = on_wait
+        self._on_defer = on_defer
         self._lock = threading.Lock()
         self._buckets: dict[Key, _Reservations] = {}
         self.own_account = ""
@@ -157,6 +161,7 @@ class CallBudget:
                 )
             taken, wait = found.reserve(now, max_wait)
         if not taken:
+            self._on_defer(service, operation)
             raise BudgetDeferred(service, operation, wait)
         if wait > 0:
             self._on_wait(service, operation, wait)

@@ -73,7 +73,9 @@ class Daemon:
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.pacing = PacingMetrics(self.registry)
-        self.budget = CallBudget(settings.budget, on_wait=self.pacing.waited)
+        self.budget = CallBudget(
+            settings.budget, on_wait=self.pacing.waited, on_defer=self.pacing.deferred
+        )
         # Every attempt of every AWS call checks the pass's fence: a replica that lost a
         # shard sends nothing more for it, not even a botocore retry of a write.
         self.clients = ClientFactory(

@@ -5,8 +5,10 @@ the starts of two resyncs; above ``ecsop_resync_interval_configured_seconds``
 it was stretched, because observing every release at ``--resync-interval``
 would spend more DescribeServices than ecsop's budget allows (alert
 ``EcsopResyncStretched``). The wait counters show where calls queued for the
-budget (``ecsop.aws.budget``); labels are AWS service and operation names,
-a bounded set.
+budget (``ecsop.aws.budget``), the deferred counter which deploys gave their
+worker back instead of queueing (their passes come back when the token
+exists, so a deploy is late, never lost: no alert); labels are AWS service
+and operation names, a bounded set.
 
 The daemon builds one on its registry and hands ``waited`` to the budget
 and ``resync`` to the controller.
@@ -45,6 +47,14 @@ class PacingMetrics:
             registry=registry,
         )
 
+        self.budget_deferred = Counter(
+            "ecsop_aws_budget_deferred_calls_total",
+            "Deploy calls not sent because they would have waited longer than a worker may "
+            "for ecsop's API budget; the release's pass comes back when the token exists.",
+            ["service", "operation"],
+            registry=registry,
+        )
+
     def resync(self, effective: float, configured: float) -> None:
         self.resync_interval.set(effective)
         self.resync_configured.set(configured)
@@ -52,3 +62,6 @@ class PacingMetrics:
     def waited(self, service: str, operation: str, seconds: float) -> None:
         self.budget_delayed.labels(service, operation).inc()
         self.budget_wait.labels(service, operation).inc(seconds)
+
+    def deferred(self, service: str, operation: str) -> None:
+        self.budget_deferred.labels(service, operation).inc()
