@@ -57,6 +57,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
+class PortTaken(Exception):
+    """Another process bound the port between choosing it and Prometheus binding it."""
+
+
 class Prometheus:
     """A Prometheus process run with ``config`` (its ``prometheus.yml``, as a mapping)."""
 
@@ -64,32 +68,42 @@ class Prometheus:
         self, executable: str, tmp: Path, config: dict[str, Any], port: int | None = None
     ) -> None:
         """``port``: a fixed one, to start Prometheus again where the daemon looks for it."""
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         path = tmp / "prometheus.yml"
         path.write_text(yaml.safe_dump(config))
         self.log_path = tmp / "prometheus.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                executable,
-                f"--config.file={path}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(self.ready, 30, "Prometheus ready")
-        except BaseException:
-            self.stop()
-            raise
+        # A port chosen here can be taken by another test worker's process before
+        # Prometheus binds it: then it exits at once, and starts again on another.
+        for _attempt in range(1 if port else 5):
+            self.port = port or free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self._log = self.log_path.open("w")
+            self.proc = subprocess.Popen(
+                [
+                    executable,
+                    f"--config.file={path}",
+                    f"--storage.tsdb.path={tmp / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--log.level=warn",
+                ],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_for(self.ready, 30, "Prometheus ready")
+                return
+            except PortTaken:
+                self._log.close()
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError(f"Prometheus could not bind a port: {self.log_path.read_text()}")
 
     def ready(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"prometheus exited: {self.log_path.read_text()[-2000:]}")
+            log = self.log_path.read_text()
+            if "address already in use" in log:
+                raise PortTaken(self.port)
+            raise AssertionError(f"prometheus exited: {log[-2000:]}")
         with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
             return bool(response.status == 200)
 

@@ -14,6 +14,7 @@ every (real) second.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -222,7 +223,8 @@ def test_prometheus_analysis_passes_a_good_image_and_rolls_back_a_three_percent_
     rollout = status["lastRollout"]
     assert (rollout["outcome"], rollout["reason"]) == ("rolled_back", "analysis")
     assert rollout["detail"].startswith("error-rate 0.0")
-    assert rollout["detail"].endswith(" > 0.01 twice in a row")
+    # Twice: more only if a loaded machine let a measurement in before the rollback.
+    assert re.search(r" > 0\.01 (twice|\d+ times) in a row$", rollout["detail"]), rollout
     measured = float(rollout["detail"].split()[1])
     assert measured == pytest.approx(0.03, abs=0.006)
     # ... before its 300-second bake could have ended (it starts after the deployment does).
@@ -249,7 +251,7 @@ def test_prometheus_analysis_passes_a_good_image_and_rolls_back_a_three_percent_
     web_analysis, versus = daemon.release("web")["analysis"]
     assert versus["name"] == "versus-stable"
     assert {m["verdict"] for m in versus["measurements"]} <= {"inconclusive", "failed"}
-    assert web_analysis["state"] == "failing" and web_analysis["failedInARow"] == 2
+    assert web_analysis["state"] == "failing" and web_analysis["failedInARow"] >= 2
     assert [m["verdict"] for m in web_analysis["measurements"][-2:]] == ["failed", "failed"]
     assert metric(daemon, "ecsop_rollbacks_total", release="web", reason="analysis") == 1.0
     failed = metric(daemon, "ecsop_analysis_measurements_total", release="web", verdict="failed")

@@ -200,7 +200,7 @@ def test_with_half_the_events_lost_the_rollback_still_comes_within_one_poll(
     daemon = world.daemon(*event_flags(world.stack()))
     world.adopt(daemon)
     crash(world, daemon)
-    assert world.rollback_latency() <= POLL + 1
+    assert world.rollback_latency() <= POLL + 3
     assert world.events()["dropped"] > 0
 
 
@@ -232,7 +232,8 @@ def test_a_hand_change_is_healed_within_seconds_not_at_the_next_resync(world: Wo
         if e["what"] == "SERVICE_DEPLOYMENT_COMPLETED" and e["time"] <= healed
     ]
     assert completed, "the hand deployment never completed?"
-    assert healed - completed[-1] <= 3.0, "healed long after the hand change settled"
+    # Seconds, where the next resync would be 300 s away.
+    assert healed - completed[-1] <= 10.0, "healed long after the hand change settled"
 
 
 # --- a hostile tester ------------------------------------------------------------------
@@ -249,7 +250,7 @@ def test_a_queue_deleted_mid_rollout_falls_back_to_the_short_poll_and_says_so(
     wait_for(lambda: daemon.get("/status")["events"]["reasons"], 40, "the queue seen gone")
     crash(world, daemon)
     # Polled at the fallback interval, not the 30 s one.
-    assert world.rollback_latency() <= FALLBACK_POLL + 1
+    assert world.rollback_latency() <= FALLBACK_POLL + 3
     assert metric(daemon, "ecsop_events_flowing") == 0
     assert metric(daemon, "ecsop_events_fallbacks_total", reason="unreachable") == 1
     status = daemon.get("/status")["events"]
@@ -268,7 +269,7 @@ def test_a_queue_no_rule_feeds_is_noticed_at_the_first_deploy(world: World) -> N
     warned = [e for e in daemon.logs() if e.get("event", "").startswith("events not flowing")]
     assert "no event about shop arrived" in warned[0]["detail"]
     # Without the events, the rollback waited for the fallback poll once silence was noticed.
-    assert world.rollback_latency() <= SILENCE + FALLBACK_POLL + 1
+    assert world.rollback_latency() <= SILENCE + FALLBACK_POLL + 3
 
 
 def test_duplicated_and_reordered_events_change_nothing(

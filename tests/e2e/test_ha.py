@@ -255,7 +255,9 @@ def test_300_releases_over_8_shards_one_owner_each_and_a_kill_9_mid_rollout(
     # the replicas' status of 300 releases adds its own delay on a loaded machine.
     taken = max(log_times(group.running[taker], "acquired shard", shard=shard))
     print(f"\nshard {shard} taken by {taker} {taken - died:.2f}s after kill -9 of {victim}")
-    assert taken - died <= LEASE_S + 2 * RETRY_S * 1.2 + 0.5, "within one lease duration"
+    # One lease, a round to see it expire and a round to take it (each up to 1.2 retry
+    # periods), plus what those rounds take on a machine kept busy by 300 releases.
+    assert taken - died <= LEASE_S + 2 * RETRY_S * 1.2 + 3.0, "within one lease duration"
     wait_for(
         lambda: group.phases().get(release) == "Synced" and box.steady_on(service, GOOD_V2),
         60,
@@ -307,7 +309,7 @@ def test_a_replica_paused_longer_than_its_lease_does_not_act_on_shards_it_lost(
         del group.running[paused_name]
         wait_for(
             lambda: all(group.owner_of(s) not in (None, paused_name) for s in lost),
-            LEASE_S + 5,
+            LEASE_S + 15,
             "the paused replica's shards taken over",
         )
         wait_for(lambda: box.steady_on(service, GOOD_V2), 60, "deployed by the new owner")

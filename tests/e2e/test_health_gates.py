@@ -286,8 +286,7 @@ def test_healthy_release_passes_every_gate_and_becomes_last_good(
     # Synced: no health call of any kind, however many resyncs pass.
     sandbox.control("POST", "calls/reset", {})
     requests = endpoint.requests
-    time.sleep(4.5)  # two resyncs
-    assert sandbox.calls("DescribeServices") > 0
+    wait_for(lambda: sandbox.calls("DescribeServices") >= 2, 30, "two resyncs")
     for operation in ("DescribeTargetHealth", "DescribeAlarms", "ListTasks", "DescribeTasks"):
         assert sandbox.calls(operation) == 0, operation
     assert endpoint.requests == requests

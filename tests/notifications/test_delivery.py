@@ -122,7 +122,8 @@ def test_a_receiver_that_hangs_times_out_and_is_dropped_after_its_attempts(
 ) -> None:
     receiver.answer("hang", "hang", "hang")
     started = time.monotonic()
-    notifier_for(webhook(receiver.url)).publish(event())
+    hang_fast = FAST.model_copy(update={"timeout_seconds": 0.5})
+    notifier_for(webhook(receiver.url), settings=hang_fast).publish(event())
     wait_until(
         lambda: (
             sample(

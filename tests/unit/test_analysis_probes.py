@@ -242,13 +242,17 @@ def test_measurements_are_judged_counted_and_counted_in_a_row(fake: FakePromethe
     fake.answer = (200, vector("0.034"))
     try:
         probes.watch("shop", "g1", [analysis], {}, "us-east-1", None, NOW)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             (state,) = probes.watch("shop", "g1", [analysis], {}, "us-east-1", None, NOW)
             if state.failing:
                 break
             time.sleep(0.05)
-        assert state.failing and state.failure_detail == "error-rate 0.034 > 0.01 twice in a row"
+        # Twice, or more when a loaded machine let a third measurement in before this look.
+        assert state.failing
+        assert re.fullmatch(
+            r"error-rate 0\.034 > 0\.01 (twice|\d+ times) in a row", state.failure_detail
+        ), state.failure_detail
         assert counted[:2] == [("shop", "error-rate", MeasurementVerdict.FAILED)] * 2
         # A placeholder's value changing within the rollout (the old deployment goes)
         # keeps the count; an edited analysis, or another rollout, starts afresh.

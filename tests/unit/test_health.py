@@ -6,6 +6,7 @@ against a server on 127.0.0.1 with intervals of a second or less.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -661,8 +662,13 @@ def test_consecutive_failures_beyond_the_allowance_fail(server: Server) -> None:
     wait(lambda: probes.watch("api", "g1", checks)[1] == ())
     assert probes.watch("api", "g1", checks)[0] == ()
     server.status = 503
-    failing = wait(lambda: probes.watch("api", "g1", checks)[0], timeout=5)
-    assert failing == (f"{server.url}: HTTP 503, expected 200 (2 consecutive failures)",)
+    failing = wait(lambda: probes.watch("api", "g1", checks)[0], timeout=20)
+    (said,) = failing
+    # 2, or more if a loaded machine let another check in before this look.
+    found = re.fullmatch(
+        rf"{re.escape(server.url)}: HTTP 503, expected 200 \((\d+) consecutive failures\)", said
+    )
+    assert found and int(found.group(1)) >= 2, said
     # A new rollout starts afresh.
     server.status = 200
     assert probes.watch("api", "g2", checks) == ((), (server.url,))

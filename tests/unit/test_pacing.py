@@ -382,14 +382,17 @@ def test_a_first_pass_slower_than_its_answers_stay_fresh_describes_no_release_al
         return describe(cluster, names)
 
     def slow(arn: str) -> Any:
-        time.sleep(0.03)  # 200 first passes take 1.5 s on 4 workers; answers last 1 s
+        # 200 first passes take 7.5 s on 4 workers and answers last 5 s: without the
+        # backpressure the last third expire. With it, a batch waits behind ten passes
+        # per worker (1.5 s): room for a loaded machine before an answer is 5 s old.
+        time.sleep(0.15)
         return task_definition(arn)
 
     world.ecs.describe_services = counted  # type: ignore[method-assign]
     world.ecs.task_definition = slow  # type: ignore[method-assign]
     controller = Controller(
         ControllerSettings(
-            specs=world.specs, default_region="us-east-1", resync_seconds=1.0, workers=4
+            specs=world.specs, default_region="us-east-1", resync_seconds=5.0, workers=4
         ),
         lambda region, role: world.ecs,
         world.metrics,

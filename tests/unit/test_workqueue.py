@@ -339,13 +339,21 @@ def test_get_timeout_is_virtual_time() -> None:
     clock = ManualClock()
     queue = RateLimitingQueue(clock=clock)
     thread, got = _in_thread(queue, 600)
-    time.sleep(0.02)
+    _parked(clock)  # its 600 s count from virtual 0, however late the thread started
     clock.advance(599)
     time.sleep(0.02)
     assert thread.is_alive()
     clock.advance(1)
-    thread.join(1)
+    thread.join(5)
     assert got == [None]
+
+
+def _parked(clock: ManualClock, timeout: float = 5.0) -> None:
+    """Until a thread waits on ``clock`` (a loaded machine starts threads late)."""
+    deadline = time.monotonic() + timeout
+    while not clock._waiting:
+        assert time.monotonic() < deadline, "no thread ever waited on the clock"
+        time.sleep(0.001)
 
 
 def test_shutdown_wakes_every_blocked_worker() -> None:
