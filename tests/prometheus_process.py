@@ -68,7 +68,7 @@ class Prometheus:
         self, executable: str, tmp: Path, config: dict[str, Any], port: int | None = None
     ) -> None:
         """``port``: a fixed one, to start Prometheus again where the daemon looks for it."""
-        path = tmp / "prometheus.yml"
+        path = self.config_path = tmp / "prometheus.yml"
         path.write_text(yaml.safe_dump(config))
         self.log_path = tmp / "prometheus.log"
         # A port chosen here can be taken by another test worker's process before
@@ -105,7 +105,10 @@ class Prometheus:
                 raise PortTaken(self.port)
             raise AssertionError(f"prometheus exited: {log[-2000:]}")
         with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-            return bool(response.status == 200)
+            if response.status != 200:
+                return False
+        # Ours, not another test's Prometheus that took the port: ours exits soon after.
+        return bool(self.api("status/flags").get("config.file") == str(self.config_path))
 
     def api(self, path: str, **params: str) -> Any:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""

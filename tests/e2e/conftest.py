@@ -389,26 +389,36 @@ class Daemon:
             except BaseException:
                 self.kill()
                 raise
-        raise AssertionError("five free ports were all taken before the daemon bound them")
+        raise AssertionError(
+            "five free ports were all taken before the daemon bound them:\n"
+            + self.log_path.read_text(errors="replace")[-4000:]
+        )
 
     def _wait_healthy(self, timeout: float) -> None:
-        """Until /healthz answers; at once if the daemon exits (PortTaken if for its port)."""
+        """Until /healthz answers; at once if the daemon exits (PortTaken if for its port).
+
+        /healthz is asked only once this process logged that it started: until then,
+        what answers on the port may be another test's daemon that took it.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                if self.get("/healthz"):
-                    return
-            except Exception:  # not listening yet
-                pass
+            log = self.log_path.read_text(errors="replace")
             if self.proc.poll() is not None:
-                log = self.log_path.read_text(errors="replace")
-                if "choose another port" in log:
+                if "already in use" in log:
                     raise PortTaken(self.port)
                 raise AssertionError(
                     f"the daemon exited with {self.proc.returncode}:\n{log[-4000:]}"
                 )
+            if "ecsop started" in log:
+                try:
+                    if self.get("/healthz"):
+                        return
+                except Exception:  # not answering yet
+                    pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for daemon /healthz")
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for daemon /healthz:\n{log[-4000:]}"
+                )
             time.sleep(0.1)
 
     def get(self, path: str) -> Any:

@@ -96,7 +96,7 @@ def deferred_calls(daemon: Daemon) -> float:
     )
 
 
-def test_a_deploy_deferred_by_the_budget_is_late_never_lost_and_registers_once(
+def test_a_deploy_deferred_by_the_budget_is_late_never_lost(
     sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
 ) -> None:
     sandbox.control("POST", "faults", {"preset": "ecs-documented"})
@@ -122,6 +122,8 @@ def test_a_deploy_deferred_by_the_budget_is_late_never_lost_and_registers_once(
         "both rolled out, the deferred one when its token existed",
     )
     assert sandbox.calls("RegisterTaskDefinition") - registered == 2, "one revision each"
-    assert sandbox.calls("UpdateService") == 2
+    first, second = sandbox.call_log("UpdateService")
+    assert second["wall"] - first["wall"] >= 5, "the second deploy came when its token existed"
+    # (A deploy deferred after its registration reuses that revision: test_executor.)
     throttled = [row for row in sandbox.control("GET", "calls")["calls"] if row["throttled"]]
     assert throttled == []

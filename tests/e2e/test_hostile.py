@@ -283,7 +283,8 @@ def test_a_crash_loop_ecs_does_not_count_is_rolled_back_within_one_poll(
     within one active poll (5 simulated seconds) of the second exit (maxFailedTasks 1).
     """
     repo.commit({"w.yaml": release_doc("worker", "shop-breaker", GOOD_V1)}, "v1")
-    daemon = start_daemon()
+    # A resync every 600 simulated seconds: only the active poll can explain the rollback.
+    daemon = start_daemon("--resync-interval", "30")
     wait_for(lambda: synced(daemon, "worker"), 30, "adopted")
     repo.commit({"w.yaml": release_doc("worker", "shop-breaker", CRASH)}, "crash")
     wait_for(
@@ -296,9 +297,9 @@ def test_a_crash_loop_ecs_does_not_count_is_rolled_back_within_one_poll(
         if task.get("stopCode") == "EssentialContainerExited"
     )
     assert len(stopped) >= 2
-    # One poll (5 s) plus the pass's own calls: at clock x20, half a real second of a
-    # loaded machine is 10 simulated seconds. The next resync would be 40 s.
-    assert rollback["sim"] - stopped[1] <= 5.0 + 10.0, (rollback["sim"], stopped)
+    # One poll (5 s) plus the pass's own calls: at clock x20, two real seconds of a
+    # loaded machine are 40 simulated seconds. The next resync would be 600 s.
+    assert rollback["sim"] - stopped[1] <= 5.0 + 40.0, (rollback["sim"], stopped)
     rollout = daemon.release("worker")["lastRollout"]
     assert rollout["reason"] == "failed_tasks"
     assert "exited with code 1 after reaching RUNNING" in rollout["detail"]

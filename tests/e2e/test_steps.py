@@ -126,9 +126,9 @@ def shop(image: str, *, migrate: int = 600, smoke: int | None = None) -> dict[st
     return doc
 
 
-def adopted(repo: SpecRepo, start_daemon: StartDaemon, **spec: Any) -> Daemon:
+def adopted(repo: SpecRepo, start_daemon: StartDaemon, *flags: str, **spec: Any) -> Daemon:
     repo.commit({"shop.yaml": shop(GOOD_V1, **spec)}, "adopt shop")
-    daemon = start_daemon()
+    daemon = start_daemon(*flags)
     wait_for(lambda: phase(daemon) == "Synced", 30, "shop adopted")
     return daemon
 
@@ -285,7 +285,8 @@ def test_a_daemon_killed_during_a_migration_waits_for_it_and_never_starts_anothe
 def test_a_migration_past_its_timeout_is_stopped_and_nothing_is_deployed(
     sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
 ) -> None:
-    daemon = adopted(repo, start_daemon)
+    # A resync every 600 simulated seconds: the step's own polls must stop it.
+    daemon = adopted(repo, start_daemon, "--resync-interval", "30")
     repo.commit({"shop.yaml": shop(HANGING_MIGRATION, migrate=60)}, "a migration that hangs")
     status = wait_for(
         lambda: (s := daemon.release("shop")).get("reason") == "StepFailed" and s, 60, "timed out"
@@ -293,7 +294,8 @@ def test_a_migration_past_its_timeout_is_stopped_and_nothing_is_deployed(
     assert "timed out after 60s" in status["message"], status["message"]
     (stop,) = sandbox.call_log("StopTask")
     (run,) = sandbox.call_log("RunTask")
-    # At its timeout: the next pass after it, within seconds of a loaded machine (x20).
+    # At its timeout: the next poll after it, within seconds of a loaded machine (x20),
+    # long before the next resync (600 s).
     assert 60 <= stop["sim"] - run["sim"] < 60 + 120, "stopped at its timeout"
     (task,) = step_tasks(sandbox)
     wait_for(lambda: step_tasks(sandbox)[0]["lastStatus"] == "STOPPED", 30, "the task stopped")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -81,16 +82,22 @@ def test_port_zero_binds_a_free_port_and_prints_its_url(tmp_path: Path) -> None:
         )
     try:
         deadline = time.monotonic() + 30
-        while not out.read_text().startswith("ecsop sandbox: http://127.0.0.1:"):
+        while not (
+            said := re.search(r"ecsop sandbox: (http://127\.0\.0\.1:\d+) ", out.read_text())
+        ):
             assert process.poll() is None, out.read_text()
             assert time.monotonic() < deadline, "the sandbox printed no URL"
             time.sleep(0.1)
-        url = out.read_text().split()[2]
+        url = said.group(1)
         assert not url.endswith(":0")
         assert requests.get(f"{url}/_sandbox/health", timeout=5).ok
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(15)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
     assert process.returncode == 0
 
 

@@ -276,7 +276,7 @@ def test_a_hanging_prometheus_never_holds_the_caller(fake: FakePrometheus) -> No
         started = time.monotonic()
         for _ in range(20):
             probes.watch("shop", "g1", [prom()], {}, "us-east-1", None, NOW)
-        assert time.monotonic() - started < 2, "never waits for the 3 s answer"
+        assert time.monotonic() - started < 1, "never waits for the answer (2 s timeout)"
         assert len(fake.requests) <= 1, "a measurement is never in flight twice"
     finally:
         probes.close()

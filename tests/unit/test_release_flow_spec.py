@@ -182,7 +182,7 @@ def test_an_unknown_name_in_a_large_directory_lists_the_closest_releases(tmp_pat
     files["a.yaml"] = release("a", "  dependsOn: [shop-7x, zzzzzz]")
     assert errors_of(tmp_path, files) == [
         "a.yaml:8: spec.dependsOn[0]: no release named 'shop-7x' in the spec directory "
-        "(closest of its 31 releases: shop-7, shop-27, shop-17, shop-9, shop-8)",
+        "(closest of its 31 releases: shop-7, shop-17, shop-27, shop-0, shop-1)",
         "a.yaml:8: spec.dependsOn[1]: no release named 'zzzzzz' in the spec directory "
         "(none of its 31 releases has a close name)",
     ]

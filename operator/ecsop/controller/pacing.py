@@ -170,8 +170,10 @@ class ResyncPacer:
     def interval(self) -> float:
         """Seconds between the starts of two resyncs: the plan's, or the last one's if longer."""
         with self._lock:
-            needed = self._plan.needed if self._plan is not None else 0.0
-            return max(self.configured, needed, self._took)
+            return self._interval(self._plan, self._took)
+
+    def _interval(self, current: Plan | None, took: float) -> float:
+        return max(self.configured, current.needed if current is not None else 0.0, took)
 
     def run(
         self,
@@ -198,10 +200,10 @@ class ResyncPacer:
 
     def status(self) -> dict[str, Any]:
         """What ``/status`` shows about the resync (``resync``)."""
-        with self._lock:
+        with self._lock:  # one snapshot: a resync ending meanwhile changes both
             current, took = self._plan, self._took
-        effective = self.interval
         configured = self.configured
+        effective = self._interval(current, took)
         rate = current.rate if current is not None else None
         return {
             "configuredSeconds": configured,

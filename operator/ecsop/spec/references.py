@@ -12,6 +12,7 @@ spec keeps being watched.
 from __future__ import annotations
 
 import difflib
+import heapq
 from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
@@ -32,6 +33,7 @@ class Named(Protocol):
 def check(releases: Mapping[str, Named], known: Collection[str]) -> list[tuple[Named, str, str]]:
     """Every reference problem, as (release, field, message)."""
     problems: list[tuple[Named, str, str]] = []
+    choices: dict[str, str] = {}  # per unknown name: a renamed release many depend on
     # Most releases name no other: at 10,000 releases this check runs at every spec
     # change, so only the ones that do are looked at past this line.
     linked = [r for r in releases.values() if r.depends_on or r.promoted_from]
@@ -45,12 +47,13 @@ def check(releases: Mapping[str, Named], known: Collection[str]) -> list[tuple[N
                 if name == loaded.name:
                     problems.append((loaded, where, f"{name!r} is this release itself"))
                 elif name not in known:
+                    if name not in choices:
+                        choices[name] = _choices(name, known)
                     problems.append(
                         (
                             loaded,
                             where,
-                            f"no release named {name!r} in the spec directory "
-                            f"({_choices(name, known)})",
+                            f"no release named {name!r} in the spec directory ({choices[name]})",
                         )
                     )
     for field, word, edges in (
@@ -69,6 +72,9 @@ def check(releases: Mapping[str, Named], known: Collection[str]) -> list[tuple[N
 
 LISTED_RELEASES = 20
 """Up to this many releases in the directory, an unknown name's error lists them all."""
+CLOSEST_SHOWN = 5
+CLOSE_ENOUGH = 0.6
+"""difflib's similarity ratio a name needs to be offered (``get_close_matches``'s cutoff)."""
 
 
 def _choices(name: str, known: Collection[str]) -> str:
@@ -79,10 +85,38 @@ def _choices(name: str, known: Collection[str]) -> str:
     """
     if len(known) <= LISTED_RELEASES:
         return "releases: " + (", ".join(sorted(known)) or "none")
-    close = difflib.get_close_matches(name, known, n=5)
+    close = _closest(name, known)
     if not close:
         return f"none of its {len(known)} releases has a close name"
     return f"closest of its {len(known)} releases: " + ", ".join(close)
+
+
+def _closest(name: str, known: Collection[str]) -> list[str]:
+    """The most similar names, ties broken by the longer common prefix, then by name.
+
+    ``difflib.get_close_matches`` breaks ties by the alphabetically last name, which
+    offers ``svc-09123`` before ``svc-01230`` for ``svc-0123x``.
+    """
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(name)
+    scored: list[tuple[float, int, str]] = []
+    for candidate in known:
+        matcher.set_seq1(candidate)
+        if (
+            matcher.real_quick_ratio() >= CLOSE_ENOUGH
+            and matcher.quick_ratio() >= CLOSE_ENOUGH
+            and (ratio := matcher.ratio()) >= CLOSE_ENOUGH
+        ):
+            scored.append((-ratio, -_common_prefix(candidate, name), candidate))
+    return [candidate for _, _, candidate in heapq.nsmallest(CLOSEST_SHOWN, scored)]
+
+
+def _common_prefix(one: str, other: str) -> int:
+    """How many leading characters the two names share."""
+    for index, (a, b) in enumerate(zip(one, other, strict=False)):
+        if a != b:
+            return index
+    return min(len(one), len(other))
 
 
 def _depends_on(release: Named) -> list[str]:
