@@ -272,9 +272,10 @@ class Sandbox:
         )
 
     def image_of(self, name: str) -> str:
-        return self._app_image(self.service(name)["taskDefinition"])
+        return self.app_image(self.service(name)["taskDefinition"])
 
-    def _app_image(self, arn: str) -> str:
+    def app_image(self, arn: str) -> str:
+        """The ``app`` container's image in task definition ``arn``."""
         td = self.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
         return next(c["image"] for c in td["containerDefinitions"] if c["name"] == "app")
 
@@ -286,7 +287,7 @@ class Sandbox:
         return (
             len(deployments) == 1
             and deployments[0].get("rolloutState") == "COMPLETED"
-            and self._app_image(deployments[0]["taskDefinition"]) == image
+            and self.app_image(deployments[0]["taskDefinition"]) == image
         )
 
     def revisions(self, family: str) -> int:

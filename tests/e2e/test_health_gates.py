@@ -322,10 +322,7 @@ def only_deploys(sandbox: Sandbox) -> list[dict[str, Any]]:
     calls = sandbox.call_log("UpdateService")
     for call in calls:
         arn = call["request"]["taskDefinition"]
-        image = sandbox.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"][
-            "containerDefinitions"
-        ][0]["image"]
-        assert image == ALARMING, (call["caller"], arn, image)
+        assert sandbox.app_image(arn) == ALARMING, (call["caller"], arn)
     return calls
 
 

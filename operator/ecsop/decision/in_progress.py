@@ -51,7 +51,7 @@ def rolling_out(p: PassInputs) -> Action:
         return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
     age = int(gates.age(deployment, p.now))
     where = strategy.progress(p.release, p.observed, p.now)
-    where = "; ".join(w for w in (where, left_to_ecs) if w)
+    where = _joined(where, left_to_ecs)
     return Wait(
         Phase.PROGRESSING,
         Reason.ROLLOUT_IN_PROGRESS,
@@ -181,11 +181,10 @@ def superseded(p: PassInputs) -> Action:
     message = (
         f"finishing the rollout of {p.view.judged_fingerprint} before deploying {p.view.desired}"
     )
-    left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
     return Wait(
         Phase.PROGRESSING,
         Reason.ROLLOUT_IN_PROGRESS,
-        f"{message}; {left_to_ecs}" if left_to_ecs else message,
+        _joined(message, gates.left_to_ecs(p.observed, deployment, p.now)),
         p.poll,
     )
 
@@ -218,3 +217,8 @@ def no_primary(p: PassInputs) -> Action:
         "service has no PRIMARY deployment yet",
         p.poll,
     )
+
+
+def _joined(*parts: str) -> str:
+    """The non-empty parts of a status message, in order."""
+    return "; ".join(part for part in parts if part)
