@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .conftest import GOOD_V1, GOOD_V2, Daemon, Sandbox, SpecRepo, release_doc, wait_for
+from .conftest import GOOD_V1, GOOD_V2, GOOD_V3, Daemon, Sandbox, SpecRepo, release_doc, wait_for
 
 pytestmark = pytest.mark.e2e
 StartDaemon = Callable[..., Daemon]
@@ -127,3 +127,32 @@ def test_a_deploy_deferred_by_the_budget_is_late_never_lost(
     # (A deploy deferred after its registration reuses that revision: test_executor.)
     throttled = [row for row in sandbox.control("GET", "calls")["calls"] if row["throttled"]]
     assert throttled == []
+
+
+def test_a_spec_broken_while_its_deploy_is_deferred_never_deploys_what_it_said_before(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    """Hostile: the deferred deploy's file stops parsing, then is fixed to v3, all before
+    its token exists. Nothing waits with the old decision: no v2 goes out for it, and v3
+    is deployed once, when a token exists."""
+    sandbox.control("POST", "faults", {"preset": "ecs-documented"})
+    repo.commit(RELEASES, "two releases")
+    daemon = start_daemon("--api-budget", "0.06")
+    wait_for(lambda: synced(daemon, "shop", "shop-breaker"), 60, "both adopted")
+    repo.commit(
+        {
+            "shop.yaml": release_doc("shop", "shop", GOOD_V2),
+            "shop-breaker.yaml": release_doc("shop-breaker", "shop-breaker", GOOD_V2),
+        },
+        "both to v2",
+    )
+    wait_for(lambda: deferred_calls(daemon) >= 1, 30, "a deploy deferred by the budget")
+    (deployed,) = [c["request"]["service"] for c in sandbox.call_log("UpdateService")]
+    waiting = "shop-breaker" if deployed == "shop" else "shop"
+    repo.commit({f"{waiting}.yaml": "apiVersion: ecsop.dev/v1\nkind: [Release\n"}, "broken")
+    wait_for(lambda: daemon.release(waiting).get("phase") == "Invalid", 30, "shown invalid")
+    repo.commit({f"{waiting}.yaml": release_doc(waiting, waiting, GOOD_V3)}, "fixed, to v3")
+    wait_for(lambda: sandbox.steady_on(waiting, GOOD_V3), 90, "v3 deployed when its token existed")
+    updates = [c for c in sandbox.call_log("UpdateService") if c["request"]["service"] == waiting]
+    assert len(updates) == 1, "v2 never went out for it; v3 once"
+    assert sandbox.app_image(updates[0]["request"]["taskDefinition"]) == GOOD_V3

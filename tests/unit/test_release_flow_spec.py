@@ -281,3 +281,27 @@ def test_rewrite_changes_only_the_image_values() -> None:
 def test_rewrite_refuses(release_name: str, images: dict[str, str], problem: str) -> None:
     with pytest.raises(RewriteError, match=problem):
         replace_images(SPEC_FILE, release_name, images)
+
+
+def test_an_unknown_name_among_thousands_of_releases_keeps_its_error_one_short_line() -> None:
+    """Hostile: 2,000 releases, 300 of them naming the same missing release (renamed)."""
+    from dataclasses import dataclass, field
+
+    from ecsop.spec import references
+
+    @dataclass
+    class Release:
+        name: str
+        depends_on: list[str] = field(default_factory=list)
+        promoted_from: list[str] = field(default_factory=list)
+
+    releases = {f"svc-{n:04d}": Release(f"svc-{n:04d}") for n in range(2000)}
+    for n in range(300):
+        releases[f"svc-{n:04d}"].depends_on.append("payments-db")
+    problems = references.check(releases, releases.keys())
+    assert len(problems) == 300
+    messages = {message for _, _, message in problems}
+    assert len(messages) == 1, "one answer for the one missing name"
+    (message,) = messages
+    assert message.startswith("no release named 'payments-db' in the spec directory (")
+    assert len(message) < 200, message
