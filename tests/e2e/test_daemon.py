@@ -253,3 +253,58 @@ def test_release_rolled_back_by_ecs_while_daemon_was_down_is_not_redeployed(
     time.sleep(2)
     assert sandbox.calls("UpdateService") == 1, "the failed release must not be deployed again"
     assert restarted.release("breaker")["phase"] == "Degraded"
+
+
+def test_a_restart_after_kill_9_reads_no_revision_it_proved(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    """Issue 22: a fresh process described every running revision before any release was
+    Synced. It now trusts the fingerprint it recorded on the service with last-good, for a
+    steady service on last-good only; a service changed while it was down is described,
+    and put back, as before."""
+    repo.commit(
+        {
+            "shop.yaml": release_doc("shop", "shop", GOOD_V1),
+            "breaker.yaml": release_doc("breaker", "shop-breaker", GOOD_V1),
+        },
+        "adopt",
+    )
+    daemon = start_daemon()
+    wait_for(lambda: synced(daemon, "shop") and synced(daemon, "breaker"), 20, "adopted")
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V2)}, "shop v2")
+    wait_for(lambda: last_good_runs(sandbox, "shop", GOOD_V2), 40, "v2 deployed and baked")
+    daemon.kill()
+
+    # /status's deployment history reads revisions on demand; only the passes count here.
+    restarted = start_daemon("--status-history", "0", caller="restarted")
+    wait_for(lambda: synced(restarted, "shop") and synced(restarted, "breaker"), 20, "Synced")
+    described = [
+        c for c in sandbox.call_log("DescribeTaskDefinition") if c["caller"] == "restarted"
+    ]
+    assert described == [], "a restart describes no revision it proved"
+    status = restarted.release("shop")
+    assert status["runningImages"] == {"app": GOOD_V2}
+    assert status["runningFingerprint"] == fingerprint({"app": GOOD_V2})
+    restarted.kill()
+
+    # While ecsop is down, someone points the service at a revision of their own.
+    base = sandbox.ecs.describe_task_definition(taskDefinition="shop-breaker")["taskDefinition"]
+    manual = sandbox.ecs.register_task_definition(
+        family="shop-breaker",
+        containerDefinitions=[
+            {**c, "image": GOOD_V3} if c["name"] == "app" else c
+            for c in base["containerDefinitions"]
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    sandbox.ecs.update_service(cluster="prod", service="shop-breaker", taskDefinition=manual)
+    wait_for(lambda: sandbox.steady_on("shop-breaker", GOOD_V3), 40, "hand edit rolled out")
+    third = start_daemon(caller="third")
+    wait_for(lambda: last_good_runs(sandbox, "shop-breaker", GOOD_V1), 60, "put back")
+    assert any(
+        c["caller"] == "third" and c["request"].get("taskDefinition") == manual
+        for c in sandbox.call_log("DescribeTaskDefinition")
+    ), "the revision it did not prove is described"
+    # And a commit after the restart deploys as ever.
+    repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V3)}, "shop v3")
+    wait_for(lambda: last_good_runs(sandbox, "shop", GOOD_V3), 40, "v3 deployed and baked")
+    assert third.stop() == 0

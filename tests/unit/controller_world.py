@@ -78,6 +78,8 @@ class FakeEcs:
         self.tds: dict[str, TaskDefinition] = {}
         self.services: dict[str, ServiceState] = {}
         self.calls: list[str] = []
+        self.described: list[str] = []
+        """Each revision DescribeTaskDefinition was asked for (kept apart from ``calls``)."""
         self.describe_error: Exception | None = None
         self.stopped: dict[str, list[str]] = {}
         """Deployment id -> its stopped tasks' lines, newest first (scripted by tests)."""
@@ -154,6 +156,7 @@ class FakeEcs:
         return found
 
     def task_definition(self, arn: str) -> TaskDefinition:
+        self.described.append(arn)
         return self.tds[arn]
 
     def prepare_clone(

@@ -316,6 +316,36 @@ def test_adoption_tags_each_service_once_and_a_restart_tags_none(world: World) -
     assert world.ecs.calls.count("UpdateService") == 0
 
 
+def test_a_restart_calls_proven_releases_synced_without_describing_a_revision(
+    world: World,
+) -> None:
+    """Issue 22: a fresh process described every running revision before it could call
+    any release Synced (10,000 calls at 10,000 releases). Adopting records the fingerprint
+    of last-good; a restart then reads it, and describes only what it must act on."""
+    names = [f"svc{i:02d}" for i in range(6)]
+    for name in names:
+        world.ecs.add_service(name)
+        world.write(name, V1)
+        world.reconcile(name)
+    assert world.ecs.described, "adoption reads each running revision's images"
+    world.start()
+    world.ecs.described.clear()
+    world.controller.resync()
+    for name in names:
+        world.reconcile(name)
+    assert [world.phase(name) for name in names] == [Phase.SYNCED] * len(names)
+    assert world.ecs.described == []
+    status = world.status(names[0])
+    assert status.running_fingerprint == status.desired_fingerprint == fingerprint({"app": V1})
+    assert status.running_images == {"app": V1}
+    # A spec change is decided on the revisions, described as before.
+    world.write(names[0], V2)
+    world.reconcile(names[0])
+    assert world.status(names[0]).reason == "Deploying"
+    assert world.ecs.described
+    assert world.ecs.calls.count("UpdateService") == 1
+
+
 def test_a_change_deployed_while_a_batch_is_in_flight_is_deployed_once(world: World) -> None:
     """Issue 22, #1: the batched answer read before the deploy, used by a later pass,
     showed the old revision still running, and the change was deployed twice."""

@@ -210,9 +210,10 @@ def test_the_state_tag_holds_the_longest_writer() -> None:
     arn = TaskDefinitionArn("arn:aws:ecs:us-east-1:1:task-definition/f:1")
     memory = (
         ServiceMemory()
-        .proven("arn:aws:ecs:us-east-1:1:service/c/s", "x" * 63, arn)
+        .proven("arn:aws:ecs:us-east-1:1:service/c/s", "x" * 63, arn, Fingerprint("d" * 16))
         .rolling_out(Fingerprint("f" * 16))
         .failed_with(Fingerprint("e" * 16), max(Failure, key=lambda f: len(f.value)))
         .stamped("x" * 63, writer)
     )
+    assert "lgf=" in memory.tags()[TAG_STATE]
     assert len(memory.tags()[TAG_STATE]) <= 256

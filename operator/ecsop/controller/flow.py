@@ -28,18 +28,12 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from ecsop.aws.clients import AwsError
-from ecsop.aws.ecs import EcsGateway
 from ecsop.aws.preflight import ClientFor, Preflight
 from ecsop.aws.proofs import ProofReader
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
+from ecsop.controller import revision_reads
 from ecsop.controller.specset import Entry
-from ecsop.decision.ecs_state import (
-    ServiceMissing,
-    ServiceState,
-    TaskDefinition,
-    TaskDefinitionArn,
-)
-from ecsop.decision.memory import ServiceMemory
+from ecsop.decision.ecs_state import ServiceMissing
 from ecsop.decision.observation import Observation, Options
 from ecsop.decision.release_flow import promotion
 from ecsop.decision.release_flow.hold import Need, clone_base, needs
@@ -204,25 +198,12 @@ class FlowGatherer:
         if isinstance(state, ServiceMissing):
             return DependencyState(False, f"service not found: {state.reason}")
         gateway = self._gateway_for(loaded.region, loaded.release.spec.role_arn)
-        observed = Observation(service=state, task_definitions=_revisions(gateway, state))
+        observed = Observation(service=state, task_definitions={})
+        observed = revision_reads.read(gateway, loaded.release, observed, self._options)
         situation = classify(loaded.release, observed, self._options).situation
         if situation is Situation.SYNCED:
             return DependencyState(True, "Synced")
         return DependencyState(False, _DOING.get(situation, situation.value.replace("_", " ")))
-
-
-def _revisions(gateway: EcsGateway, state: ServiceState) -> dict[TaskDefinitionArn, TaskDefinition]:
-    """The revisions classifying a service reads (cached by the gateway: immutable)."""
-    arns = {state.task_definition, *(d.task_definition for d in state.deployments)}
-    found = {arn: gateway.task_definition(arn) for arn in arns if arn}
-    last_good = ServiceMemory.read(state.tags).last_good
-    if last_good and last_good not in found:
-        try:
-            found[last_good] = gateway.task_definition(last_good)
-        except AwsError as error:
-            if error.retryable:
-                raise
-    return found
 
 
 class _Specs(Protocol):

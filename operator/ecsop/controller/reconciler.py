@@ -31,7 +31,7 @@ import structlog
 from ecsop.aws.clients import AwsError
 from ecsop.aws.ecs import EcsGateway
 from ecsop.aws.service_cache import GatewayFor, ServiceCache
-from ecsop.controller import step_probe
+from ecsop.controller import revision_reads, step_probe
 from ecsop.controller.executor import Applied, Executor, WriteLog
 from ecsop.controller.flow import FlowContext, FlowGatherer
 from ecsop.decision import strategy
@@ -41,8 +41,6 @@ from ecsop.decision.ecs_state import (
     Deployment,
     ServiceMissing,
     ServiceState,
-    TaskDefinition,
-    TaskDefinitionArn,
 )
 from ecsop.decision.observation import Observation, Options, SpecState
 from ecsop.decision.reasons import Phase, Reason
@@ -120,11 +118,11 @@ class ReleaseReconciler:
         if isinstance(state, ServiceMissing):
             return self._missing(target, state)
         self._executor.flush(gateway, state)
-        observation = self._observe(gateway, state)
-        now = state.observed_at or self._clock()
         options = self._options
         if target.writer is not None:
             options = replace(options, instance_id=target.writer)
+        observation = self._observe(gateway, loaded, state, options)
+        now = state.observed_at or self._clock()
         view = classify(loaded.release, observation, options)
         probes = probes_for(view)
         observation = self._probe(loaded, gateway, observation, view.judged, probes, now)
@@ -170,16 +168,15 @@ class ReleaseReconciler:
         self._recorder.decided(target.loaded, target.commit, action, None)
         return PassResult(action, Applied(), None)
 
-    def _observe(self, gateway: EcsGateway, state: ServiceState) -> Observation:
+    def _observe(
+        self, gateway: EcsGateway, loaded: LoadedRelease, state: ServiceState, options: Options
+    ) -> Observation:
         """The service, the revisions the decision may need, and this process's records."""
         unwritten = self._write_log.unwritten(state.arn)
         observation = Observation(service=state, task_definitions={}, unwritten=unwritten)
         written = self._write_log.written(state.arn, observation.memory.writer)
         observation = replace(observation, written_by_this_instance=written)
-        arns = {state.task_definition, *(d.task_definition for d in state.deployments)}
-        last_good = observation.memory.last_good
-        optional = {last_good} if last_good else set()
-        return replace(observation, task_definitions=_revisions(gateway, arns, optional))
+        return revision_reads.read(gateway, loaded.release, observation, options)
 
     def _probe(
         self,
@@ -220,31 +217,10 @@ class ReleaseReconciler:
             history = gateway.service_deployments(state.cluster, state.name)
             if history:
                 targets = {record.target_task_definition for record in history}
-                revisions = _revisions(gateway, set(), targets)
+                revisions = revision_reads.described(gateway, set(), targets)
                 observation = replace(
                     observation,
                     history=history,
                     task_definitions={**observation.task_definitions, **revisions},
                 )
         return observation
-
-
-def _revisions(
-    gateway: EcsGateway, required: set[TaskDefinitionArn], optional: set[TaskDefinitionArn]
-) -> dict[TaskDefinitionArn, TaskDefinition]:
-    """Describe ``required`` revisions (errors raise) and ``optional`` ones (errors skip).
-
-    An optional revision is one a tag names (last-good, a history entry): a
-    hand-edited tag naming a revision that does not exist must not stop the
-    release's passes.
-    """
-    found: dict[TaskDefinitionArn, TaskDefinition] = {
-        arn: gateway.task_definition(arn) for arn in required if arn
-    }
-    for arn in optional - set(found):
-        try:
-            found[arn] = gateway.task_definition(arn)
-        except AwsError as error:
-            if error.retryable:
-                raise
-    return found

@@ -41,7 +41,7 @@ from ecsop.decision.actions import (
     Wait,
 )
 from ecsop.decision.ecs_state import ServiceState
-from ecsop.decision.observation import Observation, fingerprint_of, in_progress
+from ecsop.decision.observation import Observation, in_progress
 from ecsop.decision.reasons import Outcome, Phase, Reason
 from ecsop.observability.metrics import Metrics
 from ecsop.observability.status import (
@@ -116,13 +116,9 @@ class DecisionRecorder:
         spec = loaded.release.spec
         service: ServiceState | None = observation.service if observation else None
         memory = observation.memory if observation else None
-        running = (
-            observation.task_definitions.get(service.task_definition)
-            if observation and service
-            else None
-        )
         desired_fp = loaded.release.fingerprint()
-        running_fp = fingerprint_of(loaded.release, running) if running else ""
+        running_fp = observation.running_fingerprint(loaded.release) if observation else ""
+        running_images = observation.running_images(loaded.release) if observation else None
         previous = self.statuses.get(loaded.name)
         last_rollout = _rollout_of(action, self._clock())
         if last_rollout is None and previous is not None:
@@ -146,9 +142,7 @@ class DecisionRecorder:
             desired_fingerprint=desired_fp,
             desired_images=dict(spec.containers),
             running_fingerprint=running_fp,
-            running_images={c: running.images[c] for c in spec.containers if c in running.images}
-            if running
-            else {},
+            running_images=dict(running_images or {}),
             running_task_definition=service.task_definition if service else "",
             deployment_id=deployment_id,
             last_good=memory.last_good or "" if memory else "",

@@ -81,7 +81,9 @@ def _first_sight(p: PassInputs) -> Action:
     if blocked is not None:
         return blocked
     why = f" ({p.view.distrusted})" if p.view.distrusted else ""
-    memory = p.memory.proven(service.arn, p.release.name, service.task_definition)
+    memory = p.memory.proven(
+        service.arn, p.release.name, service.task_definition, p.view.running_fingerprint
+    )
     if p.view.running_fingerprint == p.view.desired:
         failed = p.view.memory.failed
         if failed is not None and failed.fingerprint == p.view.desired:
@@ -155,7 +157,9 @@ def _baking(p: PassInputs) -> Action:
             f"running {p.view.desired}; baked, waiting to judge {p.observed.health.unknown[0]}",
             p.poll,
         )
-    memory = p.memory.proven(service.arn, p.release.name, service.task_definition)
+    memory = p.memory.proven(
+        service.arn, p.release.name, service.task_definition, p.view.running_fingerprint
+    )
     recorded = p.view.memory.failed
     if recorded is not None and recorded.fingerprint == p.view.desired:
         memory = memory.without_failure()

@@ -12,9 +12,14 @@ resource and a user's own come first (``docs/design.md``, "The tag budget").
 - ``ecsop:last-good``: ARN of the task definition revision last proven good.
 - ``ecsop:state``: everything else, as ``key=value`` words, because ECS tag
   values allow only letters, digits, spaces and ``+ - = . _ : / @``:
-  ``v=1 release=NAME lg=CHECK deploying=FP failed=FP/REASON writer=ID``.
+  ``v=1 release=NAME lg=CHECK lgf=CHECK deploying=FP failed=FP/REASON writer=ID``.
   ``lg`` binds last-good to this service and release (a hash of the three), so
   a last-good written by hand or copied from another service is not followed.
+  ``lgf`` binds last-good's fingerprint (the images ecsop read in it when it
+  proved it) to the same three: a revision is immutable, so a fresh process
+  can know a steady service runs its release without describing the revision
+  (``ServiceMemory.last_good_runs``; ``docs/design.md``, "A restart describes
+  nothing it already proved").
   ``writer`` is the ecsop instance that wrote it last: a second instance
   acting on the same service is detected by it.
 
@@ -80,6 +85,7 @@ LEGACY_SERVICE_KEYS = (
 
 STATE_VERSION = "1"
 _CHECK_LENGTH = 12
+_FINGERPRINT_CHECK_LENGTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,10 @@ class ServiceMemory:
     """The revision last proven good, as tagged (see ``vouches_for_last_good``)."""
     last_good_check: str = ""
     """``lg``: binds ``last_good`` to this service and release."""
+    last_good_fingerprint: str = ""
+    """``lgf``: binds the fingerprint ecsop computed from ``last_good``'s images when it
+    recorded it to this service, release and revision ("" when not recorded: memory
+    written by an earlier ecsop, or a revision whose images did not cover the release)."""
     deploying: Fingerprint | None = None
     """The release ecsop rolled out and has not yet proven good.
 
@@ -129,6 +139,7 @@ class ServiceMemory:
             release=words.get("release", ""),
             last_good=last_good,
             last_good_check=words.get("lg", ""),
+            last_good_fingerprint=words.get("lgf", ""),
             deploying=Fingerprint(words["deploying"]) if words.get("deploying") else None,
             failed=failed,
             writer=words.get("writer", ""),
@@ -147,6 +158,22 @@ class ServiceMemory:
             return self.release == release
         return self.last_good_check == last_good_check(service_arn, release, self.last_good)
 
+    def last_good_runs(self, service_arn: str, release: str, fingerprint: Fingerprint) -> bool:
+        """Whether ecsop recorded that last-good carries ``fingerprint`` (its images).
+
+        Read instead of describing the revision when a fresh process finds a steady
+        service on last-good: a revision never changes after it is registered, and
+        ecsop computed this fingerprint from its images. The record counts only
+        when last-good itself is vouched for and the binding matches all four, so
+        a word copied from another service, or left from an older last-good, does not.
+        """
+        if not fingerprint or not self.last_good_fingerprint or self.last_good is None:
+            return False
+        if not self.vouches_for_last_good(service_arn, release):
+            return False
+        bound = last_good_fingerprint_check(service_arn, release, self.last_good, fingerprint)
+        return self.last_good_fingerprint == bound
+
     # --- transitions: each returns the memory to write --------------------------------
 
     def stamped(self, release: str, writer: str) -> ServiceMemory:
@@ -161,11 +188,30 @@ class ServiceMemory:
         return replace(self, failed=FailedRecord(fingerprint, failure), deploying=deploying)
 
     def proven(
-        self, service_arn: str, release: str, task_definition: TaskDefinitionArn
+        self,
+        service_arn: str,
+        release: str,
+        task_definition: TaskDefinitionArn,
+        fingerprint: Fingerprint | None = None,
     ) -> ServiceMemory:
-        """``task_definition`` is last-good now; nothing is being rolled out."""
+        """``task_definition`` is last-good now; nothing is being rolled out.
+
+        ``fingerprint`` is what ecsop computed from the revision's images, when it
+        covers the release; any binding left from an older last-good is dropped.
+        """
         check = last_good_check(service_arn, release, task_definition)
-        return replace(self, last_good=task_definition, last_good_check=check, deploying=None)
+        bound = (
+            last_good_fingerprint_check(service_arn, release, task_definition, fingerprint)
+            if fingerprint
+            else ""
+        )
+        return replace(
+            self,
+            last_good=task_definition,
+            last_good_check=check,
+            last_good_fingerprint=bound,
+            deploying=None,
+        )
 
     def without_failure(self) -> ServiceMemory:
         return replace(self, failed=None)
@@ -184,6 +230,8 @@ class ServiceMemory:
         words = [f"v={STATE_VERSION}", f"release={self.release}"]
         if self.last_good is not None and self.last_good_check:
             words.append(f"lg={self.last_good_check}")
+            if self.last_good_fingerprint:
+                words.append(f"lgf={self.last_good_fingerprint}")
         if self.deploying:
             words.append(f"deploying={self.deploying}")
         if self.failed is not None:
@@ -212,6 +260,15 @@ class ServiceMemory:
 def last_good_check(service_arn: str, release: str, task_definition: str) -> str:
     digest = hashlib.sha256(f"{service_arn}\n{release}\n{task_definition}".encode())
     return digest.hexdigest()[:_CHECK_LENGTH]
+
+
+def last_good_fingerprint_check(
+    service_arn: str, release: str, task_definition: str, fingerprint: str
+) -> str:
+    """``lgf``: a hash, not the fingerprint itself, so one word both records and checks
+    it within the state tag's 256 characters; it is only ever compared."""
+    text = f"fingerprint\n{service_arn}\n{release}\n{task_definition}\n{fingerprint}"
+    return hashlib.sha256(text.encode()).hexdigest()[:_FINGERPRINT_CHECK_LENGTH]
 
 
 def user_tag_count(tags: Mapping[str, str]) -> int:

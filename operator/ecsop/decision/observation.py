@@ -183,6 +183,38 @@ class Observation:
         """ecsop's memory of the service: its tags, or what could not be written to them."""
         return self.unwritten or ServiceMemory.read(self.service.tags)
 
+    def running_fingerprint(self, release: ServiceRelease) -> Fingerprint:
+        """The fingerprint of the revision the service points at, for ``release``.
+
+        From its images when this pass described it; else from ecsop's record when
+        that revision is last-good and ecsop recorded it carries this release
+        (``ServiceMemory.last_good_runs``): a fresh process's pass on a steady
+        service describes nothing (``controller.revision_reads``). "" when neither.
+        """
+        running = self.task_definitions.get(self.service.task_definition)
+        if running is not None:
+            return fingerprint_of(release, running)
+        if self._runs_release(release):
+            return Fingerprint(release.fingerprint())
+        return Fingerprint("")
+
+    def running_images(self, release: ServiceRelease) -> Mapping[str, str] | None:
+        """The release's containers' images in the revision the service points at.
+
+        When ecsop's record vouches that revision carries the release, they are the
+        spec's own: the fingerprint is a hash of exactly those. None: not known.
+        """
+        running = self.task_definitions.get(self.service.task_definition)
+        if running is not None:
+            return {c: running.images[c] for c in release.spec.containers if c in running.images}
+        return dict(release.spec.containers) if self._runs_release(release) else None
+
+    def _runs_release(self, release: ServiceRelease) -> bool:
+        service, memory = self.service, self.memory
+        return service.task_definition == memory.last_good and memory.last_good_runs(
+            service.arn, release.name, Fingerprint(release.fingerprint())
+        )
+
 
 @dataclass(frozen=True)
 class Options:

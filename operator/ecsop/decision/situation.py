@@ -139,7 +139,7 @@ def classify(release: ServiceRelease, observed: Observation, options: Options) -
         judged=None,
         judged_fingerprint=Fingerprint(""),
         running=running,
-        running_fingerprint=fingerprint_of(release, running),
+        running_fingerprint=observed.running_fingerprint(release),
         shifts_traffic=service.strategy in ("BLUE_GREEN", "CANARY", "LINEAR"),
     )
 
