@@ -19,10 +19,18 @@ It uses as many threads as ecsop has workers.
 polling one service each): what the script approach costs while N services are
 being watched.
 
-Run as ``python -m bench.baselines {script,naive,watch} ...``; the benchmark
-sets ``AWS_ENDPOINT_URL`` and a per-contender access key. ``naive`` and
-``watch`` write a JSON report (per-pass wall and CPU time, peak RSS) to
-``--report``.
+``floor`` is the botocore floor of one ecsop resync: every interval it makes
+only the calls ecsop's resync cannot avoid, exactly as ecsop sends them
+(DescribeServices of every service, ``ecsop.aws.ecs.DESCRIBE_SERVICES_BATCH``
+names per call, ``include=["TAGS"]``) through a client built by ecsop's own
+``ecsop.aws.clients.ClientFactory`` (its retry mode, timeouts and timestamp
+parser), and does nothing with the answers: building, signing, sending and
+parsing them is what any botocore-based operator pays per resync.
+
+Run as ``python -m bench.baselines {script,naive,watch,floor} ...``; the
+benchmark sets ``AWS_ENDPOINT_URL`` and a per-contender access key. ``naive``,
+``watch`` and ``floor`` write a JSON report (per-pass wall and CPU time, peak
+RSS) to ``--report``.
 """
 
 from __future__ import annotations
@@ -179,6 +187,38 @@ def watch_round(ecs: Any, cluster: str, services: list[str], workers: int) -> No
             pass
 
 
+# --- the botocore floor of a resync ----------------------------------------------------
+
+
+def floor_client() -> Any:
+    """ECS client as ecsop's daemon builds it (without its metrics, fence and budget hooks,
+    which are ecsop's own cost): ``ClientFactory``'s botocore ``Config`` and session."""
+    from ecsop.aws.clients import ClientFactory
+
+    return ClientFactory().client("ecs", None)
+
+
+def floor_round(ecs: Any, cluster: str, services: list[str], workers: int) -> None:
+    """DescribeServices of every service in ecsop's batches, answers dropped."""
+    from ecsop.aws.ecs import DESCRIBE_SERVICES_BATCH
+
+    batches = [
+        services[start : start + DESCRIBE_SERVICES_BATCH]
+        for start in range(0, len(services), DESCRIBE_SERVICES_BATCH)
+    ]
+
+    def describe(batch: list[str]) -> None:
+        ecs.describe_services(cluster=cluster, services=batch, include=["TAGS"])
+
+    if workers <= 1:
+        for batch in batches:
+            describe(batch)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(describe, batches):
+            pass
+
+
 # --- running and reporting ------------------------------------------------------------
 
 
@@ -252,6 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     watch.add_argument("--passes", type=int)
     watch.add_argument("--duration", type=float)
     watch.add_argument("--report", type=Path)
+    floor = sub.add_parser("floor", help="the botocore calls one ecsop resync cannot avoid")
+    floor.add_argument("--cluster", required=True)
+    floor.add_argument("--services", type=Path, required=True, help="file: one name per line")
+    floor.add_argument("--interval", type=float, default=30.0)
+    floor.add_argument("--workers", type=int, default=4, help="threads; 1: one at a time")
+    floor.add_argument("--passes", type=int)
+    floor.add_argument("--duration", type=float)
+    floor.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
     if args.command == "script":
         outcome = deploy_and_watch(
@@ -263,10 +311,11 @@ def main(argv: list[str] | None = None) -> int:
         reconciler = NaiveReconciler(args.specs, args.workers)
         run_passes(reconciler.run_pass, args.interval, args.passes, args.duration, args.report)
         return 0
-    ecs = ecs_client()
     names = [line.strip() for line in args.services.read_text().splitlines() if line.strip()]
+    ecs = floor_client() if args.command == "floor" else ecs_client()
+    one_round = floor_round if args.command == "floor" else watch_round
     run_passes(
-        lambda: watch_round(ecs, args.cluster, names, args.workers),
+        lambda: one_round(ecs, args.cluster, names, args.workers),
         args.interval,
         args.passes,
         args.duration,

@@ -13,6 +13,13 @@ tagged by ecsop yet; ecsop has N release files, all already satisfied.
 - **Steady**: then ``resyncs`` resyncs are measured exactly as in the steady
   scenario (``steady.measure_resyncs``): calls per resync (target: 0
   DescribeTaskDefinition), the daemon's CPU and busy time per resync, peak RSS.
+- **The botocore floor** of that resync: with the daemon stopped (so the two
+  never share the CPU), the ``floor`` contender (``bench/baselines.py``) makes
+  the DescribeServices calls one resync cannot avoid, as ecsop sends them and
+  through ecsop's own client factory, every resync interval, ``resyncs`` + 1
+  times (the first is discarded, as ecsop's first resync is: it pays botocore's
+  lazy loading); its CPU per pass is what any botocore-based operator pays, and
+  ecsop's CPU per resync over it is ecsop's own.
 - **Restart**: the daemon is stopped and a fresh one started on the adopted
   fleet (a deploy of ecsop, a node replaced): time to Synced, the first pass's
   calls (target ≤ N + ⌈N/10⌉: ⌈N/10⌉ DescribeServices and one
@@ -22,7 +29,9 @@ tagged by ecsop yet; ecsop has N release files, all already satisfied.
 
 from __future__ import annotations
 
+import json
 import math
+import statistics
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,7 +39,7 @@ from typing import Any
 
 from bench import fleet
 from bench.config import Config
-from bench.harness import Daemon, Sandbox, SpecRepo, describes_again
+from bench.harness import Daemon, Sandbox, SpecRepo, describes_again, end, start_baseline
 from bench.steady import measure_resyncs, names_of
 
 
@@ -102,6 +111,7 @@ def _start(
         )
     finally:
         daemon.stop()
+    floor = _floor(config, workdir, box, size, resync) if steady else {}
     tags = Counter(str(c.request.get("resourceArn")) for c in first if c.operation == "TagResource")
     calls = Counter(c.operation for c in first)
     again = describes_again(first)  # the next resync's, begun before /status was read
@@ -114,4 +124,53 @@ def _start(
         "tag_resource_max_per_service": max(tags.values(), default=0),
         "services_tagged_twice": sum(1 for n in tags.values() if n > 1),
         **({"steady": measured} if measured else {}),
+        **({"floor": floor} if floor else {}),
+    }
+
+
+def _floor(config: Config, workdir: Path, box: Sandbox, size: int, resync: float) -> dict[str, Any]:
+    """The botocore floor of one resync of ``size`` services (``baselines floor``), measured
+    as many times as ecsop's resyncs were, on the same sandbox, while no daemon runs."""
+    services = workdir / "services.txt"
+    services.write_text("\n".join(names_of(size)) + "\n")
+    report = workdir / "floor.json"
+    mark = box.last_seq()
+    proc = start_baseline(
+        workdir,
+        box,
+        "floor",
+        "floor",
+        "--cluster",
+        "fleet",
+        "--services",
+        str(services),
+        "--interval",
+        f"{resync:g}",
+        "--workers",
+        str(config.workers),
+        "--passes",
+        str(config.scale_resyncs + 1),
+        "--report",
+        str(report),
+    )
+    try:
+        proc.wait(timeout=1800)
+    finally:
+        end(proc)
+    data = json.loads(report.read_text())
+    passes = data["passes"][1:]  # the first loads botocore's models and rules lazily
+    calls = box.calls([], ["floor"], after=mark)
+    per_op: Counter[str] = Counter(
+        c.operation for c in calls if any(p["start"] <= c.wall <= p["end"] for p in passes)
+    )
+    cpu = [p["cpu"] for p in passes]
+    count = len(passes)
+    return {
+        "passes": count,
+        "calls_per_resync": {op: n / count for op, n in sorted(per_op.items())},
+        "cpu_s_per_resync": sum(cpu) / count,
+        "cpu_s_per_resync_median": statistics.median(cpu),
+        "cpu_s_per_resync_max": max(cpu),
+        "full_resync_s": sum(p["end"] - p["start"] for p in passes) / count,
+        "peak_rss_mib": data["peak_rss_kib"] / 1024,
     }
