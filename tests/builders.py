@@ -151,11 +151,15 @@ def memory_tags(
     reason: Failure | str = Failure.FAILED_TASKS,
     deploying: str | None = None,
     writer: str = "",
+    carries: str | None = None,
 ) -> dict[str, str]:
-    """The service tags ecsop writes for this memory (last-good vouched for)."""
+    """The service tags ecsop writes for this memory (last-good vouched for; ``carries``:
+    the fingerprint recorded for it, None as an earlier ecsop wrote it)."""
     memory = ServiceMemory(release=release_name, writer=writer)
     if last_good is not None:
-        memory = memory.proven(service_arn(cluster, name), release_name, last_good)
+        arn = service_arn(cluster, name)
+        fingerprint = Fingerprint(carries) if carries else None
+        memory = memory.proven(arn, release_name, last_good, fingerprint=fingerprint)
     if deploying is not None:
         memory = memory.rolling_out(Fingerprint(deploying))
     if failed is not None:

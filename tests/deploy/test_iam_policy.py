@@ -630,7 +630,7 @@ def test_policy_matches_what_a_lifecycle_calls(
         # service deployment history what became of it.
         breaker = box.service("shop-breaker")
         gone = ServiceMemory(release="other").proven(
-            breaker["serviceArn"], "other", breaker["taskDefinition"]
+            breaker["serviceArn"], "other", breaker["taskDefinition"], fingerprint=None
         )
         gone = gone.rolling_out(Fingerprint(fingerprint({"app": GOOD_V2})))
         box.ecs.tag_resource(

@@ -25,7 +25,9 @@ import boto3
 import pytest
 import yaml
 
+from ecsop.decision.ecs_state import Fingerprint
 from ecsop.decision.memory import ServiceMemory
+from ecsop.spec.model import fingerprint
 
 REGISTRY = "111122223333.dkr.ecr.us-east-1.amazonaws.com/shop"
 
@@ -261,10 +263,15 @@ class Sandbox:
         return failed.failure.value if failed else ""
 
     def remember_last_good(self, name: str, release: str) -> None:
-        """Tag the service as ecsop does once its running revision is proven good."""
+        """Tag the service as ecsop does once its running revision is proven good (for a
+        release whose one container is ``app``, as ``release_doc`` writes them)."""
         service = self.service(name)
+        images = {"app": self.app_image(service["taskDefinition"])}
         memory = ServiceMemory(release=release).proven(
-            service["serviceArn"], release, service["taskDefinition"]
+            service["serviceArn"],
+            release,
+            service["taskDefinition"],
+            fingerprint=Fingerprint(fingerprint(images)),
         )
         self.ecs.tag_resource(
             resourceArn=service["serviceArn"],

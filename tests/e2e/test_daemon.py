@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ecsop.decision.ecs_state import Fingerprint
+from ecsop.decision.memory import ServiceMemory
 from ecsop.spec.model import fingerprint
 
 from .conftest import (
@@ -269,8 +271,26 @@ def test_a_restart_after_kill_9_reads_no_revision_it_proved(
         },
         "adopt",
     )
+    # shop-breaker was proven by an earlier ecsop, whose memory has no fingerprint record.
+    breaker = sandbox.service("shop-breaker")
+    earlier = ServiceMemory(release="breaker").proven(
+        breaker["serviceArn"], "breaker", breaker["taskDefinition"], fingerprint=None
+    )
+    sandbox.ecs.tag_resource(
+        resourceArn=breaker["serviceArn"],
+        tags=[{"key": k, "value": v} for k, v in earlier.tags().items()],
+    )
     daemon = start_daemon()
     wait_for(lambda: synced(daemon, "shop") and synced(daemon, "breaker"), 20, "adopted")
+    v1 = Fingerprint(fingerprint({"app": GOOD_V1}))
+    wait_for(
+        lambda: sandbox.memory("shop-breaker").last_good_carries(
+            breaker["serviceArn"], "breaker", v1
+        ),
+        20,
+        "the earlier memory's record written",
+    )
+    assert sandbox.memory("shop-breaker").last_good == breaker["taskDefinition"]
     repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V2)}, "shop v2")
     wait_for(lambda: last_good_runs(sandbox, "shop", GOOD_V2), 40, "v2 deployed and baked")
     daemon.kill()

@@ -346,6 +346,34 @@ def test_a_restart_calls_proven_releases_synced_without_describing_a_revision(
     assert world.ecs.calls.count("UpdateService") == 1
 
 
+def test_a_fleet_an_earlier_ecsop_proved_is_recorded_once_then_restarts_read_nothing(
+    world: World,
+) -> None:
+    """Memory written before ``lgf`` existed: the first pass that reads the revision
+    records it (one TagResource), and from the next restart on nothing is described."""
+    names = [f"svc{i:02d}" for i in range(4)]
+    for name in names:
+        state = world.ecs.add_service(name)
+        earlier = ServiceMemory(release=name).proven(
+            state.arn, name, state.task_definition, fingerprint=None
+        )
+        world.ecs.tag_service(state.arn, earlier.tags())
+        world.write(name, V1)
+    world.ecs.calls.clear()
+    for _ in range(2):
+        for name in names:
+            world.reconcile(name)
+    assert [world.phase(name) for name in names] == [Phase.SYNCED] * len(names)
+    assert world.ecs.calls.count("TagResource") == len(names), "recorded once each"
+    assert world.ecs.calls.count("UpdateService") == 0
+    world.start()
+    world.ecs.described.clear()
+    for name in names:
+        world.reconcile(name)
+    assert [world.phase(name) for name in names] == [Phase.SYNCED] * len(names)
+    assert world.ecs.described == []
+
+
 def test_a_change_deployed_while_a_batch_is_in_flight_is_deployed_once(world: World) -> None:
     """Issue 22, #1: the batched answer read before the deploy, used by a later pass,
     showed the old revision still running, and the change was deployed twice."""

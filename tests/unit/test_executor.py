@@ -109,7 +109,9 @@ def deploy(reuse: TaskDefinitionArn | None = None) -> Deploy:
         fingerprint=Fingerprint("f1"),
         images={"api": "new"},
         base=BASE,
-        memory=MEMORY.stamped("api-prod", "w1").rolling_out(Fingerprint("f1")),
+        memory=MEMORY.stamped("api-prod", "w1", service_arn=SERVICE.arn).rolling_out(
+            Fingerprint("f1")
+        ),
         reuse=reuse,
     )
 
@@ -218,7 +220,7 @@ def test_memory_kept_in_process_is_written_once_it_fits() -> None:
 
 def test_record_last_good_writes_both_tags_in_one_call() -> None:
     gateway = RecordingGateway()
-    memory = MEMORY.proven(SERVICE.arn, "api-prod", CLONE)
+    memory = MEMORY.proven(SERVICE.arn, "api-prod", CLONE, fingerprint=None)
     action = RecordLastGood(
         Phase.SYNCED, Reason.BAKED, "", None, task_definition=CLONE, memory=memory
     )
@@ -257,13 +259,15 @@ def test_legacy_tags_are_replaced_by_the_two_tag_layout() -> None:
         failed_fingerprint=Fingerprint("bad"),
         failure=Failure.TIMEOUT,
         detail="",
-        memory=memory.stamped("api-prod", "w1"),
+        memory=memory.stamped("api-prod", "w1", service_arn=legacy.arn),
     )
     gateway = RecordingGateway()
     AwsExecutor(WriteLog()).execute(action, gateway, legacy, "api-prod", None)
     assert gateway.names() == ["tag_service", "untag_service"]
     assert set(gateway.calls[0][1]) == {TAG_LAST_GOOD, TAG_STATE}  # type: ignore[arg-type]
     assert set(gateway.calls[1][1]) == set(LEGACY_SERVICE_KEYS) - {"ecsop:deploying-fingerprint"}  # type: ignore[arg-type]
+    written = ServiceMemory.read(gateway.calls[0][1])  # type: ignore[arg-type]
+    assert written.vouches_for_last_good(legacy.arn, "api-prod"), "the rollback target survives"
 
 
 def test_let_go_removes_only_ecsops_tags() -> None:

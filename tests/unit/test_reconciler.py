@@ -91,8 +91,11 @@ def observe(
     failed: str | None = None,
     reason: str = "failed_tasks",
     deploying: str | None = None,
+    carries: str | None = None,
 ) -> Observation:
-    tags = memory_tags(last_good=last_good, failed=failed, reason=reason, deploying=deploying)
+    tags = memory_tags(
+        last_good=last_good, failed=failed, reason=reason, deploying=deploying, carries=carries
+    )
     if last_good is None and failed is None and deploying is None:
         tags = {}
     return Observation(
@@ -334,9 +337,15 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
         ),
         pytest.param(
             release(),
-            observe(deployment(TD_NEW), last_good=arn(2)),
+            observe(deployment(TD_NEW), last_good=arn(2), carries=FP_NEW),
             (Wait, Phase.SYNCED, Reason.IN_SYNC),
             id="synced",
+        ),
+        pytest.param(
+            release(),
+            observe(deployment(TD_NEW), last_good=arn(2)),
+            (RecordLastGood, Phase.SYNCED, Reason.IN_SYNC),
+            id="synced-proven-by-an-earlier-ecsop",
         ),
         pytest.param(
             release(),
@@ -382,7 +391,7 @@ ACTIVE_OLD = deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
         ),
         pytest.param(
             release(OLD),
-            observe(STEADY_OLD, last_good=arn(1), failed=FP_NEW),
+            observe(STEADY_OLD, last_good=arn(1), failed=FP_NEW, carries=FP_OLD),
             (Wait, Phase.SYNCED, Reason.IN_SYNC),
             id="reverted-to-last-good",
         ),

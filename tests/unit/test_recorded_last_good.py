@@ -17,9 +17,10 @@ import pytest
 
 from builders import NOW, deployment, release, service, service_arn, task_definition
 from ecsop.controller import revision_reads
-from ecsop.decision.actions import Wait
+from ecsop.decision.actions import RecordLastGood, Wait
 from ecsop.decision.decide import decide
 from ecsop.decision.ecs_state import (
+    Deployment,
     DeploymentStatus,
     Fingerprint,
     RolloutState,
@@ -43,13 +44,13 @@ OPTIONS = Options(active_poll_seconds=5)
 
 def proven(fp: str | None = FP1, revision: TaskDefinition = TD1) -> ServiceMemory:
     return ServiceMemory(release="api-prod").proven(
-        SERVICE, "api-prod", revision.arn, Fingerprint(fp) if fp else None
+        SERVICE, "api-prod", revision.arn, fingerprint=Fingerprint(fp) if fp else None
     )
 
 
-def steady(memory: ServiceMemory, *deployments: object) -> Observation:
+def steady(memory: ServiceMemory, *deployments: Deployment) -> Observation:
     deployed = deployments or (deployment(TD1),)
-    return Observation(service(*deployed, tags=memory.tags()), task_definitions={})  # type: ignore[arg-type]
+    return Observation(service(*deployed, tags=memory.tags()), task_definitions={})
 
 
 # --- the record -------------------------------------------------------------------------
@@ -58,8 +59,8 @@ def steady(memory: ServiceMemory, *deployments: object) -> Observation:
 def test_the_record_is_read_back_from_the_tags_it_writes() -> None:
     memory = ServiceMemory.read(proven().tags())
     assert "lgf=" in proven().tags()[TAG_STATE]
-    assert memory.last_good_runs(SERVICE, "api-prod", FP1)
-    assert not memory.last_good_runs(SERVICE, "api-prod", Fingerprint(fingerprint({"api": V2})))
+    assert memory.last_good_carries(SERVICE, "api-prod", FP1)
+    assert not memory.last_good_carries(SERVICE, "api-prod", Fingerprint(fingerprint({"api": V2})))
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ def test_the_record_is_read_back_from_the_tags_it_writes() -> None:
     [
         pytest.param(
             ServiceMemory(release="api-prod")
-            .proven(service_arn(name="other"), "api-prod", TD1.arn, FP1)
+            .proven(service_arn(name="other"), "api-prod", TD1.arn, fingerprint=FP1)
             .tags(),
             id="copied-from-another-service",
         ),
@@ -84,10 +85,13 @@ def test_the_record_is_read_back_from_the_tags_it_writes() -> None:
         ),
         pytest.param(proven(None).tags(), id="written-without-a-fingerprint"),
         pytest.param(
-            proven().proven(SERVICE, "api-prod", TD2.arn).tags(), id="left-from-an-older-last-good"
+            proven().proven(SERVICE, "api-prod", TD2.arn, fingerprint=None).tags(),
+            id="left-from-an-older-last-good",
         ),
         pytest.param(
-            ServiceMemory(release="api-prod").proven(SERVICE, "api-prod", TD1.arn).tags(),
+            ServiceMemory(release="api-prod")
+            .proven(SERVICE, "api-prod", TD1.arn, fingerprint=None)
+            .tags(),
             id="earlier-ecsop",
         ),
     ],
@@ -96,8 +100,8 @@ def test_a_record_not_bound_to_this_service_release_and_revision_counts_for_noth
     tags: dict[str, str],
 ) -> None:
     memory = ServiceMemory.read(tags)
-    assert not memory.last_good_runs(SERVICE, "api-prod", FP1)
-    assert not memory.last_good_runs(SERVICE, "api-web", FP1)
+    assert not memory.last_good_carries(SERVICE, "api-prod", FP1)
+    assert not memory.last_good_carries(SERVICE, "api-web", FP1)
 
 
 # --- the decision with no revision described -------------------------------------------
@@ -129,16 +133,22 @@ OLD_ACTIVE = deployment(TD1, status=DeploymentStatus.ACTIVE)
             id="the-release-failed-before",
         ),
         pytest.param({"api": V1}, proven(None), (), id="no-record"),
+        pytest.param(
+            {"api": V1},
+            replace(proven(), release="api-prod", last_good_check="0" * 12),
+            (),
+            id="last-good-not-vouched-for",
+        ),
     ],
 )
 def test_everything_but_in_sync_describes_the_revisions(
-    containers: dict[str, str], memory: ServiceMemory, deployments: tuple[object, ...]
+    containers: dict[str, str], memory: ServiceMemory, deployments: tuple[Deployment, ...]
 ) -> None:
     rel = release(containers=containers)
     observed = steady(memory, *deployments)
     assert classify(rel, observed, OPTIONS).situation is not Situation.SYNCED
     gateway = CountingGateway()
-    read = revision_reads.read(gateway, rel, observed, OPTIONS)  # type: ignore[arg-type]
+    read = revision_reads.read(gateway, rel, observed, OPTIONS)
     assert gateway.described, "the record alone settles nothing but in sync"
     assert observed.service.task_definition in read.task_definitions
 
@@ -146,7 +156,7 @@ def test_everything_but_in_sync_describes_the_revisions(
 def test_a_pass_in_sync_from_the_record_describes_nothing() -> None:
     gateway = CountingGateway()
     rel = release(containers={"api": V1})
-    read = revision_reads.read(gateway, rel, steady(proven()), OPTIONS)  # type: ignore[arg-type]
+    read = revision_reads.read(gateway, rel, steady(proven()), OPTIONS)
     assert not gateway.described and read.task_definitions == {}
     assert classify(rel, read, OPTIONS).situation is Situation.SYNCED
 
@@ -168,3 +178,53 @@ class CountingGateway:
     def task_definition(self, arn: str) -> TaskDefinition:
         self.described[arn] += 1
         return {td.arn: td for td in (TD1, TD2)}[arn]
+
+
+def test_a_suspended_release_or_another_instance_is_never_synced_from_the_record() -> None:
+    rel = release(containers={"api": V1})
+    assert (
+        classify(release(containers={"api": V1}, suspend=True), steady(proven()), OPTIONS).situation
+        is Situation.SUSPENDED
+    )
+    other = replace(proven(), writer="someone-else")
+    observed = replace(steady(other), written_by_this_instance=True)
+    assert (
+        classify(rel, observed, replace(OPTIONS, instance_id="me")).situation
+        is Situation.ANOTHER_INSTANCE
+    )
+
+
+@pytest.mark.parametrize(
+    "memory",
+    [
+        pytest.param(proven(None), id="written-by-an-earlier-ecsop"),
+        pytest.param(
+            proven(fingerprint({"api": V1, "log": SIDE})), id="spec-listed-one-more-container"
+        ),
+    ],
+)
+def test_a_described_pass_in_sync_records_the_fingerprint_once(memory: ServiceMemory) -> None:
+    rel = release(containers={"api": V1})
+    described = replace(steady(memory), task_definitions={TD1.arn: TD1})
+    action = decide(rel, described, NOW, OPTIONS)
+    assert isinstance(action, RecordLastGood)
+    assert (action.phase, action.reason, action.task_definition) == (
+        Phase.SYNCED,
+        Reason.IN_SYNC,
+        TD1.arn,
+    )
+    assert action.memory.last_good_carries(SERVICE, "api-prod", FP1)
+    assert action.memory.vouches_for_last_good(SERVICE, "api-prod")
+    assert (action.memory.deploying, action.memory.failed) == (memory.deploying, memory.failed)
+    # Written, the next pass is in sync from the record and writes nothing.
+    after = steady(ServiceMemory.read(action.memory.tags()))
+    assert type(decide(rel, after, NOW, OPTIONS)) is Wait
+
+
+def test_memory_kept_in_process_is_not_rewritten_for_the_record() -> None:
+    """Memory this process could not write is written by its own path, not this one."""
+    rel = release(containers={"api": V1})
+    described = replace(
+        steady(proven(None)), task_definitions={TD1.arn: TD1}, unwritten=proven(None)
+    )
+    assert type(decide(rel, described, NOW, OPTIONS)) is Wait

@@ -48,7 +48,7 @@ def baked(memory: ServiceMemory) -> RecordLastGood:
         "baked",
         None,
         task_definition=PROVEN,
-        memory=memory.proven(SERVICE.arn, "api-prod", PROVEN),
+        memory=memory.proven(SERVICE.arn, "api-prod", PROVEN, fingerprint=None),
         proof=proof_tags("api-prod", PROVEN),
     )
 

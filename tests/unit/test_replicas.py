@@ -144,13 +144,14 @@ def test_a_late_write_of_an_earlier_tenure_is_not_another_instance(pair: Pair) -
     pair.a.controller.reconcile("shop")
     service = pair.ecs.services["shop"]
     # A write the previous tenure (token 0) had in flight lands after ours.
-    late = ServiceMemory.read(service.tags).stamped("shop", "b@0.0")
+    late = ServiceMemory.read(service.tags).stamped("shop", "b@0.0", service_arn=service.arn)
     pair.ecs.tag_service(service.arn, late.tags())
     pair.a.controller.reconcile("shop")
     status = pair.a.controller.statuses.get("shop")
     assert status is not None and status.reason != "AnotherInstanceActing"
     # Another instance (no tenure of ours: a single-replica ecsop by mistake) still is.
-    other = ServiceMemory.read(pair.ecs.services["shop"].tags).stamped("shop", "f00dcafe")
+    shop = pair.ecs.services["shop"]
+    other = ServiceMemory.read(shop.tags).stamped("shop", "f00dcafe", service_arn=shop.arn)
     pair.ecs.tag_service(service.arn, other.tags())
     pair.a.controller.reconcile("shop")
     status = pair.a.controller.statuses.get("shop")
@@ -210,10 +211,12 @@ def test_the_state_tag_holds_the_longest_writer() -> None:
     arn = TaskDefinitionArn("arn:aws:ecs:us-east-1:1:task-definition/f:1")
     memory = (
         ServiceMemory()
-        .proven("arn:aws:ecs:us-east-1:1:service/c/s", "x" * 63, arn, Fingerprint("d" * 16))
+        .proven(
+            "arn:aws:ecs:us-east-1:1:service/c/s", "x" * 63, arn, fingerprint=Fingerprint("d" * 16)
+        )
         .rolling_out(Fingerprint("f" * 16))
         .failed_with(Fingerprint("e" * 16), max(Failure, key=lambda f: len(f.value)))
-        .stamped("x" * 63, writer)
+        .stamped("x" * 63, writer, service_arn="arn:aws:ecs:us-east-1:1:service/c/s")
     )
     assert "lgf=" in memory.tags()[TAG_STATE]
     assert len(memory.tags()[TAG_STATE]) <= 256

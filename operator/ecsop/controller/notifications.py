@@ -319,18 +319,9 @@ class _Outcome:
         release = self.loaded.release
         td = self.observation.task_definitions.get(TaskDefinitionArn(arn))
         if td is None:
-            return self._recorded(arn)
+            return Revision(task_definition=arn)
         images = {name: td.images[name] for name in release.spec.containers if name in td.images}
         return Revision(arn, fingerprint_of(release, td), images)
-
-    def _recorded(self, arn: str) -> Revision:
-        """A revision this pass did not describe: known only if it is the running one
-        and ecsop's record vouches it carries the release (``Observation.running_images``)."""
-        observation, release = self.observation, self.loaded.release
-        images = observation.running_images(release)
-        if arn != observation.service.task_definition or images is None:
-            return Revision(task_definition=arn)
-        return Revision(arn, observation.running_fingerprint(release), dict(images))
 
     def _failed_revision(self, deployment_id: str, fingerprint: str) -> Revision:
         """The revision of the failed rollout: its deployment's, else one with its fingerprint."""

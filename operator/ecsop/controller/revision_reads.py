@@ -7,7 +7,7 @@ rate of 20 a second, before it could call a single release Synced (issue 22).
 
 When ecsop records a revision as last-good it also records, bound to the
 service, the release and that revision, the fingerprint it computed from the
-revision's images (``ServiceMemory.last_good_runs``). A steady service on
+revision's images (``ServiceMemory.last_good_carries``). A steady service on
 last-good whose record matches the spec is in sync, and the record alone says
 so: ``read`` first classifies the pass with no revision described, and accepts
 that only when the situation is ``SYNCED``. Every other situation (a rollout,
@@ -21,17 +21,23 @@ Callers: ``ecsop.controller.reconciler`` (each pass) and
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Protocol
 
 from ecsop.aws.clients import AwsError
-from ecsop.aws.ecs import EcsGateway
 from ecsop.decision.ecs_state import TaskDefinition, TaskDefinitionArn
 from ecsop.decision.observation import Observation, Options
 from ecsop.decision.situation import Situation, classify
 from ecsop.spec.model import ServiceRelease
 
 
+class RevisionSource(Protocol):
+    """What this module asks of the gateway (``EcsGateway.task_definition``: cached)."""
+
+    def task_definition(self, arn: str) -> TaskDefinition: ...
+
+
 def read(
-    gateway: EcsGateway, release: ServiceRelease, observation: Observation, options: Options
+    gateway: RevisionSource, release: ServiceRelease, observation: Observation, options: Options
 ) -> Observation:
     """``observation`` with the revisions its decision reads: none when the record settles it."""
     if classify(release, observation, options).situation is Situation.SYNCED:
@@ -44,7 +50,7 @@ def read(
 
 
 def described(
-    gateway: EcsGateway, required: set[TaskDefinitionArn], optional: set[TaskDefinitionArn]
+    gateway: RevisionSource, required: set[TaskDefinitionArn], optional: set[TaskDefinitionArn]
 ) -> dict[TaskDefinitionArn, TaskDefinition]:
     """Describe ``required`` revisions (errors raise) and ``optional`` ones (errors skip).
 

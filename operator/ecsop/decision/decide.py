@@ -82,7 +82,10 @@ def _first_sight(p: PassInputs) -> Action:
         return blocked
     why = f" ({p.view.distrusted})" if p.view.distrusted else ""
     memory = p.memory.proven(
-        service.arn, p.release.name, service.task_definition, p.view.running_fingerprint
+        service.arn,
+        p.release.name,
+        service.task_definition,
+        fingerprint=p.view.running_fingerprint or None,
     )
     if p.view.running_fingerprint == p.view.desired:
         failed = p.view.memory.failed
@@ -109,7 +112,23 @@ def _first_sight(p: PassInputs) -> Action:
 
 
 def _synced(p: PassInputs) -> Action:
-    return Wait(Phase.SYNCED, Reason.IN_SYNC, f"running {p.view.desired}", None)
+    service, desired = p.observed.service, p.view.desired
+    if (
+        p.view.running is not None
+        and p.observed.unwritten is None
+        and not p.view.memory.last_good_carries(service.arn, p.release.name, desired)
+    ):
+        # Memory from an earlier ecsop, or a spec edit that kept the revision in sync:
+        # record what this pass read in it, once, so a restart need not read it again.
+        return RecordLastGood(
+            Phase.SYNCED,
+            Reason.IN_SYNC,
+            f"running {desired}; recorded that last-good carries it",
+            None,
+            task_definition=service.task_definition,
+            memory=p.memory.carrying(service.arn, p.release.name, desired),
+        )
+    return Wait(Phase.SYNCED, Reason.IN_SYNC, f"running {desired}", None)
 
 
 def _baking(p: PassInputs) -> Action:
@@ -158,7 +177,10 @@ def _baking(p: PassInputs) -> Action:
             p.poll,
         )
     memory = p.memory.proven(
-        service.arn, p.release.name, service.task_definition, p.view.running_fingerprint
+        service.arn,
+        p.release.name,
+        service.task_definition,
+        fingerprint=p.view.running_fingerprint or None,
     )
     recorded = p.view.memory.failed
     if recorded is not None and recorded.fingerprint == p.view.desired:

@@ -18,7 +18,7 @@ resource and a user's own come first (``docs/design.md``, "The tag budget").
   ``lgf`` binds last-good's fingerprint (the images ecsop read in it when it
   proved it) to the same three: a revision is immutable, so a fresh process
   can know a steady service runs its release without describing the revision
-  (``ServiceMemory.last_good_runs``; ``docs/design.md``, "A restart describes
+  (``ServiceMemory.last_good_carries``; ``docs/design.md``, "A restart describes
   nothing it already proved").
   ``writer`` is the ecsop instance that wrote it last: a second instance
   acting on the same service is detected by it.
@@ -85,7 +85,6 @@ LEGACY_SERVICE_KEYS = (
 
 STATE_VERSION = "1"
 _CHECK_LENGTH = 12
-_FINGERPRINT_CHECK_LENGTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +157,7 @@ class ServiceMemory:
             return self.release == release
         return self.last_good_check == last_good_check(service_arn, release, self.last_good)
 
-    def last_good_runs(self, service_arn: str, release: str, fingerprint: Fingerprint) -> bool:
+    def last_good_carries(self, service_arn: str, release: str, fingerprint: Fingerprint) -> bool:
         """Whether ecsop recorded that last-good carries ``fingerprint`` (its images).
 
         Read instead of describing the revision when a fresh process finds a steady
@@ -176,8 +175,17 @@ class ServiceMemory:
 
     # --- transitions: each returns the memory to write --------------------------------
 
-    def stamped(self, release: str, writer: str) -> ServiceMemory:
-        return replace(self, release=release, writer=writer, legacy=False)
+    def stamped(self, release: str, writer: str, *, service_arn: str) -> ServiceMemory:
+        """This memory as this release and writer write it, in the current layout.
+
+        A last-good trusted from the 0.1 layout (its release matches) gets its ``lg``
+        check here: written without one, the next read would not vouch for it, and
+        the release would lose its rollback target on its first write.
+        """
+        check = self.last_good_check
+        if self.legacy and self.last_good is not None and self.release == release:
+            check = last_good_check(service_arn, release, self.last_good)
+        return replace(self, release=release, writer=writer, legacy=False, last_good_check=check)
 
     def rolling_out(self, fingerprint: Fingerprint) -> ServiceMemory:
         return replace(self, deploying=fingerprint)
@@ -192,12 +200,14 @@ class ServiceMemory:
         service_arn: str,
         release: str,
         task_definition: TaskDefinitionArn,
-        fingerprint: Fingerprint | None = None,
+        *,
+        fingerprint: Fingerprint | None,
     ) -> ServiceMemory:
         """``task_definition`` is last-good now; nothing is being rolled out.
 
-        ``fingerprint`` is what ecsop computed from the revision's images, when it
-        covers the release; any binding left from an older last-good is dropped.
+        ``fingerprint`` is what ecsop computed from the revision's images (None when
+        they do not cover the release); any binding left from an older last-good is
+        dropped. Required, so that no caller forgets it and makes restarts describe.
         """
         check = last_good_check(service_arn, release, task_definition)
         bound = (
@@ -212,6 +222,14 @@ class ServiceMemory:
             last_good_fingerprint=bound,
             deploying=None,
         )
+
+    def carrying(self, service_arn: str, release: str, fingerprint: Fingerprint) -> ServiceMemory:
+        """Record that last-good carries ``fingerprint``, changing nothing else: for memory
+        written by an earlier ecsop, or a spec edit that kept its revision in sync."""
+        if self.last_good is None:
+            return self
+        bound = last_good_fingerprint_check(service_arn, release, self.last_good, fingerprint)
+        return replace(self, last_good_fingerprint=bound)
 
     def without_failure(self) -> ServiceMemory:
         return replace(self, failed=None)
@@ -268,7 +286,7 @@ def last_good_fingerprint_check(
     """``lgf``: a hash, not the fingerprint itself, so one word both records and checks
     it within the state tag's 256 characters; it is only ever compared."""
     text = f"fingerprint\n{service_arn}\n{release}\n{task_definition}\n{fingerprint}"
-    return hashlib.sha256(text.encode()).hexdigest()[:_FINGERPRINT_CHECK_LENGTH]
+    return hashlib.sha256(text.encode()).hexdigest()[:_CHECK_LENGTH]
 
 
 def user_tag_count(tags: Mapping[str, str]) -> int:

@@ -157,7 +157,10 @@ class Observation:
 
     service: ServiceState
     task_definitions: Mapping[TaskDefinitionArn, TaskDefinition]
-    """At least the task definitions of every deployment of the service, and last-good's."""
+    """The task definitions of every deployment of the service, and last-good's; empty
+    when ecsop's record alone settles the pass as in sync (``controller.revision_reads``):
+    read the running revision's fingerprint and images through ``running_fingerprint``
+    and ``running_images``."""
     health: Health = field(default_factory=Health)
     stopped: StoppedTasks | None = None
     """Read only while a rollout is judged (``situation.Probe.STOPPED_TASKS``)."""
@@ -188,7 +191,7 @@ class Observation:
 
         From its images when this pass described it; else from ecsop's record when
         that revision is last-good and ecsop recorded it carries this release
-        (``ServiceMemory.last_good_runs``): a fresh process's pass on a steady
+        (``ServiceMemory.last_good_carries``): a fresh process's pass on a steady
         service describes nothing (``controller.revision_reads``). "" when neither.
         """
         running = self.task_definitions.get(self.service.task_definition)
@@ -211,7 +214,7 @@ class Observation:
 
     def _runs_release(self, release: ServiceRelease) -> bool:
         service, memory = self.service, self.memory
-        return service.task_definition == memory.last_good and memory.last_good_runs(
+        return service.task_definition == memory.last_good and memory.last_good_carries(
             service.arn, release.name, Fingerprint(release.fingerprint())
         )
 

@@ -26,5 +26,7 @@ class PassInputs:
         self.now = now
         self.options = options
         self.poll = options.active_poll_seconds
-        self.memory = view.memory.stamped(release.name, options.instance_id)
+        self.memory = view.memory.stamped(
+            release.name, options.instance_id, service_arn=observed.service.arn
+        )
         """The memory any record of this pass is built on."""

@@ -108,7 +108,8 @@ class View:
     """The deployment whose failure is judged or explained in this situation."""
     judged_fingerprint: Fingerprint
     running: TaskDefinition | None
-    """The revision the service points at."""
+    """The revision the service points at, as described this pass; None when ecsop's
+    record settled the pass without describing it (``running_fingerprint`` still holds)."""
     running_fingerprint: Fingerprint
     shifts_traffic: bool = False
     """The service deploys with blue/green, canary or linear: ECS moves its traffic."""
