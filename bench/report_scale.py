@@ -190,11 +190,15 @@ def _ten_thousand(row: dict[str, Any]) -> list[dict[str, Any]]:
             + _of_it_botocore(row["adoption"].get("floor")),
             "met": steady.get("cpu_s_per_resync", math.inf) < TARGET_10K_CPU_S,
         },
+    ] + [
         {
-            "target": "N=10,000: Synced from cold start < 60 s",
-            "measured": f"{fig(row['adoption']['startup_to_synced_s'], 1)} s",
-            "met": row["adoption"]["startup_to_synced_s"] < TARGET_10K_SYNCED_S,
-        },
+            # A restart is the cold start a managed fleet meets (a deploy of ecsop, a node
+            # replaced); adoption is each service's first sight, once.
+            "target": f"N=10,000: Synced from cold start < 60 s ({start})",
+            "measured": f"{fig(row[start]['startup_to_synced_s'], 1)} s",
+            "met": row[start]["startup_to_synced_s"] < TARGET_10K_SYNCED_S,
+        }
+        for start in ("restart", "adoption")
     ]
 
 

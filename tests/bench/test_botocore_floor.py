@@ -133,3 +133,18 @@ def test_the_cpu_target_names_botocores_share(floor: dict[str, Any] | None, says
     cpu = next(t for t in targets if t["target"] == "N=10,000: CPU per resync < 5 s")
     assert cpu["measured"] == says
     assert cpu["met"] is False
+
+
+def test_the_cold_start_target_is_judged_for_a_restart_and_for_adoption_apart() -> None:
+    """A restart is the cold start a managed fleet meets; adoption happens once."""
+    row = _row(FLOOR)
+    row["scale"]["sizes"]["10000"]["restart"]["startup_to_synced_s"] = 50.1
+    synced = {
+        t["target"]: (t["measured"], t["met"])
+        for t in report_scale.targets(row)
+        if "Synced from cold start" in t["target"]
+    }
+    assert synced == {
+        "N=10,000: Synced from cold start < 60 s (restart)": ("50.1 s", True),
+        "N=10,000: Synced from cold start < 60 s (adoption)": ("142 s", False),
+    }
