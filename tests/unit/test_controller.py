@@ -73,6 +73,28 @@ def test_failed_rollout_rolls_back_then_degraded(world: World) -> None:
     assert world.ecs.calls.count("UpdateService") == 2
 
 
+def test_a_service_managed_by_ecsop_0_1_keeps_its_rollback_target_after_its_first_write(
+    world: World,
+) -> None:
+    """The 0.1 layout (one tag per field) is trusted when its release matches, and
+    replaced by the two tags on the next write. That write used to leave out the ``lg``
+    check, so the next pass no longer vouched for last-good: a failing deploy then had
+    nothing to roll back to."""
+    state = world.ecs.add_service("shop")
+    world.ecs.tag_service(
+        state.arn, {"ecsop:release": "shop", TAG_LAST_GOOD: state.task_definition}
+    )
+    world.write("shop", CRASH)
+    world.reconcile()
+    assert world.ecs.calls.count("UpdateService") == 1, "deployed on the 0.1 memory"
+    assert ServiceMemory.read(world.ecs.tags("shop")).vouches_for_last_good(state.arn, "shop")
+    world.ecs.fail_tasks("shop", 2)
+    world.clock.advance(10)
+    world.reconcile()
+    assert world.status().reason == "RollingBack"
+    assert world.ecs.services["shop"].task_definition == state.task_definition
+
+
 @pytest.mark.parametrize(
     ("spec", "phase", "reason"),
     [
