@@ -67,8 +67,9 @@ from bench.harness import (
     percentile,
     wait_for,
 )
-from ecsop.decision.ecs_state import TaskDefinitionArn
+from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
 from ecsop.decision.memory import ServiceMemory
+from ecsop.spec.model import fingerprint
 
 TODAY = "111e51d"
 """main as it was merged into the budget branch: ecsop without the budget's work (no
@@ -177,10 +178,13 @@ def _adopt(box: Sandbox, names: list[str]) -> None:
     first = ecs.describe_services(cluster=CLUSTER, services=names[:1])["services"][0]
     revision = TaskDefinitionArn(first["taskDefinition"])
     prefix = first["serviceArn"].rsplit("/", 1)[0]
+    carried = Fingerprint(fingerprint({fleet.CONTAINER: fleet.BASE}))  # what _release pins
 
     def tag(name: str) -> None:
         arn = f"{prefix}/{name}"
-        memory = ServiceMemory(release=f"r-{name}").proven(arn, f"r-{name}", revision)
+        memory = ServiceMemory(release=f"r-{name}").proven(
+            arn, f"r-{name}", revision, fingerprint=carried
+        )
         tags = [{"key": k, "value": v} for k, v in memory.tags().items()]
         ecs.tag_resource(resourceArn=arn, tags=tags)
 

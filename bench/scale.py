@@ -29,9 +29,7 @@ tagged by ecsop yet; ecsop has N release files, all already satisfied.
 
 from __future__ import annotations
 
-import json
 import math
-import statistics
 import time
 from collections import Counter
 from pathlib import Path
@@ -39,8 +37,8 @@ from typing import Any
 
 from bench import fleet
 from bench.config import Config
-from bench.harness import Daemon, Sandbox, SpecRepo, describes_again, end, start_baseline
-from bench.steady import measure_resyncs, names_of
+from bench.harness import Daemon, Sandbox, SpecRepo, describes_again
+from bench.steady import measure_resyncs, names_of, run_contender
 
 
 def run(config: Config, workdir: Path) -> dict[str, Any]:
@@ -133,9 +131,7 @@ def _floor(config: Config, workdir: Path, box: Sandbox, size: int, resync: float
     as many times as ecsop's resyncs were, on the same sandbox, while no daemon runs."""
     services = workdir / "services.txt"
     services.write_text("\n".join(names_of(size)) + "\n")
-    report = workdir / "floor.json"
-    mark = box.last_seq()
-    proc = start_baseline(
+    return run_contender(
         workdir,
         box,
         "floor",
@@ -144,33 +140,8 @@ def _floor(config: Config, workdir: Path, box: Sandbox, size: int, resync: float
         "fleet",
         "--services",
         str(services),
-        "--interval",
-        f"{resync:g}",
-        "--workers",
-        str(config.workers),
-        "--passes",
-        str(config.scale_resyncs + 1),
-        "--report",
-        str(report),
+        interval=resync,
+        workers=config.workers,
+        passes=config.scale_resyncs + 1,
+        warm_up=1,  # the first pass loads botocore's models and rules lazily
     )
-    try:
-        proc.wait(timeout=1800)
-    finally:
-        end(proc)
-    data = json.loads(report.read_text())
-    passes = data["passes"][1:]  # the first loads botocore's models and rules lazily
-    calls = box.calls([], ["floor"], after=mark)
-    per_op: Counter[str] = Counter(
-        c.operation for c in calls if any(p["start"] <= c.wall <= p["end"] for p in passes)
-    )
-    cpu = [p["cpu"] for p in passes]
-    count = len(passes)
-    return {
-        "passes": count,
-        "calls_per_resync": {op: n / count for op, n in sorted(per_op.items())},
-        "cpu_s_per_resync": sum(cpu) / count,
-        "cpu_s_per_resync_median": statistics.median(cpu),
-        "cpu_s_per_resync_max": max(cpu),
-        "full_resync_s": sum(p["end"] - p["start"] for p in passes) / count,
-        "peak_rss_mib": data["peak_rss_kib"] / 1024,
-    }

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import statistics
 import time
 from collections import Counter
 from pathlib import Path
@@ -222,7 +223,31 @@ def _baseline(
     *args: str,
     caller: str | None = None,
 ) -> dict[str, Any]:
-    caller = caller or command
+    return run_contender(
+        workdir,
+        box,
+        caller or command,
+        command,
+        *args,
+        interval=config.resync_seconds(size),
+        workers=config.workers,
+        passes=config.baseline_passes,
+    )
+
+
+def run_contender(
+    workdir: Path,
+    box: Sandbox,
+    caller: str,
+    command: str,
+    *args: str,
+    interval: float,
+    workers: int,
+    passes: int,
+    warm_up: int = 0,
+) -> dict[str, Any]:
+    """Run a ``bench.baselines`` contender for ``passes`` passes: its calls (the sandbox's
+    log), CPU and time per pass, and peak RSS, leaving out the first ``warm_up`` passes."""
     report = workdir / f"{command}.json"
     mark = box.last_seq()
     proc = start_baseline(
@@ -232,11 +257,11 @@ def _baseline(
         command,
         *args,
         "--interval",
-        f"{config.resync_seconds(size):g}",
+        f"{interval:g}",
         "--workers",
-        str(config.workers),
+        str(workers),
         "--passes",
-        str(config.baseline_passes),
+        str(passes),
         "--report",
         str(report),
     )
@@ -245,18 +270,20 @@ def _baseline(
     finally:
         end(proc)
     data = json.loads(report.read_text())
-    passes = data["passes"]
+    kept = data["passes"][warm_up:]
     calls = box.calls([], [caller], after=mark)
-    per_op: Counter[str] = Counter()
-    for call in calls:
-        if any(p["start"] <= call.wall <= p["end"] for p in passes):
-            per_op[call.operation] += 1
-    count = len(passes)
+    per_op: Counter[str] = Counter(
+        c.operation for c in calls if any(p["start"] <= c.wall <= p["end"] for p in kept)
+    )
+    cpu = [p["cpu"] for p in kept]
+    count = len(kept)
     return {
         "passes": count,
         "calls_per_resync": {op: n / count for op, n in sorted(per_op.items())},
         "calls_total_per_resync": sum(per_op.values()) / count,
-        "cpu_s_per_resync": sum(p["cpu"] for p in passes) / count,
-        "full_resync_s": sum(p["end"] - p["start"] for p in passes) / count,
+        "cpu_s_per_resync": sum(cpu) / count,
+        "cpu_s_per_resync_median": statistics.median(cpu),
+        "cpu_s_per_resync_max": max(cpu),
+        "full_resync_s": sum(p["end"] - p["start"] for p in kept) / count,
         "peak_rss_mib": data["peak_rss_kib"] / 1024,
     }

@@ -281,6 +281,19 @@ class Sandbox:
     def image_of(self, name: str) -> str:
         return self.app_image(self.service(name)["taskDefinition"])
 
+    def register_by_hand(self, family: str, image: str) -> str:
+        """A revision of ``family`` with ``image`` in ``app``, registered as a person would
+        (no ecsop tags): the newest revision's containers with the image swapped."""
+        base = self.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+        containers = [
+            {**c, "image": image} if c["name"] == "app" else c
+            for c in base["containerDefinitions"]
+        ]
+        registered = self.ecs.register_task_definition(
+            family=family, containerDefinitions=containers
+        )
+        return str(registered["taskDefinition"]["taskDefinitionArn"])
+
     def app_image(self, arn: str) -> str:
         """The ``app`` container's image in task definition ``arn``."""
         td = self.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]

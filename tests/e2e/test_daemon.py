@@ -188,14 +188,7 @@ def test_service_changed_by_hand_is_put_back(
     repo.commit({"shop.yaml": release_doc("shop", "shop", GOOD_V1)}, "adopt")
     daemon = start_daemon()
     wait_for(lambda: synced(daemon, "shop"), 20, "adopted")
-    base = sandbox.ecs.describe_task_definition(taskDefinition="shop")["taskDefinition"]
-    manual = sandbox.ecs.register_task_definition(
-        family="shop",
-        containerDefinitions=[
-            {**c, "image": GOOD_V3} if c["name"] == "app" else c
-            for c in base["containerDefinitions"]
-        ],
-    )["taskDefinition"]["taskDefinitionArn"]
+    manual = sandbox.register_by_hand("shop", GOOD_V3)
     sandbox.ecs.update_service(cluster="prod", service="shop", taskDefinition=manual)
     wait_for(lambda: any(e.get("reason") == "SelfHeal" for e in daemon.logs()), 30, "drift noticed")
     wait_for(lambda: last_good_runs(sandbox, "shop", GOOD_V1), 40, "put back to the spec")
@@ -308,14 +301,7 @@ def test_a_restart_after_kill_9_reads_no_revision_it_proved(
     restarted.kill()
 
     # While ecsop is down, someone points the service at a revision of their own.
-    base = sandbox.ecs.describe_task_definition(taskDefinition="shop-breaker")["taskDefinition"]
-    manual = sandbox.ecs.register_task_definition(
-        family="shop-breaker",
-        containerDefinitions=[
-            {**c, "image": GOOD_V3} if c["name"] == "app" else c
-            for c in base["containerDefinitions"]
-        ],
-    )["taskDefinition"]["taskDefinitionArn"]
+    manual = sandbox.register_by_hand("shop-breaker", GOOD_V3)
     sandbox.ecs.update_service(cluster="prod", service="shop-breaker", taskDefinition=manual)
     wait_for(lambda: sandbox.steady_on("shop-breaker", GOOD_V3), 40, "hand edit rolled out")
     third = start_daemon(caller="third")
