@@ -317,6 +317,10 @@ class PacedGateway(RecordingGateway):
         self.budget.acquire("", "us-east-1", "ecs", "UpdateService")
         return super().update_service(cluster, service, task_definition, deployment_configuration)
 
+    def tag_service(self, service_arn: str, tags: Mapping[str, str]) -> None:
+        self.budget.acquire("", "us-east-1", "ecs", "TagResource")
+        super().tag_service(service_arn, tags)
+
 
 def test_a_deploy_the_budget_would_hold_gives_its_worker_back_and_writes_nothing() -> None:
     gateway = PacedGateway()
@@ -346,3 +350,24 @@ def test_a_deploy_deferred_after_its_registration_reuses_that_revision_when_it_c
     assert gateway.names().count("register") == 1
     assert gateway.names()[-2:] == ["update_service", "tag_service"]
     assert applied.task_definition == CLONE and not applied.registered
+
+
+def test_a_fingerprint_record_the_budget_would_hold_gives_its_worker_back() -> None:
+    """After an upgrade every service of the fleet gets one record (``decide._synced``):
+    thousands of TagResource. They can come back later; a rollback cannot wait for them."""
+    gateway = PacedGateway(exhausted=("TagResource",))
+    record = RecordLastGood(
+        Phase.SYNCED,
+        Reason.IN_SYNC,
+        "",
+        None,
+        task_definition=BASE,
+        memory=MEMORY.carrying(SERVICE.arn, "api-prod", Fingerprint("f" * 16)),
+    )
+    with pytest.raises(BudgetDeferred):
+        AwsExecutor(WriteLog()).execute(record, gateway, SERVICE, "api-prod", None)
+    assert gateway.calls == [] and gateway.slept == []
+    # A last-good proven by a bake waits for its token like any memory write.
+    baked = replace(record, reason=Reason.BAKED)
+    AwsExecutor(WriteLog()).execute(baked, gateway, SERVICE, "api-prod", None)
+    assert gateway.names() == ["tag_service"] and gateway.slept[0] > DEPLOY_MAX_BUDGET_WAIT

@@ -54,6 +54,7 @@ from ecsop.decision.memory import (
     SERVICE_KEYS,
     ServiceMemory,
 )
+from ecsop.decision.reasons import Reason
 from ecsop.runtime.fence import check_current
 
 log = structlog.get_logger("ecsop.controller.executor")
@@ -261,6 +262,13 @@ class AwsExecutor:
         if isinstance(action, RecordFailure):
             error = self._remember(gateway, service, action.memory, keep=True)
             return Applied(memory_error=error)
+        if isinstance(action, RecordLastGood) and action.reason is Reason.IN_SYNC:
+            # Only the fingerprint record of a release already in sync (``decide._synced``):
+            # after an upgrade, one per service of the fleet. Like a deploy, it can come
+            # back later, and a worker asleep in the budget cannot serve a rollback.
+            with budget.deferrable(DEPLOY_MAX_BUDGET_WAIT):
+                self._remember(gateway, service, action.memory, keep=False)
+            return Applied(task_definition=action.task_definition)
         if isinstance(action, RecordLastGood | ForgetRollout):
             if isinstance(action, RecordLastGood) and action.proof:
                 _prove(gateway, action)  # before last-good: it is what a proof explains

@@ -366,9 +366,10 @@ class Controller:
                 try:
                     return self._reconcile(name, claim)
                 except BudgetDeferred as deferred:
-                    # UpdateService was not sent (a revision registered before it is
-                    # found and reused); the pass comes back when its token exists.
-                    log.debug("deploy deferred by the API budget", release=name, why=str(deferred))
+                    # UpdateService (or a fingerprint record) was not sent (a revision
+                    # registered before it is found and reused); the pass comes back
+                    # when its token exists.
+                    log.debug("write deferred by the API budget", release=name, why=str(deferred))
                     # Spread: deploys deferred together would all come back for one token.
                     return deferred.seconds * random.uniform(1.0, 2.0)
                 except OwnershipLost as lost:
