@@ -199,18 +199,22 @@ class Endpoint:
         self._thread.start()
 
     def stop(self) -> None:
-        """Close every connection and the listening socket, then let the workers finish."""
+        """Let the workers finish, then close every connection and the listening socket.
+
+        In waitress's own order (``MultiSocketServer.close``): a worker finishing a
+        request pulls the loop's trigger, which fails on a trigger already closed.
+        """
 
         def close_all() -> None:  # runs on the event loop's thread, as waitress requires
             for dispatcher in list(self._map.values()):
                 dispatcher.close()
 
+        self._server.task_dispatcher.shutdown(timeout=5)
         if self._thread.is_alive():
             self._server.trigger.pull_trigger(close_all)  # type: ignore[union-attr]
             self._thread.join(timeout=10)
         else:
             close_all()
-        self._server.task_dispatcher.shutdown(timeout=5)
 
     # --- the WSGI application ---------------------------------------------------------
 
