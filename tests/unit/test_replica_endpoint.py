@@ -93,6 +93,7 @@ def test_run_flags_make_coordination_settings() -> None:
         pytest.param(["--coordination", "dynamodb:t", "--renew-deadline", "20"], id="deadline"),
         pytest.param(["--coordination", "dynamodb:t", "--replica-id", "a@b"], id="replica-id"),
         pytest.param(["--coordination", "dynamodb:t", "--shards", "0"], id="no-shard"),
+        pytest.param(["--coordination", "dynamodb:t", "--shards", "10001"], id="too-many-shards"),
     ],
 )
 def test_run_flags_refused(argv: list[str]) -> None:

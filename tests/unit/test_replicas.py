@@ -19,6 +19,7 @@ from lease_world import Clock as LeaseClock
 from lease_world import Link, Table
 from prometheus_client import CollectorRegistry
 
+from ecsop.cli.coordination import MAX_SHARDS
 from ecsop.controller.executor import WriteLog
 from ecsop.controller.manager import Controller, ControllerSettings
 from ecsop.controller.ownership import ShardedOwnership
@@ -206,7 +207,9 @@ def test_write_log_forgets_by_release() -> None:
 
 
 def test_the_state_tag_holds_the_longest_writer() -> None:
-    """--replica-id is at most 48 characters: with the longest of everything, it fits."""
+    """--replica-id is at most 48 characters, --shards at most MAX_SHARDS: with the longest
+    of everything (a five-digit shard, a 13-digit lease token), it fits."""
+    assert MAX_SHARDS - 1 < 2**16
     writer = f"{'r' * 48}@{2**16}.{2**40}"
     arn = TaskDefinitionArn("arn:aws:ecs:us-east-1:1:task-definition/f:1")
     memory = (

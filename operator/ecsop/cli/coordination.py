@@ -45,7 +45,7 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help="leases the releases are spread over, by a stable hash of their names; every "
-        "replica must use the same N",
+        "replica must use the same N (1 to 10,000)",
     )
     defaults = LeaseSettings()
     options.add(
@@ -108,6 +108,11 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_SHARDS = 10_000
+"""The most ``--shards``: a shard number of four digits keeps ``writer=REPLICA@SHARD.TOKEN``
+within ``ecsop:state``'s 256 characters with everything else at its longest
+(``tests/unit/test_replicas.py``, the longest writer)."""
+
 def settings(args: argparse.Namespace, metrics_host: str, port: int) -> CoordinationSettings | None:
     """The coordination of one ``run`` from its flags; None without ``--coordination``."""
     if not args.coordination:
@@ -123,8 +128,11 @@ def settings(args: argparse.Namespace, metrics_host: str, port: int) -> Coordina
         )
     except ValueError as exc:
         raise SystemExit(f"ecsop run: {exc}") from None
-    if args.shards < 1:
-        raise SystemExit("ecsop run: --shards must be at least 1")
+    if not 1 <= args.shards <= MAX_SHARDS:
+        raise SystemExit(
+            f"ecsop run: --shards must be 1 to {MAX_SHARDS:,} (each replica writes its shard "
+            "into the services' ecsop:state tag, whose value ECS caps at 256 characters)"
+        )
     if args.replica_id and not re.fullmatch(r"[A-Za-z0-9._:-]{1,48}", args.replica_id):
         raise SystemExit(
             "ecsop run: --replica-id: 1 to 48 letters, digits, '.', '_', ':' or '-' "
