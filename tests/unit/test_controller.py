@@ -16,6 +16,7 @@ import structlog
 from controller_world import CLUSTER, CRASH, V1, V2, World
 
 from ecsop.aws.clients import AwsError
+from ecsop.decision.ecs_state import Fingerprint
 from ecsop.decision.memory import TAG_LAST_GOOD, ServiceMemory
 from ecsop.decision.reasons import Phase
 from ecsop.spec.model import fingerprint
@@ -375,12 +376,7 @@ def test_a_fleet_an_earlier_ecsop_proved_is_recorded_once_then_restarts_read_not
     records it (one TagResource), and from the next restart on nothing is described."""
     names = [f"svc{i:02d}" for i in range(4)]
     for name in names:
-        state = world.ecs.add_service(name)
-        earlier = ServiceMemory(release=name).proven(
-            state.arn, name, state.task_definition, fingerprint=None
-        )
-        world.ecs.tag_service(state.arn, earlier.tags())
-        world.write(name, V1)
+        _proven_by_an_earlier_ecsop(world, name)
     world.ecs.calls.clear()
     for _ in range(2):
         for name in names:
@@ -394,6 +390,56 @@ def test_a_fleet_an_earlier_ecsop_proved_is_recorded_once_then_restarts_read_not
         world.reconcile(name)
     assert [world.phase(name) for name in names] == [Phase.SYNCED] * len(names)
     assert world.ecs.described == []
+
+
+def _proven_by_an_earlier_ecsop(world: World, name: str, user_tags: int = 0) -> str:
+    state = world.ecs.add_service(name, tags={f"team-{i}": "x" for i in range(user_tags)})
+    earlier = ServiceMemory(release=name).proven(
+        state.arn, name, state.task_definition, fingerprint=None
+    )
+    world.ecs.tag_service(state.arn, earlier.tags())
+    world.write(name, V1)
+    return state.arn
+
+
+def test_a_record_whose_answer_is_lost_after_the_write_is_not_written_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: TagResource applied, its answer lost. The pass fails and is retried; the
+    retry reads the record now on the service, is in sync from it, and writes nothing."""
+    _proven_by_an_earlier_ecsop(world, "shop")
+    applied = world.ecs.tag_service
+
+    def lost_after_write(service_arn: str, tags: Any) -> None:
+        applied(service_arn, tags)
+        raise AwsError("RequestTimeout", "answer lost", "TagResource", retryable=True)
+
+    monkeypatch.setattr(world.ecs, "tag_service", lost_after_write)
+    world.ecs.calls.clear()
+    with pytest.raises(AwsError):
+        world.controller.reconcile("shop")
+    monkeypatch.undo()
+    world.ecs.described.clear()
+    for _ in range(2):
+        world.reconcile()
+    assert (world.phase(), world.status().reason) == (Phase.SYNCED, "InSync")
+    assert world.ecs.calls.count("TagResource") == 1, "only the write whose answer was lost"
+    world.start()
+    world.reconcile()
+    assert world.ecs.described == [] and world.phase() is Phase.SYNCED
+
+
+def test_a_service_at_ecs_tag_limit_takes_the_record_within_its_two_tags(world: World) -> None:
+    """Attack: 48 user tags and ecsop's two, ECS's 50. The record rewrites ``ecsop:state``,
+    adds no key, and the service stays at 50 tags."""
+    arn = _proven_by_an_earlier_ecsop(world, "shop", user_tags=48)
+    world.reconcile()
+    tags = world.ecs.tags("shop")
+    assert len(tags) == 50
+    assert ServiceMemory.read(tags).last_good_carries(
+        arn, "shop", Fingerprint(fingerprint({"app": V1}))
+    )
+    assert world.phase() is Phase.SYNCED
 
 
 def test_a_change_deployed_while_a_batch_is_in_flight_is_deployed_once(world: World) -> None:

@@ -210,18 +210,14 @@ class ServiceMemory:
         dropped. Required, so that no caller forgets it and makes restarts describe.
         """
         check = last_good_check(service_arn, release, task_definition)
-        bound = (
-            last_good_fingerprint_check(service_arn, release, task_definition, fingerprint)
-            if fingerprint
-            else ""
-        )
-        return replace(
+        proven = replace(
             self,
             last_good=task_definition,
             last_good_check=check,
-            last_good_fingerprint=bound,
+            last_good_fingerprint="",
             deploying=None,
         )
+        return proven.carrying(service_arn, release, fingerprint) if fingerprint else proven
 
     def carrying(self, service_arn: str, release: str, fingerprint: Fingerprint) -> ServiceMemory:
         """Record that last-good carries ``fingerprint``, changing nothing else: for memory
