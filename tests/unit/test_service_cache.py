@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from builders import deployment, release, service, td_arn
@@ -141,3 +143,22 @@ def test_each_answer_is_as_old_as_its_own_call() -> None:
     assert len(ecs.batches) == 2, "15 s old: used"
     cache.observe(fleet[0])
     assert ecs.batches[-1] == ["svc00"], "35 s old, older than the resync: described afresh"
+
+
+def test_an_answer_says_what_an_earlier_one_did_whatever_the_time_it_was_read() -> None:
+    """The settled check compares every field a DescribeServices answer carries, and
+    only the time it was read is not one of them."""
+    earlier = replace(
+        service(deployment(td_arn("api", 1))), observed_at=datetime(2026, 11, 30, tzinfo=UTC)
+    )
+    assert replace(earlier, observed_at=None).says_what(earlier)
+    changed = {
+        "running_count": 1,
+        "tags": {"ecsop:state": "v=2"},
+        "deployments": (deployment(td_arn("api", 2)),),
+        "events": (),  # the same: an empty tuple, as built
+        "current_service_deployment": "arn:other",
+    }
+    for name, value in changed.items():
+        other = replace(earlier, **{name: value})
+        assert other.says_what(earlier) is (getattr(earlier, name) == value), name

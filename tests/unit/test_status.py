@@ -138,6 +138,26 @@ def test_the_store_lists_releases_by_name_and_forgets_them() -> None:
     assert [s.name for s in store.all()] == ["api", "web"]
 
 
+
+def test_a_release_seen_unchanged_moves_only_its_updated_at() -> None:
+    """A resync's unchanged release: ``updatedAt`` moves, its conditions and last change
+    do not; a later status, or a removal and return, starts from what was put."""
+    store = StatusStore()
+    put = store.put(status(Phase.SYNCED), START)
+    later = START + timedelta(minutes=5)
+    store.seen("shop", later)
+    store.seen("nobody", later)  # not a release: nothing appears
+    seen = store.get("shop")
+    assert seen is not None and [s.name for s in store.all()] == ["shop"]
+    assert seen.updated_at == later == store.all()[0].updated_at
+    assert (seen.conditions, seen.last_change) == (put.conditions, put.last_change)
+    degraded = store.put(status(Phase.DEGRADED), later + timedelta(minutes=1))
+    assert store.get("shop") == degraded
+    store.seen("shop", later + timedelta(minutes=2))
+    store.remove("shop")
+    store.put(status(Phase.SYNCED), later + timedelta(minutes=3))
+    assert store.get("shop").updated_at == later + timedelta(minutes=3)  # type: ignore[union-attr]
+
 # --- `ecsop status` ----------------------------------------------------------------------
 
 names = st.text(alphabet=string.ascii_lowercase + string.digits + "-", min_size=1, max_size=63)

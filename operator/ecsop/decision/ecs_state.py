@@ -9,9 +9,10 @@ that tests can feed with hand-built states.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any, NewType
 
 TaskDefinitionArn = NewType("TaskDefinitionArn", str)
@@ -174,14 +175,22 @@ class ServiceState:
         return next((d for d in self.deployments if d.status is DeploymentStatus.PRIMARY), None)
 
     def says_what(self, earlier: ServiceState) -> bool:
-        """Whether this answer reports exactly what ``earlier`` did, read at another time."""
-        return replace(self, observed_at=earlier.observed_at) == earlier
+        """Whether this answer reports exactly what ``earlier`` did, read at another time.
+
+        Every field but ``observed_at``, read in one C call: a resync asks this of
+        every settled release, and a copy of each answer to compare cost more.
+        """
+        return _ANSWERED(self) == _ANSWERED(earlier)
 
     @property
     def account(self) -> str:
         """The AWS account id from the service ARN ("" if the ARN has none)."""
         parts = self.arn.split(":")
         return parts[4] if len(parts) > 5 else ""
+
+
+_ANSWERED = attrgetter(*(f.name for f in fields(ServiceState) if f.name != "observed_at"))
+"""What a DescribeServices answer reports, as a tuple: all but when it was read."""
 
 
 @dataclass(frozen=True, slots=True)

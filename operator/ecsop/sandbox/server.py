@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from email.utils import formatdate
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -39,6 +40,13 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 _ACTIVE = threading.Lock()
+
+_THREADS = 32
+"""Requests served at once: daemons, the CLI and tests share one sandbox, and an SQS
+long poll holds its thread for up to 20 s."""
+_CONNECTION_LIMIT = 1000
+_IDLE_SECONDS = 120.0
+"""An idle kept-alive connection is closed after this long."""
 
 
 class SandboxApp:
@@ -142,14 +150,47 @@ class SandboxApp:
         return [data]
 
 
+class _SimulatedDate:
+    """Every answer's ``Date`` header carries simulated time, as AWS sends its own.
+
+    The daemon compares deployment timestamps with the server's clock, not its
+    host's; with a fast simulated clock only the simulator's time agrees with
+    the timestamps it returns (waitress adds its own ``Date`` only when the
+    application sent none).
+    """
+
+    def __init__(self, app: WsgiApp, clock: SimClock) -> None:
+        self._app = app
+        self._clock = clock
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        def dated(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers = [(k, v) for k, v in headers if k.lower() != "date"]
+            headers.append(("Date", formatdate(self._clock.now(), usegmt=True)))
+            return start_response(status, headers, exc_info)
+
+        return self._app(environ, dated)
+
+
 class SandboxServer:
-    """The sandbox endpoint on ``host:port`` (port 0: any free port), in a thread."""
+    """The sandbox endpoint on ``host:port`` (port 0: any free port), in a thread.
+
+    Served by waitress, which keeps HTTP/1.1 connections open between requests
+    as AWS endpoints do: the AWS SDKs reuse one TCP connection for many calls
+    ("Reuse connections with keep-alive in Node.js",
+    https://docs.aws.amazon.com/sdk-for-javascript/v3/developer-guide/node-reusing-connections.html;
+    botocore pools them, ``max_pool_connections``). Werkzeug's development server
+    closes every connection after one answer, which made every client, ecsop
+    included, pay a TCP connection per call that it never pays against AWS.
+    """
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
         self.scenario = scenario
         self._host = host
         self._port = port
         self._server: Any = None
+        self._map: dict[int, Any] = {}
+        """waitress's socket map: the listening socket and every open connection."""
         self._thread: threading.Thread | None = None
         self._sim: Simulator | None = None
         self._injector: FaultInjector | None = None
@@ -157,14 +198,10 @@ class SandboxServer:
         self._addons: addons.Addons | None = None
 
     def start(self) -> SandboxServer:
+        import waitress.server
         from moto.core.base_backend import BackendDict
         from moto.core.models import DEFAULT_ACCOUNT_ID
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         if not _ACTIVE.acquire(blocking=False):
             raise RuntimeError("a SandboxServer is already running in this process")
@@ -187,21 +224,16 @@ class SandboxServer:
                 call_log,
             )
 
-            class QuietHandler(MotoRequestHandler):
-                def log(self, *args: Any) -> None:
-                    pass
-
-                def date_time_string(self, timestamp: float | None = None) -> str:
-                    """The ``Date`` header carries simulated time, as AWS sends its own.
-
-                    The daemon compares deployment timestamps with the server's
-                    clock, not its host's; with a fast simulated clock only the
-                    simulator's time agrees with the timestamps it returns.
-                    """
-                    return super().date_time_string(clock.now() if timestamp is None else timestamp)
-
-            self._server = make_server(
-                self._host, self._port, app, threaded=True, request_handler=QuietHandler
+            self._map = {}
+            self._server = waitress.server.create_server(
+                _SimulatedDate(app, clock),
+                map=self._map,
+                host=self._host,
+                port=self._port,
+                threads=_THREADS,
+                connection_limit=_CONNECTION_LIMIT,
+                channel_timeout=_IDLE_SECONDS,
+                ident="sandbox",
             )
         except BaseException:
             if extras is not None:
@@ -211,8 +243,7 @@ class SandboxServer:
         self._sim, self._injector, self._call_log = sim, injector, call_log
         self._addons = extras
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            target=self._server.run,
             name="ecsop-sandbox",
             daemon=True,
         )
@@ -222,10 +253,20 @@ class SandboxServer:
     def stop(self) -> None:
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
+        server, connections = self._server, self._map
+
+        def close_all() -> None:  # on the event loop's thread, as waitress requires
+            for dispatcher in list(connections.values()):
+                dispatcher.close()
+
+        # waitress's own order (``MultiSocketServer.close``): the workers finish first,
+        # for a worker finishing a request pulls the loop's trigger.
+        server.task_dispatcher.shutdown(timeout=5)
+        if self._thread is not None and self._thread.is_alive():
+            server.trigger.pull_trigger(close_all)
+            self._thread.join(timeout=10)
+        else:
+            close_all()
         if self._addons is not None:
             self._addons.close()
         self._server = None
@@ -247,7 +288,7 @@ class SandboxServer:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the sandbox is not running")
-        return int(self._server.server_address[1])
+        return int(self._server.effective_port)
 
     @property
     def endpoint_url(self) -> str:
