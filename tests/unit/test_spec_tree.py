@@ -335,3 +335,24 @@ spec:
     twins.reload(specs / "ecsop-policy.yaml")
     assert twins.incremental.specs.policies == ()
     assert twins.incremental.specs.policy_errors == twins.full.specs.policy_errors != []
+
+
+@pytest.mark.parametrize(
+    ("cwd", "given", "shown"),
+    [
+        pytest.param("specs", ".", "team/t1.yaml", id="dot"),
+        pytest.param(".", "specs/", "specs/team/t1.yaml", id="trailing-slash"),
+        pytest.param(".", "./specs", "specs/team/t1.yaml", id="dot-slash"),
+        pytest.param("specs", "./team/..", "team/../team/t1.yaml", id="dot-dot"),
+    ],
+)
+def test_a_file_is_named_from_the_spec_path_as_given_whether_read_alone_or_in_a_walk(
+    specs: Path, monkeypatch: pytest.MonkeyPatch, cwd: str, given: str, shown: str
+) -> None:
+    monkeypatch.chdir(specs.parent / cwd)
+    twins = Twins(Path(given))
+    walks_forbidden(twins.incremental)
+    (specs / "team" / "t1.yaml").write_text(doc("t1"))
+    twins.reload(specs / "team" / "t1.yaml")
+    entry = twins.incremental.entry("t1")
+    assert entry is not None and entry.loaded is not None and entry.loaded.file == shown

@@ -1,10 +1,11 @@
 """Which entries of a spec directory are spec files, and what to call them.
 
-``ecsop.spec.loader`` asks ``under`` for the (display name, real path)
-of every file to read; every entry that cannot be followed (a symlink loop, a
-link leaving the directory, an unreadable directory) becomes a ``SpecError``
-instead of an exception. Display names are made printable here, where they
-are created, so no file name can break a terminal, a log line or a label.
+``ecsop.spec.loader`` asks ``under`` (``ecsop.spec.tree``: ``walk``) for the
+(display name, real path) of every file to read; every entry that cannot be
+followed (a symlink loop, a link leaving the directory, an unreadable
+directory) becomes a ``SpecError`` instead of an exception. Display names are
+made printable here, where they are created, so no file name can break a
+terminal, a log line or a label.
 """
 
 from __future__ import annotations
@@ -39,12 +40,7 @@ def _why(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def under(
-    given: Path,
-    root: Path,
-    errors: list[SpecError],
-    directories: dict[Path, Path] | None = None,
-) -> Iterator[tuple[str, Path]]:
+def under(given: Path, root: Path, errors: list[SpecError]) -> Iterator[tuple[str, Path]]:
     """Yield (display name, real path) of every spec file under ``given`` (resolved: ``root``).
 
     Hidden entries are skipped (``.git``, and the ``..data``/``..<timestamp>``
@@ -55,8 +51,22 @@ def under(
     ``*.yml``) are looked at; any other entry is ignored, whatever it is or
     points to. A spec file or directory whose symlink leaves the directory is
     refused, so a spec repo cannot make the daemon read arbitrary files.
-    ``directories``, when given, receives every directory walked (real path ->
-    display path): ``ecsop.spec.tree`` re-reads one file of them alone.
+    """
+    for display, real in walk(given, root, errors, {}):
+        yield display, Path(real)
+
+
+def walk(
+    given: Path, root: Path, errors: list[SpecError], directories: dict[str, str]
+) -> Iterator[tuple[str, str]]:
+    """``under``, with each real path as the string ``str(Path)`` would give.
+
+    ``ecsop.spec.tree`` walks its 10,000 files again on every resync; on
+    Python 3.11 building, hashing and printing a ``Path`` per file cost more
+    than the ``stat`` calls themselves, so the walk joins strings and makes a
+    ``Path`` only for a symlink (whose checks must stay ``Path``'s own).
+    ``directories`` receives every directory walked (real path -> display
+    path): ``ecsop.spec.tree`` re-reads one file of them alone.
     """
     try:
         exists, is_file = root.exists(), root.is_file()
@@ -67,26 +77,44 @@ def under(
         errors.append(SpecError(shown(given), None, "", "no such file or directory"))
         return
     if is_file:
-        yield shown(given), root
+        yield shown(given), str(root)
         return
-    seen: set[Path] = set()
-    walked: dict[Path, Path] = {} if directories is None else directories
-    yield from _walk(root, root, Path(shown(given)), seen, errors, walked)
+    seen: set[str] = set()
+    yield from _walk(root, str(root), str(Path(shown(given))), seen, errors, directories)
+
+
+def named(display: str, name: str) -> str:
+    """The display path of ``name`` in the directory shown as ``display``, as ``Path`` joins.
+
+    ``display`` is already in ``Path``'s normal form, so only ``.`` (the
+    directory given as ``.``) differs from a plain join: ``Path(".") / "a.yaml"``
+    is ``a.yaml``.
+    """
+    return _prefix(display) + name
+
+
+def _prefix(display: str) -> str:
+    """What ``named`` puts before a name in ``display``; once per directory in a walk."""
+    if display == ".":
+        return ""
+    return display if display.endswith("/") else display + "/"
 
 
 def _walk(
     root: Path,
-    directory: Path,
-    display: Path,
-    seen: set[Path],
+    directory: str,
+    display: str,
+    seen: set[str],
     errors: list[SpecError],
-    walked: dict[Path, Path],
-) -> Iterator[tuple[str, Path]]:
+    walked: dict[str, str],
+) -> Iterator[tuple[str, str]]:
     walked[directory] = display
+    prefix = _prefix(display)
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
-        errors.append(SpecError(shown(display), None, "", f"cannot list directory: {_why(exc)}"))
+        problem = f"cannot list directory: {_why(exc)}"
+        errors.append(SpecError(printable(display), None, "", problem))
         return
     for entry in entries:
         if entry.name.startswith("."):
@@ -94,34 +122,54 @@ def _walk(
         spec_named = entry.name.lower().endswith(SPEC_SUFFIXES)
         if not spec_named and not _is_dir(entry):
             continue  # README.md, notes.txt -> /etc/passwd: not a spec, whatever it points to
-        entry_name = display / printable(entry.name)
-        link = _is_symlink(entry)
-        # ``directory`` is a real path, so only a symlink needs resolving.
-        real = (
-            resolved(Path(entry.path), str(entry_name), errors) if link else directory / entry.name
-        )
-        if real is None:
+        entry_name = prefix + printable(entry.name)
+        if _is_symlink(entry):
+            yield from _followed(root, entry, entry_name, seen, errors, walked)
             continue
-        if link and not real.is_relative_to(root):
-            errors.append(
-                SpecError(
-                    str(entry_name), None, "", "symlink points outside the spec directory; refused"
-                )
-            )
-            continue
+        # ``directory`` is a real path, so ``entry.path`` is one too.
+        real = entry.path
         if real in seen:
             continue
-        is_dir = real.is_dir() if link else _is_dir(entry)
-        if is_dir:
+        if _is_dir(entry):
             seen.add(real)
             yield from _walk(root, real, entry_name, seen, errors, walked)
-        elif real.is_file() if link else _is_file(entry):
+        elif _is_file(entry):
             seen.add(real)
-            yield str(entry_name), real
-        elif link and not real.exists():
-            errors.append(SpecError(str(entry_name), None, "", "broken symlink: no such file"))
+            yield entry_name, real
         else:
-            errors.append(SpecError(str(entry_name), None, "", "not a regular file; refused"))
+            errors.append(SpecError(entry_name, None, "", "not a regular file; refused"))
+
+
+def _followed(
+    root: Path,
+    entry: os.DirEntry[str],
+    entry_name: str,
+    seen: set[str],
+    errors: list[SpecError],
+    walked: dict[str, str],
+) -> Iterator[tuple[str, str]]:
+    """What the symlink ``entry`` leads to, judged on its resolved ``Path``."""
+    target = resolved(Path(entry.path), entry_name, errors)
+    if target is None:
+        return
+    if not target.is_relative_to(root):
+        errors.append(
+            SpecError(entry_name, None, "", "symlink points outside the spec directory; refused")
+        )
+        return
+    real = str(target)
+    if real in seen:
+        return
+    if target.is_dir():
+        seen.add(real)
+        yield from _walk(root, real, entry_name, seen, errors, walked)
+    elif target.is_file():
+        seen.add(real)
+        yield entry_name, real
+    elif not target.exists():
+        errors.append(SpecError(entry_name, None, "", "broken symlink: no such file"))
+    else:
+        errors.append(SpecError(entry_name, None, "", "not a regular file; refused"))
 
 
 def shown(path: Path) -> str:

@@ -143,11 +143,12 @@ class SpecTree:
         self._cache = ParseCache()
         self._account = ""
         self._root: Path | None = None
-        self._files: dict[Path, _File] = {}
-        """Real path -> what it held."""
-        self._broken: dict[Path, tuple[SpecError, ...]] = {}
+        self._files: dict[str, _File] = {}
+        """Real path (``str(Path)``: a resync looks up every file, and a ``Path`` key costs
+        far more to hash) -> what it held."""
+        self._broken: dict[str, tuple[SpecError, ...]] = {}
         """The files with errors (of ``_files``), and their errors."""
-        self._directories: dict[Path, Path] = {}
+        self._directories: dict[str, str] = {}
         """Real directory -> its display path, for every directory walked."""
         self._walk_errors: list[SpecError] = []
         """Problems of the walk itself (a broken symlink, an unreadable directory)."""
@@ -163,17 +164,23 @@ class SpecTree:
         errors: list[SpecError] = []
         shown = spec_files.shown(self._path)
         root = spec_files.resolved(self._path, shown, errors)
-        directories: dict[Path, Path] = {}
-        found: dict[Path, _File] = {}
+        directories: dict[str, str] = {}
+        found: dict[str, _File] = {}
         if root is not None:
-            for display, real in spec_files.under(self._path, root, errors, directories):
-                found[real] = self._read(real, display, self._files.get(real))
+            known = self._files
+            for display, real in spec_files.walk(self._path, root, errors, directories):
+                found[real] = self._read(real, display, known.get(real))
         self._cache.sweep()
         self._root, self._directories, self._walk_errors = root, directories, errors
         names: set[str] = set()
         files: set[str] = set()
-        for path in set(self._files) | set(found):
-            names |= self._replace(path, found.get(path), files)
+        for path, new in found.items():
+            if new is not self._files.get(path):  # an unchanged file is its old ``_File``
+                names |= self._replace(path, new, files)
+        # Every path found is in ``_files`` now: any other one is gone.
+        if len(self._files) > len(found):
+            for path in self._files.keys() - found.keys():
+                names |= self._replace(path, None, files)
         return self._reading(names, files)
 
     def read_changed(self, paths: Iterable[Path], account: str) -> Reading | None:
@@ -195,7 +202,8 @@ class SpecTree:
         """Bring one changed path up to date: the names it touched; None when only a walk can."""
         root = self._root
         assert root is not None
-        if path == root or path in self._directories:
+        key = str(path)
+        if path == root or key in self._directories:
             return None  # a directory itself was created, removed or moved
         try:
             parts = path.relative_to(root).parts
@@ -214,18 +222,18 @@ class SpecTree:
         if mode is not None and not stat.S_ISREG(mode):
             return None  # a symlink or a special file: the walk judges it
         if mode is None:
-            return self._replace(path, None, files)
-        known = self._files.get(path)
+            return self._replace(key, None, files)
+        known = self._files.get(key)
         if known is not None:
             display = known.display
         else:
-            parent = self._directories.get(path.parent)
+            parent = self._directories.get(str(path.parent))
             if parent is None:
                 return None
-            display = str(parent / printable(path.name))
-        return self._replace(path, self._read(path, display, known), files)
+            display = spec_files.named(parent, printable(path.name))
+        return self._replace(key, self._read(key, display, known), files)
 
-    def _replace(self, path: Path, new: _File | None, files: set[str]) -> set[str]:
+    def _replace(self, path: str, new: _File | None, files: set[str]) -> set[str]:
         """Put ``new`` (None: nothing) where ``path``'s file was; the names it touched.
         ``files`` gets the display names of the file before and after."""
         old = self._files.get(path, _EMPTY)
@@ -247,7 +255,7 @@ class SpecTree:
             names.update(error.release for error in file.errors if error.release)
         return names
 
-    def _read(self, real: Path, display: str, known: _File | None) -> _File:
+    def _read(self, real: str, display: str, known: _File | None) -> _File:
         signature = _signature(real)
         if (
             known is not None
@@ -257,7 +265,7 @@ class SpecTree:
         ):
             return known
         found, problems, policies = loader.load_file(
-            real,
+            Path(real),
             display,
             default_region=self._default_region,
             allow_mutable_tags=self._allow_mutable_tags,
@@ -290,7 +298,7 @@ class SpecTree:
         self._files, self._broken, self._rules = {}, {}, _Rules()
 
 
-def _signature(path: Path) -> Signature | None:
+def _signature(path: str) -> Signature | None:
     try:
         found = os.stat(path)
     except OSError:
