@@ -28,7 +28,6 @@ from ecsop.aws import ecs_mapping, taskdef
 from ecsop.aws.history import HistoryEntry, ServiceHistory, entries
 from ecsop.aws.one_off import OneOffTasks
 from ecsop.aws.revisions import PreparedClone, Revisions
-from ecsop.aws.service_answers import ServiceAnswers
 from ecsop.decision.ecs_state import (
     Fingerprint,
     ServiceMissing,
@@ -63,8 +62,6 @@ class EcsGateway:
         self._client = client
         self._register_client = register_client or client
         self.revisions = Revisions(self._call, self._register, cache_size=cache_size)
-        self.answers = ServiceAnswers(cache_size)
-        """DescribeServices answers mapped once while ECS says the same."""
         self._history = ServiceHistory(self._call, self.revisions)
         self.one_off = OneOffTasks(self._call, self.revisions)
         """Steps' one-off tasks and their records (``spec.preDeploy``, ``spec.verify``)."""
@@ -112,7 +109,7 @@ class EcsGateway:
                 elif service.get("status") in {"INACTIVE", "DRAINING"}:
                     result[name] = ServiceMissing(cluster, name, f"status {service['status']}")
                 else:
-                    result[name] = self.answers.state(cluster, service, observed_at)
+                    result[name] = ecs_mapping.service_state(cluster, service, observed_at)
         return result
 
     def update_service(
@@ -465,4 +462,3 @@ class GatewayPool:
             self.cache_size = size
             for gateway in self._gateways.values():
                 gateway.revisions.cache_size = size
-                gateway.answers.capacity = size
