@@ -223,7 +223,6 @@ class SandboxServer:
                 DomainDispatcherApplication(create_backend_app),
                 call_log,
             )
-
             self._map = {}
             self._server = waitress.server.create_server(
                 _SimulatedDate(app, clock),
