@@ -219,7 +219,8 @@ class StatusStore:
             return sorted(map(self._as_seen, self._items.values()), key=lambda s: s.name)
 
     def _as_seen(self, status: ReleaseStatus) -> ReleaseStatus:
-        """``status`` with the time it was last seen unchanged, if it was since put; under ``_lock``."""
+        """``status`` with the time it was last seen unchanged since it was put, if it was;
+        under ``_lock``."""
         at = self._seen_at.get(status.name)
         return status if at is None else replace(status, updated_at=at)
 
