@@ -15,11 +15,14 @@ import pytest
 from sandbox_harness import CRASH, GOOD, GOOD_2, PULL_ERROR, Harness, scenario, service_spec
 from sandbox_harness import task_definition as td_request
 
+from ecsop.aws.budget import BudgetSettings, CallBudget
 from ecsop.aws.ecs import EcsGateway
 from ecsop.aws.history import HistoryOutcome
+from ecsop.controller.history import PENDING, HistorySettings, StatusHistory
 from ecsop.decision.ecs_state import Fingerprint
 from ecsop.decision.memory import FailedRecord, RevisionMemory
 from ecsop.decision.reasons import Failure
+from ecsop.spec.loader import LoadedRelease
 from ecsop.spec.model import ServiceRelease, fingerprint
 
 pytestmark = pytest.mark.sandbox
@@ -126,3 +129,34 @@ def test_ecsop_s_rollback_is_ecsop_s_with_its_reason(start_sandbox: Callable[...
     )
     (only,) = gateway.release_history("prod", "api", release(), None, 1)
     assert only.deployment == rollback.deployment
+
+
+def test_status_history_takes_no_token_a_reconcile_call_would_wait_for(sandbox: Harness) -> None:
+    """A dashboard polling ``/status`` of a large fleet must not slow reconciling."""
+    now, slept = [0.0], list[float]()
+    calls = CallBudget(BudgetSettings(share=0.5), monotonic=lambda: now[0], sleep=slept.append)
+    client = Harness(sandbox.server).ecs  # the daemon's own client, paced by its budget
+    calls.instrument(client, None)
+    gateway = EcsGateway(client)
+    loaded = LoadedRelease(release(), "api.yaml", 1, "us-east-1")
+    history = StatusHistory(
+        lambda region, role: gateway,
+        lambda name: loaded,
+        lambda name: None,
+        HistorySettings(workers=1, deadline_seconds=60),
+        clock=lambda: now[0],
+    )
+    names = [f"r{n}" for n in range(20)]  # 2 service-deployment tokens each; 25 at a 0.5 share
+    shown = history(names)
+    read = [name for name in names if "history" in shown[name]]
+    assert slept == [], "a history read never waits for, nor reserves, a future token"
+    assert len(read) == 12
+    assert all(shown[name] == {"historyPending": PENDING} for name in names if name not in read)
+    # The daemon's next call in that bucket waits for the next token only (20 a second
+    # at AWS, 10 at this share), not behind eight more reads.
+    calls.acquire("", "us-east-1", "ecs", "DescribeServiceDeployments")
+    assert slept == [pytest.approx(0.1)]
+    now[0] += 60  # the bucket refilled: the next request reads the rest
+    shown = history(names)
+    assert all("history" in shown[name] and "historyPending" not in shown[name] for name in names)
+    history.close()

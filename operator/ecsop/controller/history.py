@@ -8,6 +8,17 @@ since), concurrently on a small pool of its own, and waits at most
 Errors are cached like answers, so a missing IAM permission costs one call
 per release per ``ttl_seconds``, not one per request.
 
+Reconciling comes first. A read takes only API-budget tokens that exist now
+(``ecsop.aws.budget.deferrable(0)``), never a future one a reconcile call would
+then wait behind. Without that, a dashboard polling ``/status`` of a large
+fleet keeps the pool's four workers reserving tokens in the buckets they share
+with the daemon's own reads (DescribeTaskDefinition, after a restart): four of
+every five such tokens go to history, deploys are deferred and a rollback
+queues behind them. A read the budget cannot serve now is not cached: the release shows
+what was read before with ``historyPending``, and no read starts until the
+token the budget named exists, so a deferral costs one call built, not one
+per release.
+
 ``ecsop history NAME`` reads the same thing without a cache
 (``ecsop.aws.ecs.EcsGateway.release_history``).
 """
@@ -21,6 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from ecsop.aws import budget
 from ecsop.aws.clients import AwsError
 from ecsop.aws.service_cache import GatewayFor
 from ecsop.decision.ecs_state import Fingerprint
@@ -41,6 +53,10 @@ class HistorySettings:
     """How long a ``/status`` answer waits for the reads it started."""
     workers: int = 4
     """Releases read at once."""
+
+
+PENDING = "reconciling comes first: read when the API budget has a call to spare"
+"""``historyPending``: the read waits for a token no reconcile call needs."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,9 @@ class StatusHistory:
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
         self._reading: dict[str, Future[None]] = {}
+        self._postponed: set[str] = set()
+        self._quiet_until = float("-inf")
+        """No read starts before this: the API budget had no token to spare."""
         self._pool: ThreadPoolExecutor | None = None
 
     def __call__(self, names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
@@ -92,13 +111,16 @@ class StatusHistory:
                     if name in self._reading:
                         pending.append(self._reading[name])
                     continue
+                if now < self._quiet_until:
+                    self._postponed.add(name)
+                    continue
                 future = self._executor().submit(self._read, name, loaded, key)
                 self._reading[name] = future
                 pending.append(future)
         if pending:
             wait(pending, timeout=self._settings.deadline_seconds)
         with self._lock:
-            return {name: self._cache[name].value for name in names if name in self._cache}
+            return {name: self._shown(name) for name in names if self._has(name)}
 
     def close(self) -> None:
         with self._lock:
@@ -113,6 +135,16 @@ class StatusHistory:
             )
         return self._pool
 
+    def _has(self, name: str) -> bool:
+        return name in self._cache or name in self._postponed
+
+    def _shown(self, name: str) -> Mapping[str, Any]:
+        cached = self._cache.get(name)
+        value = cached.value if cached is not None else {}
+        if name not in self._postponed:
+            return value
+        return {**value, "historyPending": PENDING}
+
     def _key(self, loaded: LoadedRelease, status: ReleaseStatus | None) -> tuple[str, ...]:
         spec = loaded.release.spec
         return (
@@ -126,6 +158,10 @@ class StatusHistory:
         )
 
     def _read(self, name: str, loaded: LoadedRelease, key: tuple[str, ...]) -> None:
+        with self._lock:
+            if self._clock() < self._quiet_until:  # queued before the budget said no
+                self._postpone(name, 0.0)
+                return
         spec = loaded.release.spec
         status = self._status(name)
         failed = None
@@ -134,10 +170,15 @@ class StatusHistory:
         value: Mapping[str, Any]
         try:
             gateway = self._gateway_for(loaded.region, spec.role_arn)
-            found = gateway.release_history(
-                spec.cluster, spec.service, loaded.release, failed, self._settings.entries
-            )
+            with budget.deferrable(0.0):
+                found = gateway.release_history(
+                    spec.cluster, spec.service, loaded.release, failed, self._settings.entries
+                )
             value = {"history": [entry.to_json() for entry in found]}
+        except budget.BudgetDeferred as deferred:
+            with self._lock:
+                self._postpone(name, deferred.seconds)
+            return
         except AwsError as error:
             value = {"historyError": f"{error.code}: {error.message}"}
         except Exception as error:  # shown, never raised into the HTTP handler
@@ -145,6 +186,13 @@ class StatusHistory:
         with self._lock:
             self._cache[name] = _Cached(key, self._clock(), value)
             self._reading.pop(name, None)
+            self._postponed.discard(name)
+
+    def _postpone(self, name: str, seconds: float) -> None:
+        """Under the lock: leave ``name`` to a request after ``seconds`` from now."""
+        self._postponed.add(name)
+        self._reading.pop(name, None)
+        self._quiet_until = max(self._quiet_until, self._clock() + seconds)
 
 
 def _failure(status: ReleaseStatus) -> Failure:
