@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,7 +22,14 @@ from ecsop.controller.executor import (
     DryRunExecutor,
     WriteLog,
 )
-from ecsop.decision.actions import Deploy, LetGo, RecordFailure, RecordLastGood, Rollback
+from ecsop.decision.actions import (
+    Deploy,
+    LetGo,
+    RecordFailure,
+    RecordLastGood,
+    Rollback,
+    RunStep,
+)
 from ecsop.decision.ecs_state import Fingerprint, TaskDefinition, TaskDefinitionArn
 from ecsop.decision.memory import (
     LEGACY_SERVICE_KEYS,
@@ -29,8 +37,11 @@ from ecsop.decision.memory import (
     TAG_STATE,
     RevisionMemory,
     ServiceMemory,
+    StepRecord,
+    StepState,
 )
 from ecsop.decision.reasons import Failure, Phase, Reason
+from ecsop.decision.step_state import StepKind, StepTask
 
 BASE = td_arn("api", 1)
 CLONE = td_arn("api", 2)
@@ -95,6 +106,15 @@ class RecordingGateway:
 
     def untag_service(self, service_arn: str, keys: list[str]) -> None:
         self.calls.append(("untag_service", list(keys)))
+
+    def record_step(self, arn: str, step: str, record: StepRecord) -> TaskDefinition:
+        self.calls.append(("record_step", (arn, step)))
+        return self.task_definition(arn)
+
+    def run_step(self, cluster: str, revision: str, launch: Any, **request: Any) -> StepTask:
+        self.calls.append(("run_step", revision))
+        task = "arn:aws:ecs:us-east-1:111122223333:task/prod/t1"
+        return StepTask(task, "PENDING", "RUNNING", datetime.now(UTC))
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
@@ -371,3 +391,37 @@ def test_a_fingerprint_record_the_budget_would_hold_gives_its_worker_back() -> N
     baked = replace(record, reason=Reason.BAKED)
     AwsExecutor(WriteLog()).execute(baked, gateway, SERVICE, "api-prod", None)
     assert gateway.names() == ["tag_service"] and gateway.slept[0] > DEPLOY_MAX_BUDGET_WAIT
+
+
+def migration() -> RunStep:
+    """The pre-deploy step of ``deploy()``: it runs on the revision that deploy registers."""
+    return RunStep(
+        Phase.PROGRESSING,
+        Reason.RUNNING_STEP,
+        "",
+        5,
+        kind=StepKind.PRE_DEPLOY.value,
+        step="migrate",
+        container="api",
+        command=("migrate",),
+        environment={},
+        started_by="ecsop-migrate",
+        client_token="token-1",
+        record=StepRecord(StepState.STARTED),
+        task_tags={},
+        deploy=deploy(),
+    )
+
+
+def test_a_migration_the_budget_would_hold_gives_its_worker_back_and_starts_nothing() -> None:
+    """Twenty migrations of one commit register twenty revisions at RegisterTaskDefinition's
+    rate, as their deploys would: they come back later rather than hold every worker
+    while a rollback waits."""
+    gateway = PacedGateway(exhausted=("RegisterTaskDefinition",))
+    with pytest.raises(BudgetDeferred):
+        AwsExecutor(WriteLog()).execute(migration(), gateway, SERVICE, "api-prod", "abc123")
+    assert gateway.names() == ["find_revision"] and gateway.slept == []
+    gateway.now += 60.0  # the token exists when the requeued pass comes back
+    applied = AwsExecutor(WriteLog()).execute(migration(), gateway, SERVICE, "api-prod", "abc")
+    assert gateway.names()[1:] == ["find_revision", "register", "record_step", "run_step"]
+    assert applied.step_task.endswith("/t1") and applied.task_definition == CLONE

@@ -276,7 +276,13 @@ class AwsExecutor:
             task_definition = action.task_definition if isinstance(action, RecordLastGood) else None
             return Applied(task_definition=task_definition)
         if isinstance(action, RunStep):  # ``step_executor``: the record, then RunTask
-            chosen, registered = _step_revision(action, gateway, release, commit, dry_run=False)
+            # A pre-deploy step registers its deploy's revision: like the deploy's,
+            # that can come back later (the revision is found and reused then). The
+            # record and RunTask, once begun, wait for their tokens.
+            with budget.deferrable(DEPLOY_MAX_BUDGET_WAIT):
+                chosen, registered = _step_revision(
+                    action, gateway, release, commit, dry_run=False
+                )
             assert chosen is not None
             task = step_executor.run(gateway, service, chosen, action)
             return Applied(chosen, registered, step_task=task)
