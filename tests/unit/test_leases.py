@@ -27,6 +27,8 @@ S = LeaseSettings()
         pytest.param(Seen("v1", "me", 3, 100.0), 100.0, True, id="our-own-stale-item"),
         pytest.param(Seen("v1", "other", 3, 100.0), 114.9, False, id="other-within-lease"),
         pytest.param(Seen("v1", "other", 3, 100.0), 115.0, True, id="other-unchanged-a-lease"),
+        pytest.param(Seen(None, "other", 3, 100.0), 114.9, False, id="deleted-while-held"),
+        pytest.param(Seen(None, "other", 3, 100.0), 115.0, True, id="deleted-a-lease-ago"),
     ],
 )
 def test_when_a_lease_may_be_taken(view: Seen, now: float, takeable: bool) -> None:
@@ -207,6 +209,29 @@ def test_a_replica_with_another_shard_count_acts_on_nothing() -> None:
     ok, why = b.coordinator.health()
     assert not ok and "4 shards" in why
 
+
+@pytest.mark.parametrize("who", ["holder-first", "candidate-first", "holder-paused"])
+def test_a_lease_item_deleted_by_hand_is_not_taken_while_its_holder_may_act(who: str) -> None:
+    """Someone deletes ``lease#0`` in the console. Its holder acts until its renewal
+    fails (then takes its own item again at once) or, paused, until its deadline: the
+    others wait a lease duration, as for any holder gone quiet."""
+    world = World(shards=1)
+    a, b = world.add("a"), world.add("b")
+    world.rounds(4)
+    holder, other = (a, b) if a.coordinator.held() else (b, a)
+    token = world.table.leases[0].token
+    world.replicas = [other, holder] if who == "candidate-first" else [holder, other]
+    holder.paused = who == "holder-paused"
+    del world.table.leases[0]
+    deleted = world.clock.now
+    while not world.table.leases.get(0) or not world.table.leases[0].holder:
+        world.round(step=0.5)  # checks at every step: never both acting
+        assert world.clock.now - deleted < S.lease_seconds + 3 * S.retry_period_seconds
+    taker = holder if holder.coordinator.held() else other
+    assert taker is (other if who == "holder-paused" else holder)
+    if taker is other:
+        assert world.clock.now - deleted >= S.lease_seconds
+    assert world.table.leases[0].token > token, "the fencing token never starts again"
 
 # --- the property: never two replicas acting on one shard ----------------------------------
 

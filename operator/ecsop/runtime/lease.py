@@ -178,9 +178,11 @@ class Seen:
 
         Free (never written, or released) and our own stale item (a tenure we
         already stopped acting on) at once; someone else's only once its version
-        has not moved for a whole lease duration on our clock.
+        has not moved for a whole lease duration on our clock. An item deleted
+        by hand while someone held it is still theirs: they act until their
+        renewal fails or their deadline passes, so the wait is the same.
         """
-        if self.version is None or self.holder in ("", me):
+        if self.holder in ("", me):
             return True
         return now - self.since >= settings.lease_seconds
 
@@ -190,8 +192,10 @@ def seen(previous: Seen | None, lease: LeaseView | None, now: float) -> Seen:
     version = lease.version if lease is not None else None
     if previous is not None and previous.version == version:
         return previous
-    if lease is None:
-        return Seen(None, "", previous.token if previous else 0, now)
+    if lease is None:  # deleted by hand: its holder, if any, may still be acting
+        return Seen(
+            None, previous.holder if previous else "", previous.token if previous else 0, now
+        )
     return Seen(lease.version, lease.holder, lease.token, now)
 
 
