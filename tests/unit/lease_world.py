@@ -64,13 +64,15 @@ class Table:
         self.leases[shard] = LeaseItem(shard, "", token, version)
         return True
 
-    def beat(self, member: str, beat: str, url: str) -> None:
-        self.members[member] = MemberItem(member, beat, url, False)
+    def beat(self, member: str, beat: str, url: str, shards: int) -> None:
+        self.members[member] = MemberItem(member, beat, url, False, shards=shards)
 
     def leave(self, member: str) -> None:
         before = self.members.get(member)
         if before is not None:
-            self.members[member] = MemberItem(member, before.beat, before.url, True)
+            self.members[member] = MemberItem(
+                member, before.beat, before.url, True, shards=before.shards
+            )
 
     def claim_shards(self, shards: int) -> int:
         if self.shards is None:
@@ -113,9 +115,9 @@ class Link:
         self._check()
         return self.table.release(shard, holder, token, version)
 
-    def beat(self, member: str, beat: str, url: str) -> None:
+    def beat(self, member: str, beat: str, url: str, shards: int) -> None:
         self._check()
-        self.table.beat(member, beat, url)
+        self.table.beat(member, beat, url, shards)
 
     def leave(self, member: str) -> None:
         self._check()

@@ -233,6 +233,47 @@ def test_a_lease_item_deleted_by_hand_is_not_taken_while_its_holder_may_act(who:
         assert world.clock.now - deleted >= S.lease_seconds
     assert world.table.leases[0].token > token, "the fencing token never starts again"
 
+@pytest.mark.parametrize("first", ["new-count-first", "old-count-first"])
+def test_a_shard_count_changed_under_running_replicas_never_lets_two_act_on_a_release(
+    first: str,
+) -> None:
+    """Someone deletes the ``config`` item to change ``--shards`` and rolls the replicas
+    one by one instead of stopping them all: a release then maps to two different lease
+    items, one under each count. No release is ever acted on by two replicas; once the
+    replicas of the old count are gone, the new count takes every shard."""
+    world = World(shards=4)
+    old = [world.add("a"), world.add("b")]
+    world.rounds(6)
+    assert sorted(s for r in old for s in r.coordinator.held()) == [0, 1, 2, 3]
+    new = world.add("c", shards=8)
+    world.rounds(3)  # acts on nothing: the table says 4
+    assert new.coordinator.held() == []
+    world.table.shards = None
+    world.replicas = [new, *old] if first == "new-count-first" else [*old, new]
+    names = [f"release-{i}" for i in range(64)]
+
+    def check() -> None:
+        for name in names:
+            acting = [
+                r.name
+                for r in world.replicas
+                if not r.crashed
+                and r.coordinator.holding(shard_of(name, r.coordinator.shards)) is not None
+            ]
+            assert len(acting) <= 1, f"{name} acted on by {acting} at {world.clock.now}"
+
+    world.check = check  # type: ignore[method-assign]
+    world.rounds(12)
+    for replica in old:  # the rollout stops the old replicas
+        replica.coordinator.stop(release=True)
+        replica.crashed = True
+    world.rounds(20)
+    winner = world.table.shards
+    survivors = [r for r in world.replicas if not r.crashed]
+    if winner == 8:
+        assert sorted(s for r in survivors for s in r.coordinator.held()) == list(range(8))
+
+
 # --- the property: never two replicas acting on one shard ----------------------------------
 
 STEP = st.one_of(

@@ -99,6 +99,11 @@ class MemberView(Protocol):
         """The replica left cleanly (SIGTERM)."""
         ...
 
+    @property
+    def shards(self) -> int:
+        """The replica's ``--shards`` (0: not said, a replica of an earlier version)."""
+        ...
+
 
 class TableView(Protocol):
     """Everything in the store, read at once (one consistent Scan)."""
@@ -133,8 +138,8 @@ class LeaseStore(Protocol):
         """Empty the holder (keeping the token) if ``holder`` still holds it with ``token``."""
         ...
 
-    def beat(self, member: str, beat: str, url: str) -> None:
-        """Write this replica's membership item with a new ``beat``."""
+    def beat(self, member: str, beat: str, url: str, shards: int) -> None:
+        """Write this replica's membership item with a new ``beat`` and its shard count."""
         ...
 
     def leave(self, member: str) -> None:
