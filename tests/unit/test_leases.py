@@ -20,19 +20,23 @@ S = LeaseSettings()
 
 
 @pytest.mark.parametrize(
-    ("view", "now", "takeable"),
+    ("view", "own", "now", "takeable"),
     [
-        pytest.param(Seen(None, "", 0, 100.0), 100.0, True, id="no-item-yet"),
-        pytest.param(Seen("v1", "", 3, 100.0), 100.0, True, id="released"),
-        pytest.param(Seen("v1", "me", 3, 100.0), 100.0, True, id="our-own-stale-item"),
-        pytest.param(Seen("v1", "other", 3, 100.0), 114.9, False, id="other-within-lease"),
-        pytest.param(Seen("v1", "other", 3, 100.0), 115.0, True, id="other-unchanged-a-lease"),
-        pytest.param(Seen(None, "other", 3, 100.0), 114.9, False, id="deleted-while-held"),
-        pytest.param(Seen(None, "other", 3, 100.0), 115.0, True, id="deleted-a-lease-ago"),
+        pytest.param(Seen(None, "", 0, 100.0), None, 100.0, True, id="no-item-yet"),
+        pytest.param(Seen("v1", "", 3, 100.0), None, 100.0, True, id="released"),
+        pytest.param(Seen("v1", "me", 3, 100.0), 3, 100.0, True, id="our-own-stale-item"),
+        pytest.param(Seen("v1", "me", 3, 100.0), None, 100.0, False, id="our-id-not-our-token"),
+        pytest.param(Seen("v1", "me", 3, 100.0), 2, 100.0, False, id="our-id-a-later-token"),
+        pytest.param(Seen("v1", "me", 3, 100.0), None, 115.0, True, id="our-id-quiet-a-lease"),
+        pytest.param(Seen("v1", "other", 3, 100.0), None, 114.9, False, id="other-within-lease"),
+        pytest.param(Seen("v1", "other", 3, 100.0), None, 115.0, True, id="other-quiet-a-lease"),
+        pytest.param(Seen(None, "other", 3, 100.0), None, 114.9, False, id="deleted-while-held"),
+        pytest.param(Seen(None, "other", 3, 100.0), None, 115.0, True, id="deleted-a-lease-ago"),
+        pytest.param(Seen(None, "me", 3, 100.0), 3, 100.0, True, id="deleted-while-ours"),
     ],
 )
-def test_when_a_lease_may_be_taken(view: Seen, now: float, takeable: bool) -> None:
-    assert view.takeable(now, "me", S) is takeable
+def test_when_a_lease_may_be_taken(view: Seen, own: int | None, now: float, takeable: bool) -> None:
+    assert view.takeable(now, "me", S, own) is takeable
 
 
 @pytest.mark.parametrize(
@@ -233,6 +237,7 @@ def test_a_lease_item_deleted_by_hand_is_not_taken_while_its_holder_may_act(who:
         assert world.clock.now - deleted >= S.lease_seconds
     assert world.table.leases[0].token > token, "the fencing token never starts again"
 
+
 @pytest.mark.parametrize("first", ["new-count-first", "old-count-first"])
 def test_a_shard_count_changed_under_running_replicas_never_lets_two_act_on_a_release(
     first: str,
@@ -272,6 +277,25 @@ def test_a_shard_count_changed_under_running_replicas_never_lets_two_act_on_a_re
     survivors = [r for r in world.replicas if not r.crashed]
     if winner == 8:
         assert sorted(s for r in survivors for s in r.coordinator.held()) == list(range(8))
+
+
+@pytest.mark.parametrize("old", ["running", "paused"])
+def test_two_processes_with_one_replica_id_never_act_together(old: str) -> None:
+    """``ECSOP_REPLICA_ID`` fixed in a task definition: a new task starts while the old one
+    still runs (a rolling update) or is merely paused. The lease's holder is "its own
+    name", but not its own tenure: it waits a lease duration like any other replica."""
+    world = World(shards=2)
+    first = world.add("ecsop")
+    world.rounds(4)
+    assert first.coordinator.held() == [0, 1]
+    first.paused = old == "paused"
+    second = world.add("ecsop")  # world.check: never both acting on a shard
+    world.rounds(20)
+    if old == "paused":
+        assert second.coordinator.held() == [0, 1]
+        first.paused = False
+        world.rounds(4)
+        assert first.coordinator.held() == []
 
 
 # --- the property: never two replicas acting on one shard ----------------------------------

@@ -178,16 +178,20 @@ class Seen:
     token: int
     since: float
 
-    def takeable(self, now: float, me: str, settings: LeaseSettings) -> bool:
+    def takeable(
+        self, now: float, me: str, settings: LeaseSettings, own_token: int | None = None
+    ) -> bool:
         """Whether ``me`` may try to take the lease now.
 
-        Free (never written, or released) and our own stale item (a tenure we
-        already stopped acting on) at once; someone else's only once its version
-        has not moved for a whole lease duration on our clock. An item deleted
-        by hand while someone held it is still theirs: they act until their
-        renewal fails or their deadline passes, so the wait is the same.
+        Free (never written, or released) at once, and our own stale item too: a
+        tenure this process held, or tried to take, with ``own_token``, and does not
+        act on now. Someone else's only once its version has not moved for a whole
+        lease duration on our clock; so is an item naming ``me`` with a token this
+        process never had (another process runs, or ran, with the same replica id).
+        An item deleted by hand while someone held it is still theirs: they act
+        until their renewal fails or their deadline passes, so the wait is the same.
         """
-        if self.holder in ("", me):
+        if not self.holder or (self.holder == me and self.token == own_token):
             return True
         return now - self.since >= settings.lease_seconds
 

@@ -120,6 +120,8 @@ class ShardCoordinator:
         self._tenures: dict[int, Tenure] = {}
         self._inflight: dict[int, int] = {}
         self._seen: dict[int, Seen] = {}
+        self._own: dict[int, int] = {}
+        """Shard -> the token this process last held or tried to take it with."""
         self._members: dict[str, tuple[str, float, str, bool, int]] = {}
         """member -> (beat, since, url, gone, shards)."""
         self._reads_ok = 0
@@ -405,7 +407,7 @@ class ShardCoordinator:
                 for s in range(self.shards)
                 if s not in self._tenures
                 and self._seen.get(s) is not None
-                and self._seen[s].takeable(now, self.me, self.settings)
+                and self._seen[s].takeable(now, self.me, self.settings, self._own.get(s))
             ]
         target = math.ceil(self.shards / max(1, live))
         if len(mine) > target:
@@ -436,6 +438,8 @@ class ShardCoordinator:
         started = self._clock()
         version = _version()
         token = view.token + 1
+        with self._lock:
+            self._own[shard] = token  # its answer may be lost after the write
         try:
             ok = self._store.take(shard, self.me, token, version, view.version)
         except Exception as exc:
