@@ -20,7 +20,7 @@ from controller_world import V1, V2, Clock, FakeEcs, release_doc
 from lease_world import Clock as LeaseClock
 from lease_world import Link, Table
 from prometheus_client import CollectorRegistry
-from test_event_feed import ScriptedQueue, deployment_event, wait
+from test_event_feed import ScriptedQueue, deployment_event, task_event, wait
 
 from ecsop.controller.event_feed import EventSettings
 from ecsop.controller.manager import Controller, ControllerSettings
@@ -104,3 +104,25 @@ def test_the_owners_deploy_reported_to_another_replica_is_not_silence(
     time.sleep(0.25)
     state = b.controller.events.cadence.state()
     assert state.flowing, f"the rule delivered in time, yet b says: {state.detail}"
+
+
+def test_an_event_delivered_twice_to_a_replica_that_does_not_own_it_goes_back_each_time(
+    replicas: tuple[Replica, Replica, FakeEcs, Path],
+) -> None:
+    """A failing task of b's release, handed twice to a (SQS picks any receiver): a
+    must give it back both times, not drop the second as "already seen"; the owner
+    has not seen it yet."""
+    a, b, _ecs, _specs = replicas
+    b.controller.reconcile("shop")
+    body = task_event("shop", "STOPPED", "STOPPED")
+    for delivery in ("first", "second"):
+        receipt = a.source.put(body)
+        wait(lambda: a.controller.events.acks.waiting, f"a routed the {delivery} delivery")
+        assert a.controller.reconcile("shop") is None  # not a's: back to the queue
+        time.sleep(0.05)
+        assert receipt not in a.source.deleted, f"a deleted the {delivery} delivery"
+    # The third delivery goes to the owner, for whom it is news.
+    receipt = b.source.put(body)
+    wait(lambda: b.controller.events.acks.waiting, "b routed it")
+    b.controller.reconcile("shop")
+    wait(lambda: receipt in b.source.deleted, "b deleted it after its pass")

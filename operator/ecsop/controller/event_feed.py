@@ -10,7 +10,9 @@ connects the generic parts for the controller:
   observation is dropped and the release queued at once;
 - the message is deleted once a pass of that release that began after it
   arrived has completed (``PassAcks``, around every pass); messages about
-  other services, malformed ones, and news not worth a look are deleted at once.
+  other services, malformed ones, and news not worth a look are deleted at once;
+  one about a release another replica owns goes back to the queue, whatever it
+  says (its owner judges the news), until the owner receives it.
   Nothing is lost if the queue loses, repeats or reorders messages: an event
   only says "look now", the decision still comes from a fresh observation;
 - the cadence (``ecsop.runtime.cadence``): while events flow a rollout is
@@ -29,7 +31,7 @@ Callers: ``ecsop.controller.manager`` (passes, requeues, resync interval) and
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,8 +112,11 @@ class EventFeed:
         cache: ServiceCache,
         queue: RateLimitingQueue,
         source: EventQueue | None = None,
+        holds: Callable[[str], bool] = lambda name: True,
     ) -> None:
         self.settings = settings
+        self._holds = holds
+        """Whether this replica owns a release now (``Ownership.holds``)."""
         self.acks = PassAcks()
         self.router = EventRouter(specs)
         self._cache = cache
@@ -221,6 +226,11 @@ class EventFeed:
         if name is None:
             return None
         self.cadence.heard(name)
+        if not self._holds(name):
+            # Another replica's: the news is its owner's to judge (remembered here, a
+            # second delivery to this replica would be dropped as seen before the owner
+            # saw it). The pass here finds it not ours and gives it back to the queue.
+            return name
         woke = self.router.news(name, event)
         metrics.matched.labels(name, "true" if woke else "false").inc()
         log.debug("event", release=name, kind=event.kind.value, what=event.name, woke=woke)
