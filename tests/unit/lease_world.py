@@ -155,7 +155,8 @@ class World:
     table: Table = field(default_factory=Table)
     replicas: list[Replica] = field(default_factory=list)
 
-    def add(self, name: str, shards: int | None = None) -> Replica:
+    def add(self, name: str, shards: int | None = None, skew: float = 0.0) -> Replica:
+        """A replica; ``skew``: its clock reads that many seconds off "real time"."""
         link = Link(self.table)
         listener = Recorder()
         coordinator = ShardCoordinator(
@@ -165,7 +166,7 @@ class World:
             f"http://{name}",
             self.settings,
             listener,
-            clock=self.clock,
+            clock=(lambda: self.clock.now + skew) if skew else self.clock,
             rng=random.Random(f"{self.seed}:{name}"),
             drain_seconds=0.0,
         )

@@ -85,8 +85,9 @@ def replicas(tmp_path: Path) -> Iterator[tuple[Replica, Replica, FakeEcs, Path]]
 @pytest.mark.xfail(
     strict=True,
     reason="a replica hears only the events SQS hands to it: the owner's deploy, reported "
-    "to another replica, reads as the EventBridge rule not delivering (fix: forward the "
-    "wake to the owner, as POST /requeue/NAME is forwarded, and let it count as heard)",
+    "to another replica, reads as the EventBridge rule not delivering (fix: the receiving "
+    "replica tells the owner, over a replica-to-replica call that needs no API token, "
+    "and the owner counts it as heard)",
 )
 def test_the_owners_deploy_reported_to_another_replica_is_not_silence(
     replicas: tuple[Replica, Replica, FakeEcs, Path],
