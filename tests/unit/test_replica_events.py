@@ -127,3 +127,12 @@ def test_an_event_delivered_twice_to_a_replica_that_does_not_own_it_goes_back_ea
     wait(lambda: b.controller.events.acks.waiting, "b routed it")
     b.controller.reconcile("shop")
     wait(lambda: receipt in b.source.deleted, "b deleted it after its pass")
+
+
+def test_what_is_no_news_for_anyone_is_deleted_by_whichever_replica_receives_it(
+    replicas: tuple[Replica, Replica, FakeEcs, Path],
+) -> None:
+    a, b, _ecs, _specs = replicas
+    b.controller.reconcile("shop")
+    receipt = a.source.put(task_event("shop", "PENDING", "RUNNING"))  # a task starting
+    wait(lambda: receipt in a.source.deleted, "a deleted it at once")

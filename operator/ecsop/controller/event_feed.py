@@ -11,8 +11,9 @@ connects the generic parts for the controller:
 - the message is deleted once a pass of that release that began after it
   arrived has completed (``PassAcks``, around every pass); messages about
   other services, malformed ones, and news not worth a look are deleted at once;
-  one about a release another replica owns goes back to the queue, whatever it
-  says (its owner judges the news), until the owner receives it.
+  one worth a look about a release another replica owns goes back to the queue
+  (whether the owner has seen it is the owner's to judge) until the owner
+  receives it.
   Nothing is lost if the queue loses, repeats or reorders messages: an event
   only says "look now", the decision still comes from a fresh observation;
 - the cadence (``ecsop.runtime.cadence``): while events flow a rollout is
@@ -43,6 +44,7 @@ from ecsop.aws import ecs_events
 from ecsop.aws.ecs_events import EventKind
 from ecsop.aws.event_queue import QueueInfo
 from ecsop.aws.service_cache import ServiceCache
+from ecsop.controller import event_routing
 from ecsop.controller.event_routing import EventRouter
 from ecsop.controller.specset import SpecKeeper
 from ecsop.observability.event_metrics import EventMetrics
@@ -226,10 +228,10 @@ class EventFeed:
         if name is None:
             return None
         self.cadence.heard(name)
-        if not self._holds(name):
-            # Another replica's: the news is its owner's to judge (remembered here, a
-            # second delivery to this replica would be dropped as seen before the owner
-            # saw it). The pass here finds it not ours and gives it back to the queue.
+        if not self._holds(name) and event_routing.worth_a_look(event):
+            # Another replica's: whether it is news the owner has not seen is the
+            # owner's to judge (remembered here, a second delivery to this replica would
+            # be dropped as seen). The pass here finds it not ours: back to the queue.
             return name
         woke = self.router.news(name, event)
         metrics.matched.labels(name, "true" if woke else "false").inc()
