@@ -138,7 +138,9 @@ class EventFeed:
     def start(self) -> None:
         if self.settings is None or self._source is None:
             return
-        self._describe()
+        # Off the caller's thread: a queue that does not answer (its retries take
+        # minutes) must not hold up the daemon's start, its resync or its leases.
+        threading.Thread(target=self._describe, name="ecsop-events-describe", daemon=True).start()
         self._poller = EventPoller(
             self._source,
             self._route,
