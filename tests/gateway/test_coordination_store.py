@@ -63,15 +63,18 @@ def test_a_lease_is_taken_once_renewed_by_its_holder_only_and_released(
 def test_members_heartbeat_and_leave_and_the_shard_count_is_claimed_once(
     store: DynamoLeaseStore, dynamodb: Any
 ) -> None:
-    store.beat("a", "b1", "http://a:9100")
-    store.beat("b", "b1", "http://b:9100")
-    store.beat("a", "b2", "http://a:9100")
+    store.beat("a", "b1", "http://a:9100", 8)
+    store.beat("b", "b1", "http://b:9100", 4)
+    store.beat("a", "b2", "http://a:9100", 8)
     store.leave("b")
     assert store.claim_shards(8) == 8
     assert store.claim_shards(4) == 8, "a replica with another count learns the table's"
     table = store.read()
-    members = {m.member: (m.beat, m.url, m.gone) for m in table.members}
-    assert members == {"a": ("b2", "http://a:9100", False), "b": ("b1", "http://b:9100", True)}
+    members = {m.member: (m.beat, m.url, m.gone, m.shards) for m in table.members}
+    assert members == {
+        "a": ("b2", "http://a:9100", False, 8),
+        "b": ("b1", "http://b:9100", True, 4),
+    }, "each member says its --shards: a replica of another count is waited for"
     assert table.shards == 8 and table.leases == ()
     item = dynamodb.get_item(TableName="leases", Key={"pk": {"S": "member#a"}})["Item"]
     assert int(item["ttl"]["N"]) == 1000 + 3600, "members expire by TTL; leases never do"
@@ -82,7 +85,7 @@ def test_the_store_uses_only_scan_and_update_item(store: DynamoLeaseStore, calls
     store.take(1, "a", 1, "v", expected=None)
     store.renew(1, "a", 1, "w")
     store.release(1, "a", 1, "x")
-    store.beat("a", "b", "u")
+    store.beat("a", "b", "u", 2)
     store.leave("a")
     store.claim_shards(2)
     store.claim_shards(3)

@@ -241,6 +241,19 @@ STOPPED_TASK = {
             ),
             id="wrong-types-everywhere",
         ),
+        pytest.param(
+            envelope("ECS Deployment State Change", 5, {"eventName": "X"}),  # type: ignore[arg-type]
+            ecs_events.EcsEvent(
+                EventKind.DEPLOYMENT,
+                id="3317b2af-7005-947d-b652-f55e762e571a",
+                time=datetime(2020, 1, 23, 17, 57, 58, tzinfo=UTC),
+                account=ACCOUNT,
+                region="us-west-2",
+                name="X",
+            ),
+            id="resources-a-number",
+        ),
+        pytest.param("[" * 100_000 + "]" * 100_000, ecs_events.MALFORMED, id="nested-too-deep"),
     ],
 )
 def test_events_are_read_whatever_the_queue_holds(body: str, expected: ecs_events.EcsEvent) -> None:

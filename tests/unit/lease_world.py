@@ -64,13 +64,15 @@ class Table:
         self.leases[shard] = LeaseItem(shard, "", token, version)
         return True
 
-    def beat(self, member: str, beat: str, url: str) -> None:
-        self.members[member] = MemberItem(member, beat, url, False)
+    def beat(self, member: str, beat: str, url: str, shards: int) -> None:
+        self.members[member] = MemberItem(member, beat, url, False, shards=shards)
 
     def leave(self, member: str) -> None:
         before = self.members.get(member)
         if before is not None:
-            self.members[member] = MemberItem(member, before.beat, before.url, True)
+            self.members[member] = MemberItem(
+                member, before.beat, before.url, True, shards=before.shards
+            )
 
     def claim_shards(self, shards: int) -> int:
         if self.shards is None:
@@ -113,9 +115,9 @@ class Link:
         self._check()
         return self.table.release(shard, holder, token, version)
 
-    def beat(self, member: str, beat: str, url: str) -> None:
+    def beat(self, member: str, beat: str, url: str, shards: int) -> None:
         self._check()
-        self.table.beat(member, beat, url)
+        self.table.beat(member, beat, url, shards)
 
     def leave(self, member: str) -> None:
         self._check()
@@ -153,7 +155,8 @@ class World:
     table: Table = field(default_factory=Table)
     replicas: list[Replica] = field(default_factory=list)
 
-    def add(self, name: str, shards: int | None = None) -> Replica:
+    def add(self, name: str, shards: int | None = None, skew: float = 0.0) -> Replica:
+        """A replica; ``skew``: its clock reads that many seconds off "real time"."""
         link = Link(self.table)
         listener = Recorder()
         coordinator = ShardCoordinator(
@@ -163,7 +166,7 @@ class World:
             f"http://{name}",
             self.settings,
             listener,
-            clock=self.clock,
+            clock=(lambda: self.clock.now + skew) if skew else self.clock,
             rng=random.Random(f"{self.seed}:{name}"),
             drain_seconds=0.0,
         )

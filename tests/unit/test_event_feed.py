@@ -388,3 +388,27 @@ def test_age_is_never_negative(fed: Fed) -> None:
     fed.source.put(task_event("shop", "STOPPED", "STOPPED"))
     wait(lambda: fed.sample("ecsop_event_age_seconds_count"), "observed")
     assert fed.sample("ecsop_event_age_seconds_sum") == 0
+
+
+def test_a_queue_that_does_not_answer_delays_nothing_else(tmp_path: Path) -> None:
+    """The SQS endpoint blackholed (no VPC endpoint, a firewall): GetQueueAttributes hangs
+    through its retries. The controller starts at once, and the daemon's next step
+    (the replica's leases) with it; the events say they do not flow once they fail."""
+    world = Fed(tmp_path)
+    world.release("shop")
+    hung = threading.Event()
+
+    def describe() -> QueueInfo:
+        hung.wait(10)
+        raise AwsError("RequestTimeout", "no answer", "GetQueueAttributes")
+
+    world.source.describe = describe  # type: ignore[method-assign]
+    started = threading.Thread(target=world.controller.start, daemon=True)
+    try:
+        started.start()
+        started.join(2.0)
+        assert not started.is_alive(), "the controller waited for the event queue to answer"
+    finally:
+        hung.set()
+        started.join(5.0)
+        world.controller.stop()

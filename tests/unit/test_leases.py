@@ -20,17 +20,23 @@ S = LeaseSettings()
 
 
 @pytest.mark.parametrize(
-    ("view", "now", "takeable"),
+    ("view", "own", "now", "takeable"),
     [
-        pytest.param(Seen(None, "", 0, 100.0), 100.0, True, id="no-item-yet"),
-        pytest.param(Seen("v1", "", 3, 100.0), 100.0, True, id="released"),
-        pytest.param(Seen("v1", "me", 3, 100.0), 100.0, True, id="our-own-stale-item"),
-        pytest.param(Seen("v1", "other", 3, 100.0), 114.9, False, id="other-within-lease"),
-        pytest.param(Seen("v1", "other", 3, 100.0), 115.0, True, id="other-unchanged-a-lease"),
+        pytest.param(Seen(None, "", 0, 100.0), None, 100.0, True, id="no-item-yet"),
+        pytest.param(Seen("v1", "", 3, 100.0), None, 100.0, True, id="released"),
+        pytest.param(Seen("v1", "me", 3, 100.0), 3, 100.0, True, id="our-own-stale-item"),
+        pytest.param(Seen("v1", "me", 3, 100.0), None, 100.0, False, id="our-id-not-our-token"),
+        pytest.param(Seen("v1", "me", 3, 100.0), 2, 100.0, False, id="our-id-a-later-token"),
+        pytest.param(Seen("v1", "me", 3, 100.0), None, 115.0, True, id="our-id-quiet-a-lease"),
+        pytest.param(Seen("v1", "other", 3, 100.0), None, 114.9, False, id="other-within-lease"),
+        pytest.param(Seen("v1", "other", 3, 100.0), None, 115.0, True, id="other-quiet-a-lease"),
+        pytest.param(Seen(None, "other", 3, 100.0), None, 114.9, False, id="deleted-while-held"),
+        pytest.param(Seen(None, "other", 3, 100.0), None, 115.0, True, id="deleted-a-lease-ago"),
+        pytest.param(Seen(None, "me", 3, 100.0), 3, 100.0, True, id="deleted-while-ours"),
     ],
 )
-def test_when_a_lease_may_be_taken(view: Seen, now: float, takeable: bool) -> None:
-    assert view.takeable(now, "me", S) is takeable
+def test_when_a_lease_may_be_taken(view: Seen, own: int | None, now: float, takeable: bool) -> None:
+    assert view.takeable(now, "me", S, own) is takeable
 
 
 @pytest.mark.parametrize(
@@ -208,6 +214,90 @@ def test_a_replica_with_another_shard_count_acts_on_nothing() -> None:
     assert not ok and "4 shards" in why
 
 
+@pytest.mark.parametrize("who", ["holder-first", "candidate-first", "holder-paused"])
+def test_a_lease_item_deleted_by_hand_is_not_taken_while_its_holder_may_act(who: str) -> None:
+    """Someone deletes ``lease#0`` in the console. Its holder acts until its renewal
+    fails (then takes its own item again at once) or, paused, until its deadline: the
+    others wait a lease duration, as for any holder gone quiet."""
+    world = World(shards=1)
+    a, b = world.add("a"), world.add("b")
+    world.rounds(4)
+    holder, other = (a, b) if a.coordinator.held() else (b, a)
+    token = world.table.leases[0].token
+    world.replicas = [other, holder] if who == "candidate-first" else [holder, other]
+    holder.paused = who == "holder-paused"
+    del world.table.leases[0]
+    deleted = world.clock.now
+    while not world.table.leases.get(0) or not world.table.leases[0].holder:
+        world.round(step=0.5)  # checks at every step: never both acting
+        assert world.clock.now - deleted < S.lease_seconds + 3 * S.retry_period_seconds
+    taker = holder if holder.coordinator.held() else other
+    assert taker is (other if who == "holder-paused" else holder)
+    if taker is other:
+        assert world.clock.now - deleted >= S.lease_seconds
+    assert world.table.leases[0].token > token, "the fencing token never starts again"
+
+
+@pytest.mark.parametrize("first", ["new-count-first", "old-count-first"])
+def test_a_shard_count_changed_under_running_replicas_never_lets_two_act_on_a_release(
+    first: str,
+) -> None:
+    """Someone deletes the ``config`` item to change ``--shards`` and rolls the replicas
+    one by one instead of stopping them all: a release then maps to two different lease
+    items, one under each count. No release is ever acted on by two replicas; once the
+    replicas of the old count are gone, the new count takes every shard."""
+    world = World(shards=4)
+    old = [world.add("a"), world.add("b")]
+    world.rounds(6)
+    assert sorted(s for r in old for s in r.coordinator.held()) == [0, 1, 2, 3]
+    new = world.add("c", shards=8)
+    world.rounds(3)  # acts on nothing: the table says 4
+    assert new.coordinator.held() == []
+    world.table.shards = None
+    world.replicas = [new, *old] if first == "new-count-first" else [*old, new]
+    names = [f"release-{i}" for i in range(64)]
+
+    def check() -> None:
+        for name in names:
+            acting = [
+                r.name
+                for r in world.replicas
+                if not r.crashed
+                and r.coordinator.holding(shard_of(name, r.coordinator.shards)) is not None
+            ]
+            assert len(acting) <= 1, f"{name} acted on by {acting} at {world.clock.now}"
+
+    world.check = check  # type: ignore[method-assign]
+    world.rounds(12)
+    for replica in old:  # the rollout stops the old replicas
+        replica.coordinator.stop(release=True)
+        replica.crashed = True
+    world.rounds(20)
+    winner = world.table.shards
+    survivors = [r for r in world.replicas if not r.crashed]
+    if winner == 8:
+        assert sorted(s for r in survivors for s in r.coordinator.held()) == list(range(8))
+
+
+@pytest.mark.parametrize("old", ["running", "paused"])
+def test_two_processes_with_one_replica_id_never_act_together(old: str) -> None:
+    """``ECSOP_REPLICA_ID`` fixed in a task definition: a new task starts while the old one
+    still runs (a rolling update) or is merely paused. The lease's holder is "its own
+    name", but not its own tenure: it waits a lease duration like any other replica."""
+    world = World(shards=2)
+    first = world.add("ecsop")
+    world.rounds(4)
+    assert first.coordinator.held() == [0, 1]
+    first.paused = old == "paused"
+    second = world.add("ecsop")  # world.check: never both acting on a shard
+    world.rounds(20)
+    if old == "paused":
+        assert second.coordinator.held() == [0, 1]
+        first.paused = False
+        world.rounds(4)
+        assert first.coordinator.held() == []
+
+
 # --- the property: never two replicas acting on one shard ----------------------------------
 
 STEP = st.one_of(
@@ -216,6 +306,7 @@ STEP = st.one_of(
     st.tuples(st.just("resume"), st.integers(0, 2)),
     st.tuples(st.just("crash"), st.integers(0, 2)),
     st.tuples(st.just("restart"), st.integers(0, 2)),
+    st.tuples(st.just("twin"), st.integers(0, 2)),
     st.tuples(st.just("cut"), st.integers(0, 2)),
     st.tuples(st.just("heal"), st.integers(0, 2)),
     st.tuples(st.just("lossy"), st.integers(0, 2)),
@@ -224,10 +315,17 @@ STEP = st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(steps=st.lists(STEP, min_size=5, max_size=80), seed=st.integers(0, 1000))
-def test_never_two_replicas_act_on_one_shard(steps: list[tuple[str, float]], seed: int) -> None:
+@given(
+    steps=st.lists(STEP, min_size=5, max_size=80),
+    seed=st.integers(0, 1000),
+    skews=st.lists(st.floats(-86_400.0, 86_400.0), min_size=3, max_size=3),
+)
+def test_never_two_replicas_act_on_one_shard(
+    steps: list[tuple[str, float]], seed: int, skews: list[float]
+) -> None:
+    """Clocks a day apart change nothing: only how fast each clock runs matters."""
     world = World(shards=3, seed=seed)
-    replicas = [world.add(n) for n in "abc"]
+    replicas = [world.add(n, skew=skew) for n, skew in zip("abc", skews, strict=True)]
     for kind, value in steps:
         if kind == "round":
             world.round(step=float(value))
@@ -245,6 +343,8 @@ def test_never_two_replicas_act_on_one_shard(steps: list[tuple[str, float]], see
             elif kind == "restart" and replica.crashed:
                 fresh = world.add(f"{replica.name}{len(world.replicas)}")
                 replicas[int(value)] = fresh
+            elif kind == "twin" and len(world.replicas) < 8:
+                world.add(replica.name)  # another process given the same --replica-id
             elif kind == "cut":
                 replica.link.down = True
             elif kind == "heal":
@@ -265,5 +365,5 @@ def test_never_two_replicas_act_on_one_shard(steps: list[tuple[str, float]], see
     if all(r.crashed for r in world.replicas):
         world.add("fresh")
     world.rounds(20)
-    held = [s for shards in world.held().values() for s in shards]
+    held = [s for r in world.replicas if not r.crashed for s in r.coordinator.held()]
     assert sorted(held) == [0, 1, 2]

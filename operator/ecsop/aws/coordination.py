@@ -10,8 +10,8 @@ capacity, TTL on ``ttl``. Items:
   writer's clock; never used to decide anything). No ``ttl``: a lease item
   must never vanish, or its token would start again at 1.
 - ``member#<replica>``: ``beat`` (new on every heartbeat), ``url``, ``gone``
-  (left cleanly), ``heartbeatAt``, and ``ttl`` an hour ahead, so DynamoDB
-  deletes the items of replicas long gone.
+  (left cleanly), ``shards`` (its ``--shards``), ``heartbeatAt``, and ``ttl``
+  an hour ahead, so DynamoDB deletes the items of replicas long gone.
 - ``config``: ``shards``, the shard count the first replica recorded.
 
 Every call is UpdateItem or one consistent Scan: the daemon's IAM policy needs
@@ -53,6 +53,8 @@ class MemberItem:
     url: str
     gone: bool
     heartbeat_at: float = 0.0
+    shards: int = 0
+    """The replica's ``--shards``; 0 from a replica of an earlier version."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class DynamoLeaseStore:
                             url=_s(item, "url"),
                             gone=bool(item.get("gone", {}).get("BOOL", False)),
                             heartbeat_at=float(_n(item, "heartbeatAt")),
+                            shards=_n(item, "shards"),
                         )
                     )
                 elif key == CONFIG_KEY:
@@ -164,19 +167,20 @@ class DynamoLeaseStore:
             {":token": _num(token), ":empty": {"S": ""}},
         )
 
-    def beat(self, member: str, beat: str, url: str) -> None:
+    def beat(self, member: str, beat: str, url: str, shards: int) -> None:
         now = self._wall()
         with translated_errors("UpdateItem"):
             self._client.update_item(
                 TableName=self.table,
                 Key={KEY: {"S": member_key(member)}},
                 UpdateExpression="SET #member = :member, #beat = :beat, #url = :url, "
-                "#gone = :false, #at = :now, #ttl = :ttl",
+                "#gone = :false, #shards = :shards, #at = :now, #ttl = :ttl",
                 ExpressionAttributeNames={
                     "#member": "member",
                     "#beat": "beat",
                     "#url": "url",
                     "#gone": "gone",
+                    "#shards": "shards",
                     "#at": "heartbeatAt",
                     "#ttl": TTL_ATTRIBUTE,
                 },
@@ -185,6 +189,7 @@ class DynamoLeaseStore:
                     ":beat": {"S": beat},
                     ":url": {"S": url},
                     ":false": {"BOOL": False},
+                    ":shards": _num(shards),
                     ":now": _num(now),
                     ":ttl": _num(int(now) + MEMBER_TTL_SECONDS),
                 },

@@ -90,7 +90,7 @@ def parse(body: str) -> EcsEvent:
     """The event in a queue message's body; ``MALFORMED`` or ``OTHER`` when not ECS's."""
     try:
         event = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         return MALFORMED
     if not isinstance(event, dict) or not isinstance(event.get("detail"), dict):
         return MALFORMED
@@ -105,7 +105,8 @@ def parse(body: str) -> EcsEvent:
     )
     if kind is None:
         return base
-    resources = [str(r) for r in event.get("resources") or () if isinstance(r, str)]
+    listed = event.get("resources")
+    resources = [r for r in listed if isinstance(r, str)] if isinstance(listed, list) else []
     if kind is EventKind.TASK:
         return _task(base, detail, resources)
     return _service(base, kind, detail, resources)

@@ -10,7 +10,10 @@ connects the generic parts for the controller:
   observation is dropped and the release queued at once;
 - the message is deleted once a pass of that release that began after it
   arrived has completed (``PassAcks``, around every pass); messages about
-  other services, malformed ones, and news not worth a look are deleted at once.
+  other services, malformed ones, and news not worth a look are deleted at once;
+  one worth a look about a release another replica owns goes back to the queue
+  (whether the owner has seen it is the owner's to judge) until the owner
+  receives it.
   Nothing is lost if the queue loses, repeats or reorders messages: an event
   only says "look now", the decision still comes from a fresh observation;
 - the cadence (``ecsop.runtime.cadence``): while events flow a rollout is
@@ -29,7 +32,7 @@ Callers: ``ecsop.controller.manager`` (passes, requeues, resync interval) and
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +44,7 @@ from ecsop.aws import ecs_events
 from ecsop.aws.ecs_events import EventKind
 from ecsop.aws.event_queue import QueueInfo
 from ecsop.aws.service_cache import ServiceCache
+from ecsop.controller import event_routing
 from ecsop.controller.event_routing import EventRouter
 from ecsop.controller.specset import SpecKeeper
 from ecsop.observability.event_metrics import EventMetrics
@@ -110,8 +114,11 @@ class EventFeed:
         cache: ServiceCache,
         queue: RateLimitingQueue,
         source: EventQueue | None = None,
+        holds: Callable[[str], bool] = lambda name: True,
     ) -> None:
         self.settings = settings
+        self._holds = holds
+        """Whether this replica owns a release now (``Ownership.holds``)."""
         self.acks = PassAcks()
         self.router = EventRouter(specs)
         self._cache = cache
@@ -131,7 +138,9 @@ class EventFeed:
     def start(self) -> None:
         if self.settings is None or self._source is None:
             return
-        self._describe()
+        # Off the caller's thread: a queue that does not answer (its retries take
+        # minutes) must not hold up the daemon's start, its resync or its leases.
+        threading.Thread(target=self._describe, name="ecsop-events-describe", daemon=True).start()
         self._poller = EventPoller(
             self._source,
             self._route,
@@ -221,6 +230,11 @@ class EventFeed:
         if name is None:
             return None
         self.cadence.heard(name)
+        if not self._holds(name) and event_routing.worth_a_look(event):
+            # Another replica's: whether it is news the owner has not seen is the
+            # owner's to judge (remembered here, a second delivery to this replica would
+            # be dropped as seen). The pass here finds it not ours: back to the queue.
+            return name
         woke = self.router.news(name, event)
         metrics.matched.labels(name, "true" if woke else "false").inc()
         log.debug("event", release=name, kind=event.kind.value, what=event.name, woke=woke)

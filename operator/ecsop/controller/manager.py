@@ -152,6 +152,7 @@ class Controller:
             self.cache,
             self.queue,
             event_source,
+            holds=self.ownership.holds,
         )
         options = Options(
             self_heal=settings.self_heal,

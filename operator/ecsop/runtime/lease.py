@@ -99,6 +99,11 @@ class MemberView(Protocol):
         """The replica left cleanly (SIGTERM)."""
         ...
 
+    @property
+    def shards(self) -> int:
+        """The replica's ``--shards`` (0: not said, a replica of an earlier version)."""
+        ...
+
 
 class TableView(Protocol):
     """Everything in the store, read at once (one consistent Scan)."""
@@ -133,8 +138,8 @@ class LeaseStore(Protocol):
         """Empty the holder (keeping the token) if ``holder`` still holds it with ``token``."""
         ...
 
-    def beat(self, member: str, beat: str, url: str) -> None:
-        """Write this replica's membership item with a new ``beat``."""
+    def beat(self, member: str, beat: str, url: str, shards: int) -> None:
+        """Write this replica's membership item with a new ``beat`` and its shard count."""
         ...
 
     def leave(self, member: str) -> None:
@@ -173,14 +178,20 @@ class Seen:
     token: int
     since: float
 
-    def takeable(self, now: float, me: str, settings: LeaseSettings) -> bool:
+    def takeable(
+        self, now: float, me: str, settings: LeaseSettings, own_token: int | None = None
+    ) -> bool:
         """Whether ``me`` may try to take the lease now.
 
-        Free (never written, or released) and our own stale item (a tenure we
-        already stopped acting on) at once; someone else's only once its version
-        has not moved for a whole lease duration on our clock.
+        Free (never written, or released) at once, and our own stale item too: a
+        tenure this process held, or tried to take, with ``own_token``, and does not
+        act on now. Someone else's only once its version has not moved for a whole
+        lease duration on our clock; so is an item naming ``me`` with a token this
+        process never had (another process runs, or ran, with the same replica id).
+        An item deleted by hand while someone held it is still theirs: they act
+        until their renewal fails or their deadline passes, so the wait is the same.
         """
-        if self.version is None or self.holder in ("", me):
+        if not self.holder or (self.holder == me and self.token == own_token):
             return True
         return now - self.since >= settings.lease_seconds
 
@@ -190,8 +201,10 @@ def seen(previous: Seen | None, lease: LeaseView | None, now: float) -> Seen:
     version = lease.version if lease is not None else None
     if previous is not None and previous.version == version:
         return previous
-    if lease is None:
-        return Seen(None, "", previous.token if previous else 0, now)
+    if lease is None:  # deleted by hand: its holder, if any, may still be acting
+        return Seen(
+            None, previous.holder if previous else "", previous.token if previous else 0, now
+        )
     return Seen(lease.version, lease.holder, lease.token, now)
 
 

@@ -13,7 +13,10 @@
    for it to expire). Below it, it takes free or expired shards, in random
    order, at most up to its target, and only after two rounds have shown it
    the other members: a replica that joins takes its share as the others hand
-   theirs over, one per round each, not all at once.
+   theirs over, one per round each, not all at once. A replica whose shard count
+   differs from the table's hands every shard over and takes none; one takes
+   none either while a live member heartbeats another count (a release maps to
+   another lease under each count).
 
 The gate is the clock, not the thread: ``acting(shard)`` yields a tenure only
 while ``now < acting_until``, so a replica whose round is stuck (a paused
@@ -117,13 +120,17 @@ class ShardCoordinator:
         self._tenures: dict[int, Tenure] = {}
         self._inflight: dict[int, int] = {}
         self._seen: dict[int, Seen] = {}
-        self._members: dict[str, tuple[str, float, str, bool]] = {}
-        """member -> (beat, since, url, gone)."""
+        self._own: dict[int, int] = {}
+        """Shard -> the token this process last held or tried to take it with."""
+        self._members: dict[str, tuple[str, float, str, bool, int]] = {}
+        """member -> (beat, since, url, gone, shards)."""
         self._reads_ok = 0
         self._last_read_ok: float | None = None
         self._last_write_ok: float | None = None
         self._store_errors = 0
         self._mismatch: int | None = None
+        self._waiting_for: dict[str, int] = {}
+        """Live replicas of another shard count this one waits for (said once)."""
         self._stop = threading.Event()
         self._quiesced = False
         self._thread: threading.Thread | None = None
@@ -293,7 +300,13 @@ class ShardCoordinator:
             for member in table.members:
                 before = self._members.get(member.member)
                 since = before[1] if before is not None and before[0] == member.beat else now
-                self._members[member.member] = (member.beat, since, member.url, member.gone)
+                self._members[member.member] = (
+                    member.beat,
+                    since,
+                    member.url,
+                    member.gone,
+                    member.shards,
+                )
         self._reads_ok += 1
         self._last_read_ok = now
         if self._store_errors:
@@ -303,7 +316,7 @@ class ShardCoordinator:
 
     def _beat(self) -> None:
         try:
-            self._store.beat(self.me, _version(), self._url)
+            self._store.beat(self.me, _version(), self._url, self.shards)
         except Exception as exc:
             self._store_failed("heartbeat", exc)
         else:
@@ -376,6 +389,10 @@ class ShardCoordinator:
                     shards=self.shards,
                 )
             self._mismatch = recorded
+            # Under the table's count its releases map to other lease items, which
+            # other replicas may take: it stops acting on every shard it holds.
+            for shard in list(self._tenures):
+                self._hand_over(shard, f"the table is set up for {recorded} shards")
             return False
         self._mismatch = None
         return True
@@ -390,7 +407,7 @@ class ShardCoordinator:
                 for s in range(self.shards)
                 if s not in self._tenures
                 and self._seen.get(s) is not None
-                and self._seen[s].takeable(now, self.me, self.settings)
+                and self._seen[s].takeable(now, self.me, self.settings, self._own.get(s))
             ]
         target = math.ceil(self.shards / max(1, live))
         if len(mine) > target:
@@ -399,6 +416,18 @@ class ShardCoordinator:
             return
         if self._reads_ok < ROUNDS_BEFORE_TAKING or self._quiesced:
             return
+        if others := self._other_counts(now):
+            # A replica of another count may still act on a release under its number
+            # (the count was changed under running replicas): take nothing until it goes.
+            if others != self._waiting_for:
+                log.warning(
+                    "live replicas run with another --shards; taking no shard until they stop",
+                    replicas=others,
+                    shards=self.shards,
+                )
+            self._waiting_for = others
+            return
+        self._waiting_for = {}
         self._rng.shuffle(candidates)
         for shard in candidates[: max(0, target - len(mine))]:
             self._take(shard)
@@ -409,6 +438,8 @@ class ShardCoordinator:
         started = self._clock()
         version = _version()
         token = view.token + 1
+        with self._lock:
+            self._own[shard] = token  # its answer may be lost after the write
         try:
             ok = self._store.take(shard, self.me, token, version, view.version)
         except Exception as exc:
@@ -486,10 +517,20 @@ class ShardCoordinator:
                 error=str(exc),
             )
 
+    def _other_counts(self, now: float) -> dict[str, int]:
+        """Live replicas whose heartbeat says another ``--shards`` than this one's."""
+        with self._lock:
+            live = self._live(now)
+            return {
+                member: shards
+                for member, (*_, shards) in self._members.items()
+                if member in live and member != self.me and shards not in (0, self.shards)
+            }
+
     def _live(self, now: float) -> dict[str, str]:
         """Members whose heartbeat moved within a lease duration (lock held)."""
         live = {self.me: self._url}
-        for member, (_beat, since, url, gone) in self._members.items():
+        for member, (_beat, since, url, gone, _shards) in self._members.items():
             if not gone and now - since < self.settings.lease_seconds:
                 live.setdefault(member, url)
         return live
