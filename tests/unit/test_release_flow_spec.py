@@ -133,6 +133,27 @@ def errors_of(tmp_path: Path, files: dict[str, str]) -> list[str]:
             id="bad-windows",
         ),
         pytest.param(
+            {
+                "a.yaml": release(
+                    "a",
+                    "  deployWindows:",
+                    "    - {kind: allow, schedule: '0 9 31 4,6 *', durationMinutes: 60}",
+                    "    - {kind: deny, schedule: '0 0 29 2 *', durationMinutes: 60,"
+                    " timeZone: localtime}",
+                )
+            },
+            [
+                # Valid cron fields naming no date: croniter finds no run, and every pass
+                # of a pending deploy raised (retried forever) instead of saying why.
+                "a.yaml:9: spec.deployWindows[0].schedule: '0 9 31 4,6 *' never fires: no "
+                "date matches its day-of-month and month",
+                # The daemon host's zone, not a place: the window would move with the host.
+                "a.yaml:10: spec.deployWindows[1].timeZone: 'localtime' is not an IANA time "
+                "zone (e.g. UTC, Europe/Berlin)",
+            ],
+            id="windows-that-never-fire-or-follow-the-host",
+        ),
+        pytest.param(
             {"a.yaml": release("a", "  rollout: {approval: always}")},
             ["a.yaml:8: spec.rollout.approval: must be 'none' or 'manual' (got 'always')"],
             id="bad-approval",
