@@ -449,11 +449,58 @@ def at(text: str) -> datetime:
             at("2026-03-29T01:00"),
             id="02-00-berlin-skipped-by-dst-opens-after-the-jump",
         ),
+        pytest.param(
+            [{**CHRISTMAS, "schedule": "30 1 * * *", "durationMinutes": 60}],
+            at("2026-10-25T01:10"),  # 02:10 CET, the repeated hour's second pass
+            True,
+            None,
+            id="fall-back-deny-lasts-its-minutes-not-its-wall-clock",
+        ),
+        pytest.param(
+            [{**CHRISTMAS, "schedule": "0 2 * * *", "durationMinutes": 30}],
+            at("2026-10-25T01:10"),  # croniter fires at both 02:00s of the night
+            False,
+            at("2026-10-25T01:30"),
+            id="fall-back-repeated-02-00-denies-again-until-its-own-end",
+        ),
     ],
 )
 def test_windows(given: list[dict[str, Any]], now: datetime, allowed: bool, opens: Any) -> None:
     state = windows.evaluate([DeployWindow.model_validate(w) for w in given], now)
     assert (state.allowed, state.opens) == (allowed, opens), state.why
+
+
+DST_NIGHTS = [
+    at(night) + timedelta(minutes=5 * i)
+    for night in ("2026-03-28T22:00", "2026-10-24T22:00")
+    for i in range(72)
+]
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        pytest.param({**CHRISTMAS, "schedule": "0 2 * * *", "durationMinutes": 30}, id="deny-02"),
+        pytest.param(
+            {**CHRISTMAS, "schedule": "30 1 * * *", "durationMinutes": 60}, id="deny-0130"
+        ),
+        pytest.param({**WORKDAYS, "schedule": "0 2 * * *", "durationMinutes": 30}, id="allow-02"),
+        pytest.param({**WORKDAYS, "schedule": "*/20 * * * *", "durationMinutes": 5}, id="allow-20"),
+    ],
+)
+def test_a_window_never_ends_or_opens_in_the_past_across_dst_changes(
+    window: dict[str, Any],
+) -> None:
+    """Every 5 minutes through Berlin's DST nights (02:00-03:00 skipped, then repeated):
+    a window said open is open until a later instant, a deploy held is told a later
+    opening. Compared as wall clocks, the repeated hour read "open until 00:30Z" at
+    01:10Z, and "the next window opens at 2026-10-25T00:30Z (in 0m)"."""
+    parsed = DeployWindow.model_validate(window)
+    for now in DST_NIGHTS:
+        end = windows.open_until(parsed, now)
+        assert end is None or end > now, (now, end)
+        state = windows.evaluate([parsed], now)
+        assert state.opens is None or state.opens > now, (now, state)
 
 
 def test_status_says_when_the_next_window_opens() -> None:

@@ -89,15 +89,25 @@ def evaluate(windows: Sequence[DeployWindow], now: datetime) -> WindowState:
 
 
 def open_until(window: DeployWindow, t: datetime) -> datetime | None:
-    """When the occurrence of ``window`` open at ``t`` closes; None when it is closed."""
+    """When the occurrence of ``window`` open at ``t`` closes; None when it is closed.
+
+    The cron is read in the window's zone, but the occurrence is then an instant
+    and lasts ``durationMinutes`` of elapsed time (Argo CD adds a Go duration to
+    the cron's next time): compared in UTC, never as wall clocks. Two local
+    times of one zone compare by their wall clocks alone, so in the hour a
+    fall-back repeats, a window that closed at the first 02:30 read as open
+    again "until" that past instant, and the next opening was found in the past.
+    """
     zone = zoneinfo.ZoneInfo(window.time_zone)
-    local = t.astimezone(zone)
-    runs = croniter(window.schedule, local + timedelta(seconds=1))
+    instant = t.astimezone(UTC)
+    # The second is added in UTC: added to a local time it drops the fold, and the
+    # repeated hour's 02:10 would become the first one's.
+    runs = croniter(window.schedule, (instant + timedelta(seconds=1)).astimezone(zone))
     start: datetime = runs.get_prev(datetime)
-    while start > local:
+    while start.astimezone(UTC) > instant:
         start = runs.get_prev(datetime)
-    end = start + timedelta(minutes=window.duration_minutes)
-    return end.astimezone(UTC) if local < end else None
+    end = start.astimezone(UTC) + timedelta(minutes=window.duration_minutes)
+    return end if instant < end else None
 
 
 def next_start(window: DeployWindow, t: datetime) -> datetime:
