@@ -92,6 +92,22 @@ def errors_of(tmp_path: Path, files: dict[str, str]) -> list[str]:
             id="promotion-cycle",
         ),
         pytest.param(
+            {
+                # a waits for b Synced, b waits for a to prove its images: once both
+                # specs move, each holds the other forever (WaitingForDependency,
+                # PromotionBlocked), though neither kind of edge alone has a cycle.
+                "a.yaml": release("a", "  dependsOn: [c]"),
+                "b.yaml": release("b", "  promotion: {from: [a]}"),
+                "c.yaml": release("c", "  dependsOn: [b]"),
+            },
+            [
+                "a.yaml:8: spec.dependsOn[0]: dependsOn and promotion cycle: a -> c -> b -> a",
+                "b.yaml:8: spec.promotion.from[0]: dependsOn and promotion cycle: a -> c -> b -> a",
+                "c.yaml:8: spec.dependsOn[0]: dependsOn and promotion cycle: a -> c -> b -> a",
+            ],
+            id="cycle-through-dependsOn-and-promotion",
+        ),
+        pytest.param(
             {"a.yaml": release("a", "  promotion:", "    from: [a]")},
             ["a.yaml:9: spec.promotion.from[0]: 'a' is this release itself"],
             id="promoted-from-itself",
