@@ -534,3 +534,46 @@ def test_a_deploy_clones_what_the_preflight_checked() -> None:
     )
     action = decide(release(), observed)
     assert isinstance(action, Deploy) and action.base == TD_OLD.arn, action.message
+
+
+# --- a window closing mid-rollout ------------------------------------------------------------
+
+NEXT = image("v3")
+TD_NEXT = task_definition("api", 4, {"api": NEXT, "proxy": PROXY_OLD}, {TAG_RELEASE: "api-prod"})
+HOLDING = replace(NOTHING_PASSES, images={**NOTHING_PASSES.images, NEXT: FOUND})
+
+
+def rolling(td: TaskDefinition, failed: int = 0, **spec: Any) -> Observation:
+    """``td`` rolling out over TD_OLD (last-good), with every release-flow check holding."""
+    primary = build_deployment(td, RolloutState.IN_PROGRESS, age=60, updated_ago=10, failed=failed)
+    old = build_deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
+    return Observation(
+        service=service(primary, old, tags=memory_tags(last_good=TD_OLD.arn, deploying=FP_NEW)),
+        task_definitions={**TDS, TD_NEXT.arn: TD_NEXT},
+        flow=HOLDING,
+    )
+
+
+@pytest.mark.parametrize(
+    ("api", "running", "failed", "expected"),
+    [
+        pytest.param(NEW, TD_NEW, 0, Reason.ROLLOUT_IN_PROGRESS, id="started-inside-finishes"),
+        pytest.param(NEW, TD_NEW, 3, Reason.ROLLING_BACK, id="failing-is-rolled-back"),
+        pytest.param(OLD, TD_NEW, 0, Reason.REVERTING, id="spec-reverted-mid-rollout-goes-back"),
+        pytest.param(NEXT, TD_NEW, 0, Reason.ROLLOUT_IN_PROGRESS, id="superseded-finishes-first"),
+        pytest.param(NEXT, TD_OLD, 0, Reason.PROMOTION_BLOCKED, id="the-next-release-is-held"),
+    ],
+)
+def test_a_window_closing_mid_rollout_holds_only_what_has_not_started(
+    api: str, running: TaskDefinition, failed: int, expected: Reason
+) -> None:
+    """A deny window (and every other check) holding from now on: the rollout ECS
+    runs is judged to its end, rolled back when it fails, and a revert of the spec
+    goes back at once; only a release not yet started waits (Argo CD's windows too
+    gate the start of a sync, not one in progress)."""
+    rel = build_release(containers={"api": api, "proxy": PROXY_OLD}, **EVERY_POLICY)
+    observed = observe(TD_OLD, HOLDING) if running is TD_OLD else rolling(running, failed)
+    action = decide(rel, observed)
+    assert action.reason is expected, action.message
+    if expected is Reason.ROLLING_BACK:
+        assert isinstance(action, Rollback) and action.to == TD_OLD.arn
