@@ -508,6 +508,9 @@ def test_status_says_when_the_next_window_opens() -> None:
     action = decide(rel, observe(), now=FRIDAY_1630)
     assert action.reason is Reason.OUTSIDE_DEPLOY_WINDOW
     assert "next window opens at 2026-11-30T08:00Z (in 2d 15h 30m)" in action.message
+    # ... and is looked at again then, not at a resync minutes after (or never, for a
+    # window shorter than the resync interval).
+    assert action.requeue_after == (at("2026-11-30T08:00") - FRIDAY_1630).total_seconds()
     assert isinstance(decide(rel, observe(), now=at("2026-11-30T08:00")), Deploy)
 
 

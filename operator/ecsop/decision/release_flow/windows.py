@@ -51,17 +51,21 @@ def check(windows: Sequence[DeployWindow], problems: Sequence[str], now: datetim
     state = evaluate(windows, now)
     if state.allowed:
         return None
+    requeue: float | None = None
     if state.opens is not None:
         wait = _duration(state.opens - now)
         opens = state.opens.astimezone(UTC)
         when = f"the next window opens at {opens:%Y-%m-%dT%H:%MZ} (in {wait})"
+        # Looked at again when it opens, not at some resync after (every 300 s with an
+        # event queue, longer when stretched): a window shorter than that could pass unseen.
+        requeue = max(1.0, (state.opens - now).total_seconds())
     else:
         when = "no window opens in the time ecsop looks ahead"
     return Wait(
         Phase.PROGRESSING,
         Reason.OUTSIDE_DEPLOY_WINDOW,
         f"outside the deploy windows: {state.why}; {when}",
-        None,
+        requeue,
     )
 
 
