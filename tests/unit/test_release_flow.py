@@ -30,6 +30,7 @@ from ecsop.decision.memory import (
 from ecsop.decision.observation import Observation, Options
 from ecsop.decision.reasons import Phase, Reason
 from ecsop.decision.release_flow import windows
+from ecsop.decision.release_flow.approval import content
 from ecsop.decision.release_flow.hold import Need, needs
 from ecsop.decision.release_flow.inputs import (
     DependencyState,
@@ -251,13 +252,40 @@ def test_what_holds_a_new_release(
 
 def test_an_approval_counts_for_its_fingerprint_only() -> None:
     rel = release(rollout={"approval": "manual"})
-    approved = ApprovalRecord(FP_NEW, "arn:aws:iam::111122223333:user/alice", "2026-11-23T11:00Z")
+    approved = ApprovalRecord(
+        FP_NEW, "arn:aws:iam::111122223333:user/alice", "2026-11-23T11:00Z", content(rel)
+    )
     action = decide(rel, observe(**approved.tags()))
     assert isinstance(action, Deploy)
     earlier = ApprovalRecord(Fingerprint("0123456789abcdef"), "alice", "t").tags()
     action = decide(rel, observe(**earlier))
     assert action.reason is Reason.AWAITING_APPROVAL
     assert "the approval on the service is for 0123456789abcdef" in action.message
+
+
+MIGRATE = {"name": "migrate", "container": "api", "command": ["migrate"]}
+
+
+def test_an_approval_is_of_the_spec_as_approved_not_of_its_images_alone() -> None:
+    """Approved while the deploy waits for its window; then a commit keeps the images and
+    edits the migration. The fingerprint (images) still matches: the new migration ran
+    at the window without anyone approving it. "A later spec change needs a new approval"."""
+    approved_spec = release(rollout={"approval": "manual"}, preDeploy=[MIGRATE])
+    approved = ApprovalRecord(FP_NEW, "alice", "2026-11-23T11:00Z", content(approved_spec))
+    edited = release(
+        rollout={"approval": "manual"}, preDeploy=[{**MIGRATE, "command": ["drop-tables"]}]
+    )
+    assert edited.fingerprint() == approved_spec.fingerprint()
+    action = decide(edited, observe(**approved.tags()))
+    assert action.reason is Reason.AWAITING_APPROVAL, action.message
+    assert "with another spec" in action.message
+    old_format = ApprovalRecord(FP_NEW, "alice", "2026-11-23T11:00Z").tags()
+    assert decide(approved_spec, observe(**old_format)).reason is Reason.AWAITING_APPROVAL
+    # The same spec, reordered or with defaults spelled out, is the same approval.
+    spelled = release(
+        rollout={"approval": "manual", "alarms": []}, preDeploy=[MIGRATE], suspend=False
+    )
+    assert content(spelled) == content(approved_spec)
 
 
 def test_a_container_that_stays_on_its_last_good_image_needs_no_proof() -> None:

@@ -1,8 +1,8 @@
 """``ecsop approve NAME``: record the approval of a release's exact fingerprint, in AWS.
 
 A release with ``rollout.approval: manual`` waits (``AwaitingApproval``) until
-this command tags its service ``ecsop:approval`` with the fingerprint of the
-spec as the approver's checkout has it, who approved (the caller identity of
+this command tags its service ``ecsop:approval`` with the fingerprint and a
+hash of the rest of the spec as the approver's checkout has it, who approved (the caller identity of
 the approver's own credentials, from STS GetCallerIdentity) and when (AWS's
 time, the Date of the DescribeServices answer). A later spec change has
 another fingerprint and needs another approval. Then it asks a running daemon
@@ -77,6 +77,7 @@ def main(specs: Path, name: str, *, url: str, default_region: str, allow_mutable
         ApprovalRecord,
         user_tag_count,
     )
+    from ecsop.decision.release_flow import approval
     from ecsop.spec import loader
 
     loaded = loader.load(
@@ -115,7 +116,7 @@ def main(specs: Path, name: str, *, url: str, default_region: str, allow_mutable
             return 1
         who = caller_arn(clients.client, release.region)
         when = (state.observed_at or _now()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        record = ApprovalRecord(fingerprint, who, when)
+        record = ApprovalRecord(fingerprint, who, when, approval.content(release.release))
         gateways.ecs(release.region, spec.role_arn).tag_service(state.arn, record.tags())
     except AwsError as exc:
         print(f"ecsop approve: {exc.code}: {exc.message}", file=sys.stderr)
