@@ -113,6 +113,11 @@ def errors_of(tmp_path: Path, files: dict[str, str]) -> list[str]:
             id="promoted-from-itself",
         ),
         pytest.param(
+            {"a.yaml": release("a", "  dependsOn: [b, a]"), "b.yaml": release("b")},
+            ["a.yaml:8: spec.dependsOn[1]: 'a' is this release itself"],
+            id="depends-on-itself",
+        ),
+        pytest.param(
             {"a.yaml": release("a", "  promotion: {from: [staging]}")},
             [
                 "a.yaml:8: spec.promotion.from[0]: no release named 'staging' in the spec "
