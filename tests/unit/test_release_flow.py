@@ -531,6 +531,50 @@ def test_a_window_never_ends_or_opens_in_the_past_across_dst_changes(
         assert state.opens is None or state.opens > now, (now, state)
 
 
+def test_a_hostile_set_of_windows_costs_a_bounded_number_of_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sixty one-minute deny windows, one at each minute: never allowed. Looking for the
+    next opening read them about 240,000 times (26 s of CPU per pass on this machine, a
+    worker held while other releases wait for their rollbacks); now a bounded number."""
+    reads = 0
+    real_open_until, real_next_start = windows.open_until, windows.next_start
+
+    def open_until(window: DeployWindow, t: datetime) -> datetime | None:
+        nonlocal reads
+        reads += 1
+        return real_open_until(window, t)
+
+    def next_start(window: DeployWindow, t: datetime) -> datetime:
+        nonlocal reads
+        reads += 1
+        return real_next_start(window, t)
+
+    monkeypatch.setattr(windows, "open_until", open_until)
+    monkeypatch.setattr(windows, "next_start", next_start)
+    every_minute = [
+        DeployWindow.model_validate(
+            {"kind": "deny", "schedule": f"{m} * * * *", "durationMinutes": 1}
+        )
+        for m in range(60)
+    ]
+    state = windows.evaluate(every_minute, FRIDAY_1630)
+    assert (state.allowed, state.opens) == (False, None)
+    assert reads <= 3000, reads
+    # Overlapping denies (nights in Berlin, then in New York) are read to the last one's
+    # end, with the opening between them still found.
+    reads = 0
+    nights = [
+        DeployWindow.model_validate(
+            {**CHRISTMAS, "schedule": "0 18 * * *", "durationMinutes": 900, "timeZone": zone}
+        )
+        for zone in ("Europe/Berlin", "America/New_York")
+    ]
+    state = windows.evaluate(nights, at("2026-11-27T18:00"))
+    assert state.opens == at("2026-11-28T14:00"), state
+    assert reads <= 30, reads
+
+
 def test_status_says_when_the_next_window_opens() -> None:
     rel = release(deployWindows=[WORKDAYS])
     action = decide(rel, observe(), now=FRIDAY_1630)
