@@ -493,3 +493,34 @@ def test_task_identities_fit_ecs_limits(attempt: int) -> None:
     assert started_by(name, FP_NEW, "migrate", attempt) != started_by(
         name + "b", FP_NEW, "migrate", attempt
     ), "two releases sharing a fingerprint never share a task"
+
+
+CLOSED = {"kind": "deny", "schedule": "0 0 * * *", "durationMinutes": 1440}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "expected"),
+    [
+        pytest.param((task(age=400),), StopStep, id="past-its-timeout-is-stopped"),
+        pytest.param((task("STOPPED", exit_code=0),), RecordStep, id="finished-is-recorded"),
+        pytest.param((task(age=60),), StepRunning, id="running-is-shown-and-polled"),
+    ],
+)
+def test_a_hold_that_begins_mid_migration_still_watches_the_migration(
+    tasks: tuple[StepTask, ...], expected: type
+) -> None:
+    """The deploy window closes (or the policy file breaks) while a migration runs.
+
+    The hold keeps the deploy and any new step from starting, but the step in
+    flight is still watched, as for an invalid spec: a hung migration is stopped
+    at its timeout, not at the next window days later, and its outcome recorded.
+    """
+    obs = out_of_date(seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": tasks}))
+    action = decide(release(deployWindows=[CLOSED]), obs)
+    assert isinstance(action, expected), action.message
+    nothing_started = out_of_date(seen(revision=TD_NEW))
+    held = decide(release(deployWindows=[CLOSED]), nothing_started)
+    assert held.reason is Reason.OUTSIDE_DEPLOY_WINDOW, "a hold never starts a step"
+    done = out_of_date(seen(revision=TD_NEW, records={"migrate": SUCCEEDED}))
+    held = decide(release(deployWindows=[CLOSED]), done)
+    assert held.reason is Reason.OUTSIDE_DEPLOY_WINDOW, "nor deploys"

@@ -492,7 +492,7 @@ promotable after the release moved on (``ecsop.decision.release_flow.promotion``
 One key per release, so two releases proving one revision never overwrite each other.
 """
 TAG_APPROVAL = "ecsop:approval"
-"""On a service whose release needs approval: ``fp=FINGERPRINT at=TIME by=WHO``.
+"""On a service whose release needs approval: ``fp=FINGERPRINT spec=HASH at=TIME by=WHO``.
 
 Written by ``ecsop approve`` (never by the daemon), before the revision it
 approves exists, so it lives on the service, not on a revision; it is a third
@@ -530,6 +530,9 @@ class ApprovalRecord:
     fingerprint: Fingerprint
     by: str = ""
     at: str = ""
+    spec: str = ""
+    """A hash of the rest of the release's spec as approved (``release_flow.approval.content``):
+    the same images with another migration command are another release to approve."""
 
     @classmethod
     def read(cls, tags: Mapping[str, str]) -> ApprovalRecord | None:
@@ -537,10 +540,16 @@ class ApprovalRecord:
         words = dict(word.split("=", 1) for word in raw.split() if "=" in word)
         if not words.get("fp"):
             return None
-        return cls(Fingerprint(words["fp"]), words.get("by", ""), words.get("at", ""))
+        return cls(
+            Fingerprint(words["fp"]),
+            words.get("by", ""),
+            words.get("at", ""),
+            words.get("spec", ""),
+        )
 
     def tags(self) -> dict[str, str]:
         """The one tag; ``by`` is cut to fit ECS's 256 characters, odd characters replaced."""
-        head = f"fp={self.fingerprint} at={self.at} by="
+        spec = f" spec={self.spec}" if self.spec else ""
+        head = f"fp={self.fingerprint}{spec} at={self.at} by="
         who = "".join(c if c in _TAG_VALUE_ALLOWED and c != " " else "_" for c in self.by)
         return {TAG_APPROVAL: head + who[: MAX_TAG_VALUE - len(head)]}
