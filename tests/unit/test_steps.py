@@ -51,9 +51,11 @@ from ecsop.decision.step_state import (
     StepsSeen,
     StepTask,
     client_token,
+    definition,
     started_by,
 )
 from ecsop.spec.model import ServiceRelease, fingerprint
+from ecsop.spec.step import Step
 
 OLD = "repo/api@sha256:" + "0" * 64
 NEW = "repo/api@sha256:" + "1" * 64
@@ -395,6 +397,50 @@ def test_a_failed_migration_says_what_and_where_its_logs_are() -> None:
         assert words in action.message, action.message
 
 
+@pytest.mark.parametrize(
+    "fixed",
+    [
+        pytest.param({"command": ["migrate", "--fake-initial"]}, id="command"),
+        pytest.param({"environment": {"DJANGO_SETTINGS_MODULE": "prod"}}, id="environment"),
+        pytest.param({"timeoutSeconds": 3600}, id="timeout"),
+    ],
+)
+def test_a_failed_step_the_spec_fixed_runs_again_with_the_same_images(
+    fixed: dict[str, Any],
+) -> None:
+    """Same images, same fingerprint: the failure was of the old command, not of the fix.
+
+    Before, the release stayed Degraded ("fix it and change the spec") after
+    the person did exactly that, until `ecsop retry`.
+    """
+    old = definition(Step.model_validate(MIGRATE))
+    failed = replace(FAILED, definition=old)
+    obs = out_of_date(seen(revision=TD_NEW, records={"migrate": failed}))
+    unchanged = decide(release(), obs)
+    assert isinstance(unchanged, Wait) and unchanged.phase is Phase.DEGRADED
+    assert "fix its command, environment, timeout or images" in unchanged.message
+    rel = release(preDeploy=[{**MIGRATE, **fixed}])
+    action = decide(rel, obs)
+    assert isinstance(action, RunStep), action.message
+    assert action.started_by == started_by("api-prod", FP_NEW, "migrate", 2)
+    assert action.record.state is StepState.STARTED and action.record.attempt == 2
+    assert action.record.definition == definition(rel.spec.pre_deploy[0]) != old
+    still_running = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": failed}, tasks={"migrate": (task(),)})
+    )
+    assert isinstance(decide(rel, still_running), StopStep), "the failed task is stopped first"
+
+
+def test_a_failure_of_an_unknown_or_the_same_definition_waits_and_a_success_never_reruns() -> None:
+    rel = release(preDeploy=[{**MIGRATE, "command": ["migrate", "--fake-initial"]}])
+    older = decide(rel, out_of_date(seen(revision=TD_NEW, records={"migrate": FAILED})))
+    assert isinstance(older, Wait) and older.reason is Reason.STEP_FAILED
+    done = replace(SUCCEEDED, definition="0a1b2c3d")
+    assert isinstance(
+        decide(rel, out_of_date(seen(revision=TD_NEW, records={"migrate": done}))), Deploy
+    )
+
+
 def test_a_timeout_records_the_failure_before_stopping() -> None:
     obs = out_of_date(
         seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (task(age=400),)})
@@ -460,6 +506,7 @@ def test_steps_are_read_only_where_they_may_run() -> None:
         pytest.param(SUCCEEDED, id="succeeded"),
         pytest.param(FAILED, id="failed"),
         pytest.param(FAILED.retried(), id="retried"),
+        pytest.param(replace(FAILED, definition="0a1b2c3d"), id="with-its-definition"),
         pytest.param(
             replace(FAILED, why="CannotPullContainerError: pull (access denied) 'x' → y"),
             id="ecs-words-made-tag-safe",

@@ -36,7 +36,14 @@ from ecsop.decision.ecs_state import Fingerprint, TaskDefinition
 from ecsop.decision.memory import RevisionMemory, StepRecord, StepState, step_records
 from ecsop.decision.observation import Observation, Options
 from ecsop.decision.situation import View
-from ecsop.decision.step_state import StepKind, StepsSeen, StepTask, describe_task, started_by
+from ecsop.decision.step_state import (
+    StepKind,
+    StepsSeen,
+    StepTask,
+    describe_task,
+    redefined,
+    started_by,
+)
 from ecsop.spec.loader import LoadedRelease
 from ecsop.spec.step import Step
 
@@ -116,6 +123,8 @@ class _Reader:
             running = any(not task.stopped for task in found)
         elsewhere: tuple[str, ...] = ()
         about_to_start = record is None or record.state in (None, StepState.STARTED)
+        if first is not None and record is not None and redefined(record, first):
+            about_to_start = True  # its next attempt (``step_walk``)
         if query.kind is StepKind.PRE_DEPLOY and about_to_start and not running and family:
             elsewhere = self._running_elsewhere(family)
         return StepsSeen(

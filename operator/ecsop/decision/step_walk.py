@@ -13,7 +13,9 @@ one step needs next, from what the pass read (``Observation.steps``):
   task); after ``LOST_AFTER_SECONDS`` a task can have stopped and left
   ListTasks, so the step is recorded failed instead of risking a second run;
 - ``failed`` recorded: ``Failed`` (the caller says what it means), after
-  stopping a task of it still running.
+  stopping a task of it still running; but a failure of a definition the
+  spec has changed since (its command, environment or timeout: the images,
+  hence the fingerprint, unchanged) is followed by the next attempt.
 
 Pure, like the rest of the decision.
 """
@@ -50,7 +52,9 @@ from ecsop.decision.step_state import (
     StepsSeen,
     StepTask,
     client_token,
+    definition,
     describe_task,
+    redefined,
     revision_name,
     started_by,
 )
@@ -115,10 +119,13 @@ class Walk:
                 continue
             tasks = seen.tasks.get(step.name, ())
             live = [task for task in tasks if not task.stopped]
+            pending = tuple(s.name for s in self.steps[index:] if not _succeeded(seen, s))
             if record.state is StepState.FAILED:
                 stoppable = [task for task in live if not task.stopping]
                 if stoppable:
                     return self._stop(step, stoppable[0], None, f"{self._name(step)} failed")
+                if redefined(record, step):  # the spec changed the step since it failed
+                    return self._run(step, record.retried(), deploy, pending)
                 return Failed(self._failure(step, record))
             if live:
                 return self._running(step, record, live[0])
@@ -131,7 +138,6 @@ class Walk:
                     "by ECS; not run again without `ecsop retry`"
                 )
                 return self._record(step, record.finished(False, "", None, "", why), None)
-            pending = tuple(s.name for s in self.steps[index:] if not _succeeded(seen, s))
             return self._run(step, record, deploy, pending)
         return None
 
@@ -167,7 +173,7 @@ class Walk:
             environment=dict(step.environment),
             started_by=started_by(name, self.fingerprint, step.name, attempt),
             client_token=client_token(name, self.fingerprint, step.name, attempt),
-            record=record.started(int(self.now.timestamp())),
+            record=record.started(int(self.now.timestamp()), definition(step)),
             task_tags=step_task_tags(name, self.fingerprint, step.name, attempt),
             revision=revision,
             deploy=deploy,

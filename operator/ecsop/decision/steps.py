@@ -109,8 +109,9 @@ def before_deploy(
         return Wait(
             Phase.DEGRADED,
             Reason.STEP_FAILED,
-            f"not deploying {view.desired}: {outcome.detail}; fix it and change the spec, or "
-            f"run `ecsop retry {release.name}` to run the step again",
+            f"not deploying {view.desired}: {outcome.detail}; fix its command, environment, "
+            f"timeout or images in the spec, or run `ecsop retry {release.name}` to run the "
+            "step again",
             None,
         )
     return outcome
