@@ -540,3 +540,37 @@ def test_task_identities_fit_ecs_limits(attempt: int) -> None:
     assert started_by(name, FP_NEW, "migrate", attempt) != started_by(
         name + "b", FP_NEW, "migrate", attempt
     ), "two releases sharing a fingerprint never share a task"
+
+
+def test_a_revision_whose_smoke_test_failed_is_not_deployed_again_to_fail_it_again() -> None:
+    """A revert at the worst moment: F2's smoke test failed (rolled back), F3 failed too
+    (the service's failed record now names F3), and the spec goes back to F2.
+
+    Before, F2 was deployed to every task, and only once its rollout completed did
+    the bake read its old failed verify record and roll it back: a known-bad
+    revision served production for a whole rollout, without its smoke test even
+    running. Now the deploy is held, Degraded, until `ecsop retry` (or a fix).
+    """
+    smoke_failed = replace(FAILED, why="smoke exited 1")
+    failed_revision = replace(TD_NEW, tags={**TD_NEW.tags, step_tag("smoke"): smoke_failed.value()})
+    rel = release(preDeploy=[], verify=[SMOKE])
+    obs = Observation(
+        service(
+            build_deployment(TD_OLD),
+            tags=memory_tags(last_good=TD_OLD.arn, failed="f3f3f3f3f3f3f3f3"),
+        ),
+        {TD_OLD.arn: TD_OLD, TD_NEW.arn: failed_revision},
+        steps=seen(revision=failed_revision, records=step_records(failed_revision.tags)),
+    )
+    view = situation.classify(rel, obs, Options())
+    query = steps.query(rel, obs, view, Options())
+    assert query is not None, "the revision a deploy would use is read before deploying"
+    action = decide(rel, obs)
+    assert not isinstance(action, Deploy)
+    assert (action.phase, action.reason) == (Phase.DEGRADED, Reason.STEP_FAILED)
+    assert "verify step smoke failed (attempt 1)" in action.message, action.message
+    assert "ecsop retry api-prod" in action.message
+    retried = replace(obs, steps=seen(revision=TD_NEW, records={"smoke": smoke_failed.retried()}))
+    assert isinstance(decide(rel, retried), Deploy), "after `ecsop retry` it is deployed"
+    unread = replace(obs, steps=None)
+    assert isinstance(decide(rel, unread), Deploy), "verify-only releases deploy as before"

@@ -19,6 +19,10 @@ What is read, and why each read:
   this fingerprint runs): a migration of the previous fingerprint must end
   before the next one starts.
 
+A release with verify steps only is read before a deploy too: a verify step
+recorded failed on the revision the deploy would use holds it
+(``steps.before_deploy``).
+
 An AWS error leaves the steps unread: the decision then starts nothing.
 """
 
@@ -125,8 +129,8 @@ class _Reader:
         about_to_start = record is None or record.state in (None, StepState.STARTED)
         if first is not None and record is not None and redefined(record, first):
             about_to_start = True  # its next attempt (``step_walk``)
-        if query.kind is StepKind.PRE_DEPLOY and about_to_start and not running and family:
-            elsewhere = self._running_elsewhere(family)
+        if query.kind is StepKind.PRE_DEPLOY and query.steps and about_to_start and not running:
+            elsewhere = self._running_elsewhere(family) if family else ()
         return StepsSeen(
             kind=query.kind,
             fingerprint=query.fingerprint,

@@ -141,6 +141,16 @@ class Walk:
             return self._run(step, record, deploy, pending)
         return None
 
+    def failed(self) -> Failed | None:
+        """The first step recorded failed (for the spec's definition of it), or None."""
+        seen = self.seen
+        assert seen is not None
+        for step in self.steps:
+            record = seen.records.get(step.name, StepRecord())
+            if record.state is StepState.FAILED and not redefined(record, step):
+                return Failed(self._failure(step, record))
+        return None
+
     # --- one step ---------------------------------------------------------------------
 
     def _run(

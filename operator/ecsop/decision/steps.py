@@ -61,7 +61,9 @@ def query(
 ) -> StepQuery | None:
     """The steps this pass may act on (``situation.Probe.STEPS``), or None."""
     spec = release.spec
-    if view.situation in (Situation.OUT_OF_DATE, Situation.DRIFTED) and spec.pre_deploy:
+    if view.situation in (Situation.OUT_OF_DATE, Situation.DRIFTED) and (
+        spec.pre_deploy or spec.verify
+    ):
         if view.situation is Situation.DRIFTED and not options.self_heal:
             return None
         if not room_for_memory(observed.service.tags) or observed.unwritten is not None:
@@ -86,8 +88,10 @@ def before_deploy(
 ) -> Action | None:
     """What must happen before ``deploy``: the next pre-deploy step, or None when all succeeded."""
     steps = tuple(release.spec.pre_deploy)
-    if not steps or _last_good_carries(release, observed, view):
+    if _last_good_carries(release, observed, view):
         return None
+    if not steps:
+        return _verify_failed(release, observed, view)
     walk = step_walk.Walk(
         release, StepKind.PRE_DEPLOY, steps, observed.steps, view.desired, now, poll
     )
@@ -106,15 +110,36 @@ def before_deploy(
         )
     outcome = walk.next(deploy)
     if isinstance(outcome, step_walk.Failed):
-        return Wait(
-            Phase.DEGRADED,
-            Reason.STEP_FAILED,
-            f"not deploying {view.desired}: {outcome.detail}; fix its command, environment, "
-            f"timeout or images in the spec, or run `ecsop retry {release.name}` to run the "
-            "step again",
-            None,
-        )
-    return outcome
+        return _not_deploying(release, view, outcome)
+    return outcome or _verify_failed(release, observed, view)
+
+
+def _verify_failed(release: ServiceRelease, observed: Observation, view: View) -> Action | None:
+    """A verify step failed on the revision the deploy would use: deploying it again would
+    serve production a whole rollout, only to roll it back at the bake's first pass.
+
+    Only a revert can get here (the service's failed record names a later
+    failure, else the situation is FAILED_BEFORE); unread steps deploy.
+    """
+    seen = observed.steps
+    if not release.spec.verify or seen is None or seen.revision is None:
+        return None
+    walk = step_walk.Walk(
+        release, StepKind.VERIFY, tuple(release.spec.verify), seen, view.desired, datetime.min, 0
+    )
+    failed = walk.failed()
+    return _not_deploying(release, view, failed) if failed is not None else None
+
+
+def _not_deploying(release: ServiceRelease, view: View, failed: step_walk.Failed) -> Action:
+    return Wait(
+        Phase.DEGRADED,
+        Reason.STEP_FAILED,
+        f"not deploying {view.desired}: {failed.detail}; fix its command, environment, "
+        f"timeout or images in the spec, or run `ecsop retry {release.name}` to run the "
+        "step again",
+        None,
+    )
 
 
 def during_bake(
