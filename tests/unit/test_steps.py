@@ -47,6 +47,7 @@ from ecsop.decision.observation import Observation, Options, SpecState
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.step_state import (
     STARTED_BY_MAX,
+    Overdue,
     StepKind,
     StepsSeen,
     StepTask,
@@ -101,6 +102,7 @@ def seen(
     records: dict[str, StepRecord] | None = None,
     tasks: dict[str, tuple[StepTask, ...]] | None = None,
     elsewhere: tuple[str, ...] = (),
+    overdue: tuple[Overdue, ...] = (),
 ) -> StepsSeen:
     return StepsSeen(
         kind=kind,
@@ -110,6 +112,7 @@ def seen(
         records=records or {},
         tasks=tasks or {},
         elsewhere=elsewhere,
+        overdue=overdue,
     )
 
 
@@ -506,7 +509,7 @@ def test_steps_are_read_only_where_they_may_run() -> None:
         pytest.param(SUCCEEDED, id="succeeded"),
         pytest.param(FAILED, id="failed"),
         pytest.param(FAILED.retried(), id="retried"),
-        pytest.param(replace(FAILED, definition="0a1b2c3d"), id="with-its-definition"),
+        pytest.param(replace(FAILED, definition="0a1b2c3d", limit=86400), id="with-its-definition"),
         pytest.param(
             replace(FAILED, why="CannotPullContainerError: pull (access denied) 'x' → y"),
             id="ecs-words-made-tag-safe",
@@ -574,3 +577,38 @@ def test_a_revision_whose_smoke_test_failed_is_not_deployed_again_to_fail_it_aga
     assert isinstance(decide(rel, retried), Deploy), "after `ecsop retry` it is deployed"
     unread = replace(obs, steps=None)
     assert isinstance(decide(rel, unread), Deploy), "verify-only releases deploy as before"
+
+
+def test_an_earlier_specs_migration_past_its_own_timeout_is_stopped_not_waited_for() -> None:
+    """A migration hangs; the person pushes a fix (another fingerprint) before its timeout.
+
+    Before, nobody enforced the hung one's timeout once its spec moved on: the fix
+    waited "for step migrate of ... to finish" for 25 hours (``STEP_SPAN_SECONDS``),
+    then migrated concurrently with the hung one.
+    """
+    earlier = "arn:aws:ecs:us-east-1:111122223333:task-definition/api:7"
+    started = replace(STARTED, at=int(NOW.timestamp()) - 400, limit=300)
+    hung = task(age=400)
+    overdue = Overdue(earlier, "migrate", "e" * 16, started, hung)
+    text = "step migrate of eeeeeeeeeeeeeeee (an earlier spec, task 01234567)"
+    action = decide(release(), out_of_date(seen(elsewhere=(text,), overdue=(overdue,))))
+    assert isinstance(action, StopStep), action.message
+    assert (action.revision, action.task_arn, action.step) == (earlier, hung.arn, "migrate")
+    assert action.record is not None and action.record.state is StepState.FAILED
+    assert "timed out after 300s" in action.record.why
+    assert "an earlier spec" in action.message
+    # Killed between that record and StopTask: stopped again, the failure not rewritten.
+    failed = replace(overdue, record=action.record)
+    again = decide(release(), out_of_date(seen(elsewhere=(text,), overdue=(failed,))))
+    assert isinstance(again, StopStep) and again.record is None
+    # Once ECS stops it, the fix waits for it to be gone, then migrates.
+    stopping = decide(release(), out_of_date(seen(elsewhere=(text,))))
+    assert isinstance(stopping, Wait) and stopping.reason is Reason.STEP_BLOCKED
+    assert isinstance(decide(release(), out_of_date(seen())), RunStep)
+
+
+def test_a_started_record_carries_the_timeout_it_was_started_with() -> None:
+    action = decide(release(), out_of_date(seen()))
+    assert isinstance(action, RunStep)
+    assert action.record.limit == 300
+    assert StepRecord.read(action.record.value()).limit == 300

@@ -391,6 +391,9 @@ class StepRecord:
     definition: str = ""
     """``step_state.definition`` of the step this attempt ran: a failure of another
     command, environment or timeout is not the current step's (empty: not known)."""
+    limit: int = 0
+    """The attempt's ``timeoutSeconds`` (0: not known): enforced even once the spec that
+    set it moved on (``step_probe`` finds an earlier spec's step past it)."""
 
     @classmethod
     def read(cls, value: str) -> StepRecord:
@@ -412,6 +415,7 @@ class StepRecord:
             stop_code=words.get("stop", ""),
             why=why.strip(),
             definition=words.get("def", ""),
+            limit=_number(words.get("limit")) or 0,
         )
 
     def value(self) -> str:
@@ -429,6 +433,8 @@ class StepRecord:
             words.append(f"stop={_tag_safe(self.stop_code).replace(' ', '')}")
         if self.definition:
             words.append(f"def={self.definition}")
+        if self.limit:
+            words.append(f"limit={self.limit}")
         text = " ".join(words)
         if self.why:
             text = f"{text} why={_tag_safe(self.why)}"
@@ -436,12 +442,14 @@ class StepRecord:
 
     # --- transitions ------------------------------------------------------------------
 
-    def started(self, at: int, definition: str = "") -> StepRecord:
+    def started(self, at: int, definition: str = "", limit: int = 0) -> StepRecord:
         """Before RunTask; a re-sent RunTask of the same attempt keeps the first time.
 
-        ``definition`` is the step's as this RunTask sends it.
+        ``definition`` and ``limit`` (its timeout) are the step's as this RunTask sends it.
         """
-        return replace(self, state=StepState.STARTED, at=self.at or at, definition=definition)
+        return replace(
+            self, state=StepState.STARTED, at=self.at or at, definition=definition, limit=limit
+        )
 
     def finished(
         self, succeeded: bool, task: str, exit_code: int | None, stop_code: str, why: str

@@ -83,6 +83,21 @@ class StepTask:
 
 
 @dataclass(frozen=True)
+class Overdue:
+    """A step of an earlier spec whose task still runs past the timeout it was started with.
+
+    Nobody else enforces it: the spec that set it moved on (a new commit, a revert).
+    """
+
+    revision: str
+    """The revision its record is on."""
+    step: str
+    fingerprint: str
+    record: StepRecord
+    task: StepTask
+
+
+@dataclass(frozen=True)
 class StepsSeen:
     """One pass's reading of a release's steps of one kind."""
 
@@ -100,6 +115,8 @@ class StepsSeen:
     step not yet succeeded only."""
     elsewhere: tuple[str, ...] = ()
     """Steps of this release for another fingerprint (an earlier spec) still running."""
+    overdue: tuple[Overdue, ...] = ()
+    """Those of them past their own timeout: stopped before anything else."""
 
     @property
     def target(self) -> TaskDefinition | None:

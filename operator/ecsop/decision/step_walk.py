@@ -183,7 +183,9 @@ class Walk:
             environment=dict(step.environment),
             started_by=started_by(name, self.fingerprint, step.name, attempt),
             client_token=client_token(name, self.fingerprint, step.name, attempt),
-            record=record.started(int(self.now.timestamp()), definition(step)),
+            record=record.started(
+                int(self.now.timestamp()), definition(step), step.timeout_seconds
+            ),
             task_tags=step_task_tags(name, self.fingerprint, step.name, attempt),
             revision=revision,
             deploy=deploy,

@@ -25,16 +25,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ecsop.decision import rollback, step_walk
-from ecsop.decision.actions import Action, Deploy, Wait
+from ecsop.decision.actions import Action, Deploy, StopStep, Wait
 from ecsop.decision.candidate import CloneSource, clone_source
 from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
 from ecsop.decision.gates import Verdict
-from ecsop.decision.memory import ServiceMemory, room_for_memory
+from ecsop.decision.memory import ServiceMemory, StepState, room_for_memory
 from ecsop.decision.observation import Observation, Options, fingerprint_of
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.rollback import FailedRollout
 from ecsop.decision.situation import Situation, View
-from ecsop.decision.step_state import StepKind
+from ecsop.decision.step_state import Overdue, StepKind, describe_task
 from ecsop.spec.model import ServiceRelease
 from ecsop.spec.step import Step
 
@@ -100,6 +100,8 @@ def before_deploy(
         return blocked
     seen = walk.seen
     assert seen is not None
+    if seen.overdue:
+        return _stop_overdue(seen.overdue[0])
     if seen.elsewhere:
         return Wait(
             Phase.PROGRESSING,
@@ -112,6 +114,27 @@ def before_deploy(
     if isinstance(outcome, step_walk.Failed):
         return _not_deploying(release, view, outcome)
     return outcome or _verify_failed(release, observed, view)
+
+
+def _stop_overdue(overdue: Overdue) -> Action:
+    """An earlier spec's step past its own timeout: recorded failed, then stopped, as
+    ``step_walk`` does for the desired fingerprint's; one recorded failed, stopped again."""
+    task, record = overdue.task, overdue.record
+    ended = record.state is StepState.FAILED
+    why = "failed" if ended else f"timed out after {record.limit}s ({task.last_status})"
+    return StopStep(
+        Phase.PROGRESSING,
+        Reason.STEP_FINISHED,
+        f"step {overdue.step} of {Fingerprint(overdue.fingerprint)} (an earlier spec) {why}: "
+        f"stopping {describe_task(task)}",
+        0,
+        kind=StepKind.PRE_DEPLOY.value,
+        step=overdue.step,
+        revision=TaskDefinitionArn(overdue.revision),
+        task_arn=task.arn,
+        record=None if ended else record.finished(False, task.task_id, None, "", why),
+        stop_reason=f"ecsop: step {overdue.step} of an earlier spec {why.split(' (')[0]}",
+    )
 
 
 def _verify_failed(release: ServiceRelease, observed: Observation, view: View) -> Action | None:
