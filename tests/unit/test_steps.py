@@ -612,3 +612,36 @@ def test_a_started_record_carries_the_timeout_it_was_started_with() -> None:
     assert isinstance(action, RunStep)
     assert action.record.limit == 300
     assert StepRecord.read(action.record.value()).limit == 300
+
+
+@pytest.mark.parametrize("exit_code", [0, 3])
+def test_a_step_container_that_exits_while_the_task_runs_on_is_judged_by_its_exit(
+    exit_code: int,
+) -> None:
+    """The step's container is not ``essential``: its exit does not stop the task (the
+    app container, essential, runs on). Before, the step ran "until its timeout" and was
+    recorded failed ("timed out") however its container exited; the task ran on.
+    """
+    exited = replace(task(age=30), exit_code=exit_code)
+    obs = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (exited,)})
+    )
+    action = decide(release(), obs)
+    assert isinstance(action, StopStep), action.message
+    assert action.record is None, "recorded once the task stopped, by the step's own exit"
+    assert action.phase is Phase.PROGRESSING
+    assert f"exited with code {exit_code}" in action.message
+    stopping = replace(exited, desired_status="STOPPED")
+    waiting = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (stopping,)})
+    )
+    assert isinstance(decide(release(), waiting), StepRunning)
+    killed = replace(task("STOPPED", age=60), exit_code=exit_code)
+    done = decide(
+        release(),
+        out_of_date(
+            seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (killed,)})
+        ),
+    )
+    assert isinstance(done, RecordStep)
+    assert done.outcome == ("succeeded" if exit_code == 0 else "failed")

@@ -6,7 +6,9 @@ one step needs next, from what the pass read (``Observation.steps``):
 
 - nothing recorded, no task: ``RunStep`` (its ``started`` record first);
 - a task runs: ``StepRunning``, or past its timeout ``StopStep`` (the failure
-  recorded first); a task ECS is already stopping is not stopped again;
+  recorded first); a task ECS is already stopping is not stopped again; a
+  task whose step container exited while others run on (it is not
+  ``essential``) is stopped, and recorded once stopped;
 - its task stopped: ``RecordStep`` (succeeded when the step's container exited 0);
 - ``started`` recorded and no task found: RunTask was not sent, or its answer
   was lost: the same RunTask again (same ``clientToken``, so never a second
@@ -194,6 +196,8 @@ class Walk:
         )
 
     def _running(self, step: Step, record: StepRecord, task: StepTask) -> Action:
+        if task.exit_code is not None and not task.stopping:
+            return self._stop_exited(step, task)
         elapsed = (self.now - task.created_at).total_seconds()
         if elapsed > step.timeout_seconds and not task.stopping:
             why = f"timed out after {step.timeout_seconds}s ({task.last_status})"
@@ -259,6 +263,27 @@ class Walk:
             task_arn=task.arn,
             record=record,
             stop_reason=f"ecsop: {self.kind.words} step {step.name} {ending}",
+        )
+
+    def _stop_exited(self, step: Step, task: StepTask) -> Action:
+        """The step's container exited, a container it does not end runs on (the step's is
+        not ``essential``): the task is stopped, its outcome recorded once it stopped
+        (``_finished``: the step container's exit code, not the others')."""
+        seen = self.seen
+        assert seen is not None and seen.target is not None
+        return StopStep(
+            Phase.PROGRESSING,
+            Reason.RUNNING_STEP,
+            f"{self._name(step)}: container {step.container} exited with code "
+            f"{task.exit_code}, the task's other containers still run: stopping "
+            f"{describe_task(task)}",
+            0,
+            kind=self.kind.value,
+            step=step.name,
+            revision=seen.target.arn,
+            task_arn=task.arn,
+            record=None,
+            stop_reason=f"ecsop: {self.kind.words} step {step.name} exited",
         )
 
     def _cannot_start(self, step: Step, target: TaskDefinition | None) -> Action | None:
