@@ -645,3 +645,25 @@ def test_a_step_container_that_exits_while_the_task_runs_on_is_judged_by_its_exi
     )
     assert isinstance(done, RecordStep)
     assert done.outcome == ("succeeded" if exit_code == 0 else "failed")
+
+
+@pytest.mark.parametrize(
+    ("started_with", "spec_timeout", "stopped"),
+    [
+        pytest.param(3600, 300, False, id="lowered-mid-run-does-not-cut-it-short"),
+        pytest.param(300, 3600, False, id="raised-mid-run-lets-it-finish"),
+        pytest.param(300, 300, True, id="unchanged-times-out"),
+        pytest.param(0, 300, True, id="recorded-by-an-earlier-ecsop"),
+    ],
+)
+def test_a_timeout_edited_while_the_step_runs_never_cuts_it_short(
+    started_with: int, spec_timeout: int, stopped: bool
+) -> None:
+    """Someone lowers ``timeoutSeconds`` (same images) while a migration runs. Before, the
+    next pass killed the migration mid-way, at the new, shorter timeout."""
+    record = replace(STARTED, limit=started_with)
+    obs = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": record}, tasks={"migrate": (task(age=400),)})
+    )
+    action = decide(release(preDeploy=[{**MIGRATE, "timeoutSeconds": spec_timeout}]), obs)
+    assert isinstance(action, StopStep if stopped else StepRunning), action.message

@@ -199,23 +199,26 @@ class Walk:
         if task.exit_code is not None and not task.stopping:
             return self._stop_exited(step, task)
         elapsed = (self.now - task.created_at).total_seconds()
-        if elapsed > step.timeout_seconds and not task.stopping:
-            why = f"timed out after {step.timeout_seconds}s ({task.last_status})"
+        # A spec edit mid-run may raise the timeout (the migration needs longer), never
+        # cut a running migration short: the longer of the two holds (``limit=``).
+        timeout = max(record.limit, step.timeout_seconds)
+        if elapsed > timeout and not task.stopping:
+            why = f"timed out after {timeout}s ({task.last_status})"
             failed = record.finished(False, task.task_id, None, "", why)
             return self._stop(step, task, failed, f"{self._name(step)} {why}")
-        remaining = step.timeout_seconds - elapsed
+        remaining = timeout - elapsed
         target = self.seen.target if self.seen else None
         return StepRunning(
             Phase.PROGRESSING,
             Reason.RUNNING_STEP,
             f"{self._name(step)} running on {revision_name(target)} ({describe_task(task)}, "
-            f"{task.last_status}): {int(elapsed)}s of {step.timeout_seconds}s",
+            f"{task.last_status}): {int(elapsed)}s of {timeout}s",
             min(self.poll, max(remaining, 0.1)),
             kind=self.kind.value,
             step=step.name,
             task=task.arn,
             elapsed_seconds=int(elapsed),
-            timeout_seconds=step.timeout_seconds,
+            timeout_seconds=timeout,
         )
 
     def _finished(self, step: Step, record: StepRecord, task: StepTask) -> Action:
