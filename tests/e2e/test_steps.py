@@ -451,3 +451,21 @@ def test_a_migration_in_a_container_that_is_not_essential_ends_when_that_contain
     records = step_tags(sandbox, deploy["request"]["taskDefinition"])
     assert records["migrate"].state is StepState.SUCCEEDED
     assert records["migrate"].exit_code == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a revert to the last-good release is SYNCED, which reads no steps: the hung "
+    "migration of the reverted spec is never stopped (until a later spec with pre-deploy "
+    "steps comes, steps._stop_overdue). Fix: let SYNCED read this release's STARTED step "
+    "records of other fingerprints when the service memory says a step may run (a word in "
+    "ecsop:state written with RunStep), and stop those past their limit",
+)
+def test_a_hung_migration_reverted_away_from_is_still_stopped_at_its_timeout(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    adopted(repo, start_daemon, "--resync-interval", "30")
+    repo.commit({"shop.yaml": shop(HANGING_MIGRATION, migrate=60)}, "a migration that hangs")
+    wait_for(lambda: sandbox.call_log("RunTask"), 30, "the hanging migration started")
+    repo.commit({"shop.yaml": shop(GOOD_V1)}, "revert, while it hangs")
+    wait_for(lambda: sandbox.call_log("StopTask"), 20, "the hung migration stopped")
