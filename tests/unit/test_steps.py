@@ -601,6 +601,11 @@ def test_an_earlier_specs_migration_past_its_own_timeout_is_stopped_not_waited_f
     failed = replace(overdue, record=action.record)
     again = decide(release(), out_of_date(seen(elsewhere=(text,), overdue=(failed,))))
     assert isinstance(again, StopStep) and again.record is None
+    # Its container exited while the task runs on (not essential): stopped, not recorded.
+    exited = replace(overdue, task=replace(hung, exit_code=0))
+    left = decide(release(), out_of_date(seen(elsewhere=(text,), overdue=(exited,))))
+    assert isinstance(left, StopStep) and left.record is None
+    assert "exited with code 0" in left.message
     # Once ECS stops it, the fix waits for it to be gone, then migrates.
     stopping = decide(release(), out_of_date(seen(elsewhere=(text,))))
     assert isinstance(stopping, Wait) and stopping.reason is Reason.STEP_BLOCKED

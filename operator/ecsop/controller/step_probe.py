@@ -211,7 +211,8 @@ class _Reader:
                 elapsed = (self.now - task.created_at).total_seconds()
                 failed = record.state is StepState.FAILED
                 late = bool(record.limit) and elapsed > record.limit
-                if not task.stopping and (failed or late):
+                exited = task.exit_code is not None  # its container is not essential
+                if not task.stopping and (failed or late or exited):
                     found = Overdue(sibling.arn, name, fingerprint, record, task)
                     overdue.append(found)
         return tuple(running), tuple(overdue)

@@ -118,10 +118,15 @@ def before_deploy(
 
 def _stop_overdue(overdue: Overdue) -> Action:
     """An earlier spec's step past its own timeout: recorded failed, then stopped, as
-    ``step_walk`` does for the desired fingerprint's; one recorded failed, stopped again."""
+    ``step_walk`` does for the desired fingerprint's; one recorded failed, or whose
+    container exited while its task runs on, is stopped without a new record."""
     task, record = overdue.task, overdue.record
-    ended = record.state is StepState.FAILED
-    why = "failed" if ended else f"timed out after {record.limit}s ({task.last_status})"
+    ended = record.state is StepState.FAILED or task.exit_code is not None
+    why = f"timed out after {record.limit}s ({task.last_status})"
+    if task.exit_code is not None:
+        why = f"exited with code {task.exit_code} (its task runs on)"
+    elif record.state is StepState.FAILED:
+        why = "failed"
     return StopStep(
         Phase.PROGRESSING,
         Reason.STEP_FINISHED,
