@@ -206,11 +206,31 @@ def placeholder_values(
     ]
     values["stableDeployment"] = stable[0] if stable else NO_STABLE_DEPLOYMENT
     if observed.service.load_balancers:
-        arn = observed.service.load_balancers[0].target_group_arn
+        arn = _judged_target_group(observed, deployment)
         dimension = arn.split(":", 5)[-1]  # targetgroup/NAME/ID, as CloudWatch's dimension
         values["targetGroup"] = dimension
         values["targetGroupName"] = dimension.split("/")[1] if "/" in dimension else dimension
     return values
+
+
+def _judged_target_group(observed: Observation, deployment: Deployment) -> str:
+    """The first load balancer's target group that ``deployment``'s tasks serve from.
+
+    A rolling update has one. Blue/green, canary and linear alternate green
+    between the target group and ``alternateTargetGroupArn`` every deployment,
+    while the service keeps naming the first: during a shift green's is the one
+    the pass's ``Traffic`` read from the target service revision.
+    """
+    balancer = observed.service.load_balancers[0]
+    traffic = observed.traffic
+    if (
+        traffic is not None
+        and traffic.target_task_definition == deployment.task_definition
+        and traffic.green_target_group
+        in (balancer.target_group_arn, balancer.alternate_target_group_arn)
+    ):
+        return traffic.green_target_group
+    return balancer.target_group_arn
 
 
 def _revision_number(arn: str) -> str:
