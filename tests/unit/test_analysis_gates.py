@@ -25,6 +25,7 @@ from ecsop.decision.analysis import (
     AnalysisState,
     Measurement,
     MeasurementVerdict,
+    as_of,
     describe,
     judge,
     measured,
@@ -374,3 +375,32 @@ def test_a_baking_canary_is_judged_on_greens_target_group() -> None:
     gathered = baking if Probe.TRAFFIC in probes_for(view) else replace(baking, traffic=None)
     values = placeholder_values(RELEASE, "us-east-1", gathered, BAKING)
     assert values["targetGroup"] == "targetgroup/api-green/fedcba9876543210"
+
+
+# --- attacks: a pass nothing followed -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "silent", "state"),
+    [
+        pytest.param((PASSED,), 119.0, "passing", id="recent-pass"),
+        pytest.param((PASSED,), 121.0, "unknown", id="pass-too-old"),
+        pytest.param((FAILED, FAILED), 600.0, "failing", id="failures-stand"),
+        pytest.param((), 600.0, "unknown", id="never-measured"),
+    ],
+)
+def test_a_measurement_older_than_two_intervals_and_a_minute_is_not_judged_by(
+    verdicts: tuple[MeasurementVerdict, ...], silent: float, state: str
+) -> None:
+    gate = analysis(failIf="> 0.01", intervalSeconds=30)
+    read = as_of(fold(1, *verdicts), gate, silent)
+    assert read.state == state
+    assert as_of(read, gate, 0.0).stale == "", "a new measurement makes it current again"
+
+
+def test_a_stale_pass_holds_the_bake() -> None:
+    gate = RELEASE.spec.rollout.analysis[0]
+    stale = (as_of(fold(1, PASSED), gate, 600.0),)
+    action = run(observed(BAKED, **gated(stale)))
+    assert isinstance(action, actions.Wait) and action.reason is Reason.BAKING
+    assert "no measurement for 600s (one every 30s)" in action.message

@@ -45,6 +45,8 @@ class FakePrometheus:
         self.answer: tuple[int, bytes | dict[str, Any]] = (200, vector("0.5"))
         self.requests: list[dict[str, Any]] = []
         self.delay = 0.0
+        self.drip = 0.0
+        """Seconds between the bytes of the body: each read returns within any timeout."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,7 +65,12 @@ class FakePrometheus:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(data)  # the client stops reading a huge answer
+                    if not server.drip:
+                        self.wfile.write(data)  # the client stops reading a huge answer
+                    for byte in data if server.drip else b"":
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(server.drip)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -279,6 +286,41 @@ def test_a_hanging_prometheus_never_holds_the_caller(fake: FakePrometheus) -> No
         assert time.monotonic() - started < 1, "never waits for the answer (2 s timeout)"
         assert len(fake.requests) <= 1, "a measurement is never in flight twice"
     finally:
+        probes.close()
+
+
+def test_a_pass_no_measurement_followed_for_minutes_is_not_green(fake: FakePrometheus) -> None:
+    """A proxy that drips its answer a byte at a time never trips the per-read timeout,
+    so a measurement can hang far past ``timeoutSeconds`` (a saturated pool or CloudWatch's
+    retries delay one too). Meanwhile the latest measurement, a pass from before, must not
+    keep the gate green through a whole bake: a stale pass is evidence of nothing."""
+    skew = [0.0]
+    probes = AnalysisProbes(
+        lambda *a: None,
+        AnalysisSettings(prometheus_url=fake.url),
+        monotonic=lambda: time.monotonic() + skew[0],
+    )
+    analysis = prom(intervalSeconds=1)
+    fake.answer = (200, vector("0.001"))
+
+    def look() -> Any:
+        return probes.watch("shop", "g1", [analysis], {}, "us-east-1", None, NOW)
+
+    try:
+        (state,) = wait(look)
+        assert state.state == "passing"
+        fake.drip = 0.5  # the next measurement hangs, each byte well within the 2 s timeout
+        deadline = time.monotonic() + 5
+        while len(fake.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(fake.requests) == 2, "the next measurement is in flight"
+        skew[0] = 600.0  # ten minutes later, that measurement still hangs
+        (state,) = look()
+        assert state.state == "unknown"
+        assert re.match(r"no measurement for 60\ds \(one every 1s\)", state.unknown), state.unknown
+        assert "the latest, passed, is too old to judge by" in state.unknown
+    finally:
+        fake.drip = 0
         probes.close()
 
 

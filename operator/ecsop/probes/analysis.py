@@ -41,6 +41,7 @@ from ecsop.decision.analysis import (
     AnalysisState,
     Measurement,
     MeasurementVerdict,
+    as_of,
     judge,
     measured,
     missing_value,
@@ -103,6 +104,8 @@ class _Item:
     due: float
     state: AnalysisState
     in_flight: bool = False
+    measured_at: float = 0.0
+    """``monotonic()`` when the latest measurement ended."""
 
     @property
     def interval_seconds(self) -> float:
@@ -182,7 +185,7 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
                 # goes): later measurements use it; the failures in a row are kept.
                 current.values, current.region, current.role = dict(values), region, role
                 current.aws_now, current.at = now, at
-            return tuple(item.state for item in current.items)
+            return tuple(as_of(i.state, i.analysis, at - i.measured_at) for i in current.items)
 
     def _forgotten(self, name: str) -> None:
         if self._on_forget is not None:
@@ -220,6 +223,7 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
                 return  # forgotten, or a new rollout started meanwhile
             was_failing = item.state.failing
             item.state = measured(item.state, measurement)
+            item.measured_at = self._monotonic()
             state = item.state
             self._cond.notify_all()
         if self._on_measurement is not None:
