@@ -479,6 +479,50 @@ def test_cloudwatch_is_asked_over_a_window_ending_at_awss_time() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("since", "start"),
+    [
+        pytest.param(None, T[55], id="no-deployment-time"),
+        pytest.param(T[40], T[55], id="older-than-the-lookback"),
+        pytest.param(T[57], T[57], id="on-a-minute"),
+        pytest.param(T[57] + timedelta(seconds=1), T[58], id="within-a-minute-the-next"),
+    ],
+)
+def test_the_window_starts_no_earlier_than_the_judged_deployment(
+    since: datetime | None, start: datetime
+) -> None:
+    """A datapoint of a minute the deployment began in (or before) is the old revision's."""
+    assert metric_data.window(NOW, 300, since) == (start, T[59] + timedelta(minutes=1))
+
+
+def test_a_rollout_is_never_judged_on_datapoints_from_before_it_began() -> None:
+    """A service-wide metric (or green's target group, which served the revision before
+    last) has datapoints from before the deployment: they are the old revision's, and a
+    pass on them would carry a short bake. Until a minute of the new deployment is
+    complete, there is no data."""
+    client = FakeCloudWatch({"MetricDataResults": [result([0.0], [T[58]])]})
+    probes = AnalysisProbes(lambda *a: client)
+    analysis = Analysis.model_validate(
+        {
+            "name": "ratio",
+            "cloudwatch": {"metricDataQueries": [{"id": "ratio", "expression": "1"}]},
+            "failIf": "> 0.01",
+        }
+    )
+    began = NOW - timedelta(seconds=20)  # 12:00:10: no minute of it is complete yet
+
+    def look() -> Any:
+        return probes.watch("shop", "g", [analysis], {}, "eu-west-1", None, NOW, since=began)
+
+    try:
+        (state,) = wait(look)
+    finally:
+        probes.close()
+    assert state.latest.verdict is MeasurementVerdict.INCONCLUSIVE, state.latest
+    assert state.latest.detail == "no data"
+    assert client.requests == [], "no window to ask about"
+
+
 def test_an_aws_error_is_an_error_measurement_naming_it() -> None:
     client = FakeCloudWatch(error=AwsError("AccessDenied", "not authorized", "GetMetricData"))
     probes = AnalysisProbes(lambda *a: client)

@@ -123,6 +123,8 @@ class _Watch:
     aws_now: datetime
     at: float
     """``monotonic()`` when ``aws_now`` was AWS's time."""
+    since: datetime | None = None
+    """When the judged deployment was created: CloudWatch reads no earlier minute."""
 
 
 class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
@@ -160,10 +162,12 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
         region: str,
         role: str | None,
         now: datetime,
+        since: datetime | None = None,
     ) -> tuple[AnalysisState, ...]:
         """The latest state of each of ``name``'s analyses; starts (or keeps) measuring them.
 
-        ``now`` is AWS's time of this pass (CloudWatch windows end there).
+        ``now`` is AWS's time of this pass (CloudWatch windows end there), ``since``
+        the judged deployment's creation (they start no earlier).
         """
         key = (generation, tuple(analyses))
         with self._cond:
@@ -174,7 +178,7 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
                     _Item(a, due=at, state=AnalysisState(a.name, a.failures_allowed))
                     for a in analyses
                 ]
-                current = _Watch(key, items, dict(values), region, role, now, at)
+                current = _Watch(key, items, dict(values), region, role, now, at, since)
                 if not self._measuring:
                     return tuple(item.state for item in items)
                 self._watches[name] = current
@@ -275,8 +279,10 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
         )
         elapsed = max(0.0, self._monotonic() - watch.at)
         start, end = metric_data.window(
-            watch.aws_now + timedelta(seconds=elapsed), cloudwatch.lookback_seconds
+            watch.aws_now + timedelta(seconds=elapsed), cloudwatch.lookback_seconds, watch.since
         )
+        if start >= end:
+            return None  # no whole minute of the judged deployment yet
         try:
             client = self._clients("cloudwatch", watch.region, watch.role)
             newest = metric_data.newest_value(client, queries, cloudwatch.result_id, start, end)
