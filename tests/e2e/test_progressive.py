@@ -41,6 +41,7 @@ StartDaemon = Callable[..., Daemon]
 BROKEN = digest("broken-app")
 """Passes its ELB health checks; its application answers 500 to every request."""
 ALARMING = digest("alarming-web")
+GOOD_V3 = digest("v3")
 LATE_CRASH = digest("late-crash")
 """Healthy long enough to take all production traffic, then crash-loops: fails in the bake."""
 
@@ -87,6 +88,7 @@ def web_scenario() -> dict[str, Any]:
         "images": {
             GOOD_V1: {"behavior": "healthy", "startSeconds": 5},
             GOOD_V2: {"behavior": "healthy", "startSeconds": 5},
+            GOOD_V3: {"behavior": "healthy", "startSeconds": 5},
             SIDECAR: {"behavior": "healthy", "startSeconds": 1},
             BROKEN: {"behavior": "healthy", "startSeconds": 5, "errorRate": 1.0},
             ALARMING: {"behavior": "alarm", "alarm": "{service}-5xx", "startSeconds": 5},
@@ -353,3 +355,25 @@ def test_a_revert_during_a_shift_sends_production_back_at_once(
         c for c in sandbox.call_log("UpdateService") if c["request"].get("service") == "web"
     ]
     assert len(web_updates) == 1
+
+
+def test_a_new_digest_pushed_while_green_waits_at_the_test_traffic_pause(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    """v3 is pushed while v2 waits at ecsop's pause: v2, healthy, goes on and finishes
+    first, then v3 deploys; nobody leaves ECS holding v2 until the pause times out and
+    rolls it back (20 simulated minutes, 60 s here)."""
+    test_url = listeners(sandbox)["test"]["url"]
+    checks = {
+        "httpChecks": [{"url": test_url, "intervalSeconds": 1}],
+        "passesRequired": 8,
+        "timeoutMinutes": 20,
+    }
+    blue_green = {"blueGreen": {"bakeMinutes": 1, "testTraffic": checks}}
+    daemon = start(sandbox, repo, start_daemon, spec(GOOD_V1, blue_green))
+    repo.commit({"web.yaml": spec(GOOD_V2, blue_green)}, "v2")
+    wait_for(lambda: (daemon.release("web").get("rollout") or {}).get("paused"), 60, "v2 paused")
+    repo.commit({"web.yaml": spec(GOOD_V3, blue_green)}, "v3")
+    wait_for(lambda: synced_on(sandbox, daemon, GOOD_V3), 50, "v2 finished, then v3 deployed")
+    assert not sandbox.failed("web")
+    assert len(sandbox.call_log("ContinueServiceDeployment")) == 2, "v2 and v3 let go on"

@@ -348,3 +348,23 @@ def test_ecsops_own_pause_counts_once_and_a_hook_without_a_timeout_counts_ecss_d
     blue_green = web({"blueGreen": {"bakeMinutes": 5, "testTraffic": {"httpChecks": [CHECK]}}})
     waits = strategy.waits_seconds(blue_green.spec.rollout.strategy, state)
     assert waits == 60 * (5 + 30 + 1440)
+
+
+# --- attacks: a spec edit while green waits at the test-traffic pause --------------------
+
+NEWER = "repo/web@sha256:" + "2" * 64
+
+
+def test_a_superseded_rollout_at_the_test_traffic_pause_is_judged_not_left_waiting() -> None:
+    """A new digest pushed while green waits at ecsop's pause: the earlier rollout is
+    judged like ours, so green that passed its test traffic goes on (and finishes first,
+    as any healthy superseded rollout does) instead of ECS holding it until the pause
+    times out, then rolling it back, half an hour later, before the new digest deploys."""
+    passed = decide(web(BG_TEST, image=NEWER), paused_observation(TestTraffic({CHECK["url"]: 2})))
+    assert isinstance(passed, Continue), passed.message
+    assert (passed.service_deployment, passed.hook_id) == (SD, "ecs-pause-1")
+    failing = TestTraffic({CHECK["url"]: 0}, failing=(f"{CHECK['url']}: HTTP 500",))
+    failed = decide(web(BG_TEST, image=NEWER), paused_observation(failing))
+    assert isinstance(failed, Rollback), failed.message
+    assert (failed.failure, failed.hook_id) == (Failure.TEST_TRAFFIC, "ecs-pause-1")
+    assert failed.failed_fingerprint == fingerprint({"web": NEW}), "the rollout that failed"

@@ -27,25 +27,10 @@ def rolling_out(p: PassInputs) -> Action:
     waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
     verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
     left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
-    if (
-        verdict is None
-        and not left_to_ecs  # an alarm is firing: production traffic stays on blue
-        and strategy.paused_for_test_traffic(p.release, traffic)
-    ):
-        assert traffic is not None and traffic.paused is not None
-        judged = strategy.judge_test_traffic(p.release, p.observed)
-        if isinstance(judged, Verdict):
-            verdict = judged
-        elif judged:
-            return Continue(
-                Phase.PROGRESSING,
-                Reason.TEST_TRAFFIC_PASSED,
-                f"rolling out {p.view.desired}: every test-traffic check passed on green; "
-                "ECS may move production traffic",
-                p.poll,
-                service_deployment=traffic.service_deployment,
-                hook_id=traffic.paused.hook_id,
-            )
+    judged = _at_test_traffic_pause(p, verdict, left_to_ecs, p.view.desired)
+    if isinstance(judged, Continue):
+        return judged
+    verdict = judged
     if verdict is not None:
         failed = FailedRollout(p.view.desired, verdict, deployment.id)
         return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
@@ -61,6 +46,35 @@ def rolling_out(p: PassInputs) -> Action:
         f"{deployment.failed_tasks} failed, {age}s of "
         f"{p.release.spec.rollout.timeout_seconds + int(waits)}s",
         p.poll,
+    )
+
+
+def _at_test_traffic_pause(
+    p: PassInputs, verdict: Verdict | None, left_to_ecs: str, rollout: str
+) -> Verdict | Continue | None:
+    """``verdict``, or, with no gate failing while ECS waits at ecsop's test-traffic
+    pause, what the test traffic says: a failure, or a Continue once every check passed."""
+    traffic = p.observed.traffic
+    if (
+        verdict is not None
+        or left_to_ecs  # an alarm is firing: production traffic stays on blue
+        or not strategy.paused_for_test_traffic(p.release, traffic)
+    ):
+        return verdict
+    assert traffic is not None and traffic.paused is not None
+    judged = strategy.judge_test_traffic(p.release, p.observed)
+    if isinstance(judged, Verdict):
+        return judged
+    if not judged:
+        return None
+    return Continue(
+        Phase.PROGRESSING,
+        Reason.TEST_TRAFFIC_PASSED,
+        f"rolling out {rollout}: every test-traffic check passed on green; "
+        "ECS may move production traffic",
+        p.poll,
+        service_deployment=traffic.service_deployment,
+        hook_id=traffic.paused.hook_id,
     )
 
 
@@ -175,6 +189,12 @@ def superseded(p: PassInputs) -> Action:
         )
     waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
     verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
+    left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
+    # At the test-traffic pause nobody but ecsop lets green go on: judged, not left waiting.
+    judged = _at_test_traffic_pause(p, verdict, left_to_ecs, p.view.judged_fingerprint)
+    if isinstance(judged, Continue):
+        return judged
+    verdict = judged
     if verdict is not None:
         failed = FailedRollout(p.view.judged_fingerprint, verdict, deployment.id)
         return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
@@ -182,10 +202,7 @@ def superseded(p: PassInputs) -> Action:
         f"finishing the rollout of {p.view.judged_fingerprint} before deploying {p.view.desired}"
     )
     return Wait(
-        Phase.PROGRESSING,
-        Reason.ROLLOUT_IN_PROGRESS,
-        _joined(message, gates.left_to_ecs(p.observed, deployment, p.now)),
-        p.poll,
+        Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS, _joined(message, left_to_ecs), p.poll
     )
 
 
