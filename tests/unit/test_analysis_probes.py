@@ -554,3 +554,18 @@ def test_plan_measures_nothing(fake: FakePrometheus) -> None:
         assert fake.requests == [] and probes.watching() == []
     finally:
         probes.close()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "sent"),
+    [
+        pytest.param(10.0, "10s", id="whole"),
+        pytest.param(2.5, "2500ms", id="fraction"),
+        pytest.param(0.0004, "1ms", id="below-a-millisecond"),
+    ],
+)
+def test_the_query_timeout_is_sent_as_a_duration_prometheus_reads(
+    seconds: float, sent: str
+) -> None:
+    """Prometheus's durations take whole units: ``2.5s`` is refused with ``bad_data``."""
+    assert prometheus.duration(seconds) == sent
