@@ -368,3 +368,26 @@ def test_a_superseded_rollout_at_the_test_traffic_pause_is_judged_not_left_waiti
     assert isinstance(failed, Rollback), failed.message
     assert (failed.failure, failed.hook_id) == (Failure.TEST_TRAFFIC, "ecs-pause-1")
     assert failed.failed_fingerprint == fingerprint({"web": NEW}), "the rollout that failed"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="strategy._ours takes every PAUSE hook at POST_TEST_TRAFFIC_SHIFT alone for "
+    "ecsop's, so a person's approval hook there (AWS's own pause-hook example) is deleted "
+    "by every deploy (and, with testTraffic, replaced by ecsop's pause, which ecsop "
+    "continues on its own checks: the approval is bypassed). Fix: remember that ecsop "
+    "wrote its pause (a word in the service's memory, written before the UpdateService) "
+    "and remove only a pause it remembers",
+)
+def test_a_persons_approval_pause_after_test_traffic_is_kept_by_a_deploy() -> None:
+    approval = {
+        "targetType": "PAUSE",
+        "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+        "timeoutConfiguration": {"timeoutInMinutes": 2880, "action": "ROLLBACK"},
+    }
+    base = observe(STEADY_OLD)
+    config = {**CONFIG, "strategy": "BLUE_GREEN", "lifecycleHooks": [approval]}
+    obs = replace(base, service=replace(base.service, deployment_configuration=config))
+    action = decide(web({"blueGreen": {"bakeMinutes": 5}}), obs)
+    assert isinstance(action, Deploy) and action.deployment_configuration is not None
+    assert action.deployment_configuration["lifecycleHooks"] == [approval]
