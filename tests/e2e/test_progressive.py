@@ -101,8 +101,15 @@ def web_scenario() -> dict[str, Any]:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    box = Sandbox(tmp_path, web_scenario())
+def sandbox(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """``web_scenario``; a test may set the web service's deregistration delay
+    (``indirect`` parametrisation) to make draining, and so a rollback, last."""
+    scenario = web_scenario()
+    delay = getattr(request, "param", None)
+    if delay is not None:
+        web = scenario["clusters"]["prod"]["services"]["web"]
+        web["loadBalancer"]["deregistrationDelaySeconds"] = delay
+    box = Sandbox(tmp_path, scenario)
     yield box
     box.stop()
 
@@ -377,3 +384,30 @@ def test_a_new_digest_pushed_while_green_waits_at_the_test_traffic_pause(
     wait_for(lambda: synced_on(sandbox, daemon, GOOD_V3), 50, "v2 finished, then v3 deployed")
     assert not sandbox.failed("web")
     assert len(sandbox.call_log("ContinueServiceDeployment")) == 2, "v2 and v3 let go on"
+
+
+# Draining for 150 simulated seconds (AWS's default is 300): 7.5 s here, long enough for
+# passes to see blue PRIMARY and IN_PROGRESS again while green drains.
+@pytest.mark.parametrize("sandbox", [150], indirect=True)
+def test_a_fix_pushed_while_a_canary_drains_back_to_an_old_blue_deploys(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    """ECS returns traffic to blue within the service deployment, blue PRIMARY and
+    IN_PROGRESS again with its own creation time while green drains. A blue deployed
+    longer ago than ``timeoutSeconds`` (any blue in production) must not make that
+    rollback "failing": a RollbackFailed record, "ecsop has stopped acting on this
+    release", Degraded, while the rollback is fine and the fix waits to deploy."""
+    urls = listeners(sandbox)
+    check = {"url": urls["production"]["url"], "intervalSeconds": 1, "failuresAllowed": 0}
+    canary = {"canary": {"percent": 50, "bakeMinutes": 1}}
+
+    def canary_spec(image: str) -> Any:
+        return spec(image, canary, httpChecks=[check], timeoutSeconds=240)
+
+    daemon = start(sandbox, repo, start_daemon, canary_spec(GOOD_V1))
+    time.sleep(13)  # 260 simulated seconds: blue is older than the 240 s timeout
+    repo.commit({"web.yaml": canary_spec(BROKEN)}, "broken")
+    wait_for(lambda: sandbox.failed("web") == fingerprint({"app": BROKEN}), 60, "rolled back")
+    repo.commit({"web.yaml": canary_spec(GOOD_V2)}, "the fix")
+    wait_for(lambda: synced_on(sandbox, daemon, GOOD_V2), 60, "the fix deployed")
+    assert not [e for e in daemon.logs() if e.get("reason") == "RollbackFailed"]

@@ -391,3 +391,34 @@ def test_a_persons_approval_pause_after_test_traffic_is_kept_by_a_deploy() -> No
     action = decide(web({"blueGreen": {"bakeMinutes": 5}}), obs)
     assert isinstance(action, Deploy) and action.deployment_configuration is not None
     assert action.deployment_configuration["lifecycleHooks"] == [approval]
+
+
+# --- attacks: ECS returning traffic to a blue deployed days ago ----------------------------
+
+
+def test_a_traffic_rollback_to_a_blue_deployed_days_ago_is_waited_for_not_declared_failed() -> None:
+    """A canary failed and ECS returns traffic within its service deployment: blue,
+    deployed days ago, is PRIMARY and IN_PROGRESS again while green drains, and the fix
+    is already pushed. Blue's age is not the rollback's: judged by it, the rollback
+    "failed" at once (RollbackFailed recorded, "ecsop has stopped acting")."""
+    failed_fp = fingerprint({"web": NEW})
+    tags = memory_tags(last_good=TD_OLD.arn, failed=failed_fp, reason=Failure.HTTP_CHECK)
+    blue = deployment(TD_OLD, RolloutState.IN_PROGRESS, age=2 * 86400, updated_ago=5)
+    green = deployment(TD_NEW, RolloutState.FAILED, DeploymentStatus.ACTIVE, age=300)
+    returning = Traffic(SD, "ROLLBACK_IN_PROGRESS", "CLEAN_UP", "CANARY", TG_B, 0.0)
+    state = service(
+        blue,
+        green,
+        tags=tags,
+        load_balancers=(ADVANCED,),
+        has_load_balancers=True,
+        deployment_configuration={**CONFIG, "strategy": "CANARY"},
+        strategy="CANARY",
+    )
+    fix = web({"canary": {}}, image=NEWER)
+    action = decide(fix, Observation(state, TDS, traffic=returning))
+    assert isinstance(action, Wait), action.message
+    assert action.reason is Reason.ROLLING_BACK
+    failed = Traffic(SD, "ROLLBACK_FAILED", "CLEAN_UP", "CANARY", TG_B, 0.0)
+    action = decide(fix, Observation(state, TDS, traffic=failed))
+    assert action.reason is Reason.ROLLBACK_FAILED, "ECS's own verdict on its rollback"

@@ -145,12 +145,21 @@ def rolling_back(p: PassInputs) -> Action:
     primary, recorded = p.view.judged, p.view.memory.failed
     assert primary is not None and recorded is not None and p.view.last_good is not None
     rollout = p.release.spec.rollout
+    traffic = p.observed.traffic
+    # ECS returning traffic within its service deployment makes blue PRIMARY again with
+    # its own creation time (its deploy, maybe days ago): that age says nothing about
+    # this rollback, which ECS bounds itself (ROLLBACK_FAILED).
+    returning = traffic is not None and traffic.rolling_back
     if (
         primary.rollout_state is RolloutState.FAILED
         or primary.failed_tasks > rollout.max_failed_tasks
-        or gates.age(primary, p.now) > rollout.timeout_seconds
+        or (traffic is not None and traffic.status == "ROLLBACK_FAILED")
+        or (not returning and gates.age(primary, p.now) > rollout.timeout_seconds)
     ):
         return rollback.rollback_failed(p.view, primary, p.memory, p.poll)
+    if returning:
+        assert traffic is not None
+        return traffic_returning(p, traffic)
     return Wait(
         Phase.ROLLING_BACK,
         Reason.ROLLING_BACK,
