@@ -479,20 +479,27 @@ def test_cloudwatch_is_asked_over_a_window_ending_at_awss_time() -> None:
     )
 
 
+END = T[59] + timedelta(minutes=1)
+
+
 @pytest.mark.parametrize(
-    ("since", "start"),
+    ("since", "lookback", "period", "start"),
     [
-        pytest.param(None, T[55], id="no-deployment-time"),
-        pytest.param(T[40], T[55], id="older-than-the-lookback"),
-        pytest.param(T[57], T[57], id="on-a-minute"),
-        pytest.param(T[57] + timedelta(seconds=1), T[58], id="within-a-minute-the-next"),
+        pytest.param(None, 300, 60, T[55], id="no-deployment-time"),
+        pytest.param(T[40], 300, 60, T[55], id="older-than-the-lookback"),
+        pytest.param(T[57], 300, 60, T[57], id="on-a-minute"),
+        pytest.param(T[57] + timedelta(seconds=1), 300, 60, T[58], id="within-a-minute-the-next"),
+        pytest.param(T[57], 300, 300, END, id="no-whole-period-yet"),
+        pytest.param(T[53], 600, 300, T[55], id="whole-periods-only"),
+        pytest.param(T[40], 600, 300, T[50], id="period-older-than-the-lookback"),
     ],
 )
 def test_the_window_starts_no_earlier_than_the_judged_deployment(
-    since: datetime | None, start: datetime
+    since: datetime | None, lookback: int, period: int, start: datetime
 ) -> None:
-    """A datapoint of a minute the deployment began in (or before) is the old revision's."""
-    assert metric_data.window(NOW, 300, since) == (start, T[59] + timedelta(minutes=1))
+    """A datapoint of a minute the deployment began in (or before) is the old revision's;
+    one of a period cut short by the window's start reads low."""
+    assert metric_data.window(NOW, lookback, since, period) == (start, END)
 
 
 def test_a_rollout_is_never_judged_on_datapoints_from_before_it_began() -> None:

@@ -279,7 +279,10 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
         )
         elapsed = max(0.0, self._monotonic() - watch.at)
         start, end = metric_data.window(
-            watch.aws_now + timedelta(seconds=elapsed), cloudwatch.lookback_seconds, watch.since
+            watch.aws_now + timedelta(seconds=elapsed),
+            cloudwatch.lookback_seconds,
+            watch.since,
+            cloudwatch.longest_period,
         )
         if start >= end:
             return None  # no whole minute of the judged deployment yet
