@@ -422,3 +422,22 @@ def test_a_traffic_rollback_to_a_blue_deployed_days_ago_is_waited_for_not_declar
     failed = Traffic(SD, "ROLLBACK_FAILED", "CLEAN_UP", "CANARY", TG_B, 0.0)
     action = decide(fix, Observation(state, TDS, traffic=failed))
     assert action.reason is Reason.ROLLBACK_FAILED, "ECS's own verdict on its rollback"
+
+
+# --- attacks: the timeout while ECS scales blue in -----------------------------------------
+
+
+def test_the_timeout_never_rolls_back_a_release_that_has_all_production_while_blue_drains() -> None:
+    """In CLEAN_UP every production request is on green, which passed every bake, and
+    blue's tasks are draining (300 s by default) and stopping: a rollback for the
+    timeout then sends production back to a blue that may have no task left."""
+    old = replace(ROLLING_NEW, created_at=NOW - timedelta(hours=2))
+    cleaning = replace(traffic("CLEAN_UP", 100.0), strategy="CANARY")
+    base = observe(old, BLUE, traffic=cleaning, strategy="CANARY")
+    no_hooks = {**CONFIG, "strategy": "CANARY", "lifecycleHooks": []}
+    obs = replace(base, service=replace(base.service, deployment_configuration=no_hooks))
+    action = decide(web({"canary": {"percent": 10, "bakeMinutes": 5}}), obs)
+    assert isinstance(action, Wait), action.message
+    # Any other gate still acts.
+    failing = replace(obs, health=Health(failing_http_checks=("http://x/health: HTTP 500",)))
+    assert isinstance(decide(web({"canary": {}}), failing), Rollback)

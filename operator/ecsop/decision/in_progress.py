@@ -25,7 +25,9 @@ def rolling_out(p: PassInputs) -> Action:
     if traffic is not None and traffic.rolling_back:
         return traffic_returning(p, traffic)
     waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
-    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
+    verdict = _unless_cleaning_up(
+        gates.rollout_failure(p.release, p.observed, deployment, p.now, waits), traffic
+    )
     left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
     judged = _at_test_traffic_pause(p, verdict, left_to_ecs, p.view.desired)
     if isinstance(judged, Continue):
@@ -47,6 +49,22 @@ def rolling_out(p: PassInputs) -> Action:
         f"{p.release.spec.rollout.timeout_seconds + int(waits)}s",
         p.poll,
     )
+
+
+def _unless_cleaning_up(verdict: Verdict | None, traffic: Traffic | None) -> Verdict | None:
+    """``verdict``, but no timeout while ECS scales blue in (CLEAN_UP, every production
+    request on green, which passed every bake): blue's tasks drain and stop, and a
+    rollback would send production back to a blue that may have no task left."""
+    if (
+        verdict is not None
+        and verdict.failure is Failure.TIMEOUT
+        and traffic is not None
+        and traffic.stage == "CLEAN_UP"
+        and traffic.production_on_green == 100.0
+        and not traffic.rolling_back
+    ):
+        return None
+    return verdict
 
 
 def _at_test_traffic_pause(
@@ -197,7 +215,9 @@ def superseded(p: PassInputs) -> Action:
             service_deployment=traffic.service_deployment if traffic and traffic.ongoing else "",
         )
     waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
-    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
+    verdict = _unless_cleaning_up(
+        gates.rollout_failure(p.release, p.observed, deployment, p.now, waits), traffic
+    )
     left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
     # At the test-traffic pause nobody but ecsop lets green go on: judged, not left waiting.
     judged = _at_test_traffic_pause(p, verdict, left_to_ecs, p.view.judged_fingerprint)
