@@ -25,6 +25,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from ecsop.probes import prometheus as prometheus_api
 from ecsop.spec.model import fingerprint
 from prometheus_process import Prometheus, binary, scraping_files
 
@@ -453,3 +454,16 @@ def test_cloudwatch_metric_math_passes_a_good_image_and_rolls_back_a_bad_one(
     }
     assert sandbox.calls("GetMetricData") >= 2
     assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize("timeout", [2.5, 0.25, 10.0])
+def test_a_fractional_query_timeout_is_one_a_real_prometheus_reads(
+    tmp_path: Path, timeout: float
+) -> None:
+    """``timeoutSeconds: 2.5`` is a valid spec: sent as ``2.5s``, every measurement was an
+    error (Prometheus's durations take whole units), so nothing was ever proven."""
+    server = Prometheus(binary(), tmp_path, {"global": {"scrape_interval": "15s"}})
+    try:
+        assert prometheus_api.instant_query(server.url, "vector(1)", timeout) == 1.0
+    finally:
+        server.stop()

@@ -41,6 +41,7 @@ StartDaemon = Callable[..., Daemon]
 BROKEN = digest("broken-app")
 """Passes its ELB health checks; its application answers 500 to every request."""
 ALARMING = digest("alarming-web")
+GOOD_V3 = digest("v3")
 LATE_CRASH = digest("late-crash")
 """Healthy long enough to take all production traffic, then crash-loops: fails in the bake."""
 
@@ -87,6 +88,7 @@ def web_scenario() -> dict[str, Any]:
         "images": {
             GOOD_V1: {"behavior": "healthy", "startSeconds": 5},
             GOOD_V2: {"behavior": "healthy", "startSeconds": 5},
+            GOOD_V3: {"behavior": "healthy", "startSeconds": 5},
             SIDECAR: {"behavior": "healthy", "startSeconds": 1},
             BROKEN: {"behavior": "healthy", "startSeconds": 5, "errorRate": 1.0},
             ALARMING: {"behavior": "alarm", "alarm": "{service}-5xx", "startSeconds": 5},
@@ -99,8 +101,15 @@ def web_scenario() -> dict[str, Any]:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    box = Sandbox(tmp_path, web_scenario())
+def sandbox(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """``web_scenario``; a test may set the web service's deregistration delay
+    (``indirect`` parametrisation) to make draining, and so a rollback, last."""
+    scenario = web_scenario()
+    delay = getattr(request, "param", None)
+    if delay is not None:
+        web = scenario["clusters"]["prod"]["services"]["web"]
+        web["loadBalancer"]["deregistrationDelaySeconds"] = delay
+    box = Sandbox(tmp_path, scenario)
     yield box
     box.stop()
 
@@ -353,3 +362,52 @@ def test_a_revert_during_a_shift_sends_production_back_at_once(
         c for c in sandbox.call_log("UpdateService") if c["request"].get("service") == "web"
     ]
     assert len(web_updates) == 1
+
+
+def test_a_new_digest_pushed_while_green_waits_at_the_test_traffic_pause(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    """v3 is pushed while v2 waits at ecsop's pause: v2, healthy, goes on and finishes
+    first, then v3 deploys; nobody leaves ECS holding v2 until the pause times out and
+    rolls it back (20 simulated minutes, 60 s here)."""
+    test_url = listeners(sandbox)["test"]["url"]
+    checks = {
+        "httpChecks": [{"url": test_url, "intervalSeconds": 1}],
+        "passesRequired": 8,
+        "timeoutMinutes": 20,
+    }
+    blue_green = {"blueGreen": {"bakeMinutes": 1, "testTraffic": checks}}
+    daemon = start(sandbox, repo, start_daemon, spec(GOOD_V1, blue_green))
+    repo.commit({"web.yaml": spec(GOOD_V2, blue_green)}, "v2")
+    wait_for(lambda: (daemon.release("web").get("rollout") or {}).get("paused"), 60, "v2 paused")
+    repo.commit({"web.yaml": spec(GOOD_V3, blue_green)}, "v3")
+    wait_for(lambda: synced_on(sandbox, daemon, GOOD_V3), 50, "v2 finished, then v3 deployed")
+    assert not sandbox.failed("web")
+    assert len(sandbox.call_log("ContinueServiceDeployment")) == 2, "v2 and v3 let go on"
+
+
+# Draining for 150 simulated seconds (AWS's default is 300): 7.5 s here, long enough for
+# passes to see blue PRIMARY and IN_PROGRESS again while green drains.
+@pytest.mark.parametrize("sandbox", [150], indirect=True)
+def test_a_fix_pushed_while_a_canary_drains_back_to_an_old_blue_deploys(
+    sandbox: Sandbox, repo: SpecRepo, start_daemon: StartDaemon
+) -> None:
+    """ECS returns traffic to blue within the service deployment, blue PRIMARY and
+    IN_PROGRESS again with its own creation time while green drains. A blue deployed
+    longer ago than ``timeoutSeconds`` (any blue in production) must not make that
+    rollback "failing": a RollbackFailed record, "ecsop has stopped acting on this
+    release", Degraded, while the rollback is fine and the fix waits to deploy."""
+    urls = listeners(sandbox)
+    check = {"url": urls["production"]["url"], "intervalSeconds": 1, "failuresAllowed": 0}
+    canary = {"canary": {"percent": 50, "bakeMinutes": 1}}
+
+    def canary_spec(image: str) -> Any:
+        return spec(image, canary, httpChecks=[check], timeoutSeconds=240)
+
+    daemon = start(sandbox, repo, start_daemon, canary_spec(GOOD_V1))
+    time.sleep(13)  # 260 simulated seconds: blue is older than the 240 s timeout
+    repo.commit({"web.yaml": canary_spec(BROKEN)}, "broken")
+    wait_for(lambda: sandbox.failed("web") == fingerprint({"app": BROKEN}), 60, "rolled back")
+    repo.commit({"web.yaml": canary_spec(GOOD_V2)}, "the fix")
+    wait_for(lambda: synced_on(sandbox, daemon, GOOD_V2), 60, "the fix deployed")
+    assert not [e for e in daemon.logs() if e.get("reason") == "RollbackFailed"]

@@ -25,6 +25,7 @@ from ecsop.decision.analysis import (
     AnalysisState,
     Measurement,
     MeasurementVerdict,
+    as_of,
     describe,
     judge,
     measured,
@@ -34,8 +35,9 @@ from ecsop.decision.analysis import (
 from ecsop.decision.decide import decide
 from ecsop.decision.ecs_state import DeploymentStatus, LoadBalancer, RolloutState
 from ecsop.decision.memory import ServiceMemory
-from ecsop.decision.observation import Health, Observation, Options, SpecState
+from ecsop.decision.observation import Health, Observation, Options, SpecState, Traffic
 from ecsop.decision.reasons import Failure, Phase, Reason
+from ecsop.decision.situation import Probe, Situation, classify, probes_for
 from ecsop.spec.analysis import Analysis
 
 PASSED, FAILED = MeasurementVerdict.PASSED, MeasurementVerdict.FAILED
@@ -314,3 +316,91 @@ def test_a_crash_between_the_failure_record_and_the_rollback_resumes_it_as_analy
     action = run(obs)
     assert isinstance(action, actions.Rollback)
     assert action.failure is Failure.ANALYSIS and action.to == TD_OLD.arn
+
+
+# --- attacks: which target group a traffic-shifting rollout is judged on ----------------
+
+TG_ALT = (
+    "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/api-green/fedcba9876543210"
+)
+
+
+def shifting(traffic_target: str) -> Observation:
+    """A canary under way: green (``TG_ALT``, the alternate) has 10% of production."""
+    rule = "arn:aws:elasticloadbalancing:us-east-1:111122223333:listener-rule/app/api/1/2/3"
+    balancer = LoadBalancer(TG, "api", 80, TG_ALT, rule)
+    tags = memory_tags(last_good=TD_OLD.arn)
+    state = service(ROLLING, STABLE, tags=tags, has_load_balancers=True, load_balancers=(balancer,))
+    traffic = Traffic(
+        "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/api/x",
+        "IN_PROGRESS",
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "CANARY",
+        TG_ALT,
+        10.0,
+        target_task_definition=traffic_target,
+    )
+    return Observation(
+        service=state, task_definitions={TD_OLD.arn: TD_OLD, TD_NEW.arn: TD_NEW}, traffic=traffic
+    )
+
+
+def test_a_canary_is_judged_on_greens_target_group_not_the_services_first() -> None:
+    """ECS alternates green between the two target groups every deployment, and the
+    service keeps naming the primary one: a canary whose green is the alternate must not
+    have ``{{targetGroup}}`` measure blue (5xx of the old revision: a bad canary passes)."""
+    values = placeholder_values(RELEASE, "us-east-1", shifting(TD_NEW.arn), ROLLING)
+    assert values["targetGroup"] == "targetgroup/api-green/fedcba9876543210"
+    assert values["targetGroupName"] == "api-green"
+    # Traffic of another deployment (a stale read) says nothing about the judged one.
+    other = placeholder_values(RELEASE, "us-east-1", shifting(TD_OLD.arn), ROLLING)
+    assert other["targetGroup"] == "targetgroup/api-blue/0123456789abcdef"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a bake gathers no Traffic (situation.probes_for: TRAFFIC only while it may "
+    "move), so once a canary or blue/green deployment completes, {{targetGroup}} names the "
+    "service's first target group again: blue's, drained, when green was the alternate. "
+    "Fix: read which group serves production in BAKING too (the production listener rule's "
+    "weights, or the completed service deployment's target revision)",
+)
+def test_a_baking_canary_is_judged_on_greens_target_group() -> None:
+    canary = shifting(TD_NEW.arn)
+    baking = replace(
+        canary, service=replace(canary.service, deployments=(BAKING,), strategy="CANARY")
+    )
+    view = classify(RELEASE, baking, Options())
+    assert view.situation is Situation.BAKING
+    gathered = baking if Probe.TRAFFIC in probes_for(view) else replace(baking, traffic=None)
+    values = placeholder_values(RELEASE, "us-east-1", gathered, BAKING)
+    assert values["targetGroup"] == "targetgroup/api-green/fedcba9876543210"
+
+
+# --- attacks: a pass nothing followed -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "silent", "state"),
+    [
+        pytest.param((PASSED,), 119.0, "passing", id="recent-pass"),
+        pytest.param((PASSED,), 121.0, "unknown", id="pass-too-old"),
+        pytest.param((FAILED, FAILED), 600.0, "failing", id="failures-stand"),
+        pytest.param((), 600.0, "unknown", id="never-measured"),
+    ],
+)
+def test_a_measurement_older_than_two_intervals_and_a_minute_is_not_judged_by(
+    verdicts: tuple[MeasurementVerdict, ...], silent: float, state: str
+) -> None:
+    gate = analysis(failIf="> 0.01", intervalSeconds=30)
+    read = as_of(fold(1, *verdicts), gate, silent)
+    assert read.state == state
+    assert as_of(read, gate, 0.0).stale == "", "a new measurement makes it current again"
+
+
+def test_a_stale_pass_holds_the_bake() -> None:
+    gate = RELEASE.spec.rollout.analysis[0]
+    stale = (as_of(fold(1, PASSED), gate, 600.0),)
+    action = run(observed(BAKED, **gated(stale)))
+    assert isinstance(action, actions.Wait) and action.reason is Reason.BAKING
+    assert "no measurement for 600s (one every 30s)" in action.message

@@ -45,6 +45,8 @@ class FakePrometheus:
         self.answer: tuple[int, bytes | dict[str, Any]] = (200, vector("0.5"))
         self.requests: list[dict[str, Any]] = []
         self.delay = 0.0
+        self.drip = 0.0
+        """Seconds between the bytes of the body: each read returns within any timeout."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,7 +65,12 @@ class FakePrometheus:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(data)  # the client stops reading a huge answer
+                    if not server.drip:
+                        self.wfile.write(data)  # the client stops reading a huge answer
+                    for byte in data if server.drip else b"":
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(server.drip)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -282,6 +289,41 @@ def test_a_hanging_prometheus_never_holds_the_caller(fake: FakePrometheus) -> No
         probes.close()
 
 
+def test_a_pass_no_measurement_followed_for_minutes_is_not_green(fake: FakePrometheus) -> None:
+    """A proxy that drips its answer a byte at a time never trips the per-read timeout,
+    so a measurement can hang far past ``timeoutSeconds`` (a saturated pool or CloudWatch's
+    retries delay one too). Meanwhile the latest measurement, a pass from before, must not
+    keep the gate green through a whole bake: a stale pass is evidence of nothing."""
+    skew = [0.0]
+    probes = AnalysisProbes(
+        lambda *a: None,
+        AnalysisSettings(prometheus_url=fake.url),
+        monotonic=lambda: time.monotonic() + skew[0],
+    )
+    analysis = prom(intervalSeconds=1)
+    fake.answer = (200, vector("0.001"))
+
+    def look() -> Any:
+        return probes.watch("shop", "g1", [analysis], {}, "us-east-1", None, NOW)
+
+    try:
+        (state,) = wait(look)
+        assert state.state == "passing"
+        fake.drip = 0.5  # the next measurement hangs, each byte well within the 2 s timeout
+        deadline = time.monotonic() + 5
+        while len(fake.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(fake.requests) == 2, "the next measurement is in flight"
+        skew[0] = 600.0  # ten minutes later, that measurement still hangs
+        (state,) = look()
+        assert state.state == "unknown"
+        assert re.match(r"no measurement for 60\ds \(one every 1s\)", state.unknown), state.unknown
+        assert "the latest, passed, is too old to judge by" in state.unknown
+    finally:
+        fake.drip = 0
+        probes.close()
+
+
 def test_two_releases_with_the_same_analysis_name_are_measured_apart(
     fake: FakePrometheus,
 ) -> None:
@@ -437,6 +479,57 @@ def test_cloudwatch_is_asked_over_a_window_ending_at_awss_time() -> None:
     )
 
 
+END = T[59] + timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("since", "lookback", "period", "start"),
+    [
+        pytest.param(None, 300, 60, T[55], id="no-deployment-time"),
+        pytest.param(T[40], 300, 60, T[55], id="older-than-the-lookback"),
+        pytest.param(T[57], 300, 60, T[57], id="on-a-minute"),
+        pytest.param(T[57] + timedelta(seconds=1), 300, 60, T[58], id="within-a-minute-the-next"),
+        pytest.param(T[57], 300, 300, END, id="no-whole-period-yet"),
+        pytest.param(T[53], 600, 300, T[55], id="whole-periods-only"),
+        pytest.param(T[40], 600, 300, T[50], id="period-older-than-the-lookback"),
+    ],
+)
+def test_the_window_starts_no_earlier_than_the_judged_deployment(
+    since: datetime | None, lookback: int, period: int, start: datetime
+) -> None:
+    """A datapoint of a minute the deployment began in (or before) is the old revision's;
+    one of a period cut short by the window's start reads low."""
+    assert metric_data.window(NOW, lookback, since, period) == (start, END)
+
+
+def test_a_rollout_is_never_judged_on_datapoints_from_before_it_began() -> None:
+    """A service-wide metric (or green's target group, which served the revision before
+    last) has datapoints from before the deployment: they are the old revision's, and a
+    pass on them would carry a short bake. Until a minute of the new deployment is
+    complete, there is no data."""
+    client = FakeCloudWatch({"MetricDataResults": [result([0.0], [T[58]])]})
+    probes = AnalysisProbes(lambda *a: client)
+    analysis = Analysis.model_validate(
+        {
+            "name": "ratio",
+            "cloudwatch": {"metricDataQueries": [{"id": "ratio", "expression": "1"}]},
+            "failIf": "> 0.01",
+        }
+    )
+    began = NOW - timedelta(seconds=20)  # 12:00:10: no minute of it is complete yet
+
+    def look() -> Any:
+        return probes.watch("shop", "g", [analysis], {}, "eu-west-1", None, NOW, since=began)
+
+    try:
+        (state,) = wait(look)
+    finally:
+        probes.close()
+    assert state.latest.verdict is MeasurementVerdict.INCONCLUSIVE, state.latest
+    assert state.latest.detail == "no data"
+    assert client.requests == [], "no window to ask about"
+
+
 def test_an_aws_error_is_an_error_measurement_naming_it() -> None:
     client = FakeCloudWatch(error=AwsError("AccessDenied", "not authorized", "GetMetricData"))
     probes = AnalysisProbes(lambda *a: client)
@@ -468,3 +561,18 @@ def test_plan_measures_nothing(fake: FakePrometheus) -> None:
         assert fake.requests == [] and probes.watching() == []
     finally:
         probes.close()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "sent"),
+    [
+        pytest.param(10.0, "10s", id="whole"),
+        pytest.param(2.5, "2500ms", id="fraction"),
+        pytest.param(0.0004, "1ms", id="below-a-millisecond"),
+    ],
+)
+def test_the_query_timeout_is_sent_as_a_duration_prometheus_reads(
+    seconds: float, sent: str
+) -> None:
+    """Prometheus's durations take whole units: ``2.5s`` is refused with ``bad_data``."""
+    assert prometheus.duration(seconds) == sent

@@ -337,3 +337,54 @@ def test_the_spec_queries_become_a_valid_get_metric_data_request() -> None:
     report = ParamValidator().validate(request, shape)
     assert not report.has_errors(), report.generate_report()
     assert request["MetricDataQueries"][0]["MetricStat"]["Metric"]["MetricName"] == "5xxCount"
+
+
+# --- attacks: comparisons that together can never fail, or never pass -------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param(
+            {"failIf": "> 0.01", "inconclusiveIf": ">= 0"},
+            "can never fail: every value failIf matches is inconclusiveIf",
+            id="inconclusive-swallows-fail",
+        ),
+        pytest.param(
+            {"failIf": "> 0.01", "successIf": "> 0.5"},
+            "can never pass: every value successIf matches is failIf or inconclusiveIf",
+            id="success-inside-fail",
+        ),
+        pytest.param(
+            {"failIf": None, "successIf": "< 0.01", "inconclusiveIf": "<= 1"},
+            "can never pass",
+            id="inconclusive-swallows-success",
+        ),
+        pytest.param(
+            {"failIf": "!= 0", "successIf": "== 0", "inconclusiveIf": "== 0"},
+            "can never pass",
+            id="point",
+        ),
+    ],
+)
+def test_comparisons_that_can_never_fail_or_never_pass_are_refused(
+    fields: dict[str, Any], message: str
+) -> None:
+    """A typo that turns a gate off (a canary nothing can roll back) or holds every
+    release for ever (nothing can prove it) is refused at load, not found in production."""
+    with pytest.raises(ValidationError) as caught:
+        validate(analysis(**fields))
+    assert message in str(caught.value), caught.value
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"failIf": "> 0.01", "successIf": "< 0.005"}, id="band-between"),
+        pytest.param({"successIf": "< 0.5", "inconclusiveIf": "== 0"}, id="zero-is-no-traffic"),
+        pytest.param({"failIf": "!= 0"}, id="anything-but-zero-fails"),
+        pytest.param({"failIf": "> 0.01", "inconclusiveIf": "> 1"}, id="partly-inconclusive"),
+    ],
+)
+def test_comparisons_that_can_both_pass_and_fail_are_accepted(fields: dict[str, Any]) -> None:
+    validate(analysis(**fields))

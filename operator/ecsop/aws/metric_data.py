@@ -35,11 +35,27 @@ def api_shape(value: Any) -> Any:
     return value
 
 
-def window(end: datetime, lookback_seconds: int) -> tuple[datetime, datetime]:
-    """(start, end) of the read: whole minutes, the minute ``end`` falls in excluded."""
+def window(
+    end: datetime, lookback_seconds: int, since: datetime | None = None, period: int = 60
+) -> tuple[datetime, datetime]:
+    """(start, end) of the read: whole minutes, the minute ``end`` falls in excluded.
+
+    ``since`` (the judged deployment's creation) moves the start up to the first
+    whole minute after it: a datapoint of an earlier minute is (partly) the old
+    revision's. Moved, the window keeps whole ``period``s ending at ``end`` (periods
+    align to the start: a partial one would read low), so ``start == end`` means
+    no whole period of the deployment yet, nothing to read.
+    """
     end = end.astimezone(UTC).replace(second=0, microsecond=0)
-    start = end - timedelta(seconds=lookback_seconds)
-    return start.replace(second=0, microsecond=0), end
+    start = (end - timedelta(seconds=lookback_seconds)).replace(second=0, microsecond=0)
+    if since is not None:
+        since = since.astimezone(UTC)
+        first = since.replace(second=0, microsecond=0)
+        first += timedelta(minutes=1) if first < since else timedelta(0)
+        if first > start:
+            step = timedelta(seconds=max(period, 60))
+            start = end - max(0, (end - first) // step) * step
+    return start, end
 
 
 def newest_value(

@@ -34,9 +34,12 @@ from ecsop.spec.query_text import PLACEHOLDERS
 from ecsop.spec.quoting import redacted
 
 KEPT = 10
+"""Measurements kept per analysis (the newest), for status and the log."""
 NO_STABLE_DEPLOYMENT = "none"
 """``{{stableDeployment}}`` when no deployment of the last-good revision serves any more."""
-"""Measurements kept per analysis (the newest), for status and the log."""
+STALE_SLACK_SECONDS = 60.0
+"""Beyond two intervals, how long the next measurement may take (a query's time box,
+CloudWatch's retries, a busy pool) before the latest no longer stands for now."""
 
 
 class MeasurementVerdict(StrEnum):
@@ -74,6 +77,8 @@ class AnalysisState:
     """Failed measurements in a row (inconclusive and erring ones neither count nor reset)."""
     measurements: tuple[Measurement, ...] = ()
     """The newest ``KEPT``, oldest first."""
+    stale: str = ""
+    """Why the latest measurement is too old to judge by ("" when it is recent): ``as_of``."""
 
     @property
     def failing(self) -> bool:
@@ -101,6 +106,8 @@ class AnalysisState:
         latest = self.latest
         if latest is None:
             return "no measurement yet"
+        if self.stale:
+            return self.stale
         if latest.verdict is MeasurementVerdict.PASSED:
             return ""
         if latest.verdict is MeasurementVerdict.INCONCLUSIVE:
@@ -167,6 +174,32 @@ def measured(state: AnalysisState, measurement: Measurement) -> AnalysisState:
     )
 
 
+def stale_after(analysis: Analysis) -> float:
+    """Seconds after which an analysis's latest measurement no longer stands for now."""
+    return 2 * analysis.interval_seconds + STALE_SLACK_SECONDS
+
+
+def as_of(state: AnalysisState, analysis: Analysis, silent_seconds: float) -> AnalysisState:
+    """``state`` as a pass reads it, ``silent_seconds`` after its latest measurement ended.
+
+    A measurement can hang past its time box (an answer dripped a byte at a
+    time trips no read timeout) or wait behind others in the pool; meanwhile
+    an old pass must not keep the gate green through a bake: the gate is
+    unknown until a measurement lands. Failures in a row stand: they happened.
+    """
+    latest = state.latest
+    if latest is None or silent_seconds <= stale_after(analysis):
+        return replace(state, stale="")
+    return replace(
+        state,
+        stale=(
+            f"no measurement for {int(silent_seconds)}s (one every "
+            f"{analysis.interval_seconds:g}s): the latest, {latest.verdict.value}, is too old "
+            "to judge by"
+        ),
+    )
+
+
 def placeholder_values(
     release: ServiceRelease, region: str, observed: Observation, deployment: Deployment
 ) -> dict[str, str]:
@@ -206,11 +239,31 @@ def placeholder_values(
     ]
     values["stableDeployment"] = stable[0] if stable else NO_STABLE_DEPLOYMENT
     if observed.service.load_balancers:
-        arn = observed.service.load_balancers[0].target_group_arn
+        arn = _judged_target_group(observed, deployment)
         dimension = arn.split(":", 5)[-1]  # targetgroup/NAME/ID, as CloudWatch's dimension
         values["targetGroup"] = dimension
         values["targetGroupName"] = dimension.split("/")[1] if "/" in dimension else dimension
     return values
+
+
+def _judged_target_group(observed: Observation, deployment: Deployment) -> str:
+    """The first load balancer's target group that ``deployment``'s tasks serve from.
+
+    A rolling update has one. Blue/green, canary and linear alternate green
+    between the target group and ``alternateTargetGroupArn`` every deployment,
+    while the service keeps naming the first: during a shift green's is the one
+    the pass's ``Traffic`` read from the target service revision.
+    """
+    balancer = observed.service.load_balancers[0]
+    traffic = observed.traffic
+    if (
+        traffic is not None
+        and traffic.target_task_definition == deployment.task_definition
+        and traffic.green_target_group
+        in (balancer.target_group_arn, balancer.alternate_target_group_arn)
+    ):
+        return traffic.green_target_group
+    return balancer.target_group_arn
 
 
 def _revision_number(arn: str) -> str:

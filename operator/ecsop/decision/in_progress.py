@@ -25,27 +25,14 @@ def rolling_out(p: PassInputs) -> Action:
     if traffic is not None and traffic.rolling_back:
         return traffic_returning(p, traffic)
     waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
-    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
+    verdict = _unless_cleaning_up(
+        gates.rollout_failure(p.release, p.observed, deployment, p.now, waits), traffic
+    )
     left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
-    if (
-        verdict is None
-        and not left_to_ecs  # an alarm is firing: production traffic stays on blue
-        and strategy.paused_for_test_traffic(p.release, traffic)
-    ):
-        assert traffic is not None and traffic.paused is not None
-        judged = strategy.judge_test_traffic(p.release, p.observed)
-        if isinstance(judged, Verdict):
-            verdict = judged
-        elif judged:
-            return Continue(
-                Phase.PROGRESSING,
-                Reason.TEST_TRAFFIC_PASSED,
-                f"rolling out {p.view.desired}: every test-traffic check passed on green; "
-                "ECS may move production traffic",
-                p.poll,
-                service_deployment=traffic.service_deployment,
-                hook_id=traffic.paused.hook_id,
-            )
+    judged = _at_test_traffic_pause(p, verdict, left_to_ecs, p.view.desired)
+    if isinstance(judged, Continue):
+        return judged
+    verdict = judged
     if verdict is not None:
         failed = FailedRollout(p.view.desired, verdict, deployment.id)
         return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
@@ -61,6 +48,51 @@ def rolling_out(p: PassInputs) -> Action:
         f"{deployment.failed_tasks} failed, {age}s of "
         f"{p.release.spec.rollout.timeout_seconds + int(waits)}s",
         p.poll,
+    )
+
+
+def _unless_cleaning_up(verdict: Verdict | None, traffic: Traffic | None) -> Verdict | None:
+    """``verdict``, but no timeout while ECS scales blue in (CLEAN_UP, every production
+    request on green, which passed every bake): blue's tasks drain and stop, and a
+    rollback would send production back to a blue that may have no task left."""
+    if (
+        verdict is not None
+        and verdict.failure is Failure.TIMEOUT
+        and traffic is not None
+        and traffic.stage == "CLEAN_UP"
+        and traffic.production_on_green == 100.0
+        and not traffic.rolling_back
+    ):
+        return None
+    return verdict
+
+
+def _at_test_traffic_pause(
+    p: PassInputs, verdict: Verdict | None, left_to_ecs: str, rollout: str
+) -> Verdict | Continue | None:
+    """``verdict``, or, with no gate failing while ECS waits at ecsop's test-traffic
+    pause, what the test traffic says: a failure, or a Continue once every check passed."""
+    traffic = p.observed.traffic
+    if (
+        verdict is not None
+        or left_to_ecs  # an alarm is firing: production traffic stays on blue
+        or not strategy.paused_for_test_traffic(p.release, traffic)
+    ):
+        return verdict
+    assert traffic is not None and traffic.paused is not None
+    judged = strategy.judge_test_traffic(p.release, p.observed)
+    if isinstance(judged, Verdict):
+        return judged
+    if not judged:
+        return None
+    return Continue(
+        Phase.PROGRESSING,
+        Reason.TEST_TRAFFIC_PASSED,
+        f"rolling out {rollout}: every test-traffic check passed on green; "
+        "ECS may move production traffic",
+        p.poll,
+        service_deployment=traffic.service_deployment,
+        hook_id=traffic.paused.hook_id,
     )
 
 
@@ -131,12 +163,21 @@ def rolling_back(p: PassInputs) -> Action:
     primary, recorded = p.view.judged, p.view.memory.failed
     assert primary is not None and recorded is not None and p.view.last_good is not None
     rollout = p.release.spec.rollout
+    traffic = p.observed.traffic
+    # ECS returning traffic within its service deployment makes blue PRIMARY again with
+    # its own creation time (its deploy, maybe days ago): that age says nothing about
+    # this rollback, which ECS bounds itself (ROLLBACK_FAILED).
+    returning = traffic is not None and traffic.rolling_back
     if (
         primary.rollout_state is RolloutState.FAILED
         or primary.failed_tasks > rollout.max_failed_tasks
-        or gates.age(primary, p.now) > rollout.timeout_seconds
+        or (traffic is not None and traffic.status == "ROLLBACK_FAILED")
+        or (not returning and gates.age(primary, p.now) > rollout.timeout_seconds)
     ):
         return rollback.rollback_failed(p.view, primary, p.memory, p.poll)
+    if returning:
+        assert traffic is not None
+        return traffic_returning(p, traffic)
     return Wait(
         Phase.ROLLING_BACK,
         Reason.ROLLING_BACK,
@@ -174,7 +215,15 @@ def superseded(p: PassInputs) -> Action:
             service_deployment=traffic.service_deployment if traffic and traffic.ongoing else "",
         )
     waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
-    verdict = gates.rollout_failure(p.release, p.observed, deployment, p.now, waits)
+    verdict = _unless_cleaning_up(
+        gates.rollout_failure(p.release, p.observed, deployment, p.now, waits), traffic
+    )
+    left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
+    # At the test-traffic pause nobody but ecsop lets green go on: judged, not left waiting.
+    judged = _at_test_traffic_pause(p, verdict, left_to_ecs, p.view.judged_fingerprint)
+    if isinstance(judged, Continue):
+        return judged
+    verdict = judged
     if verdict is not None:
         failed = FailedRollout(p.view.judged_fingerprint, verdict, deployment.id)
         return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
@@ -182,10 +231,7 @@ def superseded(p: PassInputs) -> Action:
         f"finishing the rollout of {p.view.judged_fingerprint} before deploying {p.view.desired}"
     )
     return Wait(
-        Phase.PROGRESSING,
-        Reason.ROLLOUT_IN_PROGRESS,
-        _joined(message, gates.left_to_ecs(p.observed, deployment, p.now)),
-        p.poll,
+        Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS, _joined(message, left_to_ecs), p.poll
     )
 
 

@@ -41,6 +41,7 @@ from ecsop.decision.analysis import (
     AnalysisState,
     Measurement,
     MeasurementVerdict,
+    as_of,
     judge,
     measured,
     missing_value,
@@ -103,6 +104,8 @@ class _Item:
     due: float
     state: AnalysisState
     in_flight: bool = False
+    measured_at: float = 0.0
+    """``monotonic()`` when the latest measurement ended."""
 
     @property
     def interval_seconds(self) -> float:
@@ -120,6 +123,8 @@ class _Watch:
     aws_now: datetime
     at: float
     """``monotonic()`` when ``aws_now`` was AWS's time."""
+    since: datetime | None = None
+    """When the judged deployment was created: CloudWatch reads no earlier minute."""
 
 
 class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
@@ -157,10 +162,12 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
         region: str,
         role: str | None,
         now: datetime,
+        since: datetime | None = None,
     ) -> tuple[AnalysisState, ...]:
         """The latest state of each of ``name``'s analyses; starts (or keeps) measuring them.
 
-        ``now`` is AWS's time of this pass (CloudWatch windows end there).
+        ``now`` is AWS's time of this pass (CloudWatch windows end there), ``since``
+        the judged deployment's creation (they start no earlier).
         """
         key = (generation, tuple(analyses))
         with self._cond:
@@ -171,7 +178,7 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
                     _Item(a, due=at, state=AnalysisState(a.name, a.failures_allowed))
                     for a in analyses
                 ]
-                current = _Watch(key, items, dict(values), region, role, now, at)
+                current = _Watch(key, items, dict(values), region, role, now, at, since)
                 if not self._measuring:
                     return tuple(item.state for item in items)
                 self._watches[name] = current
@@ -182,7 +189,7 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
                 # goes): later measurements use it; the failures in a row are kept.
                 current.values, current.region, current.role = dict(values), region, role
                 current.aws_now, current.at = now, at
-            return tuple(item.state for item in current.items)
+            return tuple(as_of(i.state, i.analysis, at - i.measured_at) for i in current.items)
 
     def _forgotten(self, name: str) -> None:
         if self._on_forget is not None:
@@ -220,6 +227,7 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
                 return  # forgotten, or a new rollout started meanwhile
             was_failing = item.state.failing
             item.state = measured(item.state, measurement)
+            item.measured_at = self._monotonic()
             state = item.state
             self._cond.notify_all()
         if self._on_measurement is not None:
@@ -271,8 +279,13 @@ class AnalysisProbes(IntervalScheduler[_Watch, _Item]):
         )
         elapsed = max(0.0, self._monotonic() - watch.at)
         start, end = metric_data.window(
-            watch.aws_now + timedelta(seconds=elapsed), cloudwatch.lookback_seconds
+            watch.aws_now + timedelta(seconds=elapsed),
+            cloudwatch.lookback_seconds,
+            watch.since,
+            cloudwatch.longest_period,
         )
+        if start >= end:
+            return None  # no whole minute of the judged deployment yet
         try:
             client = self._clients("cloudwatch", watch.region, watch.role)
             newest = metric_data.newest_value(client, queries, cloudwatch.result_id, start, end)

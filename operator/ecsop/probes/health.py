@@ -166,6 +166,7 @@ class HealthProber:
                 region,
                 role,
                 now,
+                since=deployment.created_at,
             )
         else:
             self.analysis.forget(name)  # none (any more): stop measuring what was removed

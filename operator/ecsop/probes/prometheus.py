@@ -71,7 +71,7 @@ def instant_query(
     if basic:
         sent["Authorization"] = basic
     sent.update(headers or {})
-    body = urllib.parse.urlencode({"query": query, "timeout": f"{timeout:g}s"}).encode()
+    body = urllib.parse.urlencode({"query": query, "timeout": duration(timeout)}).encode()
     request = urllib.request.Request(
         f"{base.rstrip('/')}/api/v1/query", data=body, headers=sent, method="POST"
     )
@@ -82,6 +82,14 @@ def instant_query(
         return _value(answer, status)
     except QueryError as exc:
         raise QueryError(_scrubbed(f"Prometheus {shown}: {exc}", secrets, address, shown)) from None
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as Prometheus reads a duration: whole units only (``2s``, ``2500ms``;
+    ``2.5s`` is refused with ``bad_data``)."""
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{max(1, round(seconds * 1000))}ms"
 
 
 def _post(

@@ -13,6 +13,8 @@ Pure, like ``ecsop.spec.model``, which holds these models in ``Rollout``.
 
 from __future__ import annotations
 
+import itertools
+import math
 import urllib.parse
 from typing import Annotated, Any
 
@@ -158,7 +160,43 @@ class Analysis(StrictModel):
             raise ValueError("give exactly one of prometheus and cloudwatch")
         if self.fail_if is None and self.success_if is None:
             raise ValueError('give failIf, successIf or both, e.g. failIf: "> 0.01"')
+        outcomes = {self._outcome(value) for value in self._telling_values()}
+        if self.fail_if is not None and "fail" not in outcomes:
+            raise ValueError(
+                f"can never fail: every value failIf matches is inconclusiveIf "
+                f"({quote(self.fail_if)}, {quote(self.inconclusive_if)}); a failing release "
+                "would never be rolled back"
+            )
+        if "pass" not in outcomes:
+            raise ValueError(
+                "can never pass: every value successIf matches is failIf or inconclusiveIf "
+                "(or, with failIf alone, every value is one of those); no release would "
+                "ever be proven"
+            )
         return self
+
+    def _outcome(self, value: float) -> str:
+        """``pass``, ``fail`` or ``inconclusive``: ``decision.analysis.judge``'s order."""
+        inconclusive, fail, success = (
+            self.inconclusive_comparison,
+            self.fail_comparison,
+            self.success_comparison,
+        )
+        if inconclusive is not None and inconclusive.holds(value):
+            return "inconclusive"
+        if fail is not None and fail.holds(value):
+            return "fail"
+        if success is None or success.holds(value):
+            return "pass"
+        return "fail" if fail is None else "inconclusive"
+
+    def _telling_values(self) -> list[float]:
+        """A value of every region the comparisons draw: each threshold, one between two
+        neighbours, and the infinities (beyond each end)."""
+        rules = (self.inconclusive_comparison, self.fail_comparison, self.success_comparison)
+        points = sorted({rule.threshold for rule in rules if rule is not None})
+        between = [(low + high) / 2 for low, high in itertools.pairwise(points)]
+        return [-math.inf, *points, *between, math.inf]
 
     @property
     def fail_comparison(self) -> Comparison | None:

@@ -183,5 +183,12 @@ class CloudWatchQuery(StrictModel):
         return self
 
     @property
+    def longest_period(self) -> int:
+        """Seconds of the longest period a query names (60 when none does)."""
+        periods = [q.metric_stat.period for q in self.metric_data_queries if q.metric_stat]
+        periods += [q.period for q in self.metric_data_queries if q.period]
+        return max(periods, default=60)
+
+    @property
     def result_id(self) -> str:
         return next(query.id for query in self.metric_data_queries if query.return_data)

@@ -31,7 +31,7 @@ PLACEHOLDERS: dict[str, str] = {
     "stableDeployment": "the id of the deployment still running the last-good revision beside "
     "the judged one, or the word none once there is no such deployment",
     "targetGroup": "the service's first target group as CloudWatch names it "
-    "(targetgroup/NAME/ID; none without a load balancer)",
+    "(targetgroup/NAME/ID; green's while traffic shifts; none without a load balancer)",
     "targetGroupName": "the service's first target group's name",
 }
 """Every ``{{name}}`` a query may use, and what it is replaced with."""
