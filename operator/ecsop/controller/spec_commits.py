@@ -1,0 +1,102 @@
+"""Whether this replica's spec checkout has the commit the service was deployed from.
+
+The reconcile pass asks ``SpecCommits.read`` once it has classified the
+release; it looks a commit up only when ``spec_behind.asks`` names one: the
+pass would deploy (or revert to last-good) and the revision the service runs
+carries an ``ecsop:commit`` other than the spec's. A steady release, or a
+deploy from the very commit the service runs, costs no fork.
+
+It remembers, in the process:
+
+- commits found, so each is asked of git once (an object, once fetched, stays);
+- per release, the commit found missing and when (AWS's time) it was first
+  found so, which bounds the hold (``Options.spec_behind_grace_seconds``); a
+  restarted process waits one more grace at most.
+
+Callers: ``ecsop.controller.reconciler`` (the daemon and ``ecsop plan``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from ecsop.decision import spec_behind
+from ecsop.decision.observation import Observation, Options
+from ecsop.decision.situation import View
+from ecsop.decision.spec_behind import ServiceCommit
+from ecsop.spec import commits
+from ecsop.spec.loader import LoadedRelease
+
+log = structlog.get_logger("ecsop.controller.spec_commits")
+
+MAX_KNOWN = 4096
+"""Commits remembered as found; past it the set starts again (one more fork each)."""
+
+
+class SpecCommits:
+    """The spec repository's answers about commits, and how long each was missing."""
+
+    def __init__(
+        self,
+        directory: Path,
+        has_commit: Callable[[Path, str], bool] = commits.has_commit,
+    ) -> None:
+        self._directory = directory
+        self._has_commit = has_commit
+        self._lock = threading.Lock()
+        self._known: set[str] = set()
+        self._missing: dict[str, tuple[str, datetime]] = {}
+        """Release -> the service's commit found missing, and when it first was."""
+
+    def read(
+        self,
+        loaded: LoadedRelease,
+        observation: Observation,
+        view: View,
+        options: Options,
+        spec_commit: str | None,
+        now: datetime,
+    ) -> Observation:
+        """``observation`` with ``service_commit`` filled when ``spec_behind.asks``."""
+        commit = spec_behind.asks(loaded.release, observation, view, options, spec_commit)
+        if commit is None or spec_commit is None:
+            return observation
+        known = self._knows(commit)
+        since: datetime | None = None
+        with self._lock:
+            if known:
+                self._missing.pop(loaded.name, None)
+            else:
+                first = self._missing.get(loaded.name)
+                if first is None or first[0] != commit:
+                    first = (commit, now)
+                    self._missing[loaded.name] = first
+                    log.warning(
+                        "spec checkout is behind the service: the commit its revision was "
+                        "deployed from is not fetched here; waiting for git-sync",
+                        release=loaded.name,
+                        service_commit=commit,
+                        spec_commit=spec_commit,
+                        grace_seconds=options.spec_behind_grace_seconds,
+                    )
+                since = first[1]
+        seen = ServiceCommit(service=commit, spec=spec_commit, known=known, unknown_since=since)
+        return replace(observation, service_commit=seen)
+
+    def _knows(self, commit: str) -> bool:
+        with self._lock:
+            if commit in self._known:
+                return True
+        if not self._has_commit(self._directory, commit):
+            return False
+        with self._lock:
+            if len(self._known) >= MAX_KNOWN:
+                self._known.clear()
+            self._known.add(commit)
+        return True
