@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from builders import NOW, deployment, memory_tags, release, service, task_definition
+from ecsop import cli
 from ecsop.controller.spec_commits import SpecCommits
 from ecsop.decision import spec_behind
 from ecsop.decision.actions import Action, Deploy, Revert, Rollback, Wait
@@ -273,3 +274,16 @@ def test_the_real_repository_answers(tmp_path: Path) -> None:
     plain = tmp_path.parent / f"{tmp_path.name}-plain"
     plain.mkdir()
     assert not has_commit(plain, head), "no git work tree"
+
+
+def test_a_negative_grace_is_refused_naming_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ECSOP_SPEC_BEHIND_GRACE", raising=False)
+    assert cli.main(["run", "--specs", str(tmp_path), "--spec-behind-grace", "-1"]) == 2
+    assert "--spec-behind-grace (env ECSOP_SPEC_BEHIND_GRACE) cannot be negative" in (
+        capsys.readouterr().err
+    )
+    monkeypatch.setenv("ECSOP_SPEC_BEHIND_GRACE", "five minutes")
+    assert cli.main(["run", "--specs", str(tmp_path)]) == 2
+    assert "ECSOP_SPEC_BEHIND_GRACE='five minutes' is not valid" in capsys.readouterr().err
