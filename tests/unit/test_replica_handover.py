@@ -9,11 +9,15 @@ git checkout of one spec repository (``decision.spec_behind``).
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import yaml
-from controller_world import V1, V2, Clock, FakeEcs, release_doc
+from controller_world import START, V1, V2, Clock, FakeEcs, image, release_doc
 from lease_world import Clock as LeaseClock
 from lease_world import Table
 from test_replicas import Replica, S
@@ -21,16 +25,24 @@ from test_replicas import Replica, S
 from ecsop.decision.reasons import Phase, Reason
 
 
-def git(directory: Path, *args: str) -> str:
+def git(directory: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(
-        ["git", "-C", str(directory), *args], check=True, capture_output=True, text=True
+        ["git", "-C", str(directory), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     ).stdout.strip()
 
 
-def commit(directory: Path, app: str) -> None:
+def commit(directory: Path, app: str, minutes: int) -> None:
+    """A commit of ``app``, made ``minutes`` after the fake AWS clock's start (a deploys
+    V2 at the start: the commits it and b start from were made before)."""
     (directory / "shop.yaml").write_text(yaml.safe_dump(release_doc("shop", app)))
     git(directory, "add", "shop.yaml")
-    git(directory, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", app)
+    date = (START + timedelta(minutes=minutes)).isoformat()
+    dates = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    git(directory, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", app, env=dates)
 
 
 class World:
@@ -40,14 +52,14 @@ class World:
         self.ahead, self.behind = tmp_path / "ahead", tmp_path / "behind"
         self.ahead.mkdir()
         git(self.ahead, "init", "-q", "-b", "main")
-        commit(self.ahead, V1)
+        commit(self.ahead, V1, -60)
         if fetched:  # b's repository has the newest commit; its checkout is the one before
-            commit(self.ahead, V2)
+            commit(self.ahead, V2, -30)
             git(tmp_path, "clone", "-q", str(self.ahead), str(self.behind))
             git(self.behind, "checkout", "-q", "HEAD~1")
         else:  # b's git-sync has not fetched the newest commit yet
             git(tmp_path, "clone", "-q", str(self.ahead), str(self.behind))
-            commit(self.ahead, V2)
+            commit(self.ahead, V2, -30)
         self.ecs = FakeEcs(Clock())
         self.ecs.add_service("shop")
         table, self.clock = Table(), LeaseClock()
@@ -128,3 +140,22 @@ def test_a_branch_reset_to_an_older_commit_is_followed(tmp_path: Path) -> None:
     assert world.ecs.calls.count("UpdateService") == 2
     assert world.running() != world.deployed
     assert world.b_status()[1] == Reason.REVERTING
+
+
+def test_a_checkout_that_kept_only_its_own_commit_deploys_a_newer_one_at_once(
+    tmp_path: Path,
+) -> None:
+    """git-sync's defaults (``--depth 1``, ``git gc`` with ``gc.pruneExpire=now`` after
+    each sync) keep only the commit checked out: the commit the service was deployed
+    from is unknown to every replica once a newer one is merged. A newer spec is no lag."""
+    world = World(tmp_path, fetched=False, complete=True)
+    commit(world.ahead, image("v3"), 5)  # merged after a deployed V2
+    shutil.rmtree(world.behind)  # b's pod restarts: git-sync clones the tip afresh
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{world.ahead}", str(world.behind))
+    service_commit = world.ecs.tds[world.deployed].tags["ecsop:commit"]
+    with pytest.raises(subprocess.CalledProcessError):
+        git(world.behind, "cat-file", "-e", service_commit + "^{commit}")
+    world.b.controller.reload_specs()
+    world.b.controller.reconcile("shop")
+    assert world.ecs.calls.count("UpdateService") == 2, world.b_status()
+    assert world.b_status()[1] == Reason.DEPLOYING

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from ecsop.decision.observation import Observation, Options
 from ecsop.decision.reasons import HELD, Phase, Reason
 from ecsop.decision.situation import classify
 from ecsop.decision.spec_behind import ServiceCommit
-from ecsop.spec.commits import has_commit
+from ecsop.spec.commits import committed_at, has_commit
 from ecsop.spec.loader import LoadedRelease
 from ecsop.spec.model import ServiceRelease
 
@@ -44,7 +44,15 @@ BY_HAND = task_definition("api", 3, {"api": NEW}, {TAG_RELEASE: "other", TAG_COM
 SPEC_RELEASE = release(containers={"api": OLD})
 OPTIONS = Options(active_poll_seconds=5)
 
-UNKNOWN = ServiceCommit(SERVICE, SPEC, known=False, unknown_since=NOW - timedelta(seconds=10))
+UNKNOWN = ServiceCommit(
+    SERVICE,
+    SPEC,
+    known=False,
+    unknown_since=NOW - timedelta(seconds=10),
+    spec_committed=NOW - timedelta(hours=2),  # before either deployment below started
+)
+NEWER = replace(UNKNOWN, spec_committed=NOW - timedelta(seconds=30))
+UNDATED = replace(UNKNOWN, spec_committed=None)
 KNOWN = ServiceCommit(SERVICE, SPEC, known=True)
 EXPIRED = replace(UNKNOWN, unknown_since=NOW - timedelta(seconds=301))
 
@@ -73,9 +81,19 @@ def observed(
             id="unknown-commit-holds",
         ),
         pytest.param(
+            observed(STEADY_MERGED, seen=UNDATED),
+            (Wait, Phase.PROGRESSING, Reason.SPEC_BEHIND_SERVICE),
+            id="unknown-commit-spec-date-unreadable-holds",
+        ),
+        pytest.param(
             observed(STEADY_MERGED, seen=KNOWN),
             (Deploy, Phase.PROGRESSING, Reason.DEPLOYING),
             id="known-non-ancestor-a-reset-deploys",
+        ),
+        pytest.param(
+            observed(STEADY_MERGED, seen=NEWER),
+            (Deploy, Phase.PROGRESSING, Reason.DEPLOYING),
+            id="unknown-but-spec-newer-than-the-deployment-git-sync-pruned-it-deploys",
         ),
         pytest.param(
             observed(STEADY_MERGED, seen=EXPIRED),
@@ -224,10 +242,19 @@ class Repository:
     def __init__(self, has: set[str]) -> None:
         self.has = has
         self.asked: list[str] = []
+        self.dated: list[str] = []
 
     def __call__(self, directory: Path, commit: str) -> bool:
         self.asked.append(commit)
         return commit in self.has
+
+    def committed_at(self, directory: Path, commit: str) -> datetime | None:
+        self.dated.append(commit)
+        return UNKNOWN.spec_committed
+
+
+def spec_commits(repository: Repository) -> SpecCommits:
+    return SpecCommits(Path("."), has_commit=repository, committed_at=repository.committed_at)
 
 
 def lookup(commits: SpecCommits, obs: Observation, now: datetime) -> ServiceCommit | None:
@@ -238,21 +265,23 @@ def lookup(commits: SpecCommits, obs: Observation, now: datetime) -> ServiceComm
 
 def test_the_repository_is_asked_only_before_a_deploy_and_a_found_commit_once() -> None:
     repository = Repository({SERVICE})
-    commits = SpecCommits(Path("."), has_commit=repository)
+    commits = spec_commits(repository)
     assert lookup(commits, observed(deployment(PROVEN), seen=None), NOW) is None
     assert repository.asked == []
     for _ in range(3):
         assert lookup(commits, observed(STEADY_MERGED, seen=None), NOW) == KNOWN
     assert repository.asked == [SERVICE]
+    assert repository.dated == [], "the spec's date is read only for a missing commit"
 
 
 def test_a_missing_commit_is_dated_from_the_first_pass_that_found_it() -> None:
     repository = Repository(set())
-    commits = SpecCommits(Path("."), has_commit=repository)
+    commits = spec_commits(repository)
     first = lookup(commits, observed(STEADY_MERGED, seen=None), NOW)
     later = lookup(commits, observed(STEADY_MERGED, seen=None), NOW + timedelta(seconds=60))
-    assert first == later == ServiceCommit(SERVICE, SPEC, known=False, unknown_since=NOW)
+    assert first == later == replace(UNKNOWN, unknown_since=NOW)
     assert len(repository.asked) == 2, "a missing commit is asked again: git-sync may fetch it"
+    assert repository.dated == [SPEC], "the spec commit's date is read once"
     repository.has.add(SERVICE)
     assert lookup(commits, observed(STEADY_MERGED, seen=None), NOW + timedelta(seconds=90)) == KNOWN
 
@@ -267,6 +296,9 @@ def test_the_real_repository_answers(tmp_path: Path) -> None:
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x")
     head = git("rev-parse", "HEAD")
     tree = git("rev-parse", "HEAD^{tree}")
+    made = int(git("show", "-s", "--format=%ct", "HEAD"))
+    assert committed_at(tmp_path, head) == datetime.fromtimestamp(made, tz=UTC)
+    assert committed_at(tmp_path, "c" * 40) is None
     assert has_commit(tmp_path, head)
     assert not has_commit(tmp_path, "c" * 40)
     assert not has_commit(tmp_path, tree), "a tree is no commit"

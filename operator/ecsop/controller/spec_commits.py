@@ -8,7 +8,10 @@ deploy from the very commit the service runs, costs no fork.
 
 It remembers, in the process:
 
-- commits found, so each is asked of git once (an object, once fetched, stays);
+- commits found, so each is asked of git once: this replica has had it, so a
+  spec older than it is a branch reset, not a lag, even once git-sync's
+  ``git gc`` has pruned it;
+- the date of the spec's own commit, read only when the service's is missing;
 - per release, the commit found missing and when (AWS's time) it was first
   found so, which bounds the hold (``Options.spec_behind_grace_seconds``); a
   restarted process waits one more grace at most.
@@ -46,9 +49,13 @@ class SpecCommits:
         self,
         directory: Path,
         has_commit: Callable[[Path, str], bool] = commits.has_commit,
+        committed_at: Callable[[Path, str], datetime | None] = commits.committed_at,
     ) -> None:
         self._directory = directory
         self._has_commit = has_commit
+        self._committed_at = committed_at
+        self._dated: tuple[str, datetime | None] | None = None
+        """The spec commit whose date was read last, and its date."""
         self._lock = threading.Lock()
         self._known: set[str] = set()
         self._missing: dict[str, tuple[str, datetime]] = {}
@@ -86,8 +93,24 @@ class SpecCommits:
                         grace_seconds=options.spec_behind_grace_seconds,
                     )
                 since = first[1]
-        seen = ServiceCommit(service=commit, spec=spec_commit, known=known, unknown_since=since)
+        seen = ServiceCommit(
+            service=commit,
+            spec=spec_commit,
+            known=known,
+            unknown_since=since,
+            spec_committed=None if known else self._date(spec_commit),
+        )
         return replace(observation, service_commit=seen)
+
+    def _date(self, commit: str) -> datetime | None:
+        with self._lock:
+            dated = self._dated
+        if dated is not None and dated[0] == commit:
+            return dated[1]
+        date = self._committed_at(self._directory, commit)
+        with self._lock:
+            self._dated = (commit, date)
+        return date
 
     def _knows(self, commit: str) -> bool:
         with self._lock:

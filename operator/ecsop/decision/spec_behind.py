@@ -14,12 +14,21 @@ this process's spec repository (``asks`` says when; ``ecsop.controller.
 spec_commits`` asks git, once per pass that would deploy, never for a steady
 release) and fills ``Observation.service_commit``. ``check`` then holds the
 deploy (``Reason.SPEC_BEHIND_SERVICE``) while the commit is one this
-repository has not fetched.
+repository has not fetched *and* the spec's own commit was made before the
+deployment the service runs started.
 
 - Only an *unknown* commit holds. A commit the repository has, but which is not
   an ancestor of its own (a branch reset or force-pushed back to an older
   commit), is what the team asked for, as Argo CD follows the branch; a revert
   is a newer commit anyway.
+- Only a spec commit *older than the running deployment* holds. git-sync's
+  defaults (``--depth 1``, ``git gc`` after every sync with
+  ``gc.pruneExpire=now``) keep nothing but the commit checked out, so every
+  earlier commit is unknown to it, the one the service was deployed from
+  included: an unknown commit alone would hold every ordinary deploy. A
+  checkout that is behind is at an ancestor of the deployed commit, made before
+  it, so before the deployment of it started (``createdAt``, AWS's clock); a
+  commit merged after that deployment is newer than it, whatever git still has.
 - Bounded: a commit that stays unknown (the repository was re-created, its
   history squashed) holds at most ``Options.spec_behind_grace_seconds`` from the
   first pass of this process that found it missing for this release; then the
@@ -63,6 +72,9 @@ class ServiceCommit:
     """The spec repository holds ``service`` (``git cat-file -e``)."""
     unknown_since: datetime | None = None
     """When this process first found ``service`` missing, for this release (AWS's time)."""
+    spec_committed: datetime | None = None
+    """The committer date of ``spec``; read only when ``service`` is unknown (None: not
+    read, or git could not say)."""
 
 
 def asks(
@@ -96,7 +108,7 @@ def reverts(release: ServiceRelease, observed: Observation, view: View) -> bool:
 def check(p: PassInputs, doing: str) -> Wait | None:
     """Hold ``doing`` (the deploy, the revert) while the service's commit is unknown here."""
     seen = p.observed.service_commit
-    if seen is None or seen.known:
+    if seen is None or not _behind(p, seen):
         return None
     remaining = p.options.spec_behind_grace_seconds - _waited(p, seen)
     if remaining <= 0:
@@ -106,9 +118,9 @@ def check(p: PassInputs, doing: str) -> Wait | None:
         Reason.SPEC_BEHIND_SERVICE,
         f"not {doing} yet: the service runs "
         f"{short_name(p.observed.service.task_definition)}, deployed by ecsop from commit "
-        f"{seen.service[:12]}, which this replica's spec checkout (at {seen.spec[:12]}) has not "
-        f"fetched: its git-sync is behind the one that deployed it; waiting for git-sync "
-        f"(at most {int(remaining + 0.999)}s more)",
+        f"{seen.service[:12]}, which this replica's spec checkout (at {seen.spec[:12]}, made "
+        "before that deployment started) has not fetched: its git-sync is behind the one that "
+        f"deployed it; waiting for git-sync (at most {int(remaining + 0.999)}s more)",
         min(p.poll, max(remaining, 0.1)),
     )
 
@@ -117,13 +129,26 @@ def noted(p: PassInputs, action: Action) -> Action:
     """``action``, saying so when it goes ahead only because the hold's grace ran out."""
     seen = p.observed.service_commit
     grace = p.options.spec_behind_grace_seconds
-    if seen is None or seen.known or isinstance(action, Wait) or _waited(p, seen) < grace:
+    if seen is None or isinstance(action, Wait) or not _behind(p, seen):
+        return action
+    if _waited(p, seen) < grace:
         return action
     return replace(
         action,
         message=f"{action.message} (the service's commit {seen.service[:12]} is still not in "
         f"this replica's spec checkout after {int(grace)}s: going ahead from {seen.spec[:12]})",
     )
+
+
+def _behind(p: PassInputs, seen: ServiceCommit) -> bool:
+    """The service's commit is unknown here, and the spec's was made before the deployment
+    the service runs started (unknown date: assumed so)."""
+    if seen.known:
+        return False
+    primary = p.observed.service.primary
+    if seen.spec_committed is None or primary is None:
+        return True
+    return seen.spec_committed < primary.created_at
 
 
 def _waited(p: PassInputs, seen: ServiceCommit) -> float:
