@@ -16,6 +16,10 @@ It remembers, in the process:
   found so, which bounds the hold (``Options.spec_behind_grace_seconds``); a
   restarted process waits one more grace at most.
 
+Nothing is logged here: a missing commit is the rule, not news, with git-sync's
+shallow checkouts; the decision's hold (or its deploy after the grace) is the
+pass's log line.
+
 Callers: ``ecsop.controller.reconciler`` (the daemon and ``ecsop plan``).
 """
 
@@ -27,16 +31,12 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-import structlog
-
 from ecsop.decision import spec_behind
 from ecsop.decision.observation import Observation, Options
 from ecsop.decision.situation import View
 from ecsop.decision.spec_behind import ServiceCommit
 from ecsop.spec import commits
 from ecsop.spec.loader import LoadedRelease
-
-log = structlog.get_logger("ecsop.controller.spec_commits")
 
 MAX_KNOWN = 4096
 """Commits remembered as found; past it the set starts again (one more fork each)."""
@@ -84,14 +84,6 @@ class SpecCommits:
                 if first is None or first[0] != commit:
                     first = (commit, now)
                     self._missing[loaded.name] = first
-                    log.warning(
-                        "spec checkout is behind the service: the commit its revision was "
-                        "deployed from is not fetched here; waiting for git-sync",
-                        release=loaded.name,
-                        service_commit=commit,
-                        spec_commit=spec_commit,
-                        grace_seconds=options.spec_behind_grace_seconds,
-                    )
                 since = first[1]
         seen = ServiceCommit(
             service=commit,
