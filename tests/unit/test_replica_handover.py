@@ -159,3 +159,20 @@ def test_a_checkout_that_kept_only_its_own_commit_deploys_a_newer_one_at_once(
     world.b.controller.reconcile("shop")
     assert world.ecs.calls.count("UpdateService") == 2, world.b_status()
     assert world.b_status()[1] == Reason.DEPLOYING
+
+
+def test_a_commit_fetched_but_not_yet_checked_out_still_holds(tmp_path: Path) -> None:
+    """git-sync (and ``git pull``) fetch first and switch the checkout after: a pass in
+    between reads the old spec while git already has the commit the service came from."""
+    world = World(tmp_path, fetched=False)
+    world.b.controller.reconcile("shop")
+    assert world.b_status()[1] == Reason.SPEC_BEHIND_SERVICE
+    git(world.behind, "fetch", "-q")  # fetched; the checkout (and the spec read) not moved
+    world.b.controller.reconcile("shop")
+    assert world.b_status()[1] == Reason.SPEC_BEHIND_SERVICE
+    assert world.running() == world.deployed
+    git(world.behind, "merge", "-q", "--ff-only", "origin/main")
+    world.b.controller.reload_specs()
+    world.b.controller.reconcile("shop")
+    assert world.running() == world.deployed
+    assert world.b_status()[1] == Reason.ROLLOUT_IN_PROGRESS

@@ -282,8 +282,31 @@ def test_a_missing_commit_is_dated_from_the_first_pass_that_found_it() -> None:
     assert first == later == replace(UNKNOWN, unknown_since=NOW)
     assert len(repository.asked) == 2, "a missing commit is asked again: git-sync may fetch it"
     assert repository.dated == [SPEC], "the spec commit's date is read once"
-    repository.has.add(SERVICE)
-    assert lookup(commits, observed(STEADY_MERGED, seen=None), NOW + timedelta(seconds=90)) == KNOWN
+
+
+def lookup_at(commits: SpecCommits, spec_commit: str, now: datetime) -> ServiceCommit | None:
+    loaded = LoadedRelease(SPEC_RELEASE, "api.yaml", 1, "us-east-1")
+    obs = observed(STEADY_MERGED, seen=None)
+    view = classify(SPEC_RELEASE, obs, OPTIONS)
+    return commits.read(loaded, obs, view, OPTIONS, spec_commit, now).service_commit
+
+
+def test_a_commit_fetched_while_the_spec_read_before_it_is_still_used_stays_missing() -> None:
+    """git-sync fetches, then switches the checkout, and the directory is read after that:
+    a pass in between still carries the old spec, though git already has the commit."""
+    repository = Repository(set())
+    commits = spec_commits(repository)
+    assert lookup_at(commits, SPEC, NOW) == replace(UNKNOWN, unknown_since=NOW)
+    repository.has.add(SERVICE)  # fetched; the checkout and the spec read are still SPEC
+    later = NOW + timedelta(seconds=5)
+    assert lookup_at(commits, SPEC, later) == replace(UNKNOWN, unknown_since=NOW)
+    moved = "d" * 40  # the checkout moved on (to a commit after SERVICE)
+    assert lookup_at(commits, moved, later) == replace(KNOWN, spec=moved)
+
+
+def test_a_branch_reset_finds_the_commit_it_leaves_at_once() -> None:
+    commits = spec_commits(Repository({SERVICE}))
+    assert lookup_at(commits, SPEC, NOW) == KNOWN
 
 
 def test_the_real_repository_answers(tmp_path: Path) -> None:

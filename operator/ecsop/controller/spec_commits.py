@@ -14,7 +14,12 @@ It remembers, in the process:
 - the date of the spec's own commit, read only when the service's is missing;
 - per release, the commit found missing and when (AWS's time) it was first
   found so, which bounds the hold (``Options.spec_behind_grace_seconds``); a
-  restarted process waits one more grace at most.
+  restarted process waits one more grace at most. Found missing at a spec
+  commit, it stays missing while the spec is at that commit, even once git has
+  it: git-sync fetches first and switches the checkout after, and a pass reads
+  the spec the directory held when it was last read, so "fetched" alone would
+  let the stale spec through in between (a branch reset, by contrast, finds the
+  commit it leaves already there on its first look).
 
 Nothing is logged here: a missing commit is the rule, not news, with git-sync's
 shallow checkouts; the decision's hold (or its deploy after the grace) is the
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -40,6 +45,18 @@ from ecsop.spec.loader import LoadedRelease
 
 MAX_KNOWN = 4096
 """Commits remembered as found; past it the set starts again (one more fork each)."""
+
+
+@dataclass(frozen=True)
+class _Missing:
+    """A release's service commit this process found missing from the spec repository."""
+
+    commit: str
+    spec: str
+    """The spec commit of the last pass that asked: once found missing at it, the commit
+    counts as missing until the spec moves on, even once git has fetched it."""
+    since: datetime
+    """The first pass that found it missing (AWS's time): the hold's grace counts from it."""
 
 
 class SpecCommits:
@@ -58,8 +75,7 @@ class SpecCommits:
         """The spec commit whose date was read last, and its date."""
         self._lock = threading.Lock()
         self._known: set[str] = set()
-        self._missing: dict[str, tuple[str, datetime]] = {}
-        """Release -> the service's commit found missing, and when it first was."""
+        self._missing: dict[str, _Missing] = {}
 
     def read(
         self,
@@ -77,14 +93,20 @@ class SpecCommits:
         known = self._knows(commit)
         since: datetime | None = None
         with self._lock:
+            missing = self._missing.get(loaded.name)
+            if missing is not None and missing.commit != commit:
+                missing = None
+            if known and missing is not None and missing.spec == spec_commit:
+                # Missing at this very spec commit, fetched since: git-sync fetches, then
+                # switches the checkout, and this pass still reads the spec from before.
+                known = False
             if known:
                 self._missing.pop(loaded.name, None)
             else:
-                first = self._missing.get(loaded.name)
-                if first is None or first[0] != commit:
-                    first = (commit, now)
-                    self._missing[loaded.name] = first
-                since = first[1]
+                if missing is None:
+                    missing = _Missing(commit, spec_commit, now)
+                self._missing[loaded.name] = replace(missing, spec=spec_commit)
+                since = missing.since
         seen = ServiceCommit(
             service=commit,
             spec=spec_commit,

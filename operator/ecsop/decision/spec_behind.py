@@ -119,8 +119,8 @@ def check(p: PassInputs, doing: str) -> Wait | None:
         f"not {doing} yet: the service runs "
         f"{short_name(p.observed.service.task_definition)}, deployed by ecsop from commit "
         f"{seen.service[:12]}, which this replica's spec checkout (at {seen.spec[:12]}, made "
-        "before that deployment started) has not fetched: its git-sync is behind the one that "
-        f"deployed it; waiting for git-sync (at most {int(remaining + 0.999)}s more)",
+        "before that deployment started) does not have yet: its git-sync is behind the one "
+        f"that deployed it; waiting for git-sync (at most {int(remaining + 0.999)}s more)",
         min(p.poll, max(remaining, 0.1)),
     )
 
