@@ -300,6 +300,31 @@ def test_retry_without_the_token_is_refused_by_the_daemon(
     assert "it will notice on its next resync" in capsys.readouterr().out
 
 
+def test_approve_sends_the_api_token_to_the_daemon(
+    failed_release: Path,
+    daemon_endpoint: tuple[Endpoint, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A daemon with an API token (any daemon an approver reaches over the network)
+    refused approve's wake-up, and approve said "not reachable": the approved release
+    then waited for the next resync (300 s with an event queue) instead of deploying."""
+    endpoint, calls = daemon_endpoint
+    url = f"http://127.0.0.1:{endpoint.port}"
+    spec = failed_release / "api.yaml"
+    spec.write_text(doc(name="api", service="api", extra="  rollout: {approval: manual}\n"))
+    monkeypatch.setenv("ECSOP_API_TOKEN", "s3cr3t-t0ken")
+    assert cli.main(["approve", "api", "--specs", str(failed_release), "--url", url]) == 0
+    assert calls == ["api"]
+    out, err = capsys.readouterr()
+    assert "approved" in out and "not reachable" not in out
+    assert "s3cr3t" not in out + err
+    monkeypatch.delenv("ECSOP_API_TOKEN")
+    assert cli.main(["approve", "api", "--specs", str(failed_release), "--url", url]) == 0
+    assert calls == ["api"]
+    assert "refused" in capsys.readouterr().out, "a refusal is not an unreachable daemon"
+
+
 def test_an_empty_token_file_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], quiet_logs: None
 ) -> None:

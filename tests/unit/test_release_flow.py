@@ -30,6 +30,7 @@ from ecsop.decision.memory import (
 from ecsop.decision.observation import Observation, Options
 from ecsop.decision.reasons import Phase, Reason
 from ecsop.decision.release_flow import windows
+from ecsop.decision.release_flow.approval import content
 from ecsop.decision.release_flow.hold import Need, needs
 from ecsop.decision.release_flow.inputs import (
     DependencyState,
@@ -251,13 +252,40 @@ def test_what_holds_a_new_release(
 
 def test_an_approval_counts_for_its_fingerprint_only() -> None:
     rel = release(rollout={"approval": "manual"})
-    approved = ApprovalRecord(FP_NEW, "arn:aws:iam::111122223333:user/alice", "2026-11-23T11:00Z")
+    approved = ApprovalRecord(
+        FP_NEW, "arn:aws:iam::111122223333:user/alice", "2026-11-23T11:00Z", content(rel)
+    )
     action = decide(rel, observe(**approved.tags()))
     assert isinstance(action, Deploy)
     earlier = ApprovalRecord(Fingerprint("0123456789abcdef"), "alice", "t").tags()
     action = decide(rel, observe(**earlier))
     assert action.reason is Reason.AWAITING_APPROVAL
     assert "the approval on the service is for 0123456789abcdef" in action.message
+
+
+MIGRATE = {"name": "migrate", "container": "api", "command": ["migrate"]}
+
+
+def test_an_approval_is_of_the_spec_as_approved_not_of_its_images_alone() -> None:
+    """Approved while the deploy waits for its window; then a commit keeps the images and
+    edits the migration. The fingerprint (images) still matches: the new migration ran
+    at the window without anyone approving it. "A later spec change needs a new approval"."""
+    approved_spec = release(rollout={"approval": "manual"}, preDeploy=[MIGRATE])
+    approved = ApprovalRecord(FP_NEW, "alice", "2026-11-23T11:00Z", content(approved_spec))
+    edited = release(
+        rollout={"approval": "manual"}, preDeploy=[{**MIGRATE, "command": ["drop-tables"]}]
+    )
+    assert edited.fingerprint() == approved_spec.fingerprint()
+    action = decide(edited, observe(**approved.tags()))
+    assert action.reason is Reason.AWAITING_APPROVAL, action.message
+    assert "with another spec" in action.message
+    old_format = ApprovalRecord(FP_NEW, "alice", "2026-11-23T11:00Z").tags()
+    assert decide(approved_spec, observe(**old_format)).reason is Reason.AWAITING_APPROVAL
+    # The same spec, reordered or with defaults spelled out, is the same approval.
+    spelled = release(
+        rollout={"approval": "manual", "alarms": []}, preDeploy=[MIGRATE], suspend=False
+    )
+    assert content(spelled) == content(approved_spec)
 
 
 def test_a_container_that_stays_on_its_last_good_image_needs_no_proof() -> None:
@@ -449,6 +477,20 @@ def at(text: str) -> datetime:
             at("2026-03-29T01:00"),
             id="02-00-berlin-skipped-by-dst-opens-after-the-jump",
         ),
+        pytest.param(
+            [{**CHRISTMAS, "schedule": "30 1 * * *", "durationMinutes": 60}],
+            at("2026-10-25T01:10"),  # 02:10 CET, the repeated hour's second pass
+            True,
+            None,
+            id="fall-back-deny-lasts-its-minutes-not-its-wall-clock",
+        ),
+        pytest.param(
+            [{**CHRISTMAS, "schedule": "0 2 * * *", "durationMinutes": 30}],
+            at("2026-10-25T01:10"),  # croniter fires at both 02:00s of the night
+            False,
+            at("2026-10-25T01:30"),
+            id="fall-back-repeated-02-00-denies-again-until-its-own-end",
+        ),
     ],
 )
 def test_windows(given: list[dict[str, Any]], now: datetime, allowed: bool, opens: Any) -> None:
@@ -456,11 +498,91 @@ def test_windows(given: list[dict[str, Any]], now: datetime, allowed: bool, open
     assert (state.allowed, state.opens) == (allowed, opens), state.why
 
 
+DST_NIGHTS = [
+    at(night) + timedelta(minutes=5 * i)
+    for night in ("2026-03-28T22:00", "2026-10-24T22:00")
+    for i in range(72)
+]
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        pytest.param({**CHRISTMAS, "schedule": "0 2 * * *", "durationMinutes": 30}, id="deny-02"),
+        pytest.param(
+            {**CHRISTMAS, "schedule": "30 1 * * *", "durationMinutes": 60}, id="deny-0130"
+        ),
+        pytest.param({**WORKDAYS, "schedule": "0 2 * * *", "durationMinutes": 30}, id="allow-02"),
+        pytest.param({**WORKDAYS, "schedule": "*/20 * * * *", "durationMinutes": 5}, id="allow-20"),
+    ],
+)
+def test_a_window_never_ends_or_opens_in_the_past_across_dst_changes(
+    window: dict[str, Any],
+) -> None:
+    """Every 5 minutes through Berlin's DST nights (02:00-03:00 skipped, then repeated):
+    a window said open is open until a later instant, a deploy held is told a later
+    opening. Compared as wall clocks, the repeated hour read "open until 00:30Z" at
+    01:10Z, and "the next window opens at 2026-10-25T00:30Z (in 0m)"."""
+    parsed = DeployWindow.model_validate(window)
+    for now in DST_NIGHTS:
+        end = windows.open_until(parsed, now)
+        assert end is None or end > now, (now, end)
+        state = windows.evaluate([parsed], now)
+        assert state.opens is None or state.opens > now, (now, state)
+
+
+def test_a_hostile_set_of_windows_costs_a_bounded_number_of_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sixty one-minute deny windows, one at each minute: never allowed. Looking for the
+    next opening read them about 240,000 times (26 s of CPU per pass on this machine, a
+    worker held while other releases wait for their rollbacks); now a bounded number."""
+    reads = 0
+    real_open_until, real_next_start = windows.open_until, windows.next_start
+
+    def open_until(window: DeployWindow, t: datetime) -> datetime | None:
+        nonlocal reads
+        reads += 1
+        return real_open_until(window, t)
+
+    def next_start(window: DeployWindow, t: datetime) -> datetime:
+        nonlocal reads
+        reads += 1
+        return real_next_start(window, t)
+
+    monkeypatch.setattr(windows, "open_until", open_until)
+    monkeypatch.setattr(windows, "next_start", next_start)
+    every_minute = [
+        DeployWindow.model_validate(
+            {"kind": "deny", "schedule": f"{m} * * * *", "durationMinutes": 1}
+        )
+        for m in range(60)
+    ]
+    state = windows.evaluate(every_minute, FRIDAY_1630)
+    assert (state.allowed, state.opens) == (False, None)
+    assert reads <= 3000, reads
+    # Overlapping denies (nights in Berlin, then in New York) are read to the last one's
+    # end, with the opening between them still found.
+    reads = 0
+    nights = [
+        DeployWindow.model_validate(
+            {**CHRISTMAS, "schedule": "0 18 * * *", "durationMinutes": 900, "timeZone": zone}
+        )
+        for zone in ("Europe/Berlin", "America/New_York")
+    ]
+    state = windows.evaluate(nights, at("2026-11-27T18:00"))
+    assert state.opens == at("2026-11-28T14:00"), state
+    assert reads <= 30, reads
+
+
 def test_status_says_when_the_next_window_opens() -> None:
     rel = release(deployWindows=[WORKDAYS])
     action = decide(rel, observe(), now=FRIDAY_1630)
     assert action.reason is Reason.OUTSIDE_DEPLOY_WINDOW
     assert "next window opens at 2026-11-30T08:00Z (in 2d 15h 30m)" in action.message
+    # ... and is looked at again then, not at a resync minutes after (or never, for a
+    # window shorter than the resync interval).
+    assert action.requeue_after == (at("2026-11-30T08:00") - FRIDAY_1630).total_seconds()
     assert isinstance(decide(rel, observe(), now=at("2026-11-30T08:00")), Deploy)
 
 
@@ -487,3 +609,46 @@ def test_a_deploy_clones_what_the_preflight_checked() -> None:
     )
     action = decide(release(), observed)
     assert isinstance(action, Deploy) and action.base == TD_OLD.arn, action.message
+
+
+# --- a window closing mid-rollout ------------------------------------------------------------
+
+NEXT = image("v3")
+TD_NEXT = task_definition("api", 4, {"api": NEXT, "proxy": PROXY_OLD}, {TAG_RELEASE: "api-prod"})
+HOLDING = replace(NOTHING_PASSES, images={**NOTHING_PASSES.images, NEXT: FOUND})
+
+
+def rolling(td: TaskDefinition, failed: int = 0, **spec: Any) -> Observation:
+    """``td`` rolling out over TD_OLD (last-good), with every release-flow check holding."""
+    primary = build_deployment(td, RolloutState.IN_PROGRESS, age=60, updated_ago=10, failed=failed)
+    old = build_deployment(TD_OLD, status=DeploymentStatus.ACTIVE)
+    return Observation(
+        service=service(primary, old, tags=memory_tags(last_good=TD_OLD.arn, deploying=FP_NEW)),
+        task_definitions={**TDS, TD_NEXT.arn: TD_NEXT},
+        flow=HOLDING,
+    )
+
+
+@pytest.mark.parametrize(
+    ("api", "running", "failed", "expected"),
+    [
+        pytest.param(NEW, TD_NEW, 0, Reason.ROLLOUT_IN_PROGRESS, id="started-inside-finishes"),
+        pytest.param(NEW, TD_NEW, 3, Reason.ROLLING_BACK, id="failing-is-rolled-back"),
+        pytest.param(OLD, TD_NEW, 0, Reason.REVERTING, id="spec-reverted-mid-rollout-goes-back"),
+        pytest.param(NEXT, TD_NEW, 0, Reason.ROLLOUT_IN_PROGRESS, id="superseded-finishes-first"),
+        pytest.param(NEXT, TD_OLD, 0, Reason.PROMOTION_BLOCKED, id="the-next-release-is-held"),
+    ],
+)
+def test_a_window_closing_mid_rollout_holds_only_what_has_not_started(
+    api: str, running: TaskDefinition, failed: int, expected: Reason
+) -> None:
+    """A deny window (and every other check) holding from now on: the rollout ECS
+    runs is judged to its end, rolled back when it fails, and a revert of the spec
+    goes back at once; only a release not yet started waits (Argo CD's windows too
+    gate the start of a sync, not one in progress)."""
+    rel = build_release(containers={"api": api, "proxy": PROXY_OLD}, **EVERY_POLICY)
+    observed = observe(TD_OLD, HOLDING) if running is TD_OLD else rolling(running, failed)
+    action = decide(rel, observed)
+    assert action.reason is expected, action.message
+    if expected is Reason.ROLLING_BACK:
+        assert isinstance(action, Rollback) and action.to == TD_OLD.arn

@@ -92,9 +92,30 @@ def errors_of(tmp_path: Path, files: dict[str, str]) -> list[str]:
             id="promotion-cycle",
         ),
         pytest.param(
+            {
+                # a waits for b Synced, b waits for a to prove its images: once both
+                # specs move, each holds the other forever (WaitingForDependency,
+                # PromotionBlocked), though neither kind of edge alone has a cycle.
+                "a.yaml": release("a", "  dependsOn: [c]"),
+                "b.yaml": release("b", "  promotion: {from: [a]}"),
+                "c.yaml": release("c", "  dependsOn: [b]"),
+            },
+            [
+                "a.yaml:8: spec.dependsOn[0]: dependsOn and promotion cycle: a -> c -> b -> a",
+                "b.yaml:8: spec.promotion.from[0]: dependsOn and promotion cycle: a -> c -> b -> a",
+                "c.yaml:8: spec.dependsOn[0]: dependsOn and promotion cycle: a -> c -> b -> a",
+            ],
+            id="cycle-through-dependsOn-and-promotion",
+        ),
+        pytest.param(
             {"a.yaml": release("a", "  promotion:", "    from: [a]")},
             ["a.yaml:9: spec.promotion.from[0]: 'a' is this release itself"],
             id="promoted-from-itself",
+        ),
+        pytest.param(
+            {"a.yaml": release("a", "  dependsOn: [b, a]"), "b.yaml": release("b")},
+            ["a.yaml:8: spec.dependsOn[1]: 'a' is this release itself"],
+            id="depends-on-itself",
         ),
         pytest.param(
             {"a.yaml": release("a", "  promotion: {from: [staging]}")},
@@ -131,6 +152,27 @@ def errors_of(tmp_path: Path, files: dict[str, str]) -> list[str]:
                 "(e.g. UTC, Europe/Berlin)",
             ],
             id="bad-windows",
+        ),
+        pytest.param(
+            {
+                "a.yaml": release(
+                    "a",
+                    "  deployWindows:",
+                    "    - {kind: allow, schedule: '0 9 31 4,6 *', durationMinutes: 60}",
+                    "    - {kind: deny, schedule: '0 0 29 2 *', durationMinutes: 60,"
+                    " timeZone: localtime}",
+                )
+            },
+            [
+                # Valid cron fields naming no date: croniter finds no run, and every pass
+                # of a pending deploy raised (retried forever) instead of saying why.
+                "a.yaml:9: spec.deployWindows[0].schedule: '0 9 31 4,6 *' never fires: no "
+                "date matches its day-of-month and month",
+                # The daemon host's zone, not a place: the window would move with the host.
+                "a.yaml:10: spec.deployWindows[1].timeZone: 'localtime' is not an IANA time "
+                "zone (e.g. UTC, Europe/Berlin)",
+            ],
+            id="windows-that-never-fire-or-follow-the-host",
         ),
         pytest.param(
             {"a.yaml": release("a", "  rollout: {approval: always}")},

@@ -47,13 +47,16 @@ from ecsop.decision.observation import Observation, Options, SpecState
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.step_state import (
     STARTED_BY_MAX,
+    Overdue,
     StepKind,
     StepsSeen,
     StepTask,
     client_token,
+    definition,
     started_by,
 )
 from ecsop.spec.model import ServiceRelease, fingerprint
+from ecsop.spec.step import Step
 
 OLD = "repo/api@sha256:" + "0" * 64
 NEW = "repo/api@sha256:" + "1" * 64
@@ -99,6 +102,7 @@ def seen(
     records: dict[str, StepRecord] | None = None,
     tasks: dict[str, tuple[StepTask, ...]] | None = None,
     elsewhere: tuple[str, ...] = (),
+    overdue: tuple[Overdue, ...] = (),
 ) -> StepsSeen:
     return StepsSeen(
         kind=kind,
@@ -108,6 +112,7 @@ def seen(
         records=records or {},
         tasks=tasks or {},
         elsewhere=elsewhere,
+        overdue=overdue,
     )
 
 
@@ -395,6 +400,50 @@ def test_a_failed_migration_says_what_and_where_its_logs_are() -> None:
         assert words in action.message, action.message
 
 
+@pytest.mark.parametrize(
+    "fixed",
+    [
+        pytest.param({"command": ["migrate", "--fake-initial"]}, id="command"),
+        pytest.param({"environment": {"DJANGO_SETTINGS_MODULE": "prod"}}, id="environment"),
+        pytest.param({"timeoutSeconds": 3600}, id="timeout"),
+    ],
+)
+def test_a_failed_step_the_spec_fixed_runs_again_with_the_same_images(
+    fixed: dict[str, Any],
+) -> None:
+    """Same images, same fingerprint: the failure was of the old command, not of the fix.
+
+    Before, the release stayed Degraded ("fix it and change the spec") after
+    the person did exactly that, until `ecsop retry`.
+    """
+    old = definition(Step.model_validate(MIGRATE))
+    failed = replace(FAILED, definition=old)
+    obs = out_of_date(seen(revision=TD_NEW, records={"migrate": failed}))
+    unchanged = decide(release(), obs)
+    assert isinstance(unchanged, Wait) and unchanged.phase is Phase.DEGRADED
+    assert "fix its command, environment, timeout or images" in unchanged.message
+    rel = release(preDeploy=[{**MIGRATE, **fixed}])
+    action = decide(rel, obs)
+    assert isinstance(action, RunStep), action.message
+    assert action.started_by == started_by("api-prod", FP_NEW, "migrate", 2)
+    assert action.record.state is StepState.STARTED and action.record.attempt == 2
+    assert action.record.definition == definition(rel.spec.pre_deploy[0]) != old
+    still_running = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": failed}, tasks={"migrate": (task(),)})
+    )
+    assert isinstance(decide(rel, still_running), StopStep), "the failed task is stopped first"
+
+
+def test_a_failure_of_an_unknown_or_the_same_definition_waits_and_a_success_never_reruns() -> None:
+    rel = release(preDeploy=[{**MIGRATE, "command": ["migrate", "--fake-initial"]}])
+    older = decide(rel, out_of_date(seen(revision=TD_NEW, records={"migrate": FAILED})))
+    assert isinstance(older, Wait) and older.reason is Reason.STEP_FAILED
+    done = replace(SUCCEEDED, definition="0a1b2c3d")
+    assert isinstance(
+        decide(rel, out_of_date(seen(revision=TD_NEW, records={"migrate": done}))), Deploy
+    )
+
+
 def test_a_timeout_records_the_failure_before_stopping() -> None:
     obs = out_of_date(
         seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (task(age=400),)})
@@ -460,6 +509,7 @@ def test_steps_are_read_only_where_they_may_run() -> None:
         pytest.param(SUCCEEDED, id="succeeded"),
         pytest.param(FAILED, id="failed"),
         pytest.param(FAILED.retried(), id="retried"),
+        pytest.param(replace(FAILED, definition="0a1b2c3d", limit=86400), id="with-its-definition"),
         pytest.param(
             replace(FAILED, why="CannotPullContainerError: pull (access denied) 'x' → y"),
             id="ecs-words-made-tag-safe",
@@ -493,3 +543,163 @@ def test_task_identities_fit_ecs_limits(attempt: int) -> None:
     assert started_by(name, FP_NEW, "migrate", attempt) != started_by(
         name + "b", FP_NEW, "migrate", attempt
     ), "two releases sharing a fingerprint never share a task"
+
+
+CLOSED = {"kind": "deny", "schedule": "0 0 * * *", "durationMinutes": 1440}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "expected"),
+    [
+        pytest.param((task(age=400),), StopStep, id="past-its-timeout-is-stopped"),
+        pytest.param((task("STOPPED", exit_code=0),), RecordStep, id="finished-is-recorded"),
+        pytest.param((task(age=60),), StepRunning, id="running-is-shown-and-polled"),
+    ],
+)
+def test_a_hold_that_begins_mid_migration_still_watches_the_migration(
+    tasks: tuple[StepTask, ...], expected: type
+) -> None:
+    """The deploy window closes (or the policy file breaks) while a migration runs.
+
+    The hold keeps the deploy and any new step from starting, but the step in
+    flight is still watched, as for an invalid spec: a hung migration is stopped
+    at its timeout, not at the next window days later, and its outcome recorded.
+    """
+    obs = out_of_date(seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": tasks}))
+    action = decide(release(deployWindows=[CLOSED]), obs)
+    assert isinstance(action, expected), action.message
+    nothing_started = out_of_date(seen(revision=TD_NEW))
+    held = decide(release(deployWindows=[CLOSED]), nothing_started)
+    assert held.reason is Reason.OUTSIDE_DEPLOY_WINDOW, "a hold never starts a step"
+    done = out_of_date(seen(revision=TD_NEW, records={"migrate": SUCCEEDED}))
+    held = decide(release(deployWindows=[CLOSED]), done)
+    assert held.reason is Reason.OUTSIDE_DEPLOY_WINDOW, "nor deploys"
+
+
+def test_a_revision_whose_smoke_test_failed_is_not_deployed_again_to_fail_it_again() -> None:
+    """A revert at the worst moment: F2's smoke test failed (rolled back), F3 failed too
+    (the service's failed record now names F3), and the spec goes back to F2.
+
+    Before, F2 was deployed to every task, and only once its rollout completed did
+    the bake read its old failed verify record and roll it back: a known-bad
+    revision served production for a whole rollout, without its smoke test even
+    running. Now the deploy is held, Degraded, until `ecsop retry` (or a fix).
+    """
+    smoke_failed = replace(FAILED, why="smoke exited 1")
+    failed_revision = replace(TD_NEW, tags={**TD_NEW.tags, step_tag("smoke"): smoke_failed.value()})
+    rel = release(preDeploy=[], verify=[SMOKE])
+    obs = Observation(
+        service(
+            build_deployment(TD_OLD),
+            tags=memory_tags(last_good=TD_OLD.arn, failed="f3f3f3f3f3f3f3f3"),
+        ),
+        {TD_OLD.arn: TD_OLD, TD_NEW.arn: failed_revision},
+        steps=seen(revision=failed_revision, records=step_records(failed_revision.tags)),
+    )
+    view = situation.classify(rel, obs, Options())
+    query = steps.query(rel, obs, view, Options())
+    assert query is not None, "the revision a deploy would use is read before deploying"
+    action = decide(rel, obs)
+    assert not isinstance(action, Deploy)
+    assert (action.phase, action.reason) == (Phase.DEGRADED, Reason.STEP_FAILED)
+    assert "verify step smoke failed (attempt 1)" in action.message, action.message
+    assert "ecsop retry api-prod" in action.message
+    retried = replace(obs, steps=seen(revision=TD_NEW, records={"smoke": smoke_failed.retried()}))
+    assert isinstance(decide(rel, retried), Deploy), "after `ecsop retry` it is deployed"
+    unread = replace(obs, steps=None)
+    assert isinstance(decide(rel, unread), Deploy), "verify-only releases deploy as before"
+
+
+def test_an_earlier_specs_migration_past_its_own_timeout_is_stopped_not_waited_for() -> None:
+    """A migration hangs; the person pushes a fix (another fingerprint) before its timeout.
+
+    Before, nobody enforced the hung one's timeout once its spec moved on: the fix
+    waited "for step migrate of ... to finish" for 25 hours (``STEP_SPAN_SECONDS``),
+    then migrated concurrently with the hung one.
+    """
+    earlier = "arn:aws:ecs:us-east-1:111122223333:task-definition/api:7"
+    started = replace(STARTED, at=int(NOW.timestamp()) - 400, limit=300)
+    hung = task(age=400)
+    overdue = Overdue(earlier, "migrate", "e" * 16, started, hung)
+    text = "step migrate of eeeeeeeeeeeeeeee (an earlier spec, task 01234567)"
+    action = decide(release(), out_of_date(seen(elsewhere=(text,), overdue=(overdue,))))
+    assert isinstance(action, StopStep), action.message
+    assert (action.revision, action.task_arn, action.step) == (earlier, hung.arn, "migrate")
+    assert action.record is not None and action.record.state is StepState.FAILED
+    assert "timed out after 300s" in action.record.why
+    assert "an earlier spec" in action.message
+    # Killed between that record and StopTask: stopped again, the failure not rewritten.
+    failed = replace(overdue, record=action.record)
+    again = decide(release(), out_of_date(seen(elsewhere=(text,), overdue=(failed,))))
+    assert isinstance(again, StopStep) and again.record is None
+    # Its container exited while the task runs on (not essential): stopped, not recorded.
+    exited = replace(overdue, task=replace(hung, exit_code=0))
+    left = decide(release(), out_of_date(seen(elsewhere=(text,), overdue=(exited,))))
+    assert isinstance(left, StopStep) and left.record is None
+    assert "exited with code 0" in left.message
+    # Once ECS stops it, the fix waits for it to be gone, then migrates.
+    stopping = decide(release(), out_of_date(seen(elsewhere=(text,))))
+    assert isinstance(stopping, Wait) and stopping.reason is Reason.STEP_BLOCKED
+    assert isinstance(decide(release(), out_of_date(seen())), RunStep)
+
+
+def test_a_started_record_carries_the_timeout_it_was_started_with() -> None:
+    action = decide(release(), out_of_date(seen()))
+    assert isinstance(action, RunStep)
+    assert action.record.limit == 300
+    assert StepRecord.read(action.record.value()).limit == 300
+
+
+@pytest.mark.parametrize("exit_code", [0, 3])
+def test_a_step_container_that_exits_while_the_task_runs_on_is_judged_by_its_exit(
+    exit_code: int,
+) -> None:
+    """The step's container is not ``essential``: its exit does not stop the task (the
+    app container, essential, runs on). Before, the step ran "until its timeout" and was
+    recorded failed ("timed out") however its container exited; the task ran on.
+    """
+    exited = replace(task(age=30), exit_code=exit_code)
+    obs = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (exited,)})
+    )
+    action = decide(release(), obs)
+    assert isinstance(action, StopStep), action.message
+    assert action.record is None, "recorded once the task stopped, by the step's own exit"
+    assert action.phase is Phase.PROGRESSING
+    assert f"exited with code {exit_code}" in action.message
+    stopping = replace(exited, desired_status="STOPPED")
+    waiting = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (stopping,)})
+    )
+    assert isinstance(decide(release(), waiting), StepRunning)
+    killed = replace(task("STOPPED", age=60), exit_code=exit_code)
+    done = decide(
+        release(),
+        out_of_date(
+            seen(revision=TD_NEW, records={"migrate": STARTED}, tasks={"migrate": (killed,)})
+        ),
+    )
+    assert isinstance(done, RecordStep)
+    assert done.outcome == ("succeeded" if exit_code == 0 else "failed")
+
+
+@pytest.mark.parametrize(
+    ("started_with", "spec_timeout", "stopped"),
+    [
+        pytest.param(3600, 300, False, id="lowered-mid-run-does-not-cut-it-short"),
+        pytest.param(300, 3600, False, id="raised-mid-run-lets-it-finish"),
+        pytest.param(300, 300, True, id="unchanged-times-out"),
+        pytest.param(0, 300, True, id="recorded-by-an-earlier-ecsop"),
+    ],
+)
+def test_a_timeout_edited_while_the_step_runs_never_cuts_it_short(
+    started_with: int, spec_timeout: int, stopped: bool
+) -> None:
+    """Someone lowers ``timeoutSeconds`` (same images) while a migration runs. Before, the
+    next pass killed the migration mid-way, at the new, shorter timeout."""
+    record = replace(STARTED, limit=started_with)
+    obs = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": record}, tasks={"migrate": (task(age=400),)})
+    )
+    action = decide(release(preDeploy=[{**MIGRATE, "timeoutSeconds": spec_timeout}]), obs)
+    assert isinstance(action, StopStep if stopped else StepRunning), action.message

@@ -26,9 +26,11 @@ from collections.abc import Iterable, Mapping
 
 from ecsop.aws.clients import AwsError
 from ecsop.aws.ecs import EcsGateway
-from ecsop.decision.ecs_state import ServiceState, TaskDefinitionArn
+from ecsop.decision.ecs_state import Fingerprint, ServiceState, TaskDefinitionArn
 from ecsop.decision.memory import ServiceMemory, proves
+from ecsop.decision.observation import fingerprint_of
 from ecsop.spec.images import digest_of
+from ecsop.spec.model import ServiceRelease
 
 
 class ProofReader:
@@ -45,11 +47,19 @@ class ProofReader:
         upstream: ServiceState,
         release: str,
         digests: Iterable[str],
+        spec: ServiceRelease | None = None,
     ) -> frozenset[str]:
-        """The digests among ``digests`` that ``release`` (on ``upstream``) proved."""
+        """The digests among ``digests`` that ``release`` (on ``upstream``) proved.
+
+        With the upstream's ``spec``, a revision of the fingerprint its failed record
+        names proves nothing, proof or not: the proof is written before last-good, so a
+        pass that lost the last-good write and then saw the bake fail rolled back a
+        revision already tagged proven.
+        """
         remaining = set(digests)
         proven: set[str] = set()
         memory = ServiceMemory.read(upstream.tags)
+        failed = memory.failed.fingerprint if memory.failed is not None and spec else None
         first: list[TaskDefinitionArn] = []
         if memory.last_good and memory.vouches_for_last_good(upstream.arn, release):
             first.append(memory.last_good)
@@ -58,7 +68,7 @@ class ProofReader:
         for arn in dict.fromkeys(first):
             if not remaining:
                 break
-            family = self._consider(gateway, arn, release, remaining, proven)
+            family = self._consider(gateway, arn, release, remaining, proven, spec, failed)
             families.append(family)
         for family in dict.fromkeys(f for f in families if f):
             if not remaining:
@@ -66,7 +76,7 @@ class ProofReader:
             for arn in gateway.newest_revisions(family):
                 if not remaining:
                     break
-                self._consider(gateway, arn, release, remaining, proven)
+                self._consider(gateway, arn, release, remaining, proven, spec, failed)
         return frozenset(proven)
 
     def _consider(
@@ -76,6 +86,8 @@ class ProofReader:
         release: str,
         remaining: set[str],
         proven: set[str],
+        spec: ServiceRelease | None = None,
+        failed: Fingerprint | None = None,
     ) -> str:
         """Move the digests revision ``arn`` proves from ``remaining`` to ``proven``.
 
@@ -88,6 +100,8 @@ class ProofReader:
             if error.retryable:
                 raise
             return ""
+        if failed is not None and spec is not None and fingerprint_of(spec, revision) == failed:
+            return revision.family
         carried = {d for d in map(digest_of, revision.images.values()) if d} & remaining
         if carried and self._proves(gateway, revision.arn, revision.tags, release):
             proven |= carried

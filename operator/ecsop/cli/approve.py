@@ -1,8 +1,8 @@
 """``ecsop approve NAME``: record the approval of a release's exact fingerprint, in AWS.
 
 A release with ``rollout.approval: manual`` waits (``AwaitingApproval``) until
-this command tags its service ``ecsop:approval`` with the fingerprint of the
-spec as the approver's checkout has it, who approved (the caller identity of
+this command tags its service ``ecsop:approval`` with the fingerprint and a
+hash of the rest of the spec as the approver's checkout has it, who approved (the caller identity of
 the approver's own credentials, from STS GetCallerIdentity) and when (AWS's
 time, the Date of the DescribeServices answer). A later spec change has
 another fingerprint and needs another approval. Then it asks a running daemon
@@ -25,6 +25,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from ecsop.cli import options
 from ecsop.cli.release_lookup import unknown_release
 
 DEFAULT_URL = "http://127.0.0.1:9100"
@@ -52,6 +53,7 @@ def register(sub: Any, spec_options: Callable[[argparse.ArgumentParser], None]) 
         help=f"a running daemon to wake (env ECSOP_URL; default {DEFAULT_URL}); "
         "unreachable is fine, it will notice on its next resync",
     )
+    options.api_token_option(approve)
     spec_options(approve)
     approve.set_defaults(
         handler=lambda args: main(
@@ -60,11 +62,20 @@ def register(sub: Any, spec_options: Callable[[argparse.ArgumentParser], None]) 
             url=args.url,
             default_region=args.region,
             allow_mutable_tags=args.allow_mutable_tags,
+            token=options.api_token(args.api_token_file),
         )
     )
 
 
-def main(specs: Path, name: str, *, url: str, default_region: str, allow_mutable_tags: bool) -> int:
+def main(
+    specs: Path,
+    name: str,
+    *,
+    url: str,
+    default_region: str,
+    allow_mutable_tags: bool,
+    token: str | None = None,
+) -> int:
     from ecsop.aws.clients import AwsError, ClientFactory
     from ecsop.aws.ecs import GatewayPool
     from ecsop.aws.identity import caller_arn
@@ -77,6 +88,7 @@ def main(specs: Path, name: str, *, url: str, default_region: str, allow_mutable
         ApprovalRecord,
         user_tag_count,
     )
+    from ecsop.decision.release_flow import approval
     from ecsop.spec import loader
 
     loaded = loader.load(
@@ -115,7 +127,7 @@ def main(specs: Path, name: str, *, url: str, default_region: str, allow_mutable
             return 1
         who = caller_arn(clients.client, release.region)
         when = (state.observed_at or _now()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        record = ApprovalRecord(fingerprint, who, when)
+        record = ApprovalRecord(fingerprint, who, when, approval.content(release.release))
         gateways.ecs(release.region, spec.role_arn).tag_service(state.arn, record.tags())
     except AwsError as exc:
         print(f"ecsop approve: {exc.code}: {exc.message}", file=sys.stderr)
@@ -124,7 +136,14 @@ def main(specs: Path, name: str, *, url: str, default_region: str, allow_mutable
     print(f"{name}: approved {fingerprint} ({images}) as {who} at {when}")
     try:
         request = urllib.request.Request(f"{url.rstrip('/')}/requeue/{name}", method="POST")
+        if token is not None:  # as ``ecsop retry`` sends it; a daemon with one requires it
+            request.add_unredirected_header("Authorization", f"Bearer {token}")
         urllib.request.urlopen(request, timeout=3).close()
+    except urllib.error.HTTPError as exc:
+        print(
+            f"(daemon at {url} refused to reconcile now: HTTP {exc.code}; give its API token "
+            "with --api-token-file or ECSOP_API_TOKEN; it will notice on its next resync)"
+        )
     except (urllib.error.URLError, OSError):
         print(f"(daemon at {url} not reachable; it will notice on its next resync)")
     return 0

@@ -96,7 +96,7 @@ def main(
             return _refuse(f"{source} has no last-good revision ecsop recorded: nothing proven")
         revision = gateway.task_definition(last_good)
         digests = {d for d in map(image_refs.digest_of, revision.images.values()) if d}
-        proven = ProofReader().proven(gateway, state, source, digests)
+        proven = ProofReader().proven(gateway, state, source, digests, upstream.release)
     except AwsError as exc:
         return _refuse(f"{exc.code}: {exc.message}")
     if not digests or proven != frozenset(digests):

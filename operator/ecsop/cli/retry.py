@@ -40,7 +40,11 @@ def main(specs: Path, name: str, *, url: str, default_region: str, allow_mutable
         if isinstance(state, ServiceMissing):
             print(f"ecsop retry: service {spec.cluster}/{spec.service} not found", file=sys.stderr)
             return 1
-        for step in step_retry.clear_failed_steps(gateway, state, release.release):
+        cleared_steps = step_retry.clear_failed_steps(gateway, state, release.release)
+        if isinstance(cleared_steps, step_retry.StillStopping):
+            print(f"ecsop retry: {name}: nothing retried: {cleared_steps}", file=sys.stderr)
+            return 1
+        for step in cleared_steps:
             print(f"{name}: cleared failed {step}")
             retried_steps = True
         memory = ServiceMemory.read(state.tags)

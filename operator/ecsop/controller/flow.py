@@ -162,7 +162,7 @@ class FlowGatherer:
                 if isinstance(state, ServiceMissing):
                     found[name] = UpstreamProof(error=f"its service is missing: {state.reason}")
                     continue
-                proven = self.proofs.proven(gateway, state, name, digests)
+                proven = self.proofs.proven(gateway, state, name, digests, upstream.release)
             except AwsError as error:
                 if error.retryable:
                     raise

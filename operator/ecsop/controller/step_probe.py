@@ -19,6 +19,10 @@ What is read, and why each read:
   this fingerprint runs): a migration of the previous fingerprint must end
   before the next one starts.
 
+A release with verify steps only is read before a deploy too: a verify step
+recorded failed on the revision the deploy would use holds it
+(``steps.before_deploy``).
+
 An AWS error leaves the steps unread: the decision then starts nothing.
 """
 
@@ -36,7 +40,15 @@ from ecsop.decision.ecs_state import Fingerprint, TaskDefinition
 from ecsop.decision.memory import RevisionMemory, StepRecord, StepState, step_records
 from ecsop.decision.observation import Observation, Options
 from ecsop.decision.situation import View
-from ecsop.decision.step_state import StepKind, StepsSeen, StepTask, describe_task, started_by
+from ecsop.decision.step_state import (
+    Overdue,
+    StepKind,
+    StepsSeen,
+    StepTask,
+    describe_task,
+    redefined,
+    started_by,
+)
 from ecsop.spec.loader import LoadedRelease
 from ecsop.spec.step import Step
 
@@ -115,9 +127,12 @@ class _Reader:
             tasks[first.name] = found
             running = any(not task.stopped for task in found)
         elsewhere: tuple[str, ...] = ()
+        overdue: tuple[Overdue, ...] = ()
         about_to_start = record is None or record.state in (None, StepState.STARTED)
-        if query.kind is StepKind.PRE_DEPLOY and about_to_start and not running and family:
-            elsewhere = self._running_elsewhere(family)
+        if first is not None and record is not None and redefined(record, first):
+            about_to_start = True  # its next attempt (``step_walk``)
+        if query.kind is StepKind.PRE_DEPLOY and query.steps and about_to_start and not running:
+            elsewhere, overdue = self._running_elsewhere(family) if family else ((), ())
         return StepsSeen(
             kind=query.kind,
             fingerprint=query.fingerprint,
@@ -126,6 +141,7 @@ class _Reader:
             records=records,
             tasks=tasks,
             elsewhere=elsewhere,
+            overdue=overdue,
         )
 
     def _settled(self, record: StepRecord) -> bool:
@@ -166,16 +182,18 @@ class _Reader:
                     found.setdefault(name, record)
         return found
 
-    def _running_elsewhere(self, family: str) -> tuple[str, ...]:
-        """This release's pre-deploy steps of other fingerprints whose task still runs."""
-        running = []
+    def _running_elsewhere(self, family: str) -> tuple[tuple[str, ...], tuple[Overdue, ...]]:
+        """This release's steps of other fingerprints whose task still runs, and those of
+        them past the timeout they were started with (or failed, and not yet stopped)."""
+        running, overdue = [], []
         for sibling in self._siblings(family):
             fingerprint = RevisionMemory.read(sibling.tags).fingerprint
             if fingerprint is None or fingerprint == self.query.fingerprint:
                 continue
             for name, record in step_records(sibling.tags).items():
                 recent = self.now.timestamp() - record.at < steps.STEP_SPAN_SECONDS
-                if record.state is not StepState.STARTED or not recent:
+                ended = record.state not in (StepState.STARTED, StepState.FAILED)
+                if ended or not recent:
                     continue
                 tasks = self.gateway.step_tasks(
                     self.cluster,
@@ -183,12 +201,21 @@ class _Reader:
                     "",
                 )
                 live = [task for task in tasks if not task.stopped]
-                if live:
-                    running.append(
-                        f"step {name} of {Fingerprint(fingerprint)} (an earlier spec, "
-                        f"{describe_task(live[0])})"
-                    )
-        return tuple(running)
+                if not live:
+                    continue
+                task = live[0]
+                running.append(
+                    f"step {name} of {Fingerprint(fingerprint)} (an earlier spec, "
+                    f"{describe_task(task)})"
+                )
+                elapsed = (self.now - task.created_at).total_seconds()
+                failed = record.state is StepState.FAILED
+                late = bool(record.limit) and elapsed > record.limit
+                exited = task.exit_code is not None  # its container is not essential
+                if not task.stopping and (failed or late or exited):
+                    found = Overdue(sibling.arn, name, fingerprint, record, task)
+                    overdue.append(found)
+        return tuple(running), tuple(overdue)
 
 
 def _first_pending(all_steps: tuple[Step, ...], records: dict[str, StepRecord]) -> Step | None:

@@ -9,7 +9,7 @@ it. Rollbacks never come through here, so they are never held.
 from __future__ import annotations
 
 from ecsop.decision import candidate, spec_behind, steps, strategy
-from ecsop.decision.actions import Action, Deploy, Wait
+from ecsop.decision.actions import Action, Deploy, RecordStep, StepRunning, StopStep, Wait
 from ecsop.decision.ecs_state import short_name
 from ecsop.decision.memory import MAX_TAGS, SERVICE_KEYS, room_for_memory, user_tag_count
 from ecsop.decision.pass_inputs import PassInputs
@@ -62,16 +62,24 @@ def held(p: PassInputs, reason: Reason) -> Action | None:
       exists), promotion, ordering (``dependsOn``), approval, deploy windows;
     - then ``steps.before_deploy``: every pre-deploy step (migrations) succeeded
       on the revision the deploy will point the service at. Last, so a
-      migration never runs for a deploy that something else still holds.
+      migration never runs for a deploy that something else still holds;
+      one already running is still watched (``_IN_FLIGHT``).
     """
     held = spec_behind.check(p, "deploying " + p.view.desired) or release_flow.held(
         p.release, p.observed, p.view, p.now, self_heal=reason is Reason.SELF_HEAL
     )
-    if held is not None:
-        return held
-    return steps.before_deploy(
+    stepping = steps.before_deploy(
         p.release, p.observed, p.view, p.now, p.poll, deploy_action(p, reason)
     )
+    if held is not None and not isinstance(stepping, _IN_FLIGHT):
+        return held
+    return stepping
+
+
+_IN_FLIGHT = (StepRunning, StopStep, RecordStep)
+"""A pre-deploy step already started: watched (its timeout, its outcome) even while a
+hold that began after it (a window closing, a policy file breaking) keeps the deploy
+and any new step from starting; otherwise a hung migration ran until the hold lifted."""
 
 
 def memory_blocked(p: PassInputs) -> Action | None:

@@ -388,6 +388,12 @@ class StepRecord:
     """ECS's ``stopCode`` (EssentialContainerExited, TaskFailedToStart, UserInitiated, ...)."""
     why: str = ""
     """A short explanation (ECS's stopped reason, "timed out after 900s"), tag-safe."""
+    definition: str = ""
+    """``step_state.definition`` of the step this attempt ran: a failure of another
+    command, environment or timeout is not the current step's (empty: not known)."""
+    limit: int = 0
+    """The attempt's ``timeoutSeconds`` (0: not known): enforced even once the spec that
+    set it moved on (``step_probe`` finds an earlier spec's step past it)."""
 
     @classmethod
     def read(cls, value: str) -> StepRecord:
@@ -408,6 +414,8 @@ class StepRecord:
             exit_code=_number(words.get("exit")),
             stop_code=words.get("stop", ""),
             why=why.strip(),
+            definition=words.get("def", ""),
+            limit=_number(words.get("limit")) or 0,
         )
 
     def value(self) -> str:
@@ -423,6 +431,10 @@ class StepRecord:
             words.append(f"exit={self.exit_code}")
         if self.stop_code:
             words.append(f"stop={_tag_safe(self.stop_code).replace(' ', '')}")
+        if self.definition:
+            words.append(f"def={self.definition}")
+        if self.limit:
+            words.append(f"limit={self.limit}")
         text = " ".join(words)
         if self.why:
             text = f"{text} why={_tag_safe(self.why)}"
@@ -430,9 +442,14 @@ class StepRecord:
 
     # --- transitions ------------------------------------------------------------------
 
-    def started(self, at: int) -> StepRecord:
-        """Before RunTask; a re-sent RunTask of the same attempt keeps the first time."""
-        return replace(self, state=StepState.STARTED, at=self.at or at)
+    def started(self, at: int, definition: str = "", limit: int = 0) -> StepRecord:
+        """Before RunTask; a re-sent RunTask of the same attempt keeps the first time.
+
+        ``definition`` and ``limit`` (its timeout) are the step's as this RunTask sends it.
+        """
+        return replace(
+            self, state=StepState.STARTED, at=self.at or at, definition=definition, limit=limit
+        )
 
     def finished(
         self, succeeded: bool, task: str, exit_code: int | None, stop_code: str, why: str
@@ -492,7 +509,7 @@ promotable after the release moved on (``ecsop.decision.release_flow.promotion``
 One key per release, so two releases proving one revision never overwrite each other.
 """
 TAG_APPROVAL = "ecsop:approval"
-"""On a service whose release needs approval: ``fp=FINGERPRINT at=TIME by=WHO``.
+"""On a service whose release needs approval: ``fp=FINGERPRINT spec=HASH at=TIME by=WHO``.
 
 Written by ``ecsop approve`` (never by the daemon), before the revision it
 approves exists, so it lives on the service, not on a revision; it is a third
@@ -530,6 +547,9 @@ class ApprovalRecord:
     fingerprint: Fingerprint
     by: str = ""
     at: str = ""
+    spec: str = ""
+    """A hash of the rest of the release's spec as approved (``release_flow.approval.content``):
+    the same images with another migration command are another release to approve."""
 
     @classmethod
     def read(cls, tags: Mapping[str, str]) -> ApprovalRecord | None:
@@ -537,10 +557,16 @@ class ApprovalRecord:
         words = dict(word.split("=", 1) for word in raw.split() if "=" in word)
         if not words.get("fp"):
             return None
-        return cls(Fingerprint(words["fp"]), words.get("by", ""), words.get("at", ""))
+        return cls(
+            Fingerprint(words["fp"]),
+            words.get("by", ""),
+            words.get("at", ""),
+            words.get("spec", ""),
+        )
 
     def tags(self) -> dict[str, str]:
         """The one tag; ``by`` is cut to fit ECS's 256 characters, odd characters replaced."""
-        head = f"fp={self.fingerprint} at={self.at} by="
+        spec = f" spec={self.spec}" if self.spec else ""
+        head = f"fp={self.fingerprint}{spec} at={self.at} by="
         who = "".join(c if c in _TAG_VALUE_ALLOWED and c != " " else "_" for c in self.by)
         return {TAG_APPROVAL: head + who[: MAX_TAG_VALUE - len(head)]}

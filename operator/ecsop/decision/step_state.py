@@ -20,13 +20,15 @@ and ``ecsop.decision.steps`` decides from. Pure values; no I/O.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from ecsop.decision.ecs_state import Fingerprint, TaskDefinition, short_name
-from ecsop.decision.memory import StepRecord
+from ecsop.decision.memory import StepRecord, StepState
+from ecsop.spec.step import Step
 
 STARTED_BY_MAX = 36
 """ECS's limit on ``startedBy`` (the StartTask reference; RunTask's model now says 128)."""
@@ -81,6 +83,21 @@ class StepTask:
 
 
 @dataclass(frozen=True)
+class Overdue:
+    """A step of an earlier spec whose task still runs past the timeout it was started with.
+
+    Nobody else enforces it: the spec that set it moved on (a new commit, a revert).
+    """
+
+    revision: str
+    """The revision its record is on."""
+    step: str
+    fingerprint: str
+    record: StepRecord
+    task: StepTask
+
+
+@dataclass(frozen=True)
 class StepsSeen:
     """One pass's reading of a release's steps of one kind."""
 
@@ -98,6 +115,8 @@ class StepsSeen:
     step not yet succeeded only."""
     elsewhere: tuple[str, ...] = ()
     """Steps of this release for another fingerprint (an earlier spec) still running."""
+    overdue: tuple[Overdue, ...] = ()
+    """Those of them past their own timeout: stopped before anything else."""
 
     @property
     def target(self) -> TaskDefinition | None:
@@ -127,6 +146,24 @@ def client_token(release: str, fingerprint: str, step: str, attempt: int) -> str
     """
     digest = hashlib.sha256(f"{release}\n{fingerprint}\n{step}\n{attempt}".encode())
     return f"ecsop-step-{digest.hexdigest()[:40]}"
+
+
+def definition(step: Step) -> str:
+    """A short digest of what one run of ``step`` is: container, command, environment, timeout.
+
+    Kept in the step's record (``def=``), so a failure recorded for another
+    definition (the command fixed in the spec, the timeout raised; the images,
+    hence the fingerprint, unchanged) is not taken for the current step's. A
+    digest, never the values: the environment may hold what must not be shown.
+    """
+    text = json.dumps([step.override(), step.timeout_seconds], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def redefined(record: StepRecord, step: Step) -> bool:
+    """``record`` failed a definition of ``step`` that the spec has changed since."""
+    changed = bool(record.definition) and record.definition != definition(step)
+    return changed and record.state is StepState.FAILED
 
 
 def describe_task(task: StepTask) -> str:

@@ -6,14 +6,18 @@ one step needs next, from what the pass read (``Observation.steps``):
 
 - nothing recorded, no task: ``RunStep`` (its ``started`` record first);
 - a task runs: ``StepRunning``, or past its timeout ``StopStep`` (the failure
-  recorded first); a task ECS is already stopping is not stopped again;
+  recorded first); a task ECS is already stopping is not stopped again; a
+  task whose step container exited while others run on (it is not
+  ``essential``) is stopped, and recorded once stopped;
 - its task stopped: ``RecordStep`` (succeeded when the step's container exited 0);
 - ``started`` recorded and no task found: RunTask was not sent, or its answer
   was lost: the same RunTask again (same ``clientToken``, so never a second
   task); after ``LOST_AFTER_SECONDS`` a task can have stopped and left
   ListTasks, so the step is recorded failed instead of risking a second run;
 - ``failed`` recorded: ``Failed`` (the caller says what it means), after
-  stopping a task of it still running.
+  stopping a task of it still running; but a failure of a definition the
+  spec has changed since (its command, environment or timeout: the images,
+  hence the fingerprint, unchanged) is followed by the next attempt.
 
 Pure, like the rest of the decision.
 """
@@ -50,7 +54,9 @@ from ecsop.decision.step_state import (
     StepsSeen,
     StepTask,
     client_token,
+    definition,
     describe_task,
+    redefined,
     revision_name,
     started_by,
 )
@@ -115,10 +121,13 @@ class Walk:
                 continue
             tasks = seen.tasks.get(step.name, ())
             live = [task for task in tasks if not task.stopped]
+            pending = tuple(s.name for s in self.steps[index:] if not _succeeded(seen, s))
             if record.state is StepState.FAILED:
                 stoppable = [task for task in live if not task.stopping]
                 if stoppable:
                     return self._stop(step, stoppable[0], None, f"{self._name(step)} failed")
+                if redefined(record, step):  # the spec changed the step since it failed
+                    return self._run(step, record.retried(), deploy, pending)
                 return Failed(self._failure(step, record))
             if live:
                 return self._running(step, record, live[0])
@@ -131,8 +140,17 @@ class Walk:
                     "by ECS; not run again without `ecsop retry`"
                 )
                 return self._record(step, record.finished(False, "", None, "", why), None)
-            pending = tuple(s.name for s in self.steps[index:] if not _succeeded(seen, s))
             return self._run(step, record, deploy, pending)
+        return None
+
+    def failed(self) -> Failed | None:
+        """The first step recorded failed (for the spec's definition of it), or None."""
+        seen = self.seen
+        assert seen is not None
+        for step in self.steps:
+            record = seen.records.get(step.name, StepRecord())
+            if record.state is StepState.FAILED and not redefined(record, step):
+                return Failed(self._failure(step, record))
         return None
 
     # --- one step ---------------------------------------------------------------------
@@ -167,7 +185,9 @@ class Walk:
             environment=dict(step.environment),
             started_by=started_by(name, self.fingerprint, step.name, attempt),
             client_token=client_token(name, self.fingerprint, step.name, attempt),
-            record=record.started(int(self.now.timestamp())),
+            record=record.started(
+                int(self.now.timestamp()), definition(step), step.timeout_seconds
+            ),
             task_tags=step_task_tags(name, self.fingerprint, step.name, attempt),
             revision=revision,
             deploy=deploy,
@@ -176,24 +196,29 @@ class Walk:
         )
 
     def _running(self, step: Step, record: StepRecord, task: StepTask) -> Action:
+        if task.exit_code is not None and not task.stopping:
+            return self._stop_exited(step, task)
         elapsed = (self.now - task.created_at).total_seconds()
-        if elapsed > step.timeout_seconds and not task.stopping:
-            why = f"timed out after {step.timeout_seconds}s ({task.last_status})"
+        # A spec edit mid-run may raise the timeout (the migration needs longer), never
+        # cut a running migration short: the longer of the two holds (``limit=``).
+        timeout = max(record.limit, step.timeout_seconds)
+        if elapsed > timeout and not task.stopping:
+            why = f"timed out after {timeout}s ({task.last_status})"
             failed = record.finished(False, task.task_id, None, "", why)
             return self._stop(step, task, failed, f"{self._name(step)} {why}")
-        remaining = step.timeout_seconds - elapsed
+        remaining = timeout - elapsed
         target = self.seen.target if self.seen else None
         return StepRunning(
             Phase.PROGRESSING,
             Reason.RUNNING_STEP,
             f"{self._name(step)} running on {revision_name(target)} ({describe_task(task)}, "
-            f"{task.last_status}): {int(elapsed)}s of {step.timeout_seconds}s",
+            f"{task.last_status}): {int(elapsed)}s of {timeout}s",
             min(self.poll, max(remaining, 0.1)),
             kind=self.kind.value,
             step=step.name,
             task=task.arn,
             elapsed_seconds=int(elapsed),
-            timeout_seconds=step.timeout_seconds,
+            timeout_seconds=timeout,
         )
 
     def _finished(self, step: Step, record: StepRecord, task: StepTask) -> Action:
@@ -241,6 +266,27 @@ class Walk:
             task_arn=task.arn,
             record=record,
             stop_reason=f"ecsop: {self.kind.words} step {step.name} {ending}",
+        )
+
+    def _stop_exited(self, step: Step, task: StepTask) -> Action:
+        """The step's container exited, a container it does not end runs on (the step's is
+        not ``essential``): the task is stopped, its outcome recorded once it stopped
+        (``_finished``: the step container's exit code, not the others')."""
+        seen = self.seen
+        assert seen is not None and seen.target is not None
+        return StopStep(
+            Phase.PROGRESSING,
+            Reason.RUNNING_STEP,
+            f"{self._name(step)}: container {step.container} exited with code "
+            f"{task.exit_code}, the task's other containers still run: stopping "
+            f"{describe_task(task)}",
+            0,
+            kind=self.kind.value,
+            step=step.name,
+            revision=seen.target.arn,
+            task_arn=task.arn,
+            record=None,
+            stop_reason=f"ecsop: {self.kind.words} step {step.name} exited",
         )
 
     def _cannot_start(self, step: Step, target: TaskDefinition | None) -> Action | None:

@@ -25,16 +25,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ecsop.decision import rollback, step_walk
-from ecsop.decision.actions import Action, Deploy, Wait
+from ecsop.decision.actions import Action, Deploy, StopStep, Wait
 from ecsop.decision.candidate import CloneSource, clone_source
 from ecsop.decision.ecs_state import Fingerprint, TaskDefinitionArn
 from ecsop.decision.gates import Verdict
-from ecsop.decision.memory import ServiceMemory, room_for_memory
+from ecsop.decision.memory import ServiceMemory, StepState, room_for_memory
 from ecsop.decision.observation import Observation, Options, fingerprint_of
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.rollback import FailedRollout
 from ecsop.decision.situation import Situation, View
-from ecsop.decision.step_state import StepKind
+from ecsop.decision.step_state import Overdue, StepKind, describe_task
 from ecsop.spec.model import ServiceRelease
 from ecsop.spec.step import Step
 
@@ -61,7 +61,9 @@ def query(
 ) -> StepQuery | None:
     """The steps this pass may act on (``situation.Probe.STEPS``), or None."""
     spec = release.spec
-    if view.situation in (Situation.OUT_OF_DATE, Situation.DRIFTED) and spec.pre_deploy:
+    if view.situation in (Situation.OUT_OF_DATE, Situation.DRIFTED) and (
+        spec.pre_deploy or spec.verify
+    ):
         if view.situation is Situation.DRIFTED and not options.self_heal:
             return None
         if not room_for_memory(observed.service.tags) or observed.unwritten is not None:
@@ -86,8 +88,10 @@ def before_deploy(
 ) -> Action | None:
     """What must happen before ``deploy``: the next pre-deploy step, or None when all succeeded."""
     steps = tuple(release.spec.pre_deploy)
-    if not steps or _last_good_carries(release, observed, view):
+    if _last_good_carries(release, observed, view):
         return None
+    if not steps:
+        return _verify_failed(release, observed, view)
     walk = step_walk.Walk(
         release, StepKind.PRE_DEPLOY, steps, observed.steps, view.desired, now, poll
     )
@@ -96,6 +100,8 @@ def before_deploy(
         return blocked
     seen = walk.seen
     assert seen is not None
+    if seen.overdue:
+        return _stop_overdue(seen.overdue[0])
     if seen.elsewhere:
         return Wait(
             Phase.PROGRESSING,
@@ -106,14 +112,62 @@ def before_deploy(
         )
     outcome = walk.next(deploy)
     if isinstance(outcome, step_walk.Failed):
-        return Wait(
-            Phase.DEGRADED,
-            Reason.STEP_FAILED,
-            f"not deploying {view.desired}: {outcome.detail}; fix it and change the spec, or "
-            f"run `ecsop retry {release.name}` to run the step again",
-            None,
-        )
-    return outcome
+        return _not_deploying(release, view, outcome)
+    return outcome or _verify_failed(release, observed, view)
+
+
+def _stop_overdue(overdue: Overdue) -> Action:
+    """An earlier spec's step past its own timeout: recorded failed, then stopped, as
+    ``step_walk`` does for the desired fingerprint's; one recorded failed, or whose
+    container exited while its task runs on, is stopped without a new record."""
+    task, record = overdue.task, overdue.record
+    ended = record.state is StepState.FAILED or task.exit_code is not None
+    why = f"timed out after {record.limit}s ({task.last_status})"
+    if task.exit_code is not None:
+        why = f"exited with code {task.exit_code} (its task runs on)"
+    elif record.state is StepState.FAILED:
+        why = "failed"
+    return StopStep(
+        Phase.PROGRESSING,
+        Reason.STEP_FINISHED,
+        f"step {overdue.step} of {Fingerprint(overdue.fingerprint)} (an earlier spec) {why}: "
+        f"stopping {describe_task(task)}",
+        0,
+        kind=StepKind.PRE_DEPLOY.value,
+        step=overdue.step,
+        revision=TaskDefinitionArn(overdue.revision),
+        task_arn=task.arn,
+        record=None if ended else record.finished(False, task.task_id, None, "", why),
+        stop_reason=f"ecsop: step {overdue.step} of an earlier spec {why.split(' (')[0]}",
+    )
+
+
+def _verify_failed(release: ServiceRelease, observed: Observation, view: View) -> Action | None:
+    """A verify step failed on the revision the deploy would use: deploying it again would
+    serve production a whole rollout, only to roll it back at the bake's first pass.
+
+    Only a revert can get here (the service's failed record names a later
+    failure, else the situation is FAILED_BEFORE); unread steps deploy.
+    """
+    seen = observed.steps
+    if not release.spec.verify or seen is None or seen.revision is None:
+        return None
+    walk = step_walk.Walk(
+        release, StepKind.VERIFY, tuple(release.spec.verify), seen, view.desired, datetime.min, 0
+    )
+    failed = walk.failed()
+    return _not_deploying(release, view, failed) if failed is not None else None
+
+
+def _not_deploying(release: ServiceRelease, view: View, failed: step_walk.Failed) -> Action:
+    return Wait(
+        Phase.DEGRADED,
+        Reason.STEP_FAILED,
+        f"not deploying {view.desired}: {failed.detail}; fix its command, environment, "
+        f"timeout or images in the spec, or run `ecsop retry {release.name}` to run the "
+        "step again",
+        None,
+    )
 
 
 def during_bake(

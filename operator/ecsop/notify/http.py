@@ -10,7 +10,8 @@ sleeps through a backoff.
 
 Redirects are not followed (a webhook URL that moved is a configuration
 error to fix, and a POST must not silently become a GET), and nothing here
-logs a URL: Slack's carries its credential.
+logs a URL: Slack's carries its credential; a URL or header ``http.client``
+refuses (it quotes them) is an error that names neither.
 """
 
 from __future__ import annotations
@@ -135,6 +136,17 @@ class HttpClient:
             raise DeliveryError(
                 "Timeout", f"no answer within {self._timeout:g}s", retryable=True
             ) from exc
+        except (ValueError, http.client.InvalidURL):
+            # http.client quotes the refused header value or URL path: a token, a
+            # Slack webhook's credential. Say what, never the value; the same
+            # request is refused again, so it is not retried.
+            self._on_attempt(self.provider, "InvalidRequest")
+            raise DeliveryError(
+                "InvalidRequest",
+                "the URL or a header has characters HTTP does not allow (a secret with a "
+                "space or newline?)",
+                retryable=False,
+            ) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             code = "Timeout" if isinstance(reason, TimeoutError) else type(reason).__name__

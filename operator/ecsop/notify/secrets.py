@@ -42,9 +42,9 @@ def _resolve(value: Any, info: ValidationInfo, *, plain_allowed: bool) -> Secret
         environ: Mapping[str, str] = context.get(ENVIRON, os.environ)
         if not isinstance(name, str) or not name:
             raise ValueError("env must name an environment variable")
-        if not environ.get(name):
+        if not environ.get(name, "").strip():
             raise ValueError(f"environment variable {name} is not set (or empty)")
-        return SecretStr(environ[name])
+        return SecretStr(environ[name].strip())  # as a file's: a stray newline breaks HTTP
     given = value["file"]
     if not isinstance(given, str) or not given:
         raise ValueError("file must be a path")

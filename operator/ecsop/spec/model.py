@@ -125,7 +125,7 @@ class Rollout(StrictModel):
     approval: Literal["none", "manual"] = Field(
         default="none",
         description="manual: a new release (fingerprint) waits until `ecsop approve NAME` "
-        "records the approval of exactly that fingerprint. Rollbacks never wait.",
+        "records the approval of exactly that fingerprint and spec. Rollbacks never wait.",
     )
 
     @field_validator("alarms")

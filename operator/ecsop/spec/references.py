@@ -3,8 +3,8 @@
 A directory-wide rule of ``ecsop.spec.loader``: every name must be a release
 of the directory (valid or not: an invalid release still exists and is
 waited for), a release never names itself, and neither ``dependsOn`` nor
-``promotion.from`` has a cycle (a cycle would hold every release in it
-forever). Each problem is reported at the line of the offending entry; a
+``promotion.from``, nor the two together, has a cycle (a cycle would hold
+every release in it forever). Each problem is reported at the line of the offending entry; a
 release with one is not managed, like any invalid release, so its last valid
 spec keeps being watched.
 """
@@ -56,17 +56,33 @@ def check(releases: Mapping[str, Named], known: Collection[str]) -> list[tuple[N
                             f"no release named {name!r} in the spec directory ({choices[name]})",
                         )
                     )
+    reported: set[frozenset[str]] = set()
     for field, word, edges in (
         ("spec.dependsOn", "dependsOn", _depends_on),
         ("spec.promotion.from", "promotion", _promoted_from),
     ):
         for cycle in cycles(releases, edges):
+            reported.add(frozenset(cycle))
             path = " -> ".join([*cycle, cycle[0]])
             for index, name in enumerate(cycle):
                 loaded = releases[name]
                 after = cycle[(index + 1) % len(cycle)]
                 where = f"{field}[{edges(loaded).index(after)}]"
                 problems.append((loaded, where, f"{word} cycle: {path}"))
+    # Both are "waits for" edges: a dependsOn b while b is promoted from a holds each
+    # behind the other as soon as both change, like a cycle of one kind.
+    for cycle in cycles(releases, _waits_for):
+        if frozenset(cycle) in reported:
+            continue
+        path = " -> ".join([*cycle, cycle[0]])
+        for index, name in enumerate(cycle):
+            loaded = releases[name]
+            after = cycle[(index + 1) % len(cycle)]
+            if after in loaded.depends_on:
+                where = f"spec.dependsOn[{loaded.depends_on.index(after)}]"
+            else:
+                where = f"spec.promotion.from[{loaded.promoted_from.index(after)}]"
+            problems.append((loaded, where, f"dependsOn and promotion cycle: {path}"))
     return problems
 
 
@@ -125,6 +141,11 @@ def _depends_on(release: Named) -> list[str]:
 
 def _promoted_from(release: Named) -> list[str]:
     return release.promoted_from
+
+
+def _waits_for(release: Named) -> list[str]:
+    """Every release this one waits for: its dependencies and its upstreams."""
+    return list(dict.fromkeys([*release.depends_on, *release.promoted_from]))
 
 
 def cycles(releases: Mapping[str, Named], edges: Callable[[Named], list[str]]) -> list[list[str]]:

@@ -23,9 +23,10 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Literal
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import Field, field_validator
 
 from ecsop.spec.strict_model import StrictModel
@@ -36,6 +37,10 @@ POLICY_FILES = ("ecsop-policy.yaml", "ecsop-policy.yml")
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 """A release (or policy) name, as ``metadata.name`` (``ecsop.spec.model``)."""
 MAX_WINDOW_MINUTES = 366 * 24 * 60
+_CRON_PROBE_START = datetime(2000, 1, 1, tzinfo=UTC)
+"""Where ``cron_problem`` looks for a schedule's first run (a leap year: 29 February fires)."""
+HOST_ZONES = ("localtime",)
+"""Zone names that mean the daemon host's zone, not a place: refused (time is AWS's)."""
 CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 
@@ -91,6 +96,8 @@ class DeployWindow(StrictModel):
     @classmethod
     def _zone(cls, name: str) -> str:
         try:
+            if name in HOST_ZONES:
+                raise ValueError(name)
             zoneinfo.ZoneInfo(name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             problem = f"{name!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)"
@@ -152,6 +159,10 @@ def cron_problem(schedule: str) -> str | None:
         )
     if not croniter.is_valid(text):
         return f"{schedule!r} is not a valid cron expression"
+    try:  # valid fields can still name no date ('0 0 31 2 *'): croniter then finds no run
+        croniter(text, _CRON_PROBE_START).get_next(datetime)
+    except CroniterBadDateError:
+        return f"{schedule!r} never fires: no date matches its day-of-month and month"
     return None
 
 

@@ -27,6 +27,9 @@ from ecsop.spec.release_flow import DeployWindow
 HORIZON = timedelta(days=400)
 """How far ahead the next opening is looked for (a yearly window fits)."""
 _MAX_STEPS = 2000
+_MAX_READS = 2400
+"""Window reads (croniter, about 0.2 ms each) spent looking for the next opening: a step
+reads each window up to three times."""
 
 
 @dataclass(frozen=True)
@@ -51,17 +54,21 @@ def check(windows: Sequence[DeployWindow], problems: Sequence[str], now: datetim
     state = evaluate(windows, now)
     if state.allowed:
         return None
+    requeue: float | None = None
     if state.opens is not None:
         wait = _duration(state.opens - now)
         opens = state.opens.astimezone(UTC)
         when = f"the next window opens at {opens:%Y-%m-%dT%H:%MZ} (in {wait})"
+        # Looked at again when it opens, not at some resync after (every 300 s with an
+        # event queue, longer when stretched): a window shorter than that could pass unseen.
+        requeue = max(1.0, (state.opens - now).total_seconds())
     else:
         when = "no window opens in the time ecsop looks ahead"
     return Wait(
         Phase.PROGRESSING,
         Reason.OUTSIDE_DEPLOY_WINDOW,
         f"outside the deploy windows: {state.why}; {when}",
-        None,
+        requeue,
     )
 
 
@@ -71,16 +78,21 @@ def evaluate(windows: Sequence[DeployWindow], now: datetime) -> WindowState:
     if not why:
         return WindowState(True, "")
     t = now
-    for _ in range(_MAX_STEPS):
-        changes = [
-            end for w in windows if w.kind == "deny" and (end := open_until(w, t)) is not None
-        ]
-        allows = [w for w in windows if w.kind == "allow"]
-        if allows and not any(open_until(w, t) for w in allows):
-            changes.extend(next_start(w, t) for w in allows)
-        if not changes:
+    allows = [w for w in windows if w.kind == "allow"]
+    # Each step reads every window (croniter): bounded, so that a hostile spec (sixty
+    # one-minute deny windows, one every minute) cannot hold a worker for seconds while
+    # other releases wait for their rollbacks. Past the bound, "no window opens in the
+    # time ecsop looks ahead": the deploy stays held, and the resync looks again.
+    for _ in range(min(_MAX_STEPS, _MAX_READS // (3 * len(windows)))):
+        ends = [end for w in windows if w.kind == "deny" and (end := open_until(w, t)) is not None]
+        if ends:
+            # Every deny open now stays open to its own end: nothing is allowed before
+            # the last of them closes, whatever opens meanwhile (a deny wins).
+            t = max(ends)
+        elif allows and not any(open_until(w, t) for w in allows):
+            t = min(next_start(w, t) for w in allows)
+        else:
             break
-        t = min(changes)
         if t - now > HORIZON:
             break
         if not _denied(windows, t):
@@ -89,15 +101,25 @@ def evaluate(windows: Sequence[DeployWindow], now: datetime) -> WindowState:
 
 
 def open_until(window: DeployWindow, t: datetime) -> datetime | None:
-    """When the occurrence of ``window`` open at ``t`` closes; None when it is closed."""
+    """When the occurrence of ``window`` open at ``t`` closes; None when it is closed.
+
+    The cron is read in the window's zone, but the occurrence is then an instant
+    and lasts ``durationMinutes`` of elapsed time (Argo CD adds a Go duration to
+    the cron's next time): compared in UTC, never as wall clocks. Two local
+    times of one zone compare by their wall clocks alone, so in the hour a
+    fall-back repeats, a window that closed at the first 02:30 read as open
+    again "until" that past instant, and the next opening was found in the past.
+    """
     zone = zoneinfo.ZoneInfo(window.time_zone)
-    local = t.astimezone(zone)
-    runs = croniter(window.schedule, local + timedelta(seconds=1))
+    instant = t.astimezone(UTC)
+    # The second is added in UTC: added to a local time it drops the fold, and the
+    # repeated hour's 02:10 would become the first one's.
+    runs = croniter(window.schedule, (instant + timedelta(seconds=1)).astimezone(zone))
     start: datetime = runs.get_prev(datetime)
-    while start > local:
+    while start.astimezone(UTC) > instant:
         start = runs.get_prev(datetime)
-    end = start + timedelta(minutes=window.duration_minutes)
-    return end.astimezone(UTC) if local < end else None
+    end = start.astimezone(UTC) + timedelta(minutes=window.duration_minutes)
+    return end if instant < end else None
 
 
 def next_start(window: DeployWindow, t: datetime) -> datetime:
