@@ -304,6 +304,16 @@ def test_a_commit_fetched_while_the_spec_read_before_it_is_still_used_stays_miss
     assert lookup_at(commits, moved, later) == replace(KNOWN, spec=moved)
 
 
+def test_the_grace_counts_from_the_first_look_whatever_the_checkout_moves_to_meanwhile() -> None:
+    """A checkout that moves on yet still lacks the commit (git-sync stuck behind a slow
+    host, a history rewritten) does not start the grace again."""
+    commits = spec_commits(Repository(set()))
+    assert lookup_at(commits, SPEC, NOW) == replace(UNKNOWN, unknown_since=NOW)
+    moved = "e" * 40
+    later = lookup_at(commits, moved, NOW + timedelta(seconds=200))
+    assert later is not None and later.unknown_since == NOW
+
+
 def test_a_branch_reset_finds_the_commit_it_leaves_at_once() -> None:
     commits = spec_commits(Repository({SERVICE}))
     assert lookup_at(commits, SPEC, NOW) == KNOWN
