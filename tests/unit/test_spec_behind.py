@@ -284,8 +284,17 @@ def test_a_missing_commit_is_dated_from_the_first_pass_that_found_it() -> None:
     assert repository.dated == [SPEC], "the spec commit's date is read once"
 
 
-def lookup_at(commits: SpecCommits, spec_commit: str, now: datetime) -> ServiceCommit | None:
-    loaded = LoadedRelease(SPEC_RELEASE, "api.yaml", 1, "us-east-1")
+def lookup_at(
+    commits: SpecCommits, spec_commit: str, now: datetime, name: str = "api-prod"
+) -> ServiceCommit | None:
+    loaded = LoadedRelease(
+        SPEC_RELEASE.model_copy(
+            update={"metadata": SPEC_RELEASE.metadata.model_copy(update={"name": name})}
+        ),
+        "api.yaml",
+        1,
+        "us-east-1",
+    )
     obs = observed(STEADY_MERGED, seen=None)
     view = classify(SPEC_RELEASE, obs, OPTIONS)
     return commits.read(loaded, obs, view, OPTIONS, spec_commit, now).service_commit
@@ -300,6 +309,8 @@ def test_a_commit_fetched_while_the_spec_read_before_it_is_still_used_stays_miss
     repository.has.add(SERVICE)  # fetched; the checkout and the spec read are still SPEC
     later = NOW + timedelta(seconds=5)
     assert lookup_at(commits, SPEC, later) == replace(UNKNOWN, unknown_since=NOW)
+    other = lookup_at(commits, SPEC, later, name="worker-prod")  # its first look, now
+    assert other == replace(UNKNOWN, unknown_since=later), "deployed from the same commit"
     moved = "d" * 40  # the checkout moved on (to a commit after SERVICE)
     assert lookup_at(commits, moved, later) == replace(KNOWN, spec=moved)
 

@@ -14,11 +14,12 @@ It remembers, in the process:
 - the date of the spec's own commit, read only when the service's is missing;
 - per release, the commit found missing and when (AWS's time) it was first
   found so, which bounds the hold (``Options.spec_behind_grace_seconds``); a
-  restarted process waits one more grace at most. Found missing at a spec
-  commit, it stays missing while the spec is at that commit, even once git has
-  it: git-sync fetches first and switches the checkout after, and a pass reads
-  the spec the directory held when it was last read, so "fetched" alone would
-  let the stale spec through in between (a branch reset, by contrast, finds the
+  restarted process waits one more grace at most;
+- per commit, the spec commit at which it was found missing: it stays missing,
+  for every release, while the spec is at that commit, even once git has it.
+  git-sync fetches first and switches the checkout after, and a pass reads the
+  spec the directory held when it was last read, so "fetched" alone would let
+  the stale spec through in between (a branch reset, by contrast, finds the
   commit it leaves already there on its first look).
 
 Nothing is logged here: a missing commit is the rule, not news, with git-sync's
@@ -52,9 +53,6 @@ class _Missing:
     """A release's service commit this process found missing from the spec repository."""
 
     commit: str
-    spec: str
-    """The spec commit of the last pass that asked: once found missing at it, the commit
-    counts as missing until the spec moves on, even once git has fetched it."""
     since: datetime
     """The first pass that found it missing (AWS's time): the hold's grace counts from it."""
 
@@ -76,6 +74,10 @@ class SpecCommits:
         self._lock = threading.Lock()
         self._known: set[str] = set()
         self._missing: dict[str, _Missing] = {}
+        """Release -> the service commit it found missing, and since when."""
+        self._lacking: dict[str, str] = {}
+        """Commit -> the spec commit at which the repository last lacked it: missing for
+        every release while the spec is still there, even once git has fetched it."""
 
     def read(
         self,
@@ -93,20 +95,21 @@ class SpecCommits:
         known = self._knows(commit)
         since: datetime | None = None
         with self._lock:
-            missing = self._missing.get(loaded.name)
-            if missing is not None and missing.commit != commit:
-                missing = None
-            if known and missing is not None and missing.spec == spec_commit:
-                # Missing at this very spec commit, fetched since: git-sync fetches, then
+            if known and self._lacking.get(commit) == spec_commit:
+                # Lacking at this very spec commit, fetched since: git-sync fetches, then
                 # switches the checkout, and this pass still reads the spec from before.
                 known = False
-            if known:
-                self._missing.pop(loaded.name, None)
-            else:
-                if missing is None:
-                    missing = _Missing(commit, spec_commit, now)
-                self._missing[loaded.name] = replace(missing, spec=spec_commit)
+            if not known:
+                if len(self._lacking) >= MAX_KNOWN:
+                    self._lacking.clear()
+                self._lacking[commit] = spec_commit
+                missing = self._missing.get(loaded.name)
+                if missing is None or missing.commit != commit:
+                    missing = _Missing(commit, now)
+                    self._missing[loaded.name] = missing
                 since = missing.since
+            else:
+                self._missing.pop(loaded.name, None)
         seen = ServiceCommit(
             service=commit,
             spec=spec_commit,
