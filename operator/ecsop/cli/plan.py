@@ -17,7 +17,6 @@ from ecsop.aws.service_cache import ServiceCache
 from ecsop.controller.executor import Applied, DryRunExecutor
 from ecsop.controller.flow import FlowContext, FlowGatherer
 from ecsop.controller.reconciler import ReleaseReconciler, ReleaseTarget
-from ecsop.controller.spec_commits import SpecCommits
 from ecsop.decision.actions import Action, Deploy, RunStep, Wait
 from ecsop.decision.analysis import describe
 from ecsop.decision.ecs_state import short_name
@@ -81,14 +80,7 @@ def main(specs: Path, *, default_region: str, allow_mutable_tags: bool, self_hea
     flow = FlowGatherer(cache, gateways.ecs, clients.client, options)
     context = FlowContext.of(loaded)
     reconciler = ReleaseReconciler(
-        cache,
-        gateways.ecs,
-        DryRunExecutor(),
-        printed,
-        options,
-        prober=prober,
-        flow=flow,
-        spec_commits=SpecCommits(specs),
+        cache, gateways.ecs, DryRunExecutor(), printed, options, prober=prober, flow=flow
     )
     would_change = False
     failed = bool(loaded.errors)

@@ -67,17 +67,6 @@ def add(sub: Any) -> None:
         flag_only=True,
         help="report services changed outside ecsop instead of putting them back",
     )
-    options.add(
-        behaviour,
-        "--spec-behind-grace",
-        env="ECSOP_SPEC_BEHIND_GRACE",
-        kind=float,
-        default=300.0,
-        metavar="SECONDS",
-        help="how long a deploy waits for this replica's git-sync to fetch the commit the "
-        "service's running revision was deployed from (SpecBehindService), before going "
-        "ahead anyway; 0 never waits",
-    )
     endpoint = options.group(run, "HTTP endpoint (/metrics, /healthz, /readyz, /status)")
     options.add(
         endpoint,
@@ -226,10 +215,6 @@ def handle(args: argparse.Namespace) -> int:
     token = options.api_token(args.api_token_file)  # refused before anything starts
     if args.api_budget < 0:
         raise options.UsageError("--api-budget (env ECSOP_API_BUDGET) cannot be negative")
-    if args.spec_behind_grace < 0:
-        raise options.UsageError(
-            "--spec-behind-grace (env ECSOP_SPEC_BEHIND_GRACE) cannot be negative"
-        )
     analysis = _analysis_settings(args)
     logs.configure(args.log_format, args.log_level)
     specs = args.specs or ("specs" if args.sandbox else None)
@@ -258,7 +243,6 @@ def handle(args: argparse.Namespace) -> int:
             ),
             workers=args.workers,
             self_heal=not args.no_self_heal,
-            spec_behind_grace_seconds=args.spec_behind_grace,
             allow_mutable_tags=args.allow_mutable_tags,
             events=events_flags.settings(
                 args, lambda given, default: _interval(given, default, sandbox)

@@ -51,7 +51,6 @@ from ecsop.controller.ownership import Claim, Ownership
 from ecsop.controller.reconciler import PassResult, ReleaseReconciler, ReleaseTarget
 from ecsop.controller.recorder import DecisionListener, DecisionRecorder
 from ecsop.controller.settled import Settled, SettledReleases, in_sync
-from ecsop.controller.spec_commits import SpecCommits
 from ecsop.controller.specset import Changes, SpecKeeper
 from ecsop.decision.actions import LetGo, RecordLastGood
 from ecsop.decision.observation import Options, SpecState
@@ -103,9 +102,6 @@ class ControllerSettings:
     resync_budget_share: float = 0.75
     """Share of the DescribeServices budget a resync plans to spend; the rest is left to
     rollouts being polled and to spec changes (``pacing``)."""
-    spec_behind_grace_seconds: float = 300.0
-    """How long a deploy waits for git-sync to fetch the commit the service's revision was
-    deployed from (``decision.spec_behind``); 0: never."""
 
 
 class Controller:
@@ -162,7 +158,6 @@ class Controller:
             self_heal=settings.self_heal,
             active_poll_seconds=settings.active_poll_seconds,
             instance_id=settings.instance_id,
-            spec_behind_grace_seconds=settings.spec_behind_grace_seconds,
         )
         self.flow = (
             FlowGatherer(self.cache, gateway_for, client_for, options) if client_for else None
@@ -178,7 +173,6 @@ class Controller:
             write_log=self.write_log,
             clock=clock,
             flow=self.flow,
-            spec_commits=SpecCommits(settings.specs),
         )
         self.pacer = pacing.ResyncPacer(
             self.events.resync_seconds,

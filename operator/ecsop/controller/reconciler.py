@@ -34,7 +34,6 @@ from ecsop.aws.service_cache import GatewayFor, ServiceCache
 from ecsop.controller import revision_reads, step_probe
 from ecsop.controller.executor import Applied, Executor, WriteLog
 from ecsop.controller.flow import FlowContext, FlowGatherer
-from ecsop.controller.spec_commits import SpecCommits
 from ecsop.decision import strategy
 from ecsop.decision.actions import STEP_ACTIONS, Action, Deploy, LetGo, Wait
 from ecsop.decision.decide import decide
@@ -100,7 +99,6 @@ class ReleaseReconciler:
         write_log: WriteLog | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         flow: FlowGatherer | None = None,
-        spec_commits: SpecCommits | None = None,
     ) -> None:
         self.cache = cache
         self._gateway_for = gateway_for
@@ -111,9 +109,6 @@ class ReleaseReconciler:
         self._write_log = write_log or WriteLog()
         self._clock = clock
         self._flow = flow
-        self._spec_commits = spec_commits
-        """Before a deploy from another commit than the service's: does the spec
-        checkout have that one (``controller.spec_commits``); None: never asked."""
 
     def reconcile(self, target: ReleaseTarget) -> PassResult:
         """One pass; raises AWS errors (the caller backs off and retries)."""
@@ -137,10 +132,6 @@ class ReleaseReconciler:
             )
         if self._flow is not None:
             observation = self._flow.gather(loaded, target.context, observation, view)
-        if self._spec_commits is not None:
-            observation = self._spec_commits.read(
-                loaded, observation, view, options, target.commit, now
-            )
         action = decide(loaded.release, observation, now, options, target.spec)
         if self._prober is not None and (
             Probe.GATES not in probes or not isinstance(action, (Wait, Deploy, *STEP_ACTIONS))

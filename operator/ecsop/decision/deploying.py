@@ -8,7 +8,7 @@ it. Rollbacks never come through here, so they are never held.
 
 from __future__ import annotations
 
-from ecsop.decision import candidate, spec_behind, steps, strategy
+from ecsop.decision import candidate, steps, strategy
 from ecsop.decision.actions import Action, Deploy, RecordStep, StepRunning, StopStep, Wait
 from ecsop.decision.ecs_state import short_name
 from ecsop.decision.memory import MAX_TAGS, SERVICE_KEYS, room_for_memory, user_tag_count
@@ -19,7 +19,9 @@ from ecsop.decision.release_flow import hold as release_flow
 
 def deploy(p: PassInputs, reason: Reason) -> Action:
     blocked = memory_blocked(p) or _unsupported(p) or held(p, reason)
-    return spec_behind.noted(p, blocked if blocked is not None else deploy_action(p, reason))
+    if blocked is not None:
+        return blocked
+    return deploy_action(p, reason)
 
 
 def deploy_action(p: PassInputs, reason: Reason) -> Deploy:
@@ -55,9 +57,6 @@ def held(p: PassInputs, reason: Reason) -> Action | None:
     waits for, or None. Only new releases are held: this function is not on
     the path of rollbacks, which are never held.
 
-    - ``spec_behind.check``: the service does not run a release deployed from a
-      commit this replica's spec checkout has not fetched (git-sync behind);
-      first, as every other check would judge an outdated spec;
     - ``release_flow.held``: pre-flight (images exist, the execution role
       exists), promotion, ordering (``dependsOn``), approval, deploy windows;
     - then ``steps.before_deploy``: every pre-deploy step (migrations) succeeded
@@ -65,7 +64,7 @@ def held(p: PassInputs, reason: Reason) -> Action | None:
       migration never runs for a deploy that something else still holds;
       one already running is still watched (``_IN_FLIGHT``).
     """
-    held = spec_behind.check(p, "deploying " + p.view.desired) or release_flow.held(
+    held = release_flow.held(
         p.release, p.observed, p.view, p.now, self_heal=reason is Reason.SELF_HEAL
     )
     stepping = steps.before_deploy(

@@ -9,11 +9,11 @@ release: that is ``deploying``.
 
 from __future__ import annotations
 
-from ecsop.decision import gates, rollback, spec_behind, strategy
+from ecsop.decision import gates, rollback, strategy
 from ecsop.decision.actions import Action, Continue, RecordFailure, Revert, Wait
-from ecsop.decision.ecs_state import RolloutState, TaskDefinitionArn, short_name
+from ecsop.decision.ecs_state import RolloutState, short_name
 from ecsop.decision.gates import Verdict
-from ecsop.decision.observation import Traffic
+from ecsop.decision.observation import Traffic, fingerprint_of
 from ecsop.decision.pass_inputs import PassInputs
 from ecsop.decision.reasons import Failure, Phase, Reason
 from ecsop.decision.rollback import FailedRollout
@@ -197,15 +197,23 @@ def superseded(p: PassInputs) -> Action:
     if traffic is not None and traffic.rolling_back:
         return traffic_returning(p, traffic)
     last_good = p.view.last_good
-    behind = None
-    if last_good is not None and spec_behind.reverts(p.release, p.observed, p.view):
+    if (
+        last_good is not None
+        and p.observed.task_definitions.get(last_good) is not None
+        and (fingerprint_of(p.release, p.observed.task_definitions[last_good]) == p.view.desired)
+    ):
         # The spec went back to last-good while this rollout runs: a revert
-        # means "go back now", not "finish, then deploy back". Unless this
-        # replica's checkout is only behind the commit that rollout came from:
-        # then the rollout is judged as usual, and the revert waits for git-sync.
-        behind = spec_behind.check(p, f"going back to {short_name(last_good)}")
-        if behind is None:
-            return spec_behind.noted(p, _revert(p, last_good, traffic))
+        # means "go back now", not "finish, then deploy back".
+        return Revert(
+            Phase.ROLLING_BACK,
+            Reason.REVERTING,
+            f"the spec went back to {short_name(last_good)} while {p.view.judged_fingerprint} "
+            "rolls out: stopping that rollout now (not a failure of it)",
+            p.poll,
+            to=last_good,
+            memory=p.memory.without_rollout(),
+            service_deployment=traffic.service_deployment if traffic and traffic.ongoing else "",
+        )
     waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
     verdict = _unless_cleaning_up(
         gates.rollout_failure(p.release, p.observed, deployment, p.now, waits), traffic
@@ -219,26 +227,11 @@ def superseded(p: PassInputs) -> Action:
     if verdict is not None:
         failed = FailedRollout(p.view.judged_fingerprint, verdict, deployment.id)
         return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
-    if behind is not None:
-        return behind
     message = (
         f"finishing the rollout of {p.view.judged_fingerprint} before deploying {p.view.desired}"
     )
     return Wait(
         Phase.PROGRESSING, Reason.ROLLOUT_IN_PROGRESS, _joined(message, left_to_ecs), p.poll
-    )
-
-
-def _revert(p: PassInputs, last_good: TaskDefinitionArn, traffic: Traffic | None) -> Revert:
-    return Revert(
-        Phase.ROLLING_BACK,
-        Reason.REVERTING,
-        f"the spec went back to {short_name(last_good)} while {p.view.judged_fingerprint} "
-        "rolls out: stopping that rollout now (not a failure of it)",
-        p.poll,
-        to=last_good,
-        memory=p.memory.without_rollout(),
-        service_deployment=traffic.service_deployment if traffic and traffic.ongoing else "",
     )
 
 

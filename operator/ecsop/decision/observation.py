@@ -31,7 +31,6 @@ from ecsop.spec.model import ServiceRelease
 
 if TYPE_CHECKING:  # decision.analysis reads observations: no import cycle at run time
     from ecsop.decision.analysis import AnalysisState
-    from ecsop.decision.spec_behind import ServiceCommit
 
 
 @dataclass(frozen=True)
@@ -181,9 +180,6 @@ class Observation:
     flow: FlowInputs | None = None
     """What the release-flow checks read (proofs, dependencies, pre-flight, windows);
     gathered only when a deploy is pending (``release_flow.needs``), else None."""
-    service_commit: ServiceCommit | None = None
-    """Whether this process's spec repository holds the commit the service's revision was
-    deployed from; gathered only before a deploy from another commit (``spec_behind.asks``)."""
 
     @property
     def memory(self) -> ServiceMemory:
@@ -231,9 +227,6 @@ class Options:
     active_poll_seconds: float = 5.0
     instance_id: str = ""
     """This daemon process, as written in ``ecsop:state`` (``writer=``)."""
-    spec_behind_grace_seconds: float = 300.0
-    """How long a deploy waits for git-sync to fetch the commit the service was deployed
-    from (``spec_behind``); then it goes ahead. 0: it never waits."""
 
 
 @dataclass(frozen=True)

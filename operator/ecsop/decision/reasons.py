@@ -109,9 +109,6 @@ class Reason(StrEnum):
     """Deploy windows (``_held``): a deny window is open, or no allow window is."""
     INVALID_POLICY = "InvalidPolicy"
     """``_held``: the policy file (``ecsop-policy.yaml``) is invalid, so no window is known."""
-    SPEC_BEHIND_SERVICE = "SpecBehindService"
-    """``_held`` and a revert of SUPERSEDED (``spec_behind``): the service runs a revision
-    deployed from a commit this replica's spec checkout has not fetched: wait for git-sync."""
 
 
 class Failure(StrEnum):
@@ -161,7 +158,6 @@ HELD = (
     Reason.AWAITING_APPROVAL,
     Reason.OUTSIDE_DEPLOY_WINDOW,
     Reason.INVALID_POLICY,
-    Reason.SPEC_BEHIND_SERVICE,
 )
 """Reasons a new release is held before it is deployed (``deploying.held``): the ``reason``
 label of ``ecsop_release_held``."""
