@@ -280,7 +280,17 @@ def test_an_approval_is_of_the_spec_as_approved_not_of_its_images_alone() -> Non
     assert action.reason is Reason.AWAITING_APPROVAL, action.message
     assert "with another spec" in action.message
     old_format = ApprovalRecord(FP_NEW, "alice", "2026-11-23T11:00Z").tags()
-    assert decide(approved_spec, observe(**old_format)).reason is Reason.AWAITING_APPROVAL
+    held = decide(approved_spec, observe(**old_format))
+    assert held.reason is Reason.AWAITING_APPROVAL
+    assert "bound only the images: approve it again" in held.message
+    # When it may go is no new release: an emergency window, a dependency, a resume.
+    rescheduled = release(
+        rollout={"approval": "manual"},
+        preDeploy=[MIGRATE],
+        deployWindows=[{"kind": "allow", "schedule": "0 2 * * *", "durationMinutes": 60}],
+        dependsOn=["db"],
+    )
+    assert content(rescheduled) == content(approved_spec)
     # The same spec, reordered or with defaults spelled out, is the same approval.
     spelled = release(
         rollout={"approval": "manual", "alarms": []}, preDeploy=[MIGRATE], suspend=False

@@ -29,10 +29,16 @@ def check(release: ServiceRelease, desired: Fingerprint, tags: Mapping[str, str]
     if approval is not None and approval.fingerprint == desired:
         if approval.spec == content(release):
             return None
-        before = (
-            f" (the approval on the service is for {desired} with another spec: its "
-            "preDeploy, verify, rollout or another field changed since)"
-        )
+        if not approval.spec:
+            before = (
+                f" (the approval on the service for {desired} was written by an ecsop that "
+                "bound only the images: approve it again to bind the spec too)"
+            )
+        else:
+            before = (
+                f" (the approval on the service is for {desired} with another spec: its "
+                "preDeploy, verify, rollout or another field changed since)"
+            )
     elif approval is not None:
         before = f" (the approval on the service is for {approval.fingerprint})"
     else:
@@ -45,12 +51,22 @@ def check(release: ServiceRelease, desired: Fingerprint, tags: Mapping[str, str]
     )
 
 
+_WHEN_ONLY = {"suspend", "depends_on", "deploy_windows"}
+"""Spec fields that say when a release may go, not what it is: outside an approval."""
+
+
 def content(release: ServiceRelease) -> str:
     """A short hash of the release's spec as written: what an approval binds beside the images.
 
     Fields left at their default are left out, so an approver's older or newer
     ecsop (a field added since, with its default) hashes the same spec alike.
+    What only says *when* a release may go (``suspend``, ``dependsOn``,
+    ``deployWindows``) is not bound: adding an emergency window to let an
+    approved fix out, or suspending and resuming, is no new release to approve
+    (the policy file's windows were never bound either).
     """
-    spec = release.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    spec = release.spec.model_dump(
+        mode="json", by_alias=True, exclude_defaults=True, exclude=_WHEN_ONLY
+    )
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
