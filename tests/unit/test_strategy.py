@@ -308,48 +308,6 @@ def test_waits_cover_every_bake_of_the_strategy() -> None:
     assert strategy.waits_seconds(linear, state) == 60 * (3 * 2 + 5)
 
 
-# --- attacks: the service's own lifecycle hooks -----------------------------------------
-
-
-def test_a_rollout_waiting_at_the_services_own_pause_hook_is_not_timed_out() -> None:
-    """A person's approval (their own PAUSE hook, sent back by every deploy) is a wait on
-    purpose, bounded by ECS (the hook's timeout, then its action): ecsop's timeoutSeconds
-    must not roll the release back while ECS waits for that person."""
-    approval = {
-        "targetType": "PAUSE",
-        "lifecycleStages": ["POST_PRODUCTION_TRAFFIC_SHIFT"],
-        "timeoutConfiguration": {"timeoutInMinutes": 120, "action": "ROLLBACK"},
-    }
-    config = {**CONFIG, "strategy": "CANARY", "lifecycleHooks": [approval]}
-    old = replace(ROLLING_NEW, created_at=NOW - timedelta(minutes=40))
-    paused = replace(
-        traffic("POST_PRODUCTION_TRAFFIC_SHIFT", 100.0),
-        strategy="CANARY",
-        paused=PausedHook("ecs-pause-theirs", NOW + timedelta(minutes=80)),
-    )
-    base = observe(old, BLUE, traffic=paused, strategy="CANARY")
-    obs = replace(base, service=replace(base.service, deployment_configuration=config))
-    canary = web({"canary": {"percent": 10, "bakeMinutes": 10}}, timeoutSeconds=600)
-    action = decide(canary, obs)
-    assert isinstance(action, Wait), getattr(action, "detail", action)
-    assert strategy.waits_seconds(canary.spec.rollout.strategy, obs.service) == 60 * (10 + 120)
-
-
-def test_ecsops_own_pause_counts_once_and_a_hook_without_a_timeout_counts_ecss_default() -> None:
-    lambda_hook = {"hookTargetArn": "arn:aws:lambda:us-east-1:1:function:soak"}
-    ours = {
-        "targetType": "PAUSE",
-        "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
-        "timeoutConfiguration": {"timeoutInMinutes": 30, "action": "ROLLBACK"},
-    }
-    state = service(
-        deployment(TD_OLD), deployment_configuration={"lifecycleHooks": [ours, lambda_hook]}
-    )
-    blue_green = web({"blueGreen": {"bakeMinutes": 5, "testTraffic": {"httpChecks": [CHECK]}}})
-    waits = strategy.waits_seconds(blue_green.spec.rollout.strategy, state)
-    assert waits == 60 * (5 + 30 + 1440)
-
-
 # --- attacks: a spec edit while green waits at the test-traffic pause --------------------
 
 NEWER = "repo/web@sha256:" + "2" * 64

@@ -73,7 +73,7 @@ def rollout_failure(
     )
     allowed = rollout.timeout_seconds + waits_seconds
     if verdict is None and age(deployment, now) > allowed:
-        waited = f" (and {int(waits_seconds)}s of bakes and hooks)" if waits_seconds else ""
+        waited = f" (and the strategy's {int(waits_seconds)}s of bakes)" if waits_seconds else ""
         verdict = Verdict(
             Failure.TIMEOUT,
             f"not completed {rollout.timeout_seconds}s{waited} after the deployment was created",

@@ -42,8 +42,6 @@ ALB_RESOURCES = (
     "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/alb-resources-for-blue-green.html"
 )
 _SPEC_NAMES = {"BLUE_GREEN": "blueGreen", "CANARY": "canary", "LINEAR": "linear"}
-HOOK_TIMEOUT_MINUTES = 1440.0
-"""ECS's ``timeoutConfiguration.timeoutInMinutes`` of a lifecycle hook that sets none."""
 
 
 def problem(release: ServiceRelease, service: ServiceState) -> str | None:
@@ -137,42 +135,22 @@ def _ours(hook: Mapping[str, Any]) -> bool:
 def waits_seconds(strategy: Strategy | None, service: ServiceState) -> float:
     """Time the strategy waits on purpose: added to ``rollout.timeoutSeconds``.
 
-    The timeout bounds the time ECS works on a rollout; a canary's bake, a
-    blue/green test-traffic pause or a hook of the service's own (a person's
-    approval) is not ECS being stuck, so it must never count against it.
+    The timeout bounds the time ECS works on a rollout; a canary's bake or a
+    blue/green test-traffic pause is not ECS being stuck, so it must never
+    count against it.
     """
     if strategy is None or not strategy.shifts_traffic:
         return 0.0
     bake = float(service.deployment_configuration.get("bakeTimeInMinutes") or 0)
-    hooks = 60.0 * _hook_minutes(service)
     if strategy.blue_green is not None:
         test = strategy.blue_green.test_traffic
         pause = test.timeout_minutes if test is not None else 0
-        return 60.0 * (strategy.blue_green.bake_minutes + pause) + hooks
+        return 60.0 * (strategy.blue_green.bake_minutes + pause)
     if strategy.canary is not None:
-        return 60.0 * (strategy.canary.bake_minutes + bake) + hooks
+        return 60.0 * (strategy.canary.bake_minutes + bake)
     assert strategy.linear is not None
     steps = max(0, math.ceil(100.0 / strategy.linear.step_percent) - 1)
-    return 60.0 * (steps * strategy.linear.step_bake_minutes + bake) + hooks
-
-
-def _hook_minutes(service: ServiceState) -> float:
-    """The longest the service's own lifecycle hooks may hold a deployment, together.
-
-    A person's approval (a ``PAUSE`` hook) or a Lambda soak test is a wait on
-    purpose that ECS bounds itself: each hook's ``timeoutInMinutes`` (1440 when
-    unset), then its action (DeploymentLifecycleHookTimeoutConfiguration,
-    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentLifecycleHookTimeoutConfiguration.html).
-    ecsop's own pause is counted from the spec, not here.
-    """
-    total = 0.0
-    for hook in service.deployment_configuration.get("lifecycleHooks") or ():
-        if not isinstance(hook, Mapping) or _ours(hook):
-            continue
-        timeout = hook.get("timeoutConfiguration") or {}
-        minutes = timeout.get("timeoutInMinutes") if isinstance(timeout, Mapping) else None
-        total += float(minutes) if isinstance(minutes, int | float) else HOOK_TIMEOUT_MINUTES
-    return total
+    return 60.0 * (steps * strategy.linear.step_bake_minutes + bake)
 
 
 def paused_for_test_traffic(release: ServiceRelease, traffic: Traffic | None) -> bool:
