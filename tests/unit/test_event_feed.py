@@ -355,6 +355,19 @@ def test_an_unreachable_queue_makes_ecsop_poll_again_until_it_answers(fed: Fed) 
     assert fed.feed.resync_seconds() == 300
 
 
+def test_a_release_waiting_for_its_deploy_window_is_not_polled_when_events_stop(
+    fed: Fed,
+) -> None:
+    """A deploy window's opening is a time, not a rollout to poll: with events down, a
+    freeze of 1,000 held releases would otherwise run a pass each every fallback poll."""
+    fed.source.failing.set()
+    wait(lambda: fed.sample("ecsop_events_flowing") == 0, "fallen back", timeout=10)
+    fallback = fed.feed.cadence.settings.fallback_poll
+    assert fed.feed.requeue_after("rollout", 3600.0) == fallback
+    assert fed.feed.requeue_after("held", 3600.0, timer=True) == 3600.0
+    fed.source.failing.clear()
+
+
 def test_without_a_queue_no_event_metric_exists(tmp_path: Path) -> None:
     registry = CollectorRegistry()
     (tmp_path / "specs").mkdir()

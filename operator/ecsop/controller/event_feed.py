@@ -193,14 +193,21 @@ class EventFeed:
             self.router.started(name, applied.deployment_id)
             self.cadence.expect(name)
 
-    def requeue_after(self, name: str, seconds: float | None) -> float | None:
-        """When to look at ``name`` again, as the cadence stands now."""
+    def requeue_after(
+        self, name: str, seconds: float | None, *, timer: bool = False
+    ) -> float | None:
+        """When to look at ``name`` again, as the cadence stands now.
+
+        ``timer``: ``seconds`` is a time the pass waits for (a deploy window opening),
+        not a poll of a rollout: events stopping changes nothing it waits for, so it is
+        neither shortened to the fallback poll nor rescheduled when events stop.
+        """
         with self._lock:
-            if seconds is None:
+            if seconds is None or timer:
                 self._polled.discard(name)
             else:
                 self._polled.add(name)
-        return self.cadence.requeue_after(seconds)
+        return seconds if timer else self.cadence.requeue_after(seconds)
 
     def resync_seconds(self) -> float:
         return self.cadence.resync_seconds()

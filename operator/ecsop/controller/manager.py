@@ -417,7 +417,8 @@ class Controller:
             self.specs.let_go(name)
             self._forget(name)
             return None
-        return self.events.requeue_after(name, result.action.requeue_after)
+        timer = result.action.reason is Reason.OUTSIDE_DEPLOY_WINDOW  # when the window opens
+        return self.events.requeue_after(name, result.action.requeue_after, timer=timer)
 
     def _settle(
         self, name: str, target: ReleaseTarget, result: PassResult, generation: int
