@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ecsop.aws import clients as aws
 from ecsop.aws import ecs_mapping
-from ecsop.decision.ecs_state import ServiceState
+from ecsop.decision.ecs_state import LoadBalancer, ServiceState
 from ecsop.decision.observation import PausedHook, Traffic
 from ecsop.decision.strategy import TRAFFIC_SHIFTING
 
@@ -67,7 +67,7 @@ def read_traffic(
         status=str(raw.get("status") or ""),
         stage=str(raw.get("lifecycleStage") or ""),
         strategy=str(config.get("strategy") or service.strategy),
-        green_target_group=next(iter(green), ""),
+        green_target_group=first_balancers(green, balancers),
         production_on_green=_share(production, green),
         test_on_green=_share(test, green),
         paused=_paused(raw),
@@ -77,6 +77,21 @@ def read_traffic(
         stage_since=ecs_mapping.aws_time(raw["updatedAt"]) if raw.get("updatedAt") else None,
         configuration=config,
     )
+
+
+def first_balancers(green: set[str], balancers: Sequence[LoadBalancer]) -> str:
+    """Green's target group of the service's first load balancer, the one an analysis's
+    ``{{targetGroup}}`` names; with none of its pair, the first of green's by name.
+
+    Never a set's first element: with two load balancers that changes with the
+    process's string hashing, and an analysis would measure blue after a restart.
+    """
+    if balancers:
+        first = balancers[0]
+        for arn in (first.target_group_arn, first.alternate_target_group_arn):
+            if arn and arn in green:
+                return arn
+    return min(green, default="")
 
 
 def _target_groups(revision: Mapping[str, Any] | None) -> set[str]:
