@@ -380,6 +380,15 @@ def test_a_traffic_rollback_to_a_blue_deployed_days_ago_is_waited_for_not_declar
     failed = Traffic(SD, "ROLLBACK_FAILED", "CLEAN_UP", "CANARY", TG_B, 0.0)
     action = decide(fix, Observation(state, TDS, traffic=failed))
     assert action.reason is Reason.ROLLBACK_FAILED, "ECS's own verdict on its rollback"
+    # A rollback held in one stage (a hook that never answers) longer than timeoutSeconds
+    # is said to have failed in time, not waited for as long as ECS takes.
+    timeout = timedelta(seconds=fix.spec.rollout.timeout_seconds)
+    since = NOW - timeout + timedelta(seconds=30)
+    held = replace(returning, stage_since=since)
+    assert decide(fix, Observation(state, TDS, traffic=held)).reason is Reason.ROLLING_BACK
+    stuck = replace(returning, stage_since=since - timedelta(seconds=60))
+    action = decide(fix, Observation(state, TDS, traffic=stuck))
+    assert action.reason is Reason.ROLLBACK_FAILED, action.message
 
 
 # --- attacks: the timeout while ECS scales blue in -----------------------------------------

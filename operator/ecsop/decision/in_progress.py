@@ -166,12 +166,20 @@ def rolling_back(p: PassInputs) -> Action:
     traffic = p.observed.traffic
     # ECS returning traffic within its service deployment makes blue PRIMARY again with
     # its own creation time (its deploy, maybe days ago): that age says nothing about
-    # this rollback, which ECS bounds itself (ROLLBACK_FAILED).
+    # this rollback. ECS bounds it itself (ROLLBACK_FAILED); ecsop bounds each of its
+    # stages by timeoutSeconds too, so a rollback held at a hook says so in time.
     returning = traffic is not None and traffic.rolling_back
+    stuck = (
+        returning
+        and traffic is not None
+        and traffic.stage_since is not None
+        and (p.now - traffic.stage_since).total_seconds() > rollout.timeout_seconds
+    )
     if (
         primary.rollout_state is RolloutState.FAILED
         or primary.failed_tasks > rollout.max_failed_tasks
         or (traffic is not None and traffic.status == "ROLLBACK_FAILED")
+        or stuck
         or (not returning and gates.age(primary, p.now) > rollout.timeout_seconds)
     ):
         return rollback.rollback_failed(p.view, primary, p.memory, p.poll)
