@@ -434,6 +434,64 @@ def test_a_failed_step_the_spec_fixed_runs_again_with_the_same_images(
     assert isinstance(decide(rel, still_running), StopStep), "the failed task is stopped first"
 
 
+@pytest.mark.parametrize(
+    "failed_task",
+    [
+        pytest.param(task(age=400, stopping=True), id="stoptask-sent-sigterm-grace"),
+        pytest.param(
+            replace(task(age=400), last_status="DEACTIVATING", desired_status="STOPPED"),
+            id="deactivating",
+        ),
+    ],
+)
+def test_a_fixed_step_waits_for_its_failed_attempt_to_stop(failed_task: StepTask) -> None:
+    """The migration timed out (StopTask sent) or failed; the person fixes the spec while
+    ECS still stops the failed task (its container in its SIGTERM grace, or ignoring
+    SIGTERM). Before, the next pass ran the fixed attempt at once: two copies of the
+    migration against one database. ``ecsop retry`` already refused (``StillStopping``)."""
+    failed = replace(FAILED, definition=definition(Step.model_validate(MIGRATE)))
+    rel = release(preDeploy=[{**MIGRATE, "command": ["migrate", "--fake-initial"]}])
+    stopping = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": failed}, tasks={"migrate": (failed_task,)})
+    )
+    action = decide(rel, stopping)
+    assert isinstance(action, StepRunning), action.message
+    assert action.reason is Reason.STEP_BLOCKED and action.phase is Phase.PROGRESSING
+    assert "has not stopped yet: attempt 2 waits for it" in action.message
+    stopped = replace(failed_task, last_status="STOPPED", desired_status="STOPPED")
+    gone = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": failed}, tasks={"migrate": (stopped,)})
+    )
+    action = decide(rel, gone)
+    assert isinstance(action, RunStep) and action.record.attempt == 2, action.message
+
+
+def test_a_failure_records_the_definition_in_force_when_it_failed() -> None:
+    """The timeout is raised while the migration runs (a new ``def=``), then it fails
+    anyway: it failed as the spec stands, so it is not run again by itself (before, the
+    edit made mid-run started attempt 2 as soon as attempt 1 was recorded failed)."""
+    raised = release(preDeploy=[{**MIGRATE, "timeoutSeconds": 600}])
+    started = replace(STARTED, definition=definition(Step.model_validate(MIGRATE)), limit=300)
+    hung = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": started}, tasks={"migrate": (task(age=700),)})
+    )
+    timed_out = decide(raised, hung)
+    assert isinstance(timed_out, StopStep) and timed_out.record is not None
+    assert timed_out.record.definition == definition(raised.spec.pre_deploy[0])
+    exited = replace(task("STOPPED"), exit_code=3)
+    ran = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": started}, tasks={"migrate": (exited,)})
+    )
+    recorded = decide(raised, ran)
+    assert isinstance(recorded, RecordStep)
+    assert recorded.record.definition == definition(raised.spec.pre_deploy[0])
+    after = out_of_date(seen(revision=TD_NEW, records={"migrate": recorded.record}))
+    waits = decide(raised, after)
+    assert isinstance(waits, Wait) and waits.reason is Reason.STEP_FAILED, waits.message
+    fixed = release(preDeploy=[{**MIGRATE, "timeoutSeconds": 900}])
+    assert isinstance(decide(fixed, after), RunStep), "an edit after the failure runs it again"
+
+
 def test_a_failure_of_an_unknown_or_the_same_definition_waits_and_a_success_never_reruns() -> None:
     rel = release(preDeploy=[{**MIGRATE, "command": ["migrate", "--fake-initial"]}])
     older = decide(rel, out_of_date(seen(revision=TD_NEW, records={"migrate": FAILED})))
