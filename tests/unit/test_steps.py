@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from builders import NOW, memory_tags, service, task_definition
 from builders import deployment as build_deployment
 from builders import release as build_release
+from ecsop.aws import ecs_mapping
+from ecsop.controller import step_probe
 from ecsop.decision import actions, situation, steps
 from ecsop.decision import decide as reconciler
 from ecsop.decision.actions import (
@@ -55,6 +57,7 @@ from ecsop.decision.step_state import (
     definition,
     started_by,
 )
+from ecsop.spec.loader import LoadedRelease
 from ecsop.spec.model import ServiceRelease, fingerprint
 from ecsop.spec.step import Step
 
@@ -761,3 +764,84 @@ def test_a_timeout_edited_while_the_step_runs_never_cuts_it_short(
     )
     action = decide(release(preDeploy=[{**MIGRATE, "timeoutSeconds": spec_timeout}]), obs)
     assert isinstance(action, StopStep if stopped else StepRunning), action.message
+
+
+class _EarlierSpecGateway:
+    """The ECS a probe reads: this release's revisions, and one task of an earlier spec's
+    migration as DescribeTasks shows it (mapped by the real ``ecs_mapping.step_task``)."""
+
+    def __init__(self, earlier: TaskDefinition, raw_task: dict[str, Any]) -> None:
+        self.earlier = earlier
+        self.raw_task = raw_task
+        self.started_by = started_by("api-prod", "e" * 16, "migrate", 1)
+
+    def fresh_revision(self, arn: str) -> TaskDefinition:
+        return TD_NEW
+
+    def release_revisions(self, family: str, release: str) -> list[TaskDefinition]:
+        return [TD_NEW, self.earlier]
+
+    def step_tasks(self, cluster: str, identity: str, container: str) -> tuple[StepTask, ...]:
+        if identity != self.started_by:
+            return ()
+        return (ecs_mapping.step_task(self.raw_task, container),)
+
+
+def _earlier_migration(
+    age: float, exit_code: int | None = None
+) -> tuple[TaskDefinition, dict[str, Any]]:
+    record = replace(STARTED, at=int((NOW - timedelta(seconds=age)).timestamp()), limit=300)
+    tags = {TAG_RELEASE: "api-prod", TAG_FINGERPRINT: "e" * 16, step_tag("migrate"): record.value()}
+    earlier = task_definition("api", 7, {"api": OLD, "log": SIDE}, tags)
+    api: dict[str, Any] = {"name": "api"} if exit_code is None else {"name": "api", "exitCode": 0}
+    raw = {
+        "taskArn": task().arn,
+        "lastStatus": "RUNNING",
+        "desiredStatus": "RUNNING",
+        "createdAt": NOW - timedelta(seconds=age),
+        "containers": [api, {"name": "log"}],
+        "overrides": {
+            "containerOverrides": [{"name": "api", "command": ["migrate"]}, {"name": "log"}]
+        },
+    }
+    return earlier, raw
+
+
+@pytest.mark.parametrize(
+    ("age", "exit_code", "spec_timeout", "expected"),
+    [
+        pytest.param(400, None, 3600, "waits", id="timeout-raised-with-new-images-lets-it-run"),
+        pytest.param(4000, None, 3600, "timed out after 3600s", id="past-the-raised-timeout"),
+        pytest.param(400, None, 120, "timed out after 300s", id="lowered-keeps-its-own"),
+        pytest.param(400, None, None, "timed out after 300s", id="step-gone-from-the-spec"),
+        pytest.param(60, 0, 3600, "exited with code 0", id="container-exited-task-runs-on"),
+    ],
+)
+def test_an_earlier_specs_migration_is_judged_through_the_probe(
+    age: float, exit_code: int | None, spec_timeout: int | None, expected: str
+) -> None:
+    """A migration of the previous images runs (started with ``timeoutSeconds: 300``); the
+    person pushes new images and raises the timeout to let it finish. Before, the probe
+    judged it by its recorded 300s alone and it was recorded failed and stopped mid-way.
+    Its step container exiting while the task runs on (not essential) was never seen: the
+    probe looked for a container named ""."""
+    step = {**MIGRATE, "name": "migrate" if spec_timeout else "migrate-v2"}
+    if spec_timeout:
+        step["timeoutSeconds"] = spec_timeout
+    rel = release(preDeploy=[step])
+    gateway = _EarlierSpecGateway(*_earlier_migration(age, exit_code))
+    query = steps.StepQuery(
+        StepKind.PRE_DEPLOY, FP_NEW, tuple(rel.spec.pre_deploy), revision=TD_NEW.arn
+    )
+    loaded = LoadedRelease(rel, "specs/api.yaml", 1, "us-east-1")
+    obs = out_of_date(None)
+    probed = step_probe._Reader(loaded, cast(Any, gateway), obs, query, None, NOW).read()
+    assert probed.elsewhere, "the earlier spec's migration is seen running"
+    action = decide(rel, replace(obs, steps=probed))
+    if expected == "waits":
+        assert isinstance(action, Wait) and not isinstance(action, StopStep), action.message
+        assert "waiting for step migrate of eeeeeeeeeeeeeeee" in action.message
+    else:
+        assert isinstance(action, StopStep), action.message
+        assert action.task_arn == task().arn and action.revision == gateway.earlier.arn
+        assert expected in action.message, action.message
