@@ -413,22 +413,24 @@ def test_a_hung_migration_of_an_earlier_spec_is_stopped_at_its_timeout_then_the_
     """The fix is pushed while the bad migration hangs: its timeout is still enforced.
 
     Before, the hung task ran on with nobody watching it, and the fix waited for
-    it for 25 hours before migrating next to it.
+    it for 25 hours before migrating next to it. The fix keeps the timeout: one that
+    raised it would let the hung migration run to the raised one (unit-tested:
+    ``test_an_earlier_specs_migration_is_judged_through_the_probe``).
     """
     daemon = adopted(repo, start_daemon, "--resync-interval", "30")
-    repo.commit({"shop.yaml": shop(HANGING_MIGRATION, migrate=60)}, "a migration that hangs")
+    repo.commit({"shop.yaml": shop(HANGING_MIGRATION, migrate=150)}, "a migration that hangs")
     wait_for(lambda: sandbox.call_log("RunTask"), 30, "the hanging migration started")
-    repo.commit({"shop.yaml": shop(GOOD_V3)}, "the fix, pushed while it hangs")
+    repo.commit({"shop.yaml": shop(GOOD_V3, migrate=150)}, "the fix, pushed while it hangs")
     wait_for(lambda: sandbox.steady_on("shop", GOOD_V3), 180, "the fix deployed")
     hung, fix = sandbox.call_log("RunTask")
     (stop,) = sandbox.call_log("StopTask")
-    assert 60 <= stop["sim"] - hung["sim"] < 60 + 120, "stopped at its own timeout"
+    assert 150 <= stop["sim"] - hung["sim"] < 150 + 120, "stopped at its own timeout"
     assert fix["sim"] > stop["sim"], "the fix's migration only once the hung one was stopped"
     first, _ = step_tasks(sandbox)
     assert first["lastStatus"] == "STOPPED"
     records = step_tags(sandbox, hung["request"]["taskDefinition"])
     assert records["migrate"].state is StepState.FAILED
-    assert "timed out after 60s" in records["migrate"].why
+    assert "timed out after 150s" in records["migrate"].why
     assert phase(daemon) in ("Progressing", "Synced")
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from builders import NOW, memory_tags, service, task_definition
 from builders import deployment as build_deployment
 from builders import release as build_release
+from ecsop.aws import ecs_mapping
+from ecsop.controller import step_probe
 from ecsop.decision import actions, situation, steps
 from ecsop.decision import decide as reconciler
 from ecsop.decision.actions import (
@@ -55,6 +57,7 @@ from ecsop.decision.step_state import (
     definition,
     started_by,
 )
+from ecsop.spec.loader import LoadedRelease
 from ecsop.spec.model import ServiceRelease, fingerprint
 from ecsop.spec.step import Step
 
@@ -434,6 +437,64 @@ def test_a_failed_step_the_spec_fixed_runs_again_with_the_same_images(
     assert isinstance(decide(rel, still_running), StopStep), "the failed task is stopped first"
 
 
+@pytest.mark.parametrize(
+    "failed_task",
+    [
+        pytest.param(task(age=400, stopping=True), id="stoptask-sent-sigterm-grace"),
+        pytest.param(
+            replace(task(age=400), last_status="DEACTIVATING", desired_status="STOPPED"),
+            id="deactivating",
+        ),
+    ],
+)
+def test_a_fixed_step_waits_for_its_failed_attempt_to_stop(failed_task: StepTask) -> None:
+    """The migration timed out (StopTask sent) or failed; the person fixes the spec while
+    ECS still stops the failed task (its container in its SIGTERM grace, or ignoring
+    SIGTERM). Before, the next pass ran the fixed attempt at once: two copies of the
+    migration against one database. ``ecsop retry`` already refused (``StillStopping``)."""
+    failed = replace(FAILED, definition=definition(Step.model_validate(MIGRATE)))
+    rel = release(preDeploy=[{**MIGRATE, "command": ["migrate", "--fake-initial"]}])
+    stopping = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": failed}, tasks={"migrate": (failed_task,)})
+    )
+    action = decide(rel, stopping)
+    assert isinstance(action, StepRunning), action.message
+    assert action.reason is Reason.STEP_BLOCKED and action.phase is Phase.PROGRESSING
+    assert "has not stopped yet: attempt 2 waits for it" in action.message
+    stopped = replace(failed_task, last_status="STOPPED", desired_status="STOPPED")
+    gone = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": failed}, tasks={"migrate": (stopped,)})
+    )
+    action = decide(rel, gone)
+    assert isinstance(action, RunStep) and action.record.attempt == 2, action.message
+
+
+def test_a_failure_records_the_definition_in_force_when_it_failed() -> None:
+    """The timeout is raised while the migration runs (a new ``def=``), then it fails
+    anyway: it failed as the spec stands, so it is not run again by itself (before, the
+    edit made mid-run started attempt 2 as soon as attempt 1 was recorded failed)."""
+    raised = release(preDeploy=[{**MIGRATE, "timeoutSeconds": 600}])
+    started = replace(STARTED, definition=definition(Step.model_validate(MIGRATE)), limit=300)
+    hung = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": started}, tasks={"migrate": (task(age=700),)})
+    )
+    timed_out = decide(raised, hung)
+    assert isinstance(timed_out, StopStep) and timed_out.record is not None
+    assert timed_out.record.definition == definition(raised.spec.pre_deploy[0])
+    exited = replace(task("STOPPED"), exit_code=3)
+    ran = out_of_date(
+        seen(revision=TD_NEW, records={"migrate": started}, tasks={"migrate": (exited,)})
+    )
+    recorded = decide(raised, ran)
+    assert isinstance(recorded, RecordStep)
+    assert recorded.record.definition == definition(raised.spec.pre_deploy[0])
+    after = out_of_date(seen(revision=TD_NEW, records={"migrate": recorded.record}))
+    waits = decide(raised, after)
+    assert isinstance(waits, Wait) and waits.reason is Reason.STEP_FAILED, waits.message
+    fixed = release(preDeploy=[{**MIGRATE, "timeoutSeconds": 900}])
+    assert isinstance(decide(fixed, after), RunStep), "an edit after the failure runs it again"
+
+
 def test_a_failure_of_an_unknown_or_the_same_definition_waits_and_a_success_never_reruns() -> None:
     rel = release(preDeploy=[{**MIGRATE, "command": ["migrate", "--fake-initial"]}])
     older = decide(rel, out_of_date(seen(revision=TD_NEW, records={"migrate": FAILED})))
@@ -703,3 +764,84 @@ def test_a_timeout_edited_while_the_step_runs_never_cuts_it_short(
     )
     action = decide(release(preDeploy=[{**MIGRATE, "timeoutSeconds": spec_timeout}]), obs)
     assert isinstance(action, StopStep if stopped else StepRunning), action.message
+
+
+class _EarlierSpecGateway:
+    """The ECS a probe reads: this release's revisions, and one task of an earlier spec's
+    migration as DescribeTasks shows it (mapped by the real ``ecs_mapping.step_task``)."""
+
+    def __init__(self, earlier: TaskDefinition, raw_task: dict[str, Any]) -> None:
+        self.earlier = earlier
+        self.raw_task = raw_task
+        self.started_by = started_by("api-prod", "e" * 16, "migrate", 1)
+
+    def fresh_revision(self, arn: str) -> TaskDefinition:
+        return TD_NEW
+
+    def release_revisions(self, family: str, release: str) -> list[TaskDefinition]:
+        return [TD_NEW, self.earlier]
+
+    def step_tasks(self, cluster: str, identity: str, container: str) -> tuple[StepTask, ...]:
+        if identity != self.started_by:
+            return ()
+        return (ecs_mapping.step_task(self.raw_task, container),)
+
+
+def _earlier_migration(
+    age: float, exit_code: int | None = None
+) -> tuple[TaskDefinition, dict[str, Any]]:
+    record = replace(STARTED, at=int((NOW - timedelta(seconds=age)).timestamp()), limit=300)
+    tags = {TAG_RELEASE: "api-prod", TAG_FINGERPRINT: "e" * 16, step_tag("migrate"): record.value()}
+    earlier = task_definition("api", 7, {"api": OLD, "log": SIDE}, tags)
+    api: dict[str, Any] = {"name": "api"} if exit_code is None else {"name": "api", "exitCode": 0}
+    raw = {
+        "taskArn": task().arn,
+        "lastStatus": "RUNNING",
+        "desiredStatus": "RUNNING",
+        "createdAt": NOW - timedelta(seconds=age),
+        "containers": [api, {"name": "log"}],
+        "overrides": {
+            "containerOverrides": [{"name": "api", "command": ["migrate"]}, {"name": "log"}]
+        },
+    }
+    return earlier, raw
+
+
+@pytest.mark.parametrize(
+    ("age", "exit_code", "spec_timeout", "expected"),
+    [
+        pytest.param(400, None, 3600, "waits", id="timeout-raised-with-new-images-lets-it-run"),
+        pytest.param(4000, None, 3600, "timed out after 3600s", id="past-the-raised-timeout"),
+        pytest.param(400, None, 120, "timed out after 300s", id="lowered-keeps-its-own"),
+        pytest.param(400, None, None, "timed out after 300s", id="step-gone-from-the-spec"),
+        pytest.param(60, 0, 3600, "exited with code 0", id="container-exited-task-runs-on"),
+    ],
+)
+def test_an_earlier_specs_migration_is_judged_through_the_probe(
+    age: float, exit_code: int | None, spec_timeout: int | None, expected: str
+) -> None:
+    """A migration of the previous images runs (started with ``timeoutSeconds: 300``); the
+    person pushes new images and raises the timeout to let it finish. Before, the probe
+    judged it by its recorded 300s alone and it was recorded failed and stopped mid-way.
+    Its step container exiting while the task runs on (not essential) was never seen: the
+    probe looked for a container named ""."""
+    step = {**MIGRATE, "name": "migrate" if spec_timeout else "migrate-v2"}
+    if spec_timeout:
+        step["timeoutSeconds"] = spec_timeout
+    rel = release(preDeploy=[step])
+    gateway = _EarlierSpecGateway(*_earlier_migration(age, exit_code))
+    query = steps.StepQuery(
+        StepKind.PRE_DEPLOY, FP_NEW, tuple(rel.spec.pre_deploy), revision=TD_NEW.arn
+    )
+    loaded = LoadedRelease(rel, "specs/api.yaml", 1, "us-east-1")
+    obs = out_of_date(None)
+    probed = step_probe._Reader(loaded, cast(Any, gateway), obs, query, None, NOW).read()
+    assert probed.elsewhere, "the earlier spec's migration is seen running"
+    action = decide(rel, replace(obs, steps=probed))
+    if expected == "waits":
+        assert isinstance(action, Wait) and not isinstance(action, StopStep), action.message
+        assert "waiting for step migrate of eeeeeeeeeeeeeeee" in action.message
+    else:
+        assert isinstance(action, StopStep), action.message
+        assert action.task_arn == task().arn and action.revision == gateway.earlier.arn
+        assert expected in action.message, action.message

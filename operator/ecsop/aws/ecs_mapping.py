@@ -139,7 +139,12 @@ def container_logs(described: Mapping[str, Any]) -> dict[str, ContainerLogs]:
 
 
 def step_task(task: Mapping[str, Any], container: str) -> StepTask:
-    """A step's task (DescribeTasks), with its step container's exit code and reason."""
+    """A step's task (DescribeTasks), with its step container's exit code and reason.
+
+    ``container`` "" (an earlier spec's step, its container not known): the one whose
+    command the task overrides (``one_off.run`` overrides the step's container only).
+    """
+    container = container or _command_overridden(task)
     named: Mapping[str, Any] = next(
         (c for c in task.get("containers") or () if c.get("name") == container), {}
     )
@@ -160,6 +165,14 @@ def step_task(task: Mapping[str, Any], container: str) -> StepTask:
         stopped_reason=str(task.get("stoppedReason") or "")[:300],
         container_reason=str(named.get("reason") or "")[:300],
     )
+
+
+def _command_overridden(task: Mapping[str, Any]) -> str:
+    """The container whose command ``task`` overrides ("" if none): DescribeTasks lists an
+    override entry for every container, with ``command`` only where RunTask set one
+    (``Task.overrides``, https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Task.html)."""
+    overrides = (task.get("overrides") or {}).get("containerOverrides") or ()
+    return next((str(o.get("name") or "") for o in overrides if o.get("command")), "")
 
 
 def load_balancer(raw: Mapping[str, Any]) -> LoadBalancer:

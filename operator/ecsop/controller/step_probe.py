@@ -184,7 +184,13 @@ class _Reader:
 
     def _running_elsewhere(self, family: str) -> tuple[tuple[str, ...], tuple[Overdue, ...]]:
         """This release's steps of other fingerprints whose task still runs, and those of
-        them past the timeout they were started with (or failed, and not yet stopped)."""
+        them past their timeout (or failed, or their container exited, and not yet stopped).
+
+        The timeout is the longer of the one it was started with (``limit=``) and the
+        current spec's for the step of that name: a timeout raised with new images (a new
+        fingerprint) lets the running migration finish, as ``step_walk`` does for an edit
+        that keeps the images."""
+        timeouts = {step.name: step.timeout_seconds for step in self.query.steps}
         running, overdue = [], []
         for sibling in self._siblings(family):
             fingerprint = RevisionMemory.read(sibling.tags).fingerprint
@@ -210,10 +216,11 @@ class _Reader:
                 )
                 elapsed = (self.now - task.created_at).total_seconds()
                 failed = record.state is StepState.FAILED
-                late = bool(record.limit) and elapsed > record.limit
+                limit = max(record.limit, timeouts.get(name, 0)) if record.limit else 0
+                late = bool(limit) and elapsed > limit
                 exited = task.exit_code is not None  # its container is not essential
                 if not task.stopping and (failed or late or exited):
-                    found = Overdue(sibling.arn, name, fingerprint, record, task)
+                    found = Overdue(sibling.arn, name, fingerprint, record, task, limit)
                     overdue.append(found)
         return tuple(running), tuple(overdue)
 

@@ -95,6 +95,9 @@ class Overdue:
     fingerprint: str
     record: StepRecord
     task: StepTask
+    limit: int = 0
+    """The timeout it is held to: the longer of its ``record.limit`` and the current spec's
+    ``timeoutSeconds`` for the step of that name (a timeout raised with new images)."""
 
 
 @dataclass(frozen=True)

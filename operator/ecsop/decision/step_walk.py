@@ -17,14 +17,17 @@ one step needs next, from what the pass read (``Observation.steps``):
 - ``failed`` recorded: ``Failed`` (the caller says what it means), after
   stopping a task of it still running; but a failure of a definition the
   spec has changed since (its command, environment or timeout: the images,
-  hence the fingerprint, unchanged) is followed by the next attempt.
+  hence the fingerprint, unchanged) is followed by the next attempt, once
+  the failed attempt's task has stopped (``StepRunning`` until then). A
+  failure records the definition in force when it is recorded (``def=``),
+  so only an edit made after it starts the next attempt.
 
 Pure, like the rest of the decision.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ecsop.decision.actions import (
@@ -126,6 +129,8 @@ class Walk:
                 stoppable = [task for task in live if not task.stopping]
                 if stoppable:
                     return self._stop(step, stoppable[0], None, f"{self._name(step)} failed")
+                if redefined(record, step) and live:  # ECS is still stopping the failed one
+                    return self._still_stopping(step, record, live[0])
                 if redefined(record, step):  # the spec changed the step since it failed
                     return self._run(step, record.retried(), deploy, pending)
                 return Failed(self._failure(step, record))
@@ -139,7 +144,7 @@ class Walk:
                     f"started {int(self._age(record))}s ago and its task is no longer listed "
                     "by ECS; not run again without `ecsop retry`"
                 )
-                return self._record(step, record.finished(False, "", None, "", why), None)
+                return self._record(step, self._ended(step, record, False, "", None, "", why), None)
             return self._run(step, record, deploy, pending)
         return None
 
@@ -204,7 +209,7 @@ class Walk:
         timeout = max(record.limit, step.timeout_seconds)
         if elapsed > timeout and not task.stopping:
             why = f"timed out after {timeout}s ({task.last_status})"
-            failed = record.finished(False, task.task_id, None, "", why)
+            failed = self._ended(step, record, False, task.task_id, None, "", why)
             return self._stop(step, task, failed, f"{self._name(step)} {why}")
         remaining = timeout - elapsed
         target = self.seen.target if self.seen else None
@@ -224,7 +229,9 @@ class Walk:
     def _finished(self, step: Step, record: StepRecord, task: StepTask) -> Action:
         succeeded = task.exit_code == 0
         why = "" if succeeded else _why(task)
-        done = record.finished(succeeded, task.task_id, task.exit_code, task.stop_code, why)
+        done = self._ended(
+            step, record, succeeded, task.task_id, task.exit_code, task.stop_code, why
+        )
         duration = None
         if task.stopped_at is not None:
             duration = max(0.0, (task.stopped_at - task.created_at).total_seconds())
@@ -267,6 +274,42 @@ class Walk:
             record=record,
             stop_reason=f"ecsop: {self.kind.words} step {step.name} {ending}",
         )
+
+    def _still_stopping(self, step: Step, record: StepRecord, task: StepTask) -> Action:
+        """A failed attempt whose task ECS is still stopping (a timeout's StopTask waits out
+        the container's ``stopTimeout``; a container may ignore SIGTERM): the spec's next
+        attempt waits for it, as ``ecsop retry`` does, never runs next to it."""
+        target = self.seen.target if self.seen else None
+        elapsed = (self.now - task.created_at).total_seconds()
+        return StepRunning(
+            Phase.PROGRESSING,
+            Reason.STEP_BLOCKED,
+            f"{self._name(step)} failed (attempt {record.attempt}) and its task on "
+            f"{revision_name(target)} ({describe_task(task)}, {task.last_status}) has not "
+            f"stopped yet: attempt {record.attempt + 1} waits for it",
+            self.poll,
+            kind=self.kind.value,
+            step=step.name,
+            task=task.arn,
+            elapsed_seconds=int(elapsed),
+            timeout_seconds=max(record.limit, step.timeout_seconds),
+        )
+
+    def _ended(
+        self,
+        step: Step,
+        record: StepRecord,
+        succeeded: bool,
+        task: str,
+        exit_code: int | None,
+        stop_code: str,
+        why: str,
+    ) -> StepRecord:
+        """``record`` finished, its ``def=`` the spec's definition of ``step`` now: a failure
+        is of the step as the spec stands when it is recorded, so an edit made while the
+        attempt ran does not start the next one; only an edit made after it does."""
+        done = record.finished(succeeded, task, exit_code, stop_code, why)
+        return replace(done, definition=definition(step))
 
     def _stop_exited(self, step: Step, task: StepTask) -> Action:
         """The step's container exited, a container it does not end runs on (the step's is

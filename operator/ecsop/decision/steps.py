@@ -122,7 +122,7 @@ def _stop_overdue(overdue: Overdue) -> Action:
     container exited while its task runs on, is stopped without a new record."""
     task, record = overdue.task, overdue.record
     ended = record.state is StepState.FAILED or task.exit_code is not None
-    why = f"timed out after {record.limit}s ({task.last_status})"
+    why = f"timed out after {overdue.limit or record.limit}s ({task.last_status})"
     if task.exit_code is not None:
         why = f"exited with code {task.exit_code} (its task runs on)"
     elif record.state is StepState.FAILED:
