@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ecsop.decision import gates, rollback, strategy
 from ecsop.decision.actions import Action, Continue, RecordFailure, Revert, Wait
-from ecsop.decision.ecs_state import RolloutState, short_name
+from ecsop.decision.ecs_state import Deployment, Fingerprint, RolloutState, short_name
 from ecsop.decision.gates import Verdict
 from ecsop.decision.observation import Traffic, fingerprint_of
 from ecsop.decision.pass_inputs import PassInputs
@@ -24,18 +24,9 @@ def rolling_out(p: PassInputs) -> Action:
     assert deployment is not None
     if traffic is not None and traffic.rolling_back:
         return traffic_returning(p, traffic)
-    waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
-    verdict = _unless_cleaning_up(
-        gates.rollout_failure(p.release, p.observed, deployment, p.now, waits), traffic
-    )
-    left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
-    judged = _at_test_traffic_pause(p, verdict, left_to_ecs, p.view.desired)
-    if isinstance(judged, Continue):
-        return judged
-    verdict = judged
-    if verdict is not None:
-        failed = FailedRollout(p.view.desired, verdict, deployment.id)
-        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
+    acted, waits, left_to_ecs = _judged(p, deployment, p.view.desired)
+    if acted is not None:
+        return acted
     age = int(gates.age(deployment, p.now))
     where = strategy.progress(p.release, p.observed, p.now)
     where = _joined(where, left_to_ecs)
@@ -49,6 +40,28 @@ def rolling_out(p: PassInputs) -> Action:
         f"{p.release.spec.rollout.timeout_seconds + int(waits)}s",
         p.poll,
     )
+
+
+def _judged(
+    p: PassInputs, deployment: Deployment, rollout: Fingerprint
+) -> tuple[Action | None, float, str]:
+    """Every gate on ``deployment``, the rollout of ``rollout``: a Continue at ecsop's
+    test-traffic pause or a rollback on failure (None while it goes on), the waits the
+    strategy adds to its timeout, and what is left to ECS (for the message)."""
+    traffic = p.observed.traffic
+    waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
+    verdict = _unless_cleaning_up(
+        gates.rollout_failure(p.release, p.observed, deployment, p.now, waits), traffic
+    )
+    left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
+    judged = _at_test_traffic_pause(p, verdict, left_to_ecs, rollout)
+    if isinstance(judged, Continue):
+        return judged, waits, left_to_ecs
+    if judged is not None:
+        failed = FailedRollout(rollout, judged, deployment.id)
+        acted = rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
+        return acted, waits, left_to_ecs
+    return None, waits, left_to_ecs
 
 
 def _unless_cleaning_up(verdict: Verdict | None, traffic: Traffic | None) -> Verdict | None:
@@ -222,19 +235,10 @@ def superseded(p: PassInputs) -> Action:
             memory=p.memory.without_rollout(),
             service_deployment=traffic.service_deployment if traffic and traffic.ongoing else "",
         )
-    waits = strategy.waits_seconds(p.release.spec.rollout.strategy, p.observed.service)
-    verdict = _unless_cleaning_up(
-        gates.rollout_failure(p.release, p.observed, deployment, p.now, waits), traffic
-    )
-    left_to_ecs = gates.left_to_ecs(p.observed, deployment, p.now)
     # At the test-traffic pause nobody but ecsop lets green go on: judged, not left waiting.
-    judged = _at_test_traffic_pause(p, verdict, left_to_ecs, p.view.judged_fingerprint)
-    if isinstance(judged, Continue):
-        return judged
-    verdict = judged
-    if verdict is not None:
-        failed = FailedRollout(p.view.judged_fingerprint, verdict, deployment.id)
-        return rollback.on_failure(p.release, p.view, failed, p.memory, p.poll, traffic)
+    acted, _, left_to_ecs = _judged(p, deployment, p.view.judged_fingerprint)
+    if acted is not None:
+        return acted
     message = (
         f"finishing the rollout of {p.view.judged_fingerprint} before deploying {p.view.desired}"
     )
