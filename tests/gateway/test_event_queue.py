@@ -97,6 +97,18 @@ TASK = f"arn:aws:ecs:us-west-2:{ACCOUNT}:task/prod/c13b4cb40f1f4fe4a2971f76ae5a4
 SERVICE = f"arn:aws:ecs:us-west-2:{ACCOUNT}:service/prod/web"
 
 
+def sample_event(kind: EventKind, **fields: Any) -> ecs_events.EcsEvent:
+    """What the samples' envelope (id, time, account, region) reads as, with ``fields``."""
+    return ecs_events.EcsEvent(
+        kind,
+        id="3317b2af-7005-947d-b652-f55e762e571a",
+        time=datetime(2020, 1, 23, 17, 57, 58, tzinfo=UTC),
+        account=ACCOUNT,
+        region="us-west-2",
+        **fields,
+    )
+
+
 def envelope(detail_type: str, resources: list[str], detail: dict[str, Any], **top: Any) -> str:
     return json.dumps(
         {
@@ -134,12 +146,8 @@ STOPPED_TASK = {
     [
         pytest.param(
             envelope("ECS Task State Change", [TASK], STOPPED_TASK),
-            ecs_events.EcsEvent(
+            sample_event(
                 EventKind.TASK,
-                id="3317b2af-7005-947d-b652-f55e762e571a",
-                time=datetime(2020, 1, 23, 17, 57, 58, tzinfo=UTC),
-                account=ACCOUNT,
-                region="us-west-2",
                 cluster="prod",
                 service="web",
                 deployment="ecs-svc/1234567890123456789",
@@ -158,12 +166,8 @@ STOPPED_TASK = {
                 {**STOPPED_TASK, "group": "family:migrate", "startedBy": "ci"},
                 account=None,
             ),
-            ecs_events.EcsEvent(
+            sample_event(
                 EventKind.TASK,
-                id="3317b2af-7005-947d-b652-f55e762e571a",
-                time=datetime(2020, 1, 23, 17, 57, 58, tzinfo=UTC),
-                account=ACCOUNT,
-                region="us-west-2",
                 cluster="prod",
                 deployment="ci",
                 name="STOPPED/STOPPED",
@@ -186,12 +190,8 @@ STOPPED_TASK = {
                     "reason": "ECS deployment circuit breaker: task failed to start.",
                 },
             ),
-            ecs_events.EcsEvent(
+            sample_event(
                 EventKind.DEPLOYMENT,
-                id="3317b2af-7005-947d-b652-f55e762e571a",
-                time=datetime(2020, 1, 23, 17, 57, 58, tzinfo=UTC),
-                account=ACCOUNT,
-                region="us-west-2",
                 cluster="prod",
                 service="web",
                 deployment="ecs-svc/123",
@@ -210,12 +210,8 @@ STOPPED_TASK = {
                     "createdAt": "2019-11-19T19:27:22.695Z",
                 },
             ),
-            ecs_events.EcsEvent(
+            sample_event(
                 EventKind.SERVICE_ACTION,
-                id="3317b2af-7005-947d-b652-f55e762e571a",
-                time=datetime(2020, 1, 23, 17, 57, 58, tzinfo=UTC),
-                account=ACCOUNT,
-                region="us-west-2",
                 cluster="prod",
                 service="web",
                 name="SERVICE_STEADY_STATE",
@@ -243,12 +239,8 @@ STOPPED_TASK = {
         ),
         pytest.param(
             envelope("ECS Deployment State Change", 5, {"eventName": "X"}),  # type: ignore[arg-type]
-            ecs_events.EcsEvent(
+            sample_event(
                 EventKind.DEPLOYMENT,
-                id="3317b2af-7005-947d-b652-f55e762e571a",
-                time=datetime(2020, 1, 23, 17, 57, 58, tzinfo=UTC),
-                account=ACCOUNT,
-                region="us-west-2",
                 name="X",
             ),
             id="resources-a-number",

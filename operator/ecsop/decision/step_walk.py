@@ -258,7 +258,7 @@ class Walk:
             duration_seconds=duration,
         )
 
-    def _stop(self, step: Step, task: StepTask, record: StepRecord | None, why: str) -> Action:
+    def _stop(self, step: Step, task: StepTask, record: StepRecord | None, why: str) -> StopStep:
         seen = self.seen
         assert seen is not None and seen.target is not None
         ending = "failed" if record is None else "timed out"
@@ -315,20 +315,14 @@ class Walk:
         """The step's container exited, a container it does not end runs on (the step's is
         not ``essential``): the task is stopped, its outcome recorded once it stopped
         (``_finished``: the step container's exit code, not the others')."""
-        seen = self.seen
-        assert seen is not None and seen.target is not None
-        return StopStep(
-            Phase.PROGRESSING,
-            Reason.RUNNING_STEP,
+        why = (
             f"{self._name(step)}: container {step.container} exited with code "
-            f"{task.exit_code}, the task's other containers still run: stopping "
-            f"{describe_task(task)}",
-            0,
-            kind=self.kind.value,
-            step=step.name,
-            revision=seen.target.arn,
-            task_arn=task.arn,
-            record=None,
+            f"{task.exit_code}, the task's other containers still run"
+        )
+        return replace(
+            self._stop(step, task, None, why),
+            phase=Phase.PROGRESSING,
+            reason=Reason.RUNNING_STEP,
             stop_reason=f"ecsop: {self.kind.words} step {step.name} exited",
         )
 
