@@ -425,3 +425,27 @@ def test_a_migration_the_budget_would_hold_gives_its_worker_back_and_starts_noth
     applied = AwsExecutor(WriteLog()).execute(migration(), gateway, SERVICE, "api-prod", "abc")
     assert gateway.names()[1:] == ["find_revision", "register", "record_step", "run_step"]
     assert applied.step_task.endswith("/t1") and applied.task_definition == CLONE
+
+
+class LostRegisterAnswer(RecordingGateway):
+    """RegisterTaskDefinition succeeds at AWS, but its answer is lost (a timeout)."""
+
+    def register(self, clone: PreparedClone) -> TaskDefinition:
+        super().register(clone)
+        if self.existing is None:
+            self.existing = CLONE  # in the family now, found by its ecsop:content
+            raise AwsError("RequestTimeout", "no answer", "RegisterTaskDefinition", retryable=True)
+        raise AssertionError("registered twice")
+
+
+def test_a_migration_whose_registration_answer_was_lost_reuses_that_revision() -> None:
+    """Attack: the answer to a pre-deploy step's registration is lost after the write. The
+    pass fails before any record or RunTask; the next finds the revision and starts the
+    step on it: one revision, one migration."""
+    gateway = LostRegisterAnswer()
+    with pytest.raises(AwsError):
+        AwsExecutor(WriteLog()).execute(migration(), gateway, SERVICE, "api-prod", "abc123")
+    assert gateway.names() == ["find_revision", "register"]
+    applied = AwsExecutor(WriteLog()).execute(migration(), gateway, SERVICE, "api-prod", "abc")
+    assert gateway.names()[2:] == ["find_revision", "record_step", "run_step"]
+    assert applied.task_definition == CLONE and not applied.registered

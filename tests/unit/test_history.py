@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -232,3 +233,21 @@ def test_status_history_off_reads_nothing() -> None:
     gateway, clock = Gateway(), Clock()
     assert reader(gateway, clock, entries=0)(["shop"]) == {}
     assert gateway.reads == 0
+
+
+def test_a_flood_of_status_requests_reads_each_release_once() -> None:
+    """Attack: a dashboard (or anyone who can reach /status) sends fifty requests at once
+    while a read is slow: one read per release, not one per request."""
+    gateway, clock = Gateway(), Clock()
+    gateway.block.clear()
+    history = reader(gateway, clock, deadline_seconds=0.05)
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: history(["shop"]), range(50)))
+    assert all(answer == {} for answer in answers)  # none waited past its deadline
+    gateway.block.set()
+    deadline = time.monotonic() + 10
+    while not history(["shop"]) and time.monotonic() < deadline:
+        threading.Event().wait(0.02)
+    assert history(["shop"])["shop"]["history"]
+    assert gateway.reads == 1
+    history.close()
